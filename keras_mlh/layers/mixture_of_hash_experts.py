@@ -1,0 +1,152 @@
+import keras
+from keras import ops
+
+from keras_mlh.layers.hash_layer import _BranchCodes, _validate_positive_int
+
+
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class MixtureOfHashExperts(_BranchCodes):
+    """Mixture of hash experts (MoH) shared by several hash branches.
+
+    `num_experts` linear hash projections ("experts") are shared by all
+    branches. Each branch has its own gate, a softmax over the experts computed
+    from the input features (multi-gate mixture of experts); the branch's code
+    is `tanh(BN(sum_e gate_e(x) * expert_e(x)))`. With `top_k < num_experts`
+    each gate keeps only its `top_k` largest logits (sparse gating; ties at the
+    threshold are all kept). Two optional regularizers, off by default, are
+    added with `add_loss`: a gate balance term (squared coefficient of
+    variation of each gate's mean expert usage, 0 when usage is uniform) and an
+    expert diversity term (mean squared cosine similarity between the experts'
+    flattened kernels).
+
+    Args:
+        bits: code length, a positive multiple of 8.
+        num_experts: number of shared hash experts.
+        num_branches: number of branches (gates).
+        top_k: experts kept per gate; `None` means all (dense gating).
+        batch_norm: apply batch normalization before tanh.
+        gate_balance_weight: weight of the gate balance regularizer.
+        expert_diversity_weight: weight of the expert diversity regularizer.
+        kernel_initializer: initializer of experts and gates.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        features: float tensor `(batch, features)`.
+        training: whether batch norm uses batch statistics.
+
+    Returns:
+        A tuple `(codes, gates)`: continuous codes in (-1, 1) of shape
+        `(batch, num_branches, bits)` and gate weights of shape
+        `(batch, num_branches, num_experts)` (rows sum to 1), which show how
+        much each branch uses each expert.
+
+    Example:
+    >>> moh = MixtureOfHashExperts(bits=32, num_experts=4, num_branches=2)
+    >>> codes, gates = moh(keras.ops.ones((8, 64)))
+    >>> codes.shape, gates.shape
+    ((8, 2, 32), (8, 2, 4))
+    """
+
+    def __init__(
+        self,
+        bits,
+        num_experts=4,
+        num_branches=2,
+        top_k=None,
+        batch_norm=True,
+        gate_balance_weight=0.0,
+        expert_diversity_weight=0.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(bits, num_branches, batch_norm, **kwargs)
+        _validate_positive_int("num_experts", num_experts)
+        if top_k is not None:
+            _validate_positive_int("top_k", top_k)
+            if top_k > num_experts:
+                raise ValueError(
+                    "`top_k` cannot exceed `num_experts`; use top_k=None for "
+                    f"dense gating. Received: top_k={top_k}, num_experts={num_experts}"
+                )
+        for name, value in (
+            ("gate_balance_weight", gate_balance_weight),
+            ("expert_diversity_weight", expert_diversity_weight),
+        ):
+            if value < 0:
+                raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.gate_balance_weight = float(gate_balance_weight)
+        self.expert_diversity_weight = float(expert_diversity_weight)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        self.expert_kernel = self.add_weight(
+            name="expert_kernel",
+            shape=(features, self.num_experts, self.bits),
+            initializer=self.kernel_initializer,
+        )
+        self.expert_bias = self.add_weight(
+            name="expert_bias", shape=(self.num_experts, self.bits), initializer="zeros"
+        )
+        self.gate_kernel = self.add_weight(
+            name="gate_kernel",
+            shape=(features, self.num_branches, self.num_experts),
+            initializer=self.kernel_initializer,
+        )
+        self.gate_bias = self.add_weight(
+            name="gate_bias",
+            shape=(self.num_branches, self.num_experts),
+            initializer="zeros",
+        )
+        self._build_tail()
+
+    def call(self, features, training=None):
+        experts = ops.einsum("nd,deb->neb", features, self.expert_kernel)
+        experts = experts + self.expert_bias
+        logits = ops.einsum("nd,dre->nre", features, self.gate_kernel) + self.gate_bias
+        if self.top_k is not None and self.top_k < self.num_experts:
+            threshold = ops.top_k(logits, self.top_k, sorted=True)[0][..., -1:]
+            logits = ops.where(logits >= threshold, logits, ops.full_like(logits, -1e9))
+        gates = ops.softmax(logits, axis=-1)
+        mixed = ops.einsum("nre,neb->nrb", gates, experts)
+        if training and self.gate_balance_weight > 0:
+            self.add_loss(self.gate_balance_weight * self._gate_imbalance(gates))
+        if training and self.expert_diversity_weight > 0:
+            self.add_loss(self.expert_diversity_weight * self._expert_similarity())
+        return self._codes(mixed, training), gates
+
+    def _gate_imbalance(self, gates):
+        usage = ops.mean(gates, axis=0)  # (branches, experts), rows sum to 1
+        return ops.mean(self.num_experts * ops.sum(ops.square(usage), axis=-1) - 1.0)
+
+    def _expert_similarity(self):
+        kernels = ops.transpose(self.expert_kernel, (1, 0, 2))
+        kernels = ops.reshape(kernels, (self.num_experts, -1))
+        kernels = kernels / (ops.norm(kernels, axis=-1, keepdims=True) + 1e-12)
+        cosine = ops.matmul(kernels, ops.transpose(kernels))
+        off_diagonal = cosine * (1.0 - ops.eye(self.num_experts, dtype=cosine.dtype))
+        pairs = self.num_experts * (self.num_experts - 1)
+        return ops.sum(ops.square(off_diagonal)) / max(pairs, 1)
+
+    def compute_output_shape(self, input_shape):
+        return (
+            (input_shape[0], self.num_branches, self.bits),
+            (input_shape[0], self.num_branches, self.num_experts),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_experts": self.num_experts,
+                "top_k": self.top_k,
+                "gate_balance_weight": self.gate_balance_weight,
+                "expert_diversity_weight": self.expert_diversity_weight,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

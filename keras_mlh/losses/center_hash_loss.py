@@ -1,0 +1,100 @@
+import keras
+import numpy as np
+from keras import ops
+
+NORMALIZATIONS = ("sample", "sample_class")
+
+
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class CenterHashLoss(keras.losses.Loss):
+    """Center loss of center-based hashing (MDSH form, as MLH uses it).
+
+    With hash centers `h_i` and continuous codes `u`,
+    `P_i = softmax_i(scale * cos(u, h_i))` and the per-sample loss is
+    `-sum_i [y_i log P_i + (1 - y_i) log(1 - P_i)]` for multi-hot targets `y`
+    (one-hot for single-label data), plus
+    `quantization_weight * mean((|u| - 1)^2)`.
+
+    Args:
+        centers: array `(num_classes, bits)` of ±1 hash centers.
+        scale: logit scale; `None` means `sqrt(bits)` as in MDSH/MLH.
+        normalization: `"sample"` sums over classes (the `1/N` of the MLH
+            formula) and `"sample_class"` averages over classes too (MDSH's
+            code, `1/(N c)`), which makes the term `c` times smaller.
+        quantization_weight: weight of `mean((|u| - 1)^2)`; MDSH uses 1e-4.
+        epsilon: floor of `1 - P` inside the log.
+        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+
+    Call arguments:
+        y_true: multi-hot float targets `(batch, num_classes)`.
+        y_pred: continuous codes `(batch, bits)`.
+
+    Returns:
+        The reduced loss (a scalar with the default reduction).
+
+    Example:
+    >>> from keras_mlh.centers import hash_centers
+    >>> loss = CenterHashLoss(hash_centers(10, 16).centers)
+    >>> y = keras.ops.one_hot(keras.ops.array([0, 3]), 10)
+    >>> float(loss(y, keras.ops.ones((2, 16)))) > 0
+    True
+    """
+
+    def __init__(
+        self,
+        centers,
+        scale=None,
+        normalization="sample",
+        quantization_weight=1e-4,
+        epsilon=1e-7,
+        name="center_hash_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        centers = np.asarray(centers, dtype="float32")
+        if centers.ndim != 2 or not np.all(np.abs(centers) == 1):
+            raise ValueError(
+                "`centers` must be a (num_classes, bits) array of ±1 values, e.g. "
+                f"from `keras_mlh.hash_centers`. Received: shape={centers.shape}"
+            )
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"`normalization` must be one of {NORMALIZATIONS}. "
+                f"Received: normalization={normalization!r}"
+            )
+        self.centers = centers
+        self.scale = float(np.sqrt(centers.shape[1])) if scale is None else float(scale)
+        self.normalization = normalization
+        self.quantization_weight = float(quantization_weight)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        # Converted inside call so no constant tensor is captured at build time.
+        centers = ops.convert_to_tensor(self.centers, dtype=y_pred.dtype)
+        centers = centers / ops.sqrt(float(self.centers.shape[1]))
+        codes = y_pred / (ops.norm(y_pred, axis=-1, keepdims=True) + self.epsilon)
+        logits = self.scale * ops.matmul(codes, ops.transpose(centers))
+        log_p = ops.log_softmax(logits, axis=-1)
+        log_not_p = ops.log(ops.maximum(1.0 - ops.exp(log_p), self.epsilon))
+        loss = -ops.sum(y_true * log_p + (1.0 - y_true) * log_not_p, axis=-1)
+        if self.normalization == "sample_class":
+            loss = loss / float(self.centers.shape[0])
+        if self.quantization_weight:
+            quantization = ops.mean(ops.square(ops.abs(y_pred) - 1.0), axis=-1)
+            loss = loss + self.quantization_weight * quantization
+        return loss
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "centers": self.centers.astype(int).tolist(),
+                "scale": self.scale,
+                "normalization": self.normalization,
+                "quantization_weight": self.quantization_weight,
+                "epsilon": self.epsilon,
+            }
+        )
+        return config

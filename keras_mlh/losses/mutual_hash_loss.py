@@ -1,0 +1,49 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class MutualHashLoss(keras.losses.Loss):
+    """Cosine mutual loss: `1 - cos(y_pred, y_true)` per sample.
+
+    In mutual learning each branch learns from the other's detached codes, so
+    the model calls it twice: `loss(stop_gradient(u_p), u_c)` teaches the
+    center branch and `loss(stop_gradient(u_c), u_p)` the pairwise branch.
+
+    Args:
+        epsilon: added to the norms to keep the cosine finite at zero.
+        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+
+    Call arguments:
+        y_true: the target codes `(batch, bits)` (detach them yourself).
+        y_pred: the codes being taught `(batch, bits)`.
+
+    Returns:
+        The reduced loss, in [0, 2].
+
+    Example:
+    >>> u = keras.ops.ones((2, 8))
+    >>> float(MutualHashLoss()(u, u)) < 1e-6
+    True
+    """
+
+    def __init__(
+        self,
+        epsilon=1e-7,
+        name="mutual_hash_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        dot = ops.sum(y_true * y_pred, axis=-1)
+        norms = ops.norm(y_true, axis=-1) * ops.norm(y_pred, axis=-1)
+        return 1.0 - dot / (norms + self.epsilon)
+
+    def get_config(self):
+        config = super().get_config()
+        config["epsilon"] = self.epsilon
+        return config

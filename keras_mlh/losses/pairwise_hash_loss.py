@@ -1,0 +1,91 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class PairwiseHashLoss(keras.losses.Loss):
+    """Pairwise similarity likelihood loss of DPSH, with a quantization term.
+
+    For codes `u_j` of the batch and reference codes `u_k`, with
+    `S_jk = 1[y_j . y_k > 0]` (the items share a label) and
+    `Theta_jk = theta_scale * u_j . u_k`, the per-sample loss is the mean over
+    references of `softplus(Theta_jk) - S_jk * Theta_jk` (the negative
+    log-likelihood, written with a stable softplus) plus
+    `quantization_weight * mean((u_j - sign(u_j))^2)`.
+
+    By default the references are the batch itself. To compare the batch with a
+    memory of earlier codes (as DPSH does with its bank of all training codes),
+    pass dicts: `y_true={"labels", "reference_labels", "reference_weights"}`
+    and `y_pred={"codes", "reference_codes"}`; references with weight 0 (e.g.
+    unfilled memory slots) are ignored.
+
+    Args:
+        theta_scale: scale of the inner product; DPSH uses 1/2.
+        quantization_weight: weight of the quantization term.
+        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+
+    Call arguments:
+        y_true: multi-hot labels `(batch, num_classes)`, or the dict above.
+        y_pred: continuous codes `(batch, bits)`, or the dict above.
+
+    Returns:
+        The reduced loss (a scalar with the default reduction).
+
+    Example:
+    >>> loss = PairwiseHashLoss()
+    >>> y = keras.ops.one_hot(keras.ops.array([0, 0, 1]), 2)
+    >>> float(loss(y, keras.ops.tanh(keras.random.normal((3, 16), seed=1)))) > 0
+    True
+    """
+
+    def __init__(
+        self,
+        theta_scale=0.5,
+        quantization_weight=0.1,
+        name="pairwise_hash_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if theta_scale <= 0:
+            raise ValueError(f"`theta_scale` must be > 0. Received: {theta_scale}")
+        self.theta_scale = float(theta_scale)
+        self.quantization_weight = float(quantization_weight)
+
+    def call(self, y_true, y_pred):
+        if isinstance(y_pred, dict):
+            codes, reference_codes = y_pred["codes"], y_pred["reference_codes"]
+            labels = y_true["labels"]
+            reference_labels = y_true["reference_labels"]
+            weights = y_true.get("reference_weights")
+        else:
+            codes, reference_codes = y_pred, y_pred
+            labels, reference_labels, weights = y_true, y_true, None
+        labels = ops.cast(labels, codes.dtype)
+        reference_labels = ops.cast(reference_labels, codes.dtype)
+        similar = ops.cast(
+            ops.matmul(labels, ops.transpose(reference_labels)) > 0, codes.dtype
+        )
+        theta = self.theta_scale * ops.matmul(codes, ops.transpose(reference_codes))
+        likelihood = ops.softplus(theta) - similar * theta
+        if weights is None:
+            loss = ops.mean(likelihood, axis=-1)
+        else:
+            weights = ops.cast(weights, codes.dtype)
+            loss = ops.sum(likelihood * weights, axis=-1) / ops.maximum(
+                ops.sum(weights), 1.0
+            )
+        if self.quantization_weight:
+            quantization = ops.mean(ops.square(codes - ops.sign(codes)), axis=-1)
+            loss = loss + self.quantization_weight * quantization
+        return loss
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "theta_scale": self.theta_scale,
+                "quantization_weight": self.quantization_weight,
+            }
+        )
+        return config

@@ -1,0 +1,630 @@
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mlh.centers import hash_centers
+from keras_mlh.datasets.validation import validate_images, validate_labels
+from keras_mlh.layers.hash_layer import HashLayer, validate_bits
+from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
+from keras_mlh.losses.center_hash_loss import CenterHashLoss
+from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
+from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss
+from keras_mlh.models.backbones import SmallConvBackbone, application_backbone
+
+# mode -> (branches, uses MoH, default (center, pairwise, mutual) loss weights).
+# The MLH weights 4/1/1 are the paper's best; the baselines zero what they lack.
+MODES = {
+    "mlh": (("center", "pairwise"), True, (4.0, 1.0, 1.0)),
+    "center": (("center",), False, (4.0, 0.0, 0.0)),
+    "pairwise": (("pairwise",), False, (0.0, 1.0, 0.0)),
+    "mlh_no_moh": (("center", "pairwise"), False, (4.0, 1.0, 1.0)),
+    "mlh_no_mutual": (("center", "pairwise"), True, (4.0, 1.0, 0.0)),
+}
+
+
+def default_augmentation():
+    """Light geometric augmentation, safe for digits and natural images alike.
+
+    Returns:
+        A `keras.Sequential` of core Keras preprocessing layers (no flips,
+        which would change the meaning of digits and text).
+    """
+    return keras.Sequential(
+        [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+            keras.layers.RandomRotation(0.04, fill_mode="constant"),
+        ],
+        name="augmentation",
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class MLH(keras.Model):
+    """Mutual Learning for Hashing: two hash branches on one shared backbone.
+
+    Raw images go in (pixel values in [0, 255], scaled inside the model), a
+    shared backbone extracts features, and a mixture of hash experts (MoH)
+    gives two continuous codes: the center branch `u_c`, trained with the
+    center loss towards fixed, well-separated hash centers, and the pairwise
+    branch `u_p`, trained with the DPSH pairwise likelihood. A cosine mutual
+    loss lets each branch learn from the other's detached codes. The training
+    loss is `center_weight * L_C + pairwise_weight * L_P + mutual_weight * L_M`.
+    Retrieval codes are `sign(u_c)` (the strong branch) by default.
+
+    The modes give the baselines from the same code: `"center"` (CSQ/MDSH-like,
+    one hash layer), `"pairwise"` (DPSH-like), `"mlh_no_moh"` (each branch its
+    own hash layer) and `"mlh_no_mutual"` (no mutual loss).
+
+    Args:
+        num_classes: number of classes (hash centers).
+        bits: code length, a positive multiple of 8.
+        mode: one of `MODES`.
+        backbone: `None` for `SmallConvBackbone`, a `keras.applications` name
+            (see `keras_mlh.models.backbones.APPLICATIONS`), or any Keras layer
+            or model mapping images to a feature vector.
+        backbone_weights: weights of a named backbone: `None` (offline) or
+            `"imagenet"` (downloads them once).
+        num_experts: number of shared hash experts of the MoH.
+        top_k: experts kept by each gate (`None`: dense gating).
+        center_weight, pairwise_weight, mutual_weight: loss weights; `None`
+            takes the mode's default (4, 1, 1 for MLH).
+        retrieval_branch: `"center"` or `"pairwise"`; `None` picks the center
+            branch when there is one.
+        augmentation: `None`, `"default"` (`default_augmentation()`), a Keras
+            layer, or a list of layers; applied in training only.
+        image_size: optional `(height, width)` the model resizes images to.
+        input_scale, input_offset: images are mapped to
+            `pixels * input_scale + input_offset` before the backbone.
+        center_loss_normalization: `"sample"` or `"sample_class"`, see
+            `CenterHashLoss`.
+        center_quantization_weight: MDSH's `mean((|u| - 1)^2)` weight.
+        pairwise_theta_scale: scale of the pairwise inner product (DPSH: 1/2).
+        pairwise_quantization_weight: weight of the pairwise quantization term.
+        pairwise_memory_size: when > 0, the pairwise loss compares each batch
+            with a memory of the last `pairwise_memory_size` training codes
+            and labels (DPSH's bank of all training codes, MoCo-style queue),
+            not only with the batch.
+        batch_norm: batch normalization before the hash tanh.
+        gate_balance_weight, expert_diversity_weight: optional MoH
+            regularizers, see `MixtureOfHashExperts`.
+        center_seed: seed of the hash centers (used when they are searched).
+        **kwargs: standard `keras.Model` arguments.
+
+    Example:
+    >>> data = keras_mlh.datasets.mnist5k()
+    >>> model = keras_mlh.MLH(num_classes=10, bits=32)
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    >>> model.fit(data.train, epochs=10, validation_data=data.query)
+    >>> codes = model.encode(data.x_query)  # int8 in {-1, +1}, (1000, 32)
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        bits=32,
+        mode="mlh",
+        backbone=None,
+        backbone_weights=None,
+        num_experts=4,
+        top_k=None,
+        center_weight=None,
+        pairwise_weight=None,
+        mutual_weight=None,
+        retrieval_branch=None,
+        augmentation=None,
+        image_size=None,
+        input_scale=1.0 / 255.0,
+        input_offset=0.0,
+        center_loss_normalization="sample",
+        center_quantization_weight=1e-4,
+        pairwise_theta_scale=0.5,
+        pairwise_quantization_weight=0.1,
+        pairwise_memory_size=0,
+        batch_norm=True,
+        gate_balance_weight=0.0,
+        expert_diversity_weight=0.0,
+        center_seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(
+                f"Unknown mode {mode!r}; use one of {sorted(MODES)}. "
+                f"Received: mode={mode!r}"
+            )
+        validate_bits(bits)
+        if (
+            isinstance(num_classes, bool)
+            or not isinstance(num_classes, int)
+            or (num_classes < 1)
+        ):
+            raise ValueError(
+                f"`num_classes` must be a positive integer. Received: {num_classes!r}"
+            )
+        branches, uses_moh, default_weights = MODES[mode]
+        if retrieval_branch is None:
+            retrieval_branch = branches[0]
+        if retrieval_branch not in branches:
+            raise ValueError(
+                f"Mode {mode!r} has branches {branches}; `retrieval_branch` must be "
+                f"one of them. Received: retrieval_branch={retrieval_branch!r}"
+            )
+        weights = [
+            float(d if w is None else w)
+            for w, d in zip(
+                (center_weight, pairwise_weight, mutual_weight), default_weights
+            )
+        ]
+        if any(w < 0 for w in weights):
+            raise ValueError(f"Loss weights must be >= 0. Received: {weights}")
+        if isinstance(pairwise_memory_size, bool) or pairwise_memory_size < 0:
+            raise ValueError(
+                "`pairwise_memory_size` must be an integer >= 0. "
+                f"Received: {pairwise_memory_size!r}"
+            )
+
+        self.num_classes = num_classes
+        self.bits = bits
+        self.mode = mode
+        self.branches = branches
+        self.uses_moh = uses_moh
+        self.center_weight, self.pairwise_weight, self.mutual_weight = weights
+        self.retrieval_branch = retrieval_branch
+        self.backbone_weights = backbone_weights
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.image_size = tuple(image_size) if image_size is not None else None
+        self.input_scale = float(input_scale)
+        self.input_offset = float(input_offset)
+        self.center_loss_normalization = center_loss_normalization
+        self.center_quantization_weight = float(center_quantization_weight)
+        self.pairwise_theta_scale = float(pairwise_theta_scale)
+        self.pairwise_quantization_weight = float(pairwise_quantization_weight)
+        self.pairwise_memory_size = int(pairwise_memory_size)
+        self.batch_norm = bool(batch_norm)
+        self.gate_balance_weight = float(gate_balance_weight)
+        self.expert_diversity_weight = float(expert_diversity_weight)
+        self.center_seed = int(center_seed)
+        self.image_shape = None
+
+        # A named backbone needs the input shape, so it is made in build().
+        self._backbone_name = backbone if isinstance(backbone, str) else None
+        if backbone is None:
+            backbone = SmallConvBackbone(name="backbone")
+        self.backbone = None if self._backbone_name else backbone
+
+        self._augmentation_spec = (
+            augmentation if isinstance(augmentation, str) else None
+        )
+        if augmentation == "default":
+            augmentation = default_augmentation()
+        elif isinstance(augmentation, str):
+            raise ValueError(
+                "`augmentation` must be None, 'default', a Keras layer or a list of "
+                f"layers. Received: {augmentation!r}"
+            )
+        elif isinstance(augmentation, (list, tuple)):
+            augmentation = keras.Sequential(list(augmentation), name="augmentation")
+        self.augmentation = augmentation
+
+        self.rescaling = keras.layers.Rescaling(
+            self.input_scale, self.input_offset, name="rescaling"
+        )
+        self.resizing = (
+            keras.layers.Resizing(*self.image_size, name="resizing")
+            if self.image_size
+            else None
+        )
+        if uses_moh:
+            self.hash_head = MixtureOfHashExperts(
+                bits,
+                num_experts=num_experts,
+                num_branches=len(branches),
+                top_k=top_k,
+                batch_norm=batch_norm,
+                gate_balance_weight=gate_balance_weight,
+                expert_diversity_weight=expert_diversity_weight,
+                name="hash_head",
+            )
+        else:
+            self.hash_head = HashLayer(
+                bits,
+                num_branches=len(branches),
+                batch_norm=batch_norm,
+                name="hash_head",
+            )
+
+        centers = hash_centers(num_classes, bits, seed=center_seed)
+        self.centers = centers
+        self.center_loss = CenterHashLoss(
+            centers.centers,
+            normalization=center_loss_normalization,
+            quantization_weight=center_quantization_weight,
+        )
+        self.pairwise_loss = PairwiseHashLoss(
+            theta_scale=pairwise_theta_scale,
+            quantization_weight=pairwise_quantization_weight,
+        )
+        self.mutual_loss = MutualHashLoss()
+        self._trackers = {
+            name: keras.metrics.Mean(name=name) for name in self._tracked_names()
+        }
+
+    # ------------------------------------------------------------------ build
+    def _tracked_names(self):
+        names = ["loss"]
+        if self.center_weight and "center" in self.branches:
+            names.append("center_loss")
+        if self.pairwise_weight and "pairwise" in self.branches:
+            names.append("pairwise_loss")
+        if self.mutual_weight and len(self.branches) == 2:
+            names.append("mutual_loss")
+        return names + ["bit_balance", "quantization_error"]
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(
+                "MLH expects batches of images (batch, height, width, channels) with "
+                f"a known channel count. Received: input_shape={input_shape}"
+            )
+        self.image_shape = tuple(input_shape[1:])
+        shape = input_shape
+        if self.resizing is not None:
+            shape = (shape[0], *self.image_size, shape[-1])
+        if self._backbone_name:
+            self.backbone = application_backbone(
+                self._backbone_name, shape[1:], weights=self.backbone_weights
+            )
+        if self.augmentation is not None:
+            self.augmentation.build(shape)
+        if not self.backbone.built:
+            self.backbone.build(shape)
+        features = self.backbone.compute_output_shape(shape)
+        if len(features) != 2:
+            raise ValueError(
+                "The backbone must output one feature vector per image, shape "
+                f"(batch, features); got {features}. Add global pooling to it."
+            )
+        self.hash_head.build(features)
+        if self.pairwise_memory_size:
+            size = self.pairwise_memory_size
+            self.memory_codes = self.add_weight(
+                name="memory_codes",
+                shape=(size, self.bits),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+            )
+            self.memory_labels = self.add_weight(
+                name="memory_labels",
+                shape=(size, self.num_classes),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+            )
+            self.memory_filled = self.add_weight(
+                name="memory_filled",
+                shape=(size,),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+            )
+            self.memory_position = self.add_weight(
+                name="memory_position",
+                shape=(),
+                initializer="zeros",
+                dtype="int32",
+                trainable=False,
+                aggregation="only_first_replica",
+            )
+        self.built = True
+
+    # ------------------------------------------------------------------- call
+    def call(self, images, training=None):
+        x = self.rescaling(ops.cast(images, "float32"))
+        if self.resizing is not None:
+            x = self.resizing(x)
+        if training and self.augmentation is not None:
+            x = self.augmentation(x, training=True)
+        features = self.backbone(x, training=training)
+        if self.uses_moh:
+            codes, gates = self.hash_head(features, training=training)
+        else:
+            codes, gates = self.hash_head(features, training=training), None
+        outputs = {name: codes[:, i, :] for i, name in enumerate(self.branches)}
+        if gates is not None:
+            outputs["gates"] = gates
+        return outputs
+
+    # ----------------------------------------------------------------- losses
+    def _multi_hot(self, labels):
+        shape = ops.shape(labels)
+        if len(shape) == 1 or (
+            len(shape) == 2 and shape[-1] == 1 and self.num_classes != 1
+        ):
+            ids = ops.reshape(ops.cast(labels, "int32"), (-1,))
+            return ops.one_hot(ids, self.num_classes)
+        return ops.cast(labels, "float32")
+
+    def compute_hash_losses(self, outputs, labels, use_memory=False):
+        """The weighted MLH loss and its terms for one batch.
+
+        Args:
+            outputs: the dict returned by `call`.
+            labels: class ids `(batch,)` or multi-hot `(batch, num_classes)`.
+            use_memory: compare the pairwise branch with the code memory too.
+
+        Returns:
+            A dict with `"loss"` (the weighted total) and each active term
+            (`"center_loss"`, `"pairwise_loss"`, `"mutual_loss"`), unweighted.
+        """
+        y = self._multi_hot(labels)
+        terms = {}
+        total = 0.0
+        if "center_loss" in self._trackers:
+            terms["center_loss"] = self.center_loss(y, outputs["center"])
+            total = total + self.center_weight * terms["center_loss"]
+        if "pairwise_loss" in self._trackers:
+            u_p = outputs["pairwise"]
+            if use_memory and self.pairwise_memory_size:
+                # The batch (with gradient) plus the detached memory.
+                y_true = {
+                    "labels": y,
+                    "reference_labels": ops.concatenate([y, self.memory_labels.value]),
+                    "reference_weights": ops.concatenate(
+                        [ops.ones((ops.shape(u_p)[0],)), self.memory_filled.value]
+                    ),
+                }
+                y_pred = {
+                    "codes": u_p,
+                    "reference_codes": ops.concatenate(
+                        [u_p, ops.stop_gradient(self.memory_codes.value)]
+                    ),
+                }
+                terms["pairwise_loss"] = self.pairwise_loss(y_true, y_pred)
+            else:
+                terms["pairwise_loss"] = self.pairwise_loss(y, u_p)
+            total = total + self.pairwise_weight * terms["pairwise_loss"]
+        if "mutual_loss" in self._trackers:
+            u_c, u_p = outputs["center"], outputs["pairwise"]
+            # Each branch is taught by the other's detached codes.
+            terms["mutual_loss"] = self.mutual_loss(
+                ops.stop_gradient(u_p), u_c
+            ) + self.mutual_loss(ops.stop_gradient(u_c), u_p)
+            total = total + self.mutual_weight * terms["mutual_loss"]
+        terms["loss"] = total
+        return terms
+
+    def _update_memory(self, outputs, labels):
+        size = self.pairwise_memory_size
+        codes = ops.stop_gradient(outputs["pairwise"])[-size:]
+        y = self._multi_hot(labels)[-size:]
+        count = ops.shape(codes)[0]
+        index = (self.memory_position.value + ops.arange(count, dtype="int32")) % size
+        index = ops.expand_dims(index, -1)
+        self.memory_codes.assign(
+            ops.scatter_update(self.memory_codes.value, index, codes)
+        )
+        self.memory_labels.assign(
+            ops.scatter_update(self.memory_labels.value, index, y)
+        )
+        self.memory_filled.assign(
+            ops.scatter_update(self.memory_filled.value, index, ops.ones((count,)))
+        )
+        self.memory_position.assign((self.memory_position.value + count) % size)
+
+    def _record(self, terms, outputs):
+        for name, value in terms.items():
+            self._trackers[name].update_state(value)
+        u = outputs[self.retrieval_branch]
+        signs = ops.where(u >= 0, 1.0, -1.0)
+        # 1 when every bit is +1 on half of the batch, 0 when a bit is constant.
+        self._trackers["bit_balance"].update_state(
+            1.0 - ops.mean(ops.abs(ops.mean(signs, axis=0)))
+        )
+        self._trackers["quantization_error"].update_state(
+            ops.mean(ops.square(ops.abs(u) - 1.0))
+        )
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    # --------------------------------------------------------------- training
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def compile(self, optimizer=None, **kwargs):
+        """Configures training. The MLH losses are built in: pass no `loss`.
+
+        Args:
+            optimizer: defaults to `keras.optimizers.Adam(1e-3)`.
+            **kwargs: other `keras.Model.compile` arguments (`jit_compile`,
+                `steps_per_execution`, ...).
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "MLH computes its own losses (center, pairwise, mutual); set their "
+                "weights in the constructor instead of passing `loss` to compile()."
+            )
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(1e-3)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            outputs = self(x, training=True)
+            terms = self.compute_hash_losses(outputs, y, use_memory=True)
+            loss = terms["loss"]
+            if self.losses:
+                # Layer regularizers are plain sums: scale them like the
+                # keras.losses.Loss terms, which divide by the replica count.
+                replicas = tf.distribute.get_strategy().num_replicas_in_sync
+                loss = loss + ops.sum(self.losses) / replicas
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        if self.pairwise_memory_size and "pairwise" in self.branches:
+            self._update_memory(outputs, y)
+        return self._record(terms, outputs)
+
+    def test_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        outputs = self(x, training=False)
+        return self._record(self.compute_hash_losses(outputs, y), outputs)
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        """`keras.Model.fit`, with the inputs checked before training starts.
+
+        Images and labels (numpy arrays or the first batch of a `tf.data`
+        dataset) are validated: shape, channels, dtype, NaN/inf, label range
+        and shape, emptiness. A problem raises a `ValueError` that says how to
+        fix it.
+        """
+        self._check_training_data(x, y, "x")
+        if validation_data is not None:
+            if isinstance(validation_data, tuple):
+                self._check_training_data(*validation_data[:2], "validation_data")
+            else:
+                self._check_training_data(validation_data, None, "validation_data")
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def _check_training_data(self, x, y, name):
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            if not isinstance(spec, tuple) or len(spec) < 2:
+                raise ValueError(
+                    f"`{name}` must yield (images, labels) pairs. "
+                    f"Received element_spec={spec}"
+                )
+            if spec[0].shape.rank == 3:
+                raise ValueError(
+                    f"`{name}` yields single images of shape {spec[0].shape}; batch "
+                    "it first, e.g. dataset.batch(64)."
+                )
+            first = next(iter(x.take(1)), None)
+            if first is None:
+                raise ValueError(f"`{name}` is empty: it yields no batch.")
+            images, labels = np.asarray(first[0]), np.asarray(first[1])
+        elif x is None or y is None:
+            return  # Generators and PyDatasets are consumed by fit as they are.
+        else:
+            images, labels = x, y
+        images = validate_images(images, self.image_shape, name=f"{name} images")
+        validate_labels(labels, self.num_classes, len(images), name=f"{name} labels")
+
+    # -------------------------------------------------------------- inference
+    def embed(self, images, batch_size=256, branch=None):
+        """Continuous codes of a branch, in (-1, 1).
+
+        Args:
+            images: `(n, height, width, channels)` raw pixels.
+            batch_size: inference batch size.
+            branch: defaults to `retrieval_branch`.
+
+        Returns:
+            float32 numpy array `(n, bits)`.
+        """
+        branch = branch or self.retrieval_branch
+        if branch not in self.branches:
+            raise ValueError(f"Mode {self.mode!r} has no {branch!r} branch.")
+        images = validate_images(images, self.image_shape)
+        outputs = self.predict(images, batch_size=batch_size, verbose=0)
+        return np.asarray(outputs[branch], dtype=np.float32)
+
+    def encode(self, images, batch_size=256, branch=None):
+        """Binary codes of the retrieval branch.
+
+        Args:
+            images: `(n, height, width, channels)` raw pixels.
+            batch_size: inference batch size.
+            branch: defaults to `retrieval_branch`.
+
+        Returns:
+            int8 numpy array `(n, bits)` with values in {-1, +1} (0 maps to +1).
+        """
+        embedding = self.embed(images, batch_size=batch_size, branch=branch)
+        return np.where(embedding >= 0, 1, -1).astype(np.int8)
+
+    def build_encoder(self):
+        """The deployable encoder: raw images in, retrieval-branch codes out.
+
+        Returns:
+            A functional `keras.Model` sharing this model's weights, with input
+            `images` (float32 raw pixels, shape `image_shape`) and output
+            `embedding` (float32 `(batch, bits)`, tanh range), inference mode.
+        """
+        if self.image_shape is None:
+            raise ValueError(
+                "The model is not built yet: fit it, call it on a batch of images, "
+                "or call model.build((None, height, width, channels)) first."
+            )
+        inputs = keras.Input(shape=self.image_shape, dtype="float32", name="images")
+        embedding = self(inputs, training=False)[self.retrieval_branch]
+        embedding = keras.layers.Identity(name="embedding")(embedding)
+        return keras.Model(inputs, embedding, name="mlh_encoder")
+
+    # -------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        if self._backbone_name:
+            backbone = self._backbone_name
+        elif (
+            isinstance(self.backbone, SmallConvBackbone)
+            and self.backbone.get_config()["filters"] == [32, 64, 128]
+            and self.backbone.feature_dim == 256
+        ):
+            backbone = None
+        else:
+            backbone = keras.saving.serialize_keras_object(self.backbone)
+        if self._augmentation_spec or self.augmentation is None:
+            augmentation = self._augmentation_spec
+        else:
+            augmentation = keras.saving.serialize_keras_object(self.augmentation)
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "bits": self.bits,
+                "mode": self.mode,
+                "backbone": backbone,
+                "backbone_weights": None,  # Weights are saved with the model.
+                "num_experts": self.num_experts,
+                "top_k": self.top_k,
+                "center_weight": self.center_weight,
+                "pairwise_weight": self.pairwise_weight,
+                "mutual_weight": self.mutual_weight,
+                "retrieval_branch": self.retrieval_branch,
+                "augmentation": augmentation,
+                "image_size": list(self.image_size) if self.image_size else None,
+                "input_scale": self.input_scale,
+                "input_offset": self.input_offset,
+                "center_loss_normalization": self.center_loss_normalization,
+                "center_quantization_weight": self.center_quantization_weight,
+                "pairwise_theta_scale": self.pairwise_theta_scale,
+                "pairwise_quantization_weight": self.pairwise_quantization_weight,
+                "pairwise_memory_size": self.pairwise_memory_size,
+                "batch_norm": self.batch_norm,
+                "gate_balance_weight": self.gate_balance_weight,
+                "expert_diversity_weight": self.expert_diversity_weight,
+                "center_seed": self.center_seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("backbone", "augmentation"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
