@@ -7,7 +7,7 @@ deployment machine that has neither Keras nor TensorFlow installed.
 
 import importlib
 
-from keras_mlh.version import __version__
+from keras_mlh.version import __version__ as __version__
 
 # Public name -> module that defines it.
 _PUBLIC = {

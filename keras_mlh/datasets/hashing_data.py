@@ -179,6 +179,6 @@ def _stratified_pick(labels, count, rng):
     quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
     picked = [
         rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
-        for c, q in zip(classes, quota)
+        for c, q in zip(classes, quota, strict=False)
     ]
     return np.sort(np.concatenate(picked))

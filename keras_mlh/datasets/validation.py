@@ -52,7 +52,9 @@ def validate_images(images, image_shape=None, name="images"):
         )
     if image_shape is not None:
         expected = tuple(image_shape)
-        for axis, (got, want) in enumerate(zip(array.shape[1:], expected)):
+        for axis, (got, want) in enumerate(
+            zip(array.shape[1:], expected, strict=False)
+        ):
             if want is not None and got != want:
                 what = ("height", "width", "channels")[axis]
                 raise ValueError(

@@ -18,8 +18,8 @@ class SmallConvBackbone(keras.layers.Layer):
     Blocks of `Conv3x3 -> BatchNorm -> ReLU -> MaxPool2`, global average
     pooling, then a ReLU dense layer of `feature_dim` features. Batch norm
     uses momentum 0.9: with Keras's 0.99 the moving statistics still lag after
-    the few hundred steps of a small dataset, and inference codes collapse. Works for any
-    image size of at least `2**len(filters)` pixels per side.
+    the few hundred steps of a small dataset, and inference codes collapse.
+    Works for any image size of at least `2**len(filters)` pixels per side.
 
     Args:
         filters: filters of each convolution block.

@@ -152,7 +152,9 @@ class MLH(keras.Model):
         weights = [
             float(d if w is None else w)
             for w, d in zip(
-                (center_weight, pairwise_weight, mutual_weight), default_weights
+                (center_weight, pairwise_weight, mutual_weight),
+                default_weights,
+                strict=False,
             )
         ]
         if any(w < 0 for w in weights):
