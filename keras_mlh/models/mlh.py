@@ -22,6 +22,12 @@ MODES = {
 }
 
 
+def _is_tf_dataset(x):
+    import tensorflow as tf
+
+    return isinstance(x, tf.data.Dataset)
+
+
 def default_augmentation():
     """Light geometric augmentation, safe for digits and natural images alike.
 
@@ -489,9 +495,20 @@ class MLH(keras.Model):
         Images and labels (numpy arrays or the first batch of a `tf.data`
         dataset) are validated: shape, channels, dtype, NaN/inf, label range
         and shape, emptiness. A problem raises a `ValueError` that says how to
-        fix it.
+        fix it. The model and its optimizer are built from the first batch, so
+        `keras.callbacks.BackupAndRestore` works on a fresh model.
         """
-        self._check_training_data(x, y, "x")
+        image_shape = self._check_training_data(x, y, "x")
+        if not self.built and image_shape is not None:
+            # Built before training so that callbacks which restore weights
+            # (BackupAndRestore) find every variable, optimizer's included.
+            self.build((None, *image_shape))
+        if self.built and getattr(self, "optimizer", None) is not None:
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+        if _is_tf_dataset(x):
+            # Keras ignores `shuffle` for datasets but warns about its default.
+            kwargs.setdefault("shuffle", False)
         if validation_data is not None:
             if isinstance(validation_data, tuple):
                 self._check_training_data(*validation_data[:2], "validation_data")
@@ -500,9 +517,7 @@ class MLH(keras.Model):
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def _check_training_data(self, x, y, name):
-        import tensorflow as tf
-
-        if isinstance(x, tf.data.Dataset):
+        if _is_tf_dataset(x):
             spec = x.element_spec
             if not isinstance(spec, tuple) or len(spec) < 2:
                 raise ValueError(
@@ -519,11 +534,12 @@ class MLH(keras.Model):
                 raise ValueError(f"`{name}` is empty: it yields no batch.")
             images, labels = np.asarray(first[0]), np.asarray(first[1])
         elif x is None or y is None:
-            return  # Generators and PyDatasets are consumed by fit as they are.
+            return None  # Generators and PyDatasets are consumed by fit as is.
         else:
             images, labels = x, y
         images = validate_images(images, self.image_shape, name=f"{name} images")
         validate_labels(labels, self.num_classes, len(images), name=f"{name} labels")
+        return images.shape[1:]
 
     # -------------------------------------------------------------- inference
     def embed(self, images, batch_size=256, branch=None):

@@ -1,0 +1,191 @@
+import numpy as np
+import pytest
+
+from keras_mlh.datasets import (
+    from_arrays,
+    from_directory,
+    from_tfds,
+    validate_images,
+    validate_labels,
+)
+
+
+# ---------------------------------------------------------------- validation
+def test_validate_images_accepts_3d_as_grayscale():
+    assert validate_images(np.zeros((2, 5, 5), "uint8")).shape == (2, 5, 5, 1)
+
+
+@pytest.mark.parametrize(
+    "images, kwargs, match",
+    [
+        (np.zeros((2, 784)), {}, "height, width, channels"),  # wrong rank
+        (np.zeros((2, 28, 28, 3)), {"image_shape": (28, 28, 1)}, "channels=3"),
+        (np.zeros((2, 32, 28, 1)), {"image_shape": (28, 28, 1)}, "height=32"),
+        (np.array([[["a"]]]), {}, "numeric"),
+        (np.full((1, 2, 2, 1), np.nan), {}, "NaN or infinite"),
+        (np.full((1, 2, 2, 1), np.inf), {}, "NaN or infinite"),
+        (np.zeros((0, 4, 4, 1)), {}, "empty"),
+    ],
+)
+def test_validate_images_errors(images, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        validate_images(images, **kwargs)
+
+
+def test_validate_labels_ids_and_multi_hot():
+    np.testing.assert_array_equal(validate_labels([2, 0], 3), np.eye(3)[[2, 0]])
+    np.testing.assert_array_equal(validate_labels([[1], [0]], 3), np.eye(3)[[1, 0]])
+    hot = np.array([[1, 0, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(validate_labels(hot, 3), hot)
+
+
+@pytest.mark.parametrize(
+    "labels, kwargs, match",
+    [
+        ([0, 3], {}, r"\[0, 3\)"),  # out of range
+        ([-1, 0], {}, r"\[0, 3\)"),
+        (np.zeros((2, 4)), {}, "3 columns"),  # wrong multi-hot width
+        (np.array([[0, 2, 1]]), {}, "only 0 and 1"),
+        (np.zeros((2, 2, 2)), {}, "class ids"),  # wrong rank
+        ([0.5, 1.0], {}, "whole numbers"),
+        (np.array(["a", "b"]), {}, "integer class ids"),
+        ([0, 1, 2], {"num_images": 2}, "2 images but 3"),
+    ],
+)
+def test_validate_labels_errors(labels, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        validate_labels(labels, 3, **kwargs)
+
+
+# -------------------------------------------------------------------- arrays
+def _digits(n_per_class=20, classes=5, size=6):
+    labels = np.repeat(np.arange(classes), n_per_class)  # class-sorted source
+    images = np.random.default_rng(0).integers(0, 256, (len(labels), size, size, 1))
+    return images.astype("uint8"), labels
+
+
+def test_from_arrays_is_stratified_seeded_and_disjoint():
+    images, labels = _digits()
+    data = from_arrays(images, labels, num_queries=25, seed=3)
+    assert len(data.x_query) == 25 and len(data.x_train) == 75
+    assert np.array_equal(np.bincount(data.y_query), [5] * 5)
+    again = from_arrays(images, labels, num_queries=25, seed=3)
+    np.testing.assert_array_equal(data.x_query, again.x_query)
+    other = from_arrays(images, labels, num_queries=25, seed=4)
+    assert not np.array_equal(data.x_query, other.x_query)
+    flat = {img.tobytes() for img in images}
+    assert len(flat) == len(images)
+    assert not {i.tobytes() for i in data.x_query} & {i.tobytes() for i in data.x_train}
+    # Class-sorted input must not come out class-sorted (tie-breaking bias).
+    assert not np.all(np.diff(data.y_database) >= 0)
+    assert data.x_database is data.x_train
+
+
+def test_from_arrays_fraction_multilabel_and_tf_data():
+    images, _ = _digits()
+    multi_hot = (np.random.default_rng(1).random((len(images), 4)) < 0.3).astype("int")
+    data = from_arrays(images, multi_hot, num_queries=0.2, batch_size=16)
+    assert data.multi_label and data.num_classes == 4
+    assert len(data.x_query) == 20 and data.y_train.shape == (80, 4)
+    batch_images, batch_labels = next(iter(data.train))
+    assert batch_images.shape == (16, 6, 6, 1) and batch_labels.shape == (16, 4)
+    assert sum(int(b[0].shape[0]) for b in data.query) == 20
+
+
+@pytest.mark.parametrize("num_queries", [0, 100, 1.5, "10", True])
+def test_from_arrays_bad_query_count(num_queries):
+    images, labels = _digits()
+    with pytest.raises(ValueError, match="num_queries"):
+        from_arrays(images, labels, num_queries=num_queries)
+
+
+def test_from_arrays_rejects_label_count_mismatch():
+    images, labels = _digits()
+    with pytest.raises(ValueError, match="images but"):
+        from_arrays(images, labels[:-1])
+
+
+def test_mnist5k_split(mnist5k):
+    assert mnist5k.x_query.shape == (1000, 28, 28, 1)
+    assert mnist5k.x_train.shape == (4000, 28, 28, 1)
+    assert mnist5k.x_train.dtype == np.uint8 and mnist5k.x_train.max() > 200
+    assert np.array_equal(np.bincount(mnist5k.y_query), [100] * 10)
+    assert np.array_equal(np.bincount(mnist5k.y_train), [400] * 10)
+    assert mnist5k.num_classes == 10 and mnist5k.class_names[3] == "3"
+
+
+# -------------------------------------------------------------------- folder
+def _write_folder(root, sizes, mode="RGB"):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, size in sizes.items():
+        (root / name).mkdir(parents=True)
+        for i, (w, h) in enumerate(size):
+            channels = 3 if mode == "RGB" else 1
+            pixels = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+            Image.fromarray(pixels.squeeze(), mode=mode).save(root / name / f"{i}.png")
+    (root / "cats" / "notes.txt").write_text("not an image")
+
+
+def test_from_directory_resizes_mixed_sizes(tmp_path):
+    _write_folder(
+        tmp_path,
+        {
+            "cats": [(40, 30), (20, 20), (64, 48)],
+            "dogs": [(30, 40), (10, 12), (50, 50)],
+        },
+    )
+    data = from_directory(tmp_path, image_size=(16, 16), num_queries=2)
+    assert data.class_names == ["cats", "dogs"]
+    assert data.x_train.shape == (4, 16, 16, 3) and data.x_train.dtype == np.uint8
+    assert sorted(np.bincount(data.y_query)) == [1, 1]
+    gray = from_directory(
+        tmp_path, image_size=(8, 8), color_mode="grayscale", num_queries=2
+    )
+    assert gray.image_shape == (8, 8, 1)
+
+
+def test_from_directory_errors(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        from_directory(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no class subfolders"):
+        from_directory(tmp_path)
+    (tmp_path / "empty_class").mkdir()
+    with pytest.raises(ValueError, match="No images"):
+        from_directory(tmp_path)
+
+
+# ---------------------------------------------------------------------- tfds
+def test_from_tfds_single_label_mock():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        data = from_tfds("mnist", image_size=(16, 16), max_queries=5)
+    assert data.x_train.shape == (12, 16, 16, 1) and data.x_query.shape == (
+        5,
+        16,
+        16,
+        1,
+    )
+    assert data.num_classes == 10 and not data.multi_label
+    assert data.class_names is not None and len(data.class_names) == 10
+
+
+def test_from_tfds_multi_label_variable_size_mock():
+    import tensorflow_datasets as tfds
+
+    # The coco mock gives random image sizes: the loader must resize them all.
+    with tfds.testing.mock_data(num_examples=8):
+        data = from_tfds("coco/2017", query_split="validation", image_size=(24, 24))
+    assert data.multi_label and data.num_classes == 80
+    assert data.x_train.shape == (8, 24, 24, 3) and data.y_train.shape == (8, 80)
+    assert set(np.unique(data.y_train)) <= {0.0, 1.0}
+
+
+def test_from_tfds_unknown_label_key_mock():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=4):
+        with pytest.raises(ValueError, match="label_key"):
+            from_tfds("mnist", label_key="nope")

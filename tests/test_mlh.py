@@ -1,0 +1,341 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_mlh
+from keras_mlh import MLH, MODES
+
+
+def _fit(model, data, epochs=1, **kwargs):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return model.fit(data.train, epochs=epochs, verbose=0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def trained(small_mnist):
+    keras.utils.set_random_seed(0)
+    model = MLH(num_classes=10, bits=16)
+    _fit(model, small_mnist, epochs=2)
+    return model
+
+
+# ------------------------------------------------------------- training
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_two_epochs_on_mnist5k_lower_the_loss_in_every_mode(mode, mnist5k):
+    keras.utils.set_random_seed(0)
+    model = MLH(num_classes=10, bits=32, mode=mode)
+    history = _fit(model, mnist5k, epochs=2, validation_data=mnist5k.query)
+    losses = history.history["loss"]
+    assert losses[1] < losses[0]
+    assert np.isfinite(history.history["val_loss"]).all()
+    logged = set(history.history)
+    branches, _, weights = MODES[mode]
+    assert ("center_loss" in logged) == bool(weights[0])
+    assert ("pairwise_loss" in logged) == bool(weights[1])
+    assert ("mutual_loss" in logged) == bool(weights[2])
+    assert {"bit_balance", "quantization_error", "val_bit_balance"} <= logged
+    codes = model.encode(mnist5k.x_query[:50])
+    assert codes.dtype == np.int8 and codes.shape == (50, 32)
+    assert set(np.unique(codes)) <= {-1, 1}
+
+
+def test_encode_uses_the_chosen_branch(trained, small_mnist):
+    x = small_mnist.x_query[:20]
+    outputs = trained(x, training=False)
+    assert set(outputs) == {"center", "pairwise", "gates"}
+    np.testing.assert_array_equal(
+        trained.encode(x), np.where(np.asarray(outputs["center"]) >= 0, 1, -1)
+    )
+    np.testing.assert_array_equal(
+        trained.encode(x, branch="pairwise"),
+        np.where(np.asarray(outputs["pairwise"]) >= 0, 1, -1),
+    )
+    np.testing.assert_allclose(
+        trained.embed(x), np.asarray(outputs["center"]), atol=1e-6
+    )
+
+
+def test_build_encoder_matches_embed(trained, small_mnist):
+    encoder = trained.build_encoder()
+    assert encoder.input.shape == (None, 28, 28, 1)
+    assert encoder.output_names == ["embedding"] or encoder.outputs[0].shape == (
+        None,
+        16,
+    )
+    x = small_mnist.x_query[:10].astype("float32")
+    np.testing.assert_allclose(
+        encoder.predict(x, verbose=0), trained.embed(x), atol=1e-5
+    )
+
+
+def test_pairwise_mode_retrieves_with_pairwise_branch():
+    model = MLH(num_classes=3, bits=8, mode="pairwise")
+    assert model.retrieval_branch == "pairwise"
+    with pytest.raises(ValueError, match="retrieval_branch"):
+        MLH(num_classes=3, bits=8, mode="center", retrieval_branch="pairwise")
+
+
+def test_multi_label_training_with_multi_hot_labels(small_mnist):
+    rng = np.random.default_rng(0)
+    multi_hot = (rng.random((len(small_mnist.x_train), 5)) < 0.3).astype("float32")
+    model = MLH(num_classes=5, bits=16)
+    model.compile()
+    history = model.fit(
+        small_mnist.x_train, multi_hot, batch_size=64, epochs=2, verbose=0
+    )
+    assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_pairwise_memory_fills_and_wraps(small_mnist):
+    model = MLH(num_classes=10, bits=16, pairwise_memory_size=100)
+    model.compile()
+    model.fit(
+        small_mnist.x_train[:160],
+        small_mnist.y_train[:160],
+        batch_size=64,
+        epochs=1,
+        verbose=0,
+    )
+    assert float(model.memory_filled.numpy().sum()) == 100
+    assert int(model.memory_position.numpy()) == 160 % 100
+    stored = model.memory_labels.numpy()
+    assert np.all(stored.sum(1) == 1)
+    assert np.abs(model.memory_codes.numpy()).max() > 0
+
+
+# --------------------------------------------------------- saving, callbacks
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"mode": "pairwise", "pairwise_memory_size": 64},
+        {"mode": "mlh_no_moh", "augmentation": "default", "top_k": None},
+        {"top_k": 2, "num_experts": 3, "augmentation": [keras.layers.RandomZoom(0.1)]},
+    ],
+)
+def test_keras_save_load_gives_identical_codes(kwargs, small_mnist, tmp_path):
+    model = MLH(num_classes=10, bits=16, **kwargs)
+    model.compile()
+    model.fit(small_mnist.x_train[:128], small_mnist.y_train[:128], epochs=1, verbose=0)
+    path = str(tmp_path / "mlh.keras")
+    model.save(path)
+    again = keras.saving.load_model(path)
+    assert isinstance(again, MLH)
+    # Auto-generated layer names inside the augmentation may differ.
+    config, reloaded = model.get_config(), again.get_config()
+    assert {k: v for k, v in reloaded.items() if k != "augmentation"} == {
+        k: v for k, v in config.items() if k != "augmentation"
+    }
+    x = small_mnist.x_query
+    np.testing.assert_array_equal(again.encode(x), model.encode(x))
+    # The reloaded model keeps training (compiled from its saved config).
+    again.fit(small_mnist.x_train[:64], small_mnist.y_train[:64], epochs=1, verbose=0)
+
+
+def test_standard_callbacks(small_mnist, tmp_path):
+    model = MLH(num_classes=10, bits=16)
+    model.compile()
+    checkpoint = str(tmp_path / "best.keras")
+    history = model.fit(
+        small_mnist.train,
+        validation_data=small_mnist.query,
+        epochs=3,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.ModelCheckpoint(
+                checkpoint, monitor="val_loss", save_best_only=True
+            ),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=1),
+            keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
+        ],
+    )
+    assert len(history.history["loss"]) >= 2
+    best = keras.saving.load_model(checkpoint)
+    assert best.encode(small_mnist.x_query[:4]).shape == (4, 16)
+
+
+def test_backup_and_restore_resumes_after_interruption(small_mnist, tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    backup = str(tmp_path / "backup")
+    model = MLH(num_classes=10, bits=16)
+    model.compile()
+    with pytest.raises(RuntimeError):
+        model.fit(
+            small_mnist.train,
+            epochs=4,
+            verbose=0,
+            callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()],
+        )
+    resumed = MLH(num_classes=10, bits=16)
+    resumed.compile()
+    history = resumed.fit(
+        small_mnist.train,
+        epochs=4,
+        verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(backup)],
+    )
+    assert len(history.history["loss"]) == 2  # epochs 3 and 4 only
+
+
+# ---------------------------------------------------------------- backbones
+def test_custom_functional_backbone(small_mnist, tmp_path):
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    backbone = keras.Model(inputs, x, name="tiny")
+    model = MLH(num_classes=10, bits=8, backbone=backbone)
+    model.compile()
+    model.fit(small_mnist.x_train[:64], small_mnist.y_train[:64], epochs=1, verbose=0)
+    path = str(tmp_path / "custom.keras")
+    model.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_array_equal(
+        again.encode(small_mnist.x_query[:8]), model.encode(small_mnist.x_query[:8])
+    )
+
+
+def test_keras_applications_backbone_offline_with_resizing(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 20, 20, 3)).astype("uint8")
+    model = MLH(num_classes=2, bits=8, backbone="mobilenetv3small", image_size=(32, 32))
+    model.compile()
+    model.fit(images, np.arange(8) % 2, epochs=1, verbose=0)
+    assert model.encode(images).shape == (8, 8)
+    path = str(tmp_path / "app.keras")
+    model.save(path)
+    np.testing.assert_array_equal(
+        keras.saving.load_model(path).encode(images), model.encode(images)
+    )
+
+
+def test_backbone_errors():
+    with pytest.raises(ValueError, match="Unknown backbone"):
+        MLH(num_classes=2, bits=8, backbone="vgg1000").build((None, 32, 32, 3))
+    with pytest.raises(ValueError, match="3-channel"):
+        MLH(num_classes=2, bits=8, backbone="resnet50").build((None, 32, 32, 1))
+    no_pool = keras.Sequential([keras.layers.Conv2D(4, 3)])
+    with pytest.raises(ValueError, match="global pooling"):
+        MLH(num_classes=2, bits=8, backbone=no_pool).build((None, 16, 16, 1))
+
+
+# ------------------------------------------------------------- augmentation
+@keras.saving.register_keras_serializable(package="keras_mlh_tests")
+class ZeroInTraining(keras.layers.Layer):
+    def call(self, x, training=None):
+        return x * 0 if training else x
+
+
+def test_augmentation_runs_in_training_only(small_mnist):
+    model = MLH(num_classes=10, bits=16, augmentation=[ZeroInTraining()])
+    x = small_mnist.x_query[:16]
+    model(x)
+    train_codes = np.asarray(model(x, training=True)["center"])
+    # Every augmented image is black, so the training codes are all the same.
+    np.testing.assert_allclose(train_codes, train_codes[:1].repeat(16, 0), atol=1e-5)
+    infer_codes = np.asarray(model(x, training=False)["center"])
+    assert np.abs(infer_codes - infer_codes[:1]).max() > 1e-4
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"bits": 12}, "multiple of 8"),
+        ({"bits": 0}, "multiple of 8"),
+        ({"mode": "dpsh"}, "Unknown mode"),
+        ({"num_classes": 300, "bits": 8}, "only 256 distinct codes"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"center_weight": -1.0}, "Loss weights"),
+        ({"augmentation": "heavy"}, "augmentation"),
+        ({"pairwise_memory_size": -5}, "pairwise_memory_size"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    kwargs = {"num_classes": 10, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        MLH(**kwargs)
+
+
+def _bad_fit(model, x, y=None, match="", **kwargs):
+    model.compile()
+    with pytest.raises(ValueError, match=match):
+        model.fit(x, y, epochs=1, verbose=0, **kwargs)
+
+
+def test_fit_rejects_flat_images():
+    _bad_fit(MLH(10, 8), np.zeros((8, 784)), np.zeros(8, int), "reshape flat images")
+
+
+def test_fit_rejects_wrong_channels_after_build(trained, small_mnist):
+    rgb = np.zeros((8, 28, 28, 3), "uint8")
+    _bad_fit(trained, rgb, np.zeros(8, int), "channels=3")
+    with pytest.raises(ValueError, match="channels=3"):
+        trained.encode(rgb)
+
+
+def test_fit_rejects_non_numeric_images():
+    _bad_fit(MLH(10, 8), np.full((4, 8, 8, 1), "x"), np.zeros(4, int), "numeric")
+
+
+def test_fit_rejects_nan_images():
+    images = np.zeros((4, 8, 8, 1), "float32")
+    images[1, 2, 3] = np.nan
+    _bad_fit(MLH(10, 8), images, np.zeros(4, int), "NaN")
+
+
+def test_fit_rejects_labels_out_of_range():
+    _bad_fit(MLH(10, 8), np.zeros((4, 8, 8, 1)), np.array([0, 1, 10, 2]), r"\[0, 10\)")
+
+
+def test_fit_rejects_labels_of_wrong_shape():
+    _bad_fit(MLH(10, 8), np.zeros((4, 8, 8, 1)), np.zeros((4, 7)), "10 columns")
+    _bad_fit(MLH(10, 8), np.zeros((4, 8, 8, 1)), np.zeros(3, int), "4 images but 3")
+
+
+def test_fit_rejects_empty_and_unbatched_datasets():
+    import tensorflow as tf
+
+    empty = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((0, 8, 8, 1), "uint8"), np.zeros(0, "int64"))
+    ).batch(4)
+    _bad_fit(MLH(10, 8), empty, match="empty")
+    unbatched = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((4, 8, 8, 1), "uint8"), np.zeros(4, "int64"))
+    )
+    _bad_fit(MLH(10, 8), unbatched, match="batch it first")
+    images_only = tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 1))).batch(2)
+    _bad_fit(MLH(10, 8), images_only, match=r"\(images, labels\)")
+
+
+def test_fit_checks_tf_data_batch_contents():
+    import tensorflow as tf
+
+    labels = np.array([0, 1, 99, 2], "int64")
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((4, 8, 8, 1)), labels)).batch(4)
+    _bad_fit(MLH(10, 8), ds, match=r"\[0, 10\)")
+
+
+def test_fit_checks_validation_data():
+    x, y = np.zeros((4, 8, 8, 1)), np.zeros(4, int)
+    _bad_fit(MLH(10, 8), x, y, r"\[0, 10\)", validation_data=(x, np.full(4, 12)))
+
+
+def test_compile_rejects_a_loss():
+    with pytest.raises(ValueError, match="computes its own losses"):
+        MLH(10, 8).compile(loss="mse")
+
+
+def test_build_encoder_needs_a_built_model():
+    with pytest.raises(ValueError, match="not built"):
+        MLH(10, 8).build_encoder()
+
+
+def test_lazy_top_level_api():
+    assert keras_mlh.MLH is MLH
+    assert callable(keras_mlh.hash_centers)
+    with pytest.raises(AttributeError):
+        keras_mlh.does_not_exist  # noqa: B018
