@@ -27,10 +27,13 @@ _PUBLIC = {
     "HammingIndex": "keras_mlh.index",
     "RetrievalMetricsCallback": "keras_mlh.callbacks",
     "export_encoder": "keras_mlh.export",
+    "default_augmentation": "keras_mlh.augmentation",
+    "keras_cv_layer": "keras_mlh.augmentation",
 }
 
 # Subpackages reachable as attributes (`keras_mlh.datasets.mnist5k()`).
 _SUBMODULES = {
+    "augmentation",
     "callbacks",
     "centers",
     "codes",

@@ -1,4 +1,4 @@
 from keras_mlh.models.backbones import APPLICATIONS, SmallConvBackbone
-from keras_mlh.models.mlh import MLH, MODES, default_augmentation
+from keras_mlh.models.mlh import MLH, MODES
 
-__all__ = ["APPLICATIONS", "MLH", "MODES", "SmallConvBackbone", "default_augmentation"]
+__all__ = ["APPLICATIONS", "MLH", "MODES", "SmallConvBackbone"]

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mlh.augmentation import default_augmentation
 from keras_mlh.centers import hash_centers
 from keras_mlh.datasets.validation import validate_images, validate_labels
 from keras_mlh.layers.hash_layer import HashLayer, validate_bits
@@ -26,22 +27,6 @@ def _is_tf_dataset(x):
     import tensorflow as tf
 
     return isinstance(x, tf.data.Dataset)
-
-
-def default_augmentation():
-    """Light geometric augmentation, safe for digits and natural images alike.
-
-    Returns:
-        A `keras.Sequential` of core Keras preprocessing layers (no flips,
-        which would change the meaning of digits and text).
-    """
-    return keras.Sequential(
-        [
-            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
-            keras.layers.RandomRotation(0.04, fill_mode="constant"),
-        ],
-        name="augmentation",
-    )
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")

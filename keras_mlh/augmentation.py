@@ -1,0 +1,62 @@
+"""Training-time augmentation: core Keras layers, keras-cv behind an adapter.
+
+keras-cv is frozen upstream (last release 0.9.0, April 2024) and reaches into
+private Keras modules, so a future Keras can break it. The core package never
+imports it; `keras_cv_layer` does, only when asked, and says how to install it.
+"""
+
+import importlib
+
+import keras
+
+
+def default_augmentation():
+    """Light geometric augmentation, safe for digits and natural images alike.
+
+    Returns:
+        A `keras.Sequential` of core Keras preprocessing layers: small random
+        translations and rotations. No flips, which change the meaning of
+        digits and text.
+
+    Example:
+    >>> model = keras_mlh.MLH(num_classes=10, augmentation=default_augmentation())
+    """
+    return keras.Sequential(
+        [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+            keras.layers.RandomRotation(0.04, fill_mode="constant"),
+        ],
+        name="augmentation",
+    )
+
+
+def keras_cv_layer(name, **kwargs):
+    """A keras-cv preprocessing layer by class name (optional dependency).
+
+    Args:
+        name: class name in `keras_cv.layers`, e.g. `"RandomCutout"`.
+        **kwargs: the layer's constructor arguments.
+
+    Returns:
+        The keras-cv layer, usable in `MLH(augmentation=[...])`.
+
+    Raises:
+        ImportError: when keras-cv is not installed.
+        ValueError: when keras-cv has no layer of that name.
+
+    Example:
+    >>> cutout = keras_cv_layer("RandomCutout", height_factor=0.3, width_factor=0.3)
+    >>> model = keras_mlh.MLH(num_classes=10, augmentation=[cutout])
+    """
+    try:
+        layers = importlib.import_module("keras_cv.layers")
+    except ImportError as error:
+        raise ImportError(
+            "keras-cv is an optional extra: pip install 'keras-mlh[keras-cv]'. "
+            "Core Keras has RandAugment, MixUp, CutMix, AugMix, RandomErasing and "
+            "more under keras.layers, which need no extra install."
+        ) from error
+    layer_class = getattr(layers, name, None)
+    if layer_class is None or not isinstance(layer_class, type):
+        raise ValueError(f"keras_cv.layers has no layer named {name!r}.")
+    return layer_class(**kwargs)
