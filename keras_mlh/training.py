@@ -1,0 +1,52 @@
+"""The default training recipe: what `keras-mlh train`, the examples and the
+benchmarks use, so that every entry point trains the same way."""
+
+import dataclasses
+
+import keras
+
+DEFAULT_EPOCHS = 30
+DEFAULT_LEARNING_RATE = 1e-3
+
+
+@dataclasses.dataclass
+class TrainingRecipe:
+    """An optimizer and an epoch count that go together.
+
+    Attributes:
+        optimizer: a `keras.optimizers.Optimizer` with its schedule.
+        epochs: number of epochs the schedule was made for.
+    """
+
+    optimizer: keras.optimizers.Optimizer
+    epochs: int
+
+
+def default_training(epochs=None, steps_per_epoch=None, learning_rate=None):
+    """Adam with a cosine decay of the learning rate over the whole run.
+
+    Args:
+        epochs: defaults to `DEFAULT_EPOCHS`.
+        steps_per_epoch: batches per epoch; needed for the schedule. Without
+            it the learning rate is constant.
+        learning_rate: peak learning rate, `DEFAULT_LEARNING_RATE` by default.
+
+    Returns:
+        A `TrainingRecipe`.
+
+    Example:
+    >>> recipe = default_training(epochs=10, steps_per_epoch=63)
+    >>> model.compile(optimizer=recipe.optimizer)
+    >>> model.fit(data.train, epochs=recipe.epochs)
+    """
+    epochs = DEFAULT_EPOCHS if epochs is None else int(epochs)
+    if epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1. Received: epochs={epochs}")
+    rate = DEFAULT_LEARNING_RATE if learning_rate is None else float(learning_rate)
+    if rate <= 0:
+        raise ValueError(f"`learning_rate` must be > 0. Received: {learning_rate}")
+    if steps_per_epoch:
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=epochs * int(steps_per_epoch), alpha=0.01
+        )
+    return TrainingRecipe(keras.optimizers.Adam(rate), epochs)
