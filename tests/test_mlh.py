@@ -339,3 +339,37 @@ def test_lazy_top_level_api():
     assert callable(keras_mlh.hash_centers)
     with pytest.raises(AttributeError):
         keras_mlh.does_not_exist  # noqa: B018
+
+
+MIRRORED_SCRIPT = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras_mlh
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x = np.random.default_rng(0).integers(0, 256, (64, 16, 16, 1)).astype("uint8")
+with strategy.scope():
+    model = keras_mlh.MLH(num_classes=4, bits=8, pairwise_memory_size=32,
+                          gate_balance_weight=0.1)
+    model.compile()
+history = model.fit(x, np.arange(64) % 4, batch_size=16, epochs=2, verbose=0)
+assert strategy.num_replicas_in_sync == 2
+assert history.history["loss"][1] < history.history["loss"][0], history.history
+print("OK", model.encode(x[:4]).shape)
+"""
+
+
+def test_fit_under_mirrored_strategy():
+    # Logical devices must be set before TensorFlow starts: a fresh process.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK (4, 8)" in result.stdout

@@ -1,3 +1,5 @@
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -487,13 +489,16 @@ class MLH(keras.Model):
         `keras.callbacks.BackupAndRestore` works on a fresh model.
         """
         image_shape = self._check_training_data(x, y, "x")
-        if not self.built and image_shape is not None:
-            # Built before training so that callbacks which restore weights
-            # (BackupAndRestore) find every variable, optimizer's included.
-            self.build((None, *image_shape))
-        if self.built and getattr(self, "optimizer", None) is not None:
-            if not self.optimizer.built:
-                self.optimizer.build(self.trainable_variables)
+        # Built before training so that callbacks which restore weights
+        # (BackupAndRestore) find every variable, optimizer's included; inside
+        # the strategy the model was made under, as Keras's own fit does.
+        strategy = getattr(self, "distribute_strategy", None)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            if not self.built and image_shape is not None:
+                self.build((None, *image_shape))
+            if self.built and getattr(self, "optimizer", None) is not None:
+                if not self.optimizer.built:
+                    self.optimizer.build(self.trainable_variables)
         if _is_tf_dataset(x):
             # Keras ignores `shuffle` for datasets but warns about its default.
             kwargs.setdefault("shuffle", False)
