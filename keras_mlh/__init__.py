@@ -25,6 +25,7 @@ _PUBLIC = {
     "pack_codes": "keras_mlh.codes",
     "unpack_codes": "keras_mlh.codes",
     "HammingIndex": "keras_mlh.index",
+    "mean_average_precision": "keras_mlh.metrics",
     "RetrievalMetricsCallback": "keras_mlh.callbacks",
     "export_encoder": "keras_mlh.export",
     "default_augmentation": "keras_mlh.augmentation",
@@ -45,6 +46,7 @@ _SUBMODULES = {
     "metrics",
     "models",
     "plot",
+    "training",
 }
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])

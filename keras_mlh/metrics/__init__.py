@@ -1,0 +1,19 @@
+"""Retrieval metrics over Hamming ranking (numpy only, no TensorFlow)."""
+
+from keras_mlh.metrics.retrieval import (
+    TIE_BREAKING,
+    mean_average_precision,
+    precision_at_k,
+    precision_recall_curve,
+    precision_within_radius,
+    recall_at_k,
+)
+
+__all__ = [
+    "TIE_BREAKING",
+    "mean_average_precision",
+    "precision_at_k",
+    "precision_recall_curve",
+    "precision_within_radius",
+    "recall_at_k",
+]

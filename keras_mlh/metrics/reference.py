@@ -1,0 +1,34 @@
+"""The slow, obviously correct reference for mAP@K: one query at a time,
+a full stable sort of the database each. Used by the tests and the metrics
+benchmark to check the vectorized implementation; not for real use."""
+
+import numpy as np
+
+from keras_mlh.codes import to_signs
+
+
+def reference_mean_average_precision(
+    query_codes, query_labels, database_codes, database_labels, k=None
+):
+    queries = to_signs(query_codes).astype(np.int64)
+    database = to_signs(database_codes).astype(np.int64)
+    query_labels, database_labels = (
+        np.asarray(query_labels),
+        np.asarray(database_labels),
+    )
+    bits, n = queries.shape[1], len(database)
+    k = n if k is None else min(k, n)
+    scores = []
+    for i in range(len(queries)):
+        distances = (bits - database @ queries[i]) // 2
+        order = np.argsort(distances, kind="stable")[:k]
+        if query_labels.ndim == 2:
+            relevant = (database_labels[order] @ query_labels[i]) > 0
+        else:
+            relevant = database_labels[order] == query_labels[i]
+        if not relevant.any():
+            scores.append(0.0)
+            continue
+        positions = np.flatnonzero(relevant) + 1
+        scores.append(np.mean(np.arange(1, len(positions) + 1) / positions))
+    return float(np.mean(scores))

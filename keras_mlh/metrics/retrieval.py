@@ -1,0 +1,350 @@
+"""Retrieval metrics over Hamming ranking, the deep-hashing way.
+
+numpy only. Every database item is ranked by its Hamming distance to the
+query; an item is relevant when it shares at least one label with the query
+(labels are class ids `(n,)` or multi-hot rows `(n, c)`). Items at equal
+distance keep database order (a stable sort, so results are reproducible);
+`tie_breaking="average"` instead gives the expected value over all orders of
+tied items, exactly.
+
+Queries are processed in blocks, so memory stays bounded (about 256 MB of
+work arrays, whatever the number of queries), and each block is ranked with
+one vectorized stable sort of small integers (numpy's radix sort).
+"""
+
+import math
+
+import numpy as np
+
+from keras_mlh.codes import to_signs
+
+TIE_BREAKING = ("stable", "average")
+_BLOCK_BYTES = 1 << 28
+
+
+def _labels(labels, count, name):
+    array = np.asarray(labels)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise ValueError(
+            f"`{name}` must be class ids or multi-hot rows. Received: {array.dtype}"
+        )
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"`{name}` must be class ids (n,) or multi-hot (n, classes). "
+            f"Received: shape={array.shape}"
+        )
+    if len(array) != count:
+        raise ValueError(
+            f"`{name}` has {len(array)} rows but there are {count} codes: one label "
+            "(or multi-hot row) per code."
+        )
+    return array
+
+
+class _Ranking:
+    """Codes and labels checked once; yields distance/relevance blocks."""
+
+    def __init__(self, query_codes, query_labels, database_codes, database_labels):
+        self.queries = to_signs(query_codes, name="query_codes")
+        self.database = to_signs(database_codes, name="database_codes")
+        if self.queries.shape[1] != self.database.shape[1]:
+            raise ValueError(
+                f"Query codes have {self.queries.shape[1]} bits but database codes "
+                f"have {self.database.shape[1]}: encode both with the same model."
+            )
+        self.bits = self.queries.shape[1]
+        self.query_labels = _labels(query_labels, len(self.queries), "query_labels")
+        self.database_labels = _labels(
+            database_labels, len(self.database), "database_labels"
+        )
+        if self.query_labels.ndim != self.database_labels.ndim or (
+            self.query_labels.ndim == 2
+            and self.query_labels.shape[1] != self.database_labels.shape[1]
+        ):
+            raise ValueError(
+                "Query and database labels must be of the same kind: both class ids "
+                "or both multi-hot with the same number of classes."
+            )
+        self.multi_hot = self.query_labels.ndim == 2
+        if self.multi_hot:
+            self.query_labels = self.query_labels.astype(np.float32)
+            self.database_labels = self.database_labels.astype(np.float32)
+        n = len(self.database)
+        self.block = max(1, _BLOCK_BYTES // (n * 24))
+
+    def blocks(self):
+        """Yields `(distances uint16 (b, n), relevant bool (b, n))`."""
+        for start in range(0, len(self.queries), self.block):
+            q = self.queries[start : start + self.block]
+            inner = q @ self.database.T  # exact: small integers in float32
+            distances = ((self.bits - inner) / 2).astype(np.uint16)
+            labels = self.query_labels[start : start + self.block]
+            if self.multi_hot:
+                relevant = (labels @ self.database_labels.T) > 0
+            else:
+                relevant = labels[:, None] == self.database_labels[None, :]
+            yield distances, relevant
+
+    def ranked_relevance(self, k):
+        """Yields relevance of the top-`k` items of each query, best first."""
+        for distances, relevant in self.blocks():
+            order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+            yield np.take_along_axis(relevant, order, axis=1), relevant.sum(1)
+
+    def histograms(self):
+        """Yields per-query counts of items and of relevant items per distance."""
+        width = self.bits + 1
+        for distances, relevant in self.blocks():
+            rows = distances.shape[0]
+            flat = distances.astype(np.int64) + width * np.arange(rows)[:, None]
+            items = np.bincount(flat.ravel(), minlength=rows * width)
+            hits = np.bincount(
+                flat.ravel(), weights=relevant.ravel(), minlength=rows * width
+            )
+            yield items.reshape(rows, width), hits.reshape(rows, width)
+
+
+def _check_k(k, n, name="k"):
+    if k is None:
+        return n
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer or None. Received: {k!r}"
+        )
+    return min(int(k), n)
+
+
+def mean_average_precision(
+    query_codes,
+    query_labels,
+    database_codes,
+    database_labels,
+    k=None,
+    tie_breaking="stable",
+):
+    """mAP@K over Hamming ranking (the HashNet/CSQ/DeepHash convention).
+
+    For each query, AP@K is the mean of the precision at each relevant item's
+    position within the top K, i.e. divided by the number of relevant items
+    in the top K; a query with no relevant item in its top K counts 0. mAP is
+    the mean over all queries.
+
+    Args:
+        query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
+        query_labels, database_labels: class ids `(n,)` or multi-hot rows.
+        k: cut-off; `None` ranks the whole database (mAP@all).
+        tie_breaking: `"stable"` (items at equal distance in database order)
+            or `"average"` (expected AP over all orders of tied items).
+
+    Returns:
+        mAP as a Python float.
+
+    Example:
+    >>> mean_average_precision(q_codes, q_labels, db_codes, db_labels, k=1000)
+    0.93...
+    """
+    if tie_breaking not in TIE_BREAKING:
+        raise ValueError(
+            f"`tie_breaking` must be one of {TIE_BREAKING}. Received: {tie_breaking!r}"
+        )
+    ranking = _Ranking(query_codes, query_labels, database_codes, database_labels)
+    k = _check_k(k, len(ranking.database))
+    if tie_breaking == "average":
+        scores = [
+            _tie_averaged_ap(items, hits, k) for items, hits in ranking.histograms()
+        ]
+        return float(np.mean(np.concatenate(scores)))
+    total = 0.0
+    for relevant, _ in ranking.ranked_relevance(k):
+        hits = np.cumsum(relevant, axis=1)
+        precision = hits / np.arange(1, relevant.shape[1] + 1)
+        found = hits[:, -1]
+        ap = np.where(
+            found > 0, (precision * relevant).sum(1) / np.maximum(found, 1), 0.0
+        )
+        total += ap.sum()
+    return float(total / len(ranking.queries))
+
+
+def _harmonic(n):
+    return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
+
+
+def _expected_precision_sum(items, relevant, before_items, before_relevant, harmonic):
+    """E[sum of precision at relevant positions] of a tie group of `items`
+    with `relevant` relevant ones, placed in random order after
+    `before_items` items of which `before_relevant` are relevant."""
+    items = np.asarray(items, dtype=np.float64)
+    relevant = np.asarray(relevant, dtype=np.float64)
+    slope = np.where(items > 1, (relevant - 1) / np.maximum(items - 1, 1), 0.0)
+    start = before_relevant + 1
+    # sum_j (start + slope (j - 1)) / (before + j), j = 1..items
+    end_index = (before_items + items).astype(np.int64)
+    tail = harmonic[end_index] - harmonic[np.asarray(before_items, dtype=np.int64)]
+    total = slope * items + (start - slope - slope * before_items) * tail
+    return np.where(relevant > 0, relevant / np.maximum(items, 1) * total, 0.0)
+
+
+def _tie_averaged_ap(items, hits, k):
+    """Exact expected AP@k per query from per-distance histograms."""
+    n = int(items[0].sum())
+    harmonic = _harmonic(n)
+    before_items = np.cumsum(items, axis=1) - items
+    before_hits = np.cumsum(hits, axis=1) - hits
+    full = before_items + items <= k
+    sums = _expected_precision_sum(items, hits, before_items, before_hits, harmonic)
+    full_sum = np.where(full, sums, 0.0).sum(1)
+    full_hits = np.where(full, hits, 0.0).sum(1)
+    ap = np.where(full_hits > 0, full_sum / np.maximum(full_hits, 1), 0.0)
+    cut = (before_items < k) & (before_items + items > k)
+    for row, group in zip(*np.nonzero(cut), strict=True):
+        ap[row] = _cut_group_ap(
+            int(items[row, group]),
+            int(hits[row, group]),
+            int(before_items[row, group]),
+            int(before_hits[row, group]),
+            int(k - before_items[row, group]),
+            full_sum[row],
+            harmonic,
+        )
+    return ap
+
+
+def _cut_group_ap(
+    items, relevant, before_items, before_hits, taken, full_sum, harmonic
+):
+    """Expected AP when the cut-off falls inside a tie group: the number `m`
+    of relevant items among the `taken` slots is hypergeometric, and AP's
+    denominator depends on it."""
+    if relevant == 0:
+        return full_sum / before_hits if before_hits else 0.0
+    log_total = _log_comb(items, taken)
+    expected = 0.0
+    for m in range(max(0, taken - (items - relevant)), min(relevant, taken) + 1):
+        probability = math.exp(
+            _log_comb(relevant, m) + _log_comb(items - relevant, taken - m) - log_total
+        )
+        denominator = before_hits + m
+        if denominator == 0 or probability == 0.0:
+            continue
+        cut_sum = _expected_precision_sum(taken, m, before_items, before_hits, harmonic)
+        expected += probability * (full_sum + float(cut_sum)) / denominator
+    return expected
+
+
+def _log_comb(n, r):
+    return math.lgamma(n + 1) - math.lgamma(r + 1) - math.lgamma(n - r + 1)
+
+
+def precision_at_k(query_codes, query_labels, database_codes, database_labels, k):
+    """Mean precision of the top-k items (stable tie-breaking).
+
+    Args:
+        query_codes, query_labels, database_codes, database_labels: as in
+            `mean_average_precision`.
+        k: a cut-off or a list of cut-offs.
+
+    Returns:
+        A float for one `k`, else a dict `{k: precision}`.
+    """
+    return _at_k(
+        query_codes, query_labels, database_codes, database_labels, k, "precision"
+    )
+
+
+def recall_at_k(query_codes, query_labels, database_codes, database_labels, k):
+    """Mean recall of the top-k items: relevant items found in the top k over
+    all relevant items of the query (a query with none counts 0).
+
+    Returns:
+        A float for one `k`, else a dict `{k: recall}`.
+    """
+    return _at_k(
+        query_codes, query_labels, database_codes, database_labels, k, "recall"
+    )
+
+
+def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
+    ranking = _Ranking(query_codes, query_labels, database_codes, database_labels)
+    n = len(ranking.database)
+    ks = list(k) if isinstance(k, (list, tuple, np.ndarray)) else [k]
+    if not ks:
+        raise ValueError("`k` must be a positive integer or a non-empty list of them.")
+    cuts = [_check_k(value, n) for value in ks]
+    totals = np.zeros(len(cuts))
+    for relevant, all_relevant in ranking.ranked_relevance(max(cuts)):
+        hits = np.cumsum(relevant, axis=1)
+        for i, cut in enumerate(cuts):
+            found = hits[:, cut - 1]
+            if what == "precision":
+                totals[i] += (found / cut).sum()
+            else:
+                totals[i] += np.where(
+                    all_relevant > 0, found / np.maximum(all_relevant, 1), 0.0
+                ).sum()
+    values = totals / len(ranking.queries)
+    if len(ks) == 1 and not isinstance(k, (list, tuple, np.ndarray)):
+        return float(values[0])
+    return {int(key): float(v) for key, v in zip(ks, values, strict=True)}
+
+
+def precision_recall_curve(query_codes, query_labels, database_codes, database_labels):
+    """Precision and recall of the items within Hamming radius r, r = 0..bits.
+
+    Precision at a radius is averaged over the queries that retrieve at least
+    one item within it (NaN when none does); recall is averaged over queries
+    with at least one relevant item in the database.
+
+    Returns:
+        A dict with `"radius"`, `"precision"` and `"recall"` arrays.
+    """
+    ranking = _Ranking(query_codes, query_labels, database_codes, database_labels)
+    width = ranking.bits + 1
+    precision_sum, precision_count = np.zeros(width), np.zeros(width)
+    recall_sum, recall_count = np.zeros(width), 0
+    for items, hits in ranking.histograms():
+        retrieved, found = np.cumsum(items, axis=1), np.cumsum(hits, axis=1)
+        has = retrieved > 0
+        precision_sum += np.where(has, found / np.maximum(retrieved, 1), 0.0).sum(0)
+        precision_count += has.sum(0)
+        total = found[:, -1:]
+        with_relevant = total[:, 0] > 0
+        recall_sum += (found[with_relevant] / total[with_relevant]).sum(0)
+        recall_count += int(with_relevant.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(
+            precision_count > 0, precision_sum / precision_count, np.nan
+        )
+    recall = recall_sum / max(recall_count, 1)
+    return {"radius": np.arange(width), "precision": precision, "recall": recall}
+
+
+def precision_within_radius(
+    query_codes, query_labels, database_codes, database_labels, radius=2
+):
+    """Mean precision of the items within Hamming distance `radius` (inclusive).
+
+    A query that retrieves nothing within the radius counts 0 (the HashNet
+    convention for "precision within Hamming radius 2").
+
+    Returns:
+        A float.
+    """
+    if (
+        isinstance(radius, bool)
+        or not isinstance(radius, (int, np.integer))
+        or radius < 0
+    ):
+        raise ValueError(f"`radius` must be an integer >= 0. Received: {radius!r}")
+    ranking = _Ranking(query_codes, query_labels, database_codes, database_labels)
+    radius = min(int(radius), ranking.bits)
+    total = 0.0
+    for items, hits in ranking.histograms():
+        retrieved = items[:, : radius + 1].sum(1)
+        found = hits[:, : radius + 1].sum(1)
+        total += np.where(retrieved > 0, found / np.maximum(retrieved, 1), 0.0).sum()
+    return float(total / len(ranking.queries))
