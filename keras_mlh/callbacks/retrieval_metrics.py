@@ -1,0 +1,101 @@
+import keras
+import numpy as np
+
+from keras_mlh.metrics import mean_average_precision
+
+
+class RetrievalMetricsCallback(keras.callbacks.Callback):
+    """Computes validation mAP@K during `fit` and writes it into the logs.
+
+    Every `every_n_epochs` epochs (and at the last epoch), the model encodes
+    the query and database images and `logs[name]` gets mAP@K, so that
+    `EarlyStopping(monitor="val_map", mode="max")` and `ModelCheckpoint` can
+    use it and `History` records it. In the epochs in between, the last value
+    is repeated, so monitors always find the key (a stale value never
+    improves, which is what patience counts).
+
+    Args:
+        query_data: `(images, labels)` of the queries.
+        database_data: `(images, labels)` searched; `None` uses the queries
+            themselves (each query then also finds itself).
+        k: mAP cut-off; `None` for mAP@all.
+        every_n_epochs: how often to evaluate.
+        name: log key.
+        batch_size: encoding batch size.
+        verbose: print the value when computed.
+
+    Example:
+    >>> callback = RetrievalMetricsCallback((x_val, y_val), (x_db, y_db))
+    >>> model.fit(data.train, epochs=30, callbacks=[callback,
+    ...     keras.callbacks.EarlyStopping("val_map", mode="max", patience=5)])
+    """
+
+    def __init__(
+        self,
+        query_data,
+        database_data=None,
+        k=None,
+        every_n_epochs=1,
+        name="val_map",
+        batch_size=256,
+        verbose=1,
+    ):
+        super().__init__()
+        if (
+            isinstance(every_n_epochs, bool)
+            or not isinstance(every_n_epochs, int)
+            or (every_n_epochs < 1)
+        ):
+            raise ValueError(
+                f"`every_n_epochs` must be a positive integer. Received: {every_n_epochs!r}"
+            )
+        self.query_images, self.query_labels = _pair(query_data, "query_data")
+        if database_data is None:
+            self.database_images, self.database_labels = (
+                self.query_images,
+                self.query_labels,
+            )
+        else:
+            self.database_images, self.database_labels = _pair(
+                database_data, "database_data"
+            )
+        self.k = k
+        self.every_n_epochs = every_n_epochs
+        self.name = name
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.last_value = None
+
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "encode"):
+            raise ValueError(
+                "RetrievalMetricsCallback needs a model with an `encode(images)` "
+                "method returning ±1 codes, such as keras_mlh.MLH."
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params.get("epochs") == epoch + 1
+        if (epoch + 1) % self.every_n_epochs == 0 or last or self.last_value is None:
+            queries = self.model.encode(self.query_images, batch_size=self.batch_size)
+            database = self.model.encode(
+                self.database_images, batch_size=self.batch_size
+            )
+            self.last_value = mean_average_precision(
+                queries, self.query_labels, database, self.database_labels, k=self.k
+            )
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: {self.name} = {self.last_value:.4f}")
+        if logs is not None:
+            logs[self.name] = self.last_value
+
+
+def _pair(data, name):
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(f"`{name}` must be an (images, labels) pair of arrays.")
+    images, labels = np.asarray(data[0]), np.asarray(data[1])
+    if len(images) != len(labels) or len(images) == 0:
+        raise ValueError(
+            f"`{name}` must hold as many labels as images, at least one. "
+            f"Received: {len(images)} images, {len(labels)} labels"
+        )
+    return images, labels
