@@ -9,11 +9,12 @@ tied items, exactly.
 
 Queries are processed in blocks, so memory stays bounded (about 256 MB of
 work arrays, whatever the number of queries), and each block is ranked with
-one vectorized stable sort of small integers (numpy's radix sort).
+one stable counting sort of small integers (faiss's `bucket_sort`).
 """
 
 import math
 
+import faiss
 import numpy as np
 
 from keras_mlh.codes import to_signs
@@ -77,11 +78,13 @@ class _Ranking:
         self.block = max(1, _BLOCK_BYTES // (n * 24))
 
     def blocks(self):
-        """Yields `(distances uint16 (b, n), relevant bool (b, n))`."""
+        """Yields `(distances int64 (b, n), relevant bool (b, n))`."""
         for start in range(0, len(self.queries), self.block):
             q = self.queries[start : start + self.block]
             inner = q @ self.database.T  # exact: small integers in float32
-            distances = ((self.bits - inner) / 2).astype(np.uint16)
+            np.subtract(self.bits, inner, out=inner)
+            inner *= 0.5
+            distances = inner.astype(np.int64)
             labels = self.query_labels[start : start + self.block]
             if self.multi_hot:
                 relevant = (labels @ self.database_labels.T) > 0
@@ -91,16 +94,24 @@ class _Ranking:
 
     def ranked_relevance(self, k):
         """Yields relevance of the top-`k` items of each query, best first."""
+        n = len(self.database)
+        width = self.bits + 1
         for distances, relevant in self.blocks():
-            order = np.argsort(distances, axis=1, kind="stable")[:, :k]
-            yield np.take_along_axis(relevant, order, axis=1), relevant.sum(1)
+            rows = len(distances)
+            # One stable counting sort ranks the whole block: keys are
+            # (row, distance) buckets, and faiss's single-threaded bucket sort
+            # keeps database order inside a bucket.
+            distances += width * np.arange(rows, dtype=np.int64)[:, None]
+            _, order = faiss.bucket_sort(distances.ravel(), width * rows, nt=0)
+            ranked = relevant.ravel()[order].reshape(rows, n)
+            yield ranked[:, :k], relevant.sum(1)
 
     def histograms(self):
         """Yields per-query counts of items and of relevant items per distance."""
         width = self.bits + 1
         for distances, relevant in self.blocks():
             rows = distances.shape[0]
-            flat = distances.astype(np.int64) + width * np.arange(rows)[:, None]
+            flat = distances + width * np.arange(rows)[:, None]
             items = np.bincount(flat.ravel(), minlength=rows * width)
             hits = np.bincount(
                 flat.ravel(), weights=relevant.ravel(), minlength=rows * width
@@ -160,13 +171,16 @@ def mean_average_precision(
         return float(np.mean(np.concatenate(scores)))
     total = 0.0
     for relevant, _ in ranking.ranked_relevance(k):
-        hits = np.cumsum(relevant, axis=1)
-        precision = hits / np.arange(1, relevant.shape[1] + 1)
-        found = hits[:, -1]
-        ap = np.where(
-            found > 0, (precision * relevant).sum(1) / np.maximum(found, 1), 0.0
+        # Only relevant positions count: the t-th relevant item at rank p adds
+        # t / p, so work on the (few) relevant positions, not the whole list.
+        rows, ranks = np.nonzero(relevant)
+        found = np.bincount(rows, minlength=len(relevant))
+        first = np.concatenate([[0], np.cumsum(found)[:-1]])
+        order_in_row = np.arange(1, len(rows) + 1) - first[rows]
+        sums = np.bincount(
+            rows, weights=order_in_row / (ranks + 1.0), minlength=len(relevant)
         )
-        total += ap.sum()
+        total += np.divide(sums, found, out=np.zeros(len(found)), where=found > 0).sum()
     return float(total / len(ranking.queries))
 
 

@@ -134,7 +134,10 @@ def plot_history(history, path, title="Training"):
     losses.set_yscale("log")
     quality.set_xlabel("epoch")
     quality.set_ylabel("mAP / balance")
+    from matplotlib.ticker import MaxNLocator
+
     for axes in (losses, quality):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if axes.lines:
             axes.legend(fontsize=7)

@@ -1,0 +1,33 @@
+"""Shared bits of the benchmark scripts: machine description, result files."""
+
+import json
+import os
+import platform
+import sys
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def machine():
+    import numpy as np
+
+    parts = [
+        f"{os.cpu_count()} cores",
+        platform.machine(),
+        f"Python {sys.version.split()[0]}",
+        f"numpy {np.__version__}",
+    ]
+    for module in ("faiss", "onnxruntime", "tensorflow", "keras"):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            parts.append(f"{module} {getattr(loaded, '__version__', '?')}")
+    return ", ".join(parts)
+
+
+def write(name, markdown, data, folder=RESULTS):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{name}.md"), "w") as f:
+        f.write(markdown)
+    with open(os.path.join(folder, f"{name}.json"), "w") as f:
+        json.dump(data, f, indent=2)
+    print(markdown)
