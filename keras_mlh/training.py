@@ -5,7 +5,7 @@ import dataclasses
 
 import keras
 
-DEFAULT_EPOCHS = 30
+DEFAULT_EPOCHS = 15
 DEFAULT_LEARNING_RATE = 1e-3
 
 

@@ -1,0 +1,258 @@
+"""Ablation benchmark on the offline MNIST-5k split (run by hand).
+
+Trains every mode (`mlh`, `center`, `pairwise`, `mlh_no_moh`, `mlh_no_mutual`)
+at each bit length and seed with the package defaults, and reports mAP@all of
+the 1,000 queries against the 4,000 database images (= training set), the
+training time and the median train-step time (epochs after the first, so
+tracing is excluded). Writes `benchmarks/results/ablation.{md,json,png}`.
+
+    python benchmarks/ablation.py                 # 16/32/64 bits x 3 seeds
+    python benchmarks/ablation.py --quick         # 1 seed, 16 bits, 2 epochs
+    python benchmarks/ablation.py --bits 32 --seeds 0 --modes mlh center pairwise
+
+Runs are interleaved (every mode for a seed and bit length, then the next) so
+that a change in machine load affects all modes alike; ratios of step times
+are taken within one run of this script.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+MODES = ["mlh", "center", "pairwise", "mlh_no_moh", "mlh_no_mutual"]
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: the package's default"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="1 seed, 16 bits, 2 epochs"
+    )
+    parser.add_argument("--out", default=RESULTS, help="folder for the results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.bits, args.seeds, args.epochs = [16], [0], args.epochs or 2
+    return args
+
+
+class _EpochTimer:
+    """Wall time of each epoch, to derive a step time free of tracing cost."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self._start)
+
+        return Timer()
+
+
+def run_one(data, mode, bits, seed, epochs):
+    import keras
+
+    import keras_mlh
+    from keras_mlh.metrics import mean_average_precision
+    from keras_mlh.training import default_training
+
+    keras.utils.set_random_seed(seed)
+    model = keras_mlh.MLH(num_classes=data.num_classes, bits=bits, mode=mode)
+    recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
+    model.compile(optimizer=recipe.optimizer)
+    timer = _EpochTimer()
+    start = time.perf_counter()
+    model.fit(data.train, epochs=recipe.epochs, verbose=0, callbacks=[timer])
+    seconds = time.perf_counter() - start
+    steps = len(data.train)
+    later = timer.times[1:] or timer.times
+    step_ms = 1000 * float(np.median(later)) / steps
+    score = mean_average_precision(
+        model.encode(data.x_query),
+        data.y_query,
+        model.encode(data.x_database),
+        data.y_database,
+    )
+    return {
+        "mode": mode,
+        "bits": bits,
+        "seed": seed,
+        "epochs": recipe.epochs,
+        "map": float(score),
+        "train_seconds": seconds,
+        "step_ms": step_ms,
+    }
+
+
+def summarize(runs, modes, bits_list):
+    table = {}
+    for bits in bits_list:
+        for mode in modes:
+            rows = [r for r in runs if r["mode"] == mode and r["bits"] == bits]
+            if not rows:
+                continue
+            maps = np.array([r["map"] for r in rows])
+            table[(mode, bits)] = {
+                "map_mean": float(maps.mean()),
+                "map_std": float(maps.std()),
+                "seconds_mean": float(np.mean([r["train_seconds"] for r in rows])),
+                "step_ms_median": float(np.median([r["step_ms"] for r in rows])),
+                "runs": len(rows),
+            }
+    return table
+
+
+def markdown(table, modes, bits_list, meta):
+    lines = [
+        "# MLH ablation on MNIST-5k",
+        "",
+        f"1,000 queries / 4,000 database (= training) images, mAP@all, "
+        f"{meta['epochs']} epochs, seeds {meta['seeds']}, package defaults. "
+        f"Machine: {meta['machine']}. Command: `{meta['command']}`.",
+        "",
+        "| mode | "
+        + " | ".join(f"{b} bits mAP" for b in bits_list)
+        + " | train s/run | step ms |",
+        "|---|" + "---|" * len(bits_list) + "---|---|",
+    ]
+    for mode in modes:
+        cells = []
+        for bits in bits_list:
+            cell = table.get((mode, bits))
+            cells.append(
+                f"{cell['map_mean']:.4f} ± {cell['map_std']:.4f}" if cell else "—"
+            )
+        cells_s = [table[(mode, b)] for b in bits_list if (mode, b) in table]
+        seconds = np.mean([c["seconds_mean"] for c in cells_s])
+        step = np.median([c["step_ms_median"] for c in cells_s])
+        lines.append(
+            f"| {mode} | " + " | ".join(cells) + f" | {seconds:.1f} | {step:.1f} |"
+        )
+    if ("mlh", bits_list[0]) in table and ("center", bits_list[0]) in table:
+        ratios = [
+            table[("mlh", b)]["step_ms_median"] / table[("center", b)]["step_ms_median"]
+            for b in bits_list
+            if ("mlh", b) in table and ("center", b) in table
+        ]
+        lines += [
+            "",
+            f"Train-step time, mlh / center: {np.median(ratios):.2f}x "
+            "(median over bit lengths, same run).",
+        ]
+    claim = []
+    for bits in bits_list:
+        try:
+            m, c, p = (
+                table[(k, bits)]["map_mean"] for k in ("mlh", "center", "pairwise")
+            )
+        except KeyError:
+            continue
+        claim.append(
+            f"{bits} bits: mlh {'>' if m > c else '<='} center, "
+            f"center {'>' if c > p else '<='} pairwise"
+        )
+    if claim:
+        lines += [
+            "",
+            "Paper's claim (mlh > center > pairwise): " + "; ".join(claim) + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(table, modes, bits_list, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4), dpi=100)
+    axes = figure.add_subplot(1, 1, 1)
+    width = 0.8 / len(modes)
+    for i, mode in enumerate(modes):
+        means = [table.get((mode, b), {}).get("map_mean", np.nan) for b in bits_list]
+        stds = [table.get((mode, b), {}).get("map_std", 0.0) for b in bits_list]
+        x = np.arange(len(bits_list)) + i * width
+        axes.bar(x, means, width, yerr=stds, label=mode, capsize=2)
+    axes.set_xticks(np.arange(len(bits_list)) + 0.4 - width / 2)
+    axes.set_xticklabels([f"{b} bits" for b in bits_list])
+    finite = [
+        v["map_mean"] - v["map_std"]
+        for v in table.values()
+        if np.isfinite(v["map_mean"])
+    ]
+    axes.set_ylim(max(0.0, min(finite) - 0.02), 1.0)
+    axes.set_ylabel("mAP@all")
+    axes.set_title("MNIST-5k: MLH and its baselines")
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+    import tensorflow as tf
+
+    import keras_mlh
+
+    data = keras_mlh.datasets.mnist5k()
+    runs = []
+    for bits in args.bits:
+        for seed in args.seeds:
+            for mode in args.modes:
+                run = run_one(data, mode, bits, seed, args.epochs)
+                runs.append(run)
+                print(
+                    f"{mode:14s} bits={bits} seed={seed} mAP={run['map']:.4f} "
+                    f"train={run['train_seconds']:.1f}s step={run['step_ms']:.1f}ms",
+                    flush=True,
+                )
+    table = summarize(runs, args.modes, args.bits)
+    meta = {
+        "epochs": runs[0]["epochs"],
+        "seeds": args.seeds,
+        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
+        f", Keras {keras.__version__}, TF {tf.__version__}",
+        "command": "python benchmarks/ablation.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    os.makedirs(args.out, exist_ok=True)
+    name = "ablation_quick" if args.quick else "ablation"
+    text = markdown(table, args.modes, args.bits, meta)
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump(
+            {
+                "meta": meta,
+                "runs": runs,
+                "summary": [{"mode": m, "bits": b, **v} for (m, b), v in table.items()],
+            },
+            f,
+            indent=2,
+        )
+    plot(table, args.modes, args.bits, os.path.join(args.out, f"{name}.png"))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
