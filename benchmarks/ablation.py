@@ -10,24 +10,41 @@ tracing is excluded). Writes `benchmarks/results/ablation.{md,json,png}`.
     python benchmarks/ablation.py --quick         # 1 seed, 16 bits, 2 epochs
     python benchmarks/ablation.py --bits 32 --seeds 0 --modes mlh center pairwise
 
+Tuning the defaults never looks at the 1,000 queries: `--holdout` splits the
+4,000 database images once more (seeded, stratified) into 1,000 validation
+queries and a 3,000-image training database, and `--set name=value` overrides
+an `MLH` argument of the modes run (for trying candidate defaults):
+
+    python benchmarks/ablation.py --holdout --bits 16 32 --modes mlh \
+        --set mutual_weight=2 --name tune_mutual2
+
 Runs are interleaved (every mode for a seed and bit length, then the next) so
 that a change in machine load affects all modes alike; ratios of step times
 are taken within one run of this script.
 """
 
 import argparse
-import json
+import ast
 import os
-import platform
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _common import RESULTS, machine, write  # noqa: E402
 
 MODES = ["mlh", "center", "pairwise", "mlh_no_moh", "mlh_no_mutual"]
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def _override(text):
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value  # a bare string such as sample
 
 
 def parse_args(argv=None):
@@ -41,10 +58,31 @@ def parse_args(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="1 seed, 16 bits, 2 epochs"
     )
+    parser.add_argument(
+        "--holdout",
+        action="store_true",
+        help="tune on the database only: 1,000 of its images become the queries",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an MLH argument (repeatable), e.g. mutual_weight=2",
+    )
     parser.add_argument("--out", default=RESULTS, help="folder for the results")
+    parser.add_argument(
+        "--name", default=None, help="result file name (default: ablation)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.bits, args.seeds, args.epochs = [16], [0], args.epochs or 2
+    if args.name is None:
+        args.name = "ablation_quick" if args.quick else "ablation"
+        if args.holdout or args.overrides:
+            args.name = "tuning"
     return args
 
 
@@ -67,7 +105,18 @@ class _EpochTimer:
         return Timer()
 
 
-def run_one(data, mode, bits, seed, epochs):
+def load_data(holdout):
+    import keras_mlh
+
+    data = keras_mlh.datasets.mnist5k()
+    if not holdout:
+        return data
+    return keras_mlh.datasets.from_arrays(
+        data.x_train, data.y_train, num_classes=10, num_queries=1000, seed=1
+    )
+
+
+def run_one(data, mode, bits, seed, epochs, overrides=None):
     import keras
 
     import keras_mlh
@@ -75,7 +124,9 @@ def run_one(data, mode, bits, seed, epochs):
     from keras_mlh.training import default_training
 
     keras.utils.set_random_seed(seed)
-    model = keras_mlh.MLH(num_classes=data.num_classes, bits=bits, mode=mode)
+    model = keras_mlh.MLH(
+        num_classes=data.num_classes, bits=bits, mode=mode, **(overrides or {})
+    )
     recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
     model.compile(optimizer=recipe.optimizer)
     timer = _EpochTimer()
@@ -124,9 +175,9 @@ def markdown(table, modes, bits_list, meta):
     lines = [
         "# MLH ablation on MNIST-5k",
         "",
-        f"1,000 queries / 4,000 database (= training) images, mAP@all, "
-        f"{meta['epochs']} epochs, seeds {meta['seeds']}, package defaults. "
-        f"Machine: {meta['machine']}. Command: `{meta['command']}`.",
+        f"{meta['split']}, mAP@all, {meta['epochs']} epochs, seeds {meta['seeds']}, "
+        f"{meta['settings']}. Machine: {meta['machine']}. "
+        f"Command: `{meta['command']}`.",
         "",
         "| mode | "
         + " | ".join(f"{b} bits mAP" for b in bits_list)
@@ -208,17 +259,13 @@ def plot(table, modes, bits_list, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    import keras
-    import tensorflow as tf
-
-    import keras_mlh
-
-    data = keras_mlh.datasets.mnist5k()
+    data = load_data(args.holdout)
+    overrides = dict(args.overrides)
     runs = []
     for bits in args.bits:
         for seed in args.seeds:
             for mode in args.modes:
-                run = run_one(data, mode, bits, seed, args.epochs)
+                run = run_one(data, mode, bits, seed, args.epochs, overrides)
                 runs.append(run)
                 print(
                     f"{mode:14s} bits={bits} seed={seed} mAP={run['map']:.4f} "
@@ -229,28 +276,32 @@ def main(argv=None):
     meta = {
         "epochs": runs[0]["epochs"],
         "seeds": args.seeds,
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
-        f", Keras {keras.__version__}, TF {tf.__version__}",
+        "split": (
+            "Hold-out of the database: 1,000 validation queries / 3,000 training "
+            "images (the 1,000 test queries unused)"
+            if args.holdout
+            else "1,000 queries / 4,000 database (= training) images"
+        ),
+        "settings": (
+            "package defaults with "
+            + ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+            if overrides
+            else "package defaults"
+        ),
+        "overrides": overrides,
+        "machine": machine(),
         "command": "python benchmarks/ablation.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
+    summary = [{"mode": m, "bits": b, **v} for (m, b), v in table.items()]
     os.makedirs(args.out, exist_ok=True)
-    name = "ablation_quick" if args.quick else "ablation"
-    text = markdown(table, args.modes, args.bits, meta)
-    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump(
-            {
-                "meta": meta,
-                "runs": runs,
-                "summary": [{"mode": m, "bits": b, **v} for (m, b), v in table.items()],
-            },
-            f,
-            indent=2,
-        )
-    plot(table, args.modes, args.bits, os.path.join(args.out, f"{name}.png"))
-    print(text)
+    write(
+        args.name,
+        markdown(table, args.modes, args.bits, meta),
+        {"meta": meta, "runs": runs, "summary": summary},
+        folder=args.out,
+    )
+    plot(table, args.modes, args.bits, os.path.join(args.out, f"{args.name}.png"))
     return 0
 
 

@@ -1,11 +1,11 @@
 import json
 import os
-import tempfile
 
 import faiss
 import numpy as np
 
 from keras_mlh.codes import to_packed
+from keras_mlh.files import atomic_path
 from keras_mlh.version import __version__
 
 KINDS = ("flat", "hnsw", "ivf")
@@ -179,9 +179,6 @@ class HammingIndex:
         `load` refuses; never a file that loads as a smaller index.
         """
         path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise ValueError(f"Folder does not exist: {folder!r}")
         sidecar = {
             "format": FORMAT,
             "bits": self.bits,
@@ -192,18 +189,11 @@ class HammingIndex:
             "nprobe": self.nprobe,
             "keras_mlh_version": __version__,
         }
-        index_tmp = _temp_path(folder)
-        sidecar_tmp = _temp_path(folder)
-        try:
+        # The index is renamed into place first: see the docstring.
+        with atomic_path(path + ".json") as sidecar_tmp, atomic_path(path) as index_tmp:
             faiss.write_index_binary(self._index, index_tmp)
             with open(sidecar_tmp, "w") as f:
                 json.dump(sidecar, f, indent=2)
-            os.replace(index_tmp, path)
-            os.replace(sidecar_tmp, path + ".json")
-        finally:
-            for leftover in (index_tmp, sidecar_tmp):
-                if os.path.exists(leftover):
-                    os.remove(leftover)
 
     @classmethod
     def load(cls, path):
@@ -264,9 +254,3 @@ def _check_k(k):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
     return int(k)
-
-
-def _temp_path(folder):
-    handle, path = tempfile.mkstemp(dir=folder, prefix=".tmp-keras-mlh-")
-    os.close(handle)
-    return path
