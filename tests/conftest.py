@@ -46,3 +46,33 @@ def saving_round_trip(tmp_path):
         return again
 
     return check
+
+
+@pytest.fixture(scope="session")
+def mnist_mlh(mnist5k):
+    """A 32-bit MLH trained 1 epoch on the 4,000 real MNIST-5k training digits.
+
+    About 10 s on 2 cores; shared by the export and runtime tests.
+    """
+    import keras
+
+    import keras_mlh
+
+    keras.utils.set_random_seed(0)
+    model = keras_mlh.MLH(num_classes=10, bits=32)
+    model.compile()
+    model.fit(mnist5k.x_train, mnist5k.y_train, epochs=1, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def mnist_export(mnist_mlh, mnist5k, tmp_path_factory):
+    """`mnist_mlh` exported (SavedModel and ONNX), validated on the 1,000 queries.
+
+    Returns `(folder, metadata)`. Tests must not modify the folder: copy it.
+    """
+    from keras_mlh.export import export_encoder
+
+    folder = tmp_path_factory.mktemp("mnist_export") / "encoder"
+    metadata = export_encoder(mnist_mlh, folder, sample_images=mnist5k.x_query)
+    return folder, metadata

@@ -37,9 +37,11 @@ def validate_images(images, image_shape=None, name="images"):
     if array.ndim == 3:
         array = array[..., None]
     if array.ndim != 4:
+        known = image_shape is not None and None not in tuple(image_shape)
+        example = ", ".join(map(str, image_shape)) if known else "28, 28, 1"
         raise ValueError(
             f"`{name}` must have shape (num_images, height, width, channels); "
-            f"reshape flat images first, e.g. x.reshape(-1, 28, 28, 1). "
+            f"reshape flat images first, e.g. x.reshape(-1, {example}). "
             f"Received: shape={array.shape}"
         )
     if array.shape[0] == 0:

@@ -1,0 +1,154 @@
+"""Encode speed of an exported encoder: Keras vs SavedModel vs onnxruntime (by hand).
+
+Trains a 32-bit MLH for 1 epoch on the 4,000 MNIST-5k training digits,
+exports it (`keras_mlh.export.export_encoder`), then times the same query
+digits through four routes, in the same run, at batch 1 and batch 64:
+
+- Keras `predict`: `encoder.predict(x, batch_size=b)` on the Keras encoder
+  (`model.build_encoder()`), the usual Keras inference entry point;
+- Keras direct call: `encoder(x, training=False)`, one eager call per batch;
+- SavedModel: the reloaded `serving_default` signature (all three outputs
+  computed, `packed` fetched as numpy);
+- onnxruntime: `keras_mlh_runtime.HashEncoder.encode` (packed codes, input
+  checks included), CPU execution provider, with onnxruntime's default
+  threads and with `threads=1`.
+
+Throughput is images per second, the median of `repeats` interleaved timings
+(each route once per round, so load changes hit all alike). Target:
+onnxruntime >= 1.0x the SavedModel at both batch sizes.
+
+    python benchmarks/encode.py
+"""
+
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from _common import machine, write  # noqa: E402
+
+
+def _throughput(function, images, batch):
+    start = time.perf_counter()
+    for i in range(0, len(images), batch):
+        function(images[i : i + batch])
+    return len(images) / (time.perf_counter() - start)
+
+
+def main(epochs=1, bits=32, repeats=5, single_images=128, batched_images=1024):
+    import keras
+    import tensorflow as tf
+
+    import keras_mlh
+    from keras_mlh.export import export_encoder
+    from keras_mlh_runtime import HashEncoder
+
+    keras.utils.set_random_seed(0)
+    data = keras_mlh.datasets.mnist5k()
+    model = keras_mlh.MLH(num_classes=10, bits=bits)
+    model.compile()
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0)
+    encoder = model.build_encoder()
+    with tempfile.TemporaryDirectory(prefix="keras-mlh-bench-") as tmp:
+        folder = os.path.join(tmp, "encoder")
+        metadata = export_encoder(model, folder, sample_images=data.x_query)
+        # Both load their files into memory: the folder can go afterwards.
+        saved_model = tf.saved_model.load(os.path.join(folder, "saved_model"))
+        runtime = HashEncoder.load(folder)
+        single_thread = HashEncoder.load(folder, threads=1)
+    serving = saved_model.signatures["serving_default"]
+
+    def saved_model_packed(x):
+        return serving(images=tf.constant(x))["packed"].numpy()
+
+    routes = {
+        "Keras predict": lambda x: encoder.predict(x, batch_size=len(x), verbose=0),
+        "Keras direct call": lambda x: encoder(x, training=False),
+        "SavedModel signature": saved_model_packed,
+        "onnxruntime (HashEncoder)": lambda x: runtime.encode(x, batch_size=len(x)),
+        "onnxruntime (HashEncoder, threads=1)": (
+            lambda x: single_thread.encode(x, batch_size=len(x))
+        ),
+    }
+    query = np.resize(data.x_query.astype(np.float32), (batched_images, 28, 28, 1))
+    sizes = {1: query[:single_images], 64: query}
+    results = {name: {b: [] for b in sizes} for name in routes}
+    load_before = os.getloadavg()[0]
+    for function in routes.values():  # warm up: tracing, first allocations
+        for b, images in sizes.items():
+            _throughput(function, images[: 2 * b], b)
+    for _ in range(repeats):
+        for b, images in sizes.items():
+            for name, function in routes.items():
+                results[name][b].append(_throughput(function, images, b))
+    load_after = os.getloadavg()[0]
+    medians = {
+        name: {b: float(np.median(t)) for b, t in per_batch.items()}
+        for name, per_batch in results.items()
+    }
+    ratios = {
+        name: {b: medians[name][b] / medians["SavedModel signature"][b] for b in sizes}
+        for name in medians
+        if name.startswith("onnxruntime")
+    }
+    rows = "".join(
+        f"| {name} | {m[1]:,.0f} | {m[64]:,.0f} |\n" for name, m in medians.items()
+    )
+    shared = (
+        " (above the core count: the CPU was shared with other work, so compare "
+        "routes within this run only)"
+        if max(load_before, load_after) > os.cpu_count()
+        else ""
+    )
+    agreement = metadata["validation"]["onnx"]["bit_agreement"]
+    markdown = (
+        "# Encode: Keras vs SavedModel vs onnxruntime\n\n"
+        f"One {bits}-bit MLH (default backbone) trained {epochs} epoch(s) on "
+        f"MNIST-5k, exported once; {single_images} query digits one at a time "
+        f"and {batched_images} in batches of 64; images/s, median of {repeats} "
+        "interleaved runs, same process. Keras predict is `encoder.predict`, "
+        "Keras direct call is `encoder(x, training=False)` (eager); onnxruntime "
+        "is `HashEncoder.encode` (input checks included, packed codes out). "
+        f"ONNX bits equal to Keras's on the 1,000 queries: {100 * agreement:.2f}%. "
+        f"Machine: {machine()}; 1-minute load average {load_before:.1f} before "
+        f"and {load_after:.1f} after the timings{shared}. "
+        "Command: `python benchmarks/encode.py`.\n\n"
+        "| route | batch 1 (images/s) | batch 64 (images/s) |\n|---|---|---|\n"
+        f"{rows}\n"
+        "onnxruntime / SavedModel (target >= 1.0x at both batch sizes):\n\n"
+        + "".join(
+            f"- {name}: **{r[1]:.2f}x** at batch 1, **{r[64]:.2f}x** at batch 64\n"
+            for name, r in ratios.items()
+        )
+    )
+    write(
+        "encode",
+        markdown,
+        {
+            "images_per_second": {
+                name: {str(b): v for b, v in m.items()} for name, m in medians.items()
+            },
+            "runs": {
+                name: {str(b): v for b, v in r.items()} for name, r in results.items()
+            },
+            "onnx_over_saved_model": {
+                name: {str(b): v for b, v in r.items()} for name, r in ratios.items()
+            },
+            "bits": bits,
+            "epochs": epochs,
+            "repeats": repeats,
+            "single_images": single_images,
+            "batched_images": batched_images,
+            "onnx_bit_agreement": agreement,
+            "load_average": [load_before, load_after],
+            "machine": machine(),
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

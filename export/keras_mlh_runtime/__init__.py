@@ -1,0 +1,15 @@
+"""keras-mlh's deployment runtime: exported encoders without TensorFlow.
+
+Needs numpy and onnxruntime to encode, and faiss-cpu to search; it never
+imports TensorFlow or Keras. Install it on a serving machine with
+`pip install --no-deps keras-mlh` plus `pip install numpy onnxruntime faiss-cpu`.
+
+Example:
+>>> from keras_mlh_runtime import HashEncoder
+>>> encoder = HashEncoder.load("mnist_encoder")
+>>> distances, ids = encoder.search(queries, encoder.build_index(database), k=10)
+"""
+
+from keras_mlh_runtime.encoder import HashEncoder
+
+__all__ = ["HashEncoder"]

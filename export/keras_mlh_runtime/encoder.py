@@ -1,0 +1,281 @@
+"""`HashEncoder`: an exported keras-mlh encoder run with onnxruntime.
+
+numpy, onnxruntime and (to search) faiss-cpu only: this module and the
+`keras_mlh` modules it uses (`codes`, `index`, `datasets.validation`) never
+import TensorFlow or Keras.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from keras_mlh.datasets.validation import validate_images
+
+METADATA_FILE = "metadata.json"
+ONNX_FILE = "model.onnx"
+METADATA_FORMAT = "keras-mlh-encoder"
+OUTPUTS = ("embedding", "codes", "packed")
+_ONNX_TYPES = {
+    "embedding": "tensor(float)",
+    "codes": "tensor(int8)",
+    "packed": "tensor(uint8)",
+}
+_REEXPORT = "export the model again with keras_mlh.export.export_encoder"
+
+
+class HashEncoder:
+    """An exported keras-mlh encoder, run with onnxruntime (no TensorFlow).
+
+    Open the folder written by `keras_mlh.export.export_encoder` with
+    `HashEncoder.load`; it needs `model.onnx` and `metadata.json`.
+
+    Args:
+        session: an `onnxruntime.InferenceSession` of `model.onnx`.
+        metadata: the parsed `metadata.json`, already checked against the
+            session (use `load`).
+
+    Example:
+    >>> encoder = HashEncoder.load("mnist_encoder")
+    >>> packed = encoder.encode(images)  # uint8 (n, bits / 8)
+    >>> index = encoder.build_index(database_images)
+    >>> distances, ids = encoder.search(query_images, index, k=10)
+    """
+
+    def __init__(self, session, metadata):
+        self.session = session
+        self.metadata = metadata
+        self.bits = int(metadata["bits"])
+        self.input_name = metadata["input_name"]
+        self.input_shape = tuple(int(d) for d in metadata["input_shape"])
+
+    @classmethod
+    def load(cls, artifact_dir, providers=("CPUExecutionProvider",), threads=None):
+        """Opens an export folder and checks it.
+
+        Args:
+            artifact_dir: folder with `model.onnx` and `metadata.json`.
+            providers: onnxruntime execution providers, in order of preference.
+            threads: onnxruntime intra-op threads; `None` is onnxruntime's
+                default (one per physical core). On a CPU busy with other
+                work, `threads=1` avoids waiting for descheduled threads.
+
+        Returns:
+            A `HashEncoder`.
+
+        Raises:
+            ValueError: when a file is missing or corrupt, or the ONNX graph's
+                input and outputs do not match `metadata.json`.
+
+        Example:
+        >>> encoder = HashEncoder.load("mnist_encoder")
+        >>> encoder.bits, encoder.input_shape
+        (32, (28, 28, 1))
+        """
+        import onnxruntime as ort
+
+        if threads is not None and (
+            isinstance(threads, bool)
+            or not isinstance(threads, (int, np.integer))
+            or threads < 1
+        ):
+            raise ValueError(
+                f"`threads` must be None or a positive integer. Received: {threads!r}"
+            )
+        artifact_dir = os.fspath(artifact_dir)
+        if not os.path.isdir(artifact_dir):
+            raise ValueError(
+                f"Export folder not found: {artifact_dir!r}. Pass the folder "
+                "written by keras_mlh.export.export_encoder."
+            )
+        meta_path = os.path.join(artifact_dir, METADATA_FILE)
+        onnx_path = os.path.join(artifact_dir, ONNX_FILE)
+        metadata = _read_metadata(meta_path)
+        if not os.path.isfile(onnx_path):
+            raise ValueError(
+                f"{onnx_path!r} is missing; {_REEXPORT}(..., formats=('onnx',))."
+            )
+        try:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = int(threads or 0)  # 0: the default
+            session = ort.InferenceSession(
+                onnx_path, options, providers=list(providers)
+            )
+        except Exception as error:  # onnxruntime raises its own exception types
+            text = str(error).strip()
+            first = text.splitlines()[0] if text else type(error).__name__
+            raise ValueError(
+                f"{onnx_path!r} is corrupt or unreadable ({first}); {_REEXPORT}."
+            ) from None
+        _check_session(session, metadata, onnx_path)
+        return cls(session, metadata)
+
+    def check_images(self, images):
+        """Checks images against `metadata.json` and returns them as float32.
+
+        Args:
+            images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; one
+                image of shape `input_shape` is read as a batch of one, and
+                `(n, height, width)` as single-channel images.
+
+        Returns:
+            float32 array `(n, *input_shape)`.
+
+        Raises:
+            ValueError: on another dtype, a wrong shape or channel count, an
+                empty batch, or NaN / infinite values.
+
+        Example:
+        >>> encoder.check_images(np.zeros((2, 28, 28, 1), np.uint8)).dtype
+        dtype('float32')
+        """
+        array = np.asarray(images)
+        if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(
+                "`images` must be uint8 or float (float32) pixel values in "
+                f"[0, 255], shape (batch, {', '.join(map(str, self.input_shape))}); "
+                f"convert them, e.g. images.astype(np.float32). "
+                f"Received: dtype={array.dtype}"
+            )
+        if array.shape == self.input_shape:
+            array = array[None]  # one image
+        if array.ndim == 1 and array.size == 0:
+            array = array.reshape(0, *self.input_shape)  # [] is an empty batch
+        array = validate_images(array, self.input_shape, name="images")
+        return array.astype(np.float32, copy=False)
+
+    def encode(self, images, batch_size=256, output="packed"):
+        """Encodes images.
+
+        Args:
+            images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; see
+                `check_images`.
+            batch_size: images per onnxruntime call.
+            output: `"packed"` (uint8 `(n, bits / 8)`, `keras_mlh.codes` bit
+                order), `"codes"` (int8 ±1 `(n, bits)`) or `"embedding"`
+                (float32 `(n, bits)`).
+
+        Returns:
+            The requested output for all images.
+
+        Example:
+        >>> encoder.encode(images).shape  # 32-bit codes
+        (1000, 4)
+        """
+        if output not in OUTPUTS:
+            raise ValueError(f"`output` must be one of {OUTPUTS}. Received: {output!r}")
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise ValueError(
+                f"`batch_size` must be a positive integer. Received: {batch_size!r}"
+            )
+        images = self.check_images(images)
+        parts = [
+            self.session.run([output], {self.input_name: images[i : i + batch_size]})[0]
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(parts)
+
+    def build_index(self, images=None, packed=None, ids=None, kind="flat", **options):
+        """A `keras_mlh.index.HammingIndex` of images (encoded here) or codes.
+
+        Args:
+            images: images to encode and index.
+            packed: already encoded codes (packed uint8 or ±1), instead of
+                `images`.
+            ids: int64-compatible ids of the items; default 0..n-1.
+            kind: `"flat"` (exact), `"hnsw"` or `"ivf"`.
+            **options: further `HammingIndex` arguments (`nlist`, ...).
+
+        Returns:
+            The `HammingIndex`, with `bits` of this encoder.
+
+        Example:
+        >>> index = encoder.build_index(database_images, ids=database_ids)
+        >>> index.save("db.faiss")
+        """
+        from keras_mlh.index import HammingIndex
+
+        if (images is None) == (packed is None):
+            raise ValueError("Pass exactly one of `images` or `packed`.")
+        codes = self.encode(images) if images is not None else packed
+        index = HammingIndex(self.bits, kind=kind, **options)
+        index.add(codes, ids=ids)
+        return index
+
+    def search(self, images, index, k=10):
+        """Encodes query images and searches them in `index`.
+
+        Args:
+            images: query images, see `check_images`.
+            index: a `HammingIndex` of codes of this encoder's length.
+            k: number of neighbours per query.
+
+        Returns:
+            `(distances, ids)`: int32 Hamming distances and int64 ids,
+            `(n, k)`, nearest first.
+
+        Example:
+        >>> distances, ids = encoder.search(query_images, index, k=10)
+        """
+        if getattr(index, "bits", None) != self.bits:
+            raise ValueError(
+                f"`index` must be a HammingIndex of {self.bits}-bit codes (this "
+                f"encoder's). Received: {getattr(index, 'bits', type(index).__name__)}"
+            )
+        return index.search(self.encode(images), k)
+
+
+def _read_metadata(path):
+    if not os.path.isfile(path):
+        raise ValueError(f"{path!r} is missing; {_REEXPORT}.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path!r} is corrupt ({error}); {_REEXPORT}.") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
+        raise ValueError(
+            f"{path!r} is not keras-mlh encoder metadata (expected "
+            f'"format": "{METADATA_FORMAT}"); {_REEXPORT}.'
+        )
+    bits, shape = metadata.get("bits"), metadata.get("input_shape")
+    problems = []
+    if not (isinstance(bits, int) and bits > 0 and bits % 8 == 0):
+        problems.append(f"bits={bits!r} (expected a positive multiple of 8)")
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(d, int) and d > 0 for d in shape)
+    ):
+        problems.append(f"input_shape={shape!r} (expected [height, width, channels])")
+    if not isinstance(metadata.get("input_name"), str):
+        problems.append(
+            f"input_name={metadata.get('input_name')!r} (expected a string)"
+        )
+    if problems:
+        raise ValueError(f"{path!r} has invalid {', '.join(problems)}; {_REEXPORT}.")
+    return metadata
+
+
+def _check_session(session, metadata, onnx_path):
+    inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
+    expected_inputs = [
+        (metadata["input_name"], "tensor(float)", list(metadata["input_shape"]))
+    ]
+    outputs = {o.name: (o.type, o.shape[1:]) for o in session.get_outputs()}
+    bits = metadata["bits"]
+    expected_outputs = {
+        "embedding": (_ONNX_TYPES["embedding"], [bits]),
+        "codes": (_ONNX_TYPES["codes"], [bits]),
+        "packed": (_ONNX_TYPES["packed"], [bits // 8]),
+    }
+    if inputs != expected_inputs or outputs != expected_outputs:
+        raise ValueError(
+            f"{onnx_path!r} does not match its metadata.json: it has inputs {inputs} "
+            f"and outputs {outputs}, metadata.json expects inputs {expected_inputs} "
+            f"and outputs {expected_outputs}; {_REEXPORT}."
+        )

@@ -1,0 +1,482 @@
+"""Export a trained MLH model as a deployable encoder: SavedModel and ONNX.
+
+The encoder is preprocessing + backbone + hash head + the retrieval branch,
+with three outputs: `embedding` (float32 continuous code, tanh range),
+`codes` (int8 ±1, `where(embedding >= 0, 1, -1)`) and `packed` (uint8,
+`bits / 8` bytes per code, in `keras_mlh.codes.BIT_ORDER`, the order of the
+faiss index). Its input `images` is float32 raw pixels
+`(batch, height, width, channels)` in [0, 255]; the TensorFlow-free runtime
+(`keras_mlh_runtime.HashEncoder`) casts uint8 images.
+
+Everything is written to a temporary folder beside `out_dir`, validated, and
+only then renamed into place: a failed export never leaves a folder that
+looks like a good one.
+"""
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import zipfile
+
+import numpy as np
+
+from keras_mlh.codes import BIT_ORDER, pack_codes
+from keras_mlh.version import __version__
+
+FORMATS = ("saved_model", "onnx")
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("embedding", "codes", "packed")
+OUTPUT_DTYPES = {"embedding": "float32", "codes": "int8", "packed": "uint8"}
+MIN_OPSET = 17
+MIN_BIT_AGREEMENT = 0.999
+NUM_RANDOM_IMAGES = 64
+ONNX_FILE = "model.onnx"
+SAVED_MODEL_DIR = "saved_model"
+METADATA_FILE = "metadata.json"
+METADATA_FORMAT = "keras-mlh-encoder"
+TEMP_PREFIX = ".keras-mlh-export-"
+
+
+class ExportValidationError(ValueError):
+    """An exported encoder disagrees with the Keras model it came from."""
+
+
+def load_mlh(path):
+    """Loads a `.keras` file and checks that it holds an MLH model.
+
+    Args:
+        path: path of a `.keras` file saved with `model.save(...)`.
+
+    Returns:
+        The `keras_mlh.MLH` model (not compiled).
+
+    Raises:
+        ValueError: for a missing file, a file that is not a Keras model, or
+            a Keras model that is not an MLH model.
+
+    Example:
+    >>> model = load_mlh("mlh.keras")
+    >>> model.bits
+    32
+    """
+    import keras
+
+    from keras_mlh.models import MLH
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"Model file not found: {path!r}. Pass the path of a .keras file saved "
+            "with model.save('model.keras')."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a Keras model file (.keras zip archive); save the "
+            "model with model.save('model.keras')."
+        )
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a bad archive.
+        raise ValueError(
+            f"Could not load {path!r} as a Keras model: {_first_line(error)}"
+        ) from None
+    if not isinstance(model, MLH):
+        raise ValueError(
+            f"{path!r} holds a {type(model).__name__}, not a keras_mlh.MLH model; "
+            "only MLH models can be exported as hash encoders."
+        )
+    return model
+
+
+def export_encoder(
+    model_or_path,
+    out_dir,
+    formats=FORMATS,
+    opset=MIN_OPSET,
+    atol=1e-4,
+    validate=True,
+    sample_images=None,
+    overwrite=False,
+):
+    """Exports the encoder of a trained MLH model and validates it.
+
+    Writes `out_dir/saved_model/` (serving signature `serving_default`),
+    `out_dir/model.onnx` (batch dimension named `batch`) and
+    `out_dir/metadata.json`. Both exports take `images`, float32 raw pixels
+    `(batch, *model.image_shape)` in [0, 255], and give `embedding` (float32
+    `(batch, bits)`), `codes` (int8 ±1) and `packed` (uint8 `(batch, bits / 8)`,
+    the bit order of `keras_mlh.codes.pack_codes` and `HammingIndex`).
+
+    Args:
+        model_or_path: a built `keras_mlh.MLH` or the path of its `.keras`
+            file.
+        out_dir: folder to create.
+        formats: `"saved_model"`, `"onnx"` or a sequence of them.
+        opset: ONNX opset, 17 or 18 (tf2onnx's newest).
+        atol: largest allowed absolute difference of `embedding` against
+            Keras, > 0.
+        validate: run sample images through Keras, the reloaded SavedModel
+            and onnxruntime (batches of 1 and of all images) and fail unless
+            every export agrees: `embedding` within `atol`, >= 99.9% equal
+            bits, `packed` equal to the packed `codes`.
+        sample_images: images for validation, `(n, *image_shape)` raw pixels
+            (real ones are best); default 64 seeded random images.
+        overwrite: replace an existing non-empty `out_dir` (only after the
+            new export has passed validation).
+
+    Returns:
+        The metadata written to `metadata.json`, validation results included
+        (`metadata["validation"][format]` holds `max_abs_diff`,
+        `bit_agreement` and `packed_matches_codes`).
+
+    Raises:
+        ValueError: bad arguments, a missing or non-MLH model, an existing
+            non-empty folder, an unwritable location.
+        ExportValidationError: an export disagrees with Keras; nothing is
+            written to `out_dir` then.
+
+    Example:
+    >>> data = keras_mlh.datasets.mnist5k()
+    >>> meta = export_encoder(model, "mnist_encoder", sample_images=data.x_query)
+    >>> meta["validation"]["onnx"]["bit_agreement"]
+    1.0
+    """
+    formats = _check_formats(formats)
+    opset = _check_opset(opset) if "onnx" in formats else None
+    if (
+        isinstance(atol, bool)
+        or not isinstance(atol, (int, float, np.integer, np.floating))
+        or not (0 < atol < math.inf)
+    ):
+        raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
+    atol = float(atol)
+    model = _as_mlh(model_or_path)
+    image_shape = _image_shape(model)
+    images = _sample_images(sample_images, image_shape) if validate else None
+    out_dir = _check_out_dir(out_dir, overwrite)
+    work = _make_work_dir(os.path.dirname(out_dir))
+    try:
+        encoder = model.build_encoder()
+        metadata = {
+            "format": METADATA_FORMAT,
+            "keras_mlh_version": __version__,
+            "bits": model.bits,
+            "bytes_per_code": model.bits // 8,
+            "bit_order": BIT_ORDER,
+            "num_classes": model.num_classes,
+            "mode": model.mode,
+            "retrieval_branch": model.retrieval_branch,
+            "input_name": INPUT_NAME,
+            "input_shape": list(image_shape),
+            "input_dtype": "float32",
+            "input_range": [0, 255],
+            # The model maps pixels to `pixels * input_scale + input_offset`.
+            "input_scale": model.input_scale,
+            "input_offset": model.input_offset,
+            "output_names": list(OUTPUT_NAMES),
+            "output_dtypes": OUTPUT_DTYPES,
+            "formats": list(formats),
+            "opset": opset,
+        }
+        serve, spec = _serving_function(encoder, model.bits, image_shape)
+        if "saved_model" in formats:
+            _write_saved_model(encoder, serve, os.path.join(work, SAVED_MODEL_DIR))
+        if "onnx" in formats:
+            _write_onnx(serve, spec, os.path.join(work, ONNX_FILE), opset, metadata)
+        metadata["validation"] = (
+            _validate(encoder, work, formats, images, atol, image_shape)
+            if validate
+            else None
+        )
+        with open(os.path.join(work, METADATA_FILE), "w") as f:
+            json.dump(metadata, f, indent=2)
+        _move_into_place(work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return metadata
+
+
+# ------------------------------------------------------------- arguments
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _check_formats(formats):
+    if isinstance(formats, str):
+        formats = (formats,)
+    try:
+        formats = tuple(dict.fromkeys(formats))
+    except TypeError:
+        formats = None
+    if not formats or any(f not in FORMATS for f in formats):
+        raise ValueError(
+            f"`formats` must be one of {FORMATS} or a non-empty list of them. "
+            f"Received: formats={formats!r}"
+        )
+    return formats
+
+
+def _check_opset(opset):
+    import tf2onnx.constants
+
+    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
+    if (
+        isinstance(opset, bool)
+        or not isinstance(opset, (int, np.integer))
+        or not MIN_OPSET <= opset <= newest
+    ):
+        raise ValueError(
+            f"`opset` must be an integer from {MIN_OPSET} to {newest} (the newest "
+            f"tf2onnx converts to). Received: opset={opset!r}"
+        )
+    return int(opset)
+
+
+def _as_mlh(model_or_path):
+    if isinstance(model_or_path, (str, os.PathLike)):
+        return load_mlh(model_or_path)
+    from keras_mlh.models import MLH
+
+    if not isinstance(model_or_path, MLH):
+        raise ValueError(
+            "`model_or_path` must be a keras_mlh.MLH model or the path of its "
+            f".keras file. Received: {type(model_or_path).__name__}"
+        )
+    return model_or_path
+
+
+def _image_shape(model):
+    shape = model.image_shape
+    if shape is None or any(d is None for d in shape):
+        raise ValueError(
+            f"The model's image shape must be fully known to export it; got {shape}. "
+            "Train the model, or call model.build((None, height, width, channels))."
+        )
+    return tuple(int(d) for d in shape)
+
+
+def _sample_images(sample_images, image_shape, seed=0):
+    if sample_images is None:
+        rng = np.random.default_rng(seed)
+        shape = (NUM_RANDOM_IMAGES, *image_shape)
+        return rng.integers(0, 256, shape).astype(np.float32)
+    from keras_mlh.datasets.validation import validate_images
+
+    images = validate_images(sample_images, image_shape, name="sample_images")
+    return images.astype(np.float32)
+
+
+def _check_out_dir(out_dir, overwrite):
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(
+            f"{out_dir!r} exists and is not a folder; choose another `out_dir`."
+        )
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise ValueError(
+            f"{out_dir!r} is not empty; choose a new folder or pass overwrite=True."
+        )
+    return out_dir
+
+
+def _make_work_dir(parent):
+    try:
+        os.makedirs(parent, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot write to {parent!r} ({error.strerror or error}); choose an "
+            "`out_dir` in a writable folder."
+        ) from None
+    # mkdtemp makes a private (0700) folder; give the export the usual mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)
+    return work
+
+
+def _move_into_place(work, out_dir):
+    if not os.path.isdir(out_dir):
+        os.replace(work, out_dir)
+        return
+    # overwrite=True (or an empty folder): swap, then drop the old export.
+    trash = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=os.path.dirname(out_dir))
+    try:
+        os.replace(out_dir, os.path.join(trash, "old"))
+        os.replace(work, out_dir)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+# ----------------------------------------------------------------- writing
+def _serving_function(encoder, bits, image_shape):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, *image_shape], tf.float32, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(images):
+        embedding = encoder(images, training=False)
+        signs = tf.cast(embedding >= 0, tf.float32)  # not sign(): sign(0) == 0
+        # Bit j of each byte weighs 2**j (BIT_ORDER "little"). Made inside the
+        # traced function: a captured constant would become an ONNX input.
+        weights = tf.constant(2.0 ** np.arange(8), tf.float32)
+        packed = tf.reduce_sum(tf.reshape(signs, [-1, bits // 8, 8]) * weights, -1)
+        return {
+            "embedding": tf.identity(embedding),
+            "codes": tf.cast(signs * 2.0 - 1.0, tf.int8),
+            "packed": tf.cast(packed, tf.uint8),
+        }
+
+    return serve, spec
+
+
+def _write_saved_model(encoder, serve, path):
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(encoder)
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(path, verbose=False)
+
+
+def _write_onnx(serve, spec, path, opset, metadata):
+    import onnx
+    import tf2onnx
+
+    try:
+        proto, _ = tf2onnx.convert.from_function(
+            serve, input_signature=[spec], opset=opset
+        )
+    except Exception as error:  # tf2onnx raises many types
+        raise ValueError(
+            f"tf2onnx could not convert the encoder to ONNX opset {opset}: "
+            f"{_first_line(error)}. Try another `opset`, or export "
+            "formats=('saved_model',) only."
+        ) from None
+    # Name the dynamic batch dimension instead of tf2onnx's `unk__N`.
+    for value in [*proto.graph.input, *proto.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.helper.set_model_props(
+        proto,
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+    )
+    onnx.save(proto, path)
+
+
+# -------------------------------------------------------------- validation
+def _keras_embedding(encoder, images):
+    """The Keras encoder's `embedding`: the reference every export must match."""
+    return np.asarray(encoder.predict(images, verbose=0), dtype=np.float32)
+
+
+def _validate(encoder, folder, formats, images, atol, image_shape):
+    batches = [images[:1], images]  # two batch sizes
+    reference = np.concatenate([_keras_embedding(encoder, b) for b in batches])
+    results = {
+        "num_images": int(len(images)),
+        "atol": atol,
+        "min_bit_agreement": MIN_BIT_AGREEMENT,
+    }
+    runners = {"saved_model": _saved_model_runner, "onnx": _onnx_runner}
+    for name in formats:
+        run = runners[name](folder, image_shape)
+        outputs = [run(batch) for batch in batches]
+        merged = {k: np.concatenate([o[k] for o in outputs]) for k in OUTPUT_NAMES}
+        results[name] = _compare(name, merged, reference, atol)
+    return results
+
+
+def _saved_model_runner(folder, image_shape):
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(os.path.join(folder, SAVED_MODEL_DIR)).signatures[
+        "serving_default"
+    ]
+
+    def run(images):
+        outputs = signature(**{INPUT_NAME: tf.constant(images)})
+        return {k: outputs[k].numpy() for k in OUTPUT_NAMES}
+
+    return run
+
+
+def _onnx_runner(folder, image_shape):
+    import onnx
+    import onnxruntime as ort
+
+    path = os.path.join(folder, ONNX_FILE)
+    try:
+        onnx.checker.check_model(path, full_check=True)
+    except Exception as error:  # onnx.checker.ValidationError and others
+        raise ExportValidationError(
+            f"The ONNX export fails onnx.checker: {_first_line(error)}"
+        ) from None
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    inputs = [(i.name, i.type, i.shape) for i in session.get_inputs()]
+    expected_inputs = [(INPUT_NAME, "tensor(float)", ["batch", *image_shape])]
+    if inputs != expected_inputs:
+        raise ExportValidationError(
+            f"The ONNX graph has inputs {inputs}; expected {expected_inputs} (did a "
+            "captured constant become an input?)."
+        )
+    types = {o.name: o.type for o in session.get_outputs()}
+    expected = {
+        k: f"tensor({'float' if v == 'float32' else v})"
+        for k, v in OUTPUT_DTYPES.items()
+    }
+    if types != expected:
+        raise ExportValidationError(f"ONNX outputs are {types}; expected {expected}.")
+
+    def run(images):
+        values = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+        return dict(zip(OUTPUT_NAMES, values, strict=True))
+
+    return run
+
+
+def _compare(name, outputs, reference, atol):
+    """Checks one export's outputs against the Keras embedding.
+
+    Returns the comparison; raises `ExportValidationError` when it fails.
+    """
+    embedding, codes, packed = (outputs[k] for k in OUTPUT_NAMES)
+    dtypes = {k: str(outputs[k].dtype) for k in OUTPUT_NAMES}
+    if dtypes != OUTPUT_DTYPES or embedding.shape != reference.shape:
+        raise ExportValidationError(
+            f"The {name} export gives dtypes {dtypes} and embedding shape "
+            f"{embedding.shape}; expected {OUTPUT_DTYPES} and {reference.shape}."
+        )
+    expected_codes = np.where(reference >= 0, 1, -1).astype(np.int8)
+    try:
+        packed_ok = bool(np.array_equal(packed, pack_codes(codes)))
+    except ValueError:  # codes that are not all ±1
+        packed_ok = False
+    result = {
+        "max_abs_diff": float(np.max(np.abs(embedding - reference))),
+        "bit_agreement": float(np.mean(codes == expected_codes)),
+        "packed_matches_codes": packed_ok,
+    }
+    problems = []
+    if not result["max_abs_diff"] <= atol:  # also catches NaN
+        problems.append(
+            f"embedding differs by {result['max_abs_diff']:.3g} > atol={atol:g}"
+        )
+    if result["bit_agreement"] < MIN_BIT_AGREEMENT:
+        problems.append(
+            f"only {100 * result['bit_agreement']:.3f}% of bits agree "
+            f"(need {100 * MIN_BIT_AGREEMENT:g}%)"
+        )
+    if not packed_ok:
+        problems.append("`packed` is not the packed `codes`")
+    if problems:
+        raise ExportValidationError(
+            f"The {name} export disagrees with the Keras model: {'; '.join(problems)}. "
+            "Nothing was written to the output folder; re-export, or pass a larger "
+            "`atol` if the differences are float round-off."
+        )
+    return result

@@ -1,0 +1,291 @@
+"""The TensorFlow-free deployment runtime (export/keras_mlh_runtime)."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from keras_mlh.codes import pack_codes
+from keras_mlh.index import HammingIndex
+from keras_mlh_runtime import HashEncoder
+
+# Modules the runtime must never import.
+BLOCKED = ("tensorflow", "keras", "tf_keras", "tf2onnx", "tensorflow_datasets")
+
+# Installed first in the subprocess: importing a blocked module raises, and
+# every attempt (even one a library catches) is recorded. At exit, it prints
+# the attempts and the blocked modules found in sys.modules as JSON.
+BLOCKER = f"""
+import atexit, importlib.abc, json, sys
+BLOCKED = {BLOCKED!r}
+attempts = []
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            attempts.append(name)
+            raise ModuleNotFoundError(f"{{name}} is blocked", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+def report():
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    print(json.dumps({{"attempts": attempts, "loaded": loaded}}))
+atexit.register(report)
+"""
+
+
+def _run_blocked(code, *args):
+    """Runs `code` in a fresh Python where TensorFlow and Keras cannot load."""
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + textwrap.dedent(code), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _run_without_tensorflow(code, *args):
+    done = _run_blocked(code, *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"attempts": [], "loaded": []}
+
+
+@pytest.fixture(scope="module")
+def encoder(mnist_export):
+    return HashEncoder.load(mnist_export[0])
+
+
+@pytest.fixture
+def export_copy(mnist_export, tmp_path):
+    """A copy of the ONNX export to damage."""
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    for name in ("model.onnx", "metadata.json"):
+        shutil.copy(mnist_export[0] / name, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("module", ["keras", "tensorflow"])
+def test_the_blocker_blocks(module):
+    done = _run_blocked(f"import {module}")
+    assert done.returncode != 0 and f"{module} is blocked" in done.stderr
+    assert json.loads(done.stdout)["attempts"] == [module]
+
+
+def test_runtime_imports_no_tensorflow_or_keras():
+    _run_without_tensorflow(
+        """
+        import keras_mlh.codes, keras_mlh.index, keras_mlh_runtime
+        """
+    )
+
+
+def test_runtime_without_tensorflow_matches_keras(
+    mnist_export, mnist_mlh, mnist5k, tmp_path
+):
+    """Encode, index and search real MNIST digits where TF cannot be imported."""
+    database, queries = mnist5k.x_train[:1000], mnist5k.x_query[:200]
+    np.savez(tmp_path / "images.npz", database=database, queries=queries)
+    _run_without_tensorflow(
+        """
+        import numpy as np
+        from keras_mlh_runtime import HashEncoder
+
+        folder, images, out = sys.argv[1:4]
+        data = np.load(images)
+        encoder = HashEncoder.load(folder)
+        index = encoder.build_index(data["database"])  # uint8 images, cast
+        distances, ids = encoder.search(data["queries"], index, k=10)
+        np.savez(
+            out,
+            database=encoder.encode(data["database"]),
+            queries=encoder.encode(data["queries"]),
+            distances=distances,
+            ids=ids,
+        )
+        """,
+        mnist_export[0],
+        tmp_path / "images.npz",
+        tmp_path / "out.npz",
+    )
+    result = np.load(tmp_path / "out.npz")
+    keras_packed = {
+        "database": pack_codes(mnist_mlh.encode(database)),
+        "queries": pack_codes(mnist_mlh.encode(queries)),
+    }
+    for name, expected in keras_packed.items():
+        got = result[name]
+        assert got.dtype == np.uint8 and got.shape == expected.shape
+        flipped = np.unpackbits(got ^ expected).sum()
+        assert flipped <= 0.001 * got.size * 8, f"{flipped} {name} bits differ"
+    index = HammingIndex(32)
+    index.add(keras_packed["database"])
+    distances, ids = index.search(keras_packed["queries"], k=10)
+    if all(np.array_equal(result[n], keras_packed[n]) for n in keras_packed):
+        np.testing.assert_array_equal(result["distances"], distances)
+        np.testing.assert_array_equal(result["ids"], ids)
+    else:  # a bit flipped at float round-off: neighbours may reorder slightly
+        assert np.abs(result["distances"].astype(int) - distances).max() <= 2
+
+
+def test_encode_outputs_match_keras(encoder, mnist_mlh, mnist5k):
+    images = mnist5k.x_query[:300]
+    embedding = encoder.encode(images, output="embedding")
+    codes = encoder.encode(images, output="codes")
+    packed = encoder.encode(images)
+    assert embedding.dtype == np.float32 and embedding.shape == (300, 32)
+    assert codes.dtype == np.int8 and set(np.unique(codes)) <= {-1, 1}
+    assert packed.dtype == np.uint8 and packed.shape == (300, 4)
+    np.testing.assert_allclose(embedding, mnist_mlh.embed(images), atol=1e-4)
+    assert np.mean(codes == mnist_mlh.encode(images)) >= 0.999
+    np.testing.assert_array_equal(packed, pack_codes(codes))
+
+
+def test_encode_accepts_uint8_float_single_images_and_batches(encoder, mnist5k):
+    images = mnist5k.x_query[:10]
+    packed = encoder.encode(images)
+    np.testing.assert_array_equal(encoder.encode(images.astype(np.float64)), packed)
+    np.testing.assert_array_equal(encoder.encode(images, batch_size=3), packed)
+    np.testing.assert_array_equal(encoder.encode(images[..., 0]), packed)  # (n, h, w)
+    np.testing.assert_array_equal(encoder.encode(images[0]), packed[:1])
+
+
+def test_build_index_from_packed_with_ids_and_search(encoder, mnist5k):
+    packed = encoder.encode(mnist5k.x_train[:100])
+    index = encoder.build_index(packed=packed, ids=np.arange(100) + 1000)
+    distances, ids = encoder.search(mnist5k.x_train[:5], index, k=3)
+    np.testing.assert_array_equal(distances[:, 0], 0)
+    assert ids.shape == (5, 3) and ids.min() >= 1000
+
+
+# ---------------------------------------------------------- bad images
+def test_wrong_rank(encoder):
+    with pytest.raises(ValueError, match=r"x.reshape\(-1, 28, 28, 1\)"):
+        encoder.encode(np.zeros((2, 784), np.uint8))
+
+
+def test_wrong_height(encoder):
+    with pytest.raises(ValueError, match="height=32 but the model expects height=28"):
+        encoder.encode(np.zeros((2, 32, 28, 1), np.uint8))
+
+
+def test_wrong_channels(encoder):
+    with pytest.raises(ValueError, match="channels=3 but the model expects channels=1"):
+        encoder.encode(np.zeros((2, 28, 28, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "images",
+    [
+        np.full((1, 28, 28, 1), "x"),
+        np.zeros((1, 28, 28, 1), bool),
+        np.zeros((1, 28, 28, 1), np.int64),
+    ],
+    ids=["str", "bool", "int64"],
+)
+def test_wrong_dtype(encoder, images):
+    with pytest.raises(
+        ValueError, match=r"must be uint8 or float .*astype\(np.float32\)"
+    ):
+        encoder.encode(images)
+
+
+@pytest.mark.parametrize(
+    "images", [np.zeros((0, 28, 28, 1), np.uint8), []], ids=["zero-batch", "list"]
+)
+def test_empty_batch(encoder, images):
+    with pytest.raises(ValueError, match="is empty: pass at least one image"):
+        encoder.encode(images)
+
+
+def test_nan_pixels(encoder):
+    images = np.zeros((2, 28, 28, 1), np.float32)
+    images[1, 3, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        encoder.encode(images)
+
+
+def test_bad_output_and_batch_size(encoder):
+    images = np.zeros((1, 28, 28, 1), np.uint8)
+    with pytest.raises(ValueError, match="`output` must be one of"):
+        encoder.encode(images, output="bits")
+    with pytest.raises(ValueError, match="`batch_size` must be a positive integer"):
+        encoder.encode(images, batch_size=0)
+
+
+def test_threads_option(mnist_export, encoder):
+    single = HashEncoder.load(mnist_export[0], threads=1)
+    images = np.zeros((3, 28, 28, 1), np.uint8)
+    np.testing.assert_array_equal(single.encode(images), encoder.encode(images))
+    for threads in (0, 1.5, True):
+        with pytest.raises(ValueError, match="`threads` must be None or a positive"):
+            HashEncoder.load(mnist_export[0], threads=threads)
+
+
+def test_index_of_other_length(encoder):
+    with pytest.raises(ValueError, match="HammingIndex of 32-bit codes"):
+        encoder.search(np.zeros((1, 28, 28, 1), np.uint8), HammingIndex(64))
+    with pytest.raises(ValueError, match="exactly one of `images` or `packed`"):
+        encoder.build_index()
+
+
+# ------------------------------------------------------------ bad folders
+def test_missing_folder(tmp_path):
+    with pytest.raises(ValueError, match="Export folder not found"):
+        HashEncoder.load(tmp_path / "nope")
+
+
+def test_missing_onnx(export_copy):
+    (export_copy / "model.onnx").unlink()
+    with pytest.raises(
+        ValueError, match=r"model.onnx' is missing.*formats=\('onnx',\)"
+    ):
+        HashEncoder.load(export_copy)
+
+
+def test_corrupt_onnx(export_copy):
+    data = (export_copy / "model.onnx").read_bytes()
+    (export_copy / "model.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="model.onnx' is corrupt or unreadable"):
+        HashEncoder.load(export_copy)
+
+
+def test_missing_metadata(export_copy):
+    (export_copy / "metadata.json").unlink()
+    with pytest.raises(ValueError, match="metadata.json' is missing; export the model"):
+        HashEncoder.load(export_copy)
+
+
+def test_corrupt_metadata(export_copy):
+    text = (export_copy / "metadata.json").read_text()
+    (export_copy / "metadata.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match="metadata.json' is corrupt"):
+        HashEncoder.load(export_copy)
+
+
+def test_metadata_of_another_format(export_copy):
+    (export_copy / "metadata.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match='expected "format": "keras-mlh-encoder"'):
+        HashEncoder.load(export_copy)
+
+
+def test_metadata_with_invalid_fields(export_copy):
+    metadata = json.loads((export_copy / "metadata.json").read_text())
+    metadata.update(bits=12, input_shape=[28, 28])
+    (export_copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(
+        ValueError, match=r"bits=12 \(expected a positive multiple of 8\)"
+    ):
+        HashEncoder.load(export_copy)
+
+
+def test_metadata_that_disagrees_with_the_onnx_graph(export_copy):
+    metadata = json.loads((export_copy / "metadata.json").read_text())
+    metadata.update(bits=64, input_shape=[32, 32, 3])
+    (export_copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="does not match its metadata.json"):
+        HashEncoder.load(export_copy)
