@@ -1,0 +1,588 @@
+"""End-to-end tests of the `keras-mlh` command line.
+
+One small model is trained once (2,000 real MNIST-5k digits, 2 epochs, 16
+bits) and every later step works on its run folder, each command in its own
+subprocess as a user would run it: train -> evaluate -> export -> encode ->
+index build -> index search. Error paths check the exit code, the one-line
+message and that no output file is left behind.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_mlh import cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def keras_mlh(*args, cwd, expect=0):
+    """Runs `python -m keras_mlh.cli ARGS` and checks its exit code."""
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_mlh.cli", *map(str, args)],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == expect, (
+        f"exit {result.returncode} != {expect}\nstdout:\n{result.stdout[-3000:]}\n"
+        f"stderr:\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+def error_line(result):
+    """The error message: the last stderr line, with no traceback before it.
+
+    TensorFlow may log a few lines of its own when it is imported; the
+    command's message is the single line after them.
+    """
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines, "nothing on stderr"
+    assert lines[-1].startswith("keras-mlh: error: "), lines[-1]
+    return lines[-1]
+
+
+def leftovers(folder):
+    return [name for name in os.listdir(folder) if name.startswith(".keras-mlh")]
+
+
+# ------------------------------------------------------- the chained run
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def run(work):
+    result = keras_mlh(
+        "train",
+        "--limit", 2000,
+        "--epochs", 2,
+        "--batch-size", 32,
+        "--bits", 16,
+        "--seed", 0,
+        "--out", "run",
+        cwd=work,
+    )  # fmt: skip
+    return work / "run", result
+
+
+@pytest.fixture(scope="module")
+def evaluation(run, work):
+    folder, _ = run
+    return keras_mlh("evaluate", folder, cwd=work)
+
+
+@pytest.fixture(scope="module")
+def codes(run, work):
+    folder, _ = run
+    database = keras_mlh(
+        "encode", folder / "model.keras", folder / "split.npz", "db.npz",
+        "--key", "x_database",
+        cwd=work,
+    )  # fmt: skip
+    queries = keras_mlh(
+        "encode", folder / "model.keras", folder / "split.npz", "queries.npy",
+        cwd=work,
+    )  # fmt: skip
+    return work / "db.npz", work / "queries.npy", database, queries
+
+
+@pytest.fixture(scope="module")
+def index_file(codes, work):
+    database, _, _, _ = codes
+    result = keras_mlh("index", "build", database, "db.index", cwd=work)
+    return work / "db.index", result
+
+
+def test_train_writes_a_run_folder(run):
+    folder, result = run
+    for name in ("model.keras", "history.json", "split.npz", "run.json"):
+        assert (folder / name).is_file(), name
+        assert str(folder / name) in result.stdout
+    assert "keras-mlh evaluate" in result.stdout
+    assert "val_map" in result.stdout  # Keras's progress bar with the metric
+    info = json.loads((folder / "run.json").read_text())
+    assert info["format"] == "keras-mlh-run"
+    assert info["source"] == {"kind": "mnist5k", "limit": 2000}
+    assert (info["bits"], info["mode"], info["epochs"]) == (16, "mlh", 2)
+    assert (info["num_train"], info["num_queries"]) == (1600, 400)
+    assert info["num_classes"] == 10 and info["image_shape"] == [28, 28, 1]
+    history = json.loads((folder / "history.json").read_text())
+    assert len(history["loss"]) == 2 and len(history["val_map"]) == 2
+    with np.load(folder / "split.npz") as split:
+        assert split["x_query"].shape == (400, 28, 28, 1)
+        assert split["x_database"].shape == (1600, 28, 28, 1)
+        assert split["x_database"].dtype == np.uint8
+        assert split["y_database"].shape == (1600,)
+        assert sorted(np.unique(split["y_query"])) == list(range(10))
+    assert not leftovers(folder.parent)
+
+
+def test_evaluate_writes_metrics_and_plots(run, evaluation):
+    folder, _ = run
+    out = folder / "eval"
+    metrics = json.loads((out / "metrics.json").read_text())
+    # Chance is ~0.1; two epochs on 1,600 digits reach about 0.9.
+    assert 0.2 < metrics["map"] <= 1.0
+    assert metrics["map_k"] == "all"
+    assert f"mAP@all = {metrics['map']:.4f}" in evaluation.stdout
+    assert (metrics["num_queries"], metrics["num_database"], metrics["bits"]) == (
+        400,
+        1600,
+        16,
+    )
+    assert set(metrics["precision_at_k"]) == {"1", "10", "50", "100", "500", "1000"}
+    assert all(0 <= v <= 1 for v in metrics["precision_at_k"].values())
+    recall = [metrics["recall_at_k"][k] for k in ("1", "10", "100", "1000")]
+    assert recall == sorted(recall)
+    curve = metrics["pr_curve"]
+    assert curve["radius"] == list(range(17))
+    assert curve["recall"][-1] == pytest.approx(1.0)
+    assert 0 <= metrics["precision_within_radius"]["value"] <= 1
+    assert set(metrics["plots"]) == {
+        "pr_curve.png",
+        "precision_at_k.png",
+        "bit_balance.png",
+        "history.png",
+    }
+    for name in metrics["plots"]:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
+    assert not leftovers(out)
+
+
+def test_encode_writes_packed_codes(run, codes):
+    folder, _ = run
+    database, queries, result, _ = codes
+    assert "1600/1600" in result.stdout  # the progress bar
+    with np.load(database) as archive, np.load(folder / "split.npz") as split:
+        assert archive["codes"].shape == (1600, 2)
+        assert archive["codes"].dtype == np.uint8
+        np.testing.assert_array_equal(archive["ids"], np.arange(1600))
+        assert int(archive["bits"]) == 16
+        np.testing.assert_array_equal(archive["labels"], split["y_database"])
+        db_codes = archive["codes"]
+    query_codes = np.load(queries)
+    assert query_codes.shape == (400, 2) and query_codes.dtype == np.uint8
+    # Codes differ between images: training did not collapse them.
+    assert len(np.unique(db_codes, axis=0)) > 10
+    assert not leftovers(database.parent)
+
+
+def test_export_writes_validated_encoders(run, codes, work):
+    folder, _ = run
+    result = keras_mlh(
+        "export", folder / "model.keras", "encoder",
+        "--sample-images", folder / "split.npz",
+        cwd=work,
+    )  # fmt: skip
+    out = work / "encoder"
+    assert (out / "model.onnx").is_file()
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["bits"] == 16
+    assert sorted(metadata["formats"]) == ["onnx", "saved_model"]
+    assert metadata["validation"]["num_images"] == 256  # --max-samples default
+    assert "onnx: max |embedding - Keras|" in result.stdout
+    # The ONNX encoder gives the codes `encode` wrote.
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(
+        str(out / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    with np.load(folder / "split.npz") as split:
+        images = split["x_database"][:128].astype(np.float32)
+    (packed,) = session.run(["packed"], {"images": images})
+    with np.load(codes[0]) as archive:
+        expected = archive["codes"][:128]
+    agree = np.mean(np.unpackbits(packed) == np.unpackbits(expected))
+    assert agree >= 0.99
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ([], {"formats": ["saved_model", "onnx"], "validate": True}),
+        (["--onnx"], {"formats": ["onnx"]}),
+        (["--saved-model"], {"formats": ["saved_model"]}),
+        (["--onnx", "--saved-model"], {"formats": ["saved_model", "onnx"]}),
+        (
+            ["--opset", "18", "--atol", "1e-3", "--no-validate", "--overwrite"],
+            {"opset": 18, "atol": 1e-3, "validate": False, "overwrite": True},
+        ),
+    ],
+)
+def test_export_flags_reach_export_encoder(flags, expected, tmp_path, monkeypatch):
+    import zipfile
+
+    import keras_mlh.export
+
+    seen = {}
+
+    class FakeModel:
+        bits = 16
+        image_shape = (28, 28, 1)
+
+    def fake_export(model, out_dir, **kwargs):
+        seen.update(model=model, out_dir=out_dir, **kwargs)
+        return {"validation": None}
+
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+    monkeypatch.setattr(keras_mlh.export, "export_encoder", fake_export)
+    monkeypatch.setattr(cli, "_load_model", lambda path: FakeModel())
+    out = str(tmp_path / "out")
+    assert cli.main(["export", str(tmp_path / "m.keras"), out, *flags]) == 0
+    assert isinstance(seen["model"], FakeModel) and seen["out_dir"] == out
+    assert seen["sample_images"] is None
+    defaults = {"opset": 17, "atol": 1e-4, "validate": True, "overwrite": False}
+    for key, value in {**defaults, **expected}.items():
+        assert seen[key] == value, key
+
+
+def test_export_refuses_a_non_empty_folder(run, work):
+    folder, _ = run
+    (work / "busy").mkdir()
+    (work / "busy" / "keep.txt").write_text("mine")
+    result = keras_mlh("export", folder / "model.keras", "busy", cwd=work, expect=1)
+    assert result.stderr.count("\n") == 1  # failed before TensorFlow was imported
+    assert "--overwrite" in error_line(result)
+    assert os.listdir(work / "busy") == ["keep.txt"]
+
+
+def test_index_build(index_file):
+    path, result = index_file
+    assert path.is_file() and (path.parent / "db.index.json").is_file()
+    assert "1600 16-bit codes" in result.stdout
+    sidecar = json.loads((path.parent / "db.index.json").read_text())
+    assert (sidecar["count"], sidecar["bits"], sidecar["kind"]) == (1600, 16, "flat")
+
+
+def test_index_search_finds_each_database_image_itself(index_file, codes, work):
+    path, _ = index_file
+    database = codes[0]
+    result = keras_mlh(
+        "index", "search", path, database, "-k", 5, "--json", "hits.json", cwd=work
+    )
+    assert result.stdout.startswith("query 0: ")
+    hits = json.loads((work / "hits.json").read_text())
+    assert (hits["k"], hits["bits"], hits["num_queries"]) == (5, 16, 1600)
+    for entry in hits["results"]:
+        assert len(entry["ids"]) == 5
+        assert all(0 <= i < 1600 for i in entry["ids"])
+        assert entry["distances"] == sorted(entry["distances"])
+        assert entry["distances"][0] == 0  # the image itself, or a twin code
+    # Everything at distance 0 includes the query itself.
+    keras_mlh(
+        "index", "search", path, database, "--radius", 0, "--json", "same.json",
+        cwd=work,
+    )  # fmt: skip
+    same = json.loads((work / "same.json").read_text())
+    for entry in same["results"]:
+        assert entry["query_id"] in entry["ids"]
+        assert set(entry["distances"]) == {0}
+
+
+def test_index_search_with_images_matches_codes(run, index_file, codes, work):
+    folder, _ = run
+    path, _ = index_file
+    by_codes = keras_mlh(
+        "index", "search", path, codes[1], "-k", 3, "--json", "by_codes.json",
+        cwd=work,
+    )  # fmt: skip
+    by_images = keras_mlh(
+        "index", "search", path, folder / "split.npz",
+        "--model", folder / "model.keras", "-k", 3, "--json", "by_images.json",
+        cwd=work,
+    )  # fmt: skip
+    a = json.loads((work / "by_codes.json").read_text())["results"]
+    b = json.loads((work / "by_images.json").read_text())["results"]
+    assert len(a) == len(b) == 400
+    assert [e["ids"] for e in a] == [e["ids"] for e in b]
+    assert "400/400" in by_images.stdout  # encoding progress
+
+    def printed(result):
+        return [line for line in result.stdout.splitlines() if line.startswith("query")]
+
+    assert len(printed(by_codes)) == 10  # --show default
+    assert printed(by_codes) == printed(by_images)
+
+
+# ---------------------------------------------------- a user's own data
+def test_training_on_a_folder_of_png_images(tmp_path):
+    """A new user's data: 3 classes of 40x30 RGB PNGs, resized to 16x16."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    for c, name in enumerate(["red", "green", "blue"]):
+        (photos / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 60, (30, 40, 3)).astype(np.uint8)
+            pixels[..., c] += 180
+            Image.fromarray(pixels).save(photos / name / f"{i:02d}.png")
+    keras_mlh(
+        "train", "--folder", photos, "--image-size", 16, "--epochs", 1,
+        "--bits", 8, "--batch-size", 8, "--out", "run", "--verbose", 2,
+        cwd=tmp_path,
+    )  # fmt: skip
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["source"]["kind"] == "folder"
+    assert info["class_names"] == ["blue", "green", "red"]
+    assert info["image_shape"] == [16, 16, 3]
+    assert info["num_train"] + info["num_queries"] == 36
+    # Encoding the original 40x30 files resizes them to the model's 16x16.
+    keras_mlh(
+        "encode", tmp_path / "run" / "model.keras", photos, "codes.npz", cwd=tmp_path
+    )
+    with np.load(tmp_path / "codes.npz") as archive:
+        assert archive["codes"].shape == (36, 1)
+        assert list(archive["paths"][:2]) == ["blue/00.png", "blue/01.png"]
+    # The index remembers the paths and search reports them.
+    keras_mlh("index", "build", "codes.npz", "photos.index", cwd=tmp_path)
+    result = keras_mlh(
+        "index", "search", "photos.index", "codes.npz", "-k", 2, cwd=tmp_path
+    )
+    assert result.stdout.startswith("query blue/00.png: ")
+    assert ".png (0)" in result.stdout.splitlines()[0]
+
+
+def test_training_on_an_npz_with_x_y_keys(run, tmp_path):
+    with np.load(run[0] / "split.npz") as split:
+        images = split["x_database"][:300, :, :, 0]  # (n, 28, 28): 1 channel
+        labels = split["y_database"][:300]
+    np.savez(tmp_path / "digits.npz", x=images, y=labels)
+    keras_mlh(
+        "train", "--npz", "digits.npz", "--epochs", 1, "--bits", 8,
+        "--val-every", 0, "--num-queries", 50, "--out", "run", "--verbose", 0,
+        cwd=tmp_path,
+    )  # fmt: skip
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["source"]["kind"] == "npz"
+    assert (info["num_train"], info["num_queries"]) == (250, 50)
+    assert info["image_shape"] == [28, 28, 1]
+    assert "val_map" not in json.loads((tmp_path / "run" / "history.json").read_text())
+
+
+# --------------------------------------------------------------- errors
+SUBCOMMANDS = [
+    [],
+    ["train"],
+    ["evaluate"],
+    ["encode"],
+    ["index"],
+    ["index", "build"],
+    ["index", "search"],
+    ["export"],
+]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
+def test_help_of_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: keras-mlh {' '.join(command)}".rstrip())
+    if command and command != ["index"]:
+        assert "example" in out
+
+
+def test_help_is_fast_and_imports_no_tensorflow(tmp_path):
+    code = (
+        "import sys\n"
+        "from keras_mlh.cli import main\n"
+        "try:\n"
+        "    main(['train', '--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_console_script():
+    script = shutil.which("keras-mlh") or os.path.join(
+        os.path.dirname(sys.executable), "keras-mlh"
+    )
+    if not os.path.isfile(script):
+        pytest.skip("the keras-mlh console script is not installed")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.startswith("keras-mlh ")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["index"],
+        ["frobnicate"],
+        ["train", "--bits", "abc"],
+        ["train", "--mode", "nope"],
+        ["train", "--npz", "a.npz", "--folder", "b"],
+        ["train", "--image-size", "12x"],
+        ["train", "--num-queries", "1.5"],
+        ["evaluate"],
+        ["export", "model.keras"],
+        ["index", "build", "--kind", "lsh", "c.npz", "i.index"],
+    ],
+    ids=lambda argv: " ".join(argv) or "nothing",
+)
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert "usage: keras-mlh" in capsys.readouterr().err
+
+
+def test_missing_model_is_one_line_exit_1(tmp_path):
+    result = keras_mlh("export", "missing.keras", "out", cwd=tmp_path, expect=1)
+    assert result.stderr.count("\n") == 1  # exactly one line
+    assert "Model file not found: 'missing.keras'" in error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    for argv in (
+        ["--debug", "export", "missing.keras", "out"],
+        ["export", "missing.keras", "out", "--debug"],
+    ):
+        result = keras_mlh(*argv, cwd=tmp_path, expect=1)
+        assert "Traceback (most recent call last)" in result.stderr
+        assert "Model file not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "no-run"], "Run folder not found: 'no-run'"),
+        (["encode", "missing.keras", "x.npz", "c.npz"], "Model file not found"),
+        (["index", "build", "missing.npz", "i.index"], "Codes file not found"),
+        (["index", "search", "missing.index", "c.npz"], "Index file not found"),
+        (["train", "--npz", "missing.npz"], "Training data not found"),
+        (["train", "--folder", "missing"], "Image folder not found"),
+        (["encode", "not-a-model.keras", "x.npz", "c.npz"], "is not a Keras model"),
+        (["encode", "not-a-model.keras", "x.npz", "c.txt"], "must end in .npy"),
+    ],
+)
+def test_bad_input_is_one_line_exit_1(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not-a-model.keras").write_text("not a zip")
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("keras-mlh: error: ")
+    assert message in err
+    assert sorted(os.listdir(tmp_path)) == ["not-a-model.keras"]
+
+
+def test_npz_without_the_expected_keys(tmp_path):
+    np.savez(tmp_path / "bad.npz", pixels=np.zeros((4, 8, 8)), classes=np.arange(4))
+    result = keras_mlh(
+        "train", "--npz", "bad.npz", "--out", "run", cwd=tmp_path, expect=1
+    )
+    line = error_line(result)
+    assert "'images' or 'x'" in line and "np.savez(FILE, images=" in line
+    assert sorted(os.listdir(tmp_path)) == ["bad.npz"]  # no run folder, no temp
+
+
+def test_non_mlh_model_export_exits_1(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "plain.keras")
+    result = keras_mlh("export", "plain.keras", "out", cwd=tmp_path, expect=1)
+    assert "not a keras_mlh.MLH model" in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["plain.keras"]
+
+
+def test_wrong_image_shape_leaves_no_output(run, tmp_path):
+    folder, _ = run
+    np.savez(tmp_path / "rgb.npz", images=np.zeros((5, 32, 32, 3), np.uint8))
+    result = keras_mlh(
+        "encode", folder / "model.keras", "rgb.npz", "codes.npz",
+        cwd=tmp_path, expect=1,
+    )  # fmt: skip
+    line = error_line(result)
+    assert "height=32" in line and "expects height=28" in line
+    assert sorted(os.listdir(tmp_path)) == ["rgb.npz"]
+
+
+def test_unwritable_output_fails_before_any_work(run, tmp_path):
+    folder, _ = run
+    (tmp_path / "file").write_text("")
+    # A folder below a file cannot be made, whoever runs the tests.
+    result = keras_mlh("train", "--out", "file/run", cwd=tmp_path, expect=1)
+    assert "'" + str(tmp_path / "file") + "' is a file" in error_line(result)
+    result = keras_mlh(
+        "encode", folder / "model.keras", folder / "split.npz", "file/codes.npz",
+        cwd=tmp_path, expect=1,
+    )  # fmt: skip
+    assert "is a file, not a folder" in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return  # root writes anywhere
+    np.save(tmp_path / "codes.npy", np.zeros((4, 2), np.uint8))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        for argv in (
+            ["index", "build", "codes.npy", "locked/db.index"],
+            ["train", "--out", "locked/run"],
+        ):
+            result = keras_mlh(*argv, cwd=tmp_path, expect=1)
+            assert "locked" in error_line(result)
+        assert os.listdir(locked) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_train_refuses_to_replace_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    for extra in ([], ["--overwrite"]):
+        assert cli.main(["train", "--out", str(tmp_path / "mine"), *extra]) == 1
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["mine"]
+
+
+def test_tfds_options_reach_from_tfds(tmp_path, monkeypatch, capsys):
+    import keras_mlh.datasets
+
+    seen = {}
+
+    def fake_from_tfds(name, **kwargs):
+        seen.update(name=name, **kwargs)
+        raise ValueError("no network here")
+
+    monkeypatch.setattr(keras_mlh.datasets, "from_tfds", fake_from_tfds)
+    argv = ["train", "--tfds", "cifar10", "--limit", "500", "--num-queries", "100"]
+    argv += ["--image-size", "24x20", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 1
+    assert "keras-mlh: error: no network here" in capsys.readouterr().err
+    assert seen["name"] == "cifar10"
+    assert (seen["max_train"], seen["max_queries"]) == (500, 100)
+    assert seen["image_size"] == (24, 20)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_cli_lists_match_the_library():
+    from keras_mlh.models.backbones import APPLICATIONS
+    from keras_mlh.models.mlh import MODES
+
+    assert set(cli.MODES) == set(MODES)
+    assert set(cli.BACKBONES) == {"small", *APPLICATIONS}
