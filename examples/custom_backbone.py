@@ -23,11 +23,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-images", type=int, default=512)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import numpy as np
 
@@ -57,6 +57,7 @@ def main():
     print(
         f"ResNet50 backbone: {model.count_params():,} parameters, codes {codes.shape}"
     )
+    return codes
 
 
 if __name__ == "__main__":

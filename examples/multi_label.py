@@ -25,10 +25,11 @@ def pairs_of_digits(images, labels, count, seed):
     return pictures, multi_hot
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--images", type=int, default=3000, help="two-digit images")
+    args = parser.parse_args(argv)
 
     import keras_mlh
     from keras_mlh.datasets import from_arrays
@@ -36,8 +37,10 @@ def main():
     from keras_mlh.training import default_training
 
     digits = keras_mlh.datasets.mnist5k()
-    images, multi_hot = pairs_of_digits(digits.x_train, digits.y_train, 3000, seed=0)
-    data = from_arrays(images, multi_hot, num_queries=500, seed=0)
+    images, multi_hot = pairs_of_digits(
+        digits.x_train, digits.y_train, args.images, seed=0
+    )
+    data = from_arrays(images, multi_hot, num_queries=args.images // 6, seed=0)
     print(
         f"{len(data.x_train)} training images {data.image_shape}, "
         f"{int(data.y_train.sum(1).mean() * 10) / 10} labels per image"
@@ -54,6 +57,7 @@ def main():
         data.y_database,
     )
     print(f"multi-label mAP@all (relevant = shares a label): {score:.4f}")
+    return score
 
 
 if __name__ == "__main__":
