@@ -1,0 +1,43 @@
+"""The ablation benchmark's `--quick` mode runs end to end (its numbers are
+never asserted: benchmarks are read by people, not by CI)."""
+
+import json
+import os
+import sys
+
+import matplotlib.image
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks")
+
+
+def test_ablation_quick_writes_table_json_and_chart(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    sys.modules.pop("ablation", None)
+    import ablation
+
+    argv = ["--quick", "--epochs", "1", "--modes", "mlh", "center", "pairwise"]
+    assert ablation.main([*argv, "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "ablation_quick.md").read_text()
+    for mode in ("mlh", "center", "pairwise"):
+        assert f"| {mode} |" in table
+    assert "Train-step time, mlh / center" in table
+    data = json.loads((tmp_path / "ablation_quick.json").read_text())
+    assert {(r["mode"], r["bits"], r["seed"]) for r in data["runs"]} == {
+        ("mlh", 16, 0),
+        ("center", 16, 0),
+        ("pairwise", 16, 0),
+    }
+    assert all(0.0 < r["map"] <= 1.0 for r in data["runs"])
+    image = matplotlib.image.imread(tmp_path / "ablation_quick.png")
+    assert image.shape[:2] == (400, 700) and image.std() > 0.01
+
+
+def test_ablation_overrides_and_holdout_parse(monkeypatch):
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    import ablation
+
+    args = ablation.parse_args(
+        ["--holdout", "--set", "mutual_weight=2", "--set", "top_k=None"]
+    )
+    assert dict(args.overrides) == {"mutual_weight": 2, "top_k": None}
+    assert args.name == "tuning" and args.holdout
