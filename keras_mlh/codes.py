@@ -168,5 +168,19 @@ def to_signs(codes, name="codes"):
     return np.where(code_bits(array, name=name) == 1, 1.0, -1.0).astype(np.float32)
 
 
+def bit_balance(codes, name="codes"):
+    """The share of +1 of every bit; 0.5 is a perfectly balanced bit.
+
+    Args:
+        codes: codes in any form: packed uint8, ±1 or 0/1 `(n, bits)`.
+        name: how the argument is called in error messages.
+
+    Returns:
+        float64 array `(bits,)` of values in [0, 1].
+    """
+    packed = to_packed(codes, name=name)
+    return np.unpackbits(packed, axis=-1, bitorder=BIT_ORDER).mean(0)
+
+
 def pack_codes_named(codes, name):
     return np.packbits(code_bits(codes, name=name), axis=-1, bitorder=BIT_ORDER)

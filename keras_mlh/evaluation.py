@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 
-from keras_mlh.files import write_json
+from keras_mlh.codes import bit_balance
+from keras_mlh.files import staged_files, write_json
 from keras_mlh.metrics import (
     mean_average_precision,
     precision_at_k,
@@ -19,6 +20,12 @@ from keras_mlh.metrics import (
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"
+PLOT_FILES = {
+    "pr_curve": "pr_curve.png",
+    "precision_at_k": "precision_at_k.png",
+    "bit_balance": "bit_balance.png",
+    "history": "history.png",
+}
 
 
 def _json_number(value):
@@ -35,26 +42,44 @@ def retrieval_report(
     cutoffs=DEFAULT_CUTOFFS,
     out_dir=None,
     history=None,
+    radius=2,
+    tie_breaking="stable",
+    metadata=None,
 ):
-    """mAP@K, P@K, R@K, the PR curve and precision within radius 2.
+    """mAP@K, P@K, R@K, the PR curve, precision within a radius, bit balance.
 
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
         query_labels, database_labels: class ids `(n,)` or multi-hot rows.
         k: mAP cut-off; `None` ranks the whole database (mAP@all).
         cutoffs: the K of precision@K and recall@K; those larger than the
-            database are dropped.
+            database are dropped (all of them: the database size is used).
         out_dir: when given, writes `report.json` and the PNG plots
-            (`pr_curve.png`, `precision_at_k.png`, `bit_balance.png` and,
-            with `history`, `history.png`) into this folder.
+            (`pr_curve.png`, `precision_at_k.png`, `bit_balance.png` of the
+            database codes and, with `history`, `history.png`) into this
+            folder, all or none: nothing is renamed into place unless every
+            file was written.
         history: optional `keras.callbacks.History` or its dict, plotted.
+        radius: Hamming radius of the precision within radius (inclusive).
+        tie_breaking: how mAP orders items at equal distance, `"stable"`
+            (database order) or `"average"`, as in `mean_average_precision`.
+        metadata: optional dict of extra JSON-safe entries for the report
+            (e.g. where the codes came from); its keys must not be report
+            keys.
 
     Returns:
-        A JSON-serializable dict: `map`, `map_k` (the cut-off, `None` for
-        all), `precision_at_k`, `recall_at_k` (`{k: value}` with string
-        keys), `precision_within_radius_2`, `pr_curve` (radius, precision,
-        recall lists; `None` where no query retrieves anything), counts and,
-        with `out_dir`, `files` (name -> path).
+        A JSON-serializable dict: `map`, `map_k` (the cut-off, `"all"` for
+        none), `tie_breaking`, `precision_at_k`, `recall_at_k` (`{k: value}`
+        with string keys), `precision_within_radius` (`radius`, `value`),
+        `pr_curve` (radius, precision, recall lists; `None` where no query
+        retrieves anything), `bit_balance_mean_abs_deviation` (mean over
+        bits of |share of +1 in the database - 0.5|), `bits`, the counts,
+        the `metadata` entries and, with `out_dir`, `plots` (the PNG file
+        names) and `files` (name -> path, `report` included).
+
+    Raises:
+        ValueError: for mismatched codes and labels, a bad `radius`,
+            `tie_breaking` or `metadata`, or an unwritable `out_dir`.
 
     Example:
     >>> report = retrieval_report(q_codes, q_labels, db_codes, db_labels,
@@ -65,25 +90,41 @@ def retrieval_report(
     ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
     args = (query_codes, query_labels, database_codes, database_labels)
     curve = precision_recall_curve(*args)
+    balance = bit_balance(database_codes, name="database_codes")
     report = {
-        "map": mean_average_precision(*args, k=k),
-        "map_k": None if k is None else int(k),
+        "map": mean_average_precision(*args, k=k, tie_breaking=tie_breaking),
+        "map_k": "all" if k is None else int(k),
+        "tie_breaking": tie_breaking,
         "num_queries": int(len(query_codes)),
         "num_database": int(n),
+        "bits": int(len(balance)),
         "precision_at_k": {str(c): v for c, v in precision_at_k(*args, ks).items()},
         "recall_at_k": {str(c): v for c, v in recall_at_k(*args, ks).items()},
-        "precision_within_radius_2": precision_within_radius(*args, radius=2),
-        "pr_curve": {
-            key: [_json_number(v) for v in curve[key]]
-            for key in ("radius", "precision", "recall")
+        "precision_within_radius": {
+            "radius": int(radius),
+            "value": precision_within_radius(*args, radius=radius),
         },
+        "pr_curve": {
+            "radius": [int(r) for r in curve["radius"]],
+            "precision": [_json_number(v) for v in curve["precision"]],
+            "recall": [_json_number(v) for v in curve["recall"]],
+        },
+        "bit_balance_mean_abs_deviation": float(np.abs(balance - 0.5).mean()),
     }
+    metadata = metadata or {}
+    clashes = sorted(set(metadata) & {*report, "plots", "files"})
+    if clashes:
+        raise ValueError(
+            f"`metadata` must not replace report entries; rename {clashes}."
+        )
+    report.update(metadata)
     if out_dir is not None:
-        report["files"] = _write_report(report, curve, query_codes, out_dir, history)
+        _write_report(report, curve, database_codes, out_dir, history)
     return report
 
 
-def _write_report(report, curve, codes, out_dir, history):
+def _write_report(report, curve, database_codes, out_dir, history):
+    """Adds `plots` and `files` to `report` and writes everything, or nothing."""
     from keras_mlh.plot import (
         plot_bit_balance,
         plot_history,
@@ -91,19 +132,18 @@ def _write_report(report, curve, codes, out_dir, history):
         plot_precision_at_k,
     )
 
-    os.makedirs(out_dir, exist_ok=True)
+    names = dict(PLOT_FILES)
+    if not history:
+        del names["history"]
+    out_dir = os.fspath(out_dir)
+    report["plots"] = list(names.values())
+    report["files"] = {key: os.path.join(out_dir, name) for key, name in names.items()}
+    report["files"]["report"] = os.path.join(out_dir, REPORT_FILE)
     at_k = {int(c): v for c, v in report["precision_at_k"].items()}
-    files = {
-        "pr_curve": plot_pr_curve(curve, os.path.join(out_dir, "pr_curve.png")),
-        "precision_at_k": plot_precision_at_k(
-            at_k, os.path.join(out_dir, "precision_at_k.png")
-        ),
-        "bit_balance": plot_bit_balance(
-            codes, os.path.join(out_dir, "bit_balance.png")
-        ),
-    }
-    if history:
-        files["history"] = plot_history(history, os.path.join(out_dir, "history.png"))
-    files["report"] = os.path.join(out_dir, REPORT_FILE)
-    write_json({**report, "files": files}, files["report"])
-    return files
+    with staged_files(out_dir) as stage:
+        plot_pr_curve(curve, stage(names["pr_curve"]))
+        plot_precision_at_k(at_k, stage(names["precision_at_k"]))
+        plot_bit_balance(database_codes, stage(names["bit_balance"]))
+        if history:
+            plot_history(history, stage(names["history"]))
+        write_json(report, stage(REPORT_FILE))  # last: its presence means done

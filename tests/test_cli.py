@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from keras_mlh import cli
+from keras_mlh.cli import export as cli_export
+from keras_mlh.cli import parser as cli_parser
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -132,7 +134,7 @@ def test_train_writes_a_run_folder(run):
 def test_evaluate_writes_metrics_and_plots(run, evaluation):
     folder, _ = run
     out = folder / "eval"
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "report.json").read_text())
     # Chance is ~0.1; two epochs on 1,600 digits reach about 0.9.
     assert 0.2 < metrics["map"] <= 1.0
     assert metrics["map_k"] == "all"
@@ -240,7 +242,7 @@ def test_export_flags_reach_export_encoder(flags, expected, tmp_path, monkeypatc
     with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
         archive.writestr("config.json", "{}")
     monkeypatch.setattr(keras_mlh.export, "export_encoder", fake_export)
-    monkeypatch.setattr(cli, "_load_model", lambda path: FakeModel())
+    monkeypatch.setattr(cli_export, "load_model", lambda path: FakeModel())
     out = str(tmp_path / "out")
     assert cli.main(["export", str(tmp_path / "m.keras"), out, *flags]) == 0
     assert isinstance(seen["model"], FakeModel) and seen["out_dir"] == out
@@ -584,5 +586,5 @@ def test_the_cli_lists_match_the_library():
     from keras_mlh.models.backbones import APPLICATIONS
     from keras_mlh.models.mlh import MODES
 
-    assert set(cli.MODES) == set(MODES)
-    assert set(cli.BACKBONES) == {"small", *APPLICATIONS}
+    assert set(cli_parser.MODES) == set(MODES)
+    assert set(cli_parser.BACKBONES) == {"small", *APPLICATIONS}

@@ -105,6 +105,38 @@ def test_from_arrays_rejects_label_count_mismatch():
         from_arrays(images, labels[:-1])
 
 
+@pytest.mark.parametrize("limit", [30, 100, 500])
+def test_from_arrays_limit_is_a_seeded_sample_in_order(limit):
+    images, labels = _digits()
+    data = from_arrays(images, labels, num_queries=0.2, seed=7, limit=limit)
+    count = min(limit, len(images))
+    assert len(data.x_train) + len(data.x_query) == count
+    keep = np.sort(np.random.default_rng(7).choice(100, count, replace=False))
+    kept = {img.tobytes() for img in images[keep]}
+    assert {img.tobytes() for img in [*data.x_train, *data.x_query]} == kept
+    again = from_arrays(images, labels, num_queries=0.2, seed=7, limit=limit)
+    np.testing.assert_array_equal(data.x_query, again.x_query)
+
+
+def test_from_arrays_bad_limit():
+    images, labels = _digits()
+    for limit in (0, -5, 2.5, "10", True):
+        with pytest.raises(ValueError, match="`limit` must be a positive integer"):
+            from_arrays(images, labels, limit=limit)
+    # Sampling must not hide labels that do not match the images.
+    with pytest.raises(ValueError, match="images but"):
+        from_arrays(images, labels[:-1], limit=10)
+
+
+def test_mnist5k_limit():
+    import keras_mlh
+
+    data = keras_mlh.datasets.mnist5k(num_queries=0.2, limit=2000)
+    assert (len(data.x_train), len(data.x_query)) == (1600, 400)
+    assert data.num_classes == 10 and data.class_names[9] == "9"
+    assert sorted(np.unique(data.y_query)) == list(range(10))
+
+
 def test_mnist5k_split(mnist5k):
     assert mnist5k.x_query.shape == (1000, 28, 28, 1)
     assert mnist5k.x_train.shape == (4000, 28, 28, 1)

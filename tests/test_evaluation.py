@@ -1,4 +1,5 @@
 import json
+import os
 
 import matplotlib.image
 import numpy as np
@@ -6,7 +7,11 @@ import pytest
 
 from keras_mlh.codes import pack_codes
 from keras_mlh.evaluation import retrieval_report
-from keras_mlh.metrics import mean_average_precision, precision_at_k
+from keras_mlh.metrics import (
+    mean_average_precision,
+    precision_at_k,
+    precision_within_radius,
+)
 
 
 def _case(seed=0, queries=30, database=200, bits=16):
@@ -20,11 +25,18 @@ def test_report_numbers_match_the_metrics():
     case = _case()
     report = retrieval_report(*case, cutoffs=(1, 10, 100, 5000))
     assert report["map"] == mean_average_precision(*case)
-    assert report["map_k"] is None
+    assert report["map_k"] == "all"
+    assert report["tie_breaking"] == "stable"
+    assert report["precision_within_radius"] == {
+        "radius": 2,
+        "value": precision_within_radius(*case, radius=2),
+    }
+    assert report["bits"] == 16
     # Cut-offs beyond the database are dropped.
     assert list(report["precision_at_k"]) == ["1", "10", "100"]
     assert report["precision_at_k"]["10"] == precision_at_k(*case, 10)
-    assert len(report["pr_curve"]["radius"]) == 17
+    assert report["pr_curve"]["radius"] == list(range(17))
+    assert all(type(r) is int for r in report["pr_curve"]["radius"])
     assert report["num_queries"] == 30 and report["num_database"] == 200
     json.dumps(report)  # serializable: NaN precisions became None
     assert "files" not in report
@@ -48,8 +60,17 @@ def test_report_writes_json_and_plots(tmp_path):
         "history",
         "report",
     }
+    assert report["plots"] == [
+        "pr_curve.png",
+        "precision_at_k.png",
+        "bit_balance.png",
+        "history.png",
+    ]
     saved = json.loads(open(files["report"]).read())
-    assert saved["map"] == report["map"]
+    assert saved == report
+    assert sorted(os.listdir(tmp_path / "eval")) == sorted(
+        [*report["plots"], "report.json"]
+    )
     for name in ("pr_curve", "precision_at_k", "bit_balance", "history"):
         image = matplotlib.image.imread(files[name])
         assert image.shape[0] > 100 and image.std() > 0.01
@@ -65,3 +86,77 @@ def test_report_rejects_label_mismatch():
     q, ql, d, dl = _case()
     with pytest.raises(ValueError):
         retrieval_report(q, ql[:-1], d, dl)
+
+
+def test_report_radius_and_tie_breaking():
+    case = _case(2)
+    report = retrieval_report(*case, radius=4, tie_breaking="average")
+    assert report["precision_within_radius"] == {
+        "radius": 4,
+        "value": precision_within_radius(*case, radius=4),
+    }
+    assert report["tie_breaking"] == "average"
+    assert report["map"] == pytest.approx(
+        mean_average_precision(*case, tie_breaking="average")
+    )
+    assert report["map"] != retrieval_report(*case)["map"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"radius": -1}, "radius"),
+        ({"tie_breaking": "random"}, "tie_breaking"),
+        ({"metadata": {"map": 1.0}}, "metadata"),
+    ],
+)
+def test_report_rejects_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        retrieval_report(*_case(), **kwargs)
+
+
+def test_report_bit_balance_of_the_database_codes():
+    q, ql, d, dl = _case(3, database=100, bits=8)
+    d[:, 0] = 1  # always +1: deviation 0.5 for this bit
+    d[:, 1] = np.where(np.arange(100) % 2 == 0, 1, -1)  # balanced: 0
+    report = retrieval_report(q, ql, d, dl)
+    expected = np.abs((d > 0).mean(0) - 0.5).mean()
+    assert report["bit_balance_mean_abs_deviation"] == pytest.approx(expected)
+    packed = retrieval_report(pack_codes(q), ql, pack_codes(d), dl)
+    assert packed["bits"] == 8
+    assert packed["bit_balance_mean_abs_deviation"] == pytest.approx(expected)
+
+
+def test_report_metadata_is_recorded(tmp_path):
+    report = retrieval_report(
+        *_case(), out_dir=tmp_path, metadata={"model": "m.keras", "data": "s.npz"}
+    )
+    assert (report["model"], report["data"]) == ("m.keras", "s.npz")
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert (saved["model"], saved["data"]) == ("m.keras", "s.npz")
+
+
+def test_report_writes_all_files_or_none(tmp_path, monkeypatch):
+    import keras_mlh.plot
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "report.json").write_text('{"previous": true}')
+
+    def broken(history, path):
+        with open(path, "wb") as f:
+            f.write(b"half a png")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(keras_mlh.plot, "plot_history", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        retrieval_report(*_case(), out_dir=out, history={"loss": [1.0, 0.5]})
+    # The earlier report is untouched and no plot or temporary file is left.
+    assert os.listdir(out) == ["report.json"]
+    assert (out / "report.json").read_text() == '{"previous": true}'
+    # A folder made for the report is removed again.
+    with pytest.raises(RuntimeError):
+        retrieval_report(
+            *_case(), out_dir=tmp_path / "new" / "eval", history={"loss": [1.0]}
+        )
+    assert sorted(os.listdir(tmp_path)) == ["eval"]

@@ -3,7 +3,27 @@ import os
 
 import pytest
 
-from keras_mlh.files import atomic_path, write_json
+from keras_mlh.files import (
+    TEMP_PREFIX,
+    atomic_folder,
+    atomic_path,
+    check_writable,
+    ensure_folder,
+    staged_files,
+    write_json,
+)
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _mode(path):
+    return os.stat(path).st_mode & 0o777
 
 
 def test_atomic_path_renames_on_success(tmp_path):
@@ -42,3 +62,214 @@ def test_write_json_failure_leaves_nothing(tmp_path):
     with pytest.raises(TypeError):
         write_json({"a": object()}, tmp_path / "r.json")
     assert os.listdir(tmp_path) == []
+
+
+def test_write_json_is_strict_json_with_a_final_newline(tmp_path):
+    path = tmp_path / "r.json"
+    write_json({"a": None}, path)
+    assert path.read_text().endswith("}\n")
+    with pytest.raises(ValueError):
+        write_json({"a": float("nan")}, tmp_path / "nan.json")
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+# ------------------------------------------------------------ atomic_path
+def test_atomic_path_gives_the_usual_permissions(tmp_path):
+    # mkstemp makes 0600 files; the result should look like any other file.
+    with atomic_path(tmp_path / "out.txt") as temp:
+        assert os.path.basename(temp).startswith(TEMP_PREFIX)
+        open(temp, "w").close()
+    assert _mode(tmp_path / "out.txt") == 0o666 & ~_umask()
+
+
+def test_atomic_path_makes_folders_and_removes_them_on_error(tmp_path):
+    target = tmp_path / "a" / "b" / "out.txt"
+    with pytest.raises(RuntimeError), atomic_path(target, make_folders=True):
+        assert (tmp_path / "a" / "b").is_dir()
+        raise RuntimeError("crash")
+    assert os.listdir(tmp_path) == []
+    with atomic_path(target, make_folders=True) as temp:
+        open(temp, "w").close()
+    assert target.is_file()
+
+
+def test_atomic_path_refuses_a_folder_and_a_file_in_the_way(tmp_path):
+    with pytest.raises(ValueError, match="is a folder; give a file name"):
+        with atomic_path(tmp_path):
+            pass
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="/file' is a file, not a folder"):
+        with atomic_path(tmp_path / "file" / "x.json", make_folders=True):
+            pass
+    assert os.listdir(tmp_path) == ["file"]
+
+
+# ---------------------------------------------------------- check_writable
+def test_check_writable_creates_nothing(tmp_path):
+    target = tmp_path / "new" / "deeper" / "out.txt"
+    assert check_writable(target) == str(target)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "kind, make, match",
+    [
+        ("file", "folder", "is a folder; give a file name"),
+        ("folder", "file", "exists and is not a folder"),
+    ],
+)
+def test_check_writable_kind(kind, make, match, tmp_path):
+    path = tmp_path / "thing"
+    if make == "folder":
+        path.mkdir()
+    else:
+        path.write_text("")
+    with pytest.raises(ValueError, match=match):
+        check_writable(path, kind=kind)
+    check_writable(path)  # without a kind, only the location counts
+
+
+def test_check_writable_without_permission(tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if IS_ROOT:  # root may write anyway: pretend it may not
+        real_access = os.access
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda path, mode: path != str(locked) and real_access(path, mode),
+        )
+    try:
+        with pytest.raises(ValueError, match="no write permission on .*locked"):
+            check_writable(locked / "a" / "out.txt")
+        with pytest.raises(ValueError, match="Cannot write to .*locked"):
+            with staged_files(locked / "eval"):
+                pass
+        assert os.listdir(locked) == []
+    finally:
+        locked.chmod(0o700)
+
+
+# ----------------------------------------------------------- ensure_folder
+def test_ensure_folder_removes_only_what_it_made(tmp_path):
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError), ensure_folder(tmp_path / "kept" / "a" / "b"):
+        raise RuntimeError("crash")
+    assert os.listdir(tmp_path) == ["kept"]
+    assert os.listdir(tmp_path / "kept") == []
+    with ensure_folder(tmp_path / "kept" / "a") as folder:
+        assert folder == str(tmp_path / "kept" / "a")
+    assert (tmp_path / "kept" / "a").is_dir()
+
+
+def test_ensure_folder_keeps_a_folder_that_got_files(tmp_path):
+    with pytest.raises(RuntimeError), ensure_folder(tmp_path / "a") as folder:
+        open(os.path.join(folder, "x.txt"), "w").close()
+        raise RuntimeError("crash")
+    assert os.listdir(tmp_path / "a") == ["x.txt"]
+
+
+# ------------------------------------------------------------ staged_files
+def test_staged_files_renames_all_at_the_end(tmp_path):
+    out = tmp_path / "eval"
+    with staged_files(out) as stage:
+        first = stage("a.png")
+        assert first.endswith(".png")  # writers that go by the extension
+        for name, temp in (("a.png", first), ("report.json", stage("report.json"))):
+            with open(temp, "w") as f:
+                f.write(name)
+        assert sorted(os.listdir(out))[0].startswith(TEMP_PREFIX)
+        assert not (out / "a.png").exists()
+    assert sorted(os.listdir(out)) == ["a.png", "report.json"]
+    assert (out / "report.json").read_text() == "report.json"
+    assert _mode(out / "a.png") == 0o666 & ~_umask()
+
+
+def test_staged_files_writes_nothing_on_error(tmp_path):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "report.json").write_text("old")
+    with pytest.raises(RuntimeError), staged_files(out) as stage:
+        with open(stage("report.json"), "w") as f:
+            f.write("new")
+        raise RuntimeError("crash")
+    assert os.listdir(out) == ["report.json"]
+    assert (out / "report.json").read_text() == "old"
+    with pytest.raises(RuntimeError), staged_files(tmp_path / "new" / "eval") as stage:
+        stage("a.png")
+        raise RuntimeError("crash")
+    assert sorted(os.listdir(tmp_path)) == ["eval"]
+
+
+def test_staged_files_refuses_a_file(tmp_path):
+    (tmp_path / "eval").write_text("")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        with staged_files(tmp_path / "eval"):
+            pass
+
+
+# ----------------------------------------------------------- atomic_folder
+def test_atomic_folder_moves_a_new_folder_into_place(tmp_path):
+    out = tmp_path / "runs" / "run"
+    with atomic_folder(out) as work:
+        assert os.path.basename(work).startswith(TEMP_PREFIX)
+        assert os.path.dirname(work) == str(tmp_path / "runs")
+        assert not out.exists()
+        (tmp_path / "runs" / os.path.basename(work) / "model.txt").write_text("m")
+    assert os.listdir(out) == ["model.txt"]
+    assert os.listdir(tmp_path / "runs") == ["run"]
+    # mkdtemp makes a private 0700 folder; the result gets the usual mode.
+    assert _mode(out) == 0o777 & ~_umask()
+
+
+def test_atomic_folder_replaces_an_existing_folder_only_on_success(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(out) as work:
+        open(os.path.join(work, "new.txt"), "w").close()
+        raise RuntimeError("crash")
+    assert os.listdir(out) == ["old.txt"]
+    assert os.listdir(tmp_path) == ["run"]
+    with atomic_folder(out) as work:
+        open(os.path.join(work, "new.txt"), "w").close()
+    assert os.listdir(out) == ["new.txt"]
+    assert os.listdir(tmp_path) == ["run"]
+
+
+def test_atomic_folder_failure_removes_the_folders_it_made(tmp_path):
+    with pytest.raises(RuntimeError), atomic_folder(tmp_path / "a" / "b" / "run"):
+        raise RuntimeError("crash")
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_folder_restores_the_old_folder_when_the_swap_fails(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(src).startswith(TEMP_PREFIX) and dst == str(out):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError), atomic_folder(out) as work:
+        open(os.path.join(work, "new.txt"), "w").close()
+    assert os.listdir(out) == ["old.txt"]
+    assert os.listdir(tmp_path) == ["run"]
+
+
+def test_atomic_folder_refuses_a_file_in_the_way(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="Cannot write to .*is a file, not a folder"):
+        with atomic_folder(tmp_path / "file" / "run"):
+            pass
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        with atomic_folder(tmp_path / "file"):
+            pass
+    assert os.listdir(tmp_path) == ["file"]

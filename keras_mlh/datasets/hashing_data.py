@@ -1,3 +1,5 @@
+"""`HashingData` and `from_arrays`: images split into queries and a database."""
+
 import dataclasses
 
 import numpy as np
@@ -73,6 +75,7 @@ def from_arrays(
     seed=0,
     batch_size=64,
     class_names=None,
+    limit=None,
 ):
     """Splits images and labels into queries and a database that is trained on.
 
@@ -92,6 +95,10 @@ def from_arrays(
         seed: seed of the split.
         batch_size: batch size of the `tf.data` views.
         class_names: optional names, one per class.
+        limit: use a seeded random sample (drawn with `seed`) of this many
+            images, in their original order, for quick trials; the split and
+            the inferred `num_classes` see only the sample. `None`, or a
+            limit of at least `n`, uses all.
 
     Returns:
         A `HashingData`.
@@ -103,8 +110,10 @@ def from_arrays(
     >>> len(data.x_query), len(data.x_train)
     (10, 40)
     """
-    images = validate_images(images)
     labels = np.asarray(labels)
+    if limit is not None:
+        images, labels = _sample(np.asarray(images), labels, limit, seed)
+    images = validate_images(images)
     if num_classes is None:
         if labels.ndim == 2 and labels.shape[1] > 1:
             num_classes = labels.shape[1]
@@ -148,6 +157,19 @@ def from_arrays(
         batch_size=batch_size,
         seed=seed,
     )
+
+
+def _sample(images, labels, limit, seed):
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(
+            f"`limit` must be a positive integer or None. Received: limit={limit!r}"
+        )
+    # With mismatched counts, validation below says so better than indexing.
+    if limit >= len(images) or len(labels) != len(images):
+        return images, labels
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(images), size=limit, replace=False))
+    return images[keep], labels[keep]
 
 
 def _query_count(num_queries, n):

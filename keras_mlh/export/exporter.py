@@ -16,12 +16,11 @@ looks like a good one.
 import json
 import math
 import os
-import shutil
-import tempfile
 import zipfile
 
 import numpy as np
 
+from keras_mlh import files
 from keras_mlh.codes import BIT_ORDER, pack_codes
 from keras_mlh.version import __version__
 
@@ -36,7 +35,7 @@ ONNX_FILE = "model.onnx"
 SAVED_MODEL_DIR = "saved_model"
 METADATA_FILE = "metadata.json"
 METADATA_FORMAT = "keras-mlh-encoder"
-TEMP_PREFIX = ".keras-mlh-export-"
+TEMP_PREFIX = files.TEMP_PREFIX
 
 
 class ExportValidationError(ValueError):
@@ -155,9 +154,8 @@ def export_encoder(
     model = _as_mlh(model_or_path)
     image_shape = _image_shape(model)
     images = _sample_images(sample_images, image_shape) if validate else None
-    out_dir = _check_out_dir(out_dir, overwrite)
-    work = _make_work_dir(os.path.dirname(out_dir))
-    try:
+    out_dir = check_out_dir(out_dir, overwrite)
+    with files.atomic_folder(out_dir) as work:
         encoder = model.build_encoder()
         metadata = {
             "format": METADATA_FORMAT,
@@ -190,12 +188,7 @@ def export_encoder(
             if validate
             else None
         )
-        with open(os.path.join(work, METADATA_FILE), "w") as f:
-            json.dump(metadata, f, indent=2)
-        _move_into_place(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        files.write_json(metadata, os.path.join(work, METADATA_FILE))
     return metadata
 
 
@@ -270,46 +263,34 @@ def _sample_images(sample_images, image_shape, seed=0):
     return images.astype(np.float32)
 
 
-def _check_out_dir(out_dir, overwrite):
+def check_out_dir(out_dir, overwrite=False, overwrite_flag="overwrite=True"):
+    """Checks that `out_dir` may receive an export; creates nothing.
+
+    `export_encoder` calls it first; callers that load the model themselves
+    (the command line) call it before that, so a bad folder fails fast.
+
+    Args:
+        out_dir: the folder to create.
+        overwrite: whether a non-empty folder may be replaced.
+        overwrite_flag: how the caller spells `overwrite`, for the message.
+
+    Returns:
+        The absolute path of `out_dir`.
+
+    Raises:
+        ValueError: when `out_dir` is a file, or a non-empty folder without
+            `overwrite`.
+    """
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(
-            f"{out_dir!r} exists and is not a folder; choose another `out_dir`."
+            f"{out_dir!r} exists and is not a folder; choose another folder."
         )
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise ValueError(
-            f"{out_dir!r} is not empty; choose a new folder or pass overwrite=True."
+            f"{out_dir!r} is not empty; choose a new folder or pass {overwrite_flag}."
         )
     return out_dir
-
-
-def _make_work_dir(parent):
-    try:
-        os.makedirs(parent, exist_ok=True)
-        work = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent)
-    except OSError as error:
-        raise ValueError(
-            f"Cannot write to {parent!r} ({error.strerror or error}); choose an "
-            "`out_dir` in a writable folder."
-        ) from None
-    # mkdtemp makes a private (0700) folder; give the export the usual mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(work, 0o777 & ~umask)
-    return work
-
-
-def _move_into_place(work, out_dir):
-    if not os.path.isdir(out_dir):
-        os.replace(work, out_dir)
-        return
-    # overwrite=True (or an empty folder): swap, then drop the old export.
-    trash = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=os.path.dirname(out_dir))
-    try:
-        os.replace(out_dir, os.path.join(trash, "old"))
-        os.replace(work, out_dir)
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)
 
 
 # ----------------------------------------------------------------- writing

@@ -157,10 +157,9 @@ def plot_bit_balance(codes, path, title="Bit balance"):
     Returns:
         The path written.
     """
-    from keras_mlh.codes import to_signs
+    from keras_mlh.codes import bit_balance
 
-    signs = to_signs(codes)
-    fraction = (signs > 0).mean(0)
+    fraction = bit_balance(codes)
     figure = _figure()
     axes = figure.add_subplot(1, 1, 1)
     axes.bar(np.arange(len(fraction)), fraction, color="tab:blue")

@@ -1,0 +1,35 @@
+"""The `keras-mlh` command line: train, evaluate, encode, index and export.
+
+`keras-mlh --help` shows examples, `keras-mlh COMMAND --help` each command's
+options; `python -m keras_mlh.cli` is the same command. Exit codes: 0
+success, 2 usage error (argparse), 1 any other error, reported as one line
+on stderr (`keras-mlh: error: ...`); `--debug` shows the traceback instead.
+TensorFlow and Keras are imported inside the commands that need them, so
+`--help` and the index commands start fast.
+
+One module per concern: `parser` (options, `main`, error handling),
+`errors`, `io` (reading models, arrays, images and codes files) and one
+module per command (`train`, `evaluate`, `encode`, `index`, `export`).
+
+Files (all written under a temporary name and renamed into place through
+`keras_mlh.files`, so a failed command never leaves a half-written output):
+
+- A run folder (`train --out`): `model.keras`, `history.json`, `split.npz`
+  and `run.json`; see `keras_mlh.cli.train`.
+- Evaluation (`evaluate`, `RUN/eval` by default): `report.json` and PNG
+  plots from `keras_mlh.evaluation.retrieval_report`.
+- Images for `train --npz`: an `.npz` with `images` `(n, height, width[,
+  channels])` raw pixels and `labels` (class ids `(n,)` or multi-hot `(n,
+  classes)`); `x` and `y` are accepted too, and `class_names` optionally.
+- Images for `encode`, `index search --model` and `export --sample-images`: an
+  `.npy` array, an `.npz` with `images` (or `x`, or `x_query` as in a run's
+  `split.npz`; `--key` names another), or a folder of image files (searched
+  recursively, resized to the model's input size).
+- Codes files (`encode`): `.npy` or `.npz`; see `keras_mlh.cli.encode`.
+- An index (`index build`): the faiss file, its `INDEX.json` sidecar and, for
+  codes of image files, `INDEX.paths.json` (id -> path) used by `search`.
+"""
+
+from keras_mlh.cli.parser import build_parser, main
+
+__all__ = ["build_parser", "main"]

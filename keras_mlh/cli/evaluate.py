@@ -1,0 +1,114 @@
+"""`keras-mlh evaluate`: retrieval quality of a trained model, with plots.
+
+Encodes the queries and the database of a run's `split.npz` (or of any
+`.npz` with `x_query`, `y_query`, `x_database`, `y_database`) and writes the
+`keras_mlh.evaluation.retrieval_report` of them: `report.json` and the PNG
+plots, into `RUN/eval` by default, all of them or none.
+"""
+
+import json
+import os
+
+from keras_mlh import files
+from keras_mlh.cli.errors import CLIError
+from keras_mlh.cli.io import (
+    array_images,
+    encode_images,
+    load_model,
+    load_npz,
+    require_model,
+)
+from keras_mlh.cli.parser import PROG
+from keras_mlh.cli.train import HISTORY_FILE, MODEL_FILE, SPLIT_FILE
+from keras_mlh.evaluation import retrieval_report
+
+SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")
+
+
+def run(args):
+    """Encodes a run's queries and database and writes their report.
+
+    Args:
+        args: the parsed `evaluate` options: `run` or `model` and `data`,
+            `out`, the metric options (`k`, `precision_at`, `radius`,
+            `tie_breaking`) and the encoding ones.
+
+    Returns:
+        0, after printing mAP and precision@K and the files written.
+    """
+    run_folder = args.run
+    if run_folder is None and (args.model is None or args.data is None):
+        args.parser.error("give a RUN folder, or both --model and --data")
+    if run_folder is not None and not os.path.isdir(run_folder):
+        raise CLIError(
+            f"Run folder not found: {run_folder!r}. Give the --out folder of "
+            f"`{PROG} train`, or --model and --data."
+        )
+    model_path = args.model or os.path.join(run_folder, MODEL_FILE)
+    data_path = args.data or os.path.join(run_folder, SPLIT_FILE)
+    out = os.path.abspath(args.out or os.path.join(run_folder, "eval"))
+    require_model(model_path)
+    split = load_split(data_path)
+    files.check_writable(out, kind="folder")  # before the slow part
+
+    model = load_model(model_path)
+    codes = {}
+    for key, what in (("x_query", "queries"), ("x_database", "database images")):
+        images = array_images(split[key], model.image_shape, key, data_path)
+        codes[key] = encode_images(model, images, args.batch_size, args.verbose, what)
+    report = retrieval_report(
+        codes["x_query"],
+        split["y_query"],
+        codes["x_database"],
+        split["y_database"],
+        k=args.k,
+        cutoffs=args.precision_at,
+        radius=args.radius,
+        tie_breaking=args.tie_breaking,
+        out_dir=out,
+        history=_history(run_folder),
+        metadata={
+            "model": os.path.abspath(model_path),
+            "data": os.path.abspath(data_path),
+        },
+    )
+    print(
+        f"mAP@{report['map_k']} = {report['map']:.4f} ({report['num_queries']} "
+        f"queries, {report['num_database']} database items)"
+    )
+    print(
+        "Precision@K: "
+        + ", ".join(f"P@{k} = {v:.4f}" for k, v in report["precision_at_k"].items())
+    )
+    print(f"Wrote {report['files']['report']}")
+    for name in report["plots"]:
+        print(f"  {os.path.join(out, name)}")
+    return 0
+
+
+def load_split(path):
+    """The arrays of a split file, checked for the four evaluation arrays.
+
+    Args:
+        path: an `.npz` such as a run folder's `split.npz`.
+
+    Returns:
+        A dict of name -> array.
+    """
+    arrays = load_npz(path, "Evaluation data")
+    missing = [key for key in SPLIT_KEYS if key not in arrays]
+    if missing:
+        raise CLIError(
+            f"{path!r} lacks {', '.join(missing)}: evaluation needs x_query, y_query, "
+            "x_database and y_database, as in the split.npz of a run folder."
+        )
+    return arrays
+
+
+def _history(run_folder):
+    """The run's per-epoch logs to plot, or `None` without a run folder."""
+    path = os.path.join(run_folder, HISTORY_FILE) if run_folder else None
+    if path is None or not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

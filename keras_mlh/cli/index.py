@@ -1,0 +1,162 @@
+"""`keras-mlh index build` and `keras-mlh index search`: Hamming indexes.
+
+An index is the faiss file, its `INDEX.json` sidecar (`HammingIndex.save`)
+and, for codes of image files, `INDEX.paths.json` (id -> path) from which
+`search` reports paths instead of ids. Queries are a codes file, or images
+encoded on the fly with `--model`.
+"""
+
+import json
+import os
+
+from keras_mlh import files
+from keras_mlh.cli.errors import CLIError
+from keras_mlh.cli.io import encode_images, load_codes, load_model, open_images
+from keras_mlh.codes import pack_codes
+from keras_mlh.index import MISSING_DISTANCE, HammingIndex
+
+PATHS_SUFFIX = ".paths.json"
+
+
+def build(args):
+    """Builds a `HammingIndex` of a codes file and saves it with its sidecars.
+
+    Args:
+        args: the parsed `index build` options: `codes`, `index`, the index
+            kind and its parameters, `overwrite`.
+
+    Returns:
+        0, after printing the size of the index.
+    """
+    path = os.path.abspath(args.index)
+    if os.path.exists(path) and not args.overwrite:
+        raise CLIError(f"{path!r} exists; pass --overwrite to replace it.")
+    files.check_writable(path, kind="file")
+    packed, ids, paths, bits = load_codes(args.codes)
+    index = HammingIndex(
+        bits,
+        kind=args.kind,
+        hnsw_neighbors=args.hnsw_neighbors,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+    )
+    ids = index.add(packed, ids)
+    paths_file = path + PATHS_SUFFIX
+    with files.ensure_folder(os.path.dirname(path)):
+        index.save(path)
+        if paths is not None:
+            names = {str(int(i)): str(p) for i, p in zip(ids, paths, strict=True)}
+            files.write_json(names, paths_file)
+        elif os.path.exists(paths_file):
+            os.remove(paths_file)  # from an earlier build: stale now
+    print(f"Built an index of {len(index)} {bits}-bit codes ({args.kind}): {path}")
+    return 0
+
+
+def search(args):
+    """Searches an index with query codes or images; prints and saves hits.
+
+    Args:
+        args: the parsed `index search` options: `index`, `queries`, `k` or
+            `radius`, `model` for image queries, `json`, `show`.
+
+    Returns:
+        0, after printing the hits of the first `--show` queries.
+    """
+    index = HammingIndex.load(args.index)
+    names = _paths_of(args.index)
+    if args.json:
+        files.check_writable(args.json, kind="file")  # before the slow part
+    if args.model:
+        queries, query_ids, query_paths = _encode_queries(args)
+    else:
+        queries, query_ids, query_paths, _ = load_codes(
+            args.queries, "Query codes file"
+        )
+    if queries.shape[1] * 8 != index.bits:
+        raise CLIError(
+            f"The queries are {queries.shape[1] * 8}-bit codes but the index holds "
+            f"{index.bits}-bit codes; encode both with the same model."
+        )
+    results = [
+        _result(q, ids, distances, query_ids, query_paths, names)
+        for q, (distances, ids) in enumerate(_neighbours(index, queries, args))
+    ]
+    if args.json:
+        files.write_json(
+            {
+                "index": os.path.abspath(args.index),
+                "bits": index.bits,
+                "k": None if args.radius is not None else args.k,
+                "radius": args.radius,
+                "num_queries": len(results),
+                "results": results,
+            },
+            args.json,
+        )
+    _print_results(results, args.show)
+    if args.json:
+        print(f"Wrote {len(results)} results to {os.path.abspath(args.json)}")
+    return 0
+
+
+def _paths_of(index_path):
+    """The id -> path map written beside an index of image files, or `{}`."""
+    paths_file = os.path.abspath(index_path) + PATHS_SUFFIX
+    if not os.path.isfile(paths_file):
+        return {}
+    with open(paths_file) as f:
+        return json.load(f)
+
+
+def _encode_queries(args):
+    """Packed codes, ids and paths of query images encoded with `--model`."""
+    if not os.path.exists(args.queries):
+        raise CLIError(f"Query images not found: {args.queries!r}.")
+    model = load_model(args.model)
+    images = open_images(
+        args.queries, model.image_shape, key=args.key, what="Query images"
+    )
+    codes = encode_images(model, images, args.batch_size, args.verbose)
+    return pack_codes(codes), images.ids, images.paths
+
+
+def _neighbours(index, queries, args):
+    """`(distances, ids)` per query: all within `--radius`, else the top `-k`."""
+    if args.radius is not None:
+        return index.range_search(queries, args.radius)
+    distances, ids = index.search(queries, args.k)
+    # Fewer than k items (or an approximate index) pad with -1 ids.
+    return [
+        (d[(i >= 0) & (d != MISSING_DISTANCE)], i[i >= 0])
+        for d, i in zip(distances, ids, strict=True)
+    ]
+
+
+def _result(q, ids, distances, query_ids, query_paths, names):
+    """The JSON entry of query `q`."""
+    entry = {"query": q}
+    if query_ids is not None:
+        entry["query_id"] = int(query_ids[q])
+    if query_paths is not None:
+        entry["query_path"] = str(query_paths[q])
+    entry["ids"] = [int(v) for v in ids]
+    entry["distances"] = [int(v) for v in distances]
+    if names:
+        entry["paths"] = [names.get(str(int(v))) for v in ids]
+    return entry
+
+
+def _print_results(results, show):
+    """One line per query, for the first `show` queries (all for `None`)."""
+    shown = results if show is None else results[:show]
+    for entry in shown:
+        label = entry.get("query_path", entry.get("query_id", entry["query"]))
+        items = entry.get("paths") or entry["ids"]
+        hits = ", ".join(
+            f"{item} ({distance})"
+            for item, distance in zip(items, entry["distances"], strict=True)
+        )
+        print(f"query {label}: {hits or 'no results'}")
+    if len(shown) < len(results):
+        print(f"... {len(results) - len(shown)} more queries (see --show, --json)")

@@ -1,0 +1,411 @@
+"""Reading the command line's inputs: models, arrays, images and codes files.
+
+Every reader checks its input and raises a `CLIError` that names the file
+and says what to do, before TensorFlow is imported where it can (a missing
+or broken model file fails in a fraction of a second). Outputs are written
+through `keras_mlh.files` by the commands themselves.
+"""
+
+import os
+import zipfile
+
+import numpy as np
+
+from keras_mlh.cli.errors import CLIError, one_line
+from keras_mlh.datasets.sources import IMAGE_EXTENSIONS
+
+IMAGE_KEYS = ("images", "x", "x_query")
+LABEL_KEYS = ("labels", "y")
+ENCODE_CHUNK = 256
+
+
+# ------------------------------------------------------------ files, arrays
+def require_file(path, what, hint=""):
+    """Raises a `CLIError` unless `path` is an existing file.
+
+    Args:
+        path: the path to check.
+        what: what the file is, for the message (e.g. "Codes file").
+        hint: a sentence appended to the message.
+    """
+    if os.path.isdir(path):
+        raise CLIError(f"{what} {path!r} is a folder, not a file.{hint}")
+    if not os.path.isfile(path):
+        raise CLIError(f"{what} not found: {path!r}.{hint}")
+
+
+def require_model(path):
+    """Checks a model file without importing TensorFlow, so errors come fast.
+
+    Args:
+        path: the `.keras` file.
+    """
+    require_file(
+        path,
+        "Model file",
+        " Pass the model.keras of a run folder made by `keras-mlh train`.",
+    )
+    if not zipfile.is_zipfile(path):
+        raise CLIError(
+            f"{path!r} is not a Keras model file (.keras zip archive); pass the "
+            "model.keras of a run folder made by `keras-mlh train`."
+        )
+
+
+def quiet_tensorflow():
+    """Hides TensorFlow's C++ start-up logs; call before importing it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def load_model(path):
+    """Loads an MLH model after the fast checks of `require_model`.
+
+    Args:
+        path: the `.keras` file.
+
+    Returns:
+        The `keras_mlh.MLH` model.
+    """
+    require_model(path)
+    quiet_tensorflow()
+    from keras_mlh.export import load_mlh
+
+    return load_mlh(path)
+
+
+def load_npz(path, what):
+    """All arrays of an `.npz` file, read without pickles.
+
+    Args:
+        path: the `.npz` file.
+        what: what the file is, for messages.
+
+    Returns:
+        A dict of name -> array.
+    """
+    require_file(path, what)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except Exception as error:
+        raise CLIError(
+            f"Cannot read {what} {path!r} as a numpy .npz archive: {one_line(error)}"
+        ) from None
+
+
+def load_npy(path, what):
+    """The array of an `.npy` file, read without pickles.
+
+    Args:
+        path: the `.npy` file.
+        what: what the file is, for messages.
+
+    Returns:
+        The array.
+    """
+    require_file(path, what)
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise CLIError(
+            f"Cannot read {what} {path!r} as a numpy .npy array: {one_line(error)}"
+        ) from None
+
+
+def pick(arrays, keys, path, fix):
+    """The first of `keys` present in `arrays`.
+
+    Args:
+        arrays: the arrays of a file, name -> array.
+        keys: the accepted names, preferred first.
+        path: the file, for the message.
+        fix: what to do when none is there, for the message.
+
+    Returns:
+        The key found.
+    """
+    for key in keys:
+        if key in arrays:
+            return key
+    raise CLIError(
+        f"{path!r} has the arrays {sorted(arrays) or 'none'} but needs "
+        f"{' or '.join(repr(k) for k in keys)}; {fix}"
+    )
+
+
+def save_npy(path, array):
+    """Writes one array to exactly `path` (`np.save` would add `.npy`).
+
+    Args:
+        path: the file, usually a temporary name from `keras_mlh.files`.
+        array: the array; pickled objects are refused.
+    """
+    with open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+
+
+def save_npz(path, **arrays):
+    """Writes arrays to exactly `path` (`np.savez` would add `.npz`).
+
+    Args:
+        path: the file, usually a temporary name from `keras_mlh.files`.
+        **arrays: the arrays by name.
+    """
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def check_ids(ids, count, path, per):
+    """`ids` from a file as int64, one per image or code.
+
+    Args:
+        ids: the array stored as `ids`.
+        count: how many there must be.
+        path: the file, for the message.
+        per: "image" or "code", for the message.
+
+    Returns:
+        int64 array `(count,)`.
+    """
+    ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer) or ids.shape != (count,):
+        raise CLIError(
+            f"`ids` in {path!r} must be {count} integers, one per {per}. "
+            f"Received: shape={ids.shape}, dtype={ids.dtype}"
+        )
+    return ids.astype(np.int64)
+
+
+# ------------------------------------------------------------------ images
+class Images:
+    """Images to encode: an array, or image files read lazily in chunks.
+
+    Attributes:
+        count: number of images.
+        chunks: `chunks(size)` yields uint8 or float arrays of at most
+            `size` images, in order.
+        paths: the files' paths relative to the folder given, or `None`.
+        ids: int64 ids stored beside an array, or `None`.
+        labels: labels stored beside an array, or `None`.
+    """
+
+    def __init__(self, count, chunks, paths=None, ids=None, labels=None):
+        self.count = count
+        self.chunks = chunks
+        self.paths = paths
+        self.ids = ids
+        self.labels = labels
+
+
+def open_images(path, image_shape, key=None, what="Images"):
+    """Images from an `.npy`, an `.npz` or a folder, checked against a model.
+
+    Args:
+        path: an `.npy` array, an `.npz` (images under `key`, else `images`,
+            `x` or `x_query`; `ids` and labels are carried over) or a folder
+            searched recursively for image files, resized to `image_shape`.
+        image_shape: the model's `(height, width, channels)`.
+        key: the array of an `.npz` holding the images.
+        what: what the images are, for messages.
+
+    Returns:
+        `Images`.
+    """
+    if os.path.isdir(path):
+        return _folder_images(path, image_shape)
+    if path.lower().endswith(".npy"):
+        arrays, key = {"images": load_npy(path, what)}, "images"
+    elif path.lower().endswith(".npz"):
+        arrays = load_npz(path, what)
+        key = pick(
+            arrays,
+            (key,) if key else IMAGE_KEYS,
+            path,
+            "save images with np.savez(FILE, images=images) or name the array "
+            "with --key.",
+        )
+    elif not os.path.exists(path):
+        raise CLIError(f"{what} not found: {path!r}.")
+    else:
+        raise CLIError(
+            f"{what} must be an .npy or .npz file or a folder of image files; "
+            f"got {path!r}."
+        )
+    images = array_images(arrays[key], image_shape, key, path)
+    if "ids" in arrays:
+        images.ids = check_ids(arrays["ids"], images.count, path, "image")
+    # Labels beside the images: `labels`/`y`, or `y_query` for `x_query`.
+    label_keys = ("y" + key[1:], *LABEL_KEYS) if key.startswith("x_") else LABEL_KEYS
+    label_key = next((k for k in label_keys if k in arrays), None)
+    if label_key is not None and len(arrays[label_key]) == images.count:
+        images.labels = arrays[label_key]
+    return images
+
+
+def array_images(array, image_shape, name, path):
+    """An array of images checked against a model's image shape.
+
+    Args:
+        array: the images.
+        image_shape: the model's `(height, width, channels)`.
+        name: the array's name in its file, for messages.
+        path: the file, for messages.
+
+    Returns:
+        `Images`.
+    """
+    from keras_mlh.datasets.validation import validate_images
+
+    try:
+        images = validate_images(array, image_shape, name=name)
+    except ValueError as error:
+        raise CLIError(
+            f"{path!r}: {one_line(error)} (image files in a folder are resized "
+            "automatically)"
+        ) from None
+
+    def chunks(size):
+        for start in range(0, len(images), size):
+            yield images[start : start + size]
+
+    return Images(len(images), chunks)
+
+
+def _folder_images(folder, image_shape):
+    files = _image_files(folder)
+    height, width, channels = image_shape
+    mode = _color_mode(channels, folder)
+
+    def load(names):
+        import keras
+
+        batch = []
+        for file in names:
+            try:
+                image = keras.utils.load_img(
+                    file, color_mode=mode, target_size=(height, width)
+                )
+            except Exception as error:
+                raise CLIError(
+                    f"Cannot read image {file!r}: {one_line(error)}"
+                ) from None
+            batch.append(keras.utils.img_to_array(image, dtype="uint8"))
+        return np.stack(batch)
+
+    def chunks(size):
+        for start in range(0, len(files), size):
+            yield load(files[start : start + size])
+
+    paths = np.array([os.path.relpath(f, folder) for f in files])
+    return Images(len(files), chunks, paths=paths)
+
+
+def _color_mode(channels, path):
+    modes = {1: "grayscale", 3: "rgb", 4: "rgba"}
+    if channels not in modes:
+        raise CLIError(
+            f"The model takes {channels}-channel images; image files in {path!r} "
+            "can only be read as 1 (grayscale), 3 (RGB) or 4 (RGBA) channels. "
+            "Pass an .npy/.npz array instead."
+        )
+    return modes[channels]
+
+
+def _image_files(folder):
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files.extend(
+            os.path.join(root, name)
+            for name in sorted(names)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+        )
+    if not files:
+        raise CLIError(
+            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {folder!r} "
+            "or its subfolders."
+        )
+    return files
+
+
+def encode_images(model, images, batch_size, verbose, what="images"):
+    """±1 int8 codes of all images, with a progress bar for many.
+
+    Args:
+        model: the `keras_mlh.MLH` model.
+        images: `Images`.
+        batch_size: inference batch size.
+        verbose: show a progress bar (when there is more than a chunk).
+        what: what the images are, for the progress line.
+
+    Returns:
+        int8 array `(images.count, bits)`.
+    """
+    import keras
+
+    # Chunks bound the memory of image files read at once.
+    chunk = max(batch_size, ENCODE_CHUNK)
+    bar = None
+    if verbose and images.count > chunk:
+        print(f"Encoding {images.count} {what}")
+        bar = keras.utils.Progbar(images.count, unit_name="image")
+    codes, done = [], 0
+    for batch in images.chunks(chunk):
+        codes.append(model.encode(batch, batch_size=batch_size))
+        done += len(batch)
+        if bar is not None:
+            bar.update(done)
+    return np.concatenate(codes)
+
+
+# ------------------------------------------------------------- codes files
+def load_codes(path, what="Codes file"):
+    """Packed codes with their ids and paths from a file of `keras-mlh encode`.
+
+    Args:
+        path: an `.npy` of codes, or an `.npz` with `codes` and optional
+            `ids`, `paths` and `bits`; packed uint8 or ±1 codes.
+        what: what the file is, for messages.
+
+    Returns:
+        `(packed, ids, paths, bits)`: uint8 codes `(n, bits / 8)`, int64 ids
+        or `None`, paths (one per code) or `None`, and the code length.
+    """
+    from keras_mlh.codes import to_packed
+
+    ids = paths = bits = None
+    if path.lower().endswith(".npy"):
+        codes = load_npy(path, what)
+    elif path.lower().endswith(".npz"):
+        arrays = load_npz(path, what)
+        if "codes" not in arrays and any(k in arrays for k in IMAGE_KEYS):
+            raise CLIError(
+                f"{path!r} holds images, not codes; pass --model MODEL.keras to "
+                "encode them, or encode them first with `keras-mlh encode`."
+            )
+        codes = arrays[
+            pick(arrays, ("codes",), path, "make one with `keras-mlh encode`.")
+        ]
+        ids = arrays.get("ids")
+        paths = arrays.get("paths")
+        if "bits" in arrays:
+            bits = int(arrays["bits"])
+    elif os.path.isdir(path):
+        raise CLIError(
+            f"{path!r} is a folder: pass --model MODEL.keras to encode its images, "
+            "or give a codes file from `keras-mlh encode`."
+        )
+    else:
+        require_file(path, what)
+        raise CLIError(
+            f"{what} must be an .npy or .npz file from `keras-mlh encode`; got {path!r}."
+        )
+    try:
+        packed = to_packed(codes, bits, name=f"codes of {path}")
+    except ValueError as error:
+        raise CLIError(one_line(error)) from None
+    if ids is not None:
+        ids = check_ids(ids, len(packed), path, "code")
+    if paths is not None and len(paths) != len(packed):
+        paths = None
+    return packed, ids, paths, packed.shape[1] * 8
