@@ -19,6 +19,28 @@ import numpy as np
 BIT_ORDER = "little"
 
 
+def validate_bits(bits):
+    """Raises a `ValueError` unless `bits` is a positive multiple of 8.
+
+    Args:
+        bits: a code length (Python or numpy integer).
+
+    Returns:
+        `bits` as a Python int.
+    """
+    if (
+        isinstance(bits, bool)
+        or not isinstance(bits, (int, np.integer))
+        or bits <= 0
+        or bits % 8
+    ):
+        raise ValueError(
+            "`bits` must be a positive multiple of 8 (codes are packed into "
+            f"bytes), e.g. 16, 32 or 64. Received: bits={bits!r}"
+        )
+    return int(bits)
+
+
 def _check_bits_width(bits):
     if bits <= 0 or bits % 8:
         raise ValueError(

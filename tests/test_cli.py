@@ -434,6 +434,7 @@ def test_console_script():
         ["index"],
         ["frobnicate"],
         ["train", "--bits", "abc"],
+        ["train", "--bits", "12"],
         ["train", "--mode", "nope"],
         ["train", "--npz", "a.npz", "--folder", "b"],
         ["train", "--image-size", "12x"],

@@ -95,3 +95,17 @@ def test_bit_balance_of_codes_in_any_form():
     assert bit_balance(codes)[0] == 1.0
     with pytest.raises(ValueError, match="multiple of 8"):
         bit_balance(np.ones((3, 12)))
+
+
+@pytest.mark.parametrize("bits", [0, -8, 12, 8.0, True, "32", None])
+def test_validate_bits_rejects(bits):
+    from keras_mlh.codes import validate_bits
+
+    with pytest.raises(ValueError, match="positive multiple of 8"):
+        validate_bits(bits)
+
+
+def test_validate_bits_accepts_numpy_integers():
+    from keras_mlh.codes import validate_bits
+
+    assert validate_bits(np.int64(64)) == 64 and validate_bits(16) == 16

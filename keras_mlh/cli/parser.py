@@ -84,6 +84,19 @@ def _int_at_least(minimum, expected):
 
 
 _positive_int = _int_at_least(1, "a positive integer")
+
+
+def _bits(text):
+    # keras_mlh.codes.validate_bits's rule, without importing numpy for --help.
+    value = _positive_int(text)
+    if value % 8:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive multiple of 8 (codes are packed into bytes), "
+            f"e.g. 16, 32 or 64; got {text!r}"
+        )
+    return value
+
+
 _non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
@@ -212,7 +225,7 @@ def build_parser():
         "--overwrite", action="store_true", help="replace an existing run folder"
     )
     train.add_argument(
-        "--bits", type=_positive_int, default=32, help="code length (default: 32)"
+        "--bits", type=_bits, default=32, help="code length (default: 32)"
     )
     train.add_argument("--epochs", type=_positive_int, default=None, help="default: 15")
     train.add_argument("--mode", choices=MODES, default="mlh", help="default: mlh")

@@ -4,7 +4,7 @@ import os
 import faiss
 import numpy as np
 
-from keras_mlh.codes import to_packed
+from keras_mlh.codes import to_packed, validate_bits
 from keras_mlh.files import atomic_path
 from keras_mlh.version import __version__
 
@@ -40,14 +40,7 @@ class HammingIndex:
     """
 
     def __init__(self, bits, kind="flat", hnsw_neighbors=32, nlist=256, nprobe=8):
-        if (
-            isinstance(bits, bool)
-            or not isinstance(bits, (int, np.integer))
-            or (bits <= 0 or bits % 8)
-        ):
-            raise ValueError(
-                f"`bits` must be a positive multiple of 8. Received: {bits!r}"
-            )
+        validate_bits(bits)
         if kind not in KINDS:
             raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
         self.bits = int(bits)

@@ -1,14 +1,7 @@
 import keras
 from keras import ops
 
-
-def validate_bits(bits):
-    """Raises a ValueError unless `bits` is a positive multiple of 8."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0 or bits % 8:
-        raise ValueError(
-            "`bits` must be a positive multiple of 8 (codes are packed into "
-            f"bytes), e.g. 16, 32 or 64. Received: bits={bits!r}"
-        )
+from keras_mlh.codes import validate_bits
 
 
 def _validate_positive_int(name, value):

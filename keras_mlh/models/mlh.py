@@ -6,8 +6,9 @@ from keras import ops
 
 from keras_mlh.augmentation import default_augmentation
 from keras_mlh.centers import hash_centers
+from keras_mlh.codes import validate_bits
 from keras_mlh.datasets.validation import validate_images, validate_labels
-from keras_mlh.layers.hash_layer import HashLayer, validate_bits
+from keras_mlh.layers.hash_layer import HashLayer
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
 from keras_mlh.losses.center_hash_loss import CenterHashLoss
 from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
