@@ -16,7 +16,7 @@ queries and a 3,000-image training database, and `--set name=value` overrides
 an `MLH` argument of the modes run (for trying candidate defaults):
 
     python benchmarks/ablation.py --holdout --bits 16 32 --modes mlh \
-        --set mutual_weight=2 --name tune_mutual2
+        --set center_weight=4 --set mutual_weight=1 --name tune_paper_weights
 
 Runs are interleaved (every mode for a seed and bit length, then the next) so
 that a change in machine load affects all modes alike; ratios of step times
@@ -71,7 +71,7 @@ def parse_args(argv=None):
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override an MLH argument (repeatable), e.g. mutual_weight=2",
+        help="override an MLH argument (repeatable), e.g. center_weight=4",
     )
     parser.add_argument("--out", default=RESULTS, help="folder for the results")
     parser.add_argument(
@@ -85,7 +85,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.bits, args.seeds, args.epochs = [16], [0], args.epochs or 2
-    if args.name is None:
+    if args.name is None and args.report_only:
+        # Re-rendering keeps the name of what it re-renders.
+        args.name = os.path.splitext(os.path.basename(args.report_only))[0]
+    elif args.name is None:
         args.name = "ablation_quick" if args.quick else "ablation"
         if args.holdout or args.overrides:
             args.name = "tuning"

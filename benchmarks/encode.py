@@ -2,7 +2,7 @@
 
 Trains a 32-bit MLH for 1 epoch on the 4,000 MNIST-5k training digits,
 exports it (`keras_mlh.export.export_encoder`), then times the same query
-digits through four routes, in the same run, at batch 1 and batch 64:
+digits through five routes, in the same run, at batch 1 and batch 64:
 
 - Keras `predict`: `encoder.predict(x, batch_size=b)` on the Keras encoder
   (`model.build_encoder()`), the usual Keras inference entry point;

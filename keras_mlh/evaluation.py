@@ -1,7 +1,7 @@
 """One call for a full retrieval evaluation: numbers as JSON, plots as PNG.
 
 `keras-mlh evaluate`, the examples and users' own scripts share this, so a
-report means the same everywhere. numpy, faiss-free and TensorFlow-free.
+report means the same everywhere. numpy and faiss (through `keras_mlh.metrics`), no TensorFlow.
 """
 
 import os

@@ -60,6 +60,43 @@ def check_writable(path, kind=None):
     return path
 
 
+def check_replaceable_folder(path, overwrite, marker, what, overwrite_flag):
+    """Checks that `path` may become (or replace) one of our output folders.
+
+    An empty or missing folder is fine. A non-empty one is replaced only
+    with `overwrite`, and only when it holds `marker` (the file that every
+    such folder of ours has): replacing deletes the old folder, so it must
+    never be a folder of the user's own. Creates nothing.
+
+    Args:
+        path: the output folder.
+        overwrite: whether an earlier output folder may be replaced.
+        marker: file name that marks a folder this package wrote.
+        what: what the folder is, for messages (e.g. `"export"`).
+        overwrite_flag: how the caller spells `overwrite`, for messages.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        ValueError: when `path` is a file, cannot be written, or is a
+            non-empty folder that may not be replaced.
+    """
+    path = check_writable(path, kind="folder")
+    if os.path.isdir(path) and os.listdir(path):
+        if not overwrite:
+            raise ValueError(
+                f"{path!r} is not empty; choose a new folder or pass "
+                f"{overwrite_flag} to replace an earlier {what}."
+            )
+        if not os.path.isfile(os.path.join(path, marker)):
+            raise ValueError(
+                f"Refusing to replace {path!r}: it is not a keras-mlh {what} (no "
+                f"{marker}), and replacing deletes it. Choose a new folder."
+            )
+    return path
+
+
 @contextlib.contextmanager
 def ensure_folder(folder):
     """Makes `folder` and its missing parents; removes them if the block fails.

@@ -589,3 +589,13 @@ def test_the_cli_lists_match_the_library():
 
     assert set(cli_parser.MODES) == set(MODES)
     assert set(cli_parser.BACKBONES) == {"small", *APPLICATIONS}
+
+
+def test_export_refuses_to_replace_a_folder_that_is_not_an_export(run, tmp_path):
+    folder, _ = run
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    model = str(folder / "model.keras")
+    for extra in ([], ["--overwrite"]):
+        assert cli.main(["export", model, str(tmp_path / "mine"), *extra]) == 1
+    assert os.listdir(tmp_path / "mine") == ["notes.txt"]

@@ -188,6 +188,24 @@ def test_from_directory_errors(tmp_path):
         from_directory(tmp_path)
 
 
+def test_from_directory_skips_hidden_files_and_folders(tmp_path):
+    _write_folder(tmp_path, {"cats": [(20, 20), (20, 20)], "dogs": [(20, 20)] * 2})
+    # What notebooks and macOS leave behind: not classes, not images.
+    _write_folder(tmp_path / ".ipynb_checkpoints", {"cats": [(20, 20)]})
+    (tmp_path / "dogs" / "._0.png").write_bytes(b"AppleDouble metadata")
+    _write_folder(tmp_path / "dogs" / "nested", {"cats": [(20, 20)]})
+    data = from_directory(tmp_path, image_size=(8, 8), num_queries=1)
+    assert data.class_names == ["cats", "dogs"]
+    assert len(data.x_train) + len(data.x_query) == 5  # nested dog image counts
+
+
+def test_from_directory_names_an_unreadable_image(tmp_path):
+    _write_folder(tmp_path, {"cats": [(20, 20)], "dogs": [(20, 20)]})
+    (tmp_path / "dogs" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="Cannot read image .*broken.jpg"):
+        from_directory(tmp_path, image_size=(8, 8), num_queries=1)
+
+
 # ---------------------------------------------------------------------- tfds
 def test_from_tfds_single_label_mock():
     import tensorflow_datasets as tfds

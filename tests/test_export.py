@@ -173,9 +173,10 @@ def test_failed_validation_keeps_the_previous_export(mnist_mlh, monkeypatch, tmp
     assert _leftovers(tmp_path) == []
 
 
-def test_overwrite_replaces_an_existing_folder(mnist_mlh, tmp_path):
+def test_overwrite_replaces_an_earlier_export(mnist_mlh, tmp_path):
     out = tmp_path / "encoder"
     out.mkdir()
+    (out / "metadata.json").write_text("{}")
     (out / "stale.txt").write_text("old")
     metadata = export_encoder(
         mnist_mlh, out, formats=["onnx"], validate=False, overwrite=True
@@ -234,6 +235,13 @@ def test_out_dir_that_is_a_file(mnist_mlh, tmp_path):
     path.write_text("")
     with pytest.raises(ValueError, match="is not a folder"):
         export_encoder(mnist_mlh, path)
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_an_export(mnist_mlh, tmp_path):
+    (tmp_path / "thesis.tex").write_text("mine")
+    with pytest.raises(ValueError, match="Refusing to replace .*no metadata.json"):
+        export_encoder(mnist_mlh, tmp_path, formats="onnx", overwrite=True)
+    assert os.listdir(tmp_path) == ["thesis.tex"]
 
 
 def test_non_empty_out_dir_without_overwrite(mnist_mlh, tmp_path):

@@ -273,3 +273,20 @@ def test_atomic_folder_refuses_a_file_in_the_way(tmp_path):
         with atomic_folder(tmp_path / "file"):
             pass
     assert os.listdir(tmp_path) == ["file"]
+
+
+def test_check_replaceable_folder(tmp_path):
+    from keras_mlh.files import check_replaceable_folder
+
+    args = ("marker.json", "thing", "--overwrite")
+    assert check_replaceable_folder(tmp_path / "new", False, *args).endswith("new")
+    assert check_replaceable_folder(tmp_path, False, *args)  # empty is fine
+    (tmp_path / "mine.txt").write_text("x")
+    with pytest.raises(
+        ValueError, match="pass --overwrite to replace an earlier thing"
+    ):
+        check_replaceable_folder(tmp_path, False, *args)
+    with pytest.raises(ValueError, match="Refusing to replace .*no marker.json"):
+        check_replaceable_folder(tmp_path, True, *args)
+    (tmp_path / "marker.json").write_text("{}")
+    assert check_replaceable_folder(tmp_path, True, *args) == str(tmp_path)

@@ -306,7 +306,7 @@ def test_fit_rejects_empty_and_unbatched_datasets():
     unbatched = tf.data.Dataset.from_tensor_slices(
         (np.zeros((4, 8, 8, 1), "uint8"), np.zeros(4, "int64"))
     )
-    _bad_fit(MLH(10, 8), unbatched, match="batch it first")
+    _bad_fit(MLH(10, 8), unbatched, match="batch single images first")
     images_only = tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 1))).batch(2)
     _bad_fit(MLH(10, 8), images_only, match=r"\(images, labels\)")
 
@@ -373,3 +373,42 @@ def test_fit_under_mirrored_strategy():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK (4, 8)" in result.stdout
+
+
+def test_fit_accepts_grayscale_arrays_without_channel_axis(small_mnist):
+    x = small_mnist.x_train[:64, ..., 0]  # (n, 28, 28)
+    y = small_mnist.y_train[:64]
+    model = MLH(num_classes=10, bits=8)
+    model.compile()
+    history = model.fit(
+        x, y, epochs=1, verbose=0, validation_data=(x[:16], y[:16]), batch_size=32
+    )
+    assert model.image_shape == (28, 28, 1)
+    assert np.isfinite(history.history["val_loss"]).all()
+    assert model.encode(x[:4]).shape == (4, 8)
+
+
+def test_numpy_integer_arguments_give_a_json_config():
+    import json
+
+    model = MLH(num_classes=np.int64(10), bits=np.int64(16))
+    assert type(model.bits) is int and type(model.num_classes) is int
+    json.dumps(model.get_config())
+
+
+def test_custom_small_backbone_survives_saving(small_mnist, tmp_path):
+    backbone = keras_mlh.SmallConvBackbone(filters=(8, 16), dropout=0.3)
+    model = MLH(num_classes=10, bits=8, backbone=backbone)
+    model.compile()
+    model.fit(small_mnist.x_train[:32], small_mnist.y_train[:32], epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    assert again.backbone.dropout == 0.3 and list(again.backbone.filters) == [8, 16]
+    x = small_mnist.x_query[:8]
+    np.testing.assert_array_equal(again.encode(x), model.encode(x))
+
+
+def test_compile_names_the_backend_it_needs(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
+        MLH(10, 8).compile()

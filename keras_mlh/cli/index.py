@@ -43,12 +43,14 @@ def build(args):
     ids = index.add(packed, ids)
     paths_file = path + PATHS_SUFFIX
     with files.ensure_folder(os.path.dirname(path)):
+        # An earlier build's paths must never pair with the new index, even
+        # if this build stops between the two writes.
+        if os.path.exists(paths_file):
+            os.remove(paths_file)
         index.save(path)
         if paths is not None:
             names = {str(int(i)): str(p) for i, p in zip(ids, paths, strict=True)}
             files.write_json(names, paths_file)
-        elif os.path.exists(paths_file):
-            os.remove(paths_file)  # from an earlier build: stale now
     print(f"Built an index of {len(index)} {bits}-bit codes ({args.kind}): {path}")
     return 0
 

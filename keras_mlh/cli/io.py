@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 
 from keras_mlh.cli.errors import CLIError, one_line
-from keras_mlh.datasets.sources import IMAGE_EXTENSIONS
+from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files, load_image
 
 IMAGE_KEYS = ("images", "x", "x_query")
 LABEL_KEYS = ("labels", "y")
@@ -272,29 +272,19 @@ def array_images(array, image_shape, name, path):
 
 
 def _folder_images(folder, image_shape):
-    files = _image_files(folder)
+    files = image_files(folder)
+    if not files:
+        raise CLIError(
+            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {folder!r} "
+            "or its subfolders."
+        )
     height, width, channels = image_shape
     mode = _color_mode(channels, folder)
 
-    def load(names):
-        import keras
-
-        batch = []
-        for file in names:
-            try:
-                image = keras.utils.load_img(
-                    file, color_mode=mode, target_size=(height, width)
-                )
-            except Exception as error:
-                raise CLIError(
-                    f"Cannot read image {file!r}: {one_line(error)}"
-                ) from None
-            batch.append(keras.utils.img_to_array(image, dtype="uint8"))
-        return np.stack(batch)
-
     def chunks(size):
         for start in range(0, len(files), size):
-            yield load(files[start : start + size])
+            names = files[start : start + size]
+            yield np.stack([load_image(f, (height, width), mode) for f in names])
 
     paths = np.array([os.path.relpath(f, folder) for f in files])
     return Images(len(files), chunks, paths=paths)
@@ -309,23 +299,6 @@ def _color_mode(channels, path):
             "Pass an .npy/.npz array instead."
         )
     return modes[channels]
-
-
-def _image_files(folder):
-    files = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files.extend(
-            os.path.join(root, name)
-            for name in sorted(names)
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
-        )
-    if not files:
-        raise CLIError(
-            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {folder!r} "
-            "or its subfolders."
-        )
-    return files
 
 
 def encode_images(model, images, batch_size, verbose, what="images"):

@@ -269,7 +269,8 @@ def build_parser():
         type=_positive_int,
         default=None,
         metavar="N",
-        help="use a seeded random sample of N images (quick trials)",
+        help="train on N images (quick trials): a seeded random sample of mnist5k "
+        "or --npz data, the first N examples of a --tfds split",
     )
     train.add_argument(
         "--image-size",

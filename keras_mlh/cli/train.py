@@ -59,31 +59,15 @@ def run(args):
 
 
 def check_run_folder(out, overwrite):
-    """Checks that `out` may become a run folder; creates nothing.
-
-    Args:
-        out: the `--out` folder.
-        overwrite: whether an earlier run folder may be replaced.
+    """Checks that `out` may become a run folder (an earlier run, with
+    `run.json`, may be replaced with --overwrite); creates nothing.
 
     Returns:
         The absolute path of `out`.
     """
-    out = os.path.abspath(out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CLIError(f"{out!r} exists and is not a folder; choose another --out.")
-    if os.path.isdir(out) and os.listdir(out):
-        if not overwrite:
-            raise CLIError(
-                f"{out!r} is not empty; choose a new --out or pass --overwrite to "
-                "replace an earlier run."
-            )
-        # --overwrite replaces a whole folder: never one of the user's own.
-        if not os.path.isfile(os.path.join(out, RUN_FILE)):
-            raise CLIError(
-                f"Refusing to replace {out!r}: it is not a keras-mlh run folder (no "
-                f"{RUN_FILE}). Choose a new --out."
-            )
-    return out
+    return files.check_replaceable_folder(
+        out, overwrite, RUN_FILE, "run folder", "--overwrite"
+    )
 
 
 def training_data(args):

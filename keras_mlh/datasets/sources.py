@@ -48,6 +48,58 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
     )
 
 
+def image_files(folder):
+    """The image files under `folder` and its subfolders, in sorted order.
+
+    Hidden files and folders (a leading dot: `.ipynb_checkpoints`, macOS's
+    `._IMG.jpg`) are skipped.
+
+    Args:
+        folder: the folder to search.
+
+    Returns:
+        A list of paths (empty when there is no image).
+    """
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(
+            os.path.join(root, name)
+            for name in sorted(names)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+        )
+    return found
+
+
+def load_image(path, image_size, color_mode="rgb"):
+    """One image file as uint8 pixels, resized.
+
+    Args:
+        path: the image file.
+        image_size: `(height, width)`.
+        color_mode: `"grayscale"`, `"rgb"` or `"rgba"`.
+
+    Returns:
+        uint8 array `(height, width, channels)`.
+
+    Raises:
+        ValueError: when the file is not a readable image.
+    """
+    import keras
+
+    try:
+        image = keras.utils.load_img(
+            path, color_mode=color_mode, target_size=tuple(image_size)
+        )
+    except Exception as error:  # PIL raises OSError subclasses and others
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(
+            f"Cannot read image {path!r} ({type(error).__name__}: {first}); remove "
+            "or replace the file."
+        ) from None
+    return keras.utils.img_to_array(image, dtype="uint8")
+
+
 def from_directory(
     directory,
     image_size=(64, 64),
@@ -77,27 +129,19 @@ def from_directory(
     if not os.path.isdir(directory):
         raise ValueError(f"Image folder not found: {directory!r}")
     class_dirs = sorted(
-        d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))
+        d
+        for d in os.listdir(directory)
+        if os.path.isdir(os.path.join(directory, d)) and not d.startswith(".")
     )
     if not class_dirs:
         raise ValueError(
             f"{directory!r} has no class subfolders: put each class's images in "
             "its own subfolder, e.g. DIR/cat/1.jpg, DIR/dog/2.jpg."
         )
-    import keras
-
     images, labels = [], []
     for label, name in enumerate(class_dirs):
-        folder = os.path.join(directory, name)
-        for file in sorted(os.listdir(folder)):
-            if not file.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            image = keras.utils.load_img(
-                os.path.join(folder, file),
-                color_mode=color_mode,
-                target_size=tuple(image_size),
-            )
-            images.append(np.asarray(image, dtype=np.uint8))
+        for file in image_files(os.path.join(directory, name)):
+            images.append(load_image(file, image_size, color_mode))
             labels.append(label)
     if not images:
         raise ValueError(

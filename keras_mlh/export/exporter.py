@@ -267,30 +267,25 @@ def check_out_dir(out_dir, overwrite=False, overwrite_flag="overwrite=True"):
     """Checks that `out_dir` may receive an export; creates nothing.
 
     `export_encoder` calls it first; callers that load the model themselves
-    (the command line) call it before that, so a bad folder fails fast.
+    (the command line) call it before that, so a bad folder fails fast. Only
+    an earlier export (a folder with `metadata.json`) is ever replaced.
 
     Args:
         out_dir: the folder to create.
-        overwrite: whether a non-empty folder may be replaced.
+        overwrite: whether an earlier export may be replaced.
         overwrite_flag: how the caller spells `overwrite`, for the message.
 
     Returns:
         The absolute path of `out_dir`.
 
     Raises:
-        ValueError: when `out_dir` is a file, or a non-empty folder without
+        ValueError: when `out_dir` is a file, cannot be written, or is a
+            non-empty folder that is not an earlier export or without
             `overwrite`.
     """
-    out_dir = os.path.abspath(os.fspath(out_dir))
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(
-            f"{out_dir!r} exists and is not a folder; choose another folder."
-        )
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise ValueError(
-            f"{out_dir!r} is not empty; choose a new folder or pass {overwrite_flag}."
-        )
-    return out_dir
+    return files.check_replaceable_folder(
+        out_dir, overwrite, METADATA_FILE, "export", overwrite_flag
+    )
 
 
 # ----------------------------------------------------------------- writing

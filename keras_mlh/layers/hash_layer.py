@@ -21,9 +21,8 @@ class _BranchCodes(keras.layers.Layer):
 
     def __init__(self, bits, num_branches=1, batch_norm=True, **kwargs):
         super().__init__(**kwargs)
-        validate_bits(bits)
+        self.bits = validate_bits(bits)
         _validate_positive_int("num_branches", num_branches)
-        self.bits = bits
         self.num_branches = num_branches
         self.batch_norm = bool(batch_norm)
 

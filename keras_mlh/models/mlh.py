@@ -20,7 +20,7 @@ from keras_mlh.models.backbones import SmallConvBackbone, application_backbone
 # With the default "sample_class" normalization, 1/1/2 was best on a hold-out
 # of the MNIST-5k database (1,000 of its images as validation queries, 2 seeds,
 # 16 and 32 bits; the test queries unused): mAP 0.9874 / 0.9876 against
-# 0.9836 / 0.9865 for 4/1/1 (benchmarks/results/tuning.md). The baselines
+# 0.9835 / 0.9865 for 4/1/1 (benchmarks/results/tuning.md). The baselines
 # zero what they lack; a single-loss model is the same under Adam whatever
 # its weight.
 MODES = {
@@ -80,8 +80,9 @@ class MLH(keras.Model):
         center_loss_normalization: `"sample_class"` (default; MDSH's code,
             averages over classes too) or `"sample"` (the `1/N` of the MLH
             formula, `num_classes` times larger), see `CenterHashLoss`. On
-            MNIST-5k at 32 bits, 15 epochs, 3 seeds, `"sample_class"` gave
-            mAP 0.9842 against 0.9814 for `"sample"`, with less spread.
+            MNIST-5k at 32 bits, 15 epochs, 3 seeds, with the paper's 4/1/1
+            loss weights, `"sample_class"` gave mAP 0.9842 against 0.9814 for
+            `"sample"`, with less spread.
         center_quantization_weight: MDSH's `mean((|u| - 1)^2)` weight.
         pairwise_theta_scale: scale of the pairwise inner product (DPSH: 1/2).
         pairwise_quantization_weight: weight of the pairwise quantization term.
@@ -139,10 +140,10 @@ class MLH(keras.Model):
                 f"Unknown mode {mode!r}; use one of {sorted(MODES)}. "
                 f"Received: mode={mode!r}"
             )
-        validate_bits(bits)
+        bits = validate_bits(bits)
         if (
             isinstance(num_classes, bool)
-            or not isinstance(num_classes, int)
+            or not isinstance(num_classes, (int, np.integer))
             or (num_classes < 1)
         ):
             raise ValueError(
@@ -172,7 +173,7 @@ class MLH(keras.Model):
                 f"Received: {pairwise_memory_size!r}"
             )
 
-        self.num_classes = num_classes
+        self.num_classes = int(num_classes)
         self.bits = bits
         self.mode = mode
         self.branches = branches
@@ -198,6 +199,7 @@ class MLH(keras.Model):
 
         # A named backbone needs the input shape, so it is made in build().
         self._backbone_name = backbone if isinstance(backbone, str) else None
+        self._default_backbone = backbone is None
         if backbone is None:
             backbone = SmallConvBackbone(name="backbone")
         self.backbone = None if self._backbone_name else backbone
@@ -450,6 +452,13 @@ class MLH(keras.Model):
             **kwargs: other `keras.Model.compile` arguments (`jit_compile`,
                 `steps_per_execution`, ...).
         """
+        if keras.backend.backend() != "tensorflow":
+            # The layers and losses are backend-agnostic; train_step is not.
+            raise ValueError(
+                "MLH trains with a TensorFlow train_step: set KERAS_BACKEND="
+                "tensorflow before importing keras. Received: backend="
+                f"{keras.backend.backend()!r}"
+            )
         if kwargs.get("loss") is not None:
             raise ValueError(
                 "MLH computes its own losses (center, pairwise, mutual); set their "
@@ -499,7 +508,8 @@ class MLH(keras.Model):
         fix it. The model and its optimizer are built from the first batch, so
         `keras.callbacks.BackupAndRestore` works on a fresh model.
         """
-        image_shape = self._check_training_data(x, y, "x")
+        # Arrays go on as validated: (n, h, w) grayscale gains its channel axis.
+        x, image_shape = self._check_training_data(x, y, "x")
         # Built before training so that callbacks which restore weights
         # (BackupAndRestore) find every variable, optimizer's included; inside
         # the strategy the model was made under, as Keras's own fit does.
@@ -513,14 +523,17 @@ class MLH(keras.Model):
         if _is_tf_dataset(x):
             # Keras ignores `shuffle` for datasets but warns about its default.
             kwargs.setdefault("shuffle", False)
-        if validation_data is not None:
-            if isinstance(validation_data, tuple):
-                self._check_training_data(*validation_data[:2], "validation_data")
-            else:
-                self._check_training_data(validation_data, None, "validation_data")
+        if isinstance(validation_data, tuple):
+            images, _ = self._check_training_data(
+                *validation_data[:2], "validation_data"
+            )
+            validation_data = (images, *validation_data[1:])
+        elif validation_data is not None:
+            self._check_training_data(validation_data, None, "validation_data")
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def _check_training_data(self, x, y, name):
+        """Validates `x`, `y`; returns `(x to train on, image shape or None)`."""
         if _is_tf_dataset(x):
             spec = x.element_spec
             if not isinstance(spec, tuple) or len(spec) < 2:
@@ -530,20 +543,22 @@ class MLH(keras.Model):
                 )
             if spec[0].shape.rank == 3:
                 raise ValueError(
-                    f"`{name}` yields single images of shape {spec[0].shape}; batch "
-                    "it first, e.g. dataset.batch(64)."
+                    f"`{name}` yields rank-3 images of shape {spec[0].shape}: batch "
+                    "single images first, e.g. dataset.batch(64), or give batches "
+                    "of grayscale images a channel axis, e.g. "
+                    "dataset.map(lambda x, y: (x[..., None], y))."
                 )
             first = next(iter(x.take(1)), None)
             if first is None:
                 raise ValueError(f"`{name}` is empty: it yields no batch.")
             images, labels = np.asarray(first[0]), np.asarray(first[1])
         elif x is None or y is None:
-            return None  # Generators and PyDatasets are consumed by fit as is.
+            return x, None  # Generators and PyDatasets are consumed by fit as is.
         else:
             images, labels = x, y
         images = validate_images(images, self.image_shape, name=f"{name} images")
         validate_labels(labels, self.num_classes, len(images), name=f"{name} labels")
-        return images.shape[1:]
+        return (x if _is_tf_dataset(x) else images), images.shape[1:]
 
     # -------------------------------------------------------------- inference
     def embed(self, images, batch_size=256, branch=None):
@@ -601,11 +616,7 @@ class MLH(keras.Model):
         config = super().get_config()
         if self._backbone_name:
             backbone = self._backbone_name
-        elif (
-            isinstance(self.backbone, SmallConvBackbone)
-            and self.backbone.get_config()["filters"] == [32, 64, 128]
-            and self.backbone.feature_dim == 256
-        ):
+        elif self._default_backbone:
             backbone = None
         else:
             backbone = keras.saving.serialize_keras_object(self.backbone)
