@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from keras_mlh.datasets.validation import validate_images
+from keras_mlh.errors import first_line
 
 METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
@@ -102,10 +103,9 @@ class HashEncoder:
                 onnx_path, options, providers=list(providers)
             )
         except Exception as error:  # onnxruntime raises its own exception types
-            text = str(error).strip()
-            first = text.splitlines()[0] if text else type(error).__name__
             raise ValueError(
-                f"{onnx_path!r} is corrupt or unreadable ({first}); {_REEXPORT}."
+                f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); "
+                f"{_REEXPORT}."
             ) from None
         _check_session(session, metadata, onnx_path)
         return cls(session, metadata)

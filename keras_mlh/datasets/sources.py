@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from keras_mlh.datasets.hashing_data import from_arrays
+from keras_mlh.errors import first_line
 
 # What `from_directory` and the command line read as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -92,10 +93,9 @@ def load_image(path, image_size, color_mode="rgb"):
             path, color_mode=color_mode, target_size=tuple(image_size)
         )
     except Exception as error:  # PIL raises OSError subclasses and others
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ValueError(
-            f"Cannot read image {path!r} ({type(error).__name__}: {first}); remove "
-            "or replace the file."
+            f"Cannot read image {path!r} ({type(error).__name__}: "
+            f"{first_line(error)}); remove or replace the file."
         ) from None
     return keras.utils.img_to_array(image, dtype="uint8")
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_mlh import files
 from keras_mlh.codes import BIT_ORDER, pack_codes
+from keras_mlh.errors import first_line
 from keras_mlh.version import __version__
 
 FORMATS = ("saved_model", "onnx")
@@ -79,7 +80,7 @@ def load_mlh(path):
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a bad archive.
         raise ValueError(
-            f"Could not load {path!r} as a Keras model: {_first_line(error)}"
+            f"Could not load {path!r} as a Keras model: {first_line(error)}"
         ) from None
     if not isinstance(model, MLH):
         raise ValueError(
@@ -193,11 +194,6 @@ def export_encoder(
 
 
 # ------------------------------------------------------------- arguments
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _check_formats(formats):
     if isinstance(formats, str):
         formats = (formats,)
@@ -331,7 +327,7 @@ def _write_onnx(serve, spec, path, opset, metadata):
     except Exception as error:  # tf2onnx raises many types
         raise ValueError(
             f"tf2onnx could not convert the encoder to ONNX opset {opset}: "
-            f"{_first_line(error)}. Try another `opset`, or export "
+            f"{first_line(error)}. Try another `opset`, or export "
             "formats=('saved_model',) only."
         ) from None
     # Name the dynamic batch dimension instead of tf2onnx's `unk__N`.
@@ -390,7 +386,7 @@ def _onnx_runner(folder, image_shape):
         onnx.checker.check_model(path, full_check=True)
     except Exception as error:  # onnx.checker.ValidationError and others
         raise ExportValidationError(
-            f"The ONNX export fails onnx.checker: {_first_line(error)}"
+            f"The ONNX export fails onnx.checker: {first_line(error)}"
         ) from None
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     inputs = [(i.name, i.type, i.shape) for i in session.get_inputs()]

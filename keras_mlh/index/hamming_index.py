@@ -5,6 +5,7 @@ import faiss
 import numpy as np
 
 from keras_mlh.codes import to_packed, validate_bits
+from keras_mlh.errors import first_line
 from keras_mlh.files import atomic_path
 from keras_mlh.version import __version__
 
@@ -216,10 +217,9 @@ class HammingIndex:
         try:
             index = faiss.read_index_binary(path)
         except RuntimeError as error:
-            first_line = str(error).strip().splitlines()[0] if str(error) else ""
             raise ValueError(
                 f"{path!r} is not a readable faiss binary index (truncated or foreign "
-                f"file): {first_line}"
+                f"file): {first_line(error)}"
             ) from None
         if not isinstance(index, faiss.IndexBinaryIDMap):
             raise ValueError(
