@@ -13,14 +13,20 @@ import numpy as np
 from keras_mlh.datasets.validation import validate_images
 from keras_mlh.errors import first_line
 
-METADATA_FILE = "metadata.json"
-ONNX_FILE = "model.onnx"
-METADATA_FORMAT = "keras-mlh-encoder"
-OUTPUTS = ("embedding", "codes", "packed")
+# The exporter's contract; its module imports no TensorFlow.
+from keras_mlh.export.exporter import (
+    METADATA_FILE,
+    METADATA_FORMAT,
+    ONNX_FILE,
+    OUTPUT_DTYPES,
+    OUTPUT_NAMES,
+)
+
+OUTPUTS = OUTPUT_NAMES
+# onnxruntime's names of the output dtypes the exporter promises.
 _ONNX_TYPES = {
-    "embedding": "tensor(float)",
-    "codes": "tensor(int8)",
-    "packed": "tensor(uint8)",
+    name: {"float32": "tensor(float)"}.get(dtype, f"tensor({dtype})")
+    for name, dtype in OUTPUT_DTYPES.items()
 }
 _REEXPORT = "export the model again with keras_mlh.export.export_encoder"
 
