@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from keras_mlh.datasets.validation import validate_images
-from keras_mlh.errors import first_line
+from keras_mlh.errors import check_positive_int, first_line
 
 # The exporter's contract; its module imports no TensorFlow.
 from keras_mlh.export.exporter import (
@@ -81,14 +81,7 @@ class HashEncoder:
         """
         import onnxruntime as ort
 
-        if threads is not None and (
-            isinstance(threads, bool)
-            or not isinstance(threads, (int, np.integer))
-            or threads < 1
-        ):
-            raise ValueError(
-                f"`threads` must be None or a positive integer. Received: {threads!r}"
-            )
+        threads = check_positive_int("threads", threads, allow_none=True)
         artifact_dir = os.fspath(artifact_dir)
         if not os.path.isdir(artifact_dir):
             raise ValueError(
@@ -170,14 +163,7 @@ class HashEncoder:
         """
         if output not in OUTPUTS:
             raise ValueError(f"`output` must be one of {OUTPUTS}. Received: {output!r}")
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or batch_size < 1
-        ):
-            raise ValueError(
-                f"`batch_size` must be a positive integer. Received: {batch_size!r}"
-            )
+        batch_size = check_positive_int("batch_size", batch_size)
         images = self.check_images(images)
         parts = [
             self.session.run([output], {self.input_name: images[i : i + batch_size]})[0]

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 
+from keras_mlh.errors import check_positive_int
 from keras_mlh.metrics import mean_average_precision
 
 
@@ -41,14 +42,7 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
         verbose=1,
     ):
         super().__init__()
-        if (
-            isinstance(every_n_epochs, bool)
-            or not isinstance(every_n_epochs, int)
-            or (every_n_epochs < 1)
-        ):
-            raise ValueError(
-                f"`every_n_epochs` must be a positive integer. Received: {every_n_epochs!r}"
-            )
+        every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self.query_images, self.query_labels = _pair(query_data, "query_data")
         if database_data is None:
             self.database_images, self.database_labels = (

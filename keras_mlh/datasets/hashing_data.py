@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 
 from keras_mlh.datasets.validation import validate_images, validate_labels
+from keras_mlh.errors import check_positive_int
 
 
 @dataclasses.dataclass
@@ -160,10 +161,7 @@ def from_arrays(
 
 
 def _sample(images, labels, limit, seed):
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise ValueError(
-            f"`limit` must be a positive integer or None. Received: limit={limit!r}"
-        )
+    limit = check_positive_int("limit", limit)
     # With mismatched counts, validation below says so better than indexing.
     if limit >= len(images) or len(labels) != len(images):
         return images, labels

@@ -5,7 +5,7 @@ import faiss
 import numpy as np
 
 from keras_mlh.codes import to_packed, validate_bits
-from keras_mlh.errors import first_line
+from keras_mlh.errors import check_positive_int, first_line
 from keras_mlh.files import atomic_path
 from keras_mlh.version import __version__
 
@@ -244,6 +244,4 @@ class HammingIndex:
 
 
 def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
-    return int(k)
+    return check_positive_int("k", k)

@@ -2,13 +2,7 @@ import keras
 from keras import ops
 
 from keras_mlh.codes import validate_bits
-
-
-def _validate_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
+from keras_mlh.errors import check_positive_int
 
 
 class _BranchCodes(keras.layers.Layer):
@@ -22,8 +16,7 @@ class _BranchCodes(keras.layers.Layer):
     def __init__(self, bits, num_branches=1, batch_norm=True, **kwargs):
         super().__init__(**kwargs)
         self.bits = validate_bits(bits)
-        _validate_positive_int("num_branches", num_branches)
-        self.num_branches = num_branches
+        self.num_branches = check_positive_int("num_branches", num_branches)
         self.batch_norm = bool(batch_norm)
 
     def _build_tail(self):

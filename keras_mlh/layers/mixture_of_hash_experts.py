@@ -1,7 +1,8 @@
 import keras
 from keras import ops
 
-from keras_mlh.layers.hash_layer import _BranchCodes, _validate_positive_int
+from keras_mlh.errors import check_positive_int
+from keras_mlh.layers.hash_layer import _BranchCodes
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
@@ -60,9 +61,9 @@ class MixtureOfHashExperts(_BranchCodes):
         **kwargs,
     ):
         super().__init__(bits, num_branches, batch_norm, **kwargs)
-        _validate_positive_int("num_experts", num_experts)
+        num_experts = check_positive_int("num_experts", num_experts)
+        top_k = check_positive_int("top_k", top_k, allow_none=True)
         if top_k is not None:
-            _validate_positive_int("top_k", top_k)
             if top_k > num_experts:
                 raise ValueError(
                     "`top_k` cannot exceed `num_experts`; use top_k=None for "

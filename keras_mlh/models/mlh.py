@@ -8,6 +8,7 @@ from keras_mlh.augmentation import default_augmentation
 from keras_mlh.centers import hash_centers
 from keras_mlh.codes import validate_bits
 from keras_mlh.datasets.validation import validate_images, validate_labels
+from keras_mlh.errors import check_positive_int
 from keras_mlh.layers.hash_layer import HashLayer
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
 from keras_mlh.losses.center_hash_loss import CenterHashLoss
@@ -141,14 +142,7 @@ class MLH(keras.Model):
                 f"Received: mode={mode!r}"
             )
         bits = validate_bits(bits)
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, (int, np.integer))
-            or (num_classes < 1)
-        ):
-            raise ValueError(
-                f"`num_classes` must be a positive integer. Received: {num_classes!r}"
-            )
+        num_classes = check_positive_int("num_classes", num_classes)
         branches, uses_moh, default_weights = MODES[mode]
         if retrieval_branch is None:
             retrieval_branch = branches[0]
