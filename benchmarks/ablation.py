@@ -32,10 +32,15 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import RESULTS, machine, write  # noqa: E402
 
-MODES = ["mlh", "center", "pairwise", "mlh_no_moh", "mlh_no_mutual"]
+import keras_mlh  # noqa: E402
+from keras_mlh.metrics import mean_average_precision  # noqa: E402
+from keras_mlh.training import default_training  # noqa: E402
+
+MODES = list(keras_mlh.MODES)
 
 
 def _override(text):
@@ -95,28 +100,20 @@ def parse_args(argv=None):
     return args
 
 
-class _EpochTimer:
+class EpochTimer(keras.callbacks.Callback):
     """Wall time of each epoch, to derive a step time free of tracing cost."""
 
-    def __new__(cls):
-        import keras
+    def on_train_begin(self, logs=None):
+        self.times = []
 
-        class Timer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.times = []
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self._start)
-
-        return Timer()
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
 
 
 def load_data(holdout):
-    import keras_mlh
-
     data = keras_mlh.datasets.mnist5k()
     if not holdout:
         return data
@@ -126,19 +123,13 @@ def load_data(holdout):
 
 
 def run_one(data, mode, bits, seed, epochs, overrides=None):
-    import keras
-
-    import keras_mlh
-    from keras_mlh.metrics import mean_average_precision
-    from keras_mlh.training import default_training
-
     keras.utils.set_random_seed(seed)
     model = keras_mlh.MLH(
         num_classes=data.num_classes, bits=bits, mode=mode, **(overrides or {})
     )
     recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
     model.compile(optimizer=recipe.optimizer)
-    timer = _EpochTimer()
+    timer = EpochTimer()
     start = time.perf_counter()
     model.fit(data.train, epochs=recipe.epochs, verbose=0, callbacks=[timer])
     seconds = time.perf_counter() - start
