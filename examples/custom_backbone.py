@@ -5,14 +5,13 @@ network access, use ImageNet weights instead, which is what real image
 retrieval wants:
 
     model = keras_mlh.MLH(num_classes=10, bits=64, backbone="resnet50",
-                          backbone_weights="imagenet", image_size=(224, 224),
-                          input_scale=1.0, input_offset=0.0)
+                          backbone_weights="imagenet", image_size=(224, 224))
 
-(`input_scale=1.0` keeps raw 0..255 pixels, which EfficientNet and MobileNetV3
-expect; ResNet50's ImageNet weights expect `keras.applications.resnet50`
-"caffe" preprocessing, so wrap it in your own backbone model if you need it
-exactly.) Any Keras model that maps images to a feature vector works as well:
-pass it as `backbone=`.
+A named backbone gets raw 0..255 pixels and applies the preprocessing its
+ImageNet weights were trained with (ResNet50's "caffe" mean subtraction;
+EfficientNet, MobileNetV3 and ConvNeXt rescale inside). Any Keras model that
+maps images to a feature vector works as well: pass it as `backbone=` (it then
+gets pixels scaled to [0, 1] unless you set `input_scale`).
 
     python examples/custom_backbone.py --epochs 1
 """

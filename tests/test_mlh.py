@@ -412,3 +412,27 @@ def test_compile_names_the_backend_it_needs(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
         MLH(10, 8).compile()
+
+
+def test_caffe_preprocessing_matches_keras_applications(saving_round_trip):
+    from keras_mlh.models.backbones import CaffePreprocessing
+
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    expected = keras.applications.resnet50.preprocess_input(pixels.copy())
+    actual = np.asarray(CaffePreprocessing()(pixels))
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+    saving_round_trip(CaffePreprocessing(), pixels)
+
+
+def test_named_backbones_get_raw_pixels_and_their_preprocessing():
+    from keras_mlh.models.backbones import application_backbone
+
+    assert MLH(num_classes=2, bits=8).input_scale == pytest.approx(1 / 255)
+    assert MLH(num_classes=2, bits=8, backbone="resnet50").input_scale == 1.0
+    assert (
+        MLH(num_classes=2, bits=8, backbone="resnet50", input_scale=0.5).input_scale
+        == 0.5
+    )
+    resnet = application_backbone("resnet50", (32, 32, 3))
+    assert resnet.get_layer("caffe_preprocessing") is not None
+    assert resnet.output_shape == (None, 2048)

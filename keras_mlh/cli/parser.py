@@ -240,8 +240,9 @@ def build_parser():
         "--backbone-weights",
         choices=("none", "imagenet"),
         default="none",
-        help="imagenet downloads pretrained weights and feeds raw 0..255 pixels, "
-        "as EfficientNet, MobileNetV3 and ConvNeXt expect (default: none)",
+        help="imagenet downloads pretrained weights (needs network); a named "
+        "backbone gets raw 0..255 pixels and its own ImageNet preprocessing "
+        "(default: none)",
     )
     train.add_argument(
         "--augment",

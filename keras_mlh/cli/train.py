@@ -156,8 +156,6 @@ def _train_into(args, data, source, work, out):
     keras.utils.set_random_seed(args.seed)
     backbone = None if args.backbone == "small" else args.backbone
     weights = None if args.backbone_weights == "none" else args.backbone_weights
-    # ImageNet weights expect raw 0..255 pixels, not the default [0, 1] scaling.
-    scale = {} if weights is None else {"input_scale": 1.0, "input_offset": 0.0}
     model = MLH(
         num_classes=data.num_classes,
         bits=args.bits,
@@ -165,7 +163,6 @@ def _train_into(args, data, source, work, out):
         backbone=backbone,
         backbone_weights=weights,
         augmentation="default" if args.augment else None,
-        **scale,
     )
     train = data.train
     recipe = default_training(

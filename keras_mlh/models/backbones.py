@@ -1,7 +1,12 @@
 import keras
+import numpy as np
+from keras import ops
 
 # keras.applications constructors usable by name. They are built with
 # `include_top=False, pooling="avg"`; `weights=None` never touches the network.
+# Each takes raw pixels in [0, 255]: EfficientNet, MobileNetV3 and ConvNeXt
+# rescale inside, and ResNet50 gets its "caffe" preprocessing from
+# `CaffePreprocessing` (see `application_backbone`).
 APPLICATIONS = {
     "resnet50": "ResNet50",
     "efficientnetb0": "EfficientNetB0",
@@ -84,8 +89,38 @@ class SmallConvBackbone(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class CaffePreprocessing(keras.layers.Layer):
+    """ResNet50's ImageNet preprocessing: RGB to BGR, minus the channel means.
+
+    What `keras.applications.resnet50.preprocess_input` does, as a layer, so
+    that it is saved with the model and exported to ONNX (a `Lambda` would
+    not load under Keras's safe mode).
+
+    Example:
+    >>> CaffePreprocessing()(np.full((1, 2, 2, 3), 128.0)).shape
+    (1, 2, 2, 3)
+    """
+
+    # ImageNet channel means in BGR order, as keras.applications uses them.
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def call(self, images):
+        # A numpy constant made here, not a tensor attribute: a captured
+        # tensor would become an extra input of the exported ONNX graph.
+        mean = np.asarray(self.MEAN_BGR, dtype="float32")
+        return ops.flip(images, axis=-1) - mean
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def application_backbone(name, input_shape, weights=None):
-    """A `keras.applications` model by name, pooled features out.
+    """A `keras.applications` model by name: raw pixels in, pooled features out.
+
+    The model expects pixels in [0, 255] (`MLH` passes them unscaled for a
+    named backbone) and applies the preprocessing its ImageNet weights were
+    trained with.
 
     Args:
         name: one of `APPLICATIONS` (case-insensitive).
@@ -108,9 +143,14 @@ def application_backbone(name, input_shape, weights=None):
             "np.repeat(x, 3, axis=-1) for grayscale."
         )
     constructor = getattr(keras.applications, APPLICATIONS[key])
-    return constructor(
+    base = constructor(
         include_top=False,
         weights=weights,
         input_shape=tuple(input_shape),
         pooling="avg",
     )
+    if key != "resnet50":
+        return base
+    images = keras.Input(shape=tuple(input_shape), name="pixels")
+    features = base(CaffePreprocessing(name="caffe_preprocessing")(images))
+    return keras.Model(images, features, name="resnet50_backbone")

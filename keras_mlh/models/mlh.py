@@ -78,6 +78,9 @@ class MLH(keras.Model):
         image_size: optional `(height, width)` the model resizes images to.
         input_scale, input_offset: images are mapped to
             `pixels * input_scale + input_offset` before the backbone.
+            `input_scale=None` picks 1/255 for the default and custom
+            backbones, and 1 (raw pixels, which the backbone preprocesses as
+            its ImageNet weights expect) for a `keras.applications` name.
         center_loss_normalization: `"sample_class"` (default; MDSH's code,
             averages over classes too) or `"sample"` (the `1/N` of the MLH
             formula, `num_classes` times larger), see `CenterHashLoss`. On
@@ -122,7 +125,7 @@ class MLH(keras.Model):
         retrieval_branch=None,
         augmentation=None,
         image_size=None,
-        input_scale=1.0 / 255.0,
+        input_scale=None,
         input_offset=0.0,
         center_loss_normalization="sample_class",
         center_quantization_weight=1e-4,
@@ -178,6 +181,8 @@ class MLH(keras.Model):
         self.num_experts = num_experts
         self.top_k = top_k
         self.image_size = tuple(image_size) if image_size is not None else None
+        if input_scale is None:
+            input_scale = 1.0 if isinstance(backbone, str) else 1.0 / 255.0
         self.input_scale = float(input_scale)
         self.input_offset = float(input_offset)
         self.center_loss_normalization = center_loss_normalization
