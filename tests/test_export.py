@@ -274,3 +274,28 @@ def test_bad_sample_images(mnist_mlh, tmp_path):
     with pytest.raises(ValueError, match="channels=3 but the model expects channels=1"):
         export_encoder(mnist_mlh, tmp_path / "out", sample_images=rgb)
     assert os.listdir(tmp_path) == []
+
+
+def test_backbone_with_caffe_preprocessing_exports(tmp_path):
+    # ResNet50's preprocessing layer (channel flip, mean) converts to ONNX; a
+    # tiny backbone stands in for ResNet50, too slow to export in the suite.
+    import keras
+
+    import keras_mlh
+    from keras_mlh.models.backbones import CaffePreprocessing
+
+    backbone = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            CaffePreprocessing(),
+            keras.layers.Conv2D(8, 3),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
+    )
+    model = keras_mlh.MLH(num_classes=3, bits=8, backbone=backbone, input_scale=1.0)
+    images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), "uint8")
+    model.compile()
+    model.fit(images, np.arange(32) % 3, epochs=1, verbose=0)
+    metadata = export_encoder(model, tmp_path / "encoder", sample_images=images)
+    for name in ("onnx", "saved_model"):
+        assert metadata["validation"][name]["bit_agreement"] == 1.0
