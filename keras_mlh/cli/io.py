@@ -7,12 +7,12 @@ through `keras_mlh.files` by the commands themselves.
 """
 
 import os
-import zipfile
 
 import numpy as np
 
 from keras_mlh.cli.errors import CLIError, one_line
 from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files, load_image
+from keras_mlh.export.exporter import check_model_file
 
 IMAGE_KEYS = ("images", "x", "x_query")
 LABEL_KEYS = ("labels", "y")
@@ -40,16 +40,9 @@ def require_model(path):
     Args:
         path: the `.keras` file.
     """
-    require_file(
-        path,
-        "Model file",
-        " Pass the model.keras of a run folder made by `keras-mlh train`.",
+    check_model_file(
+        path, fix="pass the model.keras of a run folder made by `keras-mlh train`"
     )
-    if not zipfile.is_zipfile(path):
-        raise CLIError(
-            f"{path!r} is not a Keras model file (.keras zip archive); pass the "
-            "model.keras of a run folder made by `keras-mlh train`."
-        )
 
 
 def quiet_tensorflow():

@@ -43,6 +43,35 @@ class ExportValidationError(ValueError):
     """An exported encoder disagrees with the Keras model it came from."""
 
 
+def check_model_file(path, fix="save the model with model.save('model.keras')"):
+    """Checks that `path` is a `.keras` archive, without importing TensorFlow.
+
+    `load_mlh` runs it first; the command line runs it before any slow import,
+    so a wrong path fails at once.
+
+    Args:
+        path: the `.keras` file.
+        fix: what the user should do instead, for the messages.
+
+    Returns:
+        `path` as a string.
+
+    Raises:
+        ValueError: for a missing file, a folder, or a file that is not a zip
+            archive.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"Model file {path!r} is a folder, not a file; {fix}.")
+    if not os.path.isfile(path):
+        raise ValueError(f"Model file not found: {path!r}; {fix}.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a Keras model file (.keras zip archive); {fix}."
+        )
+    return path
+
+
 def load_mlh(path):
     """Loads a `.keras` file and checks that it holds an MLH model.
 
@@ -65,17 +94,7 @@ def load_mlh(path):
 
     from keras_mlh.models import MLH
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"Model file not found: {path!r}. Pass the path of a .keras file saved "
-            "with model.save('model.keras')."
-        )
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path!r} is not a Keras model file (.keras zip archive); save the "
-            "model with model.save('model.keras')."
-        )
+    path = check_model_file(path)
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a bad archive.
