@@ -4,6 +4,7 @@ import json
 import os
 import platform
 import sys
+import time
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -17,7 +18,7 @@ def machine():
         f"Python {sys.version.split()[0]}",
         f"numpy {np.__version__}",
     ]
-    for module in ("faiss", "onnxruntime", "tensorflow", "keras"):
+    for module in ("faiss", "numba", "onnxruntime", "tensorflow", "keras"):
         loaded = sys.modules.get(module)
         if loaded is not None:
             parts.append(f"{module} {getattr(loaded, '__version__', '?')}")
@@ -31,3 +32,10 @@ def write(name, markdown, data, folder=RESULTS):
     with open(os.path.join(folder, f"{name}.json"), "w") as f:
         json.dump(data, f, indent=2)
     print(markdown)
+
+
+def seconds(function):
+    """Wall-clock seconds of one call of `function`."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start

@@ -7,22 +7,12 @@ median of 5 timings each (interleaved). Target: ours <= 1.1x raw faiss.
 """
 
 import sys
-import time
 
 import faiss
 import numpy as np
-from _common import machine, write
+from _common import machine, seconds, write
 
 from keras_mlh.index import HammingIndex
-
-
-def median_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main(n=1_000_000, queries=100, k=100, bits=64, repeats=5):
@@ -38,8 +28,8 @@ def main(n=1_000_000, queries=100, k=100, bits=64, repeats=5):
     assert np.array_equal(raw_d, our_d), "distances differ"
     raw_times, our_times = [], []
     for _ in range(repeats):  # interleaved, so load changes hit both alike
-        raw_times.append(median_time(lambda: raw.search(query, k), 1))
-        our_times.append(median_time(lambda: ours.search(query, k), 1))
+        raw_times.append(seconds(lambda: raw.search(query, k)))
+        our_times.append(seconds(lambda: ours.search(query, k)))
     raw_s, our_s = float(np.median(raw_times)), float(np.median(our_times))
     ratio = our_s / raw_s
     markdown = (

@@ -52,7 +52,7 @@ def test_deploy_example_runs_without_tensorflow(main_job, tmp_path):
         "import sys\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras', 'numba'):\n"
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import runpy\n"

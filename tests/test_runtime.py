@@ -13,8 +13,16 @@ from keras_mlh.codes import pack_codes
 from keras_mlh.index import HammingIndex
 from keras_mlh_runtime import HashEncoder
 
-# Modules the runtime must never import.
-BLOCKED = ("tensorflow", "keras", "tf_keras", "tf2onnx", "tensorflow_datasets")
+# Modules the runtime must never import: a serving machine has numpy,
+# onnxruntime and faiss-cpu only (numba serves the metrics, not the runtime).
+BLOCKED = (
+    "tensorflow",
+    "keras",
+    "tf_keras",
+    "tf2onnx",
+    "tensorflow_datasets",
+    "numba",
+)
 
 # Installed first in the subprocess: importing a blocked module raises, and
 # every attempt (even one a library catches) is recorded. At exit, it prints

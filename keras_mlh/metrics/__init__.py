@@ -1,4 +1,4 @@
-"""Retrieval metrics over Hamming ranking (numpy only, no TensorFlow)."""
+"""Retrieval metrics over Hamming ranking (no TensorFlow; a numba-compiled scan)."""
 
 from keras_mlh.metrics.retrieval import (
     TIE_BREAKING,

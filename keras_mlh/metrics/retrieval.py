@@ -1,122 +1,24 @@
 """Retrieval metrics over Hamming ranking, the deep-hashing way.
 
-numpy only. Every database item is ranked by its Hamming distance to the
+No TensorFlow. Every database item is ranked by its Hamming distance to the
 query; an item is relevant when it shares at least one label with the query
-(labels are class ids `(n,)` or multi-hot rows `(n, c)`). Items at equal
-distance keep database order (a stable sort, so results are reproducible);
-`tie_breaking="average"` instead gives the expected value over all orders of
-tied items, exactly.
+(labels are class ids `(n,)` or multi-hot rows `(n, c)` of 0/1). Items at
+equal distance keep database order (a stable sort, so results are
+reproducible); `tie_breaking="average"` instead gives the expected value over
+all orders of tied items, exactly.
 
-Queries are processed in blocks, so memory stays bounded (about 256 MB of
-work arrays, whatever the number of queries), and each block is ranked with
-one stable counting sort of small integers (faiss's `bucket_sort`).
+The ranking itself is `HammingRanking`'s compiled scan (no sorting, no
+`(queries, database)` matrix), so memory stays bounded whatever the number
+of queries; this module turns its per-query counts into metrics.
 """
 
 import math
 
-import faiss
 import numpy as np
 
-from keras_mlh.codes import to_signs
+from keras_mlh.metrics.hamming_ranking import HammingRanking
 
 TIE_BREAKING = ("stable", "average")
-_BLOCK_BYTES = 1 << 28
-
-
-def _labels(labels, count, name):
-    array = np.asarray(labels)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == bool
-    ):
-        raise ValueError(
-            f"`{name}` must be class ids or multi-hot rows. Received: {array.dtype}"
-        )
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim not in (1, 2):
-        raise ValueError(
-            f"`{name}` must be class ids (n,) or multi-hot (n, classes). "
-            f"Received: shape={array.shape}"
-        )
-    if len(array) != count:
-        raise ValueError(
-            f"`{name}` has {len(array)} rows but there are {count} codes: one label "
-            "(or multi-hot row) per code."
-        )
-    return array
-
-
-class _Ranking:
-    """Codes and labels checked once; yields distance/relevance blocks."""
-
-    def __init__(self, query_codes, query_labels, database_codes, database_labels):
-        self.queries = to_signs(query_codes, name="query_codes")
-        self.database = to_signs(database_codes, name="database_codes")
-        if self.queries.shape[1] != self.database.shape[1]:
-            raise ValueError(
-                f"Query codes have {self.queries.shape[1]} bits but database codes "
-                f"have {self.database.shape[1]}: encode both with the same model."
-            )
-        self.bits = self.queries.shape[1]
-        self.query_labels = _labels(query_labels, len(self.queries), "query_labels")
-        self.database_labels = _labels(
-            database_labels, len(self.database), "database_labels"
-        )
-        if self.query_labels.ndim != self.database_labels.ndim or (
-            self.query_labels.ndim == 2
-            and self.query_labels.shape[1] != self.database_labels.shape[1]
-        ):
-            raise ValueError(
-                "Query and database labels must be of the same kind: both class ids "
-                "or both multi-hot with the same number of classes."
-            )
-        self.multi_hot = self.query_labels.ndim == 2
-        if self.multi_hot:
-            self.query_labels = self.query_labels.astype(np.float32)
-            self.database_labels = self.database_labels.astype(np.float32)
-        n = len(self.database)
-        self.block = max(1, _BLOCK_BYTES // (n * 24))
-
-    def blocks(self):
-        """Yields `(distances int64 (b, n), relevant bool (b, n))`."""
-        for start in range(0, len(self.queries), self.block):
-            q = self.queries[start : start + self.block]
-            inner = q @ self.database.T  # exact: small integers in float32
-            np.subtract(self.bits, inner, out=inner)
-            inner *= 0.5
-            distances = inner.astype(np.int64)
-            labels = self.query_labels[start : start + self.block]
-            if self.multi_hot:
-                relevant = (labels @ self.database_labels.T) > 0
-            else:
-                relevant = labels[:, None] == self.database_labels[None, :]
-            yield distances, relevant
-
-    def ranked_relevance(self, k):
-        """Yields relevance of the top-`k` items of each query, best first."""
-        n = len(self.database)
-        width = self.bits + 1
-        for distances, relevant in self.blocks():
-            rows = len(distances)
-            # One stable counting sort ranks the whole block: keys are
-            # (row, distance) buckets, and faiss's single-threaded bucket sort
-            # keeps database order inside a bucket.
-            distances += width * np.arange(rows, dtype=np.int64)[:, None]
-            _, order = faiss.bucket_sort(distances.ravel(), width * rows, nt=0)
-            ranked = relevant.ravel()[order].reshape(rows, n)
-            yield ranked[:, :k], relevant.sum(1)
-
-    def histograms(self):
-        """Yields per-query counts of items and of relevant items per distance."""
-        width = self.bits + 1
-        for distances, relevant in self.blocks():
-            rows = distances.shape[0]
-            flat = distances + width * np.arange(rows)[:, None]
-            items = np.bincount(flat.ravel(), minlength=rows * width)
-            hits = np.bincount(
-                flat.ravel(), weights=relevant.ravel(), minlength=rows * width
-            )
-            yield items.reshape(rows, width), hits.reshape(rows, width)
 
 
 def _check_k(k, n, name="k"):
@@ -162,26 +64,25 @@ def mean_average_precision(
         raise ValueError(
             f"`tie_breaking` must be one of {TIE_BREAKING}. Received: {tie_breaking!r}"
         )
-    ranking = _Ranking(query_codes, query_labels, database_codes, database_labels)
-    k = _check_k(k, len(ranking.database))
+    ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
+    k = _check_k(k, ranking.num_items)
     if tie_breaking == "average":
-        scores = [
-            _tie_averaged_ap(items, hits, k) for items, hits in ranking.histograms()
-        ]
+        scores = [_tie_averaged_ap(b.items, b.hits, k) for b in ranking.blocks()]
         return float(np.mean(np.concatenate(scores)))
     total = 0.0
-    for relevant, _ in ranking.ranked_relevance(k):
-        # Only relevant positions count: the t-th relevant item at rank p adds
-        # t / p, so work on the (few) relevant positions, not the whole list.
-        rows, ranks = np.nonzero(relevant)
-        found = np.bincount(rows, minlength=len(relevant))
-        first = np.concatenate([[0], np.cumsum(found)[:-1]])
-        order_in_row = np.arange(1, len(rows) + 1) - first[rows]
-        sums = np.bincount(
-            rows, weights=order_in_row / (ranks + 1.0), minlength=len(relevant)
-        )
-        total += np.divide(sums, found, out=np.zeros(len(found)), where=found > 0).sum()
-    return float(total / len(ranking.queries))
+    for block in ranking.blocks(cuts=[k]):
+        total += _ratio(block.precision_sums[:, 0], block.found[:, 0]).sum()
+    return float(total / ranking.num_queries)
+
+
+def _ratio(numerator, denominator):
+    """numerator / denominator, 0 where the denominator is 0."""
+    return np.divide(
+        numerator,
+        denominator,
+        out=np.zeros(len(numerator)),
+        where=denominator > 0,
+    )
 
 
 def _harmonic(n):
@@ -283,24 +184,20 @@ def recall_at_k(query_codes, query_labels, database_codes, database_labels, k):
 
 
 def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
-    ranking = _Ranking(query_codes, query_labels, database_codes, database_labels)
-    n = len(ranking.database)
+    ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     ks = list(k) if isinstance(k, (list, tuple, np.ndarray)) else [k]
     if not ks:
         raise ValueError("`k` must be a positive integer or a non-empty list of them.")
-    cuts = [_check_k(value, n) for value in ks]
+    cuts = [_check_k(value, ranking.num_items) for value in ks]
     totals = np.zeros(len(cuts))
-    for relevant, all_relevant in ranking.ranked_relevance(max(cuts)):
-        hits = np.cumsum(relevant, axis=1)
+    for block in ranking.blocks(cuts=cuts):
         for i, cut in enumerate(cuts):
-            found = hits[:, cut - 1]
+            found = block.found[:, i]
             if what == "precision":
                 totals[i] += (found / cut).sum()
             else:
-                totals[i] += np.where(
-                    all_relevant > 0, found / np.maximum(all_relevant, 1), 0.0
-                ).sum()
-    values = totals / len(ranking.queries)
+                totals[i] += _ratio(found, block.hits.sum(1)).sum()
+    values = totals / ranking.num_queries
     if len(ks) == 1 and not isinstance(k, (list, tuple, np.ndarray)):
         return float(values[0])
     return {int(key): float(v) for key, v in zip(ks, values, strict=True)}
@@ -316,12 +213,13 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
     Returns:
         A dict with `"radius"`, `"precision"` and `"recall"` arrays.
     """
-    ranking = _Ranking(query_codes, query_labels, database_codes, database_labels)
+    ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     width = ranking.bits + 1
     precision_sum, precision_count = np.zeros(width), np.zeros(width)
     recall_sum, recall_count = np.zeros(width), 0
-    for items, hits in ranking.histograms():
-        retrieved, found = np.cumsum(items, axis=1), np.cumsum(hits, axis=1)
+    for block in ranking.blocks():
+        retrieved = np.cumsum(block.items, axis=1)
+        found = np.cumsum(block.hits, axis=1)
         has = retrieved > 0
         precision_sum += np.where(has, found / np.maximum(retrieved, 1), 0.0).sum(0)
         precision_count += has.sum(0)
@@ -354,11 +252,10 @@ def precision_within_radius(
         or radius < 0
     ):
         raise ValueError(f"`radius` must be an integer >= 0. Received: {radius!r}")
-    ranking = _Ranking(query_codes, query_labels, database_codes, database_labels)
+    ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     radius = min(int(radius), ranking.bits)
     total = 0.0
-    for items, hits in ranking.histograms():
-        retrieved = items[:, : radius + 1].sum(1)
-        found = hits[:, : radius + 1].sum(1)
-        total += np.where(retrieved > 0, found / np.maximum(retrieved, 1), 0.0).sum()
-    return float(total / len(ranking.queries))
+    for block in ranking.blocks():
+        retrieved = block.items[:, : radius + 1].sum(1)
+        total += _ratio(block.hits[:, : radius + 1].sum(1), retrieved).sum()
+    return float(total / ranking.num_queries)

@@ -1,0 +1,318 @@
+"""Per-query ranking statistics over Hamming distance, in one compiled pass.
+
+Every retrieval metric of `keras_mlh.metrics` is a function of two things
+per query: how many items (and how many relevant items) sit at each Hamming
+distance, and, for the cut-off metrics, where each relevant item lands in
+the ranking. Both come from one numba kernel, without sorting: with ties
+kept in database order, the position of item `j` at distance `d` is the
+number of items closer than `d` plus the number of items at distance `d`
+up to `j`. The second number is the per-distance histogram count right
+after item `j` is added, so one scan of the database per query yields the
+histograms and, for every relevant item, its rank; a short pass over the
+relevant items then adds the items closer than their distance.
+
+Codes are compared as packed 64-bit words (popcount of XOR), labels as
+dense class ids or packed multi-hot words, so no `(queries, database)`
+matrix is ever built: memory is the codes plus about 20 bytes per database
+item per thread, whatever the number of queries. The kernel releases the
+GIL and runs in one Python thread per CPU core.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+
+from keras_mlh.codes import to_packed
+
+# Rows handed to one kernel call: small enough to spread over threads, large
+# enough that the call overhead does not count.
+_BLOCK_ROWS = 1024
+
+
+@intrinsic
+def _popcount(typingctx, value):
+    """LLVM's ctpop of a 64-bit word: one POPCNT instruction on x86-64."""
+    if value != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return types.int64(value), codegen
+
+
+def _compiled(function):
+    """numba.njit, cached on disk where numba finds a writable folder (next
+    to this file, or the user's cache folder); a read-only install without
+    either compiles once per process instead of failing at import."""
+    try:
+        return numba.njit(nogil=True, cache=True)(function)
+    except RuntimeError:
+        return numba.njit(nogil=True)(function)
+
+
+@_compiled
+def _rank_rows(
+    queries,
+    database,
+    query_keys,
+    database_keys,
+    multi_hot,
+    cuts,
+    items,
+    hits,
+    sums,
+    found,
+):
+    """Fills, for each query row: `items[row, d]` and `hits[row, d]`, the
+    number of items and of relevant items at distance `d`; and for each
+    cut-off `cuts[c]`, `found[row, c]`, the relevant items in the top
+    `cuts[c]`, and `sums[row, c]`, the sum of precision at their positions.
+
+    `database` and `database_keys` are word-major `(words, n)`, so distances
+    and relevance are computed one word at a time in loops the compiler
+    vectorizes, whatever the number of words.
+    """
+    count = database.shape[1]
+    width = items.shape[1]
+    distances = np.empty(count, np.int32)
+    relevant = np.empty(count, np.uint8)
+    slot_distance = np.empty(count + 1, np.int32)
+    slot_position = np.empty(count + 1, np.int64)
+    before_items = np.empty(width, np.int64)
+    seen_hits = np.empty(width, np.int64)
+    deepest = 0
+    for c in range(cuts.shape[0]):
+        deepest = max(deepest, cuts[c])
+    for row in range(queries.shape[0]):
+        distances[:] = 0
+        for w in range(queries.shape[1]):
+            word, codes = queries[row, w], database[w]
+            for item in range(count):
+                distances[item] += _popcount(word ^ codes[item])
+        if multi_hot:
+            relevant[:] = 0
+            for w in range(query_keys.shape[1]):
+                word, keys = query_keys[row, w], database_keys[w]
+                for item in range(count):
+                    relevant[item] |= (word & keys[item]) != 0
+        else:
+            key, keys = query_keys[row, 0], database_keys[0]
+            for item in range(count):
+                relevant[item] = keys[item] == key
+        # The histogram count of an item's distance, right after adding the
+        # item, is its position among the items at that distance (ties in
+        # database order). Relevant items keep that position in a slot; the
+        # slot index advances only on relevant items, so no branch is needed.
+        row_items, row_hits = items[row], hits[row]
+        relevant_count = 0
+        for item in range(count):
+            distance = distances[item]
+            is_relevant = relevant[item]
+            position = row_items[distance] + 1
+            row_items[distance] = position
+            row_hits[distance] += is_relevant
+            slot_distance[relevant_count] = distance
+            slot_position[relevant_count] = position
+            relevant_count += is_relevant
+        if deepest == 0:
+            continue
+        # Slot positions count from the first item at their distance: add
+        # the items closer than that distance. Relevant ranks likewise.
+        closer_items = 0
+        closer_hits = 0
+        for distance in range(width):
+            before_items[distance] = closer_items
+            seen_hits[distance] = closer_hits
+            closer_items += row_items[distance]
+            closer_hits += row_hits[distance]
+        for slot in range(relevant_count):
+            distance = slot_distance[slot]
+            position = before_items[distance] + slot_position[slot]
+            seen_hits[distance] += 1
+            if position <= deepest:
+                precision = seen_hits[distance] / position
+                for c in range(cuts.shape[0]):
+                    if position <= cuts[c]:
+                        sums[row, c] += precision
+                        found[row, c] += 1
+
+
+def _threads():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
+def packed_words(codes, name):
+    """Codes in any form as `(n, words)` uint64 and their bit count.
+
+    uint8 input is read as packed bytes (as everywhere in keras_mlh); other
+    dtypes as ±1 or 0/1 codes. Bytes are zero-padded to whole 64-bit words,
+    which leaves Hamming distances unchanged.
+    """
+    packed = to_packed(codes, name=name)
+    return _as_words(packed), packed.shape[1] * 8
+
+
+def _label_array(labels, count, name):
+    array = np.asarray(labels)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise ValueError(
+            f"`{name}` must be class ids or multi-hot rows. Received: {array.dtype}"
+        )
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"`{name}` must be class ids (n,) or multi-hot (n, classes). "
+            f"Received: shape={array.shape}"
+        )
+    if len(array) != count:
+        raise ValueError(
+            f"`{name}` has {len(array)} rows but there are {count} codes: one label "
+            "(or multi-hot row) per code."
+        )
+    if array.ndim == 2 and not np.all((array == 0) | (array == 1)):
+        raise ValueError(
+            f"Multi-hot `{name}` must hold only 0 and 1 (1 = the item has the "
+            "class); threshold soft labels first."
+        )
+    return array
+
+
+def _label_keys(query_labels, database_labels):
+    """Labels as uint64 keys the kernel compares: one dense class id per row,
+    or multi-hot rows packed into 64-bit words (relevant = a shared bit).
+    Query keys come `(queries, words)`, database keys word-major."""
+    if query_labels.ndim == 1:
+        _, dense = np.unique(
+            np.concatenate([query_labels, database_labels]), return_inverse=True
+        )
+        keys = dense.astype(np.int32).reshape(-1, 1)
+        return keys[: len(query_labels)], keys[len(query_labels) :].T.copy()
+    query_keys, database_keys = (
+        _as_words(np.packbits(labels.astype(bool), axis=1))
+        for labels in (query_labels, database_labels)
+    )
+    return query_keys, database_keys.T.copy()
+
+
+def _as_words(rows):
+    """uint8 rows zero-padded to whole 64-bit words, viewed as uint64."""
+    padding = -rows.shape[1] % 8
+    if padding:
+        rows = np.pad(rows, ((0, 0), (0, padding)))
+    return np.ascontiguousarray(rows).view(np.uint64)
+
+
+class HammingRanking:
+    """Queries and database checked and packed once, ranked on demand.
+
+    Args:
+        query_codes, database_codes: codes in any form (packed uint8, ±1 or
+            0/1), the same number of bits.
+        query_labels, database_labels: class ids `(n,)` or multi-hot
+            `(n, classes)` rows of 0/1, the same kind on both sides.
+
+    Example:
+    >>> ranking = HammingRanking(q_codes, q_labels, db_codes, db_labels)
+    >>> for block in ranking.blocks(cuts=[10, 100]):
+    ...     block.found  # relevant items in the top 10 and top 100
+    """
+
+    def __init__(self, query_codes, query_labels, database_codes, database_labels):
+        self.queries, self.bits = packed_words(query_codes, "query_codes")
+        database, database_bits = packed_words(database_codes, "database_codes")
+        if self.bits != database_bits:
+            raise ValueError(
+                f"Query codes have {self.bits} bits but database codes have "
+                f"{database_bits}: encode both with the same model."
+            )
+        self.num_queries, self.num_items = len(self.queries), len(database)
+        if not self.num_queries or not self.num_items:
+            raise ValueError(
+                f"Ranking needs at least one query code and one database code. "
+                f"Received: {self.num_queries} queries, {self.num_items} database codes."
+            )
+        query_labels = _label_array(query_labels, self.num_queries, "query_labels")
+        database_labels = _label_array(
+            database_labels, self.num_items, "database_labels"
+        )
+        if query_labels.ndim != database_labels.ndim or (
+            query_labels.ndim == 2 and query_labels.shape[1] != database_labels.shape[1]
+        ):
+            raise ValueError(
+                "Query and database labels must be of the same kind: both class ids "
+                "or both multi-hot with the same number of classes."
+            )
+        self.database = database.T.copy()
+        self.multi_hot = query_labels.ndim == 2
+        self.query_keys, self.database_keys = _label_keys(query_labels, database_labels)
+
+    def blocks(self, cuts=()):
+        """Yields a `RankingBlock` per block of queries, in query order.
+
+        Args:
+            cuts: cut-offs (positive ints, at most the database size) for
+                which `found` and `precision_sums` are computed; none skips
+                the ranking scan and gives only the distance histograms.
+        """
+        cuts = np.asarray(cuts, dtype=np.int64).reshape(-1)
+        threads = _threads()
+        with ThreadPoolExecutor(threads) as pool:
+            for start in range(0, self.num_queries, _BLOCK_ROWS):
+                stop = min(start + _BLOCK_ROWS, self.num_queries)
+                block = RankingBlock(stop - start, self.bits + 1, len(cuts))
+                step = -(-block.rows // threads)
+                jobs = [
+                    pool.submit(self._rank, block, start, offset, step, cuts)
+                    for offset in range(0, block.rows, step)
+                ]
+                for job in jobs:
+                    job.result()
+                yield block
+
+    def _rank(self, block, start, offset, step, cuts):
+        """Ranks rows `offset:offset + step` of `block` (one thread's share)."""
+        local = slice(offset, offset + step)
+        rows = slice(start + offset, start + min(offset + step, block.rows))
+        _rank_rows(
+            self.queries[rows],
+            self.database,
+            self.query_keys[rows],
+            self.database_keys,
+            self.multi_hot,
+            cuts,
+            block.items[local],
+            block.hits[local],
+            block.precision_sums[local],
+            block.found[local],
+        )
+
+
+class RankingBlock:
+    """Ranking statistics of a block of queries.
+
+    Attributes:
+        items: `(rows, bits + 1)` int64, items at each Hamming distance.
+        hits: `(rows, bits + 1)` int64, relevant items at each distance.
+        found: `(rows, cuts)` int64, relevant items within each cut-off
+            (ties in database order).
+        precision_sums: `(rows, cuts)` float64, the sum of precision at the
+            position of each of those relevant items.
+    """
+
+    def __init__(self, rows, width, cuts):
+        self.rows = rows
+        self.items = np.zeros((rows, width), np.int64)
+        self.hits = np.zeros((rows, width), np.int64)
+        self.found = np.zeros((rows, cuts), np.int64)
+        self.precision_sums = np.zeros((rows, cuts), np.float64)
