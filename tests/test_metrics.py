@@ -56,9 +56,9 @@ def test_class_ids_of_any_value_and_dtype():
     q, ql, d, dl = _random_case(8)
     expected = mean_average_precision(q, ql, d, dl)
     for mapping in (lambda x: x * 1_000_003 - 7, lambda x: x.astype(np.float32) / 3):
-        assert mean_average_precision(
-            q, mapping(ql), d, mapping(dl)
-        ) == pytest.approx(expected, abs=1e-12)
+        assert mean_average_precision(q, mapping(ql), d, mapping(dl)) == pytest.approx(
+            expected, abs=1e-12
+        )
 
 
 def test_packed_and_sign_codes_give_the_same_map():
@@ -72,10 +72,18 @@ def test_map_in_small_blocks_equals_one_block(monkeypatch):
     import keras_mlh.metrics.hamming_ranking as hamming_ranking
 
     case = _random_case(5)
-    whole = [mean_average_precision(*case, k=50), precision_at_k(*case, 3), recall_at_k(*case, 50)]
+    whole = [
+        mean_average_precision(*case, k=50),
+        precision_at_k(*case, 3),
+        recall_at_k(*case, 50),
+    ]
     monkeypatch.setattr(hamming_ranking, "_BLOCK_ROWS", 3)
     monkeypatch.setattr(hamming_ranking, "_threads", lambda: 2)
-    blocks = [mean_average_precision(*case, k=50), precision_at_k(*case, 3), recall_at_k(*case, 50)]
+    blocks = [
+        mean_average_precision(*case, k=50),
+        precision_at_k(*case, 3),
+        recall_at_k(*case, 50),
+    ]
     assert blocks == pytest.approx(whole, abs=1e-12)
 
 
