@@ -28,12 +28,7 @@ def validate_bits(bits):
     Returns:
         `bits` as a Python int.
     """
-    if (
-        isinstance(bits, bool)
-        or not isinstance(bits, (int, np.integer))
-        or bits <= 0
-        or bits % 8
-    ):
+    if not _is_code_length(bits):
         raise ValueError(
             "`bits` must be a positive multiple of 8 (codes are packed into "
             f"bytes), e.g. 16, 32 or 64. Received: bits={bits!r}"
@@ -41,12 +36,14 @@ def validate_bits(bits):
     return int(bits)
 
 
-def _check_bits_width(bits):
-    if bits <= 0 or bits % 8:
-        raise ValueError(
-            "Codes must have a positive multiple of 8 bits to be packed into bytes. "
-            f"Received: {bits} bits"
-        )
+def _is_code_length(bits):
+    """A positive multiple of 8 (numpy integers too, bools not)."""
+    return (
+        not isinstance(bits, bool)
+        and isinstance(bits, (int, np.integer))
+        and bits > 0
+        and bits % 8 == 0
+    )
 
 
 def code_bits(codes, name="codes"):
@@ -80,7 +77,11 @@ def code_bits(codes, name="codes"):
         raise ValueError(
             f"`{name}` must have shape (num_codes, bits). Received: shape={array.shape}"
         )
-    _check_bits_width(array.shape[1])
+    if not _is_code_length(array.shape[1]):
+        raise ValueError(
+            "Codes must have a positive multiple of 8 bits to be packed into bytes. "
+            f"Received: {array.shape[1]} bits"
+        )
     if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
         raise ValueError(f"`{name}` contains NaN; codes must be ±1 or 0/1.")
     plus_minus = np.all((array == 1) | (array == -1))
