@@ -55,10 +55,33 @@ def test_wide_codes_and_many_classes_equal_reference_loop(bits, classes, multi_l
 def test_class_ids_of_any_value_and_dtype():
     q, ql, d, dl = _random_case(8)
     expected = mean_average_precision(q, ql, d, dl)
-    for mapping in (lambda x: x * 1_000_003 - 7, lambda x: x.astype(np.float32) / 3):
+    for mapping in (
+        lambda x: x * 1_000_003 - 7,
+        lambda x: x.astype(np.float32) * 3,
+        lambda x: (x + 2**62).astype(np.uint64),
+        lambda x: x[:, None],  # a column of class ids, as Keras often has them
+    ):
         assert mean_average_precision(q, mapping(ql), d, mapping(dl)) == pytest.approx(
             expected, abs=1e-12
         )
+
+
+def test_large_ids_of_mixed_dtypes_stay_distinct():
+    # uint64 against int64 would meet in float64, where these two are equal.
+    q, _, d, _ = _random_case(9)
+    query_ids = np.full(len(q), 2**62 + 1, np.uint64)
+    database_ids = np.full(len(d), 2**62, np.int64)
+    assert mean_average_precision(q, query_ids, d, database_ids) == 0.0
+    assert mean_average_precision(q, query_ids, d, database_ids + 1) == 1.0
+
+
+def test_multi_hot_overlap_counts_beyond_the_label_dtype():
+    # 256 shared classes overflow a uint8 dot product; relevance must not.
+    q, _, d, _ = _random_case(10)
+    ql = np.ones((len(q), 256), np.uint8)
+    dl = np.ones((len(d), 256), np.uint8)
+    assert mean_average_precision(q, ql, d, dl) == 1.0
+    assert reference_mean_average_precision(q, ql, d, dl) == 1.0
 
 
 def test_packed_and_sign_codes_give_the_same_map():
@@ -124,6 +147,17 @@ def test_tie_average_equals_brute_force_over_orderings(k, multi_label):
         expected = _brute_force_tie_average(q, ql, d, dl, 7 if k is None else k)
         value = mean_average_precision(q, ql, d, dl, k=k, tie_breaking="average")
         assert value == pytest.approx(expected, abs=1e-9)
+
+
+def test_cut_offs_as_numpy_values_and_bad_lists():
+    q, ql, d, dl = _random_case(11)
+    assert precision_at_k(q, ql, d, dl, np.array(5)) == precision_at_k(q, ql, d, dl, 5)
+    assert recall_at_k(q, ql, d, dl, np.array([5, 50])) == recall_at_k(
+        q, ql, d, dl, [5, 50]
+    )
+    for bad in ([3, None], [None], None, [], [2.5]):
+        with pytest.raises(ValueError, match="`k` must be a positive integer"):
+            precision_at_k(q, ql, d, dl, bad)
 
 
 def test_precision_and_recall_at_k():
@@ -206,6 +240,9 @@ assert 0 < value < 1 and growth < 200, growth
         ),
         ({"query_codes": np.ones((0, 8))}, "at least one query"),
         ({"database_codes": np.ones((0, 8)), "database_labels": []}, "at least one"),
+        ({"query_labels": np.array([0.0, np.nan])}, "whole numbers"),
+        ({"query_labels": np.array([0.5, 1.0])}, "whole numbers"),
+        ({"query_labels": np.array([2**64 - 1, 0], np.uint64)}, "fit in int64"),
         ({"k": 0}, "positive integer"),
         ({"k": 2.5}, "positive integer"),
         ({"tie_breaking": "random"}, "tie_breaking"),

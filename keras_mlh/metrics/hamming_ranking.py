@@ -188,13 +188,37 @@ def _label_array(labels, count, name):
     return array
 
 
+def _class_ids(labels, name):
+    """Class ids as exact int64, so ids compare equal only when they are
+    (a float or uint64 detour could merge large ids, and NaN is no class)."""
+    if np.issubdtype(labels.dtype, np.floating):
+        bad = labels[~(np.isfinite(labels) & (labels == np.round(labels)))]
+        bad = bad if bad.size else labels[np.abs(labels) >= 2.0**63]
+        if bad.size:
+            raise ValueError(
+                f"`{name}` class ids must be whole numbers that fit in int64 (no "
+                f"NaN or infinity). Received e.g. {bad[0]!r}"
+            )
+    elif labels.dtype == np.uint64 and labels.size and labels.max() > 2**63 - 1:
+        raise ValueError(
+            f"`{name}` class ids must fit in int64. Received: {labels.max()}"
+        )
+    return labels.astype(np.int64)
+
+
 def _label_keys(query_labels, database_labels):
     """Labels as uint64 keys the kernel compares: one dense class id per row,
     or multi-hot rows packed into 64-bit words (relevant = a shared bit).
     Query keys come `(queries, words)`, database keys word-major."""
     if query_labels.ndim == 1:
         _, dense = np.unique(
-            np.concatenate([query_labels, database_labels]), return_inverse=True
+            np.concatenate(
+                [
+                    _class_ids(query_labels, "query_labels"),
+                    _class_ids(database_labels, "database_labels"),
+                ]
+            ),
+            return_inverse=True,
         )
         keys = dense.astype(np.int32).reshape(-1, 1)
         return keys[: len(query_labels)], keys[len(query_labels) :].T.copy()

@@ -24,7 +24,7 @@ def reference_mean_average_precision(
         distances = ((bits - database @ queries[i]) // 2).astype(np.int64)
         order = np.argsort(distances, kind="stable")[:k]
         if query_labels.ndim == 2:
-            relevant = (database_labels[order] @ query_labels[i]) > 0
+            relevant = (database_labels[order] != 0) @ (query_labels[i] != 0)
         else:
             relevant = database_labels[order] == query_labels[i]
         if not relevant.any():

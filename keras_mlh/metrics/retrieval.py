@@ -21,13 +21,16 @@ from keras_mlh.metrics.hamming_ranking import HammingRanking
 TIE_BREAKING = ("stable", "average")
 
 
-def _check_k(k, n, name="k"):
-    if k is None:
+def _check_k(k, n, allow_all=True):
+    """A cut-off as an int, at most the database size `n`; `None` is `n`
+    where `allow_all`."""
+    if k is None and allow_all:
         return n
+    if isinstance(k, np.ndarray) and k.ndim == 0:
+        k = k.item()
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer or None. Received: {k!r}"
-        )
+        expected = "a positive integer or None" if allow_all else "a positive integer"
+        raise ValueError(f"`k` must be {expected}. Received: {k!r}")
     return min(int(k), n)
 
 
@@ -48,7 +51,8 @@ def mean_average_precision(
 
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
-        query_labels, database_labels: class ids `(n,)` or multi-hot rows.
+        query_labels, database_labels: class ids `(n,)` (an `(n, 1)` column
+            counts as class ids) or multi-hot 0/1 rows `(n, classes)`.
         k: cut-off; `None` ranks the whole database (mAP@all).
         tie_breaking: `"stable"` (items at equal distance in database order)
             or `"average"` (expected AP over all orders of tied items).
@@ -161,7 +165,8 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
     Args:
         query_codes, query_labels, database_codes, database_labels: as in
             `mean_average_precision`.
-        k: a cut-off or a list of cut-offs.
+        k: a cut-off or a list of cut-offs; a cut-off beyond the database
+            size counts as the database size.
 
     Returns:
         A float for one `k`, else a dict `{k: precision}`.
@@ -185,10 +190,11 @@ def recall_at_k(query_codes, query_labels, database_codes, database_labels, k):
 
 def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
-    ks = list(k) if isinstance(k, (list, tuple, np.ndarray)) else [k]
+    several = isinstance(k, (list, tuple)) or np.ndim(k) == 1
+    ks = list(k) if several else [k]
     if not ks:
         raise ValueError("`k` must be a positive integer or a non-empty list of them.")
-    cuts = [_check_k(value, ranking.num_items) for value in ks]
+    cuts = [_check_k(value, ranking.num_items, allow_all=False) for value in ks]
     totals = np.zeros(len(cuts))
     for block in ranking.blocks(cuts=cuts):
         for i, cut in enumerate(cuts):
@@ -198,7 +204,7 @@ def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
             else:
                 totals[i] += _ratio(found, block.hits.sum(1)).sum()
     values = totals / ranking.num_queries
-    if len(ks) == 1 and not isinstance(k, (list, tuple, np.ndarray)):
+    if not several:
         return float(values[0])
     return {int(key): float(v) for key, v in zip(ks, values, strict=True)}
 
