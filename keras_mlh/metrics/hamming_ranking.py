@@ -13,7 +13,7 @@ relevant items then adds the items closer than their distance.
 
 Codes are compared as packed 64-bit words (popcount of XOR), labels as
 dense class ids or packed multi-hot words, so no `(queries, database)`
-matrix is ever built: memory is the codes plus about 20 bytes per database
+matrix is ever built: memory is the codes plus about 17 bytes per database
 item per thread, whatever the number of queries. The kernel releases the
 GIL and runs in one Python thread per CPU core.
 """
