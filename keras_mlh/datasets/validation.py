@@ -67,6 +67,35 @@ def validate_images(images, image_shape=None, name="images"):
     return array
 
 
+def class_ids(labels, name="labels"):
+    """Class ids `(n,)` as exact int64, so ids compare equal only when they
+    are (a float or uint64 detour could merge large ids; NaN is no class).
+
+    Args:
+        labels: a 1-D numeric or bool numpy array.
+        name: how the argument is called in error messages.
+
+    Returns:
+        int64 array `(n,)`.
+
+    Raises:
+        ValueError: on NaN, infinity, a non-whole float, or an id outside int64.
+    """
+    if np.issubdtype(labels.dtype, np.floating):
+        bad = labels[~(np.isfinite(labels) & (labels == np.round(labels)))]
+        bad = bad if bad.size else labels[np.abs(labels) >= 2.0**63]
+        if bad.size:
+            raise ValueError(
+                f"`{name}` class ids must be whole numbers that fit in int64 (no "
+                f"NaN or infinity). Received e.g. {bad[0]!r}"
+            )
+    elif labels.dtype == np.uint64 and labels.size and labels.max() > 2**63 - 1:
+        raise ValueError(
+            f"`{name}` class ids must fit in int64. Received: {labels.max()}"
+        )
+    return labels.astype(np.int64)
+
+
 def validate_labels(labels, num_classes, num_images=None, name="labels"):
     """Checks labels and returns them as multi-hot float32 `(n, num_classes)`.
 
@@ -102,11 +131,7 @@ def validate_labels(labels, num_classes, num_images=None, name="labels"):
     if array.ndim == 2 and array.shape[1] == 1 and num_classes != 1:
         array = array[:, 0]
     if array.ndim == 1:
-        if np.issubdtype(array.dtype, np.floating) and not np.all(
-            np.isfinite(array) & (array == np.round(array))
-        ):
-            raise ValueError(f"`{name}` class ids must be whole numbers.")
-        ids = array.astype(np.int64)
+        ids = class_ids(array, name)
         if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
             raise ValueError(
                 f"`{name}` must be class ids in [0, {num_classes}) for "

@@ -27,6 +27,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from keras_mlh.codes import to_packed
+from keras_mlh.datasets.validation import class_ids
 
 # Rows handed to one kernel call: small enough to spread over threads, large
 # enough that the call overhead does not count.
@@ -188,24 +189,6 @@ def _label_array(labels, count, name):
     return array
 
 
-def _class_ids(labels, name):
-    """Class ids as exact int64, so ids compare equal only when they are
-    (a float or uint64 detour could merge large ids, and NaN is no class)."""
-    if np.issubdtype(labels.dtype, np.floating):
-        bad = labels[~(np.isfinite(labels) & (labels == np.round(labels)))]
-        bad = bad if bad.size else labels[np.abs(labels) >= 2.0**63]
-        if bad.size:
-            raise ValueError(
-                f"`{name}` class ids must be whole numbers that fit in int64 (no "
-                f"NaN or infinity). Received e.g. {bad[0]!r}"
-            )
-    elif labels.dtype == np.uint64 and labels.size and labels.max() > 2**63 - 1:
-        raise ValueError(
-            f"`{name}` class ids must fit in int64. Received: {labels.max()}"
-        )
-    return labels.astype(np.int64)
-
-
 def _label_keys(query_labels, database_labels):
     """Labels as uint64 keys the kernel compares: one dense class id per row,
     or multi-hot rows packed into 64-bit words (relevant = a shared bit).
@@ -214,8 +197,8 @@ def _label_keys(query_labels, database_labels):
         _, dense = np.unique(
             np.concatenate(
                 [
-                    _class_ids(query_labels, "query_labels"),
-                    _class_ids(database_labels, "database_labels"),
+                    class_ids(query_labels, "query_labels"),
+                    class_ids(database_labels, "database_labels"),
                 ]
             ),
             return_inverse=True,
