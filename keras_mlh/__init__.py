@@ -12,10 +12,12 @@ from keras_mlh.version import __version__ as __version__
 # Public name -> module that defines it.
 _PUBLIC = {
     "MLH": "keras_mlh.models.mlh",
-    "MODES": "keras_mlh.models.mlh",
+    "MODES": "keras_mlh.models.modes",
     "SmallConvBackbone": "keras_mlh.models.backbones",
     "MixtureOfHashExperts": "keras_mlh.layers.mixture_of_hash_experts",
     "HashLayer": "keras_mlh.layers.hash_layer",
+    "CodeMemory": "keras_mlh.layers.code_memory",
+    "MLHObjective": "keras_mlh.losses.mlh_objective",
     "CenterHashLoss": "keras_mlh.losses.center_hash_loss",
     "PairwiseHashLoss": "keras_mlh.losses.pairwise_hash_loss",
     "MutualHashLoss": "keras_mlh.losses.mutual_hash_loss",

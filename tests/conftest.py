@@ -76,3 +76,61 @@ def mnist_export(mnist_mlh, mnist5k, tmp_path_factory):
     folder = tmp_path_factory.mktemp("mnist_export") / "encoder"
     metadata = export_encoder(mnist_mlh, folder, sample_images=mnist5k.x_query)
     return folder, metadata
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "tensorflow_only: needs TensorFlow itself (tf.data, tf.distribute, "
+        "SavedModel); skipped by the JAX and PyTorch runs of scripts/test.sh",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow only ({keras.backend.backend()})")
+    for item in items:
+        if "tensorflow_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def gradients():
+    """`gradients(fn, *arrays)`: numpy gradients of the scalar `fn(*tensors)`
+    with respect to each input, on the current Keras backend."""
+    import keras
+
+    def compute(fn, *arrays):
+        arrays = [np.asarray(a, dtype="float32") for a in arrays]
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            xs = [tf.Variable(a) for a in arrays]
+            with tf.GradientTape() as tape:
+                value = fn(*xs)
+            grads = tape.gradient(value, xs)
+            return [
+                np.zeros_like(a) if g is None else np.asarray(g)
+                for a, g in zip(arrays, grads, strict=True)
+            ]
+        if backend == "jax":
+            import jax
+
+            grads = jax.grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
+            return [np.asarray(g) for g in grads]
+        if backend == "torch":
+            import torch
+
+            xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+            fn(*xs).backward()
+            return [
+                np.zeros_like(a) if x.grad is None else x.grad.numpy()
+                for a, x in zip(arrays, xs, strict=True)
+            ]
+        raise ValueError(f"No gradient helper for backend {backend!r}")
+
+    return compute

@@ -80,3 +80,29 @@ def test_bad_arguments(kwargs, match):
     kwargs = {"bits": 8, **kwargs}
     with pytest.raises(ValueError, match=match):
         MixtureOfHashExperts(**kwargs)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_top_k_keeps_the_largest_gate_logits(top_k):
+    moh = MixtureOfHashExperts(bits=8, num_experts=4, top_k=top_k)
+    x = _features()
+    _, gates = moh(x)
+    logits = np.einsum("nd,dre->nre", x, moh.gate_kernel.numpy())
+    logits += moh.gate_bias.numpy()
+    largest = np.argsort(-logits, axis=-1)[..., :top_k]
+    kept = np.sort(np.argsort(-np.asarray(gates), axis=-1)[..., :top_k], axis=-1)
+    np.testing.assert_array_equal(kept, np.sort(largest, axis=-1))
+    assert np.all(np.take_along_axis(np.asarray(gates), largest, -1) > 1e-9)
+
+
+def test_expert_diversity_ignores_each_experts_similarity_to_itself():
+    moh = MixtureOfHashExperts(bits=8, num_experts=2, expert_diversity_weight=1.0)
+    moh.build((None, 4))
+    kernel = np.zeros((4, 2, 8), "float32")
+    kernel[:2, 0] = 1.0  # expert 0 uses features 0-1, expert 1 features 2-3:
+    kernel[2:, 1] = 1.0  # orthogonal experts are perfectly diverse.
+    moh.expert_kernel.assign(kernel)
+    assert float(moh._expert_similarity()) == pytest.approx(0.0, abs=1e-6)
+    kernel[:, 1] = kernel[:, 0]  # two identical experts
+    moh.expert_kernel.assign(kernel)
+    assert float(moh._expert_similarity()) == pytest.approx(1.0, abs=1e-5)

@@ -29,10 +29,10 @@ def test_two_epochs_on_mnist5k_lower_the_loss_in_every_mode(mode, mnist5k):
     assert losses[1] < losses[0]
     assert np.isfinite(history.history["val_loss"]).all()
     logged = set(history.history)
-    branches, _, weights = MODES[mode]
-    assert ("center_loss" in logged) == bool(weights[0])
-    assert ("pairwise_loss" in logged) == bool(weights[1])
-    assert ("mutual_loss" in logged) == bool(weights[2])
+    weights = MODES[mode].weights
+    assert ("center_loss" in logged) == bool(weights.center)
+    assert ("pairwise_loss" in logged) == bool(weights.pairwise)
+    assert ("mutual_loss" in logged) == bool(weights.mutual)
     assert {"bit_balance", "quantization_error", "val_bit_balance"} <= logged
     codes = model.encode(mnist5k.x_query[:50])
     assert codes.dtype == np.int8 and codes.shape == (50, 32)
@@ -53,6 +53,31 @@ def test_encode_uses_the_chosen_branch(trained, small_mnist):
     np.testing.assert_allclose(
         trained.embed(x), np.asarray(outputs["center"]), atol=1e-6
     )
+
+
+def test_encode_maps_an_exact_zero_to_plus_one(trained, monkeypatch):
+    embedding = np.array([[0.0, -0.0, -1e-7, 1e-7, 0.5]], "float32")
+    monkeypatch.setattr(trained, "embed", lambda *args, **kwargs: embedding)
+    np.testing.assert_array_equal(trained.encode(None), [[1, 1, -1, 1, 1]])
+
+
+def test_train_step_includes_the_moh_regularizers(small_mnist):
+    x, y = small_mnist.x_train[:32], small_mnist.y_train[:32]
+
+    def one_step(diversity):
+        keras.utils.set_random_seed(0)
+        model = MLH(num_classes=10, bits=8, expert_diversity_weight=diversity)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.build((None, 28, 28, 1))
+        before = model.hash_head.expert_kernel.numpy()
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+        return before, model.hash_head.expert_kernel.numpy()
+
+    start, plain = one_step(0.0)
+    start_again, regularized = one_step(100.0)
+    np.testing.assert_array_equal(start, start_again)
+    # The diversity term's gradient goes into the experts' kernel.
+    assert np.abs(regularized - plain).max() > 1e-3
 
 
 def test_build_encoder_matches_embed(trained, small_mnist):
@@ -96,11 +121,11 @@ def test_pairwise_memory_fills_and_wraps(small_mnist):
         epochs=1,
         verbose=0,
     )
-    assert float(model.memory_filled.numpy().sum()) == 100
-    assert int(model.memory_position.numpy()) == 160 % 100
-    stored = model.memory_labels.numpy()
+    assert float(model.code_memory.filled.numpy().sum()) == 100
+    assert int(model.code_memory.position.numpy()) == 160 % 100
+    stored = model.code_memory.labels.numpy()
     assert np.all(stored.sum(1) == 1)
-    assert np.abs(model.memory_codes.numpy()).max() > 0
+    assert np.abs(model.code_memory.codes.numpy()).max() > 0
 
 
 # --------------------------------------------------------- saving, callbacks
@@ -406,12 +431,6 @@ def test_custom_small_backbone_survives_saving(small_mnist, tmp_path):
     assert again.backbone.dropout == 0.3 and list(again.backbone.filters) == [8, 16]
     x = small_mnist.x_query[:8]
     np.testing.assert_array_equal(again.encode(x), model.encode(x))
-
-
-def test_compile_names_the_backend_it_needs(monkeypatch):
-    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
-        MLH(10, 8).compile()
 
 
 def test_caffe_preprocessing_matches_keras_applications(saving_round_trip):

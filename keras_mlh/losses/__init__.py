@@ -1,5 +1,11 @@
-from keras_mlh.losses.center_hash_loss import CenterHashLoss
-from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
-from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss
+# Before any Keras import: a missing backend package gets a clear error.
+from keras_mlh.backends import check_keras_backend
 
-__all__ = ["CenterHashLoss", "MutualHashLoss", "PairwiseHashLoss"]
+check_keras_backend()
+
+from keras_mlh.losses.center_hash_loss import CenterHashLoss  # noqa: E402
+from keras_mlh.losses.mlh_objective import MLHObjective  # noqa: E402
+from keras_mlh.losses.mutual_hash_loss import MutualHashLoss  # noqa: E402
+from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss  # noqa: E402
+
+__all__ = ["CenterHashLoss", "MLHObjective", "MutualHashLoss", "PairwiseHashLoss"]

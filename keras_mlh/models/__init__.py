@@ -1,4 +1,10 @@
-from keras_mlh.models.backbones import APPLICATIONS, SmallConvBackbone
-from keras_mlh.models.mlh import MLH, MODES
+# Before any Keras import: a missing backend package gets a clear error.
+from keras_mlh.backends import check_keras_backend
 
-__all__ = ["APPLICATIONS", "MLH", "MODES", "SmallConvBackbone"]
+check_keras_backend()
+
+from keras_mlh.models.backbones import APPLICATIONS, SmallConvBackbone  # noqa: E402
+from keras_mlh.models.mlh import MLH  # noqa: E402
+from keras_mlh.models.modes import MODES, LossWeights, Mode  # noqa: E402
+
+__all__ = ["APPLICATIONS", "MLH", "MODES", "LossWeights", "Mode", "SmallConvBackbone"]

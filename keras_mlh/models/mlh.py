@@ -9,28 +9,19 @@ from keras_mlh.centers import hash_centers
 from keras_mlh.codes import validate_bits
 from keras_mlh.datasets.validation import validate_images, validate_labels
 from keras_mlh.errors import check_positive_int
+from keras_mlh.layers.code_memory import CodeMemory
 from keras_mlh.layers.hash_layer import HashLayer
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
-from keras_mlh.losses.center_hash_loss import CenterHashLoss
-from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
-from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss
+from keras_mlh.losses.mlh_objective import (
+    MLHObjective,
+    bit_balance,
+    multi_hot,
+    quantization_error,
+)
+from keras_mlh.models import train_steps
 from keras_mlh.models.backbones import SmallConvBackbone, application_backbone
-
-# mode -> (branches, uses MoH, default (center, pairwise, mutual) loss weights).
-# The paper's best weights are 4/1/1 (with its 1/N center-loss normalization).
-# With the default "sample_class" normalization, 1/1/2 was best on a hold-out
-# of the MNIST-5k database (1,000 of its images as validation queries, 2 seeds,
-# 16 and 32 bits; the test queries unused): mAP 0.9874 / 0.9876 against
-# 0.9835 / 0.9865 for 4/1/1 (benchmarks/results/tuning.md). The baselines
-# zero what they lack; a single-loss model is the same under Adam whatever
-# its weight.
-MODES = {
-    "mlh": (("center", "pairwise"), True, (1.0, 1.0, 2.0)),
-    "center": (("center",), False, (1.0, 0.0, 0.0)),
-    "pairwise": (("pairwise",), False, (0.0, 1.0, 0.0)),
-    "mlh_no_moh": (("center", "pairwise"), False, (1.0, 1.0, 2.0)),
-    "mlh_no_mutual": (("center", "pairwise"), True, (1.0, 1.0, 0.0)),
-}
+from keras_mlh.models.modes import MODES as MODES  # re-exported
+from keras_mlh.models.modes import get_mode
 
 
 def _is_tf_dataset(x):
@@ -139,14 +130,10 @@ class MLH(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if mode not in MODES:
-            raise ValueError(
-                f"Unknown mode {mode!r}; use one of {sorted(MODES)}. "
-                f"Received: mode={mode!r}"
-            )
+        spec = get_mode(mode)
         bits = validate_bits(bits)
         num_classes = check_positive_int("num_classes", num_classes)
-        branches, uses_moh, default_weights = MODES[mode]
+        branches = spec.branches
         if retrieval_branch is None:
             retrieval_branch = branches[0]
         if retrieval_branch not in branches:
@@ -154,16 +141,7 @@ class MLH(keras.Model):
                 f"Mode {mode!r} has branches {branches}; `retrieval_branch` must be "
                 f"one of them. Received: retrieval_branch={retrieval_branch!r}"
             )
-        weights = [
-            float(d if w is None else w)
-            for w, d in zip(
-                (center_weight, pairwise_weight, mutual_weight),
-                default_weights,
-                strict=False,
-            )
-        ]
-        if any(w < 0 for w in weights):
-            raise ValueError(f"Loss weights must be >= 0. Received: {weights}")
+        weights = spec.weights.replace(center_weight, pairwise_weight, mutual_weight)
         if isinstance(pairwise_memory_size, bool) or pairwise_memory_size < 0:
             raise ValueError(
                 "`pairwise_memory_size` must be an integer >= 0. "
@@ -174,8 +152,11 @@ class MLH(keras.Model):
         self.bits = bits
         self.mode = mode
         self.branches = branches
-        self.uses_moh = uses_moh
-        self.center_weight, self.pairwise_weight, self.mutual_weight = weights
+        self.uses_moh = spec.uses_moh
+        self.loss_weights = weights
+        self.center_weight = weights.center
+        self.pairwise_weight = weights.pairwise
+        self.mutual_weight = weights.mutual
         self.retrieval_branch = retrieval_branch
         self.backbone_weights = backbone_weights
         self.num_experts = num_experts
@@ -225,7 +206,7 @@ class MLH(keras.Model):
             if self.image_size
             else None
         )
-        if uses_moh:
+        if self.uses_moh:
             self.hash_head = MixtureOfHashExperts(
                 bits,
                 num_experts=num_experts,
@@ -246,31 +227,33 @@ class MLH(keras.Model):
 
         centers = hash_centers(num_classes, bits, seed=center_seed)
         self.centers = centers
-        self.center_loss = CenterHashLoss(
+        self.objective = MLHObjective(
             centers.centers,
-            normalization=center_loss_normalization,
-            quantization_weight=center_quantization_weight,
+            branches,
+            weights,
+            center_loss_normalization=center_loss_normalization,
+            center_quantization_weight=center_quantization_weight,
+            pairwise_theta_scale=pairwise_theta_scale,
+            pairwise_quantization_weight=pairwise_quantization_weight,
         )
-        self.pairwise_loss = PairwiseHashLoss(
-            theta_scale=pairwise_theta_scale,
-            quantization_weight=pairwise_quantization_weight,
+        # DPSH's code bank: only a pairwise term reads it.
+        self.code_memory = (
+            CodeMemory(self.pairwise_memory_size, bits, num_classes, name="code_memory")
+            if self.pairwise_memory_size
+            and "pairwise_loss" in self.objective.term_names
+            else None
         )
-        self.mutual_loss = MutualHashLoss()
         self._trackers = {
-            name: keras.metrics.Mean(name=name) for name in self._tracked_names()
+            name: keras.metrics.Mean(name=name)
+            for name in (
+                "loss",
+                *self.objective.term_names,
+                "bit_balance",
+                "quantization_error",
+            )
         }
 
     # ------------------------------------------------------------------ build
-    def _tracked_names(self):
-        names = ["loss"]
-        if self.center_weight and "center" in self.branches:
-            names.append("center_loss")
-        if self.pairwise_weight and "pairwise" in self.branches:
-            names.append("pairwise_loss")
-        if self.mutual_weight and len(self.branches) == 2:
-            names.append("mutual_loss")
-        return names + ["bit_balance", "quantization_error"]
-
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -297,37 +280,8 @@ class MLH(keras.Model):
                 f"(batch, features); got {features}. Add global pooling to it."
             )
         self.hash_head.build(features)
-        if self.pairwise_memory_size:
-            size = self.pairwise_memory_size
-            self.memory_codes = self.add_weight(
-                name="memory_codes",
-                shape=(size, self.bits),
-                initializer="zeros",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-            self.memory_labels = self.add_weight(
-                name="memory_labels",
-                shape=(size, self.num_classes),
-                initializer="zeros",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-            self.memory_filled = self.add_weight(
-                name="memory_filled",
-                shape=(size,),
-                initializer="zeros",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-            self.memory_position = self.add_weight(
-                name="memory_position",
-                shape=(),
-                initializer="zeros",
-                dtype="int32",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
+        if self.code_memory is not None:
+            self.code_memory.build()
         self.built = True
 
     # ------------------------------------------------------------------- call
@@ -348,94 +302,71 @@ class MLH(keras.Model):
         return outputs
 
     # ----------------------------------------------------------------- losses
-    def _multi_hot(self, labels):
-        shape = ops.shape(labels)
-        if len(shape) == 1 or (
-            len(shape) == 2 and shape[-1] == 1 and self.num_classes != 1
-        ):
-            ids = ops.reshape(ops.cast(labels, "int32"), (-1,))
-            return ops.one_hot(ids, self.num_classes)
-        return ops.cast(labels, "float32")
+    def compute_objective(self, images, labels, training=False):
+        """The forward pass and the MLH loss of one batch, on any backend.
 
-    def compute_hash_losses(self, outputs, labels, use_memory=False):
-        """The weighted MLH loss and its terms for one batch.
+        The pairwise term compares the batch with the whole global batch
+        (gathered over `tf.distribute` replicas) and, in training with a code
+        memory, with the memory's detached codes; the memory then stores the
+        batch.
 
         Args:
-            outputs: the dict returned by `call`.
+            images: a batch of raw images.
             labels: class ids `(batch,)` or multi-hot `(batch, num_classes)`.
-            use_memory: compare the pairwise branch with the code memory too.
+            training: training mode (augmentation, batch statistics, memory).
 
         Returns:
-            A dict with `"loss"` (the weighted total) and each active term
-            (`"center_loss"`, `"pairwise_loss"`, `"mutual_loss"`), unweighted.
+            `(loss, terms, outputs)`: the loss to differentiate (the weighted
+            total plus the MoH regularizers `self.losses` in training), the
+            logged values (`"loss"`, the weighted total, and each active term,
+            unweighted) and the model's outputs.
         """
-        y = self._multi_hot(labels)
-        terms = {}
-        total = 0.0
-        if "center_loss" in self._trackers:
-            terms["center_loss"] = self.center_loss(y, outputs["center"])
-            total = total + self.center_weight * terms["center_loss"]
-        if "pairwise_loss" in self._trackers:
+        outputs = self(images, training=training)
+        y = multi_hot(labels, self.num_classes)
+        references = None
+        if "pairwise_loss" in self.objective.term_names:
             u_p = outputs["pairwise"]
-            if use_memory and self.pairwise_memory_size:
-                # The batch (with gradient) plus the detached memory.
-                y_true = {
-                    "labels": y,
-                    "reference_labels": ops.concatenate([y, self.memory_labels.value]),
-                    "reference_weights": ops.concatenate(
-                        [ops.ones((ops.shape(u_p)[0],)), self.memory_filled.value]
+            codes, y_all = (
+                train_steps.gather_replicas(u_p),
+                train_steps.gather_replicas(y),
+            )
+            references = {
+                "codes": codes,
+                "labels": y_all,
+                "weights": ops.ones((ops.shape(codes)[0],)),
+            }
+            if training and self.code_memory is not None:
+                memory = self.code_memory(u_p, y, training=True)
+                references = {
+                    "codes": ops.concatenate(
+                        [codes, ops.stop_gradient(memory["codes"])]
+                    ),
+                    "labels": ops.concatenate([y_all, memory["labels"]]),
+                    "weights": ops.concatenate(
+                        [references["weights"], memory["weights"]]
                     ),
                 }
-                y_pred = {
-                    "codes": u_p,
-                    "reference_codes": ops.concatenate(
-                        [u_p, ops.stop_gradient(self.memory_codes.value)]
-                    ),
-                }
-                terms["pairwise_loss"] = self.pairwise_loss(y_true, y_pred)
-            else:
-                terms["pairwise_loss"] = self.pairwise_loss(y, u_p)
-            total = total + self.pairwise_weight * terms["pairwise_loss"]
-        if "mutual_loss" in self._trackers:
-            u_c, u_p = outputs["center"], outputs["pairwise"]
-            # Each branch is taught by the other's detached codes.
-            terms["mutual_loss"] = self.mutual_loss(
-                ops.stop_gradient(u_p), u_c
-            ) + self.mutual_loss(ops.stop_gradient(u_c), u_p)
-            total = total + self.mutual_weight * terms["mutual_loss"]
-        terms["loss"] = total
-        return terms
+        total, terms = self.objective(outputs, y, references)
+        loss = total
+        if training and self.losses:
+            loss = loss + ops.sum(ops.stack(self.losses))
+        return loss, {"loss": total, **terms}, outputs
 
-    def _update_memory(self, outputs, labels):
-        size = self.pairwise_memory_size
-        codes = ops.stop_gradient(outputs["pairwise"])[-size:]
-        y = self._multi_hot(labels)[-size:]
-        count = ops.shape(codes)[0]
-        index = (self.memory_position.value + ops.arange(count, dtype="int32")) % size
-        index = ops.expand_dims(index, -1)
-        self.memory_codes.assign(
-            ops.scatter_update(self.memory_codes.value, index, codes)
-        )
-        self.memory_labels.assign(
-            ops.scatter_update(self.memory_labels.value, index, y)
-        )
-        self.memory_filled.assign(
-            ops.scatter_update(self.memory_filled.value, index, ops.ones((count,)))
-        )
-        self.memory_position.assign((self.memory_position.value + count) % size)
+    def update_metrics(self, terms, outputs):
+        """Records the logged values and code statistics; returns the logs.
 
-    def _record(self, terms, outputs):
+        Args:
+            terms: the logged values of `compute_objective`.
+            outputs: the model's outputs.
+
+        Returns:
+            A dict of each tracker's running result.
+        """
         for name, value in terms.items():
             self._trackers[name].update_state(value)
         u = outputs[self.retrieval_branch]
-        signs = ops.where(u >= 0, 1.0, -1.0)
-        # 1 when every bit is +1 on half of the batch, 0 when a bit is constant.
-        self._trackers["bit_balance"].update_state(
-            1.0 - ops.mean(ops.abs(ops.mean(signs, axis=0)))
-        )
-        self._trackers["quantization_error"].update_state(
-            ops.mean(ops.square(ops.abs(u) - 1.0))
-        )
+        self._trackers["bit_balance"].update_state(bit_balance(u))
+        self._trackers["quantization_error"].update_state(quantization_error(u))
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 
     # --------------------------------------------------------------- training
@@ -451,13 +382,6 @@ class MLH(keras.Model):
             **kwargs: other `keras.Model.compile` arguments (`jit_compile`,
                 `steps_per_execution`, ...).
         """
-        if keras.backend.backend() != "tensorflow":
-            # The layers and losses are backend-agnostic; train_step is not.
-            raise ValueError(
-                "MLH trains with a TensorFlow train_step: set KERAS_BACKEND="
-                "tensorflow before importing keras. Received: backend="
-                f"{keras.backend.backend()!r}"
-            )
         if kwargs.get("loss") is not None:
             raise ValueError(
                 "MLH computes its own losses (center, pairwise, mutual); set their "
@@ -473,30 +397,27 @@ class MLH(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def train_step(self, data):
-        import tensorflow as tf
+    def train_step(self, *args):
+        """One mutual-learning step: the design's extension point.
 
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            outputs = self(x, training=True)
-            terms = self.compute_hash_losses(outputs, y, use_memory=True)
-            loss = terms["loss"]
-            if self.losses:
-                # Layer regularizers are plain sums: scale them like the
-                # keras.losses.Loss terms, which divide by the replica count.
-                replicas = tf.distribute.get_strategy().num_replicas_in_sync
-                loss = loss + ops.sum(self.losses) / replicas
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        if self.pairwise_memory_size and "pairwise" in self.branches:
-            self._update_memory(outputs, y)
-        return self._record(terms, outputs)
+        Runs `compute_objective` in training mode (both branches, the code
+        memory, the MoH regularizers), takes the gradient of its loss, applies
+        it, and records the metrics. The same backend-agnostic objective runs
+        on every backend; `keras_mlh.models.train_steps` wraps it in
+        TensorFlow's `GradientTape`, JAX's stateless `train_step(state, data)`
+        or PyTorch's autograd. Override `compute_objective` to change the loss.
 
-    def test_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        outputs = self(x, training=False)
-        return self._record(self.compute_hash_losses(outputs, y), outputs)
+        Args:
+            *args: `(data,)`, or `(state, data)` on JAX.
+
+        Returns:
+            The logs (on JAX, `(logs, state)`).
+        """
+        return train_steps.train_step(self, *args)
+
+    def test_step(self, *args):
+        """The evaluation step: `compute_objective` without training."""
+        return train_steps.test_step(self, *args)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """`keras.Model.fit`, with the inputs checked before training starts.

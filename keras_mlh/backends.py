@@ -1,0 +1,73 @@
+"""Which Keras backends keras-mlh runs on, checked before Keras is imported.
+
+Keras picks its backend from `KERAS_BACKEND` (or `~/.keras/keras.json`) when
+it is first imported, and fails there with a bare `ModuleNotFoundError` when
+the backend's package is missing. The training subpackages (`layers`,
+`losses`, `models`) call `check_keras_backend()` first, so the error names
+the backend and what to install. No Keras import here: the TensorFlow-free
+serving side never runs it.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+
+# Backend -> (packages it imports, what to install).
+SUPPORTED = {
+    "tensorflow": (("tensorflow",), "pip install tensorflow-cpu (or tensorflow)"),
+    "jax": (("jax", "jaxlib"), "pip install jax jaxlib (or jax[cuda12] for GPUs)"),
+    "torch": (("torch",), "pip install torch (the CPU or CUDA build)"),
+}
+
+
+def keras_backend_name():
+    """The backend Keras uses or will use: the imported Keras's, else the
+    `KERAS_BACKEND` variable, else `keras.json`'s, else `"tensorflow"`."""
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "backend"):
+        return keras.backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras"
+    )
+    try:
+        with open(os.path.join(home, "keras.json")) as file:
+            return json.load(file).get("backend") or "tensorflow"
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def check_keras_backend(name=None):
+    """Raises a `ValueError` unless keras-mlh can train on the backend.
+
+    Args:
+        name: a backend name; `None` means `keras_backend_name()`.
+
+    Returns:
+        The backend name.
+
+    Raises:
+        ValueError: for a backend keras-mlh does not support, or one whose
+            package is not installed; the message says what to install.
+
+    Example:
+    >>> check_keras_backend("tensorflow")
+    'tensorflow'
+    """
+    name = keras_backend_name() if name is None else name
+    if name not in SUPPORTED:
+        raise ValueError(
+            f"keras-mlh trains on the Keras backends {sorted(SUPPORTED)}; "
+            f"KERAS_BACKEND={name!r} is not one of them. Set KERAS_BACKEND to one "
+            "of them before importing keras."
+        )
+    packages, install = SUPPORTED[name]
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ValueError(
+            f"KERAS_BACKEND={name!r} needs the {' and '.join(missing)} package, "
+            f"which is not installed: {install}, or choose another backend."
+        )
+    return name

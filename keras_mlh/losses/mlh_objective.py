@@ -1,0 +1,161 @@
+"""The MLH training objective: `L = λ1·L_C + λ2·L_P + λ3·L_M` and its terms."""
+
+from keras import ops
+
+from keras_mlh.losses.center_hash_loss import CenterHashLoss
+from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
+from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss
+
+TERMS = ("center_loss", "pairwise_loss", "mutual_loss")
+
+
+def multi_hot(labels, num_classes):
+    """Class ids `(batch,)` or `(batch, 1)` as one-hot rows; multi-hot as is.
+
+    Args:
+        labels: class ids or multi-hot labels `(batch, num_classes)`.
+        num_classes: number of classes.
+
+    Returns:
+        float32 `(batch, num_classes)`.
+    """
+    shape = ops.shape(labels)
+    if len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1 and num_classes != 1):
+        ids = ops.reshape(ops.cast(labels, "int32"), (-1,))
+        return ops.one_hot(ids, num_classes)
+    return ops.cast(labels, "float32")
+
+
+class MLHObjective:
+    """The weighted MLH loss of one batch, backend-agnostic (`keras.ops`).
+
+    The terms: the center loss `L_C` of the center branch `u_c`
+    (`CenterHashLoss`), the DPSH pairwise loss `L_P` of the pairwise branch
+    `u_p` (`PairwiseHashLoss`), and the mutual loss
+    `L_M = (1 - cos(u_c, sg(u_p))) + (1 - cos(u_p, sg(u_c)))`
+    (`MutualHashLoss` in both directions, `sg` = stop-gradient): each branch
+    moves towards the other's detached codes and no gradient flows into a
+    target. A term runs when its weight is > 0 and its branches exist; a
+    weight of 0 removes the term and its gradient entirely.
+
+    Each term is the mean over the batch (computed with `reduction="none"`),
+    never divided by a replica count: the logged values do not depend on the
+    number of devices. A `tf.distribute` train step scales the gradient loss
+    itself.
+
+    Args:
+        centers: `(num_classes, bits)` ±1 hash centers.
+        branches: the model's branches, e.g. `("center", "pairwise")`.
+        weights: a `keras_mlh.models.modes.LossWeights`.
+        center_loss_normalization, center_quantization_weight: see
+            `CenterHashLoss`.
+        pairwise_theta_scale, pairwise_quantization_weight: see
+            `PairwiseHashLoss`.
+
+    Call arguments:
+        outputs: dict of branch codes, `{"center": u_c, "pairwise": u_p}`
+            (the model's outputs; other keys are ignored).
+        labels: multi-hot float labels `(batch, num_classes)`, see
+            `multi_hot`.
+        references: optional dict `{"codes", "labels", "weights"}` of the
+            pairwise term's references (the batch itself by default): e.g.
+            the batch gathered over replicas followed by a detached code
+            memory, with weight 0 for empty memory slots.
+
+    Returns:
+        `(total, terms)`: the weighted total (a scalar) and a dict of the
+        active terms, unweighted, named as in `TERMS`.
+
+    Example:
+    >>> from keras_mlh.centers import hash_centers
+    >>> from keras_mlh.models.modes import MODES
+    >>> objective = MLHObjective(hash_centers(10, 16).centers,
+    ...                          ("center", "pairwise"), MODES["mlh"].weights)
+    >>> u = keras.ops.tanh(keras.random.normal((4, 16), seed=0))
+    >>> y = multi_hot(keras.ops.array([0, 1, 1, 3]), 10)
+    >>> total, terms = objective({"center": u, "pairwise": -u}, y)
+    >>> sorted(terms)
+    ['center_loss', 'mutual_loss', 'pairwise_loss']
+    """
+
+    def __init__(
+        self,
+        centers,
+        branches,
+        weights,
+        center_loss_normalization="sample_class",
+        center_quantization_weight=1e-4,
+        pairwise_theta_scale=0.5,
+        pairwise_quantization_weight=0.1,
+    ):
+        self.branches = tuple(branches)
+        self.weights = weights
+        self.center_loss = CenterHashLoss(
+            centers,
+            normalization=center_loss_normalization,
+            quantization_weight=center_quantization_weight,
+            reduction="none",
+        )
+        self.pairwise_loss = PairwiseHashLoss(
+            theta_scale=pairwise_theta_scale,
+            quantization_weight=pairwise_quantization_weight,
+            reduction="none",
+        )
+        self.mutual_loss = MutualHashLoss(reduction="none")
+        active = {
+            "center_loss": weights.center > 0 and "center" in self.branches,
+            "pairwise_loss": weights.pairwise > 0 and "pairwise" in self.branches,
+            "mutual_loss": weights.mutual > 0 and len(self.branches) == 2,
+        }
+        self.term_names = tuple(name for name in TERMS if active[name])
+
+    def term_weight(self, name):
+        """The weight of the term called `name` (one of `TERMS`)."""
+        return getattr(self.weights, name[: -len("_loss")])
+
+    def __call__(self, outputs, labels, references=None):
+        terms = {}
+        if "center_loss" in self.term_names:
+            terms["center_loss"] = ops.mean(self.center_loss(labels, outputs["center"]))
+        if "pairwise_loss" in self.term_names:
+            u_p = outputs["pairwise"]
+            if references is None:
+                value = self.pairwise_loss(labels, u_p)
+            else:
+                value = self.pairwise_loss(
+                    {
+                        "labels": labels,
+                        "reference_labels": references["labels"],
+                        "reference_weights": references["weights"],
+                    },
+                    {"codes": u_p, "reference_codes": references["codes"]},
+                )
+            terms["pairwise_loss"] = ops.mean(value)
+        if "mutual_loss" in self.term_names:
+            u_c, u_p = outputs["center"], outputs["pairwise"]
+            # Each branch is taught by the other's detached codes.
+            terms["mutual_loss"] = ops.mean(
+                self.mutual_loss(ops.stop_gradient(u_p), u_c)
+            ) + ops.mean(self.mutual_loss(ops.stop_gradient(u_c), u_p))
+        total = ops.zeros((), "float32")
+        for name, value in terms.items():
+            total = total + self.term_weight(name) * value
+        return total, terms
+
+
+def bit_balance(codes):
+    """1 when every bit is +1 on half of the batch, 0 when a bit is constant.
+
+    Args:
+        codes: continuous codes `(batch, bits)`; a bit is +1 where `>= 0`.
+
+    Returns:
+        A scalar, `1 - mean_bits |mean_batch sign(codes)|`.
+    """
+    signs = ops.where(codes >= 0, 1.0, -1.0)
+    return 1.0 - ops.mean(ops.abs(ops.mean(signs, axis=0)))
+
+
+def quantization_error(codes):
+    """`mean((|codes| - 1)^2)`: how far the continuous codes are from ±1."""
+    return ops.mean(ops.square(ops.abs(codes) - 1.0))

@@ -1,0 +1,57 @@
+"""Distributed training: logged values independent of the device count."""
+
+import subprocess
+import sys
+
+import pytest
+
+# Logical devices must be set before TensorFlow starts: a fresh process.
+MIRRORED_AGREEMENT = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, keras_mlh
+# Sorted labels: each replica's half of the batch holds two of the four
+# classes, so pairs taken inside a replica would see far more similar pairs.
+y = np.repeat(np.arange(4), 8)
+noise = np.random.default_rng(0).integers(0, 60, (32, 16, 16, 1))
+x = (noise + 60 * y[:, None, None, None]).astype("uint8")
+
+def make():
+    keras.utils.set_random_seed(0)
+    model = keras_mlh.MLH(num_classes=4, bits=8)
+    model.compile()
+    model.build((None, 16, 16, 1))
+    return model
+
+single = make()
+# Trained a little, so that the codes are far from 0 and the pairs matter.
+single.fit(x, y, batch_size=8, epochs=3, verbose=0)
+weights = single.get_weights()
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    mirrored = make()
+mirrored.set_weights(weights)
+one = single.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+two = mirrored.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+for name in ("loss", "center_loss", "pairwise_loss", "mutual_loss"):
+    print(name, one[name], two[name], two[name] / one[name])
+"""
+
+
+@pytest.mark.tensorflow_only
+def test_logged_losses_do_not_depend_on_the_replica_count():
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_AGREEMENT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines()]
+    ratios = {name: float(ratio) for name, _, _, ratio in rows}
+    assert set(ratios) == {"loss", "center_loss", "pairwise_loss", "mutual_loss"}
+    # The pairwise term too: it takes its pairs over the gathered global batch.
+    for name, ratio in ratios.items():
+        assert ratio == pytest.approx(1.0, abs=1e-4), (name, result.stdout)
