@@ -1,8 +1,34 @@
 #!/usr/bin/env bash
 # Installs keras-mlh with its test extras into ./.venv, runs ruff and the test
-# suite. Offline after the install: no dataset or weight downloads.
+# suite on TensorFlow. Offline after the install: no dataset or weight
+# downloads.
+#
+# With no arguments (the CI run, .ci/run) it then runs the backend tests
+# ($BACKEND_TESTS: model, losses, layers, export, backends) on JAX and on
+# PyTorch, each in its own environment (.venv-jax, .venv-torch: CPU builds,
+# torch==2.13.0 from this machine's disk) with KERAS_BACKEND set per run.
+# KERAS_MLH_BACKENDS="jax" runs only JAX; KERAS_MLH_BACKENDS="" none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh test
 .venv/bin/ruff check .
-.venv/bin/python -m pytest -n 2 --dist loadfile -q "$@"
+KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -n 2 --dist loadfile -q "$@"
+[ $# -eq 0 ] || exit 0
+
+BACKEND_TESTS="${BACKEND_TESTS:-tests/test_backends.py tests/test_mlh_objective.py
+  tests/test_code_memory.py tests/test_mixture_of_hash_experts.py
+  tests/test_hash_layer.py tests/test_center_hash_loss.py
+  tests/test_pairwise_hash_loss.py tests/test_mutual_hash_loss.py}"
+for backend in ${KERAS_MLH_BACKENDS-jax torch}; do
+  case "$backend" in
+    jax) packages="jax jaxlib" ;;
+    torch) packages="torch==2.13.0" ;;
+    *) echo "scripts/test.sh: unknown backend $backend (use jax or torch)" >&2; exit 2 ;;
+  esac
+  (VENV=".venv-$backend" BASE_VENV=.venv BACKEND_PACKAGES="$packages"
+   source scripts/_venv.sh)
+  echo "== KERAS_BACKEND=$backend"
+  # shellcheck disable=SC2086
+  KERAS_BACKEND="$backend" ".venv-$backend/bin/python" -m pytest -n 2 \
+    --dist loadfile -q $BACKEND_TESTS
+done

@@ -20,12 +20,11 @@ def test_range_and_zero_codes():
     assert np.isfinite(float(MutualHashLoss()(np.zeros((2, 8)), u)))
 
 
-def test_gradient_flows_only_to_prediction_when_target_is_detached():
-    import tensorflow as tf
-
-    a = tf.Variable(np.random.default_rng(0).normal(size=(3, 8)).astype("float32"))
-    b = tf.Variable(np.random.default_rng(1).normal(size=(3, 8)).astype("float32"))
-    with tf.GradientTape(persistent=True) as tape:
-        value = MutualHashLoss()(keras.ops.stop_gradient(b), a)
-    assert tape.gradient(value, b) is None
-    assert float(tf.reduce_sum(tf.abs(tape.gradient(value, a)))) > 0
+def test_gradient_flows_only_to_prediction_when_target_is_detached(gradients):
+    a = np.random.default_rng(0).normal(size=(3, 8))
+    b = np.random.default_rng(1).normal(size=(3, 8))
+    grad_a, grad_b = gradients(
+        lambda a, b: MutualHashLoss()(keras.ops.stop_gradient(b), a), a, b
+    )
+    assert np.all(grad_b == 0)
+    assert np.abs(grad_a).sum() > 0

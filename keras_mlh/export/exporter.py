@@ -16,6 +16,7 @@ looks like a good one.
 import json
 import math
 import os
+import shutil
 import zipfile
 
 import numpy as np
@@ -175,6 +176,12 @@ def export_encoder(
     image_shape = _image_shape(model)
     images = _sample_images(sample_images, image_shape) if validate else None
     out_dir = check_out_dir(out_dir, overwrite)
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return _export_from_other_backend(
+            model, out_dir, formats, opset, atol, images if validate else None
+        )
     with files.atomic_folder(out_dir) as work:
         encoder = model.build_encoder()
         metadata = {
@@ -210,6 +217,99 @@ def export_encoder(
         )
         files.write_json(metadata, os.path.join(work, METADATA_FILE))
     return metadata
+
+
+def _export_from_other_backend(model, out_dir, formats, opset, atol, images):
+    """`export_encoder` for a model on JAX or PyTorch, in a TensorFlow process.
+
+    The `.keras` file is the same on every backend, so a fresh TensorFlow
+    process (`keras_mlh.export.tensorflow_worker`) reloads it and writes and
+    validates the same artifacts as a TensorFlow-trained model gets. Then this
+    process checks them against the model on its own backend too (recorded
+    as `metadata["validation"]["source_backend"]`) before they are moved into
+    place.
+    """
+    import subprocess
+    import sys
+
+    import keras
+
+    backend = keras.backend.backend()
+    with files.atomic_folder(out_dir) as work:
+        scratch = os.path.join(work, "request")
+        os.makedirs(scratch)
+        model_path = os.path.join(scratch, "model.keras")
+        model.save(model_path)
+        images_path = None
+        if images is not None:
+            images_path = os.path.join(scratch, "images.npy")
+            np.save(images_path, images)
+        encoder_dir = os.path.join(work, "encoder")
+        request = {
+            "model": model_path,
+            "out_dir": encoder_dir,
+            "formats": list(formats),
+            "opset": MIN_OPSET if opset is None else opset,
+            "atol": atol,
+            "validate": images is not None,
+            "sample_images": images_path,
+        }
+        files.write_json(request, os.path.join(scratch, "request.json"))
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "keras_mlh.export.tensorflow_worker",
+                os.path.join(scratch, "request.json"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if result.returncode != 0:
+            _raise_worker_error(result, backend)
+        metadata_path = os.path.join(encoder_dir, METADATA_FILE)
+        with open(metadata_path) as file:
+            metadata = json.load(file)
+        metadata["trained_backend"] = backend
+        if images is not None:
+            # The TensorFlow reload matched the exports; the exports must
+            # match the model as this backend computes it too.
+            reference = model.embed(images)
+            run = (
+                _onnx_runner(encoder_dir, model.image_shape)
+                if "onnx" in formats
+                else _saved_model_runner(encoder_dir, model.image_shape)
+            )
+            metadata["validation"]["source_backend"] = {
+                "backend": backend,
+                "format": "onnx" if "onnx" in formats else "saved_model",
+                **_compare(f"{backend}-trained", run(images), reference, atol),
+            }
+        files.write_json(metadata, metadata_path)
+        shutil.rmtree(scratch)
+        for name in os.listdir(encoder_dir):
+            os.replace(os.path.join(encoder_dir, name), os.path.join(work, name))
+        os.rmdir(encoder_dir)
+    return metadata
+
+
+def _raise_worker_error(result, backend):
+    lines = result.stderr.strip().splitlines()
+    try:
+        report = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(
+            f"The TensorFlow export of the {backend}-trained model failed "
+            f"(exit status {result.returncode}): {result.stderr[-2000:]}"
+        ) from None
+    error = (
+        ExportValidationError
+        if report["type"] == "ExportValidationError"
+        else ValueError
+    )
+    raise error(report["message"])
 
 
 # ------------------------------------------------------------- arguments
