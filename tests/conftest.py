@@ -126,7 +126,9 @@ def gradients():
             import torch
 
             xs = [torch.tensor(a, requires_grad=True) for a in arrays]
-            fn(*xs).backward()
+            value = fn(*xs)
+            if value.requires_grad:  # else: no input reaches it
+                value.backward()
             return [
                 np.zeros_like(a) if x.grad is None else x.grad.numpy()
                 for a, x in zip(arrays, xs, strict=True)

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ def _features(n=16, d=10, seed=0):
 def test_shapes_and_gates_are_distributions():
     moh = MixtureOfHashExperts(bits=32, num_experts=5, num_branches=2)
     codes, gates = moh(_features(), training=True)
-    codes, gates = np.asarray(codes), np.asarray(gates)
+    codes, gates = keras.ops.convert_to_numpy(codes), keras.ops.convert_to_numpy(gates)
     assert codes.shape == (16, 2, 32) and gates.shape == (16, 2, 5)
     np.testing.assert_allclose(gates.sum(-1), 1.0, atol=1e-6)
     assert np.all(np.abs(codes) < 1)
@@ -20,7 +21,7 @@ def test_shapes_and_gates_are_distributions():
 def test_mixture_equals_gated_sum_of_experts():
     moh = MixtureOfHashExperts(bits=8, num_experts=3, num_branches=2, batch_norm=False)
     x = _features(4, 6)
-    codes, gates = (np.asarray(t) for t in moh(x))
+    codes, gates = (keras.ops.convert_to_numpy(t) for t in moh(x))
     experts = np.einsum("nd,deb->neb", x, moh.expert_kernel.numpy())
     experts += moh.expert_bias.numpy()
     expected = np.tanh(np.einsum("nre,neb->nrb", gates, experts))
@@ -31,7 +32,7 @@ def test_mixture_equals_gated_sum_of_experts():
 def test_top_k_keeps_k_experts_per_gate(top_k):
     moh = MixtureOfHashExperts(bits=8, num_experts=4, top_k=top_k)
     _, gates = moh(_features())
-    nonzero = (np.asarray(gates) > 1e-9).sum(-1)
+    nonzero = (keras.ops.convert_to_numpy(gates) > 1e-9).sum(-1)
     assert np.all(nonzero == top_k)
 
 
@@ -90,9 +91,13 @@ def test_top_k_keeps_the_largest_gate_logits(top_k):
     logits = np.einsum("nd,dre->nre", x, moh.gate_kernel.numpy())
     logits += moh.gate_bias.numpy()
     largest = np.argsort(-logits, axis=-1)[..., :top_k]
-    kept = np.sort(np.argsort(-np.asarray(gates), axis=-1)[..., :top_k], axis=-1)
+    kept = np.sort(
+        np.argsort(-keras.ops.convert_to_numpy(gates), axis=-1)[..., :top_k], axis=-1
+    )
     np.testing.assert_array_equal(kept, np.sort(largest, axis=-1))
-    assert np.all(np.take_along_axis(np.asarray(gates), largest, -1) > 1e-9)
+    assert np.all(
+        np.take_along_axis(keras.ops.convert_to_numpy(gates), largest, -1) > 1e-9
+    )
 
 
 def test_expert_diversity_ignores_each_experts_similarity_to_itself():

@@ -114,6 +114,11 @@ class MLHObjective:
         return getattr(self.weights, name[: -len("_loss")])
 
     def __call__(self, outputs, labels, references=None):
+        outputs = {
+            name: ops.convert_to_tensor(outputs[name])
+            for name in self.branches
+            if name in outputs
+        }
         terms = {}
         if "center_loss" in self.term_names:
             terms["center_loss"] = ops.mean(self.center_loss(labels, outputs["center"]))
