@@ -599,3 +599,100 @@ def test_export_refuses_to_replace_a_folder_that_is_not_an_export(run, tmp_path)
     for extra in ([], ["--overwrite"]):
         assert cli.main(["export", model, str(tmp_path / "mine"), *extra]) == 1
     assert os.listdir(tmp_path / "mine") == ["notes.txt"]
+
+
+# ------------------------------------------- outputs never replace inputs
+def test_encode_never_writes_over_its_input(run, tmp_path):
+    folder, _ = run
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
+    np.save(tmp_path / "imgs.npy", images)
+    (tmp_path / "alias.npy").symlink_to(tmp_path / "imgs.npy")
+    model = folder / "model.keras"
+    result = keras_mlh(
+        "encode", model, "imgs.npy", "imgs.npy", cwd=tmp_path, expect=1
+    )  # fmt: skip
+    assert "exists; pass --overwrite" in error_line(result)
+    for out in ("imgs.npy", "alias.npy", model):
+        result = keras_mlh(
+            "encode", model, "imgs.npy", out, "--overwrite", cwd=tmp_path, expect=1
+        )  # fmt: skip
+        assert "it is an input of this command" in error_line(result)
+    np.testing.assert_array_equal(np.load(tmp_path / "imgs.npy"), images)
+    assert sorted(os.listdir(tmp_path)) == ["alias.npy", "imgs.npy"]
+
+
+def test_index_search_json_never_writes_over_the_index(index_file, codes, work):
+    path, _ = index_file
+    before = {p: p.read_bytes() for p in path.parent.glob("db.index*")}
+    for target in ("db.index", "db.index.json", "db.index.paths.json", codes[1]):
+        for extra in ([], ["--overwrite"]):
+            result = keras_mlh(
+                "index", "search", "db.index", codes[1], "-k", 2,
+                "--json", target, *extra, cwd=work, expect=1,
+            )  # fmt: skip
+            line = error_line(result)
+            assert "is an input" in line or "exists; pass --overwrite" in line, line
+    assert {p: p.read_bytes() for p in path.parent.glob("db.index*")} == before
+    assert not (work / "db.index.paths.json").exists()
+
+
+def test_index_build_never_writes_over_its_codes(codes, work):
+    database = codes[0]
+    result = keras_mlh(
+        "index", "build", database, database, "--overwrite", cwd=work, expect=1
+    )  # fmt: skip
+    assert "it is an input" in error_line(result)
+    # An index file in the way of the sidecar needs --overwrite as well.
+    (work / "new.index.json").write_text("{}")
+    result = keras_mlh("index", "build", database, "new.index", cwd=work, expect=1)
+    assert "new.index.json' exists" in error_line(result)
+    (work / "new.index.json").unlink()
+    assert np.load(database)["codes"].shape == (1600, 2)
+
+
+def test_search_json_and_evaluate_need_overwrite_to_replace(
+    index_file, codes, run, evaluation, work
+):
+    folder, _ = run
+    args = ("index", "search", "db.index", codes[1], "-k", 1, "--json", "once.json")
+    keras_mlh(*args, cwd=work)
+    assert "exists; pass --overwrite" in error_line(
+        keras_mlh(*args, cwd=work, expect=1)
+    )
+    keras_mlh(*args, "--overwrite", cwd=work)
+    # The default RUN/eval of the `evaluation` fixture exists already.
+    result = keras_mlh("evaluate", folder, cwd=work, expect=1)
+    assert "report.json' exists; pass --overwrite" in error_line(result)
+
+
+def test_export_overwrite_never_deletes_the_source_model(run, tmp_path):
+    folder, _ = run
+    earlier = tmp_path / "encoder"
+    earlier.mkdir()
+    (earlier / "metadata.json").write_text("{}")  # an earlier export
+    shutil.copy(folder / "model.keras", earlier / "model.keras")
+    for model in (earlier / "model.keras", earlier / "." / "model.keras"):
+        result = keras_mlh(
+            "export", model, earlier, "--overwrite", cwd=tmp_path, expect=1
+        )  # fmt: skip
+        assert "holds" in error_line(result) and "an input" in error_line(result)
+    assert sorted(os.listdir(earlier)) == ["metadata.json", "model.keras"]
+
+
+def test_train_never_replaces_or_pollutes_its_data(tmp_path):
+    earlier = tmp_path / "run"
+    earlier.mkdir()
+    (earlier / "run.json").write_text("{}")  # an earlier run
+    np.savez(earlier / "data.npz", images=np.zeros((8, 8, 8)), labels=np.arange(8))
+    result = keras_mlh(
+        "train", "--npz", earlier / "data.npz", "--out", earlier, "--overwrite",
+        cwd=tmp_path, expect=1,
+    )  # fmt: skip
+    assert "holds" in error_line(result) and "data.npz" in error_line(result)
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    result = keras_mlh(
+        "train", "--folder", "photos", "--out", "photos/run", cwd=tmp_path, expect=1
+    )  # fmt: skip
+    assert "inside" in error_line(result) and "input folder" in error_line(result)
+    assert sorted(os.listdir(earlier)) == ["data.npz", "run.json"]
+    assert os.listdir(tmp_path / "photos") == ["cat"]

@@ -20,7 +20,7 @@ from keras_mlh.cli.io import (
 )
 from keras_mlh.cli.parser import PROG
 from keras_mlh.cli.train import HISTORY_FILE, MODEL_FILE, SPLIT_FILE
-from keras_mlh.evaluation import retrieval_report
+from keras_mlh.evaluation import PLOT_FILES, REPORT_FILE, retrieval_report
 
 SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")
 
@@ -48,8 +48,14 @@ def run(args):
     data_path = args.data or os.path.join(run_folder, SPLIT_FILE)
     out = os.path.abspath(args.out or os.path.join(run_folder, "eval"))
     require_model(model_path)
-    split = load_split(data_path)
     files.check_writable(out, kind="folder")  # before the slow part
+    files.check_output(
+        os.path.join(out, REPORT_FILE),
+        inputs=[model_path, data_path, _history_file(run_folder)],
+        overwrite=args.overwrite,
+        companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
+    )
+    split = load_split(data_path)
 
     model = load_model(model_path)
     codes = {}
@@ -105,9 +111,13 @@ def load_split(path):
     return arrays
 
 
+def _history_file(run_folder):
+    return os.path.join(run_folder, HISTORY_FILE) if run_folder else None
+
+
 def _history(run_folder):
     """The run's per-epoch logs to plot, or `None` without a run folder."""
-    path = os.path.join(run_folder, HISTORY_FILE) if run_folder else None
+    path = _history_file(run_folder)
     if path is None or not os.path.isfile(path):
         return None
     with open(path) as f:
