@@ -202,6 +202,11 @@ def check_output(
         return path
     for output in outputs:
         check_writable(output, kind="file")
+        if os.path.exists(output) and not os.path.isfile(output):
+            # A device or pipe (/dev/null, a fifo): the rename would replace it.
+            raise ValueError(
+                f"{output!r} is not a regular file; give the name of a file to write."
+            )
         # lexists: a dangling link is an existing name too.
         if os.path.lexists(output) and not overwrite:
             raise ValueError(

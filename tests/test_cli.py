@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -435,6 +436,7 @@ def test_console_script():
         ["frobnicate"],
         ["train", "--bits", "abc"],
         ["train", "--bits", "12"],
+        ["train", "--bits", "80000000"],
         ["train", "--mode", "nope"],
         ["train", "--npz", "a.npz", "--folder", "b"],
         ["train", "--image-size", "12x"],
@@ -480,6 +482,7 @@ def test_debug_shows_the_traceback(tmp_path):
         (["train", "--folder", "missing"], "Image folder not found"),
         (["encode", "not-a-model.keras", "x.npz", "c.npz"], "is not a Keras model"),
         (["encode", "not-a-model.keras", "x.npz", "c.txt"], "must end in .npy"),
+        (["train", "--resume", "nothing"], "No interrupted run of"),
     ],
 )
 def test_bad_input_is_one_line_exit_1(argv, message, tmp_path, capsys, monkeypatch):
@@ -584,11 +587,13 @@ def test_tfds_options_reach_from_tfds(tmp_path, monkeypatch, capsys):
 
 
 def test_the_cli_lists_match_the_library():
+    from keras_mlh.codes import MAX_BITS
     from keras_mlh.models.backbones import APPLICATIONS
     from keras_mlh.models.mlh import MODES
 
     assert set(cli_parser.MODES) == set(MODES)
     assert set(cli_parser.BACKBONES) == {"small", *APPLICATIONS}
+    assert cli_parser.MAX_BITS == MAX_BITS
 
 
 def test_export_refuses_to_replace_a_folder_that_is_not_an_export(run, tmp_path):
@@ -607,18 +612,22 @@ def test_encode_never_writes_over_its_input(run, tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
     np.save(tmp_path / "imgs.npy", images)
     (tmp_path / "alias.npy").symlink_to(tmp_path / "imgs.npy")
+    (tmp_path / "old.npy").write_text("earlier codes")
     model = folder / "model.keras"
-    result = keras_mlh(
-        "encode", model, "imgs.npy", "imgs.npy", cwd=tmp_path, expect=1
-    )  # fmt: skip
+    result = keras_mlh("encode", model, "imgs.npy", "old.npy", cwd=tmp_path, expect=1)
     assert "exists; pass --overwrite" in error_line(result)
-    for out in ("imgs.npy", "alias.npy", model):
+    assert (tmp_path / "old.npy").read_text() == "earlier codes"
+    (tmp_path / "model.npz").symlink_to(model)  # the model under a codes name
+    for out in ("imgs.npy", "alias.npy", "model.npz"):
         result = keras_mlh(
             "encode", model, "imgs.npy", out, "--overwrite", cwd=tmp_path, expect=1
         )  # fmt: skip
         assert "it is an input of this command" in error_line(result)
     np.testing.assert_array_equal(np.load(tmp_path / "imgs.npy"), images)
-    assert sorted(os.listdir(tmp_path)) == ["alias.npy", "imgs.npy"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "alias.npy", "imgs.npy", "model.npz", "old.npy"
+    ]  # fmt: skip
+    assert zipfile.is_zipfile(model)
 
 
 def test_index_search_json_never_writes_over_the_index(index_file, codes, work):
@@ -696,3 +705,38 @@ def test_train_never_replaces_or_pollutes_its_data(tmp_path):
     assert "inside" in error_line(result) and "input folder" in error_line(result)
     assert sorted(os.listdir(earlier)) == ["data.npz", "run.json"]
     assert os.listdir(tmp_path / "photos") == ["cat"]
+
+
+def test_outputs_that_are_not_regular_files_are_refused(run, tmp_path):
+    folder, _ = run
+    os.mkfifo(tmp_path / "pipe.npz")
+    np.save(tmp_path / "imgs.npy", np.zeros((2, 28, 28, 1), np.uint8))
+    result = keras_mlh(
+        "encode", folder / "model.keras", "imgs.npy", "pipe.npz", "--overwrite",
+        cwd=tmp_path, expect=1,
+    )  # fmt: skip
+    assert "is not a regular file" in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["imgs.npy", "pipe.npz"]
+
+
+def test_evaluate_checks_a_damaged_run_before_encoding(
+    run, tmp_path, capsys, monkeypatch
+):
+    folder, _ = run
+    damaged = tmp_path / "run"
+    shutil.copytree(folder, damaged, ignore=shutil.ignore_patterns("eval"))
+    (damaged / "history.json").write_text("{bad")
+    assert cli.main(["evaluate", str(damaged)]) == 1
+    assert "Cannot read the training history" in capsys.readouterr().err
+    split = dict(np.load(damaged / "split.npz"))
+    split["y_query"] = split["y_query"][:-3]
+    np.savez(tmp_path / "edited.npz", **split)
+    # Without a RUN folder the report goes to ./eval (it used to crash).
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", "--model", str(damaged / "model.keras"), "--data"]
+    assert cli.main([*argv, "edited.npz"]) == 1
+    err = capsys.readouterr().err
+    assert "y_query has 397 labels but x_query 400 images" in err
+    assert cli.main([*argv, str(folder / "split.npz"), "-q"]) == 0
+    assert (tmp_path / "eval" / "report.json").is_file()
+    assert not (damaged / "eval").exists()

@@ -139,3 +139,15 @@ def test_disk_full_while_training_names_the_run_folder(tmp_path):
     assert line.startswith(f"keras-mlh: error: Cannot write {str(tmp_path / 'run')!r}")
     assert "File too large" in line and files.TEMP_PREFIX not in line
     assert os.listdir(tmp_path) == []  # no epoch completed: nothing kept
+
+
+def test_damaged_resume_settings_are_refused(tmp_path, capsys):
+    from keras_mlh import cli
+
+    stage = resume.Stage(str(tmp_path / "run"))
+    os.makedirs(stage.path)
+    settings = {"format": resume.SETTINGS_FORMAT, "settings": {"bits": "abc"}}
+    files.write_json(settings, os.path.join(stage.path, resume.SETTINGS_FILE))
+    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 1
+    assert "are damaged (bits='abc')" in capsys.readouterr().err
+    assert os.listdir(stage.path) == [resume.SETTINGS_FILE]

@@ -46,7 +46,7 @@ def run(args):
         )
     model_path = args.model or os.path.join(run_folder, MODEL_FILE)
     data_path = args.data or os.path.join(run_folder, SPLIT_FILE)
-    out = os.path.abspath(args.out or os.path.join(run_folder, "eval"))
+    out = os.path.abspath(args.out or os.path.join(run_folder or os.curdir, "eval"))
     require_model(model_path)
     files.check_writable(out, kind="folder")  # before the slow part
     files.check_output(
@@ -56,6 +56,7 @@ def run(args):
         companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
     )
     split = load_split(data_path)
+    history = _history(run_folder)  # a damaged file fails before the slow part
 
     model = load_model(model_path)
     codes = {}
@@ -72,7 +73,7 @@ def run(args):
         radius=args.radius,
         tie_breaking=args.tie_breaking,
         out_dir=out,
-        history=_history(run_folder),
+        history=history,
         metadata={
             "model": os.path.abspath(model_path),
             "data": os.path.abspath(data_path),
@@ -108,6 +109,14 @@ def load_split(path):
             f"{path!r} lacks {', '.join(missing)}: evaluation needs x_query, y_query, "
             "x_database and y_database, as in the split.npz of a run folder."
         )
+    for side in ("query", "database"):
+        images, labels = arrays[f"x_{side}"], arrays[f"y_{side}"]
+        if labels.ndim == 0 or images.ndim == 0 or len(labels) != len(images):
+            raise CLIError(
+                f"{path!r}: y_{side} has {labels.shape[0] if labels.ndim else 0} "
+                f"labels but x_{side} {images.shape[0] if images.ndim else 0} "
+                "images; give one label (or multi-hot row) per image."
+            )
     return arrays
 
 
@@ -120,5 +129,16 @@ def _history(run_folder):
     path = _history_file(run_folder)
     if path is None or not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            history = json.load(f)
+    except (OSError, ValueError) as error:
+        raise CLIError(f"Cannot read the training history {path!r}: {error}") from None
+    if not isinstance(history, dict) or not all(
+        isinstance(v, list) for v in history.values()
+    ):
+        raise CLIError(
+            f"{path!r} is not a training history (a JSON object of per-epoch "
+            "lists, as `keras-mlh train` writes)."
+        )
+    return history

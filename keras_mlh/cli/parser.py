@@ -38,6 +38,7 @@ BACKBONES = (
     "convnexttiny",
 )
 KINDS = ("flat", "hnsw", "ivf")
+MAX_BITS = 4096  # keras_mlh.codes.MAX_BITS (tested)
 
 
 # ------------------------------------------------------------ value types
@@ -91,10 +92,10 @@ _positive_int = _int_at_least(1, "a positive integer")
 def _bits(text):
     # keras_mlh.codes.validate_bits's rule, without importing numpy for --help.
     value = _positive_int(text)
-    if value % 8:
+    if value % 8 or value > MAX_BITS:
         raise argparse.ArgumentTypeError(
-            f"expected a positive multiple of 8 (codes are packed into bytes), "
-            f"e.g. 16, 32 or 64; got {text!r}"
+            f"expected a positive multiple of 8 (codes are packed into bytes) up "
+            f"to {MAX_BITS}, e.g. 16, 32 or 64; got {text!r}"
         )
     return value
 
@@ -347,7 +348,9 @@ def build_parser():
         "(default: RUN/split.npz)",
     )
     evaluate.add_argument(
-        "--out", metavar="DIR", help="output folder (default: RUN/eval)"
+        "--out",
+        metavar="DIR",
+        help="output folder (default: RUN/eval, or ./eval without RUN)",
     )
     evaluate.add_argument(
         "--overwrite",

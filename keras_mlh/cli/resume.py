@@ -35,6 +35,7 @@ PROGRESS_FILE = "progress.json"
 LOCK_FILE = "lock"
 CHECKPOINT_FILE = "checkpoint-{epoch}.weights.h5"
 SETTINGS_FORMAT = "keras-mlh-resumable-run"
+PATH_SETTINGS = ("npz", "folder", "tfds_data_dir", "out")
 # Settings not stored: how this invocation shows progress, or what it is.
 NOT_SETTINGS = (
     "handler",
@@ -140,8 +141,15 @@ def settings_of(args):
     for key, value in vars(args).items():
         if key in NOT_SETTINGS:
             continue
-        settings[key] = list(value) if isinstance(value, tuple) else value
+        settings[key] = _setting(key, value)
     return settings
+
+
+def _setting(key, value):
+    """A value as stored: lists for tuples, absolute paths for the data."""
+    if key in PATH_SETTINGS and value is not None:
+        return os.path.abspath(value)  # --resume may run from another folder
+    return list(value) if isinstance(value, tuple) else value
 
 
 def resumed_args(args):
@@ -179,7 +187,7 @@ def resumed_args(args):
             continue
         value = getattr(args, key)
         stored = settings[key]
-        if (list(value) if isinstance(value, tuple) else value) != stored:
+        if _setting(key, value) != stored:
             flag = "--" + key.replace("_", "-")
             raise CLIError(
                 f"{flag} {value!r} conflicts with the interrupted run, which used "
@@ -187,11 +195,29 @@ def resumed_args(args):
                 "drop the option, or start a new run with --overwrite."
             )
     for key, value in settings.items():
-        if key == "out" and value != out:
-            continue
+        current = getattr(args, key, None)
+        if not _same_kind(value, current):
+            raise CLIError(
+                f"The settings of the interrupted run in {stage.path!r} are damaged "
+                f"({key}={value!r}); start afresh with `keras-mlh train --out RUN "
+                "--overwrite`."
+            )
         setattr(args, key, tuple(value) if key == "image_size" and value else value)
     args.out = out
     return args, stage
+
+
+def _same_kind(stored, current):
+    """Whether a stored setting has the type the option parses to."""
+    if stored is None or current is None:
+        return True
+    if isinstance(current, bool) or isinstance(stored, bool):
+        return isinstance(current, bool) and isinstance(stored, bool)
+    if isinstance(current, (int, float)):
+        return isinstance(stored, (int, float))
+    if isinstance(current, (tuple, list)):
+        return isinstance(stored, list)
+    return isinstance(stored, type(current))
 
 
 def _given_options(args):
