@@ -151,3 +151,18 @@ def test_damaged_resume_settings_are_refused(tmp_path, capsys):
     assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 1
     assert "are damaged (bits='abc')" in capsys.readouterr().err
     assert os.listdir(stage.path) == [resume.SETTINGS_FILE]
+
+
+def test_two_trains_into_one_run_cannot_share_its_staging_folder(tmp_path):
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({"bits": 16})
+    with pytest.raises(ValueError, match="Another `keras-mlh train` started"):
+        resume.Stage(str(tmp_path / "run")).create({"bits": 32})
+    assert stage.settings() == {"bits": 16}
+    with stage.locked():
+        assert stage.owner() == os.getpid()
+        with pytest.raises(ValueError, match=f"process {os.getpid()}"):
+            with stage.locked():
+                pass
+    assert stage.owner() is None
+    assert os.listdir(tmp_path) == [os.path.basename(stage.path)]

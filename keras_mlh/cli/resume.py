@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 
 from keras_mlh import files
@@ -91,15 +92,30 @@ class Stage:
         return lock["pid"] if files.process_runs(lock["pid"]) else None
 
     def create(self, settings):
-        """Makes the folder with `settings` in one step (renamed into place)."""
+        """Makes the folder with `settings` in one step (renamed into place).
+
+        Refuses when another `train` made it first (a rename never replaces
+        a folder that has files).
+        """
         parent = os.path.dirname(self.path)
-        with files.atomic_folder(
-            os.path.join(parent, os.path.basename(self.path))
-        ) as work:
-            files.write_json(
-                {"format": SETTINGS_FORMAT, "settings": settings},
-                os.path.join(work, SETTINGS_FILE),
-            )
+        with files.ensure_folder(parent):
+            files.remove_stale_temps(parent)
+            work = tempfile.mkdtemp(prefix=files.temp_name(), dir=parent)
+            try:
+                files.write_json(
+                    {"format": SETTINGS_FORMAT, "settings": settings},
+                    os.path.join(work, SETTINGS_FILE),
+                )
+                os.chmod(work, 0o755)
+                try:
+                    os.rename(work, self.path)
+                except OSError:
+                    raise CLIError(
+                        f"Another `keras-mlh train` started training {self.out!r} "
+                        "meanwhile; wait for it to finish."
+                    ) from None
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
 
     @contextlib.contextmanager
     def locked(self):
