@@ -569,7 +569,10 @@ def _user_name(error, text, temps):
             if name == temp:
                 return final
             if name.startswith(temp + os.sep):
-                return os.path.join(final, os.path.relpath(name, temp))
+                # The entry of the user's folder: below it, writers such as
+                # TensorFlow use temporary names of their own.
+                entry = os.path.relpath(name, temp).split(os.sep)[0]
+                return os.path.join(final, entry)
     return None
 
 

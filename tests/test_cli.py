@@ -740,3 +740,23 @@ def test_evaluate_checks_a_damaged_run_before_encoding(
     assert cli.main([*argv, str(folder / "split.npz"), "-q"]) == 0
     assert (tmp_path / "eval" / "report.json").is_file()
     assert not (damaged / "eval").exists()
+
+
+def test_a_full_disk_in_faiss_names_the_index_not_a_temporary(tmp_path):
+    import resource
+
+    np.save(tmp_path / "codes.npy", np.zeros((2000, 4), np.uint8))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_mlh.cli", "index", "build", "codes.npy",
+         "f.index", "--kind", "hnsw"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
+        preexec_fn=limit,
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = error_line(result)
+    assert f"Cannot write {str(tmp_path / 'f.index')!r}: File too large" in line
+    assert sorted(os.listdir(tmp_path)) == ["codes.npy"]

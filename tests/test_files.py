@@ -405,10 +405,10 @@ def test_disk_full_names_the_output_not_the_temporary(tmp_path):
     with pytest.raises(ValueError) as caught:
         with atomic_folder(run) as work:
             # TensorFlow and faiss raise their own types, quoting the temp name.
-            inner = os.path.join(work, "saved_model", "variables.data")
+            inner = os.path.join(work, "saved_model", "v_temp", "x.tempstate123")
             raise RuntimeError(f"{inner}; No space left on device [Op:SaveV2]")
     message = str(caught.value)
-    assert repr(str(run / "saved_model" / "variables.data")) in message
+    assert f"Cannot write {str(run / 'saved_model')!r}: No space left" in message
     assert TEMP_PREFIX not in message
     with pytest.raises(ValueError, match=f"Cannot write {str(out)!r}: Permission"):
         with atomic_path(out) as temp:
