@@ -166,3 +166,20 @@ def test_two_trains_into_one_run_cannot_share_its_staging_folder(tmp_path):
                 pass
     assert stage.owner() is None
     assert os.listdir(tmp_path) == [os.path.basename(stage.path)]
+
+
+def test_resuming_on_changed_data_is_refused(tmp_path):
+    import numpy as np
+
+    from keras_mlh.datasets import from_arrays
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 8, 8, 1), np.uint8)
+    data = from_arrays(images, np.arange(40) % 4, num_queries=8, seed=0)
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({}, resume.data_digest(data))
+    resume.check_same_data(stage, resume.data_digest(data))  # the same: fine
+    images[0, 0, 0, 0] ^= 1  # one pixel edited
+    edited = from_arrays(images, np.arange(40) % 4, num_queries=8, seed=0)
+    with pytest.raises(ValueError, match="training data .* has changed"):
+        resume.check_same_data(stage, resume.data_digest(edited))

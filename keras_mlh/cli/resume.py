@@ -91,7 +91,12 @@ class Stage:
             return lock["pid"]  # cannot tell on another machine: assume it runs
         return lock["pid"] if files.process_runs(lock["pid"]) else None
 
-    def create(self, settings):
+    def data_digest(self):
+        """The digest of the training data the run started with, or `None`."""
+        data = _read_json(os.path.join(self.path, SETTINGS_FILE))
+        return data.get("data_digest") if isinstance(data, dict) else None
+
+    def create(self, settings, data_digest=None):
         """Makes the folder with `settings` in one step (renamed into place).
 
         Refuses when another `train` made it first (a rename never replaces
@@ -103,7 +108,11 @@ class Stage:
             work = tempfile.mkdtemp(prefix=files.temp_name(), dir=parent)
             try:
                 files.write_json(
-                    {"format": SETTINGS_FORMAT, "settings": settings},
+                    {
+                        "format": SETTINGS_FORMAT,
+                        "settings": settings,
+                        "data_digest": data_digest,
+                    },
                     os.path.join(work, SETTINGS_FILE),
                 )
                 os.chmod(work, 0o755)
@@ -221,6 +230,49 @@ def resumed_args(args):
         setattr(args, key, tuple(value) if key == "image_size" and value else value)
     args.out = out
     return args, stage
+
+
+def data_digest(data):
+    """A digest of a `HashingData`'s arrays: a resumed run checks its data.
+
+    Args:
+        data: the `keras_mlh.datasets.HashingData`.
+
+    Returns:
+        A hex SHA-256 of the shapes, dtypes and bytes of the training, query
+        and database arrays, or `None` when they are not numpy arrays.
+    """
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name in (
+        "x_train",
+        "y_train",
+        "x_query",
+        "y_query",
+        "x_database",
+        "y_database",
+    ):
+        array = getattr(data, name, None)
+        if not isinstance(array, np.ndarray):
+            return None
+        digest.update(f"{name}{array.shape}{array.dtype}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def check_same_data(stage, digest):
+    """Refuses to resume a run on training data other than it started with."""
+    stored = stage.data_digest()
+    if stored is not None and digest is not None and stored != digest:
+        raise CLIError(
+            f"The training data of the interrupted run {stage.out!r} has changed "
+            "since it started (a different file, folder or sample); resuming "
+            "would mix two datasets. Restore the data, or start afresh with "
+            "--overwrite."
+        )
 
 
 def _same_kind(stored, current):

@@ -78,8 +78,11 @@ def run(args):
         args.command_line = [PROG, *sys.argv[1:]] if args.from_command_line else None
     files.check_writable(out)  # before the data is loaded
     data, source = training_data(args)
-    if not stage.exists():
-        stage.create(resume.settings_of(args))
+    digest = resume.data_digest(data)
+    if stage.exists():
+        resume.check_same_data(stage, digest)
+    else:
+        stage.create(resume.settings_of(args), digest)
     with stage.locked():
         try:
             model, logs, seconds = _train(args, data, source, stage)
