@@ -171,11 +171,12 @@ def export_encoder(
     ):
         raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
     atol = float(atol)
+    # Before loading: a folder that may not be written fails fast.
+    source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else None
+    out_dir = check_out_dir(out_dir, overwrite, inputs=[source])
     model = _as_mlh(model_or_path)
     image_shape = _image_shape(model)
     images = _sample_images(sample_images, image_shape) if validate else None
-    source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else None
-    out_dir = check_out_dir(out_dir, overwrite, inputs=[source])
     with files.atomic_folder(out_dir) as work:
         encoder = model.build_encoder()
         metadata = {
