@@ -14,7 +14,8 @@ file too large, no permission), from the OS or from the library writing
 user's path, never the temporary one, and what to do.
 
 Temporary names follow one rule, `.keras-mlh-tmp-HOST-PID-RANDOM` (`HOST` a
-hash of the machine's name, `PID` the writing process): a temporary file or
+hash of the machine's name and process-id namespace, `PID` the writing
+process): a temporary file or
 folder whose process is gone (`kill -9`, power loss) is stale, and the next
 write into the same folder removes it and says so on stderr. Nothing else is
 ever removed: not a name of another machine, of a running process, or of
@@ -236,7 +237,7 @@ def remove_stale_temps(folder):
     pattern = re.compile(re.escape(TEMP_PREFIX + TEMP_TAG) + r"-([0-9a-f]{8})-(\d+)-")
     for name in names:
         match = pattern.match(name)
-        if not match or match[1] != _host() or process_runs(int(match[2])):
+        if not match or match[1] != host_id() or process_runs(int(match[2])):
             continue
         full = os.path.join(folder, name)
         try:
@@ -266,7 +267,7 @@ def temp_name(tag=TEMP_TAG):
     Returns:
         The prefix; `tempfile` adds a random part.
     """
-    return f"{TEMP_PREFIX}{tag}-{_host()}-{os.getpid()}-"
+    return f"{TEMP_PREFIX}{tag}-{host_id()}-{os.getpid()}-"
 
 
 @contextlib.contextmanager
@@ -594,8 +595,20 @@ def _inside(path, folder):
     return path != folder and path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _host():
-    name = socket.gethostname().encode()
+def host_id():
+    """8 hex digits naming this machine and process-id namespace.
+
+    Returns:
+        The digits; equal in every process that sees the same process ids.
+
+    The namespace counts too: a container sharing the folder and the host
+    name sees other process ids, and must not take a live writer for dead.
+    """
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    name = f"{socket.gethostname()}:{namespace}".encode()
     return hashlib.sha1(name).hexdigest()[:8]
 
 

@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 
@@ -87,7 +86,7 @@ class Stage:
         lock = _read_json(os.path.join(self.path, LOCK_FILE))
         if not isinstance(lock, dict) or not isinstance(lock.get("pid"), int):
             return None
-        if lock.get("host") != socket.gethostname():
+        if lock.get("host") != files.host_id():
             return lock["pid"]  # cannot tell on another machine: assume it runs
         return lock["pid"] if files.process_runs(lock["pid"]) else None
 
@@ -149,7 +148,7 @@ class Stage:
         else:
             raise CLIError(f"Could not lock {self.path!r}; try again.")
         with os.fdopen(handle, "w") as f:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+            json.dump({"host": files.host_id(), "pid": os.getpid()}, f)
         try:
             yield self
         finally:
