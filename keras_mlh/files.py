@@ -598,11 +598,11 @@ def _inside(path, folder):
 def host_id():
     """8 hex digits naming this machine and process-id namespace.
 
-    Returns:
-        The digits; equal in every process that sees the same process ids.
-
     The namespace counts too: a container sharing the folder and the host
     name sees other process ids, and must not take a live writer for dead.
+
+    Returns:
+        The digits; equal in every process that sees the same process ids.
     """
     try:
         namespace = os.stat("/proc/self/ns/pid").st_ino

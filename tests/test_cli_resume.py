@@ -17,9 +17,10 @@ from keras_mlh import files
 from keras_mlh.cli import resume
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-EPOCHS = 3
+EPOCHS = 4
+# Many small steps: an epoch lasts long enough to be interrupted on any machine.
 TRAIN = [
-    "train", "--limit", "1000", "--batch-size", "8", "--bits", "16",
+    "train", "--limit", "500", "--batch-size", "4", "--bits", "16",
     "--epochs", str(EPOCHS), "--val-every", "0", "--verbose", "2",
 ]  # fmt: skip
 RUN_FILES = ["history.json", "model.keras", "run.json", "split.npz"]
@@ -70,6 +71,9 @@ def test_kill_9_then_sigterm_then_resume_loses_at_most_the_epoch_in_progress(
     first.kill()  # kill -9: no clean-up runs at all
     finish(first, -signal.SIGKILL)
     assert stage.progress()["epoch"] >= done
+    done = stage.progress()["epoch"]
+    if done > EPOCHS - 2:
+        pytest.skip("epochs too fast here to stop the resumed run before its end")
     assert not out.exists() and stage.exists()
 
     # A fresh run into it would discard the finished epochs: refused.
