@@ -41,3 +41,21 @@ def test_ablation_overrides_and_holdout_parse(monkeypatch):
     )
     assert dict(args.overrides) == {"mutual_weight": 2, "top_k": None}
     assert args.name == "tuning" and args.holdout
+
+
+def test_backends_benchmark_table_has_one_row_per_backend(monkeypatch):
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    import backends
+
+    runs = [
+        {"backend": b, "mode": m, "step_ms": step, "map": score}
+        for b, scale in (("tensorflow", 1.0), ("jax", 2.0))
+        for m, step, score in (("mlh", 11.0, 0.9), ("center", 10.0, 0.8))
+        for step in [step * scale]
+    ]
+    lines, table = backends.summarize(runs, ["tensorflow", "jax", "torch"])
+    assert set(table) == {"tensorflow", "jax"}  # torch had no runs
+    assert lines[2].startswith("| tensorflow | 11.0 | 10.0 | 1.10 |")
+    assert lines[3].startswith("| jax | 22.0 | 20.0 | 1.10 |")
+    args = backends.parse_args(["--quick"])
+    assert args.seeds == [0] and args.epochs == 2
