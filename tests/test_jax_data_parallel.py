@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 WORKER = """
 import os, signal, sys
-signal.alarm(180)  # self-terminating, whatever happens to the other worker
+signal.alarm(420)  # self-terminating, whatever happens to the other worker
 port, process_id = int(sys.argv[1]), int(sys.argv[2])
 import jax
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -76,7 +76,7 @@ def test_two_processes_train_to_identical_weights_and_lower_the_loss(tmp_path):
     results = []
     try:
         for worker, log in zip(workers, logs, strict=True):
-            worker.wait(timeout=240)
+            worker.wait(timeout=480)
             log.seek(0)
             out = log.read()
             assert worker.returncode == 0, out[-3000:]
