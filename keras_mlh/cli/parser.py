@@ -437,6 +437,19 @@ def build_parser():
         help="HNSW graph degree (default: 32)",
     )
     build.add_argument(
+        "--ef-search",
+        type=_positive_int,
+        default=64,
+        help="HNSW candidates per query, at least k (default: 64; see "
+        "benchmarks/results/ann.md for recall and speed)",
+    )
+    build.add_argument(
+        "--ef-construction",
+        type=_positive_int,
+        default=40,
+        help="HNSW candidates while building (default: 40)",
+    )
+    build.add_argument(
         "--overwrite", action="store_true", help="replace an existing index"
     )
     build.set_defaults(handler="index:build")
@@ -468,6 +481,18 @@ def build_parser():
         default=None,
         help="return every item within this Hamming distance instead of the top k "
         "(flat and ivf indexes)",
+    )
+    search.add_argument(
+        "--nprobe",
+        type=_positive_int,
+        default=None,
+        help="IVF lists visited per query (default: the index's)",
+    )
+    search.add_argument(
+        "--ef-search",
+        type=_positive_int,
+        default=None,
+        help="HNSW candidates per query (default: the index's)",
     )
     search.add_argument("--model", metavar="FILE", help="encode image queries with it")
     search.add_argument("--json", metavar="FILE", help="write the results as JSON")
