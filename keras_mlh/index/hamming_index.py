@@ -79,7 +79,7 @@ class HammingIndex:
         self._nlist = _check_parameter("nlist", nlist)
         self._index = faiss.IndexBinaryIDMap(self._make_base())
         self._paths = None
-        self._ids = IdSet(lambda: self.ids)
+        self._ids = IdSet(self._stored_ids_view)
         self.nprobe = nprobe
         self.ef_search = ef_search
         self.ef_construction = ef_construction
@@ -151,6 +151,13 @@ class HammingIndex:
     def ids(self):
         """The ids of the items, in insertion order (int64, a copy)."""
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def _stored_ids_view(self):
+        """faiss's id table as a numpy view (no copy)."""
+        n = self._index.id_map.size()
+        if n == 0:
+            return np.zeros(0, np.int64)
+        return faiss.rev_swig_ptr(self._index.id_map.data(), n)
 
     @property
     def has_paths(self):
@@ -374,13 +381,7 @@ class HammingIndex:
         self._nlist = int(sidecar["nlist"])
         self._index = index
         self._paths = paths
-        stored = self.ids
-        increasing = bool(np.all(stored[1:] > stored[:-1]))
-        largest = int(stored.max()) if len(stored) else -1
-        self._ids = IdSet(lambda: self.ids, largest)
-        if not increasing:
-            self._ids.check_new(np.array([-1]))  # keeps the ids from now on
-        del stored
+        self._ids = IdSet.of_stored(self._stored_ids_view)
         self.nprobe = sidecar["nprobe"]
         self.ef_search = sidecar["ef_search"]
         self.ef_construction = sidecar["ef_construction"]

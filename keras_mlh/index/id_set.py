@@ -53,7 +53,9 @@ def check_ids(ids, n):
             f"`ids` must fit in 64-bit signed integers (<= {MAX_ID}). "
             f"Received: id {int(array.max())}"
         )
-    array = array.astype(np.int64)
+    array = array.astype(np.int64, copy=False)
+    if np.all(array[1:] > array[:-1]):
+        return array, array  # increasing: unique, and sorted without a copy
     ordered = np.sort(array)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if len(repeated):
@@ -76,8 +78,8 @@ class IdSet:
     `work` counts the ids sorted or merged, for tests of the cost.
 
     Args:
-        stored: a callable returning the ids already in the index (only
-            called once, the first time a batch reaches below the largest).
+        stored: a callable returning the ids already in the index, a view
+            (called once, the first time a batch reaches below the largest).
         largest: the largest stored id, or -1 for none.
     """
 
@@ -86,6 +88,16 @@ class IdSet:
         self.largest = int(largest)
         self._runs = None  # None: ids are not kept (increasing so far)
         self.work = 0
+
+    @classmethod
+    def of_stored(cls, stored):
+        """The set of the ids already in a (loaded) index."""
+        view = stored()
+        self = cls(stored, int(view.max()) if len(view) else -1)
+        if not np.all(view[1:] > view[:-1]):
+            self._runs = [np.sort(view)]  # not in order: keep them from now on
+            self.work += len(view)
+        return self
 
     @property
     def nbytes(self):
