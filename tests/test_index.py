@@ -434,3 +434,34 @@ def test_concurrent_saves_and_loads_give_matched_sets_or_clear_errors(tmp_path):
     good, errors = map(int, outputs[2][0].split())
     assert min(saves) > 0 and good > 0, (saves, good, errors)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".keras-mlh-")]
+
+
+def test_saves_wait_for_a_live_lock_and_not_for_a_killed_one(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    path = tmp_path / "db.index"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom keras_mlh.index import file_set\n"
+         "with file_set.writer_lock(sys.argv[1]):\n"
+         "    print('locked', flush=True); time.sleep(120)\n", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        index = HammingIndex(16)
+        index.add(_codes(5, 16))
+        saver = threading.Thread(target=index.save, args=(path,))
+        saver.start()
+        saver.join(0.5)
+        assert saver.is_alive() and not path.exists()  # waits for the writer
+        holder.send_signal(signal.SIGKILL)  # dies holding the lock
+        saver.join(30)
+        assert not saver.is_alive()  # the kernel released the stale lock
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(HammingIndex.load(path)) == 5
