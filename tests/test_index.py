@@ -117,7 +117,7 @@ def test_interrupted_save_leaves_the_old_set_or_a_refused_one(tmp_path, monkeypa
 
     real_replace = os.replace
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError, match="Cannot write the index .*db.faiss': disk"):
         index.save(path)
     monkeypatch.setattr(os, "replace", real_replace)
     again = HammingIndex.load(path)  # the previous, complete save
@@ -133,7 +133,7 @@ def test_interrupted_save_leaves_the_old_set_or_a_refused_one(tmp_path, monkeypa
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace_twice)
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError, match="crash between renames"):
         index.save(path)
     monkeypatch.setattr(os, "replace", real_replace)
     assert calls[-1].endswith("db.faiss.json")  # the sidecar is renamed last
@@ -141,13 +141,15 @@ def test_interrupted_save_leaves_the_old_set_or_a_refused_one(tmp_path, monkeypa
         HammingIndex.load(path)
 
 
-def _sidecar_for(path, bits, count):
+def _sidecar_for(path, bits, count, **fields):
     from keras_mlh.index.file_set import file_record
     from keras_mlh.index.hamming_index import FORMAT, FORMAT_VERSION
 
     sidecar = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "bits": bits,
-        "count": count, "files": {"index": file_record(path), "paths": None},
+        "count": count, "kind": "flat", "hnsw_neighbors": 32, "nlist": 8,
+        "nprobe": 1, "ef_search": 16, "ef_construction": 40,
+        "files": {"index": file_record(path), "paths": None}, **fields,
     }  # fmt: skip
     (path.parent / (path.name + ".json")).write_text(json.dumps(sidecar))
 
@@ -188,6 +190,32 @@ def test_load_errors(tmp_path):
         HammingIndex.load(plain)
     with pytest.raises(ValueError, match="does not exist"):
         index.save(tmp_path / "no" / "such" / "db.faiss")
+    with pytest.raises(ValueError, match="is a folder"):
+        index.save(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"kind": None}, "`kind` is missing"),
+        ({"nprobe": "8"}, "`nprobe` is missing or not a int"),
+        ({"count": True}, "`count` is missing"),
+        ({"kind": "lsh"}, "unknown kind 'lsh'"),
+        ({"kind": "hnsw"}, "holds a IndexBinaryFlat, but its sidecar says kind='hnsw'"),
+        ({"nprobe": 0}, "`nprobe` must be an integer"),
+        ({"count": 7}, "holds 5 codes"),
+    ],
+)
+def test_edited_sidecars_are_refused(fields, match, tmp_path):
+    index = HammingIndex(16)
+    index.add(_codes(5, 16))
+    path = tmp_path / "db.faiss"
+    index.save(path)
+    _sidecar_for(path, 16, 5)
+    assert len(HammingIndex.load(path)) == 5  # the helper writes a valid sidecar
+    _sidecar_for(path, 16, fields.pop("count", 5), **fields)
+    with pytest.raises(ValueError, match=match):
+        HammingIndex.load(path)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import numpy as np
 
 from keras_mlh.codes import to_packed, validate_bits
 from keras_mlh.errors import check_positive_int, first_line
-from keras_mlh.files import staged_files
+from keras_mlh.files import check_writable, staged_files
 from keras_mlh.index import file_set
 from keras_mlh.index.id_set import IdSet, check_ids
 from keras_mlh.version import __version__
@@ -21,6 +21,11 @@ MISSING_DISTANCE = np.iinfo(np.int32).max
 # faiss takes its parameters as C ints.
 _MAX_PARAMETER = np.iinfo(np.int32).max
 _MAX_HNSW_NEIGHBORS = 1024
+_BASES = {
+    "flat": faiss.IndexBinaryFlat,
+    "hnsw": faiss.IndexBinaryHNSW,
+    "ivf": faiss.IndexBinaryIVF,
+}
 
 
 class HammingIndex:
@@ -314,29 +319,35 @@ class HammingIndex:
         folder = os.path.dirname(path)
         if not os.path.isdir(folder):
             raise ValueError(f"Folder does not exist: {folder!r}; create it first.")
-        name = os.path.basename(path)
+        check_writable(path, kind="file")
         with file_set.writer_lock(path):
-            with staged_files(folder) as stage:
-                index_temp = stage(name)
-                try:
-                    faiss.write_index_binary(self._index, index_temp)
-                except RuntimeError as error:
-                    raise ValueError(
-                        f"Cannot write the index {path!r}: {first_line(error)}; "
-                        "check the free space and permissions."
-                    ) from None
-                records = {"index": file_set.file_record(index_temp), "paths": None}
-                if self._paths is not None:
-                    data = json.dumps(
-                        {str(i): p for i, p in self._paths.items()}, indent=0
-                    ).encode()
-                    with open(stage(os.path.basename(paths_file)), "wb") as f:
-                        f.write(data)
-                    records["paths"] = file_set.bytes_record(data)
-                with open(stage(os.path.basename(sidecar_file)), "w") as f:
-                    json.dump(self._sidecar(records), f, indent=2)
-            if self._paths is None and os.path.exists(paths_file):
-                os.remove(paths_file)  # the new sidecar already disowns it
+            try:
+                self._write_files(path, sidecar_file, paths_file)
+            except (OSError, RuntimeError) as error:
+                # Name the user's file, not a temporary one (disk full, ...).
+                reason = getattr(error, "strerror", None) or first_line(error)
+                raise ValueError(
+                    f"Cannot write the index {path!r}: {reason}; check the free "
+                    "space and permissions."
+                ) from None
+
+    def _write_files(self, path, sidecar_file, paths_file):
+        """Stages the files of `save` and renames them into place, sidecar last."""
+        with staged_files(os.path.dirname(path)) as stage:
+            index_temp = stage(os.path.basename(path))
+            faiss.write_index_binary(self._index, index_temp)
+            records = {"index": file_set.file_record(index_temp), "paths": None}
+            if self._paths is not None:
+                data = json.dumps(
+                    {str(i): p for i, p in self._paths.items()}, indent=0
+                ).encode()
+                with open(stage(os.path.basename(paths_file)), "wb") as f:
+                    f.write(data)
+                records["paths"] = file_set.bytes_record(data)
+            with open(stage(os.path.basename(sidecar_file)), "w") as f:
+                json.dump(self._sidecar(records), f, indent=2)
+        if self._paths is None and os.path.exists(paths_file):
+            os.remove(paths_file)  # the new sidecar already disowns it
 
     def _sidecar(self, records):
         return {
@@ -409,6 +420,22 @@ def _read_sidecar(path):
             f"{FORMAT_VERSION}: rebuild the index (`keras-mlh index build` or "
             "HammingIndex.save)."
         )
+    fields = {"bits": int, "count": int, "kind": str, "hnsw_neighbors": int,
+              "nlist": int, "nprobe": int, "ef_search": int,
+              "ef_construction": int, "files": dict}  # fmt: skip
+    for field, kind in fields.items():
+        if not isinstance(sidecar.get(field), kind) or isinstance(
+            sidecar.get(field), bool
+        ):
+            raise ValueError(
+                f"Corrupt index sidecar {sidecar_file!r}: `{field}` is missing or "
+                "not a " + kind.__name__ + ". Rebuild the index."
+            )
+    if sidecar["kind"] not in KINDS:
+        raise ValueError(
+            f"Corrupt index sidecar {sidecar_file!r}: unknown kind "
+            f"{sidecar['kind']!r}. Rebuild the index."
+        )
     return sidecar
 
 
@@ -445,6 +472,12 @@ def _read_index(path, sidecar):
         ) from None
     if not isinstance(index, faiss.IndexBinaryIDMap):
         raise ValueError(f"{path!r} is a faiss index, but not one saved by keras-mlh.")
+    base = faiss.downcast_IndexBinary(index.index)
+    if not isinstance(base, _BASES[sidecar["kind"]]):
+        raise ValueError(
+            f"{path!r} holds a {type(base).__name__}, but its sidecar says kind="
+            f"{sidecar['kind']!r}. Rebuild the index."
+        )
     if index.ntotal != sidecar["count"] or index.d != sidecar["bits"]:
         raise ValueError(
             f"{path!r} holds {index.ntotal} codes of {index.d} bits but its sidecar "
