@@ -128,9 +128,11 @@ class IdSet:
         self.largest = max(self.largest, int(ordered[-1]))
         if self._runs is None:
             return
-        run = ordered
+        run = ordered.copy()  # the caller's array may change later
         while self._runs and len(self._runs[-1]) <= 2 * len(run):
-            # A stable sort of two sorted runs is a linear merge in numpy.
-            run = np.sort(np.concatenate([self._runs.pop(), run]), kind="stable")
+            # A stable sort of two sorted runs is a linear merge in numpy,
+            # done in place to keep no third copy.
+            run = np.concatenate([self._runs.pop(), run])
+            run.sort(kind="stable")
             self.work += len(run)
         self._runs.append(run)
