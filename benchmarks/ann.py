@@ -17,7 +17,7 @@ a few reach 20. Queries come from the same distribution (another seed).
 With `--mnist`, a second set replicates the codes of a quick MNIST-5k
 model (1 epoch, 64 bits) with the same per-bit noise, so the clusters have
 a trained model's shape (classes of unequal spread, a few codes between
-centers).
+centers). Uniform random codes (`--uniform-sizes`) are the contrast.
 
 For each database size, HammingIndex with kind flat (the exact reference),
 IVF (`nlist` lists, several `nprobe`), HNSW (several `ef_search`, built at
@@ -76,6 +76,13 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mnist", action="store_true", help="also MNIST-5k codes")
     parser.add_argument("--mnist-sizes", type=int, nargs="*", default=[1_000_000])
+    parser.add_argument(
+        "--uniform-sizes",
+        type=int,
+        nargs="*",
+        default=[1_000_000],
+        help="sizes of uniform random codes, the contrast (default: 1 M)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--out", default=None, help="results folder")
     parser.add_argument(
@@ -86,6 +93,7 @@ def parse_args(argv=None):
         args.sizes, args.hnsw_sizes, args.queries = [5_000], [5_000], 20
         args.nlist, args.nprobe, args.ef_search = 32, [1, 32], [16, 128]
         args.nflip, args.repeats, args.mnist_sizes = [0, 1], 1, [5_000]
+        args.uniform_sizes = [5_000]
     return args
 
 
@@ -123,7 +131,8 @@ def mnist_centers(bits, seed=0):
 
 # -------------------------------------------------------------- measures
 def timed(function, repeats):
-    """(result of the last call, median seconds over `repeats` calls)."""
+    """(result of the last call, median seconds over `repeats` calls after one)."""
+    function()  # warm-up: first-touch page faults and caches are not search time
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -167,9 +176,17 @@ def measure(name, params, build, search, database, queries, kth, k, repeats):
     return rows
 
 
+def make_codes(n, centers, args, seed):
+    """Codes around `centers`, or uniform random codes for `centers=None`."""
+    if centers is None:
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, 256, (n, args.bits // 8), dtype=np.uint8)
+    return center_codes(n, centers, args.max_flip, seed)
+
+
 def run_size(n, args, centers, label):
-    database = center_codes(n, centers, args.max_flip, seed=1)
-    queries = center_codes(args.queries, centers, args.max_flip, seed=2)
+    database = make_codes(n, centers, args, seed=1)
+    queries = make_codes(args.queries, centers, args, seed=2)
     bits, k, repeats = args.bits, args.k, args.repeats
     flat = HammingIndex(bits)
     start = time.perf_counter()
@@ -372,6 +389,7 @@ def main(argv=None):
         sets.append(
             ("MNIST-5k model codes", mnist_centers(args.bits), args.mnist_sizes)
         )
+    sets.append(("uniform random", None, args.uniform_sizes))
     rows, ties = [], {}
     for label, set_centers, sizes in sets:
         for n in sizes:
