@@ -25,9 +25,10 @@ the sizes in `--hnsw-sizes`) and faiss's `IndexBinaryMultiHash` (several
 `nflip`). Recall@k counts a returned item as a hit when its distance is at
 most the exact k-th distance (ties at the k-th distance all count: with
 thousands of identical codes, any k of them are right). Latency is the
-median over `--repeats` runs of one batch of queries, divided by the number
-of queries, with faiss on `--threads` threads (default 1, so that the
-ratios do not depend on how busy the shared machine's other core is).
+median over `--repeats` runs (after a warm-up run) of one batch of queries,
+divided by the number of queries, with faiss on `--threads` threads
+(default 1, so that the ratios do not depend on how busy the shared
+machine's other core is).
 Speed-up is flat latency / latency, measured in the same run.
 
 Also measured at the largest size: `HammingIndex.add` of the codes in 50
