@@ -247,7 +247,7 @@ def test_bad_construction():
         HammingIndex(16, kind="lsh")
     with pytest.raises(ValueError, match="no range search"):
         HammingIndex(16, kind="hnsw").range_search(np.ones((1, 16)), 1)
-    with pytest.raises(ValueError, match="at least 256"):
+    with pytest.raises(ValueError, match="at least 1024"):
         HammingIndex(16, kind="ivf").add(np.ones((10, 16)))
 
 

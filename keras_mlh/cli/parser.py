@@ -422,7 +422,7 @@ def build_parser():
         help="flat (exact, default), hnsw or ivf (approximate)",
     )
     build.add_argument(
-        "--nlist", type=_positive_int, default=256, help="IVF lists (default: 256)"
+        "--nlist", type=_positive_int, default=1024, help="IVF lists (default: 1024)"
     )
     build.add_argument(
         "--nprobe",

@@ -68,7 +68,7 @@ class HammingIndex:
         bits,
         kind="flat",
         hnsw_neighbors=32,
-        nlist=256,
+        nlist=1024,
         nprobe=8,
         ef_search=64,
         ef_construction=40,
