@@ -13,12 +13,18 @@ wedges later ones; the lock file itself stays (removing it would let two
 writers hold locks on two different files). Readers that cannot lock (no
 lock file yet, or a file system without flock) still verify every companion
 against the sidecar's checksums: a mixed set is refused, never loaded.
+Where there is no `fcntl` (Windows), nothing is locked: concurrent saves of
+one path are then the caller's to avoid, and loads rely on the checksums.
 """
 
 import contextlib
-import fcntl
 import hashlib
 import os
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; readers still verify the checksums
+    fcntl = None
 
 SIDECAR_SUFFIX = ".json"
 PATHS_SUFFIX = ".paths.json"
@@ -87,7 +93,8 @@ def writer_lock(path):
             f"{lock!r} ({error.strerror or error}); choose a writable location."
         ) from None
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
     finally:
         os.close(handle)  # closing releases the lock
@@ -107,8 +114,9 @@ def reader_lock(path):
         yield
         return
     try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle, fcntl.LOCK_SH)
+        if fcntl is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_SH)
         yield
     finally:
         os.close(handle)
