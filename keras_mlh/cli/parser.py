@@ -439,8 +439,8 @@ def build_parser():
     build.add_argument(
         "--ef-search",
         type=_positive_int,
-        default=64,
-        help="HNSW candidates per query, at least k (default: 64; see "
+        default=128,
+        help="HNSW candidates per query, at least k (default: 128; see "
         "benchmarks/results/ann.md for recall and speed)",
     )
     build.add_argument(

@@ -70,7 +70,7 @@ class HammingIndex:
         hnsw_neighbors=32,
         nlist=1024,
         nprobe=8,
-        ef_search=64,
+        ef_search=128,
         ef_construction=40,
     ):
         validate_bits(bits)
