@@ -13,7 +13,7 @@ from keras_mlh import files
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import encode_images, load_codes, load_model, open_images
 from keras_mlh.codes import pack_codes
-from keras_mlh.index import MISSING_DISTANCE, HammingIndex
+from keras_mlh.index import MISSING_DISTANCE, HammingIndex, index_files
 
 
 def build(args):
@@ -26,10 +26,13 @@ def build(args):
     Returns:
         0, after printing the size of the index.
     """
-    path = os.path.abspath(args.index)
-    if os.path.exists(path) and not args.overwrite:
-        raise CLIError(f"{path!r} exists; pass --overwrite to replace it.")
-    files.check_writable(path, kind="file")
+    path = files.check_output(
+        args.index,
+        inputs=[args.codes],
+        overwrite=args.overwrite,
+        # The sidecar and paths file; not the lock file, which is no data.
+        companions=index_files(args.index)[1:3],
+    )
     packed, ids, paths, bits = load_codes(args.codes)
     index = HammingIndex(
         bits,
@@ -57,13 +60,17 @@ def search(args):
     Returns:
         0, after printing the hits of the first `--show` queries.
     """
+    if args.json:  # before the slow part
+        files.check_output(
+            args.json,
+            inputs=[*index_files(args.index), args.queries, args.model],
+            overwrite=args.overwrite,
+        )
     index = HammingIndex.load(args.index)
     if args.nprobe is not None:
         index.nprobe = args.nprobe
     if args.ef_search is not None:
         index.ef_search = args.ef_search
-    if args.json:
-        files.check_writable(args.json, kind="file")  # before the slow part
     if args.model:
         queries, query_ids, query_paths = _encode_queries(args)
     else:
