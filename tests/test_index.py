@@ -264,7 +264,8 @@ def test_paths_are_saved_and_loaded_with_the_index(tmp_path):
         str(tmp_path / n) for n in ("db.faiss", "db.faiss.json",
                                     "db.faiss.paths.json", "db.faiss.lock")
     )  # fmt: skip
-    assert all(os.path.isfile(n) for n in names)
+    assert all(os.path.isfile(n) for n in names[:3])
+    assert not os.path.exists(names[3])  # the lock file lives during a save
     again = HammingIndex.load(path)
     assert again.paths_of([7, 3, 5, 9, -1]) == ["a.png", None, "c.png", None, None]
     # Another save without paths removes the earlier save's paths file.
@@ -493,3 +494,4 @@ def test_saves_wait_for_a_live_lock_and_not_for_a_killed_one(tmp_path):
         holder.kill()
         holder.wait()
     assert len(HammingIndex.load(path)) == 5
+    assert not os.path.exists(str(path) + ".lock")  # the stale one is removed

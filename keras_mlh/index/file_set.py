@@ -9,10 +9,12 @@ Writers take an exclusive `fcntl.flock` on the lock file for the whole save,
 so saves of one path never interleave; readers take a shared one when the
 lock file exists, so they never read half of a save. The kernel drops a
 flock when its process dies (even by `kill -9`), so a crashed writer never
-wedges later ones; the lock file itself stays (removing it would let two
-writers hold locks on two different files). Readers that cannot lock (no
-lock file yet, or a file system without flock) still verify every companion
-against the sidecar's checksums: a mixed set is refused, never loaded.
+wedges later ones. The writer removes the lock file at the end of its save
+while still holding it; whoever then gets a lock checks that it holds the
+file now at that name, and starts over otherwise, so two writers never hold
+locks on two different files. Readers that find no lock file (or a file
+system without flock) still verify every companion against the sidecar's
+checksums: a mixed set is refused, never loaded.
 Where there is no `fcntl` (Windows), nothing is locked: concurrent saves of
 one path are then the caller's to avoid, and loads rely on the checksums.
 """
@@ -76,7 +78,11 @@ def bytes_record(data):
 
 @contextlib.contextmanager
 def writer_lock(path):
-    """Holds the exclusive lock of the index at `path` (made if missing).
+    """Holds the exclusive lock of the index at `path` for one save.
+
+    The lock file is made if missing and removed again at the end (also
+    when the save fails), while still locked, so no lock file outlives a
+    save; one left by a killed writer is taken over and removed by the next.
 
     Args:
         path: the index file.
@@ -85,38 +91,66 @@ def writer_lock(path):
         ValueError: when the lock file cannot be created.
     """
     lock = index_files(path)[3]
+    handle = _locked(lock, exclusive=True)
     try:
-        handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as error:
-        raise ValueError(
-            f"Cannot write the index {path!r}: cannot create its lock file "
-            f"{lock!r} ({error.strerror or error}); choose a writable location."
-        ) from None
-    try:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
     finally:
+        with contextlib.suppress(OSError):
+            os.remove(lock)  # still locked: see _locked
         os.close(handle)  # closing releases the lock
 
 
 @contextlib.contextmanager
 def reader_lock(path):
-    """Holds a shared lock of the index at `path` when there is a lock file.
+    """Holds a shared lock of the index at `path` while a save holds one.
 
-    Best effort: without a lock file (an index copied without it, a
-    read-only folder) or flock support, nothing is locked and the reader
-    relies on the sidecar's checksums alone.
+    Without a lock file no save is running (or flock is unsupported), and
+    nothing is locked: the reader relies on the sidecar's checksums alone,
+    which also covers a save that starts while it reads.
     """
     try:
-        handle = os.open(index_files(path)[3], os.O_RDONLY)
-    except OSError:
+        handle = _locked(index_files(path)[3], exclusive=False)
+    except (FileNotFoundError, ValueError):
         yield
         return
     try:
-        if fcntl is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(handle, fcntl.LOCK_SH)
         yield
     finally:
         os.close(handle)
+
+
+def _locked(lock, exclusive):
+    """An open, flocked descriptor of the file that is `lock` now.
+
+    Writers remove the lock file while holding it, so a lock taken on a file
+    already removed (or replaced) guards nothing: take it again on the file
+    now at that name.
+    """
+    while True:
+        try:
+            if exclusive:
+                handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            else:
+                handle = os.open(lock, os.O_RDONLY)
+        except OSError as error:
+            if not exclusive and isinstance(error, FileNotFoundError):
+                raise  # no save is running
+            raise ValueError(
+                f"Cannot lock the index: cannot open its lock file {lock!r} "
+                f"({error.strerror or error}); choose a writable location."
+            ) from None
+        if fcntl is None:
+            return handle
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        except OSError:
+            return handle  # no flock on this file system: checksums only
+        try:
+            same = os.stat(lock).st_ino == os.fstat(handle).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return handle
+        os.close(handle)
+        if not exclusive and not os.path.exists(lock):
+            raise FileNotFoundError(lock)
