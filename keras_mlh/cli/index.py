@@ -11,7 +11,13 @@ import os
 
 from keras_mlh import files
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import encode_images, load_codes, load_model, open_images
+from keras_mlh.cli.io import (
+    encode_images,
+    load_code_files,
+    load_codes,
+    load_model,
+    open_images,
+)
 from keras_mlh.codes import pack_codes
 from keras_mlh.index import MISSING_DISTANCE, HammingIndex
 
@@ -19,11 +25,12 @@ PATHS_SUFFIX = ".paths.json"
 
 
 def build(args):
-    """Builds a `HammingIndex` of a codes file and saves it with its sidecars.
+    """Builds a `HammingIndex` of codes files and saves it with its sidecars.
 
     Args:
-        args: the parsed `index build` options: `codes`, `index`, the index
-            kind and its parameters, `overwrite`.
+        args: the parsed `index build` options: `codes` (one or several
+            files, e.g. the shards of `keras_mlh_runtime.beam_encode`),
+            `index`, the index kind and its parameters, `overwrite`.
 
     Returns:
         0, after printing the size of the index.
@@ -32,7 +39,7 @@ def build(args):
     if os.path.exists(path) and not args.overwrite:
         raise CLIError(f"{path!r} exists; pass --overwrite to replace it.")
     files.check_writable(path, kind="file")
-    packed, ids, paths, bits = load_codes(args.codes)
+    packed, ids, paths, bits = load_code_files(args.codes)
     index = HammingIndex(
         bits,
         kind=args.kind,

@@ -395,3 +395,43 @@ def load_codes(path, what="Codes file"):
     if paths is not None and len(paths) != len(packed):
         paths = None
     return packed, ids, paths, packed.shape[1] * 8
+
+
+def load_code_files(paths, what="Codes file"):
+    """The codes of one or several codes files, concatenated in order.
+
+    Several files are, e.g., the shards of `keras_mlh_runtime.beam_encode`.
+
+    Args:
+        paths: the files (see `load_codes`).
+        what: what the files are, for messages.
+
+    Returns:
+        `(packed, ids, paths, bits)` as `load_codes`: ids are `None` when no
+        file has ids (the index numbers the codes 0..n-1 in this order);
+        paths are kept when every file has them.
+    """
+    parts = [load_codes(path, what) for path in paths]
+    if len(parts) == 1:
+        return parts[0]
+    lengths = {bits for _, _, _, bits in parts}
+    if len(lengths) > 1:
+        found = ", ".join(
+            f"{p!r}: {bits}" for p, (*_, bits) in zip(paths, parts, strict=True)
+        )
+        raise CLIError(
+            f"The codes files hold codes of different lengths ({found} bits); "
+            "encode them all with the same model."
+        )
+    with_ids = [ids is not None for _, ids, _, _ in parts]
+    if any(with_ids) and not all(with_ids):
+        without = [p for p, has in zip(paths, with_ids, strict=True) if not has][0]
+        raise CLIError(
+            f"{without!r} has no `ids` but other codes files do; give every file "
+            "ids, or none (the index then numbers the codes in order)."
+        )
+    packed = np.concatenate([part[0] for part in parts])
+    ids = np.concatenate([part[1] for part in parts]) if all(with_ids) else None
+    names = [part[2] for part in parts]
+    names = None if any(n is None for n in names) else np.concatenate(names)
+    return packed, ids, names, lengths.pop()
