@@ -109,7 +109,7 @@ class HashEncoder:
                 f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); "
                 f"{_REEXPORT}."
             ) from None
-        _check_session(session, metadata, onnx_path)
+        check_session(session, metadata, onnx_path)
         return cls(session, metadata)
 
     def check_images(self, images):
@@ -285,9 +285,25 @@ class HashEncoder:
 def _read_metadata(path):
     if not os.path.isfile(path):
         raise ValueError(f"{path!r} is missing; {_REEXPORT}.")
+    with open(path, "rb") as f:
+        return parse_metadata(f.read(), path)
+
+
+def parse_metadata(data, path):
+    """The checked contents of a `metadata.json`.
+
+    Args:
+        data: the file's bytes.
+        path: the file, for messages.
+
+    Returns:
+        The metadata dict, with valid `bits`, `input_shape` and `input_name`.
+
+    Raises:
+        ValueError: when it is corrupt or not keras-mlh encoder metadata.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            metadata = json.load(f)
+        metadata = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path!r} is corrupt ({error}); {_REEXPORT}.") from None
     if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
@@ -314,7 +330,9 @@ def _read_metadata(path):
     return metadata
 
 
-def _check_session(session, metadata, onnx_path):
+def check_session(session, metadata, onnx_path):
+    """Raises a `ValueError` unless the ONNX graph's input and outputs match
+    `metadata`."""
     inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
     expected_inputs = [
         (metadata["input_name"], "tensor(float)", list(metadata["input_shape"]))
