@@ -1,5 +1,7 @@
 """`keras_mlh_runtime.images`: Pillow decoding that matches `keras-mlh encode`."""
 
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,3 +57,9 @@ def test_channels_without_a_mode():
     assert color_mode((8, 8, 3)) == "RGB"
     with pytest.raises(ValueError, match="2-channel images; image files can only"):
         color_mode((8, 8, 2))
+
+
+def test_without_pillow_the_import_error_says_what_to_install(files, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import fails
+    with pytest.raises(ImportError, match="needs Pillow: pip install pillow"):
+        read_image(files["gray.png"], (28, 28, 1))

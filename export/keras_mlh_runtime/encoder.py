@@ -169,12 +169,15 @@ class HashEncoder:
         """
         output, batch_size = self._check_options(output, batch_size)
         images = self._validated(images)
-        # Each batch's float32 copy is made a batch ahead, beside inference,
-        # instead of one copy of all images (4x the memory of uint8 pixels).
-        batches = read_ahead(
+        batches = (
             images[i : i + batch_size].astype(np.float32, copy=False)
             for i in range(0, len(images), batch_size)
         )
+        if len(images) > batch_size:
+            # Each batch's float32 copy is made a batch ahead, beside inference,
+            # instead of one copy of all images (4x the memory of uint8 pixels).
+            # One batch (serving latency) does without the thread.
+            batches = read_ahead(batches)
         return self._run(batches, output)
 
     def encode_files(self, paths, batch_size=256, output="packed", workers=None):
@@ -331,8 +334,17 @@ def parse_metadata(data, path):
 
 
 def check_session(session, metadata, onnx_path):
-    """Raises a `ValueError` unless the ONNX graph's input and outputs match
-    `metadata`."""
+    """Checks an onnxruntime session of `model.onnx` against its metadata.
+
+    Args:
+        session: the `onnxruntime.InferenceSession`.
+        metadata: the checked `metadata.json` (see `parse_metadata`).
+        onnx_path: the ONNX file, for the message.
+
+    Raises:
+        ValueError: when the graph's input or outputs differ from the
+            metadata's.
+    """
     inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
     expected_inputs = [
         (metadata["input_name"], "tensor(float)", list(metadata["input_shape"]))

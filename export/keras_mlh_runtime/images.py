@@ -62,7 +62,12 @@ def decode_image(data, image_shape, name="image"):
     >>> decode_image(open("digit.png", "rb").read(), (28, 28, 1)).shape
     (28, 28, 1)
     """
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError(
+            "Reading image files needs Pillow: pip install pillow."
+        ) from None
 
     height, width = int(image_shape[0]), int(image_shape[1])
     mode = color_mode(image_shape)
