@@ -24,6 +24,7 @@ import argparse
 import functools
 import os
 import sys
+import uuid
 import zlib
 
 import numpy as np
@@ -156,7 +157,8 @@ def _write_shard(shard, items, prefix, num_shards, bits):
     items = sorted(items, key=lambda item: item[0])
     final = SHARD_PATTERN.format(prefix=prefix, shard=shard, num_shards=num_shards)
     folder, name = os.path.split(final)
-    temp = FileSystems.join(folder or ".", f".tmp-{name}")
+    # Unique: a retried or speculative copy of the bundle may write at once.
+    temp = FileSystems.join(folder or ".", f".tmp-{uuid.uuid4().hex}-{name}")
     with FileSystems.create(temp) as f:
         np.savez(
             f,
