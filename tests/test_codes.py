@@ -116,3 +116,12 @@ def test_binarize_maps_zero_to_plus_one():
     codes = binarize(np.array([[0.5, -0.5, 0.0, -0.0, -1e-9]], np.float32))
     assert codes.dtype == np.int8
     np.testing.assert_array_equal(codes, [[1, -1, 1, 1, -1]])
+
+
+def test_validate_bits_refuses_huge_code_lengths():
+    # 8 * 10**7 bits asked for tens of GiB of hash weights and hung.
+    from keras_mlh.codes import MAX_BITS, validate_bits
+
+    assert validate_bits(MAX_BITS) == MAX_BITS
+    with pytest.raises(ValueError, match=f"at most {MAX_BITS}"):
+        validate_bits(80_000_000)
