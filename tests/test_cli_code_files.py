@@ -67,3 +67,11 @@ def test_ids_in_some_shards_only_are_refused(tmp_path, capsys):
     ]
     assert main(["index", "build", *files, str(tmp_path / "db.index")]) == 1
     assert "b.npz' has no `ids` but other codes files do" in capsys.readouterr().err
+
+
+def test_an_index_onto_one_of_its_shards_is_refused(shards, capsys):
+    files, _, _ = shards
+    before = open(files[1], "rb").read()
+    assert main(["index", "build", *files, files[1], "--overwrite"]) == 1
+    assert "it is an input of this command" in capsys.readouterr().err
+    assert open(files[1], "rb").read() == before
