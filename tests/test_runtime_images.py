@@ -54,6 +54,8 @@ def test_not_an_image(tmp_path):
     bad.write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"Cannot read image .*bad.png.*remove or"):
         read_image(bad, (28, 28, 1))
+    with pytest.raises(ValueError, match=r"\(not an image format Pillow can read\)"):
+        read_image(bad, (28, 28, 1))  # not "<_io.BytesIO object at 0x...>"
     with pytest.raises(ValueError, match="Cannot read image .*check the path"):
         read_image(tmp_path / "missing.png", (28, 28, 1))
 

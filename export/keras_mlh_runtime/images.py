@@ -87,10 +87,14 @@ def decode_image(data, image_shape, name="image"):
                 image = image.resize((width, height), Image.Resampling.NEAREST)
             pixels = np.asarray(image, dtype=np.uint8)
     except Exception as error:  # Pillow raises OSError subclasses and others
+        # Pillow's message for this one names only the in-memory buffer.
+        reason = (
+            "not an image format Pillow can read"
+            if isinstance(error, Image.UnidentifiedImageError)
+            else f"{type(error).__name__}: {first_line(error)}"
+        )
         raise ValueError(
-            f"Cannot read image {name!r} ({type(error).__name__}: "
-            f"{first_line(error)}); "
-            "remove or replace the file."
+            f"Cannot read image {name!r} ({reason}); remove or replace the file."
         ) from None
     return pixels.reshape(height, width, -1)
 
