@@ -62,7 +62,7 @@ def shards(mnist_export, digit_folder, tmp_path_factory):
         "--export", mnist_export[0],
         "--images", folder / "*.png",
         "--output", prefix,
-        "--num-shards", 3,
+        "--num_shards", 3,  # Beam's spelling of options: ours too
         "--batch-size", 64,
         "--runner", "DirectRunner",
     )  # fmt: skip
@@ -151,6 +151,20 @@ def test_refuses_an_earlier_runs_shards_and_an_empty_glob(
         tmp_path / "codes",
     )  # fmt: skip
     assert missing.returncode == 1 and "metadata.json' is missing" in missing.stderr
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    bad = beam_encode(
+        "--export", mnist_export[0], "--images", tmp_path / "*.png", "--output",
+        tmp_path / "codes",
+    )  # fmt: skip
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert (
+        bad.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "python -m keras_mlh_runtime.beam_encode: error: Cannot read image "
+        )
+    )
+    assert not glob.glob(str(tmp_path / "codes*"))
 
 
 def test_without_beam_the_import_error_says_what_to_install(monkeypatch):

@@ -1,6 +1,7 @@
 """`keras-mlh index build` of several codes files (e.g. Beam's shards)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -75,3 +76,27 @@ def test_an_index_onto_one_of_its_shards_is_refused(shards, capsys):
     assert main(["index", "build", *files, files[1], "--overwrite"]) == 1
     assert "it is an input of this command" in capsys.readouterr().err
     assert open(files[1], "rb").read() == before
+
+
+def test_a_file_given_twice_is_refused(shards, tmp_path, capsys):
+    files, _, _ = shards
+    again = str(tmp_path / "." / os.path.basename(files[0]))  # same file
+    assert main(["index", "build", *files, again, str(tmp_path / "db.index")]) == 1
+    assert "is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "db.index").exists()
+
+
+def test_paths_in_some_files_only_are_refused(shards, tmp_path, capsys):
+    files, codes, _ = shards
+    np.save(tmp_path / "more.npy", codes[:2])  # no paths
+    index = str(tmp_path / "db.index")
+    assert main(["index", "build", *files, str(tmp_path / "more.npy"), index]) == 1
+    assert "more.npy' has no image `paths`" in capsys.readouterr().err
+    assert not os.path.exists(index)
+
+
+def test_an_image_in_two_files_is_refused(shards, tmp_path, capsys):
+    files, codes, paths = shards
+    other = _shard(tmp_path / "other.npz", codes[:1], paths=paths[3:4])
+    assert main(["index", "build", *files, other, str(tmp_path / "db.index")]) == 1
+    assert "'img/3.png' is in several codes files" in capsys.readouterr().err

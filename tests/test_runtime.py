@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -209,6 +210,39 @@ def test_encode_files_refuses_bad_input(encoder, digit_files, tmp_path):
         encoder.encode_files([])
     with pytest.raises(ValueError, match="`workers` must be None or a positive"):
         encoder.encode_files(digit_files[0], workers=0)
+    with pytest.raises(ValueError, match=r"a list of image files, not one path"):
+        encoder.encode_files(str(digit_files[0][0]))  # not its characters
+
+
+class _FailingSession:
+    """An onnxruntime session whose second call fails."""
+
+    def __init__(self, session):
+        self.session, self.calls = session, 0
+
+    def run(self, outputs, feeds):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("inference failed")
+        return self.session.run(outputs, feeds)
+
+
+@pytest.mark.parametrize("source", ["arrays", "files"])
+def test_an_inference_error_stops_the_read_ahead_thread(
+    encoder, digit_files, monkeypatch, source
+):
+    paths, images = digit_files
+    monkeypatch.setattr(encoder, "session", _FailingSession(encoder.session))
+    with pytest.raises(RuntimeError, match="inference failed") as failure:
+        if source == "arrays":
+            encoder.encode(images, batch_size=1)
+        else:
+            encoder.encode_files(paths, batch_size=1, workers=2)
+    # `failure` holds the traceback, and with it the batches: the thread
+    # must have stopped all the same.
+    assert failure.value is not None
+    alive = [t for t in threading.enumerate() if t.name == "keras-mlh-read-ahead"]
+    assert not alive
 
 
 def test_build_index_from_packed_with_ids_and_search(encoder, mnist5k):

@@ -29,9 +29,14 @@ def files(tmp_path):
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (28, 28, 3), (16, 24, 4)])
-def test_matches_the_keras_reader_of_the_cli(files, shape):
+def test_matches_keras_load_img_on_8_bit_files(files, shape):
+    import keras
+
     for path in files.values():
-        expected = load_image(str(path), shape[:2], KERAS_MODES[shape[2]])
+        image = keras.utils.load_img(
+            path, color_mode=KERAS_MODES[shape[2]], target_size=shape[:2]
+        )
+        expected = keras.utils.img_to_array(image, dtype="uint8")
         got = read_image(path, shape)
         assert got.dtype == np.uint8 and got.shape == shape
         np.testing.assert_array_equal(got, expected, err_msg=path.name)
@@ -49,6 +54,8 @@ def test_not_an_image(tmp_path):
     bad.write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"Cannot read image .*bad.png.*remove or"):
         read_image(bad, (28, 28, 1))
+    with pytest.raises(ValueError, match=r"\(not an image format Pillow can read\)"):
+        read_image(bad, (28, 28, 1))  # not "<_io.BytesIO object at 0x...>"
     with pytest.raises(ValueError, match="Cannot read image .*check the path"):
         read_image(tmp_path / "missing.png", (28, 28, 1))
 
@@ -63,3 +70,18 @@ def test_without_pillow_the_import_error_says_what_to_install(files, monkeypatch
     monkeypatch.setitem(sys.modules, "PIL", None)  # import fails
     with pytest.raises(ImportError, match="needs Pillow: pip install pillow"):
         read_image(files["gray.png"], (28, 28, 1))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_grayscale_reads_as_its_top_byte(tmp_path, channels):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+    low = rng.integers(0, 256, (28, 28), dtype=np.uint16)  # below 8-bit precision
+    path = tmp_path / "deep.png"
+    Image.fromarray(pixels.astype(np.uint16) * 256 + low).save(path)
+    assert Image.open(path).mode == "I;16"
+    got = read_image(path, (28, 28, channels))
+    np.testing.assert_array_equal(got, np.repeat(pixels[..., None], channels, -1))
+    # The same pixels for training and `keras-mlh encode` (their reader).
+    mode = KERAS_MODES[channels]
+    np.testing.assert_array_equal(load_image(str(path), (28, 28), mode), got)

@@ -1,7 +1,7 @@
 """Batch encoding on Apache Beam: image files -> sharded packed-code files.
 
     python -m keras_mlh_runtime.beam_encode --export DIR --images GLOB \\
-        --output PREFIX [--num-shards N] [Beam pipeline options]
+        --output PREFIX [--num-shards N] [--debug] [Beam pipeline options]
 
 Reads the files matching `GLOB` (any Beam file system: local, `gs://`,
 `s3://`, ...), decodes them with Pillow (`keras_mlh_runtime.images`, the
@@ -22,6 +22,7 @@ apache-beam (`pip install "keras-mlh[beam]"`), never TensorFlow or Keras.
 
 import argparse
 import functools
+import logging
 import os
 import sys
 import uuid
@@ -260,13 +261,29 @@ def main(argv=None):
         description="Encodes image files with an exported keras-mlh encoder on "
         "Apache Beam and writes sharded packed-code files for `keras-mlh index "
         "build`. Other options are Beam pipeline options (e.g. --runner).",
+        # An abbreviation of one of ours must not swallow a Beam option.
+        allow_abbrev=False,
     )
     parser.add_argument("--export", required=True, help="export folder (model.onnx)")
     parser.add_argument("--images", required=True, help="glob of image files")
     parser.add_argument("--output", required=True, help="prefix of the shard files")
-    parser.add_argument("--num-shards", type=int, default=1, help="default: 1")
-    parser.add_argument("--batch-size", type=int, default=256, help="default: 256")
+    # Beam's own options are spelt with underscores: the same spelling of
+    # ours must not go to PipelineOptions, which drops what it does not know
+    # with only a log warning.
+    parser.add_argument(
+        "--num-shards", "--num_shards", type=int, default=1, help="default: 1"
+    )
+    parser.add_argument(
+        "--batch-size", "--batch_size", type=int, default=256, help="default: 256"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error"
+    )
     args, beam_args = parser.parse_known_args(argv)
+    if not args.debug:
+        # Beam logs a failed element's error with its traceback, then raises
+        # it here, where it is printed on one line.
+        logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
     try:
         count = _check_paths(args.images, args.output)
         transform = EncodeImages(
@@ -275,6 +292,8 @@ def main(argv=None):
         with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
             pipeline | "EncodeImages" >> transform  # noqa: B018 (applied for effect)
     except Exception as error:  # Beam re-raises workers' errors in its own types
+        if args.debug:
+            raise
         print(f"{PROG}: error: {first_line(error)}", file=sys.stderr)
         return 1
     shards = FileSystems.match([f"{args.output}-*-of-*.npz"])[0].metadata_list

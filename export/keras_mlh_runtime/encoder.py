@@ -208,6 +208,12 @@ class HashEncoder:
         """
         output, batch_size = self._check_options(output, batch_size)
         workers = check_positive_int("workers", workers, allow_none=True)
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            # A string is iterable: its characters would be read as paths.
+            raise ValueError(
+                f"`paths` must be a list of image files, not one path: pass "
+                f"[{os.fspath(paths)!r}]."
+            )
         paths = [os.fspath(p) for p in paths]
         if not paths:
             raise ValueError("`paths` is empty: pass at least one image file.")
@@ -232,7 +238,17 @@ class HashEncoder:
 
     def _run(self, batches, output):
         """One onnxruntime call per float32 batch, concatenated in order."""
-        parts = [self.session.run([output], {self.input_name: b})[0] for b in batches]
+        try:
+            parts = [
+                self.session.run([output], {self.input_name: b})[0] for b in batches
+            ]
+        finally:
+            # On an error, stop a read-ahead thread now, not when the
+            # traceback (which holds this frame) is freed: `encode_files`
+            # shuts its decoding pool down right after.
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
         return np.concatenate(parts)
 
     def build_index(self, images=None, packed=None, ids=None, kind="flat", **options):

@@ -1,10 +1,11 @@
 """Image files as the exported encoder's input pixels, with Pillow only.
 
 The runtime's reader (no TensorFlow): `HashEncoder.encode_files` and the
-Beam pipeline (`keras_mlh_runtime.beam_encode`) decode with it. It reads a
-file the way `keras-mlh encode` does (`keras.utils.load_img`, which also uses
-Pillow): converted to the model's colour mode, resized with nearest-neighbour
-sampling only when the size differs.
+Beam pipeline (`keras_mlh_runtime.beam_encode`) decode with it. It is also the
+reader of `keras-mlh encode` and of `keras_mlh.datasets.from_directory`
+(`keras_mlh.datasets.sources.load_image`): a file is converted to the model's
+colour mode (16-bit grayscale by its top byte), resized with nearest-neighbour
+sampling only when the size differs, as `keras.utils.load_img` does.
 """
 
 import io
@@ -16,6 +17,8 @@ from keras_mlh.errors import first_line
 
 # Channels of the model's input -> Pillow mode.
 COLOR_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+# Pillow's modes of 16-bit grayscale files (PNG, TIFF).
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def color_mode(image_shape):
@@ -73,16 +76,25 @@ def decode_image(data, image_shape, name="image"):
     mode = color_mode(image_shape)
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.mode in SIXTEEN_BIT_MODES:
+                # Their top byte: Pillow's own conversion clips at 255 (and
+                # keras.utils.load_img wraps modulo 256), which leaves noise.
+                top = np.asarray(image).astype(np.uint16) >> 8
+                image = Image.fromarray(top.astype(np.uint8), "L")
             if image.mode != mode:
                 image = image.convert(mode)
             if image.size != (width, height):
                 image = image.resize((width, height), Image.Resampling.NEAREST)
             pixels = np.asarray(image, dtype=np.uint8)
     except Exception as error:  # Pillow raises OSError subclasses and others
+        # Pillow's message for this one names only the in-memory buffer.
+        reason = (
+            "not an image format Pillow can read"
+            if isinstance(error, Image.UnidentifiedImageError)
+            else f"{type(error).__name__}: {first_line(error)}"
+        )
         raise ValueError(
-            f"Cannot read image {name!r} ({type(error).__name__}: "
-            f"{first_line(error)}); "
-            "remove or replace the file."
+            f"Cannot read image {name!r} ({reason}); remove or replace the file."
         ) from None
     return pixels.reshape(height, width, -1)
 

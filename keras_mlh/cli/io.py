@@ -411,9 +411,18 @@ def load_code_files(paths, what="Codes file"):
         file has ids (the index numbers the codes 0..n-1 in this order);
         paths are kept when every file has them.
     """
+    if len(paths) == 1:
+        return load_codes(paths[0], what)
+    real = [os.path.realpath(path) for path in paths]
+    twice = next(
+        (p for p, r in zip(paths, real, strict=True) if real.count(r) > 1), None
+    )
+    if twice is not None:
+        raise CLIError(
+            f"{twice!r} is given twice: its codes would be indexed twice; give "
+            "each codes file once."
+        )
     parts = [load_codes(path, what) for path in paths]
-    if len(parts) == 1:
-        return parts[0]
     lengths = {bits for _, _, _, bits in parts}
     if len(lengths) > 1:
         found = ", ".join(
@@ -430,8 +439,23 @@ def load_code_files(paths, what="Codes file"):
             f"{without!r} has no `ids` but other codes files do; give every file "
             "ids, or none (the index then numbers the codes in order)."
         )
+    with_paths = [names is not None for _, _, names, _ in parts]
+    if any(with_paths) and not all(with_paths):
+        without = [p for p, has in zip(paths, with_paths, strict=True) if not has][0]
+        raise CLIError(
+            f"{without!r} has no image `paths` (one per code) but other codes "
+            "files do: the index would lose them all; encode every file from "
+            "image files, or index the files without paths separately."
+        )
     packed = np.concatenate([part[0] for part in parts])
     ids = np.concatenate([part[1] for part in parts]) if all(with_ids) else None
-    names = [part[2] for part in parts]
-    names = None if any(n is None for n in names) else np.concatenate(names)
+    names = np.concatenate([part[2] for part in parts]) if all(with_paths) else None
+    if names is not None:
+        unique, counts = np.unique(names, return_counts=True)
+        if counts.max() > 1:
+            raise CLIError(
+                f"The image {str(unique[counts.argmax()])!r} is in several codes "
+                "files (shards of two runs over the same images?); give the "
+                "shards of one run."
+            )
     return packed, ids, names, lengths.pop()
