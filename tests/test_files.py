@@ -440,3 +440,31 @@ def test_a_real_file_size_limit_names_the_output(tmp_path):
     )
     assert f"Cannot write {str(out)!r}: File too large" in result.stdout, result
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------ permissions
+@pytest.fixture
+def fixed_umask(monkeypatch):
+    """Umask 027 (0600 and 0640 differ), and any later change of it fails."""
+    previous = os.umask(0o027)
+
+    def no_umask_change(mask):
+        raise AssertionError(f"os.umask({mask:#o}) changes it for every thread")
+
+    monkeypatch.setattr(os, "umask", no_umask_change)
+    yield 0o027
+    monkeypatch.undo()
+    os.umask(previous)
+
+
+def test_outputs_get_the_umask_mode_without_changing_the_umask(tmp_path, fixed_umask):
+    write_json({}, tmp_path / "r.json")
+    with staged_files(tmp_path / "eval") as stage:
+        open(stage("a.png"), "w").close()
+    with atomic_folder(tmp_path / "run") as work:
+        open(os.path.join(work, "m.txt"), "w").close()
+    with atomic_folder(tmp_path / "run"):  # replaces the folder (a trash folder)
+        pass
+    assert _mode(tmp_path / "r.json") == 0o666 & ~fixed_umask
+    assert _mode(tmp_path / "eval" / "a.png") == 0o666 & ~fixed_umask
+    assert _mode(tmp_path / "run") == 0o777 & ~fixed_umask

@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 
 from keras_mlh import files
@@ -104,7 +103,7 @@ class Stage:
         parent = os.path.dirname(self.path)
         with files.ensure_folder(parent):
             files.remove_stale_temps(parent)
-            work = tempfile.mkdtemp(prefix=files.temp_name(), dir=parent)
+            work = files.make_temp(parent, folder=True)
             try:
                 files.write_json(
                     {
@@ -114,7 +113,6 @@ class Stage:
                     },
                     os.path.join(work, SETTINGS_FILE),
                 )
-                os.chmod(work, 0o755)
                 try:
                     os.rename(work, self.path)
                 except OSError:
