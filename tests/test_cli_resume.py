@@ -187,3 +187,23 @@ def test_resuming_on_changed_data_is_refused(tmp_path):
     edited = from_arrays(images, np.arange(40) % 4, num_queries=8, seed=0)
     with pytest.raises(ValueError, match="training data .* has changed"):
         resume.check_same_data(stage, resume.data_digest(edited))
+
+
+def test_resume_never_discards_the_staging_folder_of_a_live_train(tmp_path):
+    from keras_mlh.cli import parser
+
+    # `train --out run --overwrite` onto a finished run trains while the old
+    # run folder (with its run.json) is still there.
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    stage = resume.Stage(str(out))
+    stage.create({"bits": 16})
+    args = parser.build_parser().parse_args(["train", "--resume", str(out)])
+    with stage.locked():  # the live train
+        with pytest.raises(ValueError, match=f"process {os.getpid()}"):
+            resume.resumed_args(args)
+        assert stage.settings() == {"bits": 16}
+    with pytest.raises(ValueError, match="finished run folder"):
+        resume.resumed_args(args)
+    assert not stage.exists()  # a stopped one's is removed

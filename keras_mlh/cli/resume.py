@@ -20,6 +20,7 @@ it (its name is not of the temporary rule).
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -89,6 +90,15 @@ class Stage:
             return lock["pid"]  # cannot tell on another machine: assume it runs
         return lock["pid"] if files.process_runs(lock["pid"]) else None
 
+    def check_free(self):
+        """Refuses when a live `train` holds the folder (its lock file)."""
+        pid = self.owner() if self.exists() else None
+        if pid is not None:
+            raise CLIError(
+                f"Another `keras-mlh train` (process {pid}) is training "
+                f"{self.out!r} now; wait for it to finish."
+            )
+
     def data_digest(self):
         """The digest of the training data the run started with, or `None`."""
         data = _read_json(os.path.join(self.path, SETTINGS_FILE))
@@ -115,7 +125,9 @@ class Stage:
                 )
                 try:
                     os.rename(work, self.path)
-                except OSError:
+                except OSError as error:
+                    if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise  # not a race: the OS's reason, named by `main`
                     raise CLIError(
                         f"Another `keras-mlh train` started training {self.out!r} "
                         "meanwhile; wait for it to finish."
@@ -135,12 +147,7 @@ class Stage:
                 handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                 break
             except FileExistsError:
-                pid = self.owner()
-                if pid is not None:
-                    raise CLIError(
-                        f"Another `keras-mlh train` (process {pid}) is training "
-                        f"{self.out!r} now; wait for it to finish."
-                    ) from None
+                self.check_free()
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(lock)
         else:
@@ -154,7 +161,18 @@ class Stage:
                 os.remove(lock)
 
     def discard(self):
+        """Removes the folder; only for the `train` holding its lock."""
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def discard_unused(self):
+        """Removes the folder of a stopped `train`; refuses a live one.
+
+        Under the lock: a `train` that took the folder since it was last
+        checked is not pulled from under.
+        """
+        if self.exists():
+            with contextlib.suppress(FileNotFoundError), self.locked():
+                self.discard()
 
 
 def settings_of(args):
@@ -194,7 +212,7 @@ def resumed_args(args):
         )
     stage = Stage(out)
     if os.path.isfile(os.path.join(out, "run.json")):
-        stage.discard()  # left by a run stopped just after it finished
+        stage.discard_unused()  # left by a run stopped just after it finished
         raise CLIError(f"{out!r} is a finished run folder; there is nothing to resume.")
     settings = stage.settings() if stage.exists() else None
     if settings is None:

@@ -59,12 +59,7 @@ def run(args):
             args.out = os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
         stage = resume.Stage(os.path.abspath(args.out))
     out = check_run_folder(args.out, args.overwrite, args)
-    owner = stage.owner() if stage.exists() else None
-    if owner is not None:
-        raise CLIError(
-            f"Another `keras-mlh train` (process {owner}) is training {out!r} now; "
-            "wait for it to finish."
-        )
+    stage.check_free()  # before the data is loaded; `locked` checks again
     if args.resume is None and stage.exists():
         done = stage.progress()["epoch"]
         if done and not args.overwrite:
@@ -73,7 +68,7 @@ def run(args):
                 f"done) can be resumed: `{PROG} train --resume {shlex.quote(args.out)}`; or pass "
                 "--overwrite to discard it and start afresh."
             )
-        stage.discard()  # nothing to resume in it, or --overwrite
+        stage.discard_unused()  # nothing to resume in it, or --overwrite
     if args.resume is None:
         args.command_line = [PROG, *sys.argv[1:]] if args.from_command_line else None
     files.check_writable(out)  # before the data is loaded
