@@ -207,3 +207,36 @@ def test_resume_never_discards_the_staging_folder_of_a_live_train(tmp_path):
     with pytest.raises(ValueError, match="finished run folder"):
         resume.resumed_args(args)
     assert not stage.exists()  # a stopped one's is removed
+
+
+def test_the_checkpoint_restores_weights_and_optimizer_state(tmp_path):
+    import keras
+    import numpy as np
+
+    def model():
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        m.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+        return m
+
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = np.zeros((16, 2), "float32")
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({})
+    trained = model()
+    checkpoint = resume.checkpoint_callback(stage, stage.progress())
+    trained.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[checkpoint])
+    assert stage.progress()["epoch"] == 1
+    assert stage.progress()["history"]["loss"] == checkpoint.history["loss"]
+
+    resumed = model()  # another initialization, as in a new process
+    resumed.optimizer.build(resumed.trainable_variables)  # as `MLH.fit` does
+    restore = resume.checkpoint_callback(stage, stage.progress())
+    # Epoch 1 of 1 is done: fit only restores (on_train_begin), trains nothing.
+    resumed.fit(x, y, epochs=1, initial_epoch=1, verbose=0, callbacks=[restore])
+    for a, b in zip(trained.weights, resumed.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(resumed.optimizer.iterations.numpy()) == 4  # the schedule's step
+    for a, b in zip(
+        trained.optimizer.variables, resumed.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
