@@ -362,7 +362,7 @@ def checkpoint_callback(stage, start):
                 }
                 files.write_json(progress, os.path.join(stage.path, PROGRESS_FILE))
             for old in os.listdir(stage.path):
-                if old.startswith("checkpoint-") and old != name:
+                if old.startswith(("checkpoint-", "partial-")) and old != name:
                     with contextlib.suppress(OSError):
                         os.remove(os.path.join(stage.path, old))
 
