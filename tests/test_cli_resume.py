@@ -222,10 +222,17 @@ def test_the_checkpoint_restores_weights_and_optimizer_state(tmp_path):
     y = np.zeros((16, 2), "float32")
     stage = resume.Stage(str(tmp_path / "run"))
     stage.create({})
+    left = os.path.join(stage.path, "partial-checkpoint-3.weights.h5")
+    open(left, "w").close()  # a kill between writing and renaming it
     trained = model()
     checkpoint = resume.checkpoint_callback(stage, stage.progress())
     trained.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[checkpoint])
     assert stage.progress()["epoch"] == 1
+    assert sorted(os.listdir(stage.path)) == [
+        "checkpoint-1.weights.h5",
+        resume.PROGRESS_FILE,
+        resume.SETTINGS_FILE,
+    ]
     assert stage.progress()["history"]["loss"] == checkpoint.history["loss"]
 
     resumed = model()  # another initialization, as in a new process
