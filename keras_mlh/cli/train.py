@@ -72,6 +72,7 @@ def run(args):
     if args.resume is None:
         args.command_line = [PROG, *sys.argv[1:]] if args.from_command_line else None
     files.check_writable(out)  # before the data is loaded
+    quiet_tensorflow()  # before the data sources, which may import it
     data, source = training_data(args)
     digest = resume.data_digest(data)
     if stage.exists():
