@@ -452,7 +452,7 @@ def write_json(data, path):
     return os.fspath(path)
 
 
-def make_temp(parent, suffix="", folder=False):
+def make_temp(parent, suffix="", folder=False, tag=TEMP_TAG):
     """Creates a new temporary file or folder of `temp_name`'s rule in `parent`.
 
     Unlike `tempfile` (0600 files, 0700 folders), it gets the mode an
@@ -464,6 +464,7 @@ def make_temp(parent, suffix="", folder=False):
         parent: the existing folder to create it in.
         suffix: the end of the name (`".h5"`: writers that go by it).
         folder: a folder instead of an empty file.
+        tag: `temp_name`'s tag; only `"tmp"` names are swept when stale.
 
     Returns:
         The path created.
@@ -471,7 +472,7 @@ def make_temp(parent, suffix="", folder=False):
     Raises:
         OSError: when it cannot be created.
     """
-    prefix = os.path.join(parent, temp_name())
+    prefix = os.path.join(parent, temp_name(tag))
     while True:
         temp = f"{prefix}{secrets.token_hex(4)}{suffix}"
         try:
@@ -505,7 +506,9 @@ def _move_into_place(work, path):
         os.replace(work, path)
         return
     # Swap through a trash folder: rename cannot replace a non-empty folder.
-    trash = make_temp(os.path.dirname(path), folder=True)
+    # Not of the swept rule: a kill between the two renames leaves the
+    # previous folder in it, for the user to recover, never to the sweep.
+    trash = make_temp(os.path.dirname(path), folder=True, tag="old")
     old = os.path.join(trash, "old")
     try:
         os.replace(path, old)

@@ -272,6 +272,28 @@ def test_atomic_folder_restores_the_old_folder_when_the_swap_fails(
     assert os.listdir(tmp_path) == ["run"]
 
 
+def test_the_previous_folder_is_never_left_where_the_sweep_removes_it(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real_replace, moved_to = os.replace, []
+
+    def replace(src, dst):
+        if src == str(out):
+            moved_to.append(os.path.basename(os.path.dirname(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_folder(out):
+        pass
+    # A kill right after this rename leaves the old folder there, in a name
+    # that `remove_stale_temps` does not match.
+    assert len(moved_to) == 1 and moved_to[0].startswith(TEMP_PREFIX)
+    assert not moved_to[0].startswith(TEMP_PREFIX + "tmp-")
+
+
 def test_atomic_folder_refuses_a_file_in_the_way(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="Cannot write to .*is a file, not a folder"):
