@@ -58,7 +58,7 @@ def run(args):
         if args.out is None:
             args.out = os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
         stage = resume.Stage(os.path.abspath(args.out))
-    out = check_run_folder(args.out, args.overwrite, args)
+    out = check_run_folder(args)
     stage.check_free()  # before the data is loaded; `locked` checks again
     if args.resume is None and stage.exists():
         done = stage.progress()["epoch"]
@@ -103,23 +103,22 @@ def run(args):
     return 0
 
 
-def check_run_folder(out, overwrite, args=None):
-    """Checks that `out` may become a run folder (an earlier run, with
+def check_run_folder(args):
+    """Checks that `args.out` may become a run folder (an earlier run, with
     `run.json`, may be replaced with --overwrite, but never one holding the
     training data); creates nothing.
 
     Returns:
-        The absolute path of `out`.
+        The absolute path of `args.out`.
     """
-    inputs = [] if args is None else [args.npz, args.folder, args.tfds_data_dir]
     return files.check_output(
-        out,
-        inputs=inputs,
-        overwrite=overwrite,
+        args.out,
+        inputs=[args.npz, args.folder, args.tfds_data_dir],
+        overwrite=args.overwrite,
         kind="folder",
         marker=RUN_FILE,
         what="run folder",
-        not_inside=[] if args is None else [args.folder],
+        not_inside=[args.folder],
     )
 
 
