@@ -239,7 +239,12 @@ def remove_stale_temps(folder):
     pattern = re.compile(re.escape(TEMP_PREFIX + TEMP_TAG) + r"-([0-9a-f]{8})-(\d+)-")
     for name in names:
         match = pattern.match(name)
-        if not match or match[1] != host_id() or process_runs(int(match[2])):
+        if not match or match[1] != host_id():
+            continue
+        pid = int(match[2])
+        # A pid no process can have is not a name of ours (and os.kill
+        # would overflow on it).
+        if not 0 < pid < 2**31 or process_runs(pid):
             continue
         full = os.path.join(folder, name)
         try:

@@ -398,6 +398,7 @@ def test_stale_temps_of_dead_processes_are_removed_and_reported(tmp_path, capsys
         f"{TEMP_PREFIX}tmp-00000000-{_dead_pid()}-x",  # another machine's
         f"{TEMP_PREFIX}train-run1",  # a resumable run, not a temporary
         f"{TEMP_PREFIX}abcdefgh",  # not of the rule
+        f"{host_prefix}-{10**20}-x",  # no process has that pid
         "mine.txt",
     ]
     for name in kept:
