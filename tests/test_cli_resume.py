@@ -247,3 +247,29 @@ def test_the_checkpoint_restores_weights_and_optimizer_state(tmp_path):
         trained.optimizer.variables, resumed.optimizer.variables, strict=True
     ):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_the_lock_is_held_from_its_first_instant_and_never_stale(tmp_path):
+    import fcntl
+
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({})
+    lock = os.path.join(stage.path, resume.LOCK_FILE)
+    # Another train has just locked the file and not yet written its pid.
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="Another `keras-mlh train`"):
+            with stage.locked():
+                pass
+    # A lock file of a process that died (kill -9) holds no lock: taken over.
+    with open(lock, "w") as f:
+        f.write(str(_dead_pid()))
+    assert stage.owner() is None
+    with stage.locked():
+        assert stage.owner() == os.getpid()
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

@@ -8,7 +8,7 @@ the run folder's name). It holds:
   and the checkpoint of the last one;
 - `checkpoint-EPOCH.weights.h5`: the model and optimizer after that epoch
   (the optimizer's step count drives the learning-rate schedule);
-- `lock`: the host and process id of the `train` using it now.
+- `lock`: `flock`ed by the `train` using it now, holding its process id.
 
 Each epoch's checkpoint is written under a temporary name and renamed, then
 `progress.json` is replaced atomically: a `kill -9` loses at most the epoch
@@ -21,6 +21,7 @@ it (its name is not of the temporary rule).
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -82,13 +83,23 @@ class Stage:
         return data
 
     def owner(self):
-        """The pid of the live process training in this folder, or `None`."""
-        lock = _read_json(os.path.join(self.path, LOCK_FILE))
-        if not isinstance(lock, dict) or not isinstance(lock.get("pid"), int):
+        """The pid of the live process training in this folder, or `None`.
+
+        Live means holding the `flock` of the lock file: the OS drops it
+        when the process ends, even by `kill -9`, so a lock is never stale.
+        """
+        try:
+            handle = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDONLY)
+        except OSError:
             return None
-        if lock.get("host") != files.host_id():
-            return lock["pid"]  # cannot tell on another machine: assume it runs
-        return lock["pid"] if files.process_runs(lock["pid"]) else None
+        with os.fdopen(handle) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return None  # nobody holds it (released on close)
+            except BlockingIOError:
+                pid = f.read().strip()
+                # Empty while the holder is still writing its pid.
+                return int(pid) if pid.isdigit() else "starting"
 
     def check_free(self):
         """Refuses when a live `train` holds the folder (its lock file)."""
@@ -137,28 +148,29 @@ class Stage:
 
     @contextlib.contextmanager
     def locked(self):
-        """Holds the lock file while the block runs; refuses a live owner.
-
-        A lock left by a dead process (`kill -9`) is taken over.
+        """Holds the lock file's `flock` while the block runs; refuses a live
+        owner. The file stays (removing it would let a later `train` lock a
+        new file while a waiting one locks the old); `discard` removes it.
         """
-        lock = os.path.join(self.path, LOCK_FILE)
-        for _ in range(2):
-            try:
-                handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                break
-            except FileExistsError:
-                self.check_free()
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(lock)
-        else:
-            raise CLIError(f"Could not lock {self.path!r}; try again.")
-        with os.fdopen(handle, "w") as f:
-            json.dump({"host": files.host_id(), "pid": os.getpid()}, f)
         try:
+            handle = os.open(
+                os.path.join(self.path, LOCK_FILE), os.O_CREAT | os.O_RDWR, 0o666
+            )
+        except FileNotFoundError:
+            raise  # the folder went meanwhile
+        except OSError as error:
+            raise CLIError(f"Could not lock {self.path!r}: {error.strerror}.") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.check_free()
+                raise CLIError(f"Could not lock {self.path!r}; try again.") from None
+            os.ftruncate(handle, 0)
+            os.write(handle, str(os.getpid()).encode())
             yield self
         finally:
-            with contextlib.suppress(OSError):
-                os.remove(lock)
+            os.close(handle)  # releases the lock
 
     def discard(self):
         """Removes the folder; only for the `train` holding its lock."""
