@@ -11,28 +11,35 @@ import os
 
 from keras_mlh import files
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import encode_images, load_codes, load_model, open_images
+from keras_mlh.cli.io import (
+    encode_images,
+    load_code_files,
+    load_codes,
+    load_model,
+    open_images,
+)
 from keras_mlh.codes import pack_codes
 from keras_mlh.index import MISSING_DISTANCE, PATHS_SUFFIX, HammingIndex, index_files
 
 
 def build(args):
-    """Builds a `HammingIndex` of a codes file and saves it with its sidecars.
+    """Builds a `HammingIndex` of codes files and saves it with its sidecars.
 
     Args:
-        args: the parsed `index build` options: `codes`, `index`, the index
-            kind and its parameters, `overwrite`.
+        args: the parsed `index build` options: `codes` (one or several
+            files, e.g. the shards of `keras_mlh_runtime.beam_encode`),
+            `index`, the index kind and its parameters, `overwrite`.
 
     Returns:
         0, after printing the size of the index.
     """
     path = files.check_output(
         args.index,
-        inputs=[args.codes],
+        inputs=args.codes,
         overwrite=args.overwrite,
         companions=index_files(args.index)[1:],
     )
-    packed, ids, paths, bits = load_codes(args.codes)
+    packed, ids, paths, bits = load_code_files(args.codes)
     index = HammingIndex(
         bits,
         kind=args.kind,

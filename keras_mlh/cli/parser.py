@@ -435,7 +435,13 @@ def build_parser():
         "from image files, their paths (INDEX.paths.json).",
         epilog="example:\n  keras-mlh index build codes.npz db.index --kind hnsw",
     )
-    build.add_argument("codes", metavar="CODES", help="codes file, .npy or .npz")
+    build.add_argument(
+        "codes",
+        metavar="CODES",
+        nargs="+",
+        help="codes files, .npy or .npz (several are concatenated in order, e.g. "
+        "the shards of keras_mlh_runtime.beam_encode)",
+    )
     build.add_argument("index", metavar="INDEX", help="index file to write")
     build.add_argument(
         "--kind",
