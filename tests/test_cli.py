@@ -19,10 +19,16 @@ import pytest
 
 from keras_mlh import cli
 from keras_mlh.cli import export as cli_export
+from keras_mlh.cli import io as cli_io
 from keras_mlh.cli import parser as cli_parser
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+# As a user runs it: no TensorFlow logging settings of the test session.
+ENV = {
+    key: value
+    for key, value in os.environ.items()
+    if key not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+}
 
 
 def keras_mlh(*args, cwd, expect=0):
@@ -842,3 +848,40 @@ def test_a_full_disk_in_faiss_names_the_index_not_a_temporary(tmp_path):
     line = error_line(result)
     assert f"Cannot write {str(tmp_path / 'f.index')!r}: File too large" in line
     assert sorted(os.listdir(tmp_path)) == ["codes.npy"]
+
+
+# ------------------------------------------------------------- quiet start
+def test_commands_print_no_tensorflow_startup_lines(run, evaluation, codes):
+    _, trained = run
+    _, _, database, queries = codes
+    for result in (trained, evaluation, database, queries):
+        for noise in cli_io.STARTUP_NOISE:
+            assert noise not in result.stderr, result.stderr
+
+
+def test_import_quietly_drops_only_the_startup_lines(tmp_path, monkeypatch, capfd):
+    # A module that logs from "C++" (file descriptor 2) as TensorFlow does.
+    (tmp_path / "fake_tensorflow.py").write_text(
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is "
+        "called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "os.write(2, b'a real warning\\n')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fake_tensorflow", raising=False)
+    cli_io.import_quietly(["fake_tensorflow"])
+    assert capfd.readouterr().err == "a real warning\n"
+    # --debug shows them.
+    monkeypatch.delitem(sys.modules, "fake_tensorflow")
+    monkeypatch.setattr(cli_io, "show_startup_logs", True)
+    cli_io.import_quietly(["fake_tensorflow"])
+    err = capfd.readouterr().err
+    assert all(noise in err for noise in cli_io.STARTUP_NOISE), err
+
+
+def test_debug_turns_the_startup_lines_on(monkeypatch, tmp_path):
+    monkeypatch.setattr(cli_io, "show_startup_logs", False)
+    with pytest.raises(ValueError, match="Codes file not found"):
+        cli.main(["--debug", "index", "build", str(tmp_path / "x.npz"), "i.index"])
+    assert cli_io.show_startup_logs

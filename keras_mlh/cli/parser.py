@@ -611,6 +611,10 @@ def main(argv=None):
     args.from_command_line = argv is None
     args.argv = list(sys.argv[1:] if argv is None else argv)
     debug = getattr(args, "debug", False)
+    if debug:
+        from keras_mlh.cli import io
+
+        io.show_startup_logs = True  # TensorFlow's start-up lines too
     previous = _on_sigterm(_terminate)
     try:
         return _handler(args.handler)(args) or 0
