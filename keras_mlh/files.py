@@ -8,7 +8,9 @@ atomic and a failure leaves the previous content, or nothing. The library
 
 Folders that a write has to create are removed again when it fails, and the
 final files and folders get the permissions the umask gives ordinary ones
-(not the private 0600/0700 of `tempfile`). Failures to write (disk full,
+(not the private 0600/0700 of `tempfile`): temporaries are created with
+mode 0666/0777 for the OS to apply the umask, which is never changed (a
+process-wide setting that other threads would see). Failures to write (disk full,
 file too large, no permission), from the OS or from the library writing
 (Keras, TensorFlow, faiss), are reported as `ValueError`s that name the
 user's path, never the temporary one, and what to do.
@@ -32,10 +34,10 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import sys
-import tempfile
 
 TEMP_PREFIX = ".keras-mlh-"
 TEMP_TAG = "tmp"
@@ -237,7 +239,12 @@ def remove_stale_temps(folder):
     pattern = re.compile(re.escape(TEMP_PREFIX + TEMP_TAG) + r"-([0-9a-f]{8})-(\d+)-")
     for name in names:
         match = pattern.match(name)
-        if not match or match[1] != host_id() or process_runs(int(match[2])):
+        if not match or match[1] != host_id():
+            continue
+        pid = int(match[2])
+        # A pid no process can have is not a name of ours (and os.kill
+        # would overflow on it).
+        if not 0 < pid < 2**31 or process_runs(pid):
             continue
         full = os.path.join(folder, name)
         try:
@@ -265,7 +272,7 @@ def temp_name(tag=TEMP_TAG):
         tag: `"tmp"` for the names `remove_stale_temps` may remove.
 
     Returns:
-        The prefix; `tempfile` adds a random part.
+        The prefix; `make_temp` adds a random part.
     """
     return f"{TEMP_PREFIX}{tag}-{host_id()}-{os.getpid()}-"
 
@@ -340,7 +347,7 @@ def atomic_path(path, make_folders=False):
         try:
             with naming(path, {temp: path}):
                 yield temp
-                _publish(temp, path)
+                os.replace(temp, path)
         finally:
             if os.path.exists(temp):
                 os.remove(temp)
@@ -384,7 +391,7 @@ def staged_files(folder):
             with naming(folder, written):
                 yield stage
                 for name, temp in staged.items():
-                    _publish(temp, os.path.join(folder, name))
+                    os.replace(temp, os.path.join(folder, name))
         finally:
             for temp in staged.values():
                 if os.path.exists(temp):
@@ -417,13 +424,12 @@ def atomic_folder(path):
     with ensure_folder(os.path.dirname(path)) as parent:
         remove_stale_temps(parent)
         try:
-            work = tempfile.mkdtemp(prefix=temp_name(), dir=parent)
+            work = make_temp(parent, folder=True)
         except OSError as error:
             raise _cannot_write(path, error) from None
         try:
             with naming(path, {work: path}):
                 yield work
-                os.chmod(work, 0o777 & ~_umask())
                 _move_into_place(work, path)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -451,13 +457,40 @@ def write_json(data, path):
     return os.fspath(path)
 
 
+def make_temp(parent, suffix="", folder=False, tag=TEMP_TAG):
+    """Creates a new temporary file or folder of `temp_name`'s rule in `parent`.
+
+    Unlike `tempfile` (0600 files, 0700 folders), it gets the mode an
+    ordinary file or folder gets: created with 0666 or 0777, the OS applies
+    the umask (or the folder's default ACL). Reading the umask would mean
+    setting it, for every thread of the process.
+
+    Args:
+        parent: the existing folder to create it in.
+        suffix: the end of the name (`".h5"`: writers that go by it).
+        folder: a folder instead of an empty file.
+        tag: `temp_name`'s tag; only `"tmp"` names are swept when stale.
+
+    Returns:
+        The path created.
+
+    Raises:
+        OSError: when it cannot be created.
+    """
+    prefix = os.path.join(parent, temp_name(tag))
+    while True:
+        temp = f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            if folder:
+                os.mkdir(temp, 0o777)
+            else:
+                os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return temp
+        except FileExistsError:
+            continue  # a name taken by this very process: draw again
+
+
 # --------------------------------------------------------------- helpers
-def _umask():
-    mask = os.umask(0)  # the only way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
 def _cannot_write(path, error):
     return ValueError(
         f"Cannot write to {path!r}: {error.strerror or error}; choose a writable "
@@ -468,16 +501,9 @@ def _cannot_write(path, error):
 def _temp_file(folder, suffix=""):
     remove_stale_temps(folder)
     try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=temp_name(), suffix=suffix)
+        return make_temp(folder, suffix=suffix)
     except OSError as error:
         raise _cannot_write(folder, error) from None
-    os.close(handle)
-    return temp
-
-
-def _publish(temp, path):
-    os.chmod(temp, 0o666 & ~_umask())
-    os.replace(temp, path)
 
 
 def _move_into_place(work, path):
@@ -485,7 +511,9 @@ def _move_into_place(work, path):
         os.replace(work, path)
         return
     # Swap through a trash folder: rename cannot replace a non-empty folder.
-    trash = tempfile.mkdtemp(prefix=temp_name(), dir=os.path.dirname(path))
+    # Not of the swept rule: a kill between the two renames leaves the
+    # previous folder in it, for the user to recover, never to the sweep.
+    trash = make_temp(os.path.dirname(path), folder=True, tag="old")
     old = os.path.join(trash, "old")
     try:
         os.replace(path, old)

@@ -187,3 +187,89 @@ def test_resuming_on_changed_data_is_refused(tmp_path):
     edited = from_arrays(images, np.arange(40) % 4, num_queries=8, seed=0)
     with pytest.raises(ValueError, match="training data .* has changed"):
         resume.check_same_data(stage, resume.data_digest(edited))
+
+
+def test_resume_never_discards_the_staging_folder_of_a_live_train(tmp_path):
+    from keras_mlh.cli import parser
+
+    # `train --out run --overwrite` onto a finished run trains while the old
+    # run folder (with its run.json) is still there.
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    stage = resume.Stage(str(out))
+    stage.create({"bits": 16})
+    args = parser.build_parser().parse_args(["train", "--resume", str(out)])
+    with stage.locked():  # the live train
+        with pytest.raises(ValueError, match=f"process {os.getpid()}"):
+            resume.resumed_args(args)
+        assert stage.settings() == {"bits": 16}
+    with pytest.raises(ValueError, match="finished run folder"):
+        resume.resumed_args(args)
+    assert not stage.exists()  # a stopped one's is removed
+
+
+def test_the_checkpoint_restores_weights_and_optimizer_state(tmp_path):
+    import keras
+    import numpy as np
+
+    def model():
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        m.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+        return m
+
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = np.zeros((16, 2), "float32")
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({})
+    left = os.path.join(stage.path, "partial-checkpoint-3.weights.h5")
+    open(left, "w").close()  # a kill between writing and renaming it
+    trained = model()
+    checkpoint = resume.checkpoint_callback(stage, stage.progress())
+    trained.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[checkpoint])
+    assert stage.progress()["epoch"] == 1
+    assert sorted(os.listdir(stage.path)) == [
+        "checkpoint-1.weights.h5",
+        resume.PROGRESS_FILE,
+        resume.SETTINGS_FILE,
+    ]
+    assert stage.progress()["history"]["loss"] == checkpoint.history["loss"]
+
+    resumed = model()  # another initialization, as in a new process
+    resumed.optimizer.build(resumed.trainable_variables)  # as `MLH.fit` does
+    restore = resume.checkpoint_callback(stage, stage.progress())
+    # Epoch 1 of 1 is done: fit only restores (on_train_begin), trains nothing.
+    resumed.fit(x, y, epochs=1, initial_epoch=1, verbose=0, callbacks=[restore])
+    for a, b in zip(trained.weights, resumed.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(resumed.optimizer.iterations.numpy()) == 4  # the schedule's step
+    for a, b in zip(
+        trained.optimizer.variables, resumed.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_the_lock_is_held_from_its_first_instant_and_never_stale(tmp_path):
+    import fcntl
+
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({})
+    lock = os.path.join(stage.path, resume.LOCK_FILE)
+    # Another train has just locked the file and not yet written its pid.
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="Another `keras-mlh train`"):
+            with stage.locked():
+                pass
+    # A lock file of a process that died (kill -9) holds no lock: taken over.
+    with open(lock, "w") as f:
+        f.write(str(_dead_pid()))
+    assert stage.owner() is None
+    with stage.locked():
+        assert stage.owner() == os.getpid()
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

@@ -272,6 +272,28 @@ def test_atomic_folder_restores_the_old_folder_when_the_swap_fails(
     assert os.listdir(tmp_path) == ["run"]
 
 
+def test_the_previous_folder_is_never_left_where_the_sweep_removes_it(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real_replace, moved_to = os.replace, []
+
+    def replace(src, dst):
+        if src == str(out):
+            moved_to.append(os.path.basename(os.path.dirname(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_folder(out):
+        pass
+    # A kill right after this rename leaves the old folder there, in a name
+    # that `remove_stale_temps` does not match.
+    assert len(moved_to) == 1 and moved_to[0].startswith(TEMP_PREFIX)
+    assert not moved_to[0].startswith(TEMP_PREFIX + "tmp-")
+
+
 def test_atomic_folder_refuses_a_file_in_the_way(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="Cannot write to .*is a file, not a folder"):
@@ -376,6 +398,7 @@ def test_stale_temps_of_dead_processes_are_removed_and_reported(tmp_path, capsys
         f"{TEMP_PREFIX}tmp-00000000-{_dead_pid()}-x",  # another machine's
         f"{TEMP_PREFIX}train-run1",  # a resumable run, not a temporary
         f"{TEMP_PREFIX}abcdefgh",  # not of the rule
+        f"{host_prefix}-{10**20}-x",  # no process has that pid
         "mine.txt",
     ]
     for name in kept:
@@ -440,3 +463,31 @@ def test_a_real_file_size_limit_names_the_output(tmp_path):
     )
     assert f"Cannot write {str(out)!r}: File too large" in result.stdout, result
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------ permissions
+@pytest.fixture
+def fixed_umask(monkeypatch):
+    """Umask 027 (0600 and 0640 differ), and any later change of it fails."""
+    previous = os.umask(0o027)
+
+    def no_umask_change(mask):
+        raise AssertionError(f"os.umask({mask:#o}) changes it for every thread")
+
+    monkeypatch.setattr(os, "umask", no_umask_change)
+    yield 0o027
+    monkeypatch.undo()
+    os.umask(previous)
+
+
+def test_outputs_get_the_umask_mode_without_changing_the_umask(tmp_path, fixed_umask):
+    write_json({}, tmp_path / "r.json")
+    with staged_files(tmp_path / "eval") as stage:
+        open(stage("a.png"), "w").close()
+    with atomic_folder(tmp_path / "run") as work:
+        open(os.path.join(work, "m.txt"), "w").close()
+    with atomic_folder(tmp_path / "run"):  # replaces the folder (a trash folder)
+        pass
+    assert _mode(tmp_path / "r.json") == 0o666 & ~fixed_umask
+    assert _mode(tmp_path / "eval" / "a.png") == 0o666 & ~fixed_umask
+    assert _mode(tmp_path / "run") == 0o777 & ~fixed_umask

@@ -11,7 +11,12 @@ import os
 import numpy as np
 
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import load_model, open_images, require_model
+from keras_mlh.cli.io import (
+    load_model,
+    open_images,
+    quiet_tensorflow,
+    require_model,
+)
 from keras_mlh.export.exporter import check_out_dir
 
 SAMPLE_CHUNK = 256
@@ -45,6 +50,7 @@ def run(args):
     model = load_model(args.model)
     samples = _samples(args, model) if args.sample_images else None
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
+    quiet_tensorflow(tensorflow=True)  # the SavedModel needs it on any backend
     from keras_mlh.export import export_encoder
 
     metadata = export_encoder(

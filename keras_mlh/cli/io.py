@@ -6,7 +6,10 @@ or broken model file fails in a fraction of a second). Outputs are written
 through `keras_mlh.files` by the commands themselves.
 """
 
+import importlib
 import os
+import sys
+import tempfile
 
 import numpy as np
 
@@ -45,9 +48,58 @@ def require_model(path):
     )
 
 
-def quiet_tensorflow():
-    """Hides TensorFlow's C++ start-up logs; call before importing it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's start-up lines (twice: two of its libraries log them). They
+# come from C++ before absl's logging is set up, so TF_CPP_MIN_LOG_LEVEL
+# does not hide them; TF_ENABLE_ONEDNN_OPTS=0 would, but it turns oneDNN off.
+STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+)
+# `main` sets it for --debug: the start-up lines are shown then.
+show_startup_logs = False
+
+
+def quiet_tensorflow(tensorflow=False):
+    """Imports Keras (and its TensorFlow) with the start-up lines left out.
+
+    Call it before the first import of Keras or TensorFlow: the lines are
+    written by C++ to file descriptor 2 while the libraries load, so they
+    are caught there and every other line is passed on to stderr. Later
+    calls, and calls with `show_startup_logs` set (`--debug`), only import.
+
+    Args:
+        tensorflow: import TensorFlow too, whatever the Keras backend (the
+            exporter needs it).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # info and warnings
+    import_quietly(["keras", "tensorflow"] if tensorflow else ["keras"])
+
+
+def import_quietly(modules):
+    """Imports `modules`, leaving out the `STARTUP_NOISE` lines they log.
+
+    Args:
+        modules: module names, imported in order.
+    """
+    if show_startup_logs or all(m in sys.modules for m in modules):
+        for module in modules:
+            importlib.import_module(module)
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            for module in modules:
+                importlib.import_module(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().decode(errors="replace").splitlines(keepends=True)
+            rest = [line for line in lines if not any(n in line for n in STARTUP_NOISE)]
+            sys.stderr.write("".join(rest))
+            sys.stderr.flush()
 
 
 def load_model(path):
@@ -297,6 +349,10 @@ def _color_mode(channels, path):
 def encode_images(model, images, batch_size, verbose, what="images"):
     """±1 int8 codes of all images, with a progress bar for many.
 
+    One `predict` over all images (a call per chunk costs Keras's set-up each
+    time: half the throughput at 256-image chunks); the next chunks are read
+    in a background thread meanwhile, at most two ahead, so memory stays flat.
+
     Args:
         model: the `keras_mlh.MLH` model.
         images: `Images`.
@@ -305,23 +361,39 @@ def encode_images(model, images, batch_size, verbose, what="images"):
         what: what the images are, for the progress line.
 
     Returns:
-        int8 array `(images.count, bits)`.
+        int8 array `(images.count, bits)`, in the order of the images.
     """
-    import keras
+    from keras_mlh.codes import binarize
+    from keras_mlh_runtime.read_ahead import read_ahead
 
-    # Chunks bound the memory of image files read at once.
-    chunk = max(batch_size, ENCODE_CHUNK)
-    bar = None
+    # Whole batches per chunk: only the very last batch is partial, so the
+    # progress bar can count batches.
+    chunk = batch_size * -(-ENCODE_CHUNK // batch_size)
+    callbacks = []
     if verbose and images.count > chunk:
         print(f"Encoding {images.count} {what}")
-        bar = keras.utils.Progbar(images.count, unit_name="image")
-    codes, done = [], 0
-    for batch in images.chunks(chunk):
-        codes.append(model.encode(batch, batch_size=batch_size))
-        done += len(batch)
-        if bar is not None:
-            bar.update(done)
-    return np.concatenate(codes)
+        callbacks.append(_progress(images.count, batch_size))
+
+    def batches():
+        for pixels in read_ahead(images.chunks(chunk), depth=2):
+            for start in range(0, len(pixels), batch_size):
+                yield (pixels[start : start + batch_size],)
+
+    steps = -(-images.count // batch_size)
+    outputs = model.predict(batches(), steps=steps, verbose=0, callbacks=callbacks)
+    return binarize(outputs[model.retrieval_branch])
+
+
+def _progress(count, batch_size):
+    """A `keras.utils.Progbar` over images, as a callback of `predict`."""
+    import keras
+
+    bar = keras.utils.Progbar(count, unit_name="image")
+    return keras.callbacks.LambdaCallback(
+        on_predict_batch_end=lambda batch, logs: bar.update(
+            min((batch + 1) * batch_size, count)
+        )
+    )
 
 
 # ------------------------------------------------------------- codes files
@@ -375,3 +447,67 @@ def load_codes(path, what="Codes file"):
     if paths is not None and len(paths) != len(packed):
         paths = None
     return packed, ids, paths, packed.shape[1] * 8
+
+
+def load_code_files(paths, what="Codes file"):
+    """The codes of one or several codes files, concatenated in order.
+
+    Several files are, e.g., the shards of `keras_mlh_runtime.beam_encode`.
+
+    Args:
+        paths: the files (see `load_codes`).
+        what: what the files are, for messages.
+
+    Returns:
+        `(packed, ids, paths, bits)` as `load_codes`: ids are `None` when no
+        file has ids (the index numbers the codes 0..n-1 in this order);
+        paths are kept when every file has them.
+    """
+    if len(paths) == 1:
+        return load_codes(paths[0], what)
+    real = [os.path.realpath(path) for path in paths]
+    twice = next(
+        (p for p, r in zip(paths, real, strict=True) if real.count(r) > 1), None
+    )
+    if twice is not None:
+        raise CLIError(
+            f"{twice!r} is given twice: its codes would be indexed twice; give "
+            "each codes file once."
+        )
+    parts = [load_codes(path, what) for path in paths]
+    lengths = {bits for _, _, _, bits in parts}
+    if len(lengths) > 1:
+        found = ", ".join(
+            f"{p!r}: {bits}" for p, (*_, bits) in zip(paths, parts, strict=True)
+        )
+        raise CLIError(
+            f"The codes files hold codes of different lengths ({found} bits); "
+            "encode them all with the same model."
+        )
+    with_ids = [ids is not None for _, ids, _, _ in parts]
+    if any(with_ids) and not all(with_ids):
+        without = [p for p, has in zip(paths, with_ids, strict=True) if not has][0]
+        raise CLIError(
+            f"{without!r} has no `ids` but other codes files do; give every file "
+            "ids, or none (the index then numbers the codes in order)."
+        )
+    with_paths = [names is not None for _, _, names, _ in parts]
+    if any(with_paths) and not all(with_paths):
+        without = [p for p, has in zip(paths, with_paths, strict=True) if not has][0]
+        raise CLIError(
+            f"{without!r} has no image `paths` (one per code) but other codes "
+            "files do: the index would lose them all; encode every file from "
+            "image files, or index the files without paths separately."
+        )
+    packed = np.concatenate([part[0] for part in parts])
+    ids = np.concatenate([part[1] for part in parts]) if all(with_ids) else None
+    names = np.concatenate([part[2] for part in parts]) if all(with_paths) else None
+    if names is not None:
+        unique, counts = np.unique(names, return_counts=True)
+        if counts.max() > 1:
+            raise CLIError(
+                f"The image {str(unique[counts.argmax()])!r} is in several codes "
+                "files (shards of two runs over the same images?); give the "
+                "shards of one run."
+            )
+    return packed, ids, names, lengths.pop()

@@ -8,7 +8,7 @@ the run folder's name). It holds:
   and the checkpoint of the last one;
 - `checkpoint-EPOCH.weights.h5`: the model and optimizer after that epoch
   (the optimizer's step count drives the learning-rate schedule);
-- `lock`: the host and process id of the `train` using it now.
+- `lock`: `flock`ed by the `train` using it now, holding its process id.
 
 Each epoch's checkpoint is written under a temporary name and renamed, then
 `progress.json` is replaced atomically: a `kill -9` loses at most the epoch
@@ -20,10 +20,11 @@ it (its name is not of the temporary rule).
 """
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import shutil
-import tempfile
 import time
 
 from keras_mlh import files
@@ -82,13 +83,32 @@ class Stage:
         return data
 
     def owner(self):
-        """The pid of the live process training in this folder, or `None`."""
-        lock = _read_json(os.path.join(self.path, LOCK_FILE))
-        if not isinstance(lock, dict) or not isinstance(lock.get("pid"), int):
+        """The pid of the live process training in this folder, or `None`.
+
+        Live means holding the `flock` of the lock file: the OS drops it
+        when the process ends, even by `kill -9`, so a lock is never stale.
+        """
+        try:
+            handle = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDONLY)
+        except OSError:
             return None
-        if lock.get("host") != files.host_id():
-            return lock["pid"]  # cannot tell on another machine: assume it runs
-        return lock["pid"] if files.process_runs(lock["pid"]) else None
+        with os.fdopen(handle) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return None  # nobody holds it (released on close)
+            except BlockingIOError:
+                pid = f.read().strip()
+                # Empty while the holder is still writing its pid.
+                return int(pid) if pid.isdigit() else "starting"
+
+    def check_free(self):
+        """Refuses when a live `train` holds the folder (its lock file)."""
+        pid = self.owner() if self.exists() else None
+        if pid is not None:
+            raise CLIError(
+                f"Another `keras-mlh train` (process {pid}) is training "
+                f"{self.out!r} now; wait for it to finish."
+            )
 
     def data_digest(self):
         """The digest of the training data the run started with, or `None`."""
@@ -104,7 +124,7 @@ class Stage:
         parent = os.path.dirname(self.path)
         with files.ensure_folder(parent):
             files.remove_stale_temps(parent)
-            work = tempfile.mkdtemp(prefix=files.temp_name(), dir=parent)
+            work = files.make_temp(parent, folder=True)
             try:
                 files.write_json(
                     {
@@ -114,10 +134,11 @@ class Stage:
                     },
                     os.path.join(work, SETTINGS_FILE),
                 )
-                os.chmod(work, 0o755)
                 try:
                     os.rename(work, self.path)
-                except OSError:
+                except OSError as error:
+                    if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise  # not a race: the OS's reason, named by `main`
                     raise CLIError(
                         f"Another `keras-mlh train` started training {self.out!r} "
                         "meanwhile; wait for it to finish."
@@ -127,36 +148,43 @@ class Stage:
 
     @contextlib.contextmanager
     def locked(self):
-        """Holds the lock file while the block runs; refuses a live owner.
-
-        A lock left by a dead process (`kill -9`) is taken over.
+        """Holds the lock file's `flock` while the block runs; refuses a live
+        owner. The file stays (removing it would let a later `train` lock a
+        new file while a waiting one locks the old); `discard` removes it.
         """
-        lock = os.path.join(self.path, LOCK_FILE)
-        for _ in range(2):
-            try:
-                handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                break
-            except FileExistsError:
-                pid = self.owner()
-                if pid is not None:
-                    raise CLIError(
-                        f"Another `keras-mlh train` (process {pid}) is training "
-                        f"{self.out!r} now; wait for it to finish."
-                    ) from None
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(lock)
-        else:
-            raise CLIError(f"Could not lock {self.path!r}; try again.")
-        with os.fdopen(handle, "w") as f:
-            json.dump({"host": files.host_id(), "pid": os.getpid()}, f)
         try:
+            handle = os.open(
+                os.path.join(self.path, LOCK_FILE), os.O_CREAT | os.O_RDWR, 0o666
+            )
+        except FileNotFoundError:
+            raise  # the folder went meanwhile
+        except OSError as error:
+            raise CLIError(f"Could not lock {self.path!r}: {error.strerror}.") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.check_free()
+                raise CLIError(f"Could not lock {self.path!r}; try again.") from None
+            os.ftruncate(handle, 0)
+            os.write(handle, str(os.getpid()).encode())
             yield self
         finally:
-            with contextlib.suppress(OSError):
-                os.remove(lock)
+            os.close(handle)  # releases the lock
 
     def discard(self):
+        """Removes the folder; only for the `train` holding its lock."""
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def discard_unused(self):
+        """Removes the folder of a stopped `train`; refuses a live one.
+
+        Under the lock: a `train` that took the folder since it was last
+        checked is not pulled from under.
+        """
+        if self.exists():
+            with contextlib.suppress(FileNotFoundError), self.locked():
+                self.discard()
 
 
 def settings_of(args):
@@ -196,7 +224,7 @@ def resumed_args(args):
         )
     stage = Stage(out)
     if os.path.isfile(os.path.join(out, "run.json")):
-        stage.discard()  # left by a run stopped just after it finished
+        stage.discard_unused()  # left by a run stopped just after it finished
         raise CLIError(f"{out!r} is a finished run folder; there is nothing to resume.")
     settings = stage.settings() if stage.exists() else None
     if settings is None:
@@ -346,7 +374,7 @@ def checkpoint_callback(stage, start):
                 }
                 files.write_json(progress, os.path.join(stage.path, PROGRESS_FILE))
             for old in os.listdir(stage.path):
-                if old.startswith("checkpoint-") and old != name:
+                if old.startswith(("checkpoint-", "partial-")) and old != name:
                     with contextlib.suppress(OSError):
                         os.remove(os.path.join(stage.path, old))
 

@@ -58,13 +58,8 @@ def run(args):
         if args.out is None:
             args.out = os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
         stage = resume.Stage(os.path.abspath(args.out))
-    out = check_run_folder(args.out, args.overwrite, args)
-    owner = stage.owner() if stage.exists() else None
-    if owner is not None:
-        raise CLIError(
-            f"Another `keras-mlh train` (process {owner}) is training {out!r} now; "
-            "wait for it to finish."
-        )
+    out = check_run_folder(args)
+    stage.check_free()  # before the data is loaded; `locked` checks again
     if args.resume is None and stage.exists():
         done = stage.progress()["epoch"]
         if done and not args.overwrite:
@@ -73,10 +68,11 @@ def run(args):
                 f"done) can be resumed: `{PROG} train --resume {shlex.quote(args.out)}`; or pass "
                 "--overwrite to discard it and start afresh."
             )
-        stage.discard()  # nothing to resume in it, or --overwrite
+        stage.discard_unused()  # nothing to resume in it, or --overwrite
     if args.resume is None:
         args.command_line = [PROG, *sys.argv[1:]] if args.from_command_line else None
     files.check_writable(out)  # before the data is loaded
+    quiet_tensorflow()  # before the data sources, which may import it
     data, source = training_data(args)
     digest = resume.data_digest(data)
     if stage.exists():
@@ -107,23 +103,22 @@ def run(args):
     return 0
 
 
-def check_run_folder(out, overwrite, args=None):
-    """Checks that `out` may become a run folder (an earlier run, with
+def check_run_folder(args):
+    """Checks that `args.out` may become a run folder (an earlier run, with
     `run.json`, may be replaced with --overwrite, but never one holding the
     training data); creates nothing.
 
     Returns:
-        The absolute path of `out`.
+        The absolute path of `args.out`.
     """
-    inputs = [] if args is None else [args.npz, args.folder, args.tfds_data_dir]
     return files.check_output(
-        out,
-        inputs=inputs,
-        overwrite=overwrite,
+        args.out,
+        inputs=[args.npz, args.folder, args.tfds_data_dir],
+        overwrite=args.overwrite,
         kind="folder",
         marker=RUN_FILE,
         what="run folder",
-        not_inside=[] if args is None else [args.folder],
+        not_inside=[args.folder],
     )
 
 

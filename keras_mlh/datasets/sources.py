@@ -5,7 +5,6 @@ import os
 import numpy as np
 
 from keras_mlh.datasets.hashing_data import from_arrays
-from keras_mlh.errors import first_line
 
 # What `from_directory` and the command line read as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -75,6 +74,9 @@ def image_files(folder):
 def load_image(path, image_size, color_mode="rgb"):
     """One image file as uint8 pixels, resized.
 
+    The serving runtime's reader (`keras_mlh_runtime.images.read_image`), so
+    that training, `keras-mlh encode` and the runtime see the same pixels.
+
     Args:
         path: the image file.
         image_size: `(height, width)`.
@@ -86,18 +88,10 @@ def load_image(path, image_size, color_mode="rgb"):
     Raises:
         ValueError: when the file is not a readable image.
     """
-    import keras
+    from keras_mlh_runtime.images import read_image
 
-    try:
-        image = keras.utils.load_img(
-            path, color_mode=color_mode, target_size=tuple(image_size)
-        )
-    except Exception as error:  # PIL raises OSError subclasses and others
-        raise ValueError(
-            f"Cannot read image {path!r} ({type(error).__name__}: "
-            f"{first_line(error)}); remove or replace the file."
-        ) from None
-    return keras.utils.img_to_array(image, dtype="uint8")
+    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[color_mode]
+    return read_image(path, (*image_size, channels))
 
 
 def from_directory(
