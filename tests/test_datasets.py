@@ -202,7 +202,7 @@ def test_from_directory_skips_hidden_files_and_folders(tmp_path):
 def test_from_directory_names_an_unreadable_image(tmp_path):
     _write_folder(tmp_path, {"cats": [(20, 20)], "dogs": [(20, 20)]})
     (tmp_path / "dogs" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(ValueError, match="Cannot read image .*broken.jpg"):
+    with pytest.raises(ValueError, match="broken.jpg' is not a JPEG, PNG, GIF or BMP"):
         from_directory(tmp_path, image_size=(8, 8), num_queries=1)
 
 
@@ -239,3 +239,44 @@ def test_from_tfds_unknown_label_key_mock():
     with tfds.testing.mock_data(num_examples=4):
         with pytest.raises(ValueError, match="label_key"):
             from_tfds("mnist", label_key="nope")
+
+
+# ------------------------------------------------------ label-check memory
+def test_a_large_class_id_costs_no_num_classes_squared_memory():
+    """One id of 60000 among 200 images once asked np.eye for 13.4 GiB."""
+    import tracemalloc
+
+    from keras_mlh.datasets import check_labels
+
+    labels = np.arange(200) % 4
+    labels[7] = 60000
+    tracemalloc.start()
+    try:
+        data = from_arrays(np.zeros((200, 4, 4, 1), "uint8"), labels, num_queries=20)
+        check_labels(np.array([10**9, 0]), num_classes=10**9 + 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data.num_classes == 60001
+    assert peak < 20 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    np.testing.assert_array_equal(check_labels([2, 0], 3), [2, 0])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        check_labels([0, 3], 3)
+
+
+# ------------------------------------------------------- streamed folders
+def test_from_directory_streams_paths_not_pixels(tmp_path):
+    from keras_mlh.datasets import FileHashingData
+
+    _write_folder(tmp_path, {"cats": [(20, 20)] * 5, "dogs": [(30, 10)] * 5})
+    data = from_directory(tmp_path, image_size=(8, 8), num_queries=2, batch_size=4)
+    assert isinstance(data, FileHashingData)
+    assert data.train_paths.dtype.kind == "U"  # paths, no pixel array anywhere
+    assert not any(
+        isinstance(v, np.ndarray) and v.ndim == 4 for v in vars(data).values()
+    )
+    assert sorted(np.bincount(data.y_query)) == [1, 1]
+    assert set(data.query_paths).isdisjoint(data.train_paths)
+    seen = [labels.numpy() for _, labels in data.train]
+    assert [len(b) for b in seen] == [4, 4]
+    assert sorted(np.concatenate(seen)) == sorted(data.y_train)

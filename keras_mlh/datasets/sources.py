@@ -4,7 +4,9 @@ import os
 
 import numpy as np
 
+from keras_mlh.datasets.file_data import from_files
 from keras_mlh.datasets.hashing_data import from_arrays
+from keras_mlh.datasets.image_check import check_image_file
 from keras_mlh.errors import first_line
 
 # What `from_directory` and the command line read as images.
@@ -73,10 +75,11 @@ def image_files(folder):
 
 
 def load_image(path, image_size, color_mode="rgb"):
-    """One image file as uint8 pixels, resized.
+    """One image file as uint8 pixels, resized, decoded as the pipeline does.
 
     Args:
-        path: the image file.
+        path: the image file (JPEG, PNG, GIF or BMP; 16-bit PNGs are
+            rescaled to 8 bits).
         image_size: `(height, width)`.
         color_mode: `"grayscale"`, `"rgb"` or `"rgba"`.
 
@@ -86,18 +89,23 @@ def load_image(path, image_size, color_mode="rgb"):
     Raises:
         ValueError: when the file is not a readable image.
     """
-    import keras
+    from keras_mlh.datasets.image_pipeline import (
+        COLOR_CHANNELS,
+        image_dataset,
+        iterate_batches,
+    )
 
     try:
-        image = keras.utils.load_img(
-            path, color_mode=color_mode, target_size=tuple(image_size)
+        check_image_file(os.fspath(path))
+        dataset = image_dataset(
+            [path], image_size=image_size, channels=COLOR_CHANNELS[color_mode]
         )
-    except Exception as error:  # PIL raises OSError subclasses and others
+        return next(iterate_batches(dataset))[0]
+    except ValueError as error:
         raise ValueError(
-            f"Cannot read image {path!r} ({type(error).__name__}: "
-            f"{first_line(error)}); remove or replace the file."
+            f"Cannot read image {os.fspath(path)!r} ({first_line(error)}); remove "
+            "or replace the file."
         ) from None
-    return keras.utils.img_to_array(image, dtype="uint8")
 
 
 def from_directory(
@@ -107,24 +115,38 @@ def from_directory(
     num_queries=0.2,
     seed=0,
     batch_size=64,
+    resize_to=None,
+    horizontal_flip=False,
 ):
-    """Loads a folder with one subfolder of images per class.
+    """A folder with one subfolder of images per class, streamed from disk.
+
+    Only the paths are listed (and each file's header checked); the images
+    are read, decoded and resized batch by batch when the views are used,
+    so memory does not grow with the number of images.
 
     Args:
         directory: path of the folder; each subfolder is a class (sorted by
-            name), images inside it (jpeg, png, bmp, gif) belong to it.
+            name), images inside it (jpeg, png, bmp, gif; 16-bit PNGs are
+            rescaled to 8 bits) belong to it.
         image_size: `(height, width)` every image is resized to.
         color_mode: `"rgb"` or `"grayscale"`.
         num_queries: number of query images, or a fraction if < 1.
         seed: seed of the split.
         batch_size: batch size of the `tf.data` views.
+        resize_to: optional `(height, width)` to resize to before cropping
+            `image_size` (random crop in training, central otherwise).
+        horizontal_flip: random left-right flips in training.
 
     Returns:
-        A `HashingData` whose `class_names` are the subfolder names.
+        A `FileHashingData` whose `class_names` are the subfolder names.
 
     Raises:
         ValueError: when the folder is missing, has no class subfolders or no
-            images.
+            images, or an image file is not a JPEG, PNG, GIF or BMP.
+
+    Example:
+    >>> data = from_directory("photos/", image_size=(64, 64))
+    >>> model.fit(data.train, epochs=15)
     """
     if not os.path.isdir(directory):
         raise ValueError(f"Image folder not found: {directory!r}")
@@ -138,24 +160,29 @@ def from_directory(
             f"{directory!r} has no class subfolders: put each class's images in "
             "its own subfolder, e.g. DIR/cat/1.jpg, DIR/dog/2.jpg."
         )
-    images, labels = [], []
+    paths, labels = [], []
     for label, name in enumerate(class_dirs):
-        for file in image_files(os.path.join(directory, name)):
-            images.append(load_image(file, image_size, color_mode))
-            labels.append(label)
-    if not images:
+        found = image_files(os.path.join(directory, name))
+        paths.extend(found)
+        labels.extend([label] * len(found))
+    if not paths:
         raise ValueError(
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the subfolders of "
             f"{directory!r}."
         )
-    return from_arrays(
-        np.stack(images),
-        np.asarray(labels),
+    return from_files(
+        paths,
+        np.asarray(labels, dtype=np.int64),
         num_classes=len(class_dirs),
         num_queries=num_queries,
+        image_size=image_size,
+        color_mode=color_mode,
+        resize_to=resize_to,
+        horizontal_flip=horizontal_flip,
         seed=seed,
         batch_size=batch_size,
         class_names=class_dirs,
+        image_root=os.path.abspath(directory),
     )
 
 
@@ -226,10 +253,10 @@ def from_tfds(
     x_train, y_train = read(train_split, max_train)
     x_query, y_query = read(query_split, max_queries)
     from keras_mlh.datasets.hashing_data import HashingData
-    from keras_mlh.datasets.validation import validate_labels
+    from keras_mlh.datasets.validation import check_labels
 
     for labels in (y_train, y_query):
-        validate_labels(labels, num_classes)
+        check_labels(labels, num_classes)
     names = None
     feature = _nested(builder.info.features, key)
     if hasattr(feature, "names"):
