@@ -224,3 +224,32 @@ def test_bad_list_files_fail_in_one_line_before_training(tmp_path, edit, message
     assert message in error_line(result)
     assert "Training MLH" not in result.stdout
     assert not (tmp_path / "run").exists()
+
+
+def test_a_split_of_100000_file_backed_images_stays_under_20_mb(tmp_path):
+    """The paths-and-labels split.npz of an ImageNet-100-sized run."""
+    from keras_mlh.cli.io import save_npz
+    from keras_mlh.cli.train import split_arrays
+    from keras_mlh.datasets import FileHashingData
+
+    rng = np.random.default_rng(0)
+    n, classes = 100_000, 100
+    root = "/data/imagenet100"
+    paths = np.array(
+        [f"{root}/train/n{c:08d}/n{c:08d}_{i}.JPEG" for i, c in enumerate(
+            rng.integers(0, classes, n)
+        )]
+    )  # fmt: skip
+    multi_hot = (rng.random((n, classes)) < 0.02).astype(np.float32)
+    data = FileHashingData(
+        train_paths=paths[:10_000], y_train=multi_hot[:10_000],
+        query_paths=paths[:5_000], y_query=multi_hot[:5_000],
+        database_paths=paths, y_database=multi_hot,
+        num_classes=classes, image_root=root,
+    )  # fmt: skip
+    save_npz(tmp_path / "split.npz", **split_arrays(data))
+    size = (tmp_path / "split.npz").stat().st_size
+    assert size < 20 * 2**20, f"{size / 2**20:.1f} MiB"
+    with np.load(tmp_path / "split.npz") as split:
+        assert split["database_paths"][0].startswith("train/n")
+        assert len(split["train_paths"]) == 10_000
