@@ -185,7 +185,8 @@ def test_evaluate_and_encode_read_the_files_again(lists_run):
 def test_training_from_a_folder_streams_and_records_paths(tmp_path):
     images, _ = make_images(tmp_path, count=30)
     keras_mlh(
-        "train", "--folder", images, "--image-size", 16, "--epochs", 1,
+        "train", "--folder", images, "--image-size", 16, "--resize-size", 20,
+        "--flip", "--epochs", 1,
         "--bits", 8, "--batch-size", 8, "--num-queries", 6, "--val-every", 0,
         "--out", "run", "--verbose", 0,
         cwd=tmp_path,
@@ -195,6 +196,21 @@ def test_training_from_a_folder_streams_and_records_paths(tmp_path):
     split = assert_no_pixel_copies(tmp_path / "run")
     assert "train_paths" not in split  # the database is the training set
     assert len(split["query_paths"]) == 6 and len(split["database_paths"]) == 24
+    assert list(split["resize_to"]) == [20, 20]
+    assert info["image_recipe"]["horizontal_flip"] is True
+    # Encoding the folder uses the run's recipe (resize 20, central 16 crop):
+    # the same codes as the split's own images.
+    run = tmp_path / "run"
+    keras_mlh("encode", run / "model.keras", images, "f.npz", cwd=tmp_path)
+    keras_mlh(
+        "encode", run / "model.keras", run / "split.npz", "s.npz",
+        "--key", "x_database",
+        cwd=tmp_path,
+    )  # fmt: skip
+    with np.load(tmp_path / "f.npz") as folder, np.load(tmp_path / "s.npz") as own:
+        by_path = dict(zip(folder["paths"], folder["codes"], strict=True))
+        for path, code in zip(own["paths"], own["codes"], strict=True):
+            np.testing.assert_array_equal(by_path[path], code)
     keras_mlh(
         "export", tmp_path / "run" / "model.keras", "encoder", "--onnx",
         "--sample-images", tmp_path / "run" / "split.npz", "--max-samples", 5,
@@ -253,3 +269,35 @@ def test_a_split_of_100000_file_backed_images_stays_under_20_mb(tmp_path):
     with np.load(tmp_path / "split.npz") as split:
         assert split["database_paths"][0].startswith("train/n")
         assert len(split["train_paths"]) == 10_000
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], ((64, 64), None, False)),
+        (["--backbone", "resnet50"], ((224, 224), (256, 256), True)),
+        (["--backbone", "resnet50", "--image-size", 112], ((112, 112), (128, 128), True)),
+        (["--backbone", "resnet50", "--no-flip", "--resize-size", 300], ((224, 224), (300, 300), False)),
+        (["--image-size", 32, "--resize-size", 36, "--flip"], ((32, 32), (36, 36), True)),
+    ],
+)  # fmt: skip
+def test_the_standard_image_recipe_and_its_options(argv, expected):
+    from keras_mlh.cli import parser as cli_parser
+    from keras_mlh.cli.train import image_recipe
+
+    args = cli_parser.build_parser().parse_args(
+        ["train", "--folder", "x", *map(str, argv)]
+    )
+    recipe = image_recipe(args)
+    assert (recipe["image_size"], recipe["resize_to"], recipe["horizontal_flip"]) == (
+        expected
+    )
+
+
+def test_a_resize_smaller_than_the_crop_is_refused(tmp_path):
+    images, _ = make_images(tmp_path, count=6)
+    result = keras_mlh(
+        "train", "--folder", images, "--image-size", 32, "--resize-size", 16,
+        cwd=tmp_path, expect=1,
+    )  # fmt: skip
+    assert "smaller than the crop" in error_line(result)

@@ -6,6 +6,7 @@ or broken model file fails in a fraction of a second). Outputs are written
 through `keras_mlh.files` by the commands themselves.
 """
 
+import json
 import os
 
 import numpy as np
@@ -193,7 +194,7 @@ class Images:
         self.labels = labels
 
 
-def open_images(path, image_shape, key=None, what="Images"):
+def open_images(path, image_shape, key=None, what="Images", model_path=None):
     """Images from an `.npy`, an `.npz` or a folder, checked against a model.
 
     Args:
@@ -203,12 +204,15 @@ def open_images(path, image_shape, key=None, what="Images"):
         image_shape: the model's `(height, width, channels)`.
         key: the array of an `.npz` holding the images.
         what: what the images are, for messages.
+        model_path: the model's file; when it lies in a run folder trained
+            with a resize-then-crop recipe, folder images get the same
+            resize and central crop.
 
     Returns:
         `Images`.
     """
     if os.path.isdir(path):
-        return _folder_images(path, image_shape)
+        return _folder_images(path, image_shape, run_resize_to(model_path))
     if path.lower().endswith(".npy"):
         arrays, key = {"images": load_npy(path, what)}, "images"
     elif path.lower().endswith(".npz"):
@@ -269,14 +273,42 @@ def array_images(array, image_shape, name, path):
     return Images(len(images), chunks)
 
 
-def _folder_images(folder, image_shape):
+def run_resize_to(model_path):
+    """The `resize_to` of the run folder holding `model_path`, or `None`.
+
+    Args:
+        model_path: a model file, or `None`.
+
+    Returns:
+        `(height, width)` from `run.json`'s `image_recipe`, or `None` (no
+        run folder, an array-trained run, or a straight resize).
+    """
+    if model_path is None:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
+    try:
+        with open(path) as f:
+            recipe = json.load(f).get("image_recipe") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    size = recipe.get("resize_to")
+    if (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(s, int) for s in size)
+    ):
+        return tuple(size)
+    return None
+
+
+def _folder_images(folder, image_shape, resize_to=None):
     files = image_files(folder)
     if not files:
         raise CLIError(
             f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {folder!r} "
             "or its subfolders."
         )
-    images = file_images(files, image_shape, where=folder)
+    images = file_images(files, image_shape, resize_to=resize_to, where=folder)
     images.paths = np.array([os.path.relpath(f, folder) for f in files])
     return images
 

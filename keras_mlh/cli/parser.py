@@ -288,8 +288,26 @@ def build_parser():
         type=_image_size,
         default=None,
         metavar="SIZE",
-        help="size images are resized to for --folder and --lists (default: 64) "
-        "and --tfds (default: 32): SIZE or HEIGHTxWIDTH",
+        help="size of the images the model gets, for --folder and --lists "
+        "(default: 64, or 224 with a named backbone) and --tfds (default: 32): "
+        "SIZE or HEIGHTxWIDTH",
+    )
+    train.add_argument(
+        "--resize-size",
+        type=_image_size,
+        default=None,
+        metavar="SIZE",
+        help="for --folder and --lists: resize to SIZE, then crop --image-size "
+        "(random in training, central at evaluation and export). Default: 256 "
+        "with a named backbone (then --image-size defaults to 224), none with "
+        "the small one",
+    )
+    train.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random horizontal flips of --folder and --lists training images "
+        "(default: on with a named backbone, off with the small one)",
     )
     train.add_argument(
         "--image-root",

@@ -93,6 +93,11 @@ def training_data(args):
         )
     if getattr(args, "image_root", None) and not lists:
         raise CLIError("--image-root applies to --lists data.")
+    recipe_flags = getattr(args, "resize_size", None) or getattr(args, "flip", None)
+    if recipe_flags and not (args.folder or lists):
+        raise CLIError(
+            "--resize-size and --flip apply to image files (--folder, --lists)."
+        )
     num_queries = 0.2 if args.num_queries is None else args.num_queries
     split = {"seed": args.seed, "batch_size": args.batch_size}
     if args.tfds:
@@ -122,8 +127,8 @@ def training_data(args):
             datasets.from_list_files,
             lists,
             image_root=args.image_root,
-            image_size=args.image_size or (64, 64),
             color_mode=args.color_mode,
+            **image_recipe(args),
             **split,
         )
         source = {
@@ -143,8 +148,8 @@ def training_data(args):
         data = _loaded(
             datasets.from_directory,
             args.folder,
-            image_size=args.image_size or (64, 64),
             color_mode=args.color_mode,
+            **image_recipe(args),
             num_queries=num_queries,
             **split,
         )
@@ -190,6 +195,38 @@ def _validation(args, data):
         return hold_out_validation(data, args.val_split, seed=args.seed)
     except ValueError as error:
         raise CLIError(f"--val-split: {error}") from None
+
+
+def image_recipe(args):
+    """Image size, resize-then-crop and flips for --folder / --lists data.
+
+    A named backbone gets the HashNet/CSQ/MDSH recipe: resize to 256, random
+    224 crop and horizontal flip in training, central crop at evaluation and
+    export. The small backbone resizes straight to --image-size (default 64),
+    unflipped. Every size is an option.
+
+    Args:
+        args: the parsed `train` arguments.
+
+    Returns:
+        Keyword arguments `image_size`, `resize_to`, `horizontal_flip`.
+    """
+    named = args.backbone != "small"
+    size = args.image_size or ((224, 224) if named else (64, 64))
+    resize = getattr(args, "resize_size", None)
+    if resize is None and named:
+        resize = tuple(round(s * 256 / 224) for s in size)  # 224 -> 256
+    if resize is not None and (resize[0] < size[0] or resize[1] < size[1]):
+        raise CLIError(
+            f"--resize-size {resize[0]}x{resize[1]} is smaller than the crop "
+            f"--image-size {size[0]}x{size[1]}; resize to at least the crop size."
+        )
+    flip = getattr(args, "flip", None)
+    return {
+        "image_size": size,
+        "resize_to": None if resize == size else resize,
+        "horizontal_flip": named if flip is None else flip,
+    }
 
 
 def _loaded(loader, *args, **kwargs):
@@ -254,6 +291,21 @@ def split_arrays(data, validation=None, unseen_classes=None):
     if unseen_classes:
         split["unseen_classes"] = np.array(unseen_classes, dtype=np.int64)
     return split
+
+
+def _recipe_info(data):
+    """How image files are prepared, for run.json; `None` for arrays."""
+    if not hasattr(data, "resize_to"):
+        return None
+    return {
+        "image_size": list(data.image_size),
+        "resize_to": None if data.resize_to is None else list(data.resize_to),
+        "crop": "random in training, central otherwise"
+        if data.resize_to is not None
+        else None,
+        "horizontal_flip": bool(data.horizontal_flip),
+        "color_mode": data.color_mode,
+    }
 
 
 def _same_files(a, b):
@@ -381,6 +433,7 @@ def _train_into(args, data, source, work, out):
         or _same_files(data.train_paths, data.database_paths),
         "validation": selection,
         "unseen_classes": source.get("unseen_classes"),
+        "image_recipe": _recipe_info(data),
         "train_seconds": round(seconds, 3),
         "final_logs": {key: values[-1] for key, values in logs.items()},
         "files": {
