@@ -78,7 +78,7 @@ def assert_no_pixel_copies(folder):
 
 def test_training_from_list_files_records_paths_not_pixels(lists_run):
     work, images, lists, result = lists_run
-    assert "streamed from files" in result.stdout
+    assert "streamed from disk" in result.stdout
     info = json.loads((work / "run" / "run.json").read_text())
     assert info["source"]["kind"] == "lists"
     # 30 listed: 10 of the unseen class 2 dropped, 6 held out for validation.

@@ -207,17 +207,24 @@ def test_from_directory_names_an_unreadable_image(tmp_path):
 
 
 # ---------------------------------------------------------------------- tfds
-def test_from_tfds_single_label_mock():
+def test_from_tfds_single_label_mock_streams():
+    import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    from keras_mlh.datasets import TfdsHashingData
+
+    # The views read tfds when used: inside the mock.
     with tfds.testing.mock_data(num_examples=12):
-        data = from_tfds("mnist", image_size=(16, 16), max_queries=5)
-    assert data.x_train.shape == (12, 16, 16, 1) and data.x_query.shape == (
-        5,
-        16,
-        16,
-        1,
-    )
+        data = from_tfds("mnist", image_size=(16, 16), max_queries=5, batch_size=4)
+        assert isinstance(data, TfdsHashingData)
+        assert not any(  # labels only: no pixel array is held
+            isinstance(v, np.ndarray) and v.ndim == 4 for v in vars(data).values()
+        )
+        assert isinstance(data.train, tf.data.Dataset)
+        assert [len(y) for _, y in data.train.as_numpy_iterator()] == [4, 4, 4]
+        assert data.x_train.shape == (12, 16, 16, 1)
+        assert data.x_query.shape == (5, 16, 16, 1)
+    assert data.y_train.shape == (12,) and data.y_query.shape == (5,)
     assert data.num_classes == 10 and not data.multi_label
     assert data.class_names is not None and len(data.class_names) == 10
 
@@ -228,8 +235,9 @@ def test_from_tfds_multi_label_variable_size_mock():
     # The coco mock gives random image sizes: the loader must resize them all.
     with tfds.testing.mock_data(num_examples=8):
         data = from_tfds("coco/2017", query_split="validation", image_size=(24, 24))
+        assert data.x_train.shape == (8, 24, 24, 3)
     assert data.multi_label and data.num_classes == 80
-    assert data.x_train.shape == (8, 24, 24, 3) and data.y_train.shape == (8, 80)
+    assert data.y_train.shape == (8, 80)
     assert set(np.unique(data.y_train)) <= {0.0, 1.0}
 
 

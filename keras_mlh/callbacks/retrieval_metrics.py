@@ -88,13 +88,15 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
     def _encode(self, images):
         if not isinstance(images, _Batches):
             return self.model.encode(images, batch_size=self.batch_size)
-        # Batch by batch: the pixels of a streamed set are never all in memory.
+        # Batch by batch: the pixels of a streamed set are never all in memory;
+        # rebatched to `batch_size`, as one predict call per small batch is slow.
+        dataset = images.dataset.rebatch(self.batch_size)
         codes = [
             self.model.encode(
                 batch[0] if isinstance(batch, tuple) else batch,
                 batch_size=self.batch_size,
             )
-            for batch in images.dataset.as_numpy_iterator()
+            for batch in dataset.as_numpy_iterator()
         ]
         return np.concatenate(codes)
 

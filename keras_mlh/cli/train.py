@@ -344,9 +344,9 @@ def _train_into(args, data, source, work, out):
     )
     model.compile(optimizer=recipe.optimizer)
     callbacks = []
-    from keras_mlh.datasets import FileHashingData
+    from keras_mlh.datasets import FileHashingData, HashingData
 
-    streamed = isinstance(data, FileHashingData)
+    streamed = not isinstance(data, HashingData)
     best = None
     if validation is not None:
         # The package's protocol: val mAP on images held out of the training
@@ -374,7 +374,7 @@ def _train_into(args, data, source, work, out):
         f"Training MLH (mode={args.mode}, {args.bits} bits, backbone={args.backbone}) "
         f"on {source['kind']}: {len(data.y_train)} training, "
         f"{len(data.y_database)} database images {data.image_shape}"
-        f"{' (streamed from files)' if streamed else ''}, {len(data.y_query)} "
+        f"{' (streamed from disk)' if streamed else ''}, {len(data.y_query)} "
         f"queries, {data.num_classes} classes, "
         f"{recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''}"
     )
@@ -429,7 +429,7 @@ def _train_into(args, data, source, work, out):
         "num_train": int(len(data.y_train)),
         "num_queries": int(len(data.y_query)),
         "num_database": int(len(data.y_database)),
-        "database_is_training_set": not streamed
+        "database_is_training_set": not isinstance(data, FileHashingData)
         or _same_files(data.train_paths, data.database_paths),
         "validation": selection,
         "unseen_classes": source.get("unseen_classes"),

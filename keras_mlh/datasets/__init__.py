@@ -4,6 +4,7 @@ from keras_mlh.datasets.image_check import check_image_file
 from keras_mlh.datasets.image_pipeline import image_dataset
 from keras_mlh.datasets.list_files import from_list_files
 from keras_mlh.datasets.sources import from_directory, from_tfds, mnist5k
+from keras_mlh.datasets.tfds_data import TfdsHashingData
 from keras_mlh.datasets.validation import (
     check_labels,
     validate_images,
@@ -13,6 +14,7 @@ from keras_mlh.datasets.validation import (
 __all__ = [
     "FileHashingData",
     "HashingData",
+    "TfdsHashingData",
     "check_image_file",
     "check_labels",
     "from_arrays",

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from keras_mlh.datasets.file_data import FileHashingData
-from keras_mlh.datasets.hashing_data import split_indices
+from keras_mlh.datasets.hashing_data import HashingData, split_indices
 
 
 @dataclasses.dataclass
@@ -56,6 +56,7 @@ def hold_out_validation(data, val_split, seed=None):
     >>> callback = RetrievalMetricsCallback(split.queries, split.database)
     >>> model.fit(split.data.train, epochs=15, callbacks=[callback])
     """
+    _check_kind(data, "hold_out_validation")
     seed = data.seed if seed is None else seed
     labels = np.asarray(data.y_train)
     val_idx, rest_idx = split_indices(labels, val_split, seed, what="val_split")
@@ -159,6 +160,7 @@ def drop_classes(data, unseen_classes):
     >>> seen_data = drop_classes(data, [7, 8, 9])
     >>> model.fit(seen_data.train, epochs=15)
     """
+    _check_kind(data, "drop_classes")
     keep = ~unseen_mask(data.y_train, unseen_classes)
     if not keep.any():
         raise ValueError(
@@ -175,3 +177,12 @@ def drop_classes(data, unseen_classes):
         x_train=np.asarray(data.x_train)[keep],
         y_train=np.asarray(data.y_train)[keep],
     )
+
+
+def _check_kind(data, what):
+    if not isinstance(data, (HashingData, FileHashingData)):
+        raise ValueError(
+            f"{what} takes array or file data (HashingData, FileHashingData); "
+            f"got {type(data).__name__}. For tfds data, export the images with "
+            "list files and use from_list_files."
+        )

@@ -7,6 +7,9 @@ import numpy as np
 from keras_mlh.datasets.file_data import from_files
 from keras_mlh.datasets.hashing_data import from_arrays
 from keras_mlh.datasets.image_check import check_image_file
+from keras_mlh.datasets.tfds_data import from_tfds
+
+__all__ = ["from_directory", "from_tfds", "image_files", "load_image", "mnist5k"]
 from keras_mlh.errors import first_line
 
 # What `from_directory` and the command line read as images.
@@ -183,122 +186,4 @@ def from_directory(
         batch_size=batch_size,
         class_names=class_dirs,
         image_root=os.path.abspath(directory),
-    )
-
-
-def from_tfds(
-    name,
-    train_split="train",
-    query_split="test",
-    image_size=(32, 32),
-    max_train=None,
-    max_queries=1000,
-    label_key=None,
-    batch_size=64,
-    seed=0,
-    data_dir=None,
-):
-    """Loads a `tensorflow-datasets` dataset into a `HashingData`.
-
-    Single-label datasets use their `label` feature; multi-label ones (e.g.
-    `coco/2017`, whose `objects/label` lists the objects) become multi-hot.
-    Images are resized to `image_size` (tfds datasets may have images of any
-    size) and kept as uint8. The database is the training split. Examples are
-    counted while reading, not taken from `info.splits`.
-
-    Args:
-        name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
-        train_split, query_split: tfds split names.
-        image_size: `(height, width)`.
-        max_train, max_queries: caps on the number of examples read.
-        label_key: feature holding the labels; found automatically if `None`.
-        batch_size, seed: as in `from_arrays`.
-        data_dir: tfds data directory.
-
-    Returns:
-        A `HashingData`.
-    """
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name, data_dir=data_dir)
-    key, num_classes, multi_label = _tfds_label_feature(
-        builder.info.features, label_key
-    )
-
-    def read(split, limit):
-        ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
-        if limit is not None:
-            ds = ds.take(limit)
-
-        def convert(example):
-            image = example["image"]
-            if image.shape.rank == 2:
-                image = image[..., None]
-            image = tf.image.resize(image, image_size)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-            label = _nested(example, key)
-            if multi_label:
-                label = tf.reduce_max(tf.one_hot(label, num_classes), axis=0)
-            return image, label
-
-        images, labels = [], []
-        for image, label in ds.map(convert).as_numpy_iterator():
-            images.append(image)
-            labels.append(label)
-        if not images:
-            raise ValueError(f"tfds split {split!r} of {name!r} has no examples.")
-        return np.stack(images), np.stack(labels)
-
-    x_train, y_train = read(train_split, max_train)
-    x_query, y_query = read(query_split, max_queries)
-    from keras_mlh.datasets.hashing_data import HashingData
-    from keras_mlh.datasets.validation import check_labels
-
-    for labels in (y_train, y_query):
-        check_labels(labels, num_classes)
-    names = None
-    feature = _nested(builder.info.features, key)
-    if hasattr(feature, "names"):
-        names = list(feature.names)
-    elif hasattr(getattr(feature, "feature", None), "names"):
-        names = list(feature.feature.names)
-    return HashingData(
-        x_train=x_train,
-        y_train=y_train,
-        x_query=x_query,
-        y_query=y_query,
-        x_database=x_train,
-        y_database=y_train,
-        num_classes=num_classes,
-        class_names=names,
-        batch_size=batch_size,
-        seed=seed,
-    )
-
-
-def _nested(mapping, key):
-    for part in key.split("/"):
-        mapping = mapping[part]
-    return mapping
-
-
-def _tfds_label_feature(features, label_key):
-    import tensorflow_datasets as tfds
-
-    candidates = [label_key] if label_key else ["label", "labels", "objects/label"]
-    for key in candidates:
-        try:
-            feature = _nested(features, key)
-        except (KeyError, TypeError):
-            continue
-        if isinstance(feature, tfds.features.ClassLabel):
-            # Under `objects`, a ClassLabel is one label per object.
-            return key, feature.num_classes, key.startswith("objects/")
-        inner = getattr(feature, "feature", None)
-        if isinstance(inner, tfds.features.ClassLabel):
-            return key, inner.num_classes, True
-    raise ValueError(
-        "Could not find a class-label feature in this tfds dataset; pass "
-        f"label_key=... (one of: {', '.join(sorted(features.keys()))})."
     )
