@@ -379,9 +379,17 @@ def _train_into(args, data, source, work, out):
         f"{recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''}"
     )
     start = time.perf_counter()
-    history = model.fit(
-        train, epochs=recipe.epochs, verbose=args.verbose, callbacks=callbacks
-    )
+    try:
+        history = model.fit(
+            train, epochs=recipe.epochs, verbose=args.verbose, callbacks=callbacks
+        )
+    except Exception as error:
+        from keras_mlh.datasets.image_pipeline import decode_failure
+
+        failure = decode_failure(error) if streamed else None
+        if failure is None:
+            raise
+        raise CLIError(str(failure)) from None
     seconds = time.perf_counter() - start
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
     selection = None

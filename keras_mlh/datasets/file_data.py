@@ -213,10 +213,16 @@ def from_files(
         color_mode=check_color_mode(color_mode),
         resize_to=None if resize_to is None else check_size(resize_to, "resize_to"),
         horizontal_flip=bool(horizontal_flip),
-        image_root=image_root or os.path.commonpath(list(paths[:1000])),
+        image_root=os.path.abspath(image_root) if image_root else _common_folder(paths),
         batch_size=batch_size,
         seed=seed,
     )
+
+
+def _common_folder(paths):
+    """The deepest folder holding every path (never a file itself)."""
+    root = os.path.commonpath(list(paths))
+    return os.path.dirname(root) if root in set(paths) else root
 
 
 def _checked_labels(labels, num_classes, count):

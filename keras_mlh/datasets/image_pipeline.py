@@ -164,12 +164,30 @@ def iterate_batches(dataset):
         except StopIteration:
             return
         except tf.errors.OpError as error:
-            raise ValueError(
-                "An image file could not be decoded although its header looked "
-                f"fine (truncated or corrupt): {op_error_text(error)}. Find it "
-                "with PIL (Image.open(path).load()) and replace it."
-            ) from None
+            raise decode_failure(error) from None
         yield batch
+
+
+def decode_failure(error):
+    """The `ValueError` to raise for a TensorFlow error of the pipeline.
+
+    Args:
+        error: any exception, e.g. from `model.fit` on a streamed dataset.
+
+    Returns:
+        A `ValueError` that says an image could not be decoded, or `None`
+        when `error` is not a TensorFlow op error.
+    """
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(error, tf.errors.OpError):
+        return None
+    return ValueError(
+        "An image file could not be decoded although its header looked fine "
+        f"(truncated or corrupt): {op_error_text(error)}. Find it with PIL "
+        "(Image.open(path).load()) and replace it."
+    )
 
 
 def op_error_text(error):
