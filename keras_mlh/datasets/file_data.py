@@ -45,6 +45,12 @@ class FileHashingData:
         seed: seed of the split, the training shuffle and the augmentation.
         list_files: for data from list files, name -> `{"path", "sha256",
             "images"}` of each list file.
+
+    Example:
+    >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))
+    >>> model.fit(data.train, epochs=15)
+    >>> codes = np.concatenate([model.encode(x) for x, _ in
+    ...                         data.query.as_numpy_iterator()])
     """
 
     train_paths: np.ndarray

@@ -97,6 +97,9 @@ def check_image_files(paths, where=None):
 
     Raises:
         ValueError: for the first bad file.
+
+    Example:
+    >>> check_image_files(paths, where=lambda i: f"train.txt line {i + 1}")
     """
     for i, path in enumerate(paths):
         try:

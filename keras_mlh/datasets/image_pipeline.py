@@ -31,6 +31,9 @@ def decode_image(contents, channels):
 
     Returns:
         float32 tensor `(height, width, channels)`; the first frame of a GIF.
+
+    Example:
+    >>> image = decode_image(tf.io.read_file("deep16.png"), channels=1)
     """
     import tensorflow as tf
 
@@ -154,6 +157,10 @@ def iterate_batches(dataset):
 
     Yields:
         numpy batches (images, or `(images, labels)`).
+
+    Example:
+    >>> for images in iterate_batches(image_dataset(paths)):
+    ...     codes.append(model.encode(images))
     """
     import tensorflow as tf
 

@@ -35,6 +35,10 @@ class TfdsHashingData:
         seed: seed of the training shuffle.
         shuffle_buffer: training shuffle buffer, in examples (bounded: a
             buffer the size of the data would hold all its pixels).
+
+    Example:
+    >>> data = from_tfds("cifar10", max_train=10_000)
+    >>> model.fit(data.train, epochs=15)
     """
 
     name: str
