@@ -17,10 +17,11 @@ and 0/1 bits as bool or another integer dtype.
 import numpy as np
 
 BIT_ORDER = "little"
+MAX_BITS = 4096  # longest code length `validate_bits` accepts
 
 
 def validate_bits(bits):
-    """Raises a `ValueError` unless `bits` is a positive multiple of 8.
+    """Raises a `ValueError` unless `bits` is a multiple of 8 in [8, `MAX_BITS`].
 
     Args:
         bits: a code length (Python or numpy integer).
@@ -32,6 +33,13 @@ def validate_bits(bits):
         raise ValueError(
             "`bits` must be a positive multiple of 8 (codes are packed into "
             f"bytes), e.g. 16, 32 or 64. Received: bits={bits!r}"
+        )
+    if bits > MAX_BITS:
+        # A model's hash layer has features x bits weights: 10**8 bits would
+        # ask for tens of GiB and hang instead of failing.
+        raise ValueError(
+            f"`bits` must be at most {MAX_BITS}; hash codes are usually 16 to 256 "
+            f"bits. Received: bits={bits!r}"
         )
     return int(bits)
 

@@ -8,17 +8,46 @@ atomic and a failure leaves the previous content, or nothing. The library
 
 Folders that a write has to create are removed again when it fails, and the
 final files and folders get the permissions the umask gives ordinary ones
-(not the private 0600/0700 of `tempfile`). Failures to write are reported
-as `ValueError`s that name the path and what to do.
+(not the private 0600/0700 of `tempfile`). Failures to write (disk full,
+file too large, no permission), from the OS or from the library writing
+(Keras, TensorFlow, faiss), are reported as `ValueError`s that name the
+user's path, never the temporary one, and what to do.
+
+Temporary names follow one rule, `.keras-mlh-tmp-HOST-PID-RANDOM` (`HOST` a
+hash of the machine's name and process-id namespace, `PID` the writing
+process): a temporary file or
+folder whose process is gone (`kill -9`, power loss) is stale, and the next
+write into the same folder removes it and says so on stderr. Nothing else is
+ever removed: not a name of another machine, of a running process, or of
+another rule.
+
+`check_output` is the one guard of every output: no existing file is
+replaced without `overwrite`, and never (even with it) an input of the same
+command.
 """
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
 
 TEMP_PREFIX = ".keras-mlh-"
+TEMP_TAG = "tmp"
+# Errors of writing that the user can fix by freeing space or choosing a place.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+_WRITE_REASONS = {
+    "no space left on device": "No space left on device",
+    "file too large": "File too large",
+    "disk quota exceeded": "Disk quota exceeded",
+    "read-only file system": "Read-only file system",
+    "permission denied": "Permission denied",
+}
 
 
 def check_writable(path, kind=None):
@@ -97,6 +126,150 @@ def check_replaceable_folder(path, overwrite, marker, what, overwrite_flag):
     return path
 
 
+def check_output(
+    path,
+    inputs=(),
+    overwrite=False,
+    kind="file",
+    companions=(),
+    marker=None,
+    what="output",
+    overwrite_flag="--overwrite",
+    not_inside=(),
+):
+    """The guard of every output: checks that writing `path` loses nothing.
+
+    An existing output is replaced only with `overwrite`; an output is never
+    (even with `overwrite`) one of the command's `inputs`, compared by real
+    path so links and `..` do not hide it, and an output folder never holds
+    an input (replacing the folder would delete it). Also refuses an output
+    inside one of the `not_inside` folders (an image folder it would join).
+    Creates nothing; runs before any slow work.
+
+    Args:
+        path: the output file or folder.
+        inputs: the paths (files or folders) the command reads; `None`
+            entries are skipped. List every file of an index that is read
+            (`keras_mlh.index.index_files`).
+        overwrite: whether existing outputs may be replaced.
+        kind: `"file"` or `"folder"`. A folder may be replaced only when it
+            is empty or holds `marker`, the file every such folder of ours
+            has (see `check_replaceable_folder`).
+        companions: further files written with `path` (an index's sidecars),
+            guarded the same way.
+        marker: for folders, see `kind`.
+        what: what the output is, for messages (e.g. `"run folder"`).
+        overwrite_flag: how the caller spells `overwrite`, for messages.
+        not_inside: folders the output must not be written into.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        ValueError: when writing `path` would replace a file without
+            `overwrite`, replace or delete an input, or cannot be done.
+
+    Example:
+    >>> check_output("codes.npz", inputs=["model.keras", "images.npy"])
+    '/home/me/codes.npz'
+    """
+    path = os.path.abspath(os.fspath(path))
+    outputs = [path, *(os.path.abspath(os.fspath(c)) for c in companions)]
+    read = [os.fspath(i) for i in inputs if i is not None]
+    for output in outputs:
+        for source in read:
+            if _same_file(output, source):
+                raise ValueError(
+                    f"Refusing to write {output!r}: it is an input of this command "
+                    f"({source!r}), and writing it would destroy it. Choose "
+                    "another output."
+                )
+            if kind == "folder" and _inside(source, output):
+                raise ValueError(
+                    f"Refusing to write {output!r}: it holds {source!r}, an input "
+                    "of this command, which replacing the folder would delete. "
+                    "Choose another output folder, or move the input out of it."
+                )
+    for folder in not_inside:
+        if folder is not None and _inside(path, os.fspath(folder)):
+            raise ValueError(
+                f"Refusing to write {path!r} inside {os.fspath(folder)!r}, an input "
+                "folder of this command; choose an output outside it."
+            )
+    if kind == "folder":
+        if marker is None:
+            raise ValueError("check_output(kind='folder') needs a `marker`.")
+        check_replaceable_folder(path, overwrite, marker, what, overwrite_flag)
+        return path
+    for output in outputs:
+        check_writable(output, kind="file")
+        if os.path.exists(output) and not os.path.isfile(output):
+            # A device or pipe (/dev/null, a fifo): the rename would replace it.
+            raise ValueError(
+                f"{output!r} is not a regular file; give the name of a file to write."
+            )
+        # lexists: a dangling link is an existing name too.
+        if os.path.lexists(output) and not overwrite:
+            raise ValueError(
+                f"{output!r} exists; pass {overwrite_flag} to replace it, or "
+                "choose another name."
+            )
+    return path
+
+
+def remove_stale_temps(folder):
+    """Removes the temporary files and folders of dead keras-mlh processes.
+
+    Only names of `temp_name`'s rule made on this machine by a process that
+    no longer runs are removed; each removal is reported on one stderr line.
+
+    Args:
+        folder: the folder to clean; a missing one is skipped.
+
+    Returns:
+        The names removed.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed = []
+    pattern = re.compile(re.escape(TEMP_PREFIX + TEMP_TAG) + r"-([0-9a-f]{8})-(\d+)-")
+    for name in names:
+        match = pattern.match(name)
+        if not match or match[1] != host_id() or process_runs(int(match[2])):
+            continue
+        full = os.path.join(folder, name)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.remove(full)
+        except OSError:
+            continue
+        removed.append(name)
+    if removed:
+        print(
+            f"keras-mlh: removed {len(removed)} stale temporary "
+            f"{'entry' if len(removed) == 1 else 'entries'} left in {folder!r} by "
+            f"an interrupted command: {', '.join(sorted(removed))}",
+            file=sys.stderr,
+        )
+    return removed
+
+
+def temp_name(tag=TEMP_TAG):
+    """The prefix of a temporary name of this process: `.keras-mlh-TAG-HOST-PID-`.
+
+    Args:
+        tag: `"tmp"` for the names `remove_stale_temps` may remove.
+
+    Returns:
+        The prefix; `tempfile` adds a random part.
+    """
+    return f"{TEMP_PREFIX}{tag}-{host_id()}-{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def ensure_folder(folder):
     """Makes `folder` and its missing parents; removes them if the block fails.
@@ -165,8 +338,9 @@ def atomic_path(path, make_folders=False):
     with ensure_folder(folder) if make_folders else contextlib.nullcontext():
         temp = _temp_file(folder)
         try:
-            yield temp
-            _publish(temp, path)
+            with naming(path, {temp: path}):
+                yield temp
+                _publish(temp, path)
         finally:
             if os.path.exists(temp):
                 os.remove(temp)
@@ -198,16 +372,19 @@ def staged_files(folder):
     """
     folder = os.path.abspath(os.fspath(folder))
     staged = {}
+    written = {}  # temporary -> final path, for error messages
 
     def stage(name):
         staged[name] = _temp_file(folder, suffix=os.path.splitext(name)[1])
+        written[staged[name]] = os.path.join(folder, name)
         return staged[name]
 
     with ensure_folder(folder):
         try:
-            yield stage
-            for name, temp in staged.items():
-                _publish(temp, os.path.join(folder, name))
+            with naming(folder, written):
+                yield stage
+                for name, temp in staged.items():
+                    _publish(temp, os.path.join(folder, name))
         finally:
             for temp in staged.values():
                 if os.path.exists(temp):
@@ -238,14 +415,16 @@ def atomic_folder(path):
     """
     path = check_writable(path, kind="folder")
     with ensure_folder(os.path.dirname(path)) as parent:
+        remove_stale_temps(parent)
         try:
-            work = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent)
+            work = tempfile.mkdtemp(prefix=temp_name(), dir=parent)
         except OSError as error:
             raise _cannot_write(path, error) from None
         try:
-            yield work
-            os.chmod(work, 0o777 & ~_umask())
-            _move_into_place(work, path)
+            with naming(path, {work: path}):
+                yield work
+                os.chmod(work, 0o777 & ~_umask())
+                _move_into_place(work, path)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -287,8 +466,9 @@ def _cannot_write(path, error):
 
 
 def _temp_file(folder, suffix=""):
+    remove_stale_temps(folder)
     try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=suffix)
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=temp_name(), suffix=suffix)
     except OSError as error:
         raise _cannot_write(folder, error) from None
     os.close(handle)
@@ -305,7 +485,7 @@ def _move_into_place(work, path):
         os.replace(work, path)
         return
     # Swap through a trash folder: rename cannot replace a non-empty folder.
-    trash = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=os.path.dirname(path))
+    trash = tempfile.mkdtemp(prefix=temp_name(), dir=os.path.dirname(path))
     old = os.path.join(trash, "old")
     try:
         os.replace(path, old)
@@ -316,3 +496,135 @@ def _move_into_place(work, path):
             raise
     finally:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def naming(path, temps):
+    """Re-raises a failure to write as a `ValueError` that names the user's path.
+
+    Disk-full, file-too-large and permission errors from the OS, or from a
+    library writing (Keras, TensorFlow, h5py and faiss raise their own types
+    and quote the temporary name), become `Cannot write PATH: REASON; ...`.
+    Other errors, and failures to read an input, pass unchanged.
+
+    Args:
+        path: the user's output path, named when no better one is known.
+        temps: a mapping (read when an error happens) of each temporary file
+            or folder to the path it stands for; a name inside a temporary
+            folder is shown inside that path (`run/model.keras`).
+
+    Yields:
+        Nothing; wrap the writing.
+
+    Example:
+    >>> with naming("codes.npy", {temp: "codes.npy"}):
+    ...     np.save(temp, codes)
+    """
+    try:
+        yield
+    except Exception as error:
+        translated = _write_error(error, path, temps)
+        if translated is None:
+            raise
+        raise translated from error
+
+
+def _write_error(error, path, temps):
+    """The `ValueError` naming the user's path for a failed write, or `None`."""
+    if isinstance(error, ValueError):
+        return None
+    temps = dict(temps)
+    text = str(error)
+    reason = None
+    if isinstance(error, OSError):
+        mine = error.filename is None or any(
+            _under(os.fspath(error.filename), t) for t in temps
+        )
+        if error.errno in _WRITE_ERRNOS or (
+            mine and error.errno in (errno.EACCES, errno.EPERM)
+        ):
+            # The OS's words: libraries (h5py) put pages of their own here.
+            reason = os.strerror(error.errno)
+    if reason is None:
+        lowered = text.lower()
+        quoted = isinstance(error, OSError) or any(t in text for t in temps)
+        reason = next(
+            (v for k, v in _WRITE_REASONS.items() if k in lowered and quoted), None
+        )
+    if reason is None:
+        return None
+    target = _user_name(error, text, temps) or path
+    return ValueError(
+        f"Cannot write {target!r}: {reason}; free some space or choose a writable "
+        "location."
+    )
+
+
+def _user_name(error, text, temps):
+    """The user's path for the temporary name the error quotes, or `None`."""
+    filename = getattr(error, "filename", None)
+    names = [os.fspath(filename)] if filename is not None else []
+    names += [word.strip("'\"(),:;[]") for word in text.split()]
+    for name in names:
+        for temp, final in temps.items():
+            if name == temp:
+                return final
+            if name.startswith(temp + os.sep):
+                # The entry of the user's folder: below it, writers such as
+                # TensorFlow use temporary names of their own.
+                entry = os.path.relpath(name, temp).split(os.sep)[0]
+                return os.path.join(final, entry)
+    return None
+
+
+def _under(path, folder):
+    return os.path.realpath(path) == os.path.realpath(folder) or _inside(path, folder)
+
+
+def _same_file(a, b):
+    """Whether `a` and `b` are one file or folder (by real path, or inode)."""
+    if os.path.exists(a) and os.path.exists(b):
+        with contextlib.suppress(OSError):
+            return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(path, folder):
+    """Whether `path` lies inside `folder` (real paths), not being it."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path != folder and path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def host_id():
+    """8 hex digits naming this machine and process-id namespace.
+
+    The namespace counts too: a container sharing the folder and the host
+    name sees other process ids, and must not take a live writer for dead.
+
+    Returns:
+        The digits; equal in every process that sees the same process ids.
+    """
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    name = f"{socket.gethostname()}:{namespace}".encode()
+    return hashlib.sha1(name).hexdigest()[:8]
+
+
+def process_runs(pid):
+    """Whether process `pid` runs on this machine (any user's).
+
+    Args:
+        pid: the process id.
+
+    Returns:
+        `False` only when no such process exists.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, under another user
+    return True

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -435,6 +436,7 @@ def test_console_script():
         ["frobnicate"],
         ["train", "--bits", "abc"],
         ["train", "--bits", "12"],
+        ["train", "--bits", "80000000"],
         ["train", "--mode", "nope"],
         ["train", "--npz", "a.npz", "--folder", "b"],
         ["train", "--image-size", "12x"],
@@ -480,6 +482,7 @@ def test_debug_shows_the_traceback(tmp_path):
         (["train", "--folder", "missing"], "Image folder not found"),
         (["encode", "not-a-model.keras", "x.npz", "c.npz"], "is not a Keras model"),
         (["encode", "not-a-model.keras", "x.npz", "c.txt"], "must end in .npy"),
+        (["train", "--resume", "nothing"], "No interrupted run of"),
     ],
 )
 def test_bad_input_is_one_line_exit_1(argv, message, tmp_path, capsys, monkeypatch):
@@ -584,11 +587,13 @@ def test_tfds_options_reach_from_tfds(tmp_path, monkeypatch, capsys):
 
 
 def test_the_cli_lists_match_the_library():
+    from keras_mlh.codes import MAX_BITS
     from keras_mlh.models.backbones import APPLICATIONS
     from keras_mlh.models.mlh import MODES
 
     assert set(cli_parser.MODES) == set(MODES)
     assert set(cli_parser.BACKBONES) == {"small", *APPLICATIONS}
+    assert cli_parser.MAX_BITS == MAX_BITS
 
 
 def test_export_refuses_to_replace_a_folder_that_is_not_an_export(run, tmp_path):
@@ -599,3 +604,159 @@ def test_export_refuses_to_replace_a_folder_that_is_not_an_export(run, tmp_path)
     for extra in ([], ["--overwrite"]):
         assert cli.main(["export", model, str(tmp_path / "mine"), *extra]) == 1
     assert os.listdir(tmp_path / "mine") == ["notes.txt"]
+
+
+# ------------------------------------------- outputs never replace inputs
+def test_encode_never_writes_over_its_input(run, tmp_path):
+    folder, _ = run
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
+    np.save(tmp_path / "imgs.npy", images)
+    (tmp_path / "alias.npy").symlink_to(tmp_path / "imgs.npy")
+    (tmp_path / "old.npy").write_text("earlier codes")
+    model = folder / "model.keras"
+    result = keras_mlh("encode", model, "imgs.npy", "old.npy", cwd=tmp_path, expect=1)
+    assert "exists; pass --overwrite" in error_line(result)
+    assert (tmp_path / "old.npy").read_text() == "earlier codes"
+    (tmp_path / "model.npz").symlink_to(model)  # the model under a codes name
+    for out in ("imgs.npy", "alias.npy", "model.npz"):
+        result = keras_mlh(
+            "encode", model, "imgs.npy", out, "--overwrite", cwd=tmp_path, expect=1
+        )  # fmt: skip
+        assert "it is an input of this command" in error_line(result)
+    np.testing.assert_array_equal(np.load(tmp_path / "imgs.npy"), images)
+    assert sorted(os.listdir(tmp_path)) == [
+        "alias.npy", "imgs.npy", "model.npz", "old.npy"
+    ]  # fmt: skip
+    assert zipfile.is_zipfile(model)
+
+
+def test_index_search_json_never_writes_over_the_index(index_file, codes, work):
+    path, _ = index_file
+    before = {p: p.read_bytes() for p in path.parent.glob("db.index*")}
+    for target in ("db.index", "db.index.json", "db.index.paths.json", codes[1]):
+        for extra in ([], ["--overwrite"]):
+            result = keras_mlh(
+                "index", "search", "db.index", codes[1], "-k", 2,
+                "--json", target, *extra, cwd=work, expect=1,
+            )  # fmt: skip
+            line = error_line(result)
+            assert "is an input" in line or "exists; pass --overwrite" in line, line
+    assert {p: p.read_bytes() for p in path.parent.glob("db.index*")} == before
+    assert not (work / "db.index.paths.json").exists()
+
+
+def test_index_build_never_writes_over_its_codes(codes, work):
+    database = codes[0]
+    result = keras_mlh(
+        "index", "build", database, database, "--overwrite", cwd=work, expect=1
+    )  # fmt: skip
+    assert "it is an input" in error_line(result)
+    # An index file in the way of the sidecar needs --overwrite as well.
+    (work / "new.index.json").write_text("{}")
+    result = keras_mlh("index", "build", database, "new.index", cwd=work, expect=1)
+    assert "new.index.json' exists" in error_line(result)
+    (work / "new.index.json").unlink()
+    assert np.load(database)["codes"].shape == (1600, 2)
+
+
+def test_search_json_and_evaluate_need_overwrite_to_replace(
+    index_file, codes, run, evaluation, work
+):
+    folder, _ = run
+    args = ("index", "search", "db.index", codes[1], "-k", 1, "--json", "once.json")
+    keras_mlh(*args, cwd=work)
+    assert "exists; pass --overwrite" in error_line(
+        keras_mlh(*args, cwd=work, expect=1)
+    )
+    keras_mlh(*args, "--overwrite", cwd=work)
+    # The default RUN/eval of the `evaluation` fixture exists already.
+    result = keras_mlh("evaluate", folder, cwd=work, expect=1)
+    assert "report.json' exists; pass --overwrite" in error_line(result)
+
+
+def test_export_overwrite_never_deletes_the_source_model(run, tmp_path):
+    folder, _ = run
+    earlier = tmp_path / "encoder"
+    earlier.mkdir()
+    (earlier / "metadata.json").write_text("{}")  # an earlier export
+    shutil.copy(folder / "model.keras", earlier / "model.keras")
+    for model in (earlier / "model.keras", earlier / "." / "model.keras"):
+        result = keras_mlh(
+            "export", model, earlier, "--overwrite", cwd=tmp_path, expect=1
+        )  # fmt: skip
+        assert "holds" in error_line(result) and "an input" in error_line(result)
+    assert sorted(os.listdir(earlier)) == ["metadata.json", "model.keras"]
+
+
+def test_train_never_replaces_or_pollutes_its_data(tmp_path):
+    earlier = tmp_path / "run"
+    earlier.mkdir()
+    (earlier / "run.json").write_text("{}")  # an earlier run
+    np.savez(earlier / "data.npz", images=np.zeros((8, 8, 8)), labels=np.arange(8))
+    result = keras_mlh(
+        "train", "--npz", earlier / "data.npz", "--out", earlier, "--overwrite",
+        cwd=tmp_path, expect=1,
+    )  # fmt: skip
+    assert "holds" in error_line(result) and "data.npz" in error_line(result)
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    result = keras_mlh(
+        "train", "--folder", "photos", "--out", "photos/run", cwd=tmp_path, expect=1
+    )  # fmt: skip
+    assert "inside" in error_line(result) and "input folder" in error_line(result)
+    assert sorted(os.listdir(earlier)) == ["data.npz", "run.json"]
+    assert os.listdir(tmp_path / "photos") == ["cat"]
+
+
+def test_outputs_that_are_not_regular_files_are_refused(run, tmp_path):
+    folder, _ = run
+    os.mkfifo(tmp_path / "pipe.npz")
+    np.save(tmp_path / "imgs.npy", np.zeros((2, 28, 28, 1), np.uint8))
+    result = keras_mlh(
+        "encode", folder / "model.keras", "imgs.npy", "pipe.npz", "--overwrite",
+        cwd=tmp_path, expect=1,
+    )  # fmt: skip
+    assert "is not a regular file" in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["imgs.npy", "pipe.npz"]
+
+
+def test_evaluate_checks_a_damaged_run_before_encoding(
+    run, tmp_path, capsys, monkeypatch
+):
+    folder, _ = run
+    damaged = tmp_path / "run"
+    shutil.copytree(folder, damaged, ignore=shutil.ignore_patterns("eval"))
+    (damaged / "history.json").write_text("{bad")
+    assert cli.main(["evaluate", str(damaged)]) == 1
+    assert "Cannot read the training history" in capsys.readouterr().err
+    split = dict(np.load(damaged / "split.npz"))
+    split["y_query"] = split["y_query"][:-3]
+    np.savez(tmp_path / "edited.npz", **split)
+    # Without a RUN folder the report goes to ./eval (it used to crash).
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", "--model", str(damaged / "model.keras"), "--data"]
+    assert cli.main([*argv, "edited.npz"]) == 1
+    err = capsys.readouterr().err
+    assert "y_query has 397 labels but x_query 400 images" in err
+    assert cli.main([*argv, str(folder / "split.npz"), "-q"]) == 0
+    assert (tmp_path / "eval" / "report.json").is_file()
+    assert not (damaged / "eval").exists()
+
+
+def test_a_full_disk_in_faiss_names_the_index_not_a_temporary(tmp_path):
+    import resource
+
+    np.save(tmp_path / "codes.npy", np.zeros((2000, 4), np.uint8))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_mlh.cli", "index", "build", "codes.npy",
+         "f.index", "--kind", "hnsw"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
+        preexec_fn=limit,
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = error_line(result)
+    assert f"Cannot write {str(tmp_path / 'f.index')!r}: File too large" in line
+    assert sorted(os.listdir(tmp_path)) == ["codes.npy"]

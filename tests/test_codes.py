@@ -109,3 +109,12 @@ def test_validate_bits_accepts_numpy_integers():
     from keras_mlh.codes import validate_bits
 
     assert validate_bits(np.int64(64)) == 64 and validate_bits(16) == 16
+
+
+def test_validate_bits_refuses_huge_code_lengths():
+    # 8 * 10**7 bits asked for tens of GiB of hash weights and hung.
+    from keras_mlh.codes import MAX_BITS, validate_bits
+
+    assert validate_bits(MAX_BITS) == MAX_BITS
+    with pytest.raises(ValueError, match=f"at most {MAX_BITS}"):
+        validate_bits(80_000_000)

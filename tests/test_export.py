@@ -299,3 +299,13 @@ def test_backbone_with_caffe_preprocessing_exports(tmp_path):
     metadata = export_encoder(model, tmp_path / "encoder", sample_images=images)
     for name in ("onnx", "saved_model"):
         assert metadata["validation"][name]["bit_agreement"] == 1.0
+
+
+def test_overwrite_never_deletes_the_source_model(tmp_path):
+    earlier = tmp_path / "encoder"
+    earlier.mkdir()
+    (earlier / "metadata.json").write_text("{}")
+    (earlier / "model.keras").write_text("the only copy")
+    with pytest.raises(ValueError, match="holds .*model.keras.*an input"):
+        export_encoder(earlier / "model.keras", earlier, overwrite=True)
+    assert (earlier / "model.keras").read_text() == "the only copy"

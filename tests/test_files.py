@@ -1,5 +1,8 @@
+import errno
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -7,9 +10,12 @@ from keras_mlh.files import (
     TEMP_PREFIX,
     atomic_folder,
     atomic_path,
+    check_output,
     check_writable,
     ensure_folder,
+    remove_stale_temps,
     staged_files,
+    temp_name,
     write_json,
 )
 
@@ -258,7 +264,9 @@ def test_atomic_folder_restores_the_old_folder_when_the_swap_fails(
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(OSError), atomic_folder(out) as work:
+    # The error names the user's folder, not the temporary one.
+    match = f"Cannot write {str(out)!r}: No space left on device"
+    with pytest.raises(ValueError, match=match), atomic_folder(out) as work:
         open(os.path.join(work, "new.txt"), "w").close()
     assert os.listdir(out) == ["old.txt"]
     assert os.listdir(tmp_path) == ["run"]
@@ -290,3 +298,145 @@ def test_check_replaceable_folder(tmp_path):
         check_replaceable_folder(tmp_path, True, *args)
     (tmp_path / "marker.json").write_text("{}")
     assert check_replaceable_folder(tmp_path, True, *args) == str(tmp_path)
+
+
+# ------------------------------------------------------------- check_output
+def test_check_output_needs_overwrite_for_an_existing_file(tmp_path):
+    out = tmp_path / "codes.npz"
+    assert check_output(out) == str(out)  # a new name is fine
+    out.write_text("old")
+    with pytest.raises(ValueError, match="exists; pass --overwrite to replace it"):
+        check_output(out)
+    assert check_output(out, overwrite=True) == str(out)
+    # A dangling link is an existing name too: writing would replace it.
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="exists"):
+        check_output(tmp_path / "link")
+
+
+def test_check_output_never_writes_over_an_input(tmp_path):
+    source = tmp_path / "imgs.npy"
+    source.write_text("images")
+    (tmp_path / "alias.npy").symlink_to(source)
+    os.link(source, tmp_path / "hard.npy")
+    for out in (source, tmp_path / "alias.npy", tmp_path / "hard.npy"):
+        with pytest.raises(ValueError, match="it is an input of this command"):
+            check_output(out, inputs=[source], overwrite=True)
+    # `..` in the path does not hide it either.
+    sneaky = tmp_path / "sub" / ".." / "imgs.npy"
+    with pytest.raises(ValueError, match="input"):
+        check_output(sneaky, inputs=[source], overwrite=True)
+    assert source.read_text() == "images"
+
+
+def test_check_output_guards_companion_files(tmp_path):
+    codes = tmp_path / "db.index.json"
+    codes.write_text("{}")
+    with pytest.raises(ValueError, match="it is an input"):
+        check_output(
+            tmp_path / "db.index",
+            inputs=[codes],
+            overwrite=True,
+            companions=[tmp_path / "db.index.json"],
+        )
+    with pytest.raises(ValueError, match="db.index.json' exists"):
+        check_output(tmp_path / "db.index", companions=[codes])
+
+
+def test_check_output_never_replaces_a_folder_holding_an_input(tmp_path):
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "metadata.json").write_text("{}")
+    (out / "model.keras").write_text("model")
+    args = {"kind": "folder", "marker": "metadata.json", "overwrite": True}
+    with pytest.raises(ValueError, match="holds .*model.keras.*an input"):
+        check_output(out, inputs=[out / "model.keras"], **args)
+    assert check_output(out, inputs=[tmp_path / "elsewhere.keras"], **args)
+    with pytest.raises(ValueError, match="inside .*an input folder"):
+        check_output(tmp_path / "photos" / "run", not_inside=[tmp_path / "photos"])
+    with pytest.raises(ValueError, match="is a folder; give a file name"):
+        check_output(out)
+
+
+# ---------------------------------------------------------- stale temps
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temps_of_dead_processes_are_removed_and_reported(tmp_path, capsys):
+    host_prefix = temp_name().rsplit("-", 2)[0]  # .keras-mlh-tmp-HOST
+    dead = f"{host_prefix}-{_dead_pid()}-"
+    (tmp_path / f"{dead}abc").write_text("half a file")
+    (tmp_path / f"{dead}dir").mkdir()
+    (tmp_path / f"{dead}dir" / "model.keras").write_text("")
+    kept = [
+        f"{temp_name()}live",  # this process runs
+        f"{TEMP_PREFIX}tmp-00000000-{_dead_pid()}-x",  # another machine's
+        f"{TEMP_PREFIX}train-run1",  # a resumable run, not a temporary
+        f"{TEMP_PREFIX}abcdefgh",  # not of the rule
+        "mine.txt",
+    ]
+    for name in kept:
+        (tmp_path / name).write_text("")
+    with atomic_path(tmp_path / "out.txt") as temp:  # any write sweeps first
+        open(temp, "w").close()
+    assert sorted(os.listdir(tmp_path)) == sorted([*kept, "out.txt"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "removed 2 stale temporary entries" in err
+    assert remove_stale_temps(tmp_path) == []
+
+
+def test_temporary_names_follow_the_stale_rule(tmp_path):
+    with atomic_path(tmp_path / "a.txt") as temp:
+        assert os.path.basename(temp).startswith(temp_name())
+    with atomic_folder(tmp_path / "run") as work:
+        assert os.path.basename(work).startswith(temp_name())
+
+
+# ------------------------------------------------- errors name the user's path
+def test_disk_full_names_the_output_not_the_temporary(tmp_path):
+    out = tmp_path / "codes.npy"
+    with pytest.raises(ValueError, match=f"Cannot write {str(out)!r}: No space"):
+        with atomic_path(out) as temp:
+            raise OSError(errno.ENOSPC, "No space left on device", temp)
+    run = tmp_path / "run"
+    with pytest.raises(ValueError) as caught:
+        with atomic_folder(run) as work:
+            # TensorFlow and faiss raise their own types, quoting the temp name.
+            inner = os.path.join(work, "saved_model", "v_temp", "x.tempstate123")
+            raise RuntimeError(f"{inner}; No space left on device [Op:SaveV2]")
+    message = str(caught.value)
+    assert f"Cannot write {str(run / 'saved_model')!r}: No space left" in message
+    assert TEMP_PREFIX not in message
+    with pytest.raises(ValueError, match=f"Cannot write {str(out)!r}: Permission"):
+        with atomic_path(out) as temp:
+            raise PermissionError(errno.EACCES, "Permission denied", temp)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failures_to_read_pass_unchanged(tmp_path):
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "out") as _:
+        open(tmp_path / "missing-input.npy")
+    with pytest.raises(RuntimeError, match="bug"), atomic_path(tmp_path / "o"):
+        raise RuntimeError("a bug")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs setrlimit")
+def test_a_real_file_size_limit_names_the_output(tmp_path):
+    out = tmp_path / "report.json"
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))\n"
+        "from keras_mlh.files import write_json\n"
+        "try:\n"
+        f"    write_json(list(range(10000)), {str(out)!r})\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert f"Cannot write {str(out)!r}: File too large" in result.stdout, result
+    assert os.listdir(tmp_path) == []

@@ -5,17 +5,23 @@ options; `python -m keras_mlh.cli` is the same command. Exit codes: 0
 success, 2 usage error (argparse), 1 any other error, reported as one line
 on stderr (`keras-mlh: error: ...`); `--debug` shows the traceback instead.
 TensorFlow and Keras are imported inside the commands that need them, so
-`--help` and the index commands start fast.
+`--help` and the index commands start fast. Ctrl-C exits 130 and SIGTERM
+143, both cleaning up (no half-written output).
 
 One module per concern: `parser` (options, `main`, error handling),
-`errors`, `io` (reading models, arrays, images and codes files) and one
-module per command (`train`, `evaluate`, `encode`, `index`, `export`).
+`errors`, `io` (reading models, arrays, images and codes files), `resume`
+(resumable training) and one module per command (`train`, `evaluate`,
+`encode`, `index`, `export`).
 
 Files (all written under a temporary name and renamed into place through
-`keras_mlh.files`, so a failed command never leaves a half-written output):
+`keras_mlh.files`, so a failed command never leaves a half-written output;
+every output is checked by `keras_mlh.files.check_output` first: an existing
+one is replaced only with `--overwrite`, an input of the command never):
 
 - A run folder (`train --out`): `model.keras`, `history.json`, `split.npz`
-  and `run.json`; see `keras_mlh.cli.train`.
+  and `run.json`; see `keras_mlh.cli.train`. Its staging folder
+  `.keras-mlh-train-NAME` (checkpoints for `train --resume`) is described in
+  `keras_mlh.cli.resume`.
 - Evaluation (`evaluate`, `RUN/eval` by default): `report.json` and PNG
   plots from `keras_mlh.evaluation.retrieval_report`.
 - Images for `train --npz`: an `.npz` with `images` `(n, height, width[,

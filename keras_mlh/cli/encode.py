@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from keras_mlh import files
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import (
     encode_images,
@@ -21,7 +22,6 @@ from keras_mlh.cli.io import (
     save_npz,
 )
 from keras_mlh.codes import pack_codes
-from keras_mlh.files import atomic_path
 
 
 def run(args):
@@ -42,8 +42,11 @@ def run(args):
     require_model(args.model)
     if not os.path.exists(args.input):
         raise CLIError(f"Images not found: {args.input!r}.")
+    files.check_output(
+        output, inputs=[args.model, args.input], overwrite=args.overwrite
+    )
     # Entered first: an unwritable output fails before the model is loaded.
-    with atomic_path(output, make_folders=True) as temp:
+    with files.atomic_path(output, make_folders=True) as temp:
         model = load_model(args.model)
         images = open_images(
             args.input, model.image_shape, key=args.key, model_path=args.model

@@ -23,7 +23,12 @@ from keras_mlh.cli.io import (
 )
 from keras_mlh.cli.parser import PROG
 from keras_mlh.cli.train import HISTORY_FILE, MODEL_FILE, SPLIT_FILE
-from keras_mlh.evaluation import retrieval_report, seen_unseen_map
+from keras_mlh.evaluation import (
+    PLOT_FILES,
+    REPORT_FILE,
+    retrieval_report,
+    seen_unseen_map,
+)
 
 SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")
 FILE_SPLIT_KEYS = ("query_paths", "y_query", "database_paths", "y_database")
@@ -50,10 +55,17 @@ def run(args):
         )
     model_path = args.model or os.path.join(run_folder, MODEL_FILE)
     data_path = args.data or os.path.join(run_folder, SPLIT_FILE)
-    out = os.path.abspath(args.out or os.path.join(run_folder, "eval"))
+    out = os.path.abspath(args.out or os.path.join(run_folder or os.curdir, "eval"))
     require_model(model_path)
-    split = load_split(data_path)
     files.check_writable(out, kind="folder")  # before the slow part
+    files.check_output(
+        os.path.join(out, REPORT_FILE),
+        inputs=[model_path, data_path, _history_file(run_folder)],
+        overwrite=args.overwrite,
+        companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
+    )
+    split = load_split(data_path)
+    history = _history(run_folder)  # a damaged file fails before the slow part
 
     model = load_model(model_path)
     codes = {}
@@ -84,7 +96,7 @@ def run(args):
         radius=args.radius,
         tie_breaking=args.tie_breaking,
         out_dir=out,
-        history=_history(run_folder),
+        history=history,
         metadata={
             "model": os.path.abspath(model_path),
             "data": os.path.abspath(data_path),
@@ -133,13 +145,37 @@ def load_split(path):
             f"{path!r} lacks {', '.join(missing)}: evaluation needs "
             f"{', '.join(keys)}, as in the split.npz of a run folder."
         )
+    for side in ("query", "database"):
+        name = f"{side}_paths" if FILE_SPLIT_KEY in arrays else f"x_{side}"
+        images, labels = arrays[name], arrays[f"y_{side}"]
+        if labels.ndim == 0 or images.ndim == 0 or len(labels) != len(images):
+            raise CLIError(
+                f"{path!r}: y_{side} has {labels.shape[0] if labels.ndim else 0} "
+                f"labels but {name} {images.shape[0] if images.ndim else 0} "
+                "images; give one label (or multi-hot row) per image."
+            )
     return arrays
+
+
+def _history_file(run_folder):
+    return os.path.join(run_folder, HISTORY_FILE) if run_folder else None
 
 
 def _history(run_folder):
     """The run's per-epoch logs to plot, or `None` without a run folder."""
-    path = os.path.join(run_folder, HISTORY_FILE) if run_folder else None
+    path = _history_file(run_folder)
     if path is None or not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            history = json.load(f)
+    except (OSError, ValueError) as error:
+        raise CLIError(f"Cannot read the training history {path!r}: {error}") from None
+    if not isinstance(history, dict) or not all(
+        isinstance(v, list) for v in history.values()
+    ):
+        raise CLIError(
+            f"{path!r} is not a training history (a JSON object of per-epoch "
+            "lists, as `keras-mlh train` writes)."
+        )
+    return history

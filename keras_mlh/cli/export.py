@@ -34,7 +34,12 @@ def run(args):
     ] or ["saved_model", "onnx"]
     require_model(args.model)
     # The exporter checks this too, but only after the slow model loading.
-    out = check_out_dir(args.out_dir, args.overwrite, overwrite_flag="--overwrite")
+    out = check_out_dir(
+        args.out_dir,
+        args.overwrite,
+        overwrite_flag="--overwrite",
+        inputs=[args.model, args.sample_images],
+    )
     if args.sample_images and not os.path.exists(args.sample_images):
         raise CLIError(f"Sample images not found: {args.sample_images!r}.")
     model = load_model(args.model)

@@ -13,9 +13,7 @@ from keras_mlh import files
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import encode_images, load_codes, load_model, open_images
 from keras_mlh.codes import pack_codes
-from keras_mlh.index import MISSING_DISTANCE, HammingIndex
-
-PATHS_SUFFIX = ".paths.json"
+from keras_mlh.index import MISSING_DISTANCE, PATHS_SUFFIX, HammingIndex, index_files
 
 
 def build(args):
@@ -28,10 +26,12 @@ def build(args):
     Returns:
         0, after printing the size of the index.
     """
-    path = os.path.abspath(args.index)
-    if os.path.exists(path) and not args.overwrite:
-        raise CLIError(f"{path!r} exists; pass --overwrite to replace it.")
-    files.check_writable(path, kind="file")
+    path = files.check_output(
+        args.index,
+        inputs=[args.codes],
+        overwrite=args.overwrite,
+        companions=index_files(args.index)[1:],
+    )
     packed, ids, paths, bits = load_codes(args.codes)
     index = HammingIndex(
         bits,
@@ -65,10 +65,14 @@ def search(args):
     Returns:
         0, after printing the hits of the first `--show` queries.
     """
+    if args.json:  # before the slow part
+        files.check_output(
+            args.json,
+            inputs=[*index_files(args.index), args.queries, args.model],
+            overwrite=args.overwrite,
+        )
     index = HammingIndex.load(args.index)
     names = _paths_of(args.index)
-    if args.json:
-        files.check_writable(args.json, kind="file")  # before the slow part
     if args.model:
         queries, query_ids, query_paths = _encode_queries(args)
     else:

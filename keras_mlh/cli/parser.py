@@ -5,12 +5,14 @@ starts fast: each command's module (and with it numpy, TensorFlow or faiss)
 is imported by `main` once the command is known. Exit codes: 0 success, 2
 usage error (argparse), 1 any other error, shown as one line on stderr
 (`keras-mlh: error: ...`); `--debug` shows the traceback instead, 130 on
-Ctrl-C.
+Ctrl-C, 143 on SIGTERM (which cleans up as Ctrl-C does).
 """
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from keras_mlh.cli.errors import one_line
 
@@ -36,6 +38,7 @@ BACKBONES = (
     "convnexttiny",
 )
 KINDS = ("flat", "hnsw", "ivf")
+MAX_BITS = 4096  # keras_mlh.codes.MAX_BITS (tested)
 
 
 # ------------------------------------------------------------ value types
@@ -89,10 +92,10 @@ _positive_int = _int_at_least(1, "a positive integer")
 def _bits(text):
     # keras_mlh.codes.validate_bits's rule, without importing numpy for --help.
     value = _positive_int(text)
-    if value % 8:
+    if value % 8 or value > MAX_BITS:
         raise argparse.ArgumentTypeError(
-            f"expected a positive multiple of 8 (codes are packed into bytes), "
-            f"e.g. 16, 32 or 64; got {text!r}"
+            f"expected a positive multiple of 8 (codes are packed into bytes) up "
+            f"to {MAX_BITS}, e.g. 16, 32 or 64; got {text!r}"
         )
     return value
 
@@ -232,7 +235,16 @@ def build_parser():
         help="run folder to create (default: runs/run-DATE-TIME)",
     )
     train.add_argument(
-        "--overwrite", action="store_true", help="replace an existing run folder"
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run folder at --out, and discard an interrupted "
+        "run of it",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the interrupted run whose --out was RUN from its last "
+        "completed epoch, with that run's settings",
     )
     train.add_argument(
         "--bits", type=_bits, default=32, help="code length (default: 32)"
@@ -355,7 +367,7 @@ def build_parser():
         help="Keras fit verbosity: 1 progress bar (default), 2 one line per "
         "epoch, 0 silent (as -q)",
     )
-    train.set_defaults(handler="train:run")
+    train.set_defaults(handler="train:run", parser=train)
 
     # evaluate
     evaluate = commands.add_parser(
@@ -385,7 +397,14 @@ def build_parser():
         "(default: RUN/split.npz)",
     )
     evaluate.add_argument(
-        "--out", metavar="DIR", help="output folder (default: RUN/eval)"
+        "--out",
+        metavar="DIR",
+        help="output folder (default: RUN/eval, or ./eval without RUN)",
+    )
+    evaluate.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the report and plots of an earlier evaluation in --out",
     )
     evaluate.add_argument(
         "--k",
@@ -434,6 +453,9 @@ def build_parser():
     encode.add_argument("model", metavar="MODEL", help="a .keras MLH model")
     encode.add_argument("input", metavar="INPUT", help=".npy, .npz or folder of images")
     encode.add_argument("output", metavar="OUTPUT", help="codes file, .npy or .npz")
+    encode.add_argument(
+        "--overwrite", action="store_true", help="replace an existing OUTPUT"
+    )
     encode.set_defaults(handler="encode:run")
 
     # index
@@ -521,6 +543,9 @@ def build_parser():
     search.add_argument("--model", metavar="FILE", help="encode image queries with it")
     search.add_argument("--json", metavar="FILE", help="write the results as JSON")
     search.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --json file"
+    )
+    search.add_argument(
         "--show",
         type=_non_negative_int,
         default=10,
@@ -595,26 +620,50 @@ def main(argv=None):
             `sys.argv` (and records the command in a run's `run.json`).
 
     Returns:
-        The exit code: 0 success, 1 error, 130 interrupted. Usage errors
+        The exit code: 0 success, 1 error, 130 interrupted (Ctrl-C), 143
+        terminated (SIGTERM). Usage errors
         and `--help` exit through `SystemExit` (2 and 0), as argparse does.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     args.from_command_line = argv is None
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     debug = getattr(args, "debug", False)
+    previous = _on_sigterm(_terminate)
     try:
         return _handler(args.handler)(args) or 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if debug:
             raise
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        print(
+            f"{PROG}: {interrupt.args[0] if interrupt.args else 'interrupted'}",
+            file=sys.stderr,
+        )
+        return 143 if isinstance(interrupt, Terminated) else 130
     except Exception as error:
         if debug:
             raise
         sys.stdout.flush()  # the error line comes after what was printed
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return 1
+    finally:
+        _on_sigterm(previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every command cleans up the same way."""
+
+
+def _terminate(signum, frame):
+    raise Terminated("terminated (SIGTERM)")
+
+
+def _on_sigterm(handler):
+    """Sets the SIGTERM handler (main thread only); returns the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _handler(name):

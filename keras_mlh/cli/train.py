@@ -7,18 +7,22 @@ file-backed data, folders and list files, paths relative to `image_root`
 instead of pixels: `query_paths`, `database_paths`, with `train_paths` when
 the training set is not the database) and `run.json` (settings, counts,
 timings, and a SHA-256 of each list file).
-It is filled in a temporary folder beside `--out` and moved into place only
-when complete, so a failed or interrupted run leaves nothing that looks like
-a finished one.
+Training runs in a staging folder beside `--out` with a checkpoint after
+every epoch (`keras_mlh.cli.resume`): `--resume RUN` continues an
+interrupted run from its last completed epoch. The run folder is filled in
+a temporary folder and moved into place only when complete, so a failed or
+interrupted run leaves nothing that looks like a finished one.
 """
 
 import os
+import shlex
 import sys
 import time
 
 import numpy as np
 
 from keras_mlh import files
+from keras_mlh.cli import resume
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import (
     IMAGE_KEYS,
@@ -40,20 +44,65 @@ RUN_FILE = "run.json"
 def run(args):
     """Trains a model on the chosen data and writes the run folder `--out`.
 
+    With `--resume RUN`, continues the interrupted run `RUN` from its last
+    completed epoch instead, with its settings (see `keras_mlh.cli.resume`).
+
     Args:
-        args: the parsed `train` options (data source, model, recipe, `out`).
+        args: the parsed `train` options (data source, model, recipe, `out`,
+            `overwrite`, `resume`).
 
     Returns:
         0. The output location is checked before the data is loaded;
         errors are raised for `main` to report.
     """
-    if args.out is None:
-        args.out = os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
-    out = check_run_folder(args.out, args.overwrite)
+    if args.resume is not None:
+        args, stage = resume.resumed_args(args)
+    else:
+        if args.out is None:
+            args.out = os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
+        stage = resume.Stage(os.path.abspath(args.out))
+    out = check_run_folder(args.out, args.overwrite, args)
+    owner = stage.owner() if stage.exists() else None
+    if owner is not None:
+        raise CLIError(
+            f"Another `keras-mlh train` (process {owner}) is training {out!r} now; "
+            "wait for it to finish."
+        )
+    if args.resume is None and stage.exists():
+        done = stage.progress()["epoch"]
+        if done and not args.overwrite:
+            raise CLIError(
+                f"An interrupted run of {out!r} ({done} epoch{'s' if done > 1 else ''} "
+                f"done) can be resumed: `{PROG} train --resume {shlex.quote(args.out)}`; or pass "
+                "--overwrite to discard it and start afresh."
+            )
+        stage.discard()  # nothing to resume in it, or --overwrite
+    if args.resume is None:
+        args.command_line = [PROG, *sys.argv[1:]] if args.from_command_line else None
     files.check_writable(out)  # before the data is loaded
     data, source = training_data(args)
-    with files.atomic_folder(out) as work:
-        _train_into(args, data, source, work, out)
+    digest = resume.data_digest(data)
+    if stage.exists():
+        resume.check_same_data(stage, digest)
+    else:
+        stage.create(resume.settings_of(args), digest)
+    with stage.locked():
+        try:
+            model, logs, seconds, trained = _train(args, data, source, stage)
+        except BaseException:
+            done = stage.progress()["epoch"]
+            if done == 0:
+                stage.discard()  # nothing worth resuming
+            else:
+                print(
+                    f"{PROG}: {done} completed epoch{'s are' if done != 1 else ' is'} "
+                    f"kept; continue with `{PROG} train --resume {shlex.quote(args.out)}`",
+                    file=sys.stderr,
+                )
+            raise
+        with files.atomic_folder(out) as work:
+            _write_run_folder(args, source, model, logs, seconds, work, out, **trained)
+    stage.discard()
     print(f"Wrote the run folder {out}")
     for name in (MODEL_FILE, HISTORY_FILE, SPLIT_FILE, RUN_FILE):
         print(f"  {os.path.join(out, name)}")
@@ -61,15 +110,39 @@ def run(args):
     return 0
 
 
-def check_run_folder(out, overwrite):
+def check_run_folder(out, overwrite, args=None):
     """Checks that `out` may become a run folder (an earlier run, with
-    `run.json`, may be replaced with --overwrite); creates nothing.
+    `run.json`, may be replaced with --overwrite, but never one holding the
+    training data); creates nothing.
 
     Returns:
         The absolute path of `out`.
     """
-    return files.check_replaceable_folder(
-        out, overwrite, RUN_FILE, "run folder", "--overwrite"
+    inputs = (
+        []
+        if args is None
+        else [
+            args.npz,
+            args.folder,
+            args.tfds_data_dir,
+            getattr(args, "lists", None),
+            getattr(args, "image_root", None),
+        ]
+    )
+    return files.check_output(
+        out,
+        inputs=inputs,
+        overwrite=overwrite,
+        kind="folder",
+        marker=RUN_FILE,
+        what="run folder",
+        not_inside=[]
+        if args is None
+        else [
+            args.folder,
+            getattr(args, "lists", None),
+            getattr(args, "image_root", None),
+        ],
     )
 
 
@@ -312,15 +385,21 @@ def _same_files(a, b):
     return len(a) == len(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
 
 
-def _train_into(args, data, source, work, out):
-    """Trains the model and writes the run folder's files into `work`."""
+def _train(args, data, source, stage):
+    """Trains (or continues training) the model with a checkpoint per epoch.
+
+    Returns:
+        `(model, logs, seconds, trained)`: the trained model, the per-epoch
+        logs of all epochs, the training seconds of all sessions, and a dict
+        with the `data` trained on (without the `--val-split` images), the
+        `validation` split and the epoch `selection` (or `None`s).
+    """
     quiet_tensorflow()
     import keras
 
     from keras_mlh.callbacks import RetrievalMetricsCallback
     from keras_mlh.models import MLH
     from keras_mlh.training import default_training
-    from keras_mlh.version import __version__
 
     keras.utils.set_random_seed(args.seed)
     backbone = None if args.backbone == "small" else args.backbone
@@ -344,7 +423,7 @@ def _train_into(args, data, source, work, out):
     )
     model.compile(optimizer=recipe.optimizer)
     callbacks = []
-    from keras_mlh.datasets import FileHashingData, HashingData
+    from keras_mlh.datasets import HashingData
 
     streamed = not isinstance(data, HashingData)
     best = None
@@ -370,6 +449,10 @@ def _train_into(args, data, source, work, out):
         )
     if best is not None:
         callbacks.append(best)
+    start = stage.progress()
+    # After the callbacks that add to the logs, so the checkpoint has them all.
+    checkpoint = resume.checkpoint_callback(stage, start)
+    callbacks.append(checkpoint)
     print(
         f"Training MLH (mode={args.mode}, {args.bits} bits, backbone={args.backbone}) "
         f"on {source['kind']}: {len(data.y_train)} training, "
@@ -378,10 +461,15 @@ def _train_into(args, data, source, work, out):
         f"queries, {data.num_classes} classes, "
         f"{recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''}"
     )
-    start = time.perf_counter()
+    if start["epoch"]:
+        print(f"Resuming after epoch {start['epoch']} of {recipe.epochs}")
     try:
-        history = model.fit(
-            train, epochs=recipe.epochs, verbose=args.verbose, callbacks=callbacks
+        model.fit(
+            train,
+            epochs=recipe.epochs,
+            initial_epoch=start["epoch"],
+            verbose=args.verbose,
+            callbacks=callbacks,
         )
     except Exception as error:
         from keras_mlh.datasets.image_pipeline import decode_failure
@@ -390,10 +478,9 @@ def _train_into(args, data, source, work, out):
         if failure is None:
             raise
         raise CLIError(str(failure)) from None
-    seconds = time.perf_counter() - start
-    logs = {key: [float(v) for v in values] for key, values in history.history.items()}
+    logs = checkpoint.history
     selection = None
-    if best is not None:
+    if best is not None and best.best_weights is not None:
         selection = {
             "val_split": args.val_split,
             "num_val_queries": int(len(validation.queries[1])),
@@ -409,7 +496,18 @@ def _train_into(args, data, source, work, out):
         )
     elif "val_map" in logs:
         print(f"Validation mAP@all at the end: {logs['val_map'][-1]:.4f}")
+    trained = {"data": data, "validation": validation, "selection": selection}
+    return model, logs, checkpoint.seconds(), trained
 
+
+def _write_run_folder(
+    args, source, model, logs, seconds, work, out, data, validation, selection
+):
+    """Writes the run folder's files into `work` (`data` as trained on)."""
+    from keras_mlh.datasets import FileHashingData
+    from keras_mlh.version import __version__
+
+    epochs = len(next(iter(logs.values()))) if logs else args.epochs
     model.save(os.path.join(work, MODEL_FILE))
     files.write_json(logs, os.path.join(work, HISTORY_FILE))
     save_npz(
@@ -419,14 +517,14 @@ def _train_into(args, data, source, work, out):
     run_info = {
         "format": RUN_FORMAT,
         "keras_mlh_version": __version__,
-        "command": [PROG, *sys.argv[1:]] if args.from_command_line else None,
+        "command": args.command_line,
         "source": source,
         "bits": args.bits,
         "mode": args.mode,
         "backbone": args.backbone,
         "backbone_weights": args.backbone_weights,
         "augment": args.augment,
-        "epochs": recipe.epochs,
+        "epochs": epochs,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "seed": args.seed,

@@ -171,10 +171,12 @@ def export_encoder(
     ):
         raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
     atol = float(atol)
+    # Before loading: a folder that may not be written fails fast.
+    source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else None
+    out_dir = check_out_dir(out_dir, overwrite, inputs=[source])
     model = _as_mlh(model_or_path)
     image_shape = _image_shape(model)
     images = _sample_images(sample_images, image_shape) if validate else None
-    out_dir = check_out_dir(out_dir, overwrite)
     with files.atomic_folder(out_dir) as work:
         encoder = model.build_encoder()
         metadata = {
@@ -278,28 +280,37 @@ def _sample_images(sample_images, image_shape, seed=0):
     return images.astype(np.float32)
 
 
-def check_out_dir(out_dir, overwrite=False, overwrite_flag="overwrite=True"):
+def check_out_dir(out_dir, overwrite=False, overwrite_flag="overwrite=True", inputs=()):
     """Checks that `out_dir` may receive an export; creates nothing.
 
     `export_encoder` calls it first; callers that load the model themselves
     (the command line) call it before that, so a bad folder fails fast. Only
-    an earlier export (a folder with `metadata.json`) is ever replaced.
+    an earlier export (a folder with `metadata.json`) is ever replaced, and
+    never one that holds an input (the source `.keras` file): replacing the
+    folder would delete it.
 
     Args:
         out_dir: the folder to create.
         overwrite: whether an earlier export may be replaced.
         overwrite_flag: how the caller spells `overwrite`, for the message.
+        inputs: the files the export reads (`None` entries skipped).
 
     Returns:
         The absolute path of `out_dir`.
 
     Raises:
-        ValueError: when `out_dir` is a file, cannot be written, or is a
-            non-empty folder that is not an earlier export or without
-            `overwrite`.
+        ValueError: when `out_dir` is a file, cannot be written, holds an
+            input, or is a non-empty folder that is not an earlier export or
+            without `overwrite`.
     """
-    return files.check_replaceable_folder(
-        out_dir, overwrite, METADATA_FILE, "export", overwrite_flag
+    return files.check_output(
+        out_dir,
+        inputs=inputs,
+        overwrite=overwrite,
+        kind="folder",
+        marker=METADATA_FILE,
+        what="export",
+        overwrite_flag=overwrite_flag,
     )
 
 

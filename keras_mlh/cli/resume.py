@@ -1,0 +1,368 @@
+"""Resumable training for `keras-mlh train`: the staging folder of a run.
+
+A run `--out RUN` trains inside `.keras-mlh-train-NAME` beside it (`NAME`
+the run folder's name). It holds:
+
+- `resume.json`: the run's settings, from which `--resume RUN` trains on;
+- `progress.json`: the epochs completed, their logs and training seconds,
+  and the checkpoint of the last one;
+- `checkpoint-EPOCH.weights.h5`: the model and optimizer after that epoch
+  (the optimizer's step count drives the learning-rate schedule);
+- `lock`: the host and process id of the `train` using it now.
+
+Each epoch's checkpoint is written under a temporary name and renamed, then
+`progress.json` is replaced atomically: a `kill -9` loses at most the epoch
+in progress. The folder is kept when training stops after at least one
+completed epoch, so `keras-mlh train --resume RUN` can continue; it is
+removed when the run folder is complete, or by a fresh `train --out RUN
+--overwrite`. The stale-temporary sweep of `keras_mlh.files` never touches
+it (its name is not of the temporary rule).
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+
+from keras_mlh import files
+from keras_mlh.cli.errors import CLIError
+
+STAGE_TAG = "train"
+SETTINGS_FILE = "resume.json"
+PROGRESS_FILE = "progress.json"
+LOCK_FILE = "lock"
+CHECKPOINT_FILE = "checkpoint-{epoch}.weights.h5"
+SETTINGS_FORMAT = "keras-mlh-resumable-run"
+PATH_SETTINGS = ("npz", "folder", "lists", "image_root", "tfds_data_dir", "out")
+# Settings not stored: how this invocation shows progress, or what it is.
+NOT_SETTINGS = (
+    "handler",
+    "parser",
+    "argv",
+    "from_command_line",
+    "debug",
+    "verbose",
+    "resume",
+    "overwrite",
+)
+
+
+class Stage:
+    """The staging folder of the run folder `out`.
+
+    Args:
+        out: the run folder (absolute path).
+    """
+
+    def __init__(self, out):
+        self.out = out
+        self.path = os.path.join(
+            os.path.dirname(out),
+            f"{files.TEMP_PREFIX}{STAGE_TAG}-{os.path.basename(out)}",
+        )
+
+    def exists(self):
+        return os.path.isdir(self.path)
+
+    def settings(self):
+        """The stored settings (a dict), or `None` when they cannot be read."""
+        data = _read_json(os.path.join(self.path, SETTINGS_FILE))
+        if not isinstance(data, dict) or data.get("format") != SETTINGS_FORMAT:
+            return None
+        return data.get("settings")
+
+    def progress(self):
+        """`{"epoch", "history", "seconds", "weights"}` of the last completed
+        epoch; epoch 0 and no weights before the first."""
+        data = _read_json(os.path.join(self.path, PROGRESS_FILE))
+        if not isinstance(data, dict) or not isinstance(data.get("epoch"), int):
+            return {"epoch": 0, "history": {}, "seconds": 0.0, "weights": None}
+        return data
+
+    def owner(self):
+        """The pid of the live process training in this folder, or `None`."""
+        lock = _read_json(os.path.join(self.path, LOCK_FILE))
+        if not isinstance(lock, dict) or not isinstance(lock.get("pid"), int):
+            return None
+        if lock.get("host") != files.host_id():
+            return lock["pid"]  # cannot tell on another machine: assume it runs
+        return lock["pid"] if files.process_runs(lock["pid"]) else None
+
+    def data_digest(self):
+        """The digest of the training data the run started with, or `None`."""
+        data = _read_json(os.path.join(self.path, SETTINGS_FILE))
+        return data.get("data_digest") if isinstance(data, dict) else None
+
+    def create(self, settings, data_digest=None):
+        """Makes the folder with `settings` in one step (renamed into place).
+
+        Refuses when another `train` made it first (a rename never replaces
+        a folder that has files).
+        """
+        parent = os.path.dirname(self.path)
+        with files.ensure_folder(parent):
+            files.remove_stale_temps(parent)
+            work = tempfile.mkdtemp(prefix=files.temp_name(), dir=parent)
+            try:
+                files.write_json(
+                    {
+                        "format": SETTINGS_FORMAT,
+                        "settings": settings,
+                        "data_digest": data_digest,
+                    },
+                    os.path.join(work, SETTINGS_FILE),
+                )
+                os.chmod(work, 0o755)
+                try:
+                    os.rename(work, self.path)
+                except OSError:
+                    raise CLIError(
+                        f"Another `keras-mlh train` started training {self.out!r} "
+                        "meanwhile; wait for it to finish."
+                    ) from None
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Holds the lock file while the block runs; refuses a live owner.
+
+        A lock left by a dead process (`kill -9`) is taken over.
+        """
+        lock = os.path.join(self.path, LOCK_FILE)
+        for _ in range(2):
+            try:
+                handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                pid = self.owner()
+                if pid is not None:
+                    raise CLIError(
+                        f"Another `keras-mlh train` (process {pid}) is training "
+                        f"{self.out!r} now; wait for it to finish."
+                    ) from None
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(lock)
+        else:
+            raise CLIError(f"Could not lock {self.path!r}; try again.")
+        with os.fdopen(handle, "w") as f:
+            json.dump({"host": files.host_id(), "pid": os.getpid()}, f)
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(lock)
+
+    def discard(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def settings_of(args):
+    """The JSON-safe settings of a `train` invocation, stored for `--resume`."""
+    settings = {}
+    for key, value in vars(args).items():
+        if key in NOT_SETTINGS:
+            continue
+        settings[key] = _setting(key, value)
+    return settings
+
+
+def _setting(key, value):
+    """A value as stored: lists for tuples, absolute paths for the data."""
+    if key in PATH_SETTINGS and value is not None:
+        return os.path.abspath(value)  # --resume may run from another folder
+    return list(value) if isinstance(value, tuple) else value
+
+
+def resumed_args(args):
+    """The stored settings of the interrupted run `args.resume`, as `args`.
+
+    Options given with `--resume` must agree with the stored ones (only
+    `--verbose`/`-q` and `--debug` may change); `--overwrite` is refused.
+
+    Args:
+        args: the parsed `train` options with `resume` set.
+
+    Returns:
+        `(args, stage)`: the options to train with and the `Stage`.
+    """
+    out = os.path.abspath(args.resume)
+    if args.overwrite:
+        raise CLIError(
+            "--resume continues an interrupted run and --overwrite starts afresh; "
+            "give one of them."
+        )
+    stage = Stage(out)
+    if os.path.isfile(os.path.join(out, "run.json")):
+        stage.discard()  # left by a run stopped just after it finished
+        raise CLIError(f"{out!r} is a finished run folder; there is nothing to resume.")
+    settings = stage.settings() if stage.exists() else None
+    if settings is None:
+        raise CLIError(
+            f"No interrupted run of {out!r} to resume (no {stage.path!r} with "
+            f"{SETTINGS_FILE}); it is kept only after at least one completed epoch. "
+            "Start it with `keras-mlh train --out RUN`."
+        )
+    given = _given_options(args)
+    for key in given:
+        if key in NOT_SETTINGS or key not in settings:
+            continue
+        value = getattr(args, key)
+        stored = settings[key]
+        if _setting(key, value) != stored:
+            flag = "--" + key.replace("_", "-")
+            raise CLIError(
+                f"{flag} {value!r} conflicts with the interrupted run, which used "
+                f"{flag} {stored!r}; --resume trains on with the run's own settings: "
+                "drop the option, or start a new run with --overwrite."
+            )
+    for key, value in settings.items():
+        current = getattr(args, key, None)
+        if not _same_kind(value, current):
+            raise CLIError(
+                f"The settings of the interrupted run in {stage.path!r} are damaged "
+                f"({key}={value!r}); start afresh with `keras-mlh train --out RUN "
+                "--overwrite`."
+            )
+        is_size = key in ("image_size", "resize_size") and value
+        setattr(args, key, tuple(value) if is_size else value)
+    args.out = out
+    return args, stage
+
+
+def data_digest(data):
+    """A digest of the training data: a resumed run checks its data.
+
+    Args:
+        data: a `keras_mlh.datasets.HashingData` (its arrays are digested),
+            `FileHashingData` (its paths and labels, never the pixels, which
+            would mean reading every image) or other data (not digested).
+
+    Returns:
+        A hex SHA-256 of the shapes, dtypes and bytes of the training, query
+        and database arrays (or paths), or `None` when they are not numpy
+        arrays.
+    """
+    import hashlib
+
+    import numpy as np
+
+    from keras_mlh.datasets import FileHashingData, HashingData
+
+    if isinstance(data, FileHashingData):
+        names = ("train_paths", "y_train", "query_paths", "y_query")
+        names += ("database_paths", "y_database")
+    elif isinstance(data, HashingData):
+        names = ("x_train", "y_train", "x_query", "y_query")
+        names += ("x_database", "y_database")
+    else:
+        return None  # streamed from tfds: decoding it all is not a check
+    digest = hashlib.sha256()
+    for name in names:
+        array = getattr(data, name, None)
+        if not isinstance(array, np.ndarray):
+            return None
+        digest.update(f"{name}{array.shape}{array.dtype}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def check_same_data(stage, digest):
+    """Refuses to resume a run on training data other than it started with."""
+    stored = stage.data_digest()
+    if stored is not None and digest is not None and stored != digest:
+        raise CLIError(
+            f"The training data of the interrupted run {stage.out!r} has changed "
+            "since it started (a different file, folder or sample); resuming "
+            "would mix two datasets. Restore the data, or start afresh with "
+            "--overwrite."
+        )
+
+
+def _same_kind(stored, current):
+    """Whether a stored setting has the type the option parses to."""
+    if stored is None or current is None:
+        return True
+    if isinstance(current, bool) or isinstance(stored, bool):
+        return isinstance(current, bool) and isinstance(stored, bool)
+    if isinstance(current, (int, float)):
+        return isinstance(stored, (int, float))
+    if isinstance(current, (tuple, list)):
+        return isinstance(stored, list)
+    return isinstance(stored, type(current))
+
+
+def _given_options(args):
+    """The `train` options written on the command line (not defaults)."""
+    argv = list(getattr(args, "argv", None) or [])
+    if "train" not in argv or getattr(args, "parser", None) is None:
+        return []
+    missing = object()
+    namespace = type(args)(**{key: missing for key in vars(args)})
+    args.parser.parse_known_args(argv[argv.index("train") + 1 :], namespace)
+    return [key for key, value in vars(namespace).items() if value is not missing]
+
+
+def checkpoint_callback(stage, start):
+    """A Keras callback saving model, optimizer and logs after each epoch.
+
+    Args:
+        stage: the `Stage`.
+        start: its `progress()` when training starts (restored first).
+
+    Returns:
+        The callback; put it after the callbacks that add to the logs.
+    """
+    import keras
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        """Restores the last checkpoint at the start; saves one per epoch."""
+
+        def __init__(self):
+            super().__init__()
+            self.history = {key: list(v) for key, v in start["history"].items()}
+            self.started = time.perf_counter()
+
+        def seconds(self):
+            """Training seconds of this run, earlier sessions included."""
+            return float(start["seconds"]) + time.perf_counter() - self.started
+
+        def on_train_begin(self, logs=None):
+            # `MLH.fit` has built the model and its optimizer by now.
+            if start["weights"]:
+                self.model.load_weights(os.path.join(stage.path, start["weights"]))
+
+        def on_epoch_end(self, epoch, logs=None):
+            for key, value in (logs or {}).items():
+                values = self.history.setdefault(key, [])
+                del values[epoch:]  # an epoch that is run again replaces its logs
+                values.append(float(value))
+            name = CHECKPOINT_FILE.format(epoch=epoch + 1)
+            partial = os.path.join(stage.path, f"partial-{name}")
+            target = os.path.join(stage.path, name)
+            with files.naming(stage.out, {}):
+                self.model.save_weights(partial)
+                os.replace(partial, target)
+                progress = {
+                    "epoch": epoch + 1,
+                    "history": self.history,
+                    "seconds": self.seconds(),
+                    "weights": name,
+                }
+                files.write_json(progress, os.path.join(stage.path, PROGRESS_FILE))
+            for old in os.listdir(stage.path):
+                if old.startswith("checkpoint-") and old != name:
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(stage.path, old))
+
+    return EpochCheckpoint()
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None

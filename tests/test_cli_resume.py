@@ -1,0 +1,189 @@
+"""Fault tests of `keras-mlh train`: kill -9, SIGTERM, --resume, disk full.
+
+Each run is a subprocess on a tiny MNIST-5k sample (a few seconds per
+epoch), bounded by timeouts, as a user's interrupted run would be.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keras_mlh import files
+from keras_mlh.cli import resume
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+EPOCHS = 4
+# Many small steps: an epoch lasts long enough to be interrupted on any machine.
+TRAIN = [
+    "train", "--limit", "500", "--batch-size", "4", "--bits", "16",
+    "--epochs", str(EPOCHS), "--val-every", "0", "--verbose", "2",
+]  # fmt: skip
+RUN_FILES = ["history.json", "model.keras", "run.json", "split.npz"]
+
+
+def start(*args, cwd, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_mlh.cli", *map(str, args)],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def finish(process, expect, timeout=240):
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    assert process.returncode == expect, f"{process.returncode}\n{out}\n{err}"
+    return out, err
+
+
+def wait_for_epoch(stage, epoch, process, timeout=180):
+    """Waits until the staged run has completed `epoch` epochs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if stage.progress()["epoch"] >= epoch:
+            return stage.progress()["epoch"]
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"no epoch {epoch} within {timeout} s")
+
+
+def test_kill_9_then_sigterm_then_resume_loses_at_most_the_epoch_in_progress(
+    tmp_path,
+):
+    out = tmp_path / "my run"  # a space, as users' paths have
+    stage = resume.Stage(str(out))
+    first = start(*TRAIN, "--out", out, cwd=tmp_path)
+    done = wait_for_epoch(stage, 1, first)
+    time.sleep(0.5)  # into the next epoch
+    first.kill()  # kill -9: no clean-up runs at all
+    finish(first, -signal.SIGKILL)
+    assert stage.progress()["epoch"] >= done
+    done = stage.progress()["epoch"]
+    if done > EPOCHS - 2:
+        pytest.skip("epochs too fast here to stop the resumed run before its end")
+    assert not out.exists() and stage.exists()
+
+    # A fresh run into it would discard the finished epochs: refused.
+    fresh = start(*TRAIN, "--out", out, cwd=tmp_path)
+    assert "--resume" in finish(fresh, 1)[1].splitlines()[-1]
+    conflict = start("train", "--resume", out, "--bits", "32", cwd=tmp_path)
+    assert "--bits 32 conflicts" in finish(conflict, 1)[1]
+
+    # Resume, then stop it with SIGTERM: it cleans up as Ctrl-C does.
+    second = start("train", "--resume", out, cwd=tmp_path)
+    done = wait_for_epoch(stage, done + 1, second)
+    second.send_signal(signal.SIGTERM)
+    _, err = finish(second, 143)
+    assert "--resume" in err and "terminated" in err.splitlines()[-1]
+    assert not out.exists() and stage.progress()["epoch"] >= done
+    leftovers = [n for n in os.listdir(tmp_path) if n.startswith(files.TEMP_PREFIX)]
+    assert leftovers == [os.path.basename(stage.path)]
+
+    # A stale temporary of a killed command is removed by the next writer.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = files.temp_name().rsplit("-", 2)[0] + f"-{dead.pid}-x"
+    (tmp_path / stale).mkdir()
+
+    third = start("train", "--resume", out, cwd=tmp_path)
+    stdout, err = finish(third, 0)
+    resumed_at = stage_epoch_from(stdout)
+    assert resumed_at >= done
+    assert f"removed 1 stale temporary entry left in {str(tmp_path)!r}" in err
+    # The finished run folder is a normal one: same files, all the epochs.
+    assert sorted(os.listdir(out)) == RUN_FILES
+    history = json.loads((out / "history.json").read_text())
+    assert {len(values) for values in history.values()} == {EPOCHS}
+    info = json.loads((out / "run.json").read_text())
+    assert info["epochs"] == EPOCHS and info["bits"] == 16
+    assert "--out" in info["command"]  # the command of the original run
+    assert os.listdir(tmp_path) == ["my run"]  # staging and stale temp gone
+
+
+def stage_epoch_from(stdout):
+    line = next(li for li in stdout.splitlines() if li.startswith("Resuming after"))
+    return int(line.split()[3])
+
+
+def test_resume_needs_an_interrupted_run(tmp_path):
+    result = start("train", "--resume", "nothing", cwd=tmp_path)
+    assert "No interrupted run of" in finish(result, 1)[1]
+    result = start("train", "--resume", "nothing", "--overwrite", cwd=tmp_path)
+    assert "give one of them" in finish(result, 1)[1]
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs setrlimit")
+def test_disk_full_while_training_names_the_run_folder(tmp_path):
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    process = start(
+        "train", "--limit", "100", "--epochs", "1", "--bits", "16",
+        "--val-every", "0", "-q", "--out", "run",
+        cwd=tmp_path, preexec_fn=limit,
+    )  # fmt: skip
+    _, err = finish(process, 1)
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"keras-mlh: error: Cannot write {str(tmp_path / 'run')!r}")
+    assert "File too large" in line and files.TEMP_PREFIX not in line
+    assert os.listdir(tmp_path) == []  # no epoch completed: nothing kept
+
+
+def test_damaged_resume_settings_are_refused(tmp_path, capsys):
+    from keras_mlh import cli
+
+    stage = resume.Stage(str(tmp_path / "run"))
+    os.makedirs(stage.path)
+    settings = {"format": resume.SETTINGS_FORMAT, "settings": {"bits": "abc"}}
+    files.write_json(settings, os.path.join(stage.path, resume.SETTINGS_FILE))
+    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 1
+    assert "are damaged (bits='abc')" in capsys.readouterr().err
+    assert os.listdir(stage.path) == [resume.SETTINGS_FILE]
+
+
+def test_two_trains_into_one_run_cannot_share_its_staging_folder(tmp_path):
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({"bits": 16})
+    with pytest.raises(ValueError, match="Another `keras-mlh train` started"):
+        resume.Stage(str(tmp_path / "run")).create({"bits": 32})
+    assert stage.settings() == {"bits": 16}
+    with stage.locked():
+        assert stage.owner() == os.getpid()
+        with pytest.raises(ValueError, match=f"process {os.getpid()}"):
+            with stage.locked():
+                pass
+    assert stage.owner() is None
+    assert os.listdir(tmp_path) == [os.path.basename(stage.path)]
+
+
+def test_resuming_on_changed_data_is_refused(tmp_path):
+    import numpy as np
+
+    from keras_mlh.datasets import from_arrays
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 8, 8, 1), np.uint8)
+    data = from_arrays(images, np.arange(40) % 4, num_queries=8, seed=0)
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({}, resume.data_digest(data))
+    resume.check_same_data(stage, resume.data_digest(data))  # the same: fine
+    images[0, 0, 0, 0] ^= 1  # one pixel edited
+    edited = from_arrays(images, np.arange(40) % 4, num_queries=8, seed=0)
+    with pytest.raises(ValueError, match="training data .* has changed"):
+        resume.check_same_data(stage, resume.data_digest(edited))
