@@ -104,6 +104,25 @@ def code_bits(codes, name="codes"):
     )
 
 
+def binarize(embedding):
+    """±1 codes of continuous codes: the sign, with 0 mapped to +1.
+
+    The rule of `MLH.encode` (the exported graph's `codes` output applies
+    the same one in-graph).
+
+    Args:
+        embedding: `(n, bits)` float values, e.g. `MLH.embed`'s tanh outputs.
+
+    Returns:
+        int8 array of the same shape, values in {-1, +1}.
+
+    Example:
+    >>> binarize([[0.3, -0.2, 0.0]])
+    array([[ 1, -1,  1]], dtype=int8)
+    """
+    return np.where(np.asarray(embedding) >= 0, 1, -1).astype(np.int8)
+
+
 def pack_codes(codes):
     """Packs ±1 codes (or 0/1 bits) into bytes, `bits / 8` per code.
 

@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh test
 .venv/bin/ruff check .
+# The Beam batch encoder's own environment (tests/test_beam_encode.py).
+bash scripts/venv_beam.sh
 .venv/bin/python -m pytest -n 2 --dist loadfile -q "$@"

@@ -60,3 +60,39 @@ def test_data_scale_report_marks_the_extrapolation(monkeypatch):
     # 3 MB per 300 images, linearly, to 130,000 images: 1003 + 0.01 * 129,600.
     assert data["summary"]["train"]["extrapolated_rss_mb_130k"] == 1003 + 1296
     assert data["summary"]["pipeline_over_train_400"] == 6.0
+
+
+def test_ann_quick_writes_recall_table_and_json(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    sys.modules.pop("ann", None)
+    import ann
+
+    assert ann.main(["--quick", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "ann_quick.md").read_text()
+    for name in ("| flat |", "| ivf32 |", "| hnsw32 |", "| multihash4x16 |"):
+        assert name in table
+    assert "shared with other engineers" in table
+    data = json.loads((tmp_path / "ann_quick.json").read_text())
+    rows = {(r["index"], r["param"]): r for r in data["rows"]}
+    assert rows[("flat", None)]["recall"] == 1.0
+    assert rows[("ivf32", 32)]["recall"] == 1.0  # every list visited: exact
+    assert all(0.0 <= r["recall"] <= 1.0 for r in data["rows"])
+    assert [a["case"] for a in data["add"]["cases"]] == [
+        "no ids",
+        "increasing ids",
+        "shuffled ids",
+    ]
+
+
+def test_ann_recall_counts_ties_at_the_kth_distance(monkeypatch):
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    import ann
+    import numpy as np
+
+    database = np.zeros((10, 1), np.uint8)
+    database[6:] = 0b111  # 6 codes at distance 0 of the query, 4 at distance 3
+    query = np.zeros((1, 1), np.uint8)
+    kth = np.array([0])  # exact top-2: distance 0, with 6 tied candidates
+    assert ann.recall(database, query, np.array([[4, 5]]), kth, 2) == 1.0
+    assert ann.recall(database, query, np.array([[4, 7]]), kth, 2) == 0.5
+    assert ann.recall(database, query, np.array([[4, -1]]), kth, 2) == 0.5

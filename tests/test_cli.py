@@ -606,6 +606,88 @@ def test_export_refuses_to_replace_a_folder_that_is_not_an_export(run, tmp_path)
     assert os.listdir(tmp_path / "mine") == ["notes.txt"]
 
 
+# ------------------------------------------------------------- index knobs
+@pytest.fixture
+def paths_codes(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "codes.npz",
+        codes=rng.integers(0, 256, (300, 4), dtype=np.uint8),
+        ids=np.arange(300) + 10,
+        paths=np.array([f"img/{i}.png" for i in range(300)]),
+    )
+    return tmp_path
+
+
+def test_index_knobs_are_options_of_build_and_search(paths_codes, capsys):
+    from keras_mlh.index import HammingIndex
+
+    work = paths_codes
+    argv = ["index", "build", str(work / "codes.npz"), str(work / "h.index")]
+    knobs = ["--kind", "hnsw", "--ef-search", "120", "--ef-construction", "80"]
+    assert cli.main([*argv, *knobs]) == 0
+    index = HammingIndex.load(work / "h.index")
+    assert (index.ef_search, index.ef_construction) == (120, 80)
+    assert index.paths_of([10, 309]) == ["img/0.png", "img/299.png"]
+    hits = work / "hits.json"
+    query = [str(work / "h.index"), str(work / "codes.npz"), "-k", "3"]
+    assert (
+        cli.main(["index", "search", *query, "--ef-search", "300", "--json", str(hits)])
+        == 0
+    )
+    entry = json.loads(hits.read_text())["results"][7]
+    assert entry["paths"][0] == "img/7.png" and entry["distances"][0] == 0
+    ivf = ["--kind", "ivf", "--nlist", "4", "--nprobe", "1"]
+    assert cli.main([*argv[:3], str(work / "i.index"), *ivf]) == 0
+    query[0] = str(work / "i.index")
+    assert cli.main(["index", "search", *query, "--nprobe", "4"]) == 0
+    capsys.readouterr()
+    # Values the parser accepts but faiss cannot use: one line, exit 1.
+    assert cli.main([*argv[:3], str(work / "x.index"), "--hnsw-neighbors", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "`hnsw_neighbors` must be an integer" in err
+    assert not (work / "x.index").exists()
+    for bad in (["--nprobe", "0"], ["--ef-search", "-2"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["index", "search", *query, *bad])
+        assert exit_info.value.code == 2
+
+
+def test_index_defaults_of_the_parser_are_the_library_s():
+    import inspect
+
+    from keras_mlh.index import HammingIndex
+
+    args = cli_parser.build_parser().parse_args(["index", "build", "c.npz", "i"])
+    for name, parameter in inspect.signature(HammingIndex).parameters.items():
+        if parameter.default is not inspect.Parameter.empty:
+            assert getattr(args, name) == parameter.default, name
+
+
+def test_a_failed_rebuild_keeps_the_previous_index_with_its_paths(paths_codes):
+    """The issue's `ulimit -f` case: the build is killed mid-write."""
+    import resource
+
+    from keras_mlh.index import HammingIndex
+
+    work = paths_codes
+    keras_mlh("index", "build", "codes.npz", "f.index", cwd=work)
+    np.savez(work / "more.npz", codes=np.zeros((5000, 4), np.uint8))
+
+    def tiny_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_mlh.cli", "index", "build", "more.npz",
+         "f.index", "--overwrite", "--kind", "hnsw"],
+        cwd=work, env=ENV, capture_output=True, text=True, timeout=120,
+        preexec_fn=tiny_files,
+    )  # fmt: skip
+    assert result.returncode != 0
+    index = HammingIndex.load(work / "f.index")
+    assert len(index) == 300 and index.paths_of([12]) == ["img/2.png"]
+
+
 # ------------------------------------------- outputs never replace inputs
 def test_encode_never_writes_over_its_input(run, tmp_path):
     folder, _ = run

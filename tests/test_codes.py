@@ -4,6 +4,7 @@ import pytest
 
 from keras_mlh.codes import (
     BIT_ORDER,
+    binarize,
     bit_balance,
     pack_codes,
     to_packed,
@@ -109,6 +110,12 @@ def test_validate_bits_accepts_numpy_integers():
     from keras_mlh.codes import validate_bits
 
     assert validate_bits(np.int64(64)) == 64 and validate_bits(16) == 16
+
+
+def test_binarize_maps_zero_to_plus_one():
+    codes = binarize(np.array([[0.5, -0.5, 0.0, -0.0, -1e-9]], np.float32))
+    assert codes.dtype == np.int8
+    np.testing.assert_array_equal(codes, [[1, -1, 1, 1, -1]])
 
 
 def test_validate_bits_refuses_huge_code_lengths():

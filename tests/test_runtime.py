@@ -162,6 +162,55 @@ def test_encode_accepts_uint8_float_single_images_and_batches(encoder, mnist5k):
     np.testing.assert_array_equal(encoder.encode(images[0]), packed[:1])
 
 
+@pytest.mark.parametrize("count", [1, 7, 10])
+def test_batched_encode_matches_one_onnx_call(encoder, mnist5k, count):
+    """Batches prepared ahead: same codes, same order; a last partial batch
+    (7 = 3 + 3 + 1) and a one-image input."""
+    images = mnist5k.x_query[:count]
+    one_call = encoder.session.run(
+        ["packed"], {encoder.input_name: images.astype(np.float32)}
+    )[0]
+    np.testing.assert_array_equal(encoder.encode(images, batch_size=3), one_call)
+
+
+@pytest.fixture(scope="module")
+def digit_files(mnist5k, tmp_path_factory):
+    """The first 10 query digits as PNG files, with their pixels."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("digits")
+    images = mnist5k.x_query[:10]
+    paths = [folder / f"{i:02d}.png" for i in range(len(images))]
+    for path, image in zip(paths, images, strict=True):
+        Image.fromarray(image[..., 0]).save(path)
+    return paths, images
+
+
+@pytest.mark.parametrize("count", [1, 7, 10])
+def test_encode_files_matches_encode(encoder, digit_files, count):
+    paths, images = digit_files
+    expected = encoder.encode(images[:count])
+    got = encoder.encode_files(paths[:count], batch_size=3, workers=2)
+    np.testing.assert_array_equal(got, expected)
+    reordered = encoder.encode_files(paths[:count][::-1], batch_size=3)
+    np.testing.assert_array_equal(reordered, expected[::-1])
+    embedding = encoder.encode_files(paths[:count], output="embedding")
+    np.testing.assert_allclose(
+        embedding, encoder.encode(images[:count], output="embedding")
+    )
+
+
+def test_encode_files_refuses_bad_input(encoder, digit_files, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"no image")
+    with pytest.raises(ValueError, match=r"Cannot read image .*bad.png"):
+        encoder.encode_files([*digit_files[0][:4], bad], batch_size=2)
+    with pytest.raises(ValueError, match="`paths` is empty"):
+        encoder.encode_files([])
+    with pytest.raises(ValueError, match="`workers` must be None or a positive"):
+        encoder.encode_files(digit_files[0], workers=0)
+
+
 def test_build_index_from_packed_with_ids_and_search(encoder, mnist5k):
     packed = encoder.encode(mnist5k.x_train[:100])
     index = encoder.build_index(packed=packed, ids=np.arange(100) + 1000)

@@ -2,7 +2,9 @@
 
 Needs numpy and onnxruntime to encode, and faiss-cpu to search; it never
 imports TensorFlow or Keras. Install it on a serving machine with
-`pip install --no-deps keras-mlh` plus `pip install numpy onnxruntime faiss-cpu`.
+`pip install --no-deps keras-mlh` plus `pip install numpy onnxruntime faiss-cpu`
+(and pillow for `HashEncoder.encode_files`). `keras_mlh_runtime.beam_encode`
+encodes image files on Apache Beam (the `beam` extra).
 
 Example:
 >>> from keras_mlh_runtime import HashEncoder

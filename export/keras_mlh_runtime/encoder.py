@@ -7,6 +7,7 @@ import TensorFlow or Keras.
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from keras_mlh.export.exporter import (
     OUTPUT_DTYPES,
     OUTPUT_NAMES,
 )
+from keras_mlh_runtime.images import color_mode, read_image
+from keras_mlh_runtime.read_ahead import read_ahead
 
 OUTPUTS = OUTPUT_NAMES
 # onnxruntime's names of the output dtypes the exporter promises.
@@ -106,7 +109,7 @@ class HashEncoder:
                 f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); "
                 f"{_REEXPORT}."
             ) from None
-        _check_session(session, metadata, onnx_path)
+        check_session(session, metadata, onnx_path)
         return cls(session, metadata)
 
     def check_images(self, images):
@@ -128,6 +131,10 @@ class HashEncoder:
         >>> encoder.check_images(np.zeros((2, 28, 28, 1), np.uint8)).dtype
         dtype('float32')
         """
+        return self._validated(images).astype(np.float32, copy=False)
+
+    def _validated(self, images):
+        """`check_images` without the float32 copy (`encode` makes it per batch)."""
         array = np.asarray(images)
         if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
             raise ValueError(
@@ -140,8 +147,7 @@ class HashEncoder:
             array = array[None]  # one image
         if array.ndim == 1 and array.size == 0:
             array = array.reshape(0, *self.input_shape)  # [] is an empty batch
-        array = validate_images(array, self.input_shape, name="images")
-        return array.astype(np.float32, copy=False)
+        return validate_images(array, self.input_shape, name="images")
 
     def encode(self, images, batch_size=256, output="packed"):
         """Encodes images.
@@ -161,14 +167,72 @@ class HashEncoder:
         >>> encoder.encode(images).shape  # 32-bit codes
         (1000, 4)
         """
+        output, batch_size = self._check_options(output, batch_size)
+        images = self._validated(images)
+        batches = (
+            images[i : i + batch_size].astype(np.float32, copy=False)
+            for i in range(0, len(images), batch_size)
+        )
+        if len(images) > batch_size:
+            # Each batch's float32 copy is made a batch ahead, beside inference,
+            # instead of one copy of all images (4x the memory of uint8 pixels).
+            # One batch (serving latency) does without the thread.
+            batches = read_ahead(batches)
+        return self._run(batches, output)
+
+    def encode_files(self, paths, batch_size=256, output="packed", workers=None):
+        """Encodes image files, decoding the next batch while this one runs.
+
+        Files are read with Pillow (`keras_mlh_runtime.images.read_image`:
+        converted to the encoder's channels, resized with nearest-neighbour
+        sampling when their size differs), like `keras-mlh encode` reads a
+        folder. At most two decoded batches wait in memory.
+
+        Args:
+            paths: image file paths; codes come back in this order.
+            batch_size: images per onnxruntime call.
+            output: `"packed"`, `"codes"` or `"embedding"`, as in `encode`.
+            workers: threads decoding files; `None` is the CPU count.
+
+        Returns:
+            The requested output, one row per path.
+
+        Raises:
+            ValueError: on an empty list or a file that is not a readable
+                image (named in the message).
+
+        Example:
+        >>> packed = encoder.encode_files(["a.png", "b.png"])
+        >>> packed.shape
+        (2, 4)
+        """
+        output, batch_size = self._check_options(output, batch_size)
+        workers = check_positive_int("workers", workers, allow_none=True)
+        paths = [os.fspath(p) for p in paths]
+        if not paths:
+            raise ValueError("`paths` is empty: pass at least one image file.")
+        color_mode(self.input_shape)  # a clear error before any file is read
+
+        def read(path):
+            return read_image(path, self.input_shape)
+
+        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            batches = read_ahead(
+                np.stack(list(pool.map(read, paths[i : i + batch_size]))).astype(
+                    np.float32
+                )
+                for i in range(0, len(paths), batch_size)
+            )
+            return self._run(batches, output)
+
+    def _check_options(self, output, batch_size):
         if output not in OUTPUTS:
             raise ValueError(f"`output` must be one of {OUTPUTS}. Received: {output!r}")
-        batch_size = check_positive_int("batch_size", batch_size)
-        images = self.check_images(images)
-        parts = [
-            self.session.run([output], {self.input_name: images[i : i + batch_size]})[0]
-            for i in range(0, len(images), batch_size)
-        ]
+        return output, check_positive_int("batch_size", batch_size)
+
+    def _run(self, batches, output):
+        """One onnxruntime call per float32 batch, concatenated in order."""
+        parts = [self.session.run([output], {self.input_name: b})[0] for b in batches]
         return np.concatenate(parts)
 
     def build_index(self, images=None, packed=None, ids=None, kind="flat", **options):
@@ -224,9 +288,25 @@ class HashEncoder:
 def _read_metadata(path):
     if not os.path.isfile(path):
         raise ValueError(f"{path!r} is missing; {_REEXPORT}.")
+    with open(path, "rb") as f:
+        return parse_metadata(f.read(), path)
+
+
+def parse_metadata(data, path):
+    """The checked contents of a `metadata.json`.
+
+    Args:
+        data: the file's bytes.
+        path: the file, for messages.
+
+    Returns:
+        The metadata dict, with valid `bits`, `input_shape` and `input_name`.
+
+    Raises:
+        ValueError: when it is corrupt or not keras-mlh encoder metadata.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            metadata = json.load(f)
+        metadata = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path!r} is corrupt ({error}); {_REEXPORT}.") from None
     if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
@@ -253,7 +333,18 @@ def _read_metadata(path):
     return metadata
 
 
-def _check_session(session, metadata, onnx_path):
+def check_session(session, metadata, onnx_path):
+    """Checks an onnxruntime session of `model.onnx` against its metadata.
+
+    Args:
+        session: the `onnxruntime.InferenceSession`.
+        metadata: the checked `metadata.json` (see `parse_metadata`).
+        onnx_path: the ONNX file, for the message.
+
+    Raises:
+        ValueError: when the graph's input or outputs differ from the
+            metadata's.
+    """
     inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
     expected_inputs = [
         (metadata["input_name"], "tensor(float)", list(metadata["input_shape"]))

@@ -1,56 +1,58 @@
 """`keras-mlh index build` and `keras-mlh index search`: Hamming indexes.
 
-An index is the faiss file, its `INDEX.json` sidecar (`HammingIndex.save`)
-and, for codes of image files, `INDEX.paths.json` (id -> path) from which
-`search` reports paths instead of ids. Queries are a codes file, or images
-encoded on the fly with `--model`.
+An index is the faiss file, its `INDEX.json` sidecar and, for codes of
+image files, `INDEX.paths.json` (id -> path) from which `search` reports
+paths instead of ids: one matched set that `HammingIndex.save` writes and
+`HammingIndex.load` checks (`keras_mlh.index.index_files`). Queries are a
+codes file, or images encoded on the fly with `--model`.
 """
 
-import json
 import os
 
 from keras_mlh import files
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import encode_images, load_codes, load_model, open_images
+from keras_mlh.cli.io import (
+    encode_images,
+    load_code_files,
+    load_codes,
+    load_model,
+    open_images,
+)
 from keras_mlh.codes import pack_codes
-from keras_mlh.index import MISSING_DISTANCE, PATHS_SUFFIX, HammingIndex, index_files
+from keras_mlh.index import MISSING_DISTANCE, HammingIndex, index_files
 
 
 def build(args):
-    """Builds a `HammingIndex` of a codes file and saves it with its sidecars.
+    """Builds a `HammingIndex` of codes files and saves it with its sidecars.
 
     Args:
-        args: the parsed `index build` options: `codes`, `index`, the index
-            kind and its parameters, `overwrite`.
+        args: the parsed `index build` options: `codes` (one or several
+            files, e.g. the shards of `keras_mlh_runtime.beam_encode`),
+            `index`, the index kind and its parameters, `overwrite`.
 
     Returns:
         0, after printing the size of the index.
     """
     path = files.check_output(
         args.index,
-        inputs=[args.codes],
+        inputs=args.codes,
         overwrite=args.overwrite,
-        companions=index_files(args.index)[1:],
+        # The sidecar and paths file; not the lock file, which is no data.
+        companions=index_files(args.index)[1:3],
     )
-    packed, ids, paths, bits = load_codes(args.codes)
+    packed, ids, paths, bits = load_code_files(args.codes)
     index = HammingIndex(
         bits,
         kind=args.kind,
         hnsw_neighbors=args.hnsw_neighbors,
         nlist=args.nlist,
         nprobe=args.nprobe,
+        ef_search=args.ef_search,
+        ef_construction=args.ef_construction,
     )
-    ids = index.add(packed, ids)
-    paths_file = path + PATHS_SUFFIX
+    index.add(packed, ids, paths=None if paths is None else [str(p) for p in paths])
     with files.ensure_folder(os.path.dirname(path)):
-        # An earlier build's paths must never pair with the new index, even
-        # if this build stops between the two writes.
-        if os.path.exists(paths_file):
-            os.remove(paths_file)
-        index.save(path)
-        if paths is not None:
-            names = {str(int(i)): str(p) for i, p in zip(ids, paths, strict=True)}
-            files.write_json(names, paths_file)
+        index.save(path)  # index, sidecar and paths as one matched set
     print(f"Built an index of {len(index)} {bits}-bit codes ({args.kind}): {path}")
     return 0
 
@@ -72,7 +74,10 @@ def search(args):
             overwrite=args.overwrite,
         )
     index = HammingIndex.load(args.index)
-    names = _paths_of(args.index)
+    if args.nprobe is not None:
+        index.nprobe = args.nprobe
+    if args.ef_search is not None:
+        index.ef_search = args.ef_search
     if args.model:
         queries, query_ids, query_paths = _encode_queries(args)
     else:
@@ -85,7 +90,7 @@ def search(args):
             f"{index.bits}-bit codes; encode both with the same model."
         )
     results = [
-        _result(q, ids, distances, query_ids, query_paths, names)
+        _result(q, ids, distances, query_ids, query_paths, index)
         for q, (distances, ids) in enumerate(_neighbours(index, queries, args))
     ]
     if args.json:
@@ -104,15 +109,6 @@ def search(args):
     if args.json:
         print(f"Wrote {len(results)} results to {os.path.abspath(args.json)}")
     return 0
-
-
-def _paths_of(index_path):
-    """The id -> path map written beside an index of image files, or `{}`."""
-    paths_file = os.path.abspath(index_path) + PATHS_SUFFIX
-    if not os.path.isfile(paths_file):
-        return {}
-    with open(paths_file) as f:
-        return json.load(f)
 
 
 def _encode_queries(args):
@@ -143,7 +139,7 @@ def _neighbours(index, queries, args):
     ]
 
 
-def _result(q, ids, distances, query_ids, query_paths, names):
+def _result(q, ids, distances, query_ids, query_paths, index):
     """The JSON entry of query `q`."""
     entry = {"query": q}
     if query_ids is not None:
@@ -152,8 +148,8 @@ def _result(q, ids, distances, query_ids, query_paths, names):
         entry["query_path"] = str(query_paths[q])
     entry["ids"] = [int(v) for v in ids]
     entry["distances"] = [int(v) for v in distances]
-    if names:
-        entry["paths"] = [names.get(str(int(v))) for v in ids]
+    if index.has_paths:
+        entry["paths"] = index.paths_of(ids)
     return entry
 
 

@@ -407,6 +407,10 @@ def _color_mode(channels, path):
 def encode_images(model, images, batch_size, verbose, what="images"):
     """±1 int8 codes of all images, with a progress bar for many.
 
+    One `predict` over all images (a call per chunk costs Keras's set-up each
+    time: half the throughput at 256-image chunks); the next chunks are read
+    in a background thread meanwhile, at most two ahead, so memory stays flat.
+
     Args:
         model: the `keras_mlh.MLH` model.
         images: `Images`.
@@ -415,23 +419,39 @@ def encode_images(model, images, batch_size, verbose, what="images"):
         what: what the images are, for the progress line.
 
     Returns:
-        int8 array `(images.count, bits)`.
+        int8 array `(images.count, bits)`, in the order of the images.
     """
-    import keras
+    from keras_mlh.codes import binarize
+    from keras_mlh_runtime.read_ahead import read_ahead
 
-    # Chunks bound the memory of image files read at once.
-    chunk = max(batch_size, ENCODE_CHUNK)
-    bar = None
+    # Whole batches per chunk: only the very last batch is partial, so the
+    # progress bar can count batches.
+    chunk = batch_size * -(-ENCODE_CHUNK // batch_size)
+    callbacks = []
     if verbose and images.count > chunk:
         print(f"Encoding {images.count} {what}")
-        bar = keras.utils.Progbar(images.count, unit_name="image")
-    codes, done = [], 0
-    for batch in images.chunks(chunk):
-        codes.append(model.encode(batch, batch_size=batch_size))
-        done += len(batch)
-        if bar is not None:
-            bar.update(done)
-    return np.concatenate(codes)
+        callbacks.append(_progress(images.count, batch_size))
+
+    def batches():
+        for pixels in read_ahead(images.chunks(chunk), depth=2):
+            for start in range(0, len(pixels), batch_size):
+                yield (pixels[start : start + batch_size],)
+
+    steps = -(-images.count // batch_size)
+    outputs = model.predict(batches(), steps=steps, verbose=0, callbacks=callbacks)
+    return binarize(outputs[model.retrieval_branch])
+
+
+def _progress(count, batch_size):
+    """A `keras.utils.Progbar` over images, as a callback of `predict`."""
+    import keras
+
+    bar = keras.utils.Progbar(count, unit_name="image")
+    return keras.callbacks.LambdaCallback(
+        on_predict_batch_end=lambda batch, logs: bar.update(
+            min((batch + 1) * batch_size, count)
+        )
+    )
 
 
 # ------------------------------------------------------------- codes files
@@ -485,3 +505,43 @@ def load_codes(path, what="Codes file"):
     if paths is not None and len(paths) != len(packed):
         paths = None
     return packed, ids, paths, packed.shape[1] * 8
+
+
+def load_code_files(paths, what="Codes file"):
+    """The codes of one or several codes files, concatenated in order.
+
+    Several files are, e.g., the shards of `keras_mlh_runtime.beam_encode`.
+
+    Args:
+        paths: the files (see `load_codes`).
+        what: what the files are, for messages.
+
+    Returns:
+        `(packed, ids, paths, bits)` as `load_codes`: ids are `None` when no
+        file has ids (the index numbers the codes 0..n-1 in this order);
+        paths are kept when every file has them.
+    """
+    parts = [load_codes(path, what) for path in paths]
+    if len(parts) == 1:
+        return parts[0]
+    lengths = {bits for _, _, _, bits in parts}
+    if len(lengths) > 1:
+        found = ", ".join(
+            f"{p!r}: {bits}" for p, (*_, bits) in zip(paths, parts, strict=True)
+        )
+        raise CLIError(
+            f"The codes files hold codes of different lengths ({found} bits); "
+            "encode them all with the same model."
+        )
+    with_ids = [ids is not None for _, ids, _, _ in parts]
+    if any(with_ids) and not all(with_ids):
+        without = [p for p, has in zip(paths, with_ids, strict=True) if not has][0]
+        raise CLIError(
+            f"{without!r} has no `ids` but other codes files do; give every file "
+            "ids, or none (the index then numbers the codes in order)."
+        )
+    packed = np.concatenate([part[0] for part in parts])
+    ids = np.concatenate([part[1] for part in parts]) if all(with_ids) else None
+    names = [part[2] for part in parts]
+    names = None if any(n is None for n in names) else np.concatenate(names)
+    return packed, ids, names, lengths.pop()

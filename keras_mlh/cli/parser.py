@@ -484,7 +484,13 @@ def build_parser():
         "from image files, their paths (INDEX.paths.json).",
         epilog="example:\n  keras-mlh index build codes.npz db.index --kind hnsw",
     )
-    build.add_argument("codes", metavar="CODES", help="codes file, .npy or .npz")
+    build.add_argument(
+        "codes",
+        metavar="CODES",
+        nargs="+",
+        help="codes files, .npy or .npz (several are concatenated in order, e.g. "
+        "the shards of keras_mlh_runtime.beam_encode)",
+    )
     build.add_argument("index", metavar="INDEX", help="index file to write")
     build.add_argument(
         "--kind",
@@ -493,7 +499,7 @@ def build_parser():
         help="flat (exact, default), hnsw or ivf (approximate)",
     )
     build.add_argument(
-        "--nlist", type=_positive_int, default=256, help="IVF lists (default: 256)"
+        "--nlist", type=_positive_int, default=1024, help="IVF lists (default: 1024)"
     )
     build.add_argument(
         "--nprobe",
@@ -506,6 +512,19 @@ def build_parser():
         type=_positive_int,
         default=32,
         help="HNSW graph degree (default: 32)",
+    )
+    build.add_argument(
+        "--ef-search",
+        type=_positive_int,
+        default=128,
+        help="HNSW candidates per query, at least k (default: 128; see "
+        "benchmarks/results/ann.md for recall and speed)",
+    )
+    build.add_argument(
+        "--ef-construction",
+        type=_positive_int,
+        default=40,
+        help="HNSW candidates while building (default: 40)",
     )
     build.add_argument(
         "--overwrite", action="store_true", help="replace an existing index"
@@ -539,6 +558,18 @@ def build_parser():
         default=None,
         help="return every item within this Hamming distance instead of the top k "
         "(flat and ivf indexes)",
+    )
+    search.add_argument(
+        "--nprobe",
+        type=_positive_int,
+        default=None,
+        help="IVF lists visited per query (default: the index's)",
+    )
+    search.add_argument(
+        "--ef-search",
+        type=_positive_int,
+        default=None,
+        help="HNSW candidates per query (default: the index's)",
     )
     search.add_argument("--model", metavar="FILE", help="encode image queries with it")
     search.add_argument("--json", metavar="FILE", help="write the results as JSON")

@@ -6,7 +6,7 @@ from keras import ops
 
 from keras_mlh.augmentation import default_augmentation
 from keras_mlh.centers import hash_centers
-from keras_mlh.codes import validate_bits
+from keras_mlh.codes import binarize, validate_bits
 from keras_mlh.datasets.validation import check_labels, validate_images
 from keras_mlh.errors import check_positive_int
 from keras_mlh.layers.hash_layer import HashLayer
@@ -590,7 +590,7 @@ class MLH(keras.Model):
             int8 numpy array `(n, bits)` with values in {-1, +1} (0 maps to +1).
         """
         embedding = self.embed(images, batch_size=batch_size, branch=branch)
-        return np.where(embedding >= 0, 1, -1).astype(np.int8)
+        return binarize(embedding)
 
     def build_encoder(self):
         """The deployable encoder: raw images in, retrieval-branch codes out.

@@ -1,0 +1,290 @@
+"""Batch encoding on Apache Beam: image files -> sharded packed-code files.
+
+    python -m keras_mlh_runtime.beam_encode --export DIR --images GLOB \\
+        --output PREFIX [--num-shards N] [Beam pipeline options]
+
+Reads the files matching `GLOB` (any Beam file system: local, `gs://`,
+`s3://`, ...), decodes them with Pillow (`keras_mlh_runtime.images`, the
+pixels `keras-mlh encode` reads from a folder), runs the exported
+`model.onnx` with Beam's `RunInference` (`OnnxModelHandlerNumpy`, keyed by
+path) and writes `PREFIX-SSSSS-of-NNNNN.npz` shards, each with `codes`
+(packed uint8 `(n, bits / 8)`, the ONNX graph's `packed` output), `paths`
+(the matched file paths, sorted within the shard) and `bits`. A shard that
+gets no image is not written. `keras-mlh index build PREFIX-*.npz db.index`
+builds one index of all shards, with their paths.
+
+Runs where the pipeline options say: `--runner DirectRunner` (the default,
+in this process) or `PrismRunner` locally, `DataflowRunner`, `FlinkRunner`
+or `SparkRunner` at scale (the export folder must then be on a file system
+the workers can read). The workers need numpy, onnxruntime, onnx, pillow and
+apache-beam (`pip install "keras-mlh[beam]"`), never TensorFlow or Keras.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import uuid
+import zlib
+
+import numpy as np
+
+from keras_mlh.errors import check_positive_int, first_line
+from keras_mlh.export.exporter import METADATA_FILE, ONNX_FILE
+from keras_mlh_runtime.encoder import check_session, parse_metadata
+from keras_mlh_runtime.images import color_mode, decode_image
+
+_INSTALL = 'pip install "keras-mlh[beam]" (apache-beam, onnx, onnxruntime, pillow)'
+try:
+    import apache_beam as beam
+    from apache_beam.io import fileio
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+    from apache_beam.ml.inference.onnx_inference import OnnxModelHandlerNumpy
+    from apache_beam.options.pipeline_options import PipelineOptions
+except ImportError as error:
+    raise ImportError(
+        f"keras_mlh_runtime.beam_encode needs Apache Beam ({error.name} is "
+        f"missing): {_INSTALL}."
+    ) from error
+
+PROG = "python -m keras_mlh_runtime.beam_encode"
+SHARD_PATTERN = "{prefix}-{shard:05d}-of-{num_shards:05d}.npz"
+
+
+def read_export(export_dir):
+    """The checked `metadata.json` and the `model.onnx` path of an export
+    folder, on any Beam file system.
+
+    Args:
+        export_dir: the folder written by `keras_mlh.export.export_encoder`.
+
+    Returns:
+        `(metadata, onnx_path)`.
+
+    Raises:
+        ValueError: when `metadata.json` or `model.onnx` is missing, or the
+            metadata is invalid or has a channel count image files cannot
+            give.
+
+    Example:
+    >>> metadata, onnx_path = read_export("encoder")
+    >>> metadata["bits"]
+    32
+    """
+    meta_path = FileSystems.join(export_dir, METADATA_FILE)
+    onnx_path = FileSystems.join(export_dir, ONNX_FILE)
+    for path in (meta_path, onnx_path):
+        if not FileSystems.exists(path):
+            raise ValueError(
+                f"{path!r} is missing: pass as --export the folder written by "
+                "`keras-mlh export` (with its ONNX encoder)."
+            )
+    with FileSystems.open(meta_path) as f:
+        metadata = parse_metadata(f.read(), meta_path)
+    color_mode(metadata["input_shape"])
+    return metadata, onnx_path
+
+
+def shard_of(path, num_shards):
+    """The shard of an image path, the same in every process and machine
+    (Python's `hash` of a string changes from process to process).
+
+    Args:
+        path: the image's path.
+        num_shards: the number of shards.
+
+    Returns:
+        An int in `[0, num_shards)`.
+
+    Example:
+    >>> shard_of("images/0.png", 4)
+    3
+    """
+    return zlib.crc32(path.encode("utf-8")) % num_shards
+
+
+class PackedOnnxModelHandler(OnnxModelHandlerNumpy):
+    """Beam's ONNX model handler for an exported keras-mlh encoder.
+
+    Runs only the graph's `packed` output, on CPU unless `providers` says
+    otherwise, and checks on load that the graph matches `metadata.json`.
+
+    Args:
+        onnx_path: the export's `model.onnx` (any Beam file system).
+        metadata: its checked `metadata.json` (see `read_export`).
+        providers: onnxruntime execution providers, in order of preference.
+        **kwargs: further `OnnxModelHandlerNumpy` arguments (batch sizes).
+
+    Example:
+    >>> handler = KeyedModelHandler(PackedOnnxModelHandler(*read_export("encoder")[::-1]))
+    """
+
+    def __init__(
+        self, onnx_path, metadata, providers=("CPUExecutionProvider",), **kwargs
+    ):
+        super().__init__(
+            onnx_path,
+            providers=list(providers),
+            inference_fn=functools.partial(
+                _packed_inference, input_name=metadata["input_name"]
+            ),
+            **kwargs,
+        )
+        self._metadata = metadata
+        self._onnx_path = onnx_path
+
+    def load_model(self):
+        session = super().load_model()
+        check_session(session, self._metadata, self._onnx_path)
+        return session
+
+
+def _packed_inference(session, batch, inference_args=None, input_name=None):
+    """Beam's ONNX inference function: one call, only the `packed` output."""
+    return session.run(["packed"], {input_name: np.stack(batch)})[0]
+
+
+def _decode(readable_file, image_shape):
+    path = readable_file.metadata.path
+    pixels = decode_image(readable_file.read(), image_shape, name=path)
+    return path, pixels.astype(np.float32)
+
+
+def _write_shard(shard, items, prefix, num_shards, bits):
+    """Writes one shard under a temporary name and renames it into place: a
+    reader never sees half a shard, and a retried bundle writes the same one."""
+    items = sorted(items, key=lambda item: item[0])
+    final = SHARD_PATTERN.format(prefix=prefix, shard=shard, num_shards=num_shards)
+    folder, name = os.path.split(final)
+    # Unique: a retried or speculative copy of the bundle may write at once.
+    temp = FileSystems.join(folder or ".", f".tmp-{uuid.uuid4().hex}-{name}")
+    with FileSystems.create(temp) as f:
+        np.savez(
+            f,
+            codes=np.stack([code for _, code in items]).astype(np.uint8),
+            paths=np.array([path for path, _ in items]),
+            bits=np.int64(bits),
+        )
+    if FileSystems.exists(final):  # a retry of this same shard
+        FileSystems.delete([final])
+    FileSystems.rename([temp], [final])
+    return final
+
+
+class EncodeImages(beam.PTransform):
+    """Image files -> packed codes of an exported encoder, written as shards.
+
+    Args:
+        images: a glob of image files (any Beam file system).
+        export_dir: the export folder (`model.onnx`, `metadata.json`).
+        output: the shards' path prefix (`PREFIX-SSSSS-of-NNNNN.npz`).
+        num_shards: how many shards to spread the codes over.
+        batch_size: the largest batch one onnxruntime call gets.
+
+    Returns:
+        (applied to a pipeline) a `PCollection` of the written shards' paths.
+
+    Example:
+    >>> with beam.Pipeline() as pipeline:
+    ...     pipeline | EncodeImages("photos/*.jpg", "encoder", "codes/photos")
+    """
+
+    def __init__(self, images, export_dir, output, num_shards=1, batch_size=256):
+        super().__init__()
+        self.images = images
+        self.output = output
+        self.num_shards = check_positive_int("num_shards", num_shards)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.metadata, self.onnx_path = read_export(export_dir)
+
+    def expand(self, pipeline):
+        image_shape = tuple(self.metadata["input_shape"])
+        num_shards, output, bits = self.num_shards, self.output, self.metadata["bits"]
+        handler = KeyedModelHandler(
+            PackedOnnxModelHandler(
+                self.onnx_path, self.metadata, max_batch_size=self.batch_size
+            )
+        )
+        return (
+            pipeline
+            | "MatchImages" >> fileio.MatchFiles(self.images)
+            | "ReadImages" >> fileio.ReadMatches()
+            | "DecodeImages" >> beam.Map(_decode, image_shape=image_shape)
+            | "Encode" >> RunInference(handler)
+            | "AssignShards"
+            >> beam.MapTuple(
+                lambda path, result: (
+                    shard_of(path, num_shards),
+                    (path, np.asarray(result.inference)),
+                )
+            )
+            | "GroupShards" >> beam.GroupByKey()
+            | "WriteShards"
+            >> beam.MapTuple(
+                lambda shard, items: _write_shard(
+                    shard, items, output, num_shards, bits
+                )
+            )
+        )
+
+
+def _check_paths(images, output):
+    """Refuses a glob that matches nothing and an output prefix that already
+    has shards (a later `index build PREFIX-*.npz` would mix two runs)."""
+    matched = FileSystems.match([images])[0].metadata_list
+    if not matched:
+        raise ValueError(f"No file matches --images {images!r}; check the pattern.")
+    earlier = FileSystems.match([f"{output}-*-of-*.npz"])[0].metadata_list
+    if earlier:
+        raise ValueError(
+            f"{earlier[0].path!r} exists: shards of an earlier run; delete them or "
+            "choose another --output prefix."
+        )
+    return len(matched)
+
+
+def main(argv=None):
+    """Runs the pipeline; returns the exit code (1 with a one-line error).
+
+    Args:
+        argv: the arguments after the program name; `None` reads `sys.argv`.
+            Arguments this module does not know go to Beam's
+            `PipelineOptions` (`--runner`, `--direct_num_workers`, ...).
+
+    Returns:
+        0 after printing how many images went into how many shards.
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Encodes image files with an exported keras-mlh encoder on "
+        "Apache Beam and writes sharded packed-code files for `keras-mlh index "
+        "build`. Other options are Beam pipeline options (e.g. --runner).",
+    )
+    parser.add_argument("--export", required=True, help="export folder (model.onnx)")
+    parser.add_argument("--images", required=True, help="glob of image files")
+    parser.add_argument("--output", required=True, help="prefix of the shard files")
+    parser.add_argument("--num-shards", type=int, default=1, help="default: 1")
+    parser.add_argument("--batch-size", type=int, default=256, help="default: 256")
+    args, beam_args = parser.parse_known_args(argv)
+    try:
+        count = _check_paths(args.images, args.output)
+        transform = EncodeImages(
+            args.images, args.export, args.output, args.num_shards, args.batch_size
+        )
+        with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
+            pipeline | "EncodeImages" >> transform  # noqa: B018 (applied for effect)
+    except Exception as error:  # Beam re-raises workers' errors in its own types
+        print(f"{PROG}: error: {first_line(error)}", file=sys.stderr)
+        return 1
+    shards = FileSystems.match([f"{args.output}-*-of-*.npz"])[0].metadata_list
+    print(
+        f"Encoded {count} images into {len(shards)} shard(s) of "
+        f"{transform.metadata['bits']}-bit codes: {args.output}-*-of-"
+        f"{args.num_shards:05d}.npz"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Image files as the exported encoder's input pixels, with Pillow only.
+
+The runtime's reader (no TensorFlow): `HashEncoder.encode_files` and the
+Beam pipeline (`keras_mlh_runtime.beam_encode`) decode with it. It reads a
+file the way `keras-mlh encode` does (`keras.utils.load_img`, which also uses
+Pillow): converted to the model's colour mode, resized with nearest-neighbour
+sampling only when the size differs.
+"""
+
+import io
+import os
+
+import numpy as np
+
+from keras_mlh.errors import first_line
+
+# Channels of the model's input -> Pillow mode.
+COLOR_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def color_mode(image_shape):
+    """The Pillow mode that gives `image_shape`'s channel count.
+
+    Args:
+        image_shape: the encoder's `(height, width, channels)`.
+
+    Returns:
+        `"L"`, `"RGB"` or `"RGBA"`.
+
+    Raises:
+        ValueError: for another channel count.
+
+    Example:
+    >>> color_mode((28, 28, 1))
+    'L'
+    """
+    channels = int(image_shape[-1])
+    if channels not in COLOR_MODES:
+        raise ValueError(
+            f"The encoder takes {channels}-channel images; image files can only be "
+            "read as 1 (grayscale), 3 (RGB) or 4 (RGBA) channels. Pass arrays "
+            "to HashEncoder.encode instead."
+        )
+    return COLOR_MODES[channels]
+
+
+def decode_image(data, image_shape, name="image"):
+    """One encoded image (PNG, JPEG, ... bytes) as uint8 pixels.
+
+    Args:
+        data: the file's bytes.
+        image_shape: the encoder's `(height, width, channels)`.
+        name: the file, for messages.
+
+    Returns:
+        uint8 array of shape `image_shape`.
+
+    Raises:
+        ValueError: when the bytes are not an image Pillow can read.
+
+    Example:
+    >>> decode_image(open("digit.png", "rb").read(), (28, 28, 1)).shape
+    (28, 28, 1)
+    """
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError(
+            "Reading image files needs Pillow: pip install pillow."
+        ) from None
+
+    height, width = int(image_shape[0]), int(image_shape[1])
+    mode = color_mode(image_shape)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode != mode:
+                image = image.convert(mode)
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.Resampling.NEAREST)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except Exception as error:  # Pillow raises OSError subclasses and others
+        raise ValueError(
+            f"Cannot read image {name!r} ({type(error).__name__}: "
+            f"{first_line(error)}); "
+            "remove or replace the file."
+        ) from None
+    return pixels.reshape(height, width, -1)
+
+
+def read_image(path, image_shape):
+    """One image file as uint8 pixels (see `decode_image`).
+
+    Args:
+        path: the image file.
+        image_shape: the encoder's `(height, width, channels)`.
+
+    Returns:
+        uint8 array of shape `image_shape`.
+
+    Example:
+    >>> read_image("digit.png", (28, 28, 1)).dtype
+    dtype('uint8')
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise ValueError(
+            f"Cannot read image {path!r} ({error.strerror or error}); check the path."
+        ) from None
+    return decode_image(data, image_shape, name=path)

@@ -1,0 +1,160 @@
+"""`keras_mlh_runtime.beam_encode`: the Apache Beam batch encoder.
+
+Beam cannot share the test environment (it caps protobuf, pillow and pyarrow
+below what TensorFlow's side resolves to), so the pipeline runs in its own
+environment, `.venv-beam` (made by `scripts/venv_beam.sh`, which
+`scripts/test.sh` runs first): numpy, onnxruntime, onnx, pillow and
+apache-beam, and no TensorFlow or Keras at all. The codes it writes are
+compared here with `HashEncoder`'s and indexed with `keras-mlh index build`.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_mlh.cli import main as keras_mlh
+from keras_mlh.cli.io import load_code_files
+from keras_mlh.index import HammingIndex
+from keras_mlh_runtime import HashEncoder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEAM_PYTHON = os.environ.get(
+    "KERAS_MLH_BEAM_PYTHON", os.path.join(ROOT, ".venv-beam", "bin", "python")
+)
+
+needs_beam = pytest.mark.skipif(
+    not os.path.exists(BEAM_PYTHON),
+    reason="no Beam environment: run scripts/venv_beam.sh (scripts/test.sh does)",
+)
+
+
+def beam_encode(*args):
+    return subprocess.run(
+        [BEAM_PYTHON, "-m", "keras_mlh_runtime.beam_encode", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def digit_folder(mnist5k, tmp_path_factory):
+    """300 real 28x28 grayscale digits as PNG files, with their pixels."""
+    folder = tmp_path_factory.mktemp("beam_digits")
+    images = mnist5k.x_train[:300]
+    for i, image in enumerate(images):
+        Image.fromarray(image[..., 0]).save(folder / f"{i:03d}.png")
+    return folder, images
+
+
+@pytest.fixture(scope="module")
+def shards(mnist_export, digit_folder, tmp_path_factory):
+    folder, _ = digit_folder
+    prefix = tmp_path_factory.mktemp("beam_out") / "codes" / "digits"
+    done = beam_encode(
+        "--export", mnist_export[0],
+        "--images", folder / "*.png",
+        "--output", prefix,
+        "--num-shards", 3,
+        "--batch-size", 64,
+        "--runner", "DirectRunner",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return prefix, done
+
+
+@needs_beam
+def test_the_beam_environment_has_no_tensorflow_or_keras():
+    done = subprocess.run(
+        [
+            BEAM_PYTHON,
+            "-c",
+            "import importlib.util as u, json; print(json.dumps("
+            "[m for m in ('tensorflow', 'keras', 'apache_beam') if u.find_spec(m)]))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(done.stdout) == ["apache_beam"], done.stderr
+
+
+@needs_beam
+def test_codes_equal_hash_encoder(shards, digit_folder, mnist_export):
+    prefix, done = shards
+    folder, images = digit_folder
+    files = sorted(glob.glob(f"{prefix}-*-of-00003.npz"))
+    assert len(files) == 3  # 300 paths spread over every shard
+    assert "Encoded 300 images into 3 shard(s) of 32-bit codes" in done.stdout
+    packed, ids, paths, bits = load_code_files(files)
+    assert (bits, ids, packed.dtype, packed.shape) == (32, None, np.uint8, (300, 4))
+    expected = HashEncoder.load(mnist_export[0]).encode(images)
+    by_name = {
+        os.path.basename(str(p)): code for p, code in zip(paths, packed, strict=True)
+    }
+    assert sorted(by_name) == [f"{i:03d}.png" for i in range(300)]
+    np.testing.assert_array_equal(
+        np.stack([by_name[f"{i:03d}.png"] for i in range(300)]), expected
+    )
+    for file in files:  # sorted by path within a shard
+        with np.load(file) as shard:
+            assert list(shard["paths"]) == sorted(shard["paths"])
+    assert not glob.glob(f"{os.path.dirname(prefix)}/.tmp-*")
+
+
+@needs_beam
+def test_index_build_reads_the_shards(shards, tmp_path, capsys):
+    prefix, _ = shards
+    files = sorted(glob.glob(f"{prefix}-*.npz"))
+    assert keras_mlh(["index", "build", *files, str(tmp_path / "db.index")]) == 0
+    packed, _, paths, _ = load_code_files(files)
+    index = HammingIndex.load(str(tmp_path / "db.index"))
+    distances, ids = index.search(packed[:5], k=1)
+    np.testing.assert_array_equal(distances[:, 0], 0)
+    names = json.loads((tmp_path / "db.index.paths.json").read_text())
+    assert len(names) == 300
+    assert {names[str(i)] for i in ids[:, 0]} <= set(map(str, paths))
+
+
+@needs_beam
+def test_refuses_an_earlier_runs_shards_and_an_empty_glob(
+    shards, digit_folder, mnist_export, tmp_path
+):
+    prefix, _ = shards
+    folder, _ = digit_folder
+    again = beam_encode(
+        "--export", mnist_export[0], "--images", folder / "*.png", "--output", prefix
+    )
+    assert again.returncode == 1
+    assert (
+        again.stderr.strip()
+        .splitlines()[-1]
+        .startswith("python -m keras_mlh_runtime.beam_encode: error: ")
+    )
+    assert (
+        "shards of an earlier run" in again.stderr and "Traceback" not in again.stderr
+    )
+    empty = beam_encode(
+        "--export", mnist_export[0], "--images", tmp_path / "*.jpg", "--output",
+        tmp_path / "codes",
+    )  # fmt: skip
+    assert empty.returncode == 1 and "No file matches --images" in empty.stderr
+    missing = beam_encode(
+        "--export", tmp_path, "--images", folder / "*.png", "--output",
+        tmp_path / "codes",
+    )  # fmt: skip
+    assert missing.returncode == 1 and "metadata.json' is missing" in missing.stderr
+
+
+def test_without_beam_the_import_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # import fails
+    monkeypatch.delitem(sys.modules, "keras_mlh_runtime.beam_encode", raising=False)
+    with pytest.raises(ImportError, match=r"needs Apache Beam.*keras-mlh\[beam\]"):
+        import keras_mlh_runtime.beam_encode  # noqa: F401
