@@ -123,6 +123,70 @@ def retrieval_report(
     return report
 
 
+def seen_unseen_map(
+    query_codes,
+    query_labels,
+    database_codes,
+    database_labels,
+    unseen_classes,
+    k=None,
+    tie_breaking="stable",
+):
+    """mAP@K of the seen/unseen protocol: each query group against each database.
+
+    Classes are split by label index into seen (trained on) and unseen (held
+    out of training, kept in the queries and the database). A multi-label
+    item is unseen when any of its labels is.
+
+    Args:
+        query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
+        query_labels, database_labels: class ids `(n,)` or multi-hot rows.
+        unseen_classes: the class ids held out of training.
+        k: mAP cut-off; `None` for mAP@all.
+        tie_breaking: as in `mean_average_precision`.
+
+    Returns:
+        A dict: `"seen@seen"`, `"seen@all"`, `"unseen@unseen"`,
+        `"unseen@all"` (queries of one group against the database of one
+        group or all; `None` where a group is empty), `"unseen_classes"` and
+        the group sizes.
+
+    Example:
+    >>> seen_unseen_map(q_codes, q_labels, db_codes, db_labels, [7, 8, 9])
+    {'seen@seen': 0.91, 'seen@all': 0.88, 'unseen@unseen': 0.42, ...}
+    """
+    from keras_mlh.datasets.holdout import unseen_mask
+
+    query_codes, database_codes = np.asarray(query_codes), np.asarray(database_codes)
+    query_labels, database_labels = (
+        np.asarray(query_labels),
+        np.asarray(database_labels),
+    )
+    query_unseen = unseen_mask(query_labels, unseen_classes)
+    database_unseen = unseen_mask(database_labels, unseen_classes)
+    groups = {"seen": ~query_unseen, "unseen": query_unseen}
+    databases = {"seen": ~database_unseen, "unseen": database_unseen}
+    result = {}
+    for group, queries in groups.items():
+        for against in (group, "all"):
+            items = databases.get(against, np.ones(len(database_codes), bool))
+            if not queries.any() or not items.any():
+                result[f"{group}@{against}"] = None
+                continue
+            result[f"{group}@{against}"] = mean_average_precision(
+                query_codes[queries],
+                query_labels[queries],
+                database_codes[items],
+                database_labels[items],
+                k=k,
+                tie_breaking=tie_breaking,
+            )
+    result["unseen_classes"] = [int(c) for c in sorted(unseen_classes)]
+    result["num_queries"] = {g: int(m.sum()) for g, m in groups.items()}
+    result["num_database"] = {g: int(m.sum()) for g, m in databases.items()}
+    return result
+
+
 def _write_report(report, curve, database_codes, out_dir, history):
     """Adds `plots` and `files` to `report` and writes everything, or nothing."""
     from keras_mlh.plot import (

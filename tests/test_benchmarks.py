@@ -61,6 +61,25 @@ def test_backends_benchmark_table_has_one_row_per_backend(monkeypatch):
     assert args.seeds == [0] and args.epochs == 2
 
 
+def test_data_scale_report_marks_the_extrapolation(monkeypatch):
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    import data_scale
+
+    args = data_scale.parse_args(["--sizes", "100", "400", "--max-steps", "3"])
+    rows = [
+        {"mode": mode, "dataset_images": n, "images": n, "seconds": 1.0,
+         "images_per_second": speed, "peak_rss_mb": rss}
+        for n, rss in ((100, 1000.0), (400, 1003.0))
+        for mode, speed in (("pipeline", 600.0), ("train", 100.0), ("encode", 300.0))
+    ]  # fmt: skip
+    markdown, data = data_scale.report(rows, args)
+    assert "**extrapolated**" in markdown and "130,000" in markdown
+    assert "at most 3 batches" in markdown
+    # 3 MB per 300 images, linearly, to 130,000 images: 1003 + 0.01 * 129,600.
+    assert data["summary"]["train"]["extrapolated_rss_mb_130k"] == 1003 + 1296
+    assert data["summary"]["pipeline_over_train_400"] == 6.0
+
+
 def test_ann_quick_writes_recall_table_and_json(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     sys.modules.pop("ann", None)

@@ -202,22 +202,29 @@ def test_from_directory_skips_hidden_files_and_folders(tmp_path):
 def test_from_directory_names_an_unreadable_image(tmp_path):
     _write_folder(tmp_path, {"cats": [(20, 20)], "dogs": [(20, 20)]})
     (tmp_path / "dogs" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(ValueError, match="Cannot read image .*broken.jpg"):
+    with pytest.raises(ValueError, match="broken.jpg' is not a JPEG, PNG, GIF or BMP"):
         from_directory(tmp_path, image_size=(8, 8), num_queries=1)
 
 
 # ---------------------------------------------------------------------- tfds
-def test_from_tfds_single_label_mock():
+def test_from_tfds_single_label_mock_streams():
+    import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    from keras_mlh.datasets import TfdsHashingData
+
+    # The views read tfds when used: inside the mock.
     with tfds.testing.mock_data(num_examples=12):
-        data = from_tfds("mnist", image_size=(16, 16), max_queries=5)
-    assert data.x_train.shape == (12, 16, 16, 1) and data.x_query.shape == (
-        5,
-        16,
-        16,
-        1,
-    )
+        data = from_tfds("mnist", image_size=(16, 16), max_queries=5, batch_size=4)
+        assert isinstance(data, TfdsHashingData)
+        assert not any(  # labels only: no pixel array is held
+            isinstance(v, np.ndarray) and v.ndim == 4 for v in vars(data).values()
+        )
+        assert isinstance(data.train, tf.data.Dataset)
+        assert [len(y) for _, y in data.train.as_numpy_iterator()] == [4, 4, 4]
+        assert data.x_train.shape == (12, 16, 16, 1)
+        assert data.x_query.shape == (5, 16, 16, 1)
+    assert data.y_train.shape == (12,) and data.y_query.shape == (5,)
     assert data.num_classes == 10 and not data.multi_label
     assert data.class_names is not None and len(data.class_names) == 10
 
@@ -228,8 +235,9 @@ def test_from_tfds_multi_label_variable_size_mock():
     # The coco mock gives random image sizes: the loader must resize them all.
     with tfds.testing.mock_data(num_examples=8):
         data = from_tfds("coco/2017", query_split="validation", image_size=(24, 24))
+        assert data.x_train.shape == (8, 24, 24, 3)
     assert data.multi_label and data.num_classes == 80
-    assert data.x_train.shape == (8, 24, 24, 3) and data.y_train.shape == (8, 80)
+    assert data.y_train.shape == (8, 80)
     assert set(np.unique(data.y_train)) <= {0.0, 1.0}
 
 
@@ -239,3 +247,44 @@ def test_from_tfds_unknown_label_key_mock():
     with tfds.testing.mock_data(num_examples=4):
         with pytest.raises(ValueError, match="label_key"):
             from_tfds("mnist", label_key="nope")
+
+
+# ------------------------------------------------------ label-check memory
+def test_a_large_class_id_costs_no_num_classes_squared_memory():
+    """One id of 60000 among 200 images once asked np.eye for 13.4 GiB."""
+    import tracemalloc
+
+    from keras_mlh.datasets import check_labels
+
+    labels = np.arange(200) % 4
+    labels[7] = 60000
+    tracemalloc.start()
+    try:
+        data = from_arrays(np.zeros((200, 4, 4, 1), "uint8"), labels, num_queries=20)
+        check_labels(np.array([10**9, 0]), num_classes=10**9 + 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data.num_classes == 60001
+    assert peak < 20 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    np.testing.assert_array_equal(check_labels([2, 0], 3), [2, 0])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        check_labels([0, 3], 3)
+
+
+# ------------------------------------------------------- streamed folders
+def test_from_directory_streams_paths_not_pixels(tmp_path):
+    from keras_mlh.datasets import FileHashingData
+
+    _write_folder(tmp_path, {"cats": [(20, 20)] * 5, "dogs": [(30, 10)] * 5})
+    data = from_directory(tmp_path, image_size=(8, 8), num_queries=2, batch_size=4)
+    assert isinstance(data, FileHashingData)
+    assert data.train_paths.dtype.kind == "U"  # paths, no pixel array anywhere
+    assert not any(
+        isinstance(v, np.ndarray) and v.ndim == 4 for v in vars(data).values()
+    )
+    assert sorted(np.bincount(data.y_query)) == [1, 1]
+    assert set(data.query_paths).isdisjoint(data.train_paths)
+    seen = [labels.numpy() for _, labels in data.train]
+    assert [len(b) for b in seen] == [4, 4]
+    assert sorted(np.concatenate(seen)) == sorted(data.y_train)

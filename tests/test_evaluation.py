@@ -160,3 +160,26 @@ def test_report_writes_all_files_or_none(tmp_path, monkeypatch):
             *_case(), out_dir=tmp_path / "new" / "eval", history={"loss": [1.0]}
         )
     assert sorted(os.listdir(tmp_path)) == ["eval"]
+
+
+def test_seen_unseen_map_equals_map_on_the_sub_splits():
+    from keras_mlh.evaluation import seen_unseen_map
+    from keras_mlh.metrics import mean_average_precision
+
+    rng = np.random.default_rng(0)
+    q_codes, db_codes = rng.choice([-1, 1], (30, 16)), rng.choice([-1, 1], (90, 16))
+    q_labels, db_labels = rng.integers(0, 5, 30), rng.integers(0, 5, 90)
+    result = seen_unseen_map(q_codes, q_labels, db_codes, db_labels, [3, 4], k=20)
+    seen_q, seen_db = q_labels < 3, db_labels < 3
+    for key, queries, items in (
+        ("seen@seen", seen_q, seen_db),
+        ("seen@all", seen_q, np.ones(90, bool)),
+        ("unseen@unseen", ~seen_q, ~seen_db),
+        ("unseen@all", ~seen_q, np.ones(90, bool)),
+    ):
+        expected = mean_average_precision(
+            q_codes[queries], q_labels[queries], db_codes[items], db_labels[items], k=20
+        )
+        assert result[key] == pytest.approx(expected), key
+    assert result["unseen_classes"] == [3, 4]
+    assert result["num_queries"]["seen"] == int(seen_q.sum())

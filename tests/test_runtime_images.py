@@ -73,15 +73,17 @@ def test_without_pillow_the_import_error_says_what_to_install(files, monkeypatch
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_16_bit_grayscale_reads_as_its_top_byte(tmp_path, channels):
+def test_16_bit_grayscale_is_rescaled_as_the_training_pipeline_does(tmp_path, channels):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (28, 28), dtype=np.uint8)
     low = rng.integers(0, 256, (28, 28), dtype=np.uint16)  # below 8-bit precision
     path = tmp_path / "deep.png"
-    Image.fromarray(pixels.astype(np.uint16) * 256 + low).save(path)
+    deep = pixels.astype(np.uint16) * 256 + low
+    Image.fromarray(deep).save(path)
     assert Image.open(path).mode == "I;16"
     got = read_image(path, (28, 28, channels))
-    np.testing.assert_array_equal(got, np.repeat(pixels[..., None], channels, -1))
+    expected = np.round(deep / 257.0).astype(np.uint8)
+    np.testing.assert_array_equal(got, np.repeat(expected[..., None], channels, -1))
     # The same pixels for training and `keras-mlh encode` (their reader).
     mode = KERAS_MODES[channels]
     np.testing.assert_array_equal(load_image(str(path), (28, 28), mode), got)

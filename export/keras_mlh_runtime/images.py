@@ -1,11 +1,14 @@
 """Image files as the exported encoder's input pixels, with Pillow only.
 
 The runtime's reader (no TensorFlow): `HashEncoder.encode_files` and the
-Beam pipeline (`keras_mlh_runtime.beam_encode`) decode with it. It is also the
-reader of `keras-mlh encode` and of `keras_mlh.datasets.from_directory`
-(`keras_mlh.datasets.sources.load_image`): a file is converted to the model's
-colour mode (16-bit grayscale by its top byte), resized with nearest-neighbour
-sampling only when the size differs, as `keras.utils.load_img` does.
+Beam pipeline (`keras_mlh_runtime.beam_encode`) decode with it. A file is
+converted to the model's colour mode (16-bit grayscale rescaled by 1/257 and
+rounded, the rule of the training pipeline `keras_mlh.datasets.image_pipeline`,
+so both give the same pixels for files of the model's size), resized with
+nearest-neighbour sampling only when the size differs, as
+`keras.utils.load_img` does. The training pipeline resizes with TensorFlow's
+antialiased bilinear filter instead: give the runtime images of the model's
+input size for pixel-exact parity.
 """
 
 import io
@@ -77,10 +80,12 @@ def decode_image(data, image_shape, name="image"):
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.mode in SIXTEEN_BIT_MODES:
-                # Their top byte: Pillow's own conversion clips at 255 (and
+                # Rescaled as the training pipeline does (x / 257, rounded):
+                # Pillow's own conversion clips at 255 (and
                 # keras.utils.load_img wraps modulo 256), which leaves noise.
-                top = np.asarray(image).astype(np.uint16) >> 8
-                image = Image.fromarray(top.astype(np.uint8), "L")
+                deep = np.asarray(image).astype(np.float64)
+                eight = np.clip(np.round(deep / 257.0), 0, 255).astype(np.uint8)
+                image = Image.fromarray(eight, "L")
             if image.mode != mode:
                 image = image.convert(mode)
             if image.size != (width, height):

@@ -16,9 +16,14 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
     improves, which is what patience counts).
 
     Args:
-        query_data: `(images, labels)` of the queries.
-        database_data: `(images, labels)` searched; `None` uses the queries
-            themselves (each query then also finds itself).
+        query_data: `(images, labels)` of the queries: arrays, or a batched
+            dataset (of images or `(images, labels)`, in the order of
+            `labels`; e.g. `(data.query, data.y_query)` of a
+            `FileHashingData`, streamed from files and encoded batch by
+            batch). A dataset of `(images, labels)` alone also works; its
+            labels are then read in one pass first.
+        database_data: the same for the items searched; `None` uses the
+            queries themselves (each query then also finds itself).
         k: mAP cut-off; `None` for mAP@all.
         every_n_epochs: how often to evaluate.
         name: log key.
@@ -70,10 +75,8 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         last = self.params.get("epochs") == epoch + 1
         if (epoch + 1) % self.every_n_epochs == 0 or last or self.last_value is None:
-            queries = self.model.encode(self.query_images, batch_size=self.batch_size)
-            database = self.model.encode(
-                self.database_images, batch_size=self.batch_size
-            )
+            queries = self._encode(self.query_images)
+            database = self._encode(self.database_images)
             self.last_value = mean_average_precision(
                 queries, self.query_labels, database, self.database_labels, k=self.k
             )
@@ -82,10 +85,52 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
         if logs is not None:
             logs[self.name] = self.last_value
 
+    def _encode(self, images):
+        if not isinstance(images, _Batches):
+            return self.model.encode(images, batch_size=self.batch_size)
+        # Batch by batch: the pixels of a streamed set are never all in memory;
+        # rebatched to `batch_size`, as one predict call per small batch is slow.
+        dataset = images.dataset.rebatch(self.batch_size)
+        codes = [
+            self.model.encode(
+                batch[0] if isinstance(batch, tuple) else batch,
+                batch_size=self.batch_size,
+            )
+            for batch in dataset.as_numpy_iterator()
+        ]
+        return np.concatenate(codes)
+
+
+class _Batches:
+    """A dataset of `(images, labels)` batches whose images are encoded lazily."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+
+def _is_dataset(data):
+    import sys
+
+    # Only a program that made a dataset has TensorFlow's data module loaded.
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
+
 
 def _pair(data, name):
+    if _is_dataset(data):
+        # Labels read once here (a pass over the data); pass (dataset, labels)
+        # to skip it.
+        labels = [np.asarray(y) for _, y in data.as_numpy_iterator()]
+        if not labels:
+            raise ValueError(f"`{name}` is empty: it yields no batch.")
+        return _Batches(data), np.concatenate(labels)
+    if isinstance(data, (tuple, list)) and len(data) == 2 and _is_dataset(data[0]):
+        return _Batches(data[0]), np.asarray(data[1])
     if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError(f"`{name}` must be an (images, labels) pair of arrays.")
+        raise ValueError(
+            f"`{name}` must be an (images, labels) pair of arrays or a batched "
+            "tf.data dataset of (images, labels)."
+        )
     images, labels = np.asarray(data[0]), np.asarray(data[1])
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(

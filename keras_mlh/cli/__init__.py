@@ -29,8 +29,13 @@ one is replaced only with `--overwrite`, an input of the command never):
   classes)`); `x` and `y` are accepted too, and `class_names` optionally.
 - Images for `encode`, `index search --model` and `export --sample-images`: an
   `.npy` array, an `.npz` with `images` (or `x`, or `x_query` as in a run's
-  `split.npz`; `--key` names another), or a folder of image files (searched
-  recursively, resized to the model's input size).
+  `split.npz`; `--key` names another; a file-backed split's images are read
+  from their paths), or a folder of image files (searched recursively,
+  resized to the model's input size, with the run's resize-and-crop recipe
+  when the model lies in a run folder).
+- List files for `train --lists`: `train.txt`, `test.txt`, `database.txt`,
+  one `relative/path.jpg 0 1 0 ...` a line; see
+  `keras_mlh.datasets.list_files`.
 - Codes files (`encode`): `.npy` or `.npz`; see `keras_mlh.cli.encode`.
 - An index (`index build`): the faiss file, its `INDEX.json` sidecar and, for
   codes of image files, `INDEX.paths.json` (id -> path) used by `search`.

@@ -48,7 +48,9 @@ def run(args):
     # Entered first: an unwritable output fails before the model is loaded.
     with files.atomic_path(output, make_folders=True) as temp:
         model = load_model(args.model)
-        images = open_images(args.input, model.image_shape, key=args.key)
+        images = open_images(
+            args.input, model.image_shape, key=args.key, model_path=args.model
+        )
         packed = pack_codes(encode_images(model, images, args.batch_size, args.verbose))
         if output.lower().endswith(".npy"):
             save_npy(temp, packed)

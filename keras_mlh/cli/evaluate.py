@@ -1,7 +1,8 @@
 """`keras-mlh evaluate`: retrieval quality of a trained model, with plots.
 
 Encodes the queries and the database of a run's `split.npz` (or of any
-`.npz` with `x_query`, `y_query`, `x_database`, `y_database`) and writes the
+`.npz` with `x_query`, `y_query`, `x_database`, `y_database`; a file-backed
+split names its images by path and they are read again) and writes the
 `keras_mlh.evaluation.retrieval_report` of them: `report.json` and the PNG
 plots, into `RUN/eval` by default, all of them or none.
 """
@@ -12,17 +13,25 @@ import os
 from keras_mlh import files
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import (
+    FILE_SPLIT_KEY,
     array_images,
     encode_images,
     load_model,
     load_npz,
     require_model,
+    split_file_images,
 )
 from keras_mlh.cli.parser import PROG
 from keras_mlh.cli.train import HISTORY_FILE, MODEL_FILE, SPLIT_FILE
-from keras_mlh.evaluation import PLOT_FILES, REPORT_FILE, retrieval_report
+from keras_mlh.evaluation import (
+    PLOT_FILES,
+    REPORT_FILE,
+    retrieval_report,
+    seen_unseen_map,
+)
 
 SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")
+FILE_SPLIT_KEYS = ("query_paths", "y_query", "database_paths", "y_database")
 
 
 def run(args):
@@ -61,8 +70,22 @@ def run(args):
     model = load_model(model_path)
     codes = {}
     for key, what in (("x_query", "queries"), ("x_database", "database images")):
-        images = array_images(split[key], model.image_shape, key, data_path)
+        if FILE_SPLIT_KEY in split:  # paths: the files are read again
+            images = split_file_images(split, key, model.image_shape, data_path)
+        else:
+            images = array_images(split[key], model.image_shape, key, data_path)
         codes[key] = encode_images(model, images, args.batch_size, args.verbose, what)
+    extra = {}
+    if "unseen_classes" in split:
+        extra["seen_unseen"] = seen_unseen_map(
+            codes["x_query"],
+            split["y_query"],
+            codes["x_database"],
+            split["y_database"],
+            [int(c) for c in split["unseen_classes"]],
+            k=args.k,
+            tie_breaking=args.tie_breaking,
+        )
     report = retrieval_report(
         codes["x_query"],
         split["y_query"],
@@ -77,6 +100,7 @@ def run(args):
         metadata={
             "model": os.path.abspath(model_path),
             "data": os.path.abspath(data_path),
+            **extra,
         },
     )
     print(
@@ -87,6 +111,15 @@ def run(args):
         "Precision@K: "
         + ", ".join(f"P@{k} = {v:.4f}" for k, v in report["precision_at_k"].items())
     )
+    if extra:
+        print(
+            "Seen/unseen mAP: "
+            + ", ".join(
+                f"{key} = {'n/a' if value is None else f'{value:.4f}'}"
+                for key, value in extra["seen_unseen"].items()
+                if "@" in key
+            )
+        )
     print(f"Wrote {report['files']['report']}")
     for name in report["plots"]:
         print(f"  {os.path.join(out, name)}")
@@ -97,24 +130,28 @@ def load_split(path):
     """The arrays of a split file, checked for the four evaluation arrays.
 
     Args:
-        path: an `.npz` such as a run folder's `split.npz`.
+        path: an `.npz` such as a run folder's `split.npz`: pixels
+            (`x_query`, ...) or, for file-backed data, paths relative to
+            `image_root` (`query_paths`, ...).
 
     Returns:
         A dict of name -> array.
     """
     arrays = load_npz(path, "Evaluation data")
-    missing = [key for key in SPLIT_KEYS if key not in arrays]
+    keys = FILE_SPLIT_KEYS if FILE_SPLIT_KEY in arrays else SPLIT_KEYS
+    missing = [key for key in keys if key not in arrays]
     if missing:
         raise CLIError(
-            f"{path!r} lacks {', '.join(missing)}: evaluation needs x_query, y_query, "
-            "x_database and y_database, as in the split.npz of a run folder."
+            f"{path!r} lacks {', '.join(missing)}: evaluation needs "
+            f"{', '.join(keys)}, as in the split.npz of a run folder."
         )
     for side in ("query", "database"):
-        images, labels = arrays[f"x_{side}"], arrays[f"y_{side}"]
+        name = f"{side}_paths" if FILE_SPLIT_KEY in arrays else f"x_{side}"
+        images, labels = arrays[name], arrays[f"y_{side}"]
         if labels.ndim == 0 or images.ndim == 0 or len(labels) != len(images):
             raise CLIError(
                 f"{path!r}: y_{side} has {labels.shape[0] if labels.ndim else 0} "
-                f"labels but x_{side} {images.shape[0] if images.ndim else 0} "
+                f"labels but {name} {images.shape[0] if images.ndim else 0} "
                 "images; give one label (or multi-hot row) per image."
             )
     return arrays

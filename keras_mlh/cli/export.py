@@ -71,7 +71,11 @@ def run(args):
 def _samples(args, model):
     """The first `--max-samples` images of `--sample-images`."""
     images = open_images(
-        args.sample_images, model.image_shape, key=args.key, what="Sample images"
+        args.sample_images,
+        model.image_shape,
+        key=args.key,
+        what="Sample images",
+        model_path=args.model,
     )
     batches, count = [], 0
     for batch in images.chunks(min(args.max_samples, SAMPLE_CHUNK)):

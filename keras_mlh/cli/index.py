@@ -117,7 +117,11 @@ def _encode_queries(args):
         raise CLIError(f"Query images not found: {args.queries!r}.")
     model = load_model(args.model)
     images = open_images(
-        args.queries, model.image_shape, key=args.key, what="Query images"
+        args.queries,
+        model.image_shape,
+        key=args.key,
+        what="Query images",
+        model_path=args.model,
     )
     codes = encode_images(model, images, args.batch_size, args.verbose)
     return pack_codes(codes), images.ids, images.paths

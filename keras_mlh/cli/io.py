@@ -7,6 +7,7 @@ through `keras_mlh.files` by the commands themselves.
 """
 
 import importlib
+import json
 import os
 import sys
 import tempfile
@@ -14,12 +15,15 @@ import tempfile
 import numpy as np
 
 from keras_mlh.cli.errors import CLIError, one_line
-from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files, load_image
+from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files
 from keras_mlh.export.exporter import check_model_file
 
 IMAGE_KEYS = ("images", "x", "x_query")
 LABEL_KEYS = ("labels", "y")
 ENCODE_CHUNK = 256
+# A file-backed split (a run folder's split.npz for folder or list-file
+# data) names its images by path: `x_query` -> `query_paths`, and so on.
+FILE_SPLIT_KEY = "image_root"
 
 
 # ------------------------------------------------------------ files, arrays
@@ -190,14 +194,14 @@ def save_npy(path, array):
 
 
 def save_npz(path, **arrays):
-    """Writes arrays to exactly `path` (`np.savez` would add `.npz`).
+    """Writes arrays, compressed, to exactly `path` (`np.savez` would add `.npz`).
 
     Args:
         path: the file, usually a temporary name from `keras_mlh.files`.
         **arrays: the arrays by name.
     """
     with open(path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez_compressed(f, **arrays)
 
 
 def check_ids(ids, count, path, per):
@@ -242,7 +246,7 @@ class Images:
         self.labels = labels
 
 
-def open_images(path, image_shape, key=None, what="Images"):
+def open_images(path, image_shape, key=None, what="Images", model_path=None):
     """Images from an `.npy`, an `.npz` or a folder, checked against a model.
 
     Args:
@@ -252,16 +256,21 @@ def open_images(path, image_shape, key=None, what="Images"):
         image_shape: the model's `(height, width, channels)`.
         key: the array of an `.npz` holding the images.
         what: what the images are, for messages.
+        model_path: the model's file; when it lies in a run folder trained
+            with a resize-then-crop recipe, folder images get the same
+            resize and central crop.
 
     Returns:
         `Images`.
     """
     if os.path.isdir(path):
-        return _folder_images(path, image_shape)
+        return _folder_images(path, image_shape, run_resize_to(model_path))
     if path.lower().endswith(".npy"):
         arrays, key = {"images": load_npy(path, what)}, "images"
     elif path.lower().endswith(".npz"):
         arrays = load_npz(path, what)
+        if FILE_SPLIT_KEY in arrays:
+            return split_file_images(arrays, key or "x_query", image_shape, path)
         key = pick(
             arrays,
             (key,) if key else IMAGE_KEYS,
@@ -316,23 +325,124 @@ def array_images(array, image_shape, name, path):
     return Images(len(images), chunks)
 
 
-def _folder_images(folder, image_shape):
+def run_resize_to(model_path):
+    """The `resize_to` of the run folder holding `model_path`, or `None`.
+
+    Args:
+        model_path: a model file, or `None`.
+
+    Returns:
+        `(height, width)` from `run.json`'s `image_recipe`, or `None` (no
+        run folder, an array-trained run, or a straight resize).
+    """
+    if model_path is None:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
+    try:
+        with open(path) as f:
+            recipe = json.load(f).get("image_recipe") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    size = recipe.get("resize_to")
+    if (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(s, int) for s in size)
+    ):
+        return tuple(size)
+    return None
+
+
+def _folder_images(folder, image_shape, resize_to=None):
     files = image_files(folder)
     if not files:
         raise CLIError(
             f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {folder!r} "
             "or its subfolders."
         )
+    images = file_images(files, image_shape, resize_to=resize_to, where=folder)
+    images.paths = np.array([os.path.relpath(f, folder) for f in files])
+    return images
+
+
+def file_images(paths, image_shape, resize_to=None, where=None):
+    """Image files streamed through the input pipeline, checked first.
+
+    Every file's header is checked before any is decoded (a missing or
+    foreign file fails at once); chunks are read and decoded in parallel.
+
+    Args:
+        paths: the image files.
+        image_shape: the model's `(height, width, channels)`.
+        resize_to: `None`, or the `(height, width)` resized to before the
+            central crop of the model's size (the training recipe's).
+        where: the folder or file that named the paths, for messages.
+
+    Returns:
+        `Images`.
+    """
+    from keras_mlh.datasets.image_check import check_image_files
+
     height, width, channels = image_shape
-    mode = _color_mode(channels, folder)
+    _color_mode(channels, where or "the image files")
+    try:
+        check_image_files(paths)
+    except ValueError as error:
+        raise CLIError(one_line(error)) from None
 
     def chunks(size):
-        for start in range(0, len(files), size):
-            names = files[start : start + size]
-            yield np.stack([load_image(f, (height, width), mode) for f in names])
+        from keras_mlh.datasets.image_pipeline import image_dataset, iterate_batches
 
-    paths = np.array([os.path.relpath(f, folder) for f in files])
-    return Images(len(files), chunks, paths=paths)
+        quiet_tensorflow()
+        dataset = image_dataset(
+            paths,
+            image_size=(height, width),
+            channels=channels,
+            batch_size=size,
+            resize_to=resize_to,
+        )
+        try:
+            yield from iterate_batches(dataset)
+        except ValueError as error:
+            raise CLIError(one_line(error)) from None
+
+    return Images(len(paths), chunks)
+
+
+def split_file_images(arrays, key, image_shape, path):
+    """The images of a file-backed split (`query_paths`, ...) named by `key`.
+
+    Args:
+        arrays: the split file's arrays.
+        key: `x_query`, `x_database` or `x_train` (or `query`, ...).
+        image_shape: the model's `(height, width, channels)`.
+        path: the split file, for messages.
+
+    Returns:
+        `Images`, with the split's labels and relative paths.
+    """
+    role = key[2:] if key.startswith("x_") else key
+    if f"{role}_paths" not in arrays:
+        roles = sorted(k[: -len("_paths")] for k in arrays if k.endswith("_paths"))
+        raise CLIError(
+            f"{path!r} is a file-backed split of {', '.join(roles)} images; "
+            f"--key {key!r} names none of them (use x_{roles[0]})."
+        )
+    root = str(arrays[FILE_SPLIT_KEY])
+    relative = [str(p) for p in arrays[f"{role}_paths"]]
+    resize_to = arrays.get("resize_to")
+    if resize_to is not None and tuple(resize_to) == tuple(image_shape[:2]):
+        resize_to = None
+    images = file_images(
+        [os.path.join(root, p) for p in relative],
+        image_shape,
+        resize_to=None if resize_to is None else tuple(int(s) for s in resize_to),
+        where=path,
+    )
+    images.paths = np.array(relative)
+    if f"y_{role}" in arrays:
+        images.labels = arrays[f"y_{role}"]
+    return images
 
 
 def _color_mode(channels, path):

@@ -195,11 +195,13 @@ def build_parser():
         description="Trains an MLH model with the package's default recipe (Adam, "
         "cosine decay) and writes a run folder: model.keras, history.json, "
         "split.npz (the query/database split evaluate uses) and run.json. "
-        "Data: the offline MNIST-5k digits by default, or --npz, --folder, --tfds.",
+        "Data: the offline MNIST-5k digits by default, or --npz, --folder, "
+        "--lists, --tfds. Folders and list files are streamed from disk.",
         epilog="examples:\n"
         "  keras-mlh train --out runs/mnist --bits 32\n"
         "  keras-mlh train --folder photos/ --image-size 96 --out runs/photos\n"
         "  keras-mlh train --npz data.npz --epochs 30 --out runs/mine\n"
+        "  keras-mlh train --lists lists/cifar10 --image-root images/ --out runs/c\n"
         "  keras-mlh train --tfds cifar10 --limit 10000 --out runs/cifar",
     )
     source = train.add_mutually_exclusive_group()
@@ -213,6 +215,14 @@ def build_parser():
         "--folder",
         metavar="DIR",
         help="a folder with one subfolder of images per class",
+    )
+    source.add_argument(
+        "--lists",
+        metavar="DIR",
+        help="a folder of list files, train.txt, test.txt (the queries) and "
+        "database.txt, one 'relative/path.jpg 0 1 0 ...' (multi-hot labels) a "
+        "line, as HashNet and DeepHash-pytorch distribute them; images are "
+        "streamed from disk",
     )
     source.add_argument(
         "--tfds",
@@ -290,18 +300,57 @@ def build_parser():
         type=_image_size,
         default=None,
         metavar="SIZE",
-        help="size images are resized to for --folder (default: 64) and --tfds "
-        "(default: 32): SIZE or HEIGHTxWIDTH",
+        help="size of the images the model gets, for --folder and --lists "
+        "(default: 64, or 224 with a named backbone) and --tfds (default: 32): "
+        "SIZE or HEIGHTxWIDTH",
+    )
+    train.add_argument(
+        "--resize-size",
+        type=_image_size,
+        default=None,
+        metavar="SIZE",
+        help="for --folder and --lists: resize to SIZE, then crop --image-size "
+        "(random in training, central at evaluation and export). Default: 256 "
+        "with a named backbone (then --image-size defaults to 224), none with "
+        "the small one",
+    )
+    train.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random horizontal flips of --folder and --lists training images "
+        "(default: on with a named backbone, off with the small one)",
+    )
+    train.add_argument(
+        "--image-root",
+        metavar="ROOT",
+        help="the folder the paths of --lists resolve against (default: DIR)",
     )
     train.add_argument(
         "--color-mode",
         choices=("rgb", "grayscale"),
         default="rgb",
-        help="how --folder images are read (default: rgb)",
+        help="how --folder and --lists images are read (default: rgb)",
     )
     train.add_argument("--tfds-train-split", default="train", metavar="SPLIT")
     train.add_argument("--tfds-query-split", default="test", metavar="SPLIT")
     train.add_argument("--tfds-data-dir", default=None, metavar="DIR")
+    train.add_argument(
+        "--val-split",
+        type=_num_queries,
+        default=None,
+        metavar="F",
+        help="hold F training images out (a count or a fraction; seeded, "
+        "stratified) as validation queries searched against the rest of the "
+        "training set; their val mAP picks the epoch kept. The test queries "
+        "never pick anything",
+    )
+    train.add_argument(
+        "--unseen-classes",
+        metavar="IDS",
+        help="comma-separated class ids or names left out of training (the "
+        "queries and database keep them); evaluate then reports seen/unseen mAP",
+    )
     train.add_argument(
         "--val-every",
         type=_non_negative_int,

@@ -36,7 +36,7 @@ PROGRESS_FILE = "progress.json"
 LOCK_FILE = "lock"
 CHECKPOINT_FILE = "checkpoint-{epoch}.weights.h5"
 SETTINGS_FORMAT = "keras-mlh-resumable-run"
-PATH_SETTINGS = ("npz", "folder", "tfds_data_dir", "out")
+PATH_SETTINGS = ("npz", "folder", "lists", "image_root", "tfds_data_dir", "out")
 # Settings not stored: how this invocation shows progress, or what it is.
 NOT_SETTINGS = (
     "handler",
@@ -254,34 +254,41 @@ def resumed_args(args):
                 f"({key}={value!r}); start afresh with `keras-mlh train --out RUN "
                 "--overwrite`."
             )
-        setattr(args, key, tuple(value) if key == "image_size" and value else value)
+        is_size = key in ("image_size", "resize_size") and value
+        setattr(args, key, tuple(value) if is_size else value)
     args.out = out
     return args, stage
 
 
 def data_digest(data):
-    """A digest of a `HashingData`'s arrays: a resumed run checks its data.
+    """A digest of the training data: a resumed run checks its data.
 
     Args:
-        data: the `keras_mlh.datasets.HashingData`.
+        data: a `keras_mlh.datasets.HashingData` (its arrays are digested),
+            `FileHashingData` (its paths and labels, never the pixels, which
+            would mean reading every image) or other data (not digested).
 
     Returns:
         A hex SHA-256 of the shapes, dtypes and bytes of the training, query
-        and database arrays, or `None` when they are not numpy arrays.
+        and database arrays (or paths), or `None` when they are not numpy
+        arrays.
     """
     import hashlib
 
     import numpy as np
 
+    from keras_mlh.datasets import FileHashingData, HashingData
+
+    if isinstance(data, FileHashingData):
+        names = ("train_paths", "y_train", "query_paths", "y_query")
+        names += ("database_paths", "y_database")
+    elif isinstance(data, HashingData):
+        names = ("x_train", "y_train", "x_query", "y_query")
+        names += ("x_database", "y_database")
+    else:
+        return None  # streamed from tfds: decoding it all is not a check
     digest = hashlib.sha256()
-    for name in (
-        "x_train",
-        "y_train",
-        "x_query",
-        "y_query",
-        "x_database",
-        "y_database",
-    ):
+    for name in names:
         array = getattr(data, name, None)
         if not isinstance(array, np.ndarray):
             return None

@@ -2,8 +2,11 @@
 
 A run folder holds `model.keras`, `history.json` (per-epoch logs),
 `split.npz` (the exact query/database split: `x_query`, `y_query`,
-`x_database`, `y_database`, `num_classes`, optional `class_names`; the
-database is the training set) and `run.json` (settings, counts, timings).
+`x_database`, `y_database`, `num_classes`, optional `class_names`; for
+file-backed data, folders and list files, paths relative to `image_root`
+instead of pixels: `query_paths`, `database_paths`, with `train_paths` when
+the training set is not the database) and `run.json` (settings, counts,
+timings, and a SHA-256 of each list file).
 Training runs in a staging folder beside `--out` with a checkpoint after
 every epoch (`keras_mlh.cli.resume`): `--resume RUN` continues an
 interrupted run from its last completed epoch. The run folder is filled in
@@ -81,7 +84,7 @@ def run(args):
         stage.create(resume.settings_of(args), digest)
     with stage.locked():
         try:
-            model, logs, seconds = _train(args, data, source, stage)
+            model, logs, seconds, trained = _train(args, data, source, stage)
         except BaseException:
             done = stage.progress()["epoch"]
             if done == 0:
@@ -94,7 +97,7 @@ def run(args):
                 )
             raise
         with files.atomic_folder(out) as work:
-            _write_run_folder(args, data, source, model, logs, seconds, work, out)
+            _write_run_folder(args, source, model, logs, seconds, work, out, **trained)
     stage.discard()
     print(f"Wrote the run folder {out}")
     for name in (MODEL_FILE, HISTORY_FILE, SPLIT_FILE, RUN_FILE):
@@ -113,12 +116,12 @@ def check_run_folder(args):
     """
     return files.check_output(
         args.out,
-        inputs=[args.npz, args.folder, args.tfds_data_dir],
+        inputs=[args.npz, args.folder, args.tfds_data_dir, args.lists, args.image_root],
         overwrite=args.overwrite,
         kind="folder",
         marker=RUN_FILE,
         what="run folder",
-        not_inside=[args.folder],
+        not_inside=[args.folder, args.lists, args.image_root],
     )
 
 
@@ -134,10 +137,18 @@ def training_data(args):
     """
     from keras_mlh import datasets
 
-    if args.image_size is not None and not (args.folder or args.tfds):
+    lists = getattr(args, "lists", None)
+    if args.image_size is not None and not (args.folder or args.tfds or lists):
         raise CLIError(
-            "--image-size applies to --folder and --tfds data; arrays (mnist5k, "
-            "--npz) are used at their own size."
+            "--image-size applies to --folder, --lists and --tfds data; arrays "
+            "(mnist5k, --npz) are used at their own size."
+        )
+    if getattr(args, "image_root", None) and not lists:
+        raise CLIError("--image-root applies to --lists data.")
+    recipe_flags = getattr(args, "resize_size", None) or getattr(args, "flip", None)
+    if recipe_flags and not (args.folder or lists):
+        raise CLIError(
+            "--resize-size and --flip apply to image files (--folder, --lists)."
         )
     num_queries = 0.2 if args.num_queries is None else args.num_queries
     split = {"seed": args.seed, "batch_size": args.batch_size}
@@ -158,6 +169,26 @@ def training_data(args):
             **split,
         )
         source = {"kind": "tfds", "name": args.tfds}
+    elif lists:
+        if args.limit is not None or args.num_queries is not None:
+            raise CLIError(
+                "--limit and --num-queries do not apply to --lists data: the "
+                "list files name the training images and the queries."
+            )
+        data = _loaded(
+            datasets.from_list_files,
+            lists,
+            image_root=args.image_root,
+            color_mode=args.color_mode,
+            **image_recipe(args),
+            **split,
+        )
+        source = {
+            "kind": "lists",
+            "path": os.path.abspath(lists),
+            "image_root": data.image_root,
+            "list_files": data.list_files,
+        }
     elif args.folder:
         if args.limit is not None:
             raise CLIError("--limit applies to mnist5k, --npz and --tfds data.")
@@ -166,10 +197,11 @@ def training_data(args):
                 f"Image folder not found: {args.folder!r}. Give a folder with one "
                 "subfolder of images per class."
             )
-        data = datasets.from_directory(
+        data = _loaded(
+            datasets.from_directory,
             args.folder,
-            image_size=args.image_size or (64, 64),
             color_mode=args.color_mode,
+            **image_recipe(args),
             num_queries=num_queries,
             **split,
         )
@@ -192,15 +224,154 @@ def training_data(args):
         source = {"kind": "mnist5k"}
     if args.limit is not None:
         source["limit"] = args.limit
+    unseen = getattr(args, "unseen_classes", None)
+    if unseen:
+        from keras_mlh.datasets.holdout import class_ids_of, drop_classes
+
+        try:
+            ids = class_ids_of(unseen.split(","), data.num_classes, data.class_names)
+            data = drop_classes(data, ids)
+        except ValueError as error:
+            raise CLIError(f"--unseen-classes: {error}") from None
+        source["unseen_classes"] = ids
     return data, source
+
+
+def _validation(args, data):
+    """The `--val-split` hold-out of the training set, or `None`."""
+    if getattr(args, "val_split", None) is None:
+        return None
+    from keras_mlh.datasets.holdout import hold_out_validation
+
+    try:
+        return hold_out_validation(data, args.val_split, seed=args.seed)
+    except ValueError as error:
+        raise CLIError(f"--val-split: {error}") from None
+
+
+def image_recipe(args):
+    """Image size, resize-then-crop and flips for --folder / --lists data.
+
+    A named backbone gets the HashNet/CSQ/MDSH recipe: resize to 256, random
+    224 crop and horizontal flip in training, central crop at evaluation and
+    export. The small backbone resizes straight to --image-size (default 64),
+    unflipped. Every size is an option.
+
+    Args:
+        args: the parsed `train` arguments.
+
+    Returns:
+        Keyword arguments `image_size`, `resize_to`, `horizontal_flip`.
+    """
+    named = args.backbone != "small"
+    size = args.image_size or ((224, 224) if named else (64, 64))
+    resize = getattr(args, "resize_size", None)
+    if resize is None and named:
+        resize = tuple(round(s * 256 / 224) for s in size)  # 224 -> 256
+    if resize is not None and (resize[0] < size[0] or resize[1] < size[1]):
+        raise CLIError(
+            f"--resize-size {resize[0]}x{resize[1]} is smaller than the crop "
+            f"--image-size {size[0]}x{size[1]}; resize to at least the crop size."
+        )
+    flip = getattr(args, "flip", None)
+    return {
+        "image_size": size,
+        "resize_to": None if resize == size else resize,
+        "horizontal_flip": named if flip is None else flip,
+    }
+
+
+def _loaded(loader, *args, **kwargs):
+    """Calls a file-backed loader; its `ValueError` (a bad list line, a
+    missing or foreign image) becomes the CLI's one-line error."""
+    try:
+        return loader(*args, **kwargs)
+    except ValueError as error:
+        raise CLIError(str(error).splitlines()[0]) from None
+
+
+def split_arrays(data, validation=None, unseen_classes=None):
+    """What the run folder's `split.npz` holds for `data`.
+
+    Array-backed data keeps its pixels (`x_query`, `x_database`, ...);
+    file-backed data (folders, list files) only paths relative to
+    `image_root`, the labels and the image recipe, so `evaluate`, `encode`
+    and `export --sample-images` read the files again. When the training set
+    is not the database (list files), it is recorded too.
+
+    Args:
+        data: a `HashingData` or `FileHashingData` (the training set is the
+            one trained on).
+        validation: the `--val-split` `ValidationSplit`, or `None`: its
+            held-out images are recorded (`val_paths`, or `val_indices` into
+            the original training set for arrays).
+        unseen_classes: the `--unseen-classes` ids, or `None`.
+
+    Returns:
+        A dict of name -> array for `save_npz`.
+    """
+    from keras_mlh.datasets import FileHashingData
+
+    split = {"num_classes": np.int64(data.num_classes)}
+    if isinstance(data, FileHashingData):
+        roles = ["query", "database"]
+        if not _same_files(data.train_paths, data.database_paths):
+            roles.append("train")
+        split["image_root"] = np.array(data.image_root)
+        for role in roles:
+            paths = getattr(data, f"{role}_paths")
+            split[f"{role}_paths"] = np.array(
+                [os.path.relpath(p, data.image_root) for p in paths]
+            )
+            split[f"y_{role}"] = getattr(data, f"y_{role}")
+        split["image_size"] = np.array(data.image_size, dtype=np.int64)
+        split["color_mode"] = np.array(data.color_mode)
+        if data.resize_to is not None:
+            split["resize_to"] = np.array(data.resize_to, dtype=np.int64)
+    else:
+        for role in ("query", "database"):
+            split[f"x_{role}"] = getattr(data, f"x_{role}")
+            split[f"y_{role}"] = getattr(data, f"y_{role}")
+    if data.class_names is not None:
+        split["class_names"] = np.array([str(n) for n in data.class_names])
+    if validation is not None:
+        split["val_indices"] = validation.indices
+        if isinstance(data, FileHashingData):
+            split["val_paths"] = np.array(
+                [os.path.relpath(p, data.image_root) for p in validation.paths]
+            )
+    if unseen_classes:
+        split["unseen_classes"] = np.array(unseen_classes, dtype=np.int64)
+    return split
+
+
+def _recipe_info(data):
+    """How image files are prepared, for run.json; `None` for arrays."""
+    if not hasattr(data, "resize_to"):
+        return None
+    return {
+        "image_size": list(data.image_size),
+        "resize_to": None if data.resize_to is None else list(data.resize_to),
+        "crop": "random in training, central otherwise"
+        if data.resize_to is not None
+        else None,
+        "horizontal_flip": bool(data.horizontal_flip),
+        "color_mode": data.color_mode,
+    }
+
+
+def _same_files(a, b):
+    return len(a) == len(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
 
 
 def _train(args, data, source, stage):
     """Trains (or continues training) the model with a checkpoint per epoch.
 
     Returns:
-        `(model, logs, seconds)`: the trained model, the per-epoch logs of all
-        epochs and the training seconds of all sessions.
+        `(model, logs, seconds, trained)`: the trained model, the per-epoch
+        logs of all epochs, the training seconds of all sessions, and a dict
+        with the `data` trained on (without the `--val-split` images), the
+        `validation` split and the epoch `selection` (or `None`s).
     """
     quiet_tensorflow()
     import keras
@@ -220,6 +391,9 @@ def _train(args, data, source, stage):
         backbone_weights=weights,
         augmentation="default" if args.augment else None,
     )
+    validation = _validation(args, data)
+    if validation is not None:
+        data = validation.data  # trains without the held-out images
     train = data.train
     recipe = default_training(
         epochs=args.epochs,
@@ -228,58 +402,97 @@ def _train(args, data, source, stage):
     )
     model.compile(optimizer=recipe.optimizer)
     callbacks = []
-    if args.val_every:
+    from keras_mlh.datasets import HashingData
+
+    streamed = not isinstance(data, HashingData)
+    best = None
+    if validation is not None:
+        # The package's protocol: val mAP on images held out of the training
+        # set picks the epoch kept; the test queries never pick anything.
+        queries, database = validation.queries, validation.database
+        best = keras.callbacks.EarlyStopping(
+            "val_map", mode="max", patience=recipe.epochs, restore_best_weights=True
+        )
+    else:
+        queries = ((data.query if streamed else data.x_query), data.y_query)
+        database = ((data.database if streamed else data.x_database), data.y_database)
+    if args.val_every or validation is not None:
         callbacks.append(
             RetrievalMetricsCallback(
-                (data.x_query, data.y_query),
-                (data.x_database, data.y_database),
-                every_n_epochs=args.val_every,
+                queries,
+                database,
+                every_n_epochs=args.val_every or 1,
                 batch_size=max(args.batch_size, 256),
                 verbose=0,
             )
         )
+    if best is not None:
+        callbacks.append(best)
     start = stage.progress()
     # After the callbacks that add to the logs, so the checkpoint has them all.
     checkpoint = resume.checkpoint_callback(stage, start)
     callbacks.append(checkpoint)
     print(
         f"Training MLH (mode={args.mode}, {args.bits} bits, backbone={args.backbone}) "
-        f"on {source['kind']}: {len(data.x_train)} training/database images "
-        f"{data.image_shape}, {len(data.x_query)} queries, {data.num_classes} classes, "
+        f"on {source['kind']}: {len(data.y_train)} training, "
+        f"{len(data.y_database)} database images {data.image_shape}"
+        f"{' (streamed from disk)' if streamed else ''}, {len(data.y_query)} "
+        f"queries, {data.num_classes} classes, "
         f"{recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''}"
     )
     if start["epoch"]:
         print(f"Resuming after epoch {start['epoch']} of {recipe.epochs}")
-    model.fit(
-        train,
-        epochs=recipe.epochs,
-        initial_epoch=start["epoch"],
-        verbose=args.verbose,
-        callbacks=callbacks,
-    )
+    try:
+        model.fit(
+            train,
+            epochs=recipe.epochs,
+            initial_epoch=start["epoch"],
+            verbose=args.verbose,
+            callbacks=callbacks,
+        )
+    except Exception as error:
+        from keras_mlh.datasets.image_pipeline import decode_failure
+
+        failure = decode_failure(error) if streamed else None
+        if failure is None:
+            raise
+        raise CLIError(str(failure)) from None
     logs = checkpoint.history
-    if "val_map" in logs:
+    selection = None
+    if best is not None and best.best_weights is not None:
+        selection = {
+            "val_split": args.val_split,
+            "num_val_queries": int(len(validation.queries[1])),
+            "num_val_database": int(len(validation.database[1])),
+            "best_epoch": int(best.best_epoch) + 1,
+            "best_val_map": float(best.best),
+            "kept": "the weights of the best epoch by val_map",
+        }
+        print(
+            f"Kept epoch {selection['best_epoch']}: best validation mAP@all "
+            f"{selection['best_val_map']:.4f} on {selection['num_val_queries']} "
+            "images held out of training"
+        )
+    elif "val_map" in logs:
         print(f"Validation mAP@all at the end: {logs['val_map'][-1]:.4f}")
-    return model, logs, checkpoint.seconds()
+    trained = {"data": data, "validation": validation, "selection": selection}
+    return model, logs, checkpoint.seconds(), trained
 
 
-def _write_run_folder(args, data, source, model, logs, seconds, work, out):
-    """Writes the run folder's files into `work`."""
+def _write_run_folder(
+    args, source, model, logs, seconds, work, out, data, validation, selection
+):
+    """Writes the run folder's files into `work` (`data` as trained on)."""
+    from keras_mlh.datasets import FileHashingData
     from keras_mlh.version import __version__
 
     epochs = len(next(iter(logs.values()))) if logs else args.epochs
     model.save(os.path.join(work, MODEL_FILE))
     files.write_json(logs, os.path.join(work, HISTORY_FILE))
-    split = {
-        "x_query": data.x_query,
-        "y_query": data.y_query,
-        "x_database": data.x_database,
-        "y_database": data.y_database,
-        "num_classes": np.int64(data.num_classes),
-    }
-    if data.class_names is not None:
-        split["class_names"] = np.array([str(n) for n in data.class_names])
-    save_npz(os.path.join(work, SPLIT_FILE), **split)
+    save_npz(
+        os.path.join(work, SPLIT_FILE),
+        **split_arrays(data, validation, source.get("unseen_classes")),
+    )
     run_info = {
         "format": RUN_FORMAT,
         "keras_mlh_version": __version__,
@@ -298,10 +511,14 @@ def _write_run_folder(args, data, source, model, logs, seconds, work, out):
         "class_names": data.class_names,
         "image_shape": [int(d) for d in data.image_shape],
         "multi_label": bool(data.multi_label),
-        "num_train": int(len(data.x_train)),
-        "num_queries": int(len(data.x_query)),
-        "num_database": int(len(data.x_database)),
-        "database_is_training_set": True,
+        "num_train": int(len(data.y_train)),
+        "num_queries": int(len(data.y_query)),
+        "num_database": int(len(data.y_database)),
+        "database_is_training_set": not isinstance(data, FileHashingData)
+        or _same_files(data.train_paths, data.database_paths),
+        "validation": selection,
+        "unseen_classes": source.get("unseen_classes"),
+        "image_recipe": _recipe_info(data),
         "train_seconds": round(seconds, 3),
         "final_logs": {key: values[-1] for key, values in logs.items()},
         "files": {

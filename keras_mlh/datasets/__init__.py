@@ -1,12 +1,28 @@
+from keras_mlh.datasets.file_data import FileHashingData, from_files
 from keras_mlh.datasets.hashing_data import HashingData, from_arrays
+from keras_mlh.datasets.image_check import check_image_file
+from keras_mlh.datasets.image_pipeline import image_dataset
+from keras_mlh.datasets.list_files import from_list_files
 from keras_mlh.datasets.sources import from_directory, from_tfds, mnist5k
-from keras_mlh.datasets.validation import validate_images, validate_labels
+from keras_mlh.datasets.tfds_data import TfdsHashingData
+from keras_mlh.datasets.validation import (
+    check_labels,
+    validate_images,
+    validate_labels,
+)
 
 __all__ = [
+    "FileHashingData",
     "HashingData",
+    "TfdsHashingData",
+    "check_image_file",
+    "check_labels",
     "from_arrays",
     "from_directory",
+    "from_files",
+    "from_list_files",
     "from_tfds",
+    "image_dataset",
     "mnist5k",
     "validate_images",
     "validate_labels",

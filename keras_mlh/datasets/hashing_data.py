@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_mlh.datasets.validation import validate_images, validate_labels
+from keras_mlh.datasets.validation import check_labels, validate_images
 from keras_mlh.errors import check_positive_int
 
 
@@ -122,25 +122,12 @@ def from_arrays(
             num_classes = int(np.max(labels)) + 1
         else:
             num_classes = 1
-    validate_labels(labels, num_classes, num_images=len(images))
+    check_labels(labels, num_classes, num_images=len(images))
     if labels.ndim == 2 and labels.shape[1] == 1 and num_classes != 1:
         labels = labels[:, 0]
     multi_label = labels.ndim == 2
     labels = labels.astype(np.float32 if multi_label else np.int64)
-    count = _query_count(num_queries, len(images))
-    rng = np.random.default_rng(seed)
-    if multi_label:
-        order = rng.permutation(len(images))
-        query_idx = np.sort(order[:count])
-    else:
-        query_idx = _stratified_pick(labels, count, rng)
-    mask = np.zeros(len(images), dtype=bool)
-    mask[query_idx] = True
-    # Both sets are kept in a seeded random order: sources are often sorted by
-    # class, which would bias the stable tie-breaking of Hamming ranking
-    # (database order) and make validation batches single-class.
-    query_idx = rng.permutation(query_idx)
-    database_idx = rng.permutation(np.flatnonzero(~mask))
+    query_idx, database_idx = split_indices(labels, num_queries, seed)
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(
             f"Got {len(class_names)} class names for num_classes={num_classes}."
@@ -160,6 +147,36 @@ def from_arrays(
     )
 
 
+def split_indices(labels, num_queries, seed, what="num_queries"):
+    """Seeded indices of a query/database split of labelled items.
+
+    Stratified by class for class ids, random for multi-hot rows. Both sets
+    come in a seeded random order: sources are often sorted by class, which
+    would bias the stable tie-breaking of Hamming ranking (database order)
+    and make validation batches single-class.
+
+    Args:
+        labels: class ids `(n,)` or multi-hot rows `(n, num_classes)`.
+        num_queries: number of queries, or a fraction of `n` if < 1.
+        seed: seed of the split.
+        what: the argument's name, for messages.
+
+    Returns:
+        `(query_indices, database_indices)`, disjoint, covering `range(n)`.
+    """
+    labels = np.asarray(labels)
+    count = _query_count(num_queries, len(labels), what)
+    rng = np.random.default_rng(seed)
+    if labels.ndim == 2:
+        order = rng.permutation(len(labels))
+        query_idx = np.sort(order[:count])
+    else:
+        query_idx = _stratified_pick(labels, count, rng)
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[query_idx] = True
+    return rng.permutation(query_idx), rng.permutation(np.flatnonzero(~mask))
+
+
 def _sample(images, labels, limit, seed):
     limit = check_positive_int("limit", limit)
     # With mismatched counts, validation below says so better than indexing.
@@ -170,7 +187,7 @@ def _sample(images, labels, limit, seed):
     return images[keep], labels[keep]
 
 
-def _query_count(num_queries, n):
+def _query_count(num_queries, n, what="num_queries"):
     if isinstance(num_queries, float) and 0 < num_queries < 1:
         count = int(round(num_queries * n))
     elif isinstance(num_queries, (int, np.integer)) and not isinstance(
@@ -179,12 +196,12 @@ def _query_count(num_queries, n):
         count = int(num_queries)
     else:
         raise ValueError(
-            "`num_queries` must be a count or a fraction in (0, 1). "
-            f"Received: num_queries={num_queries!r}"
+            f"`{what}` must be a count or a fraction in (0, 1). "
+            f"Received: {what}={num_queries!r}"
         )
     if not 0 < count < n:
         raise ValueError(
-            f"`num_queries`={num_queries} leaves no queries or no database among "
+            f"`{what}`={num_queries} leaves none held out or none left among "
             f"{n} images; choose between 1 and {n - 1}."
         )
     return count

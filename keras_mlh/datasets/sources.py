@@ -4,7 +4,13 @@ import os
 
 import numpy as np
 
+from keras_mlh.datasets.file_data import from_files
 from keras_mlh.datasets.hashing_data import from_arrays
+from keras_mlh.datasets.image_check import check_image_file
+from keras_mlh.datasets.tfds_data import from_tfds
+from keras_mlh.errors import first_line
+
+__all__ = ["from_directory", "from_tfds", "image_files", "load_image", "mnist5k"]
 
 # What `from_directory` and the command line read as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -72,13 +78,15 @@ def image_files(folder):
 
 
 def load_image(path, image_size, color_mode="rgb"):
-    """One image file as uint8 pixels, resized.
+    """One image file as uint8 pixels, resized, decoded as the pipeline does.
 
-    The serving runtime's reader (`keras_mlh_runtime.images.read_image`), so
-    that training, `keras-mlh encode` and the runtime see the same pixels.
+    Training, evaluation and `keras-mlh encode` read files through this
+    decoder. The TensorFlow-free runtime (`keras_mlh_runtime.images`) follows
+    the same bit-depth rule; its resizing is Pillow's, not TensorFlow's.
 
     Args:
-        path: the image file.
+        path: the image file (JPEG, PNG, GIF or BMP; 16-bit PNGs are
+            rescaled to 8 bits).
         image_size: `(height, width)`.
         color_mode: `"grayscale"`, `"rgb"` or `"rgba"`.
 
@@ -88,10 +96,23 @@ def load_image(path, image_size, color_mode="rgb"):
     Raises:
         ValueError: when the file is not a readable image.
     """
-    from keras_mlh_runtime.images import read_image
+    from keras_mlh.datasets.image_pipeline import (
+        COLOR_CHANNELS,
+        image_dataset,
+        iterate_batches,
+    )
 
-    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[color_mode]
-    return read_image(path, (*image_size, channels))
+    try:
+        check_image_file(os.fspath(path))
+        dataset = image_dataset(
+            [path], image_size=image_size, channels=COLOR_CHANNELS[color_mode]
+        )
+        return next(iterate_batches(dataset))[0]
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot read image {os.fspath(path)!r} ({first_line(error)}); remove "
+            "or replace the file."
+        ) from None
 
 
 def from_directory(
@@ -101,24 +122,38 @@ def from_directory(
     num_queries=0.2,
     seed=0,
     batch_size=64,
+    resize_to=None,
+    horizontal_flip=False,
 ):
-    """Loads a folder with one subfolder of images per class.
+    """A folder with one subfolder of images per class, streamed from disk.
+
+    Only the paths are listed (and each file's header checked); the images
+    are read, decoded and resized batch by batch when the views are used,
+    so memory does not grow with the number of images.
 
     Args:
         directory: path of the folder; each subfolder is a class (sorted by
-            name), images inside it (jpeg, png, bmp, gif) belong to it.
+            name), images inside it (jpeg, png, bmp, gif; 16-bit PNGs are
+            rescaled to 8 bits) belong to it.
         image_size: `(height, width)` every image is resized to.
         color_mode: `"rgb"` or `"grayscale"`.
         num_queries: number of query images, or a fraction if < 1.
         seed: seed of the split.
         batch_size: batch size of the `tf.data` views.
+        resize_to: optional `(height, width)` to resize to before cropping
+            `image_size` (random crop in training, central otherwise).
+        horizontal_flip: random left-right flips in training.
 
     Returns:
-        A `HashingData` whose `class_names` are the subfolder names.
+        A `FileHashingData` whose `class_names` are the subfolder names.
 
     Raises:
         ValueError: when the folder is missing, has no class subfolders or no
-            images.
+            images, or an image file is not a JPEG, PNG, GIF or BMP.
+
+    Example:
+    >>> data = from_directory("photos/", image_size=(64, 64))
+    >>> model.fit(data.train, epochs=15)
     """
     if not os.path.isdir(directory):
         raise ValueError(f"Image folder not found: {directory!r}")
@@ -132,140 +167,27 @@ def from_directory(
             f"{directory!r} has no class subfolders: put each class's images in "
             "its own subfolder, e.g. DIR/cat/1.jpg, DIR/dog/2.jpg."
         )
-    images, labels = [], []
+    paths, labels = [], []
     for label, name in enumerate(class_dirs):
-        for file in image_files(os.path.join(directory, name)):
-            images.append(load_image(file, image_size, color_mode))
-            labels.append(label)
-    if not images:
+        found = image_files(os.path.join(directory, name))
+        paths.extend(found)
+        labels.extend([label] * len(found))
+    if not paths:
         raise ValueError(
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the subfolders of "
             f"{directory!r}."
         )
-    return from_arrays(
-        np.stack(images),
-        np.asarray(labels),
+    return from_files(
+        paths,
+        np.asarray(labels, dtype=np.int64),
         num_classes=len(class_dirs),
         num_queries=num_queries,
+        image_size=image_size,
+        color_mode=color_mode,
+        resize_to=resize_to,
+        horizontal_flip=horizontal_flip,
         seed=seed,
         batch_size=batch_size,
         class_names=class_dirs,
-    )
-
-
-def from_tfds(
-    name,
-    train_split="train",
-    query_split="test",
-    image_size=(32, 32),
-    max_train=None,
-    max_queries=1000,
-    label_key=None,
-    batch_size=64,
-    seed=0,
-    data_dir=None,
-):
-    """Loads a `tensorflow-datasets` dataset into a `HashingData`.
-
-    Single-label datasets use their `label` feature; multi-label ones (e.g.
-    `coco/2017`, whose `objects/label` lists the objects) become multi-hot.
-    Images are resized to `image_size` (tfds datasets may have images of any
-    size) and kept as uint8. The database is the training split. Examples are
-    counted while reading, not taken from `info.splits`.
-
-    Args:
-        name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
-        train_split, query_split: tfds split names.
-        image_size: `(height, width)`.
-        max_train, max_queries: caps on the number of examples read.
-        label_key: feature holding the labels; found automatically if `None`.
-        batch_size, seed: as in `from_arrays`.
-        data_dir: tfds data directory.
-
-    Returns:
-        A `HashingData`.
-    """
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name, data_dir=data_dir)
-    key, num_classes, multi_label = _tfds_label_feature(
-        builder.info.features, label_key
-    )
-
-    def read(split, limit):
-        ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
-        if limit is not None:
-            ds = ds.take(limit)
-
-        def convert(example):
-            image = example["image"]
-            if image.shape.rank == 2:
-                image = image[..., None]
-            image = tf.image.resize(image, image_size)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-            label = _nested(example, key)
-            if multi_label:
-                label = tf.reduce_max(tf.one_hot(label, num_classes), axis=0)
-            return image, label
-
-        images, labels = [], []
-        for image, label in ds.map(convert).as_numpy_iterator():
-            images.append(image)
-            labels.append(label)
-        if not images:
-            raise ValueError(f"tfds split {split!r} of {name!r} has no examples.")
-        return np.stack(images), np.stack(labels)
-
-    x_train, y_train = read(train_split, max_train)
-    x_query, y_query = read(query_split, max_queries)
-    from keras_mlh.datasets.hashing_data import HashingData
-    from keras_mlh.datasets.validation import validate_labels
-
-    for labels in (y_train, y_query):
-        validate_labels(labels, num_classes)
-    names = None
-    feature = _nested(builder.info.features, key)
-    if hasattr(feature, "names"):
-        names = list(feature.names)
-    elif hasattr(getattr(feature, "feature", None), "names"):
-        names = list(feature.feature.names)
-    return HashingData(
-        x_train=x_train,
-        y_train=y_train,
-        x_query=x_query,
-        y_query=y_query,
-        x_database=x_train,
-        y_database=y_train,
-        num_classes=num_classes,
-        class_names=names,
-        batch_size=batch_size,
-        seed=seed,
-    )
-
-
-def _nested(mapping, key):
-    for part in key.split("/"):
-        mapping = mapping[part]
-    return mapping
-
-
-def _tfds_label_feature(features, label_key):
-    import tensorflow_datasets as tfds
-
-    candidates = [label_key] if label_key else ["label", "labels", "objects/label"]
-    for key in candidates:
-        try:
-            feature = _nested(features, key)
-        except (KeyError, TypeError):
-            continue
-        if isinstance(feature, tfds.features.ClassLabel):
-            # Under `objects`, a ClassLabel is one label per object.
-            return key, feature.num_classes, key.startswith("objects/")
-        inner = getattr(feature, "feature", None)
-        if isinstance(inner, tfds.features.ClassLabel):
-            return key, inner.num_classes, True
-    raise ValueError(
-        "Could not find a class-label feature in this tfds dataset; pass "
-        f"label_key=... (one of: {', '.join(sorted(features.keys()))})."
+        image_root=os.path.abspath(directory),
     )

@@ -99,6 +99,10 @@ def class_ids(labels, name="labels"):
 def validate_labels(labels, num_classes, num_images=None, name="labels"):
     """Checks labels and returns them as multi-hot float32 `(n, num_classes)`.
 
+    The checks are those of `check_labels`; only the returned array is
+    `(n, num_classes)`. Code that only needs the check should call
+    `check_labels`, whose memory does not depend on `num_classes`.
+
     Args:
         labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,
             or a multi-hot `(n, num_classes)` array of 0/1 for multi-label data.
@@ -110,8 +114,40 @@ def validate_labels(labels, num_classes, num_images=None, name="labels"):
         Multi-hot float32 array `(n, num_classes)`.
 
     Raises:
+        ValueError: as `check_labels`.
+    """
+    labels = check_labels(labels, num_classes, num_images, name)
+    if labels.ndim == 2:
+        return labels
+    # Row by row into zeros: n * num_classes, never np.eye's num_classes².
+    multi_hot = np.zeros((len(labels), num_classes), dtype=np.float32)
+    multi_hot[np.arange(len(labels)), labels] = 1.0
+    return multi_hot
+
+
+def check_labels(labels, num_classes, num_images=None, name="labels"):
+    """Checks labels and returns them as the model takes them.
+
+    Memory is proportional to the labels given, whatever `num_classes`: class
+    ids are checked by their range, never expanded to one-hot rows.
+
+    Args:
+        labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,
+            or a multi-hot `(n, num_classes)` array of 0/1 for multi-label data.
+        num_classes: number of classes.
+        num_images: when given, the number of labels must match it.
+        name: how the argument is called in error messages.
+
+    Returns:
+        int64 class ids `(n,)`, or float32 multi-hot rows `(n, num_classes)`.
+
+    Raises:
         ValueError: on a wrong shape, a non-numeric dtype, ids out of range,
             multi-hot values other than 0/1, or a count mismatch.
+
+    Example:
+    >>> check_labels([2, 0], num_classes=3)
+    array([2, 0])
     """
     array = np.asarray(labels)
     if array.dtype == object or not (
@@ -138,7 +174,7 @@ def validate_labels(labels, num_classes, num_images=None, name="labels"):
                 f"num_classes={num_classes}. Received: min={ids.min()}, "
                 f"max={ids.max()}. Pass num_classes={ids.max() + 1} or remap."
             )
-        return np.eye(num_classes, dtype=np.float32)[ids]
+        return ids
     if array.ndim == 2:
         if array.shape[1] != num_classes:
             raise ValueError(

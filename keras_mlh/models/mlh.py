@@ -7,7 +7,7 @@ from keras import ops
 from keras_mlh.augmentation import default_augmentation
 from keras_mlh.centers import hash_centers
 from keras_mlh.codes import binarize, validate_bits
-from keras_mlh.datasets.validation import validate_images, validate_labels
+from keras_mlh.datasets.validation import check_labels, validate_images
 from keras_mlh.errors import check_positive_int
 from keras_mlh.layers.code_memory import CodeMemory
 from keras_mlh.layers.hash_layer import HashLayer
@@ -477,7 +477,7 @@ class MLH(keras.Model):
         else:
             images, labels = x, y
         images = validate_images(images, self.image_shape, name=f"{name} images")
-        validate_labels(labels, self.num_classes, len(images), name=f"{name} labels")
+        check_labels(labels, self.num_classes, len(images), name=f"{name} labels")
         return (x if _is_tf_dataset(x) else images), images.shape[1:]
 
     # -------------------------------------------------------------- inference

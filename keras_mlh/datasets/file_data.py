@@ -1,0 +1,263 @@
+"""`FileHashingData` and `from_files`: a hashing split of image files, streamed.
+
+The file-backed twin of `HashingData`: it holds paths and labels, never
+pixels, and its `tf.data` views read, decode, resize and augment the files on
+the fly (`keras_mlh.datasets.image_pipeline`). Memory does not grow with the
+number of images beyond a few bytes of path per image.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from keras_mlh.datasets.hashing_data import split_indices
+from keras_mlh.datasets.image_check import check_image_files
+from keras_mlh.datasets.image_pipeline import (
+    COLOR_CHANNELS,
+    image_dataset,
+    iterate_batches,
+)
+from keras_mlh.datasets.validation import check_labels
+
+
+@dataclasses.dataclass
+class FileHashingData:
+    """Image files and labels split the deep-hashing way: train, query, database.
+
+    Paths are absolute; `image_root` is the folder they are recorded against
+    in a run folder. Labels are class ids `(n,)` or multi-hot `(n,
+    num_classes)`, as in `HashingData`.
+
+    Attributes:
+        train_paths, y_train: training images and labels.
+        query_paths, y_query: query images and labels (never trained on).
+        database_paths, y_database: the images searched at evaluation time.
+        num_classes: number of classes.
+        class_names: optional class names.
+        image_size: `(height, width)` of the images the views yield.
+        color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
+        resize_to: `None`, or `(height, width)` images are resized to before
+            a crop of `image_size` (random in training, central otherwise).
+        horizontal_flip: flip training images left-right at random.
+        image_root: the folder the paths are relative to in a run folder.
+        batch_size: batch size of the `tf.data` views.
+        seed: seed of the split, the training shuffle and the augmentation.
+        list_files: for data from list files, name -> `{"path", "sha256",
+            "images"}` of each list file.
+
+    Example:
+    >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))
+    >>> model.fit(data.train, epochs=15)
+    >>> codes = np.concatenate([model.encode(x) for x, _ in
+    ...                         data.query.as_numpy_iterator()])
+    """
+
+    train_paths: np.ndarray
+    y_train: np.ndarray
+    query_paths: np.ndarray
+    y_query: np.ndarray
+    database_paths: np.ndarray
+    y_database: np.ndarray
+    num_classes: int
+    class_names: list | None = None
+    image_size: tuple = (64, 64)
+    color_mode: str = "rgb"
+    resize_to: tuple | None = None
+    horizontal_flip: bool = False
+    image_root: str | None = None
+    batch_size: int = 64
+    seed: int = 0
+    list_files: dict | None = None
+
+    @property
+    def channels(self):
+        return COLOR_CHANNELS[self.color_mode]
+
+    @property
+    def image_shape(self):
+        return (*(int(s) for s in self.image_size), self.channels)
+
+    @property
+    def multi_label(self):
+        return np.asarray(self.y_train).ndim == 2
+
+    @property
+    def train(self):
+        """Shuffled (each epoch), augmented, batched `(images, labels)`."""
+        return self.dataset(self.train_paths, self.y_train, training=True)
+
+    @property
+    def query(self):
+        """Batched `(images, labels)` of the queries, in order."""
+        return self.dataset(self.query_paths, self.y_query)
+
+    @property
+    def database(self):
+        """Batched `(images, labels)` of the database, in order."""
+        return self.dataset(self.database_paths, self.y_database)
+
+    def dataset(self, paths, labels=None, training=False):
+        """A streaming view of any files with this data's image recipe.
+
+        Args:
+            paths: image files.
+            labels: one label per file, or `None` for images only.
+            training: shuffle and augment (random crop and flip).
+
+        Returns:
+            A batched, prefetched `tf.data.Dataset`.
+        """
+        return image_dataset(
+            paths,
+            labels,
+            image_size=self.image_size,
+            channels=self.channels,
+            batch_size=self.batch_size,
+            training=training,
+            resize_to=self.resize_to,
+            horizontal_flip=self.horizontal_flip,
+            seed=self.seed,
+        )
+
+    # Whole sets as arrays, for small data and code written for HashingData.
+    @property
+    def x_train(self):
+        """All training images decoded into memory (small sets only)."""
+        return self.load_images(self.train_paths)
+
+    @property
+    def x_query(self):
+        """All query images decoded into memory (small sets only)."""
+        return self.load_images(self.query_paths)
+
+    @property
+    def x_database(self):
+        """All database images decoded into memory (small sets only)."""
+        return self.load_images(self.database_paths)
+
+    def load_images(self, paths):
+        """Decodes `paths` (evaluation recipe) into one uint8 array.
+
+        Args:
+            paths: image files.
+
+        Returns:
+            uint8 array `(n, height, width, channels)`.
+        """
+        batches = list(iterate_batches(self.dataset(paths)))
+        if not batches:
+            return np.zeros((0, *self.image_shape), np.uint8)
+        return np.concatenate(batches)
+
+
+def from_files(
+    paths,
+    labels,
+    num_classes=None,
+    num_queries=0.2,
+    image_size=(64, 64),
+    color_mode="rgb",
+    resize_to=None,
+    horizontal_flip=False,
+    seed=0,
+    batch_size=64,
+    class_names=None,
+    image_root=None,
+):
+    """Splits image files into queries and a database that is trained on.
+
+    The file-backed `from_arrays`: the same seeded, stratified split, with
+    paths instead of pixels. Every file's header is checked first (format,
+    bit depth), cheaply, so a missing or foreign file fails before training.
+
+    Args:
+        paths: image files (JPEG, PNG, GIF or BMP).
+        labels: class ids `(n,)` or multi-hot `(n, num_classes)`.
+        num_classes: defaults to `max(id) + 1`, or the multi-hot width.
+        num_queries: number of query images, or a fraction of `n` if < 1.
+        image_size: `(height, width)` of the images the model gets.
+        color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
+        resize_to: optional `(height, width)` to resize to before cropping
+            `image_size` (random crop in training, central otherwise).
+        horizontal_flip: random left-right flips in training.
+        seed: seed of the split and of the training shuffle.
+        batch_size: batch size of the `tf.data` views.
+        class_names: optional names, one per class.
+        image_root: the folder paths are recorded against in a run folder
+            (default: their common folder).
+
+    Returns:
+        A `FileHashingData`.
+
+    Example:
+    >>> data = from_files(["a/1.jpg", "a/2.jpg", "b/3.jpg"], [0, 0, 1],
+    ...                   num_queries=1, image_size=(32, 32))
+    >>> model.fit(data.train, epochs=1)
+    """
+    paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
+    labels = np.asarray(labels)
+    if len(paths) == 0:
+        raise ValueError("`paths` is empty: pass at least two image files.")
+    labels, num_classes = _checked_labels(labels, num_classes, len(paths))
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(
+            f"Got {len(class_names)} class names for num_classes={num_classes}."
+        )
+    check_image_files(paths)
+    query_idx, database_idx = split_indices(labels, num_queries, seed)
+    return FileHashingData(
+        train_paths=paths[database_idx],
+        y_train=labels[database_idx],
+        query_paths=paths[query_idx],
+        y_query=labels[query_idx],
+        database_paths=paths[database_idx],
+        y_database=labels[database_idx],
+        num_classes=num_classes,
+        class_names=list(class_names) if class_names is not None else None,
+        image_size=check_size(image_size, "image_size"),
+        color_mode=check_color_mode(color_mode),
+        resize_to=None if resize_to is None else check_size(resize_to, "resize_to"),
+        horizontal_flip=bool(horizontal_flip),
+        image_root=os.path.abspath(image_root) if image_root else _common_folder(paths),
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
+def _common_folder(paths):
+    """The deepest folder holding every path (never a file itself)."""
+    root = os.path.commonpath(list(paths))
+    return os.path.dirname(root) if root in set(paths) else root
+
+
+def _checked_labels(labels, num_classes, count):
+    """Labels as int64 ids or float32 multi-hot, and the number of classes."""
+    if num_classes is None:
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            num_classes = labels.shape[1]
+        elif labels.size and np.issubdtype(labels.dtype, np.number):
+            num_classes = int(np.max(labels)) + 1
+        else:
+            num_classes = 1
+    labels = check_labels(labels, num_classes, num_images=count)
+    return labels, int(num_classes)
+
+
+def check_size(size, name):
+    """`size` (an int or a pair) as a `(height, width)` pair of positive ints."""
+    size = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) for s in size):
+        raise ValueError(f"`{name}` must be (height, width). Received: {size!r}")
+    if min(size) < 1:
+        raise ValueError(f"`{name}` must be positive. Received: {size!r}")
+    return tuple(int(s) for s in size)
+
+
+def check_color_mode(color_mode):
+    if color_mode not in COLOR_CHANNELS:
+        raise ValueError(
+            f"`color_mode` must be one of {sorted(COLOR_CHANNELS)}. "
+            f"Received: {color_mode!r}"
+        )
+    return color_mode

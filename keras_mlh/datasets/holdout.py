@@ -1,0 +1,188 @@
+"""Held-out validation and seen/unseen class splits of a training set.
+
+The package's protocol: the test queries never pick anything. Model
+selection (the best epoch, hyper-parameters) uses validation queries held out
+of the training set, searched against the rest of the training set
+(`hold_out_validation`). The seen/unseen protocol trains without some
+classes, whose queries and database images stay (`drop_classes`).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_mlh.datasets.file_data import FileHashingData
+from keras_mlh.datasets.hashing_data import HashingData, split_indices
+
+
+@dataclasses.dataclass
+class ValidationSplit:
+    """A training set with validation queries held out of it.
+
+    Attributes:
+        data: the data to train on: its training set lacks the held-out
+            images (queries and database are unchanged).
+        queries: `(images, labels)` of the validation queries; images are
+            an array, or a streaming dataset for file-backed data.
+        database: `(images, labels)` searched by them: the rest of the
+            training set.
+        indices: positions of the held-out images in the original training
+            set.
+        paths: the held-out files (file-backed data), else `None`.
+    """
+
+    data: object
+    queries: tuple
+    database: tuple
+    indices: np.ndarray
+    paths: np.ndarray | None = None
+
+
+def hold_out_validation(data, val_split, seed=None):
+    """Holds validation queries out of the training set, stratified, seeded.
+
+    Args:
+        data: a `HashingData` or `FileHashingData`.
+        val_split: number of training images held out, or a fraction of the
+            training set if < 1.
+        seed: seed of the pick (default: `data.seed`).
+
+    Returns:
+        A `ValidationSplit`; pass `queries` and `database` to
+        `RetrievalMetricsCallback` and train on `split.data.train`.
+
+    Example:
+    >>> split = hold_out_validation(data, 0.1)
+    >>> callback = RetrievalMetricsCallback(split.queries, split.database)
+    >>> model.fit(split.data.train, epochs=15, callbacks=[callback])
+    """
+    _check_kind(data, "hold_out_validation")
+    seed = data.seed if seed is None else seed
+    labels = np.asarray(data.y_train)
+    val_idx, rest_idx = split_indices(labels, val_split, seed, what="val_split")
+    if isinstance(data, FileHashingData):
+        paths = np.asarray(data.train_paths)
+        trained = dataclasses.replace(
+            data, train_paths=paths[rest_idx], y_train=labels[rest_idx]
+        )
+        held = paths[val_idx]
+        queries = (data.dataset(held), labels[val_idx])
+        database = (data.dataset(paths[rest_idx]), labels[rest_idx])
+    else:
+        images, held = np.asarray(data.x_train), None
+        trained = dataclasses.replace(
+            data, x_train=images[rest_idx], y_train=labels[rest_idx]
+        )
+        queries = (images[val_idx], labels[val_idx])
+        database = (images[rest_idx], labels[rest_idx])
+    return ValidationSplit(trained, queries, database, np.sort(val_idx), held)
+
+
+def unseen_mask(labels, unseen_classes):
+    """Which items belong to an unseen class.
+
+    A multi-label item is unseen when any of its labels is.
+
+    Args:
+        labels: class ids `(n,)` or multi-hot rows `(n, num_classes)`.
+        unseen_classes: the class ids held out of training.
+
+    Returns:
+        bool array `(n,)`.
+    """
+    labels = np.asarray(labels)
+    unseen = np.asarray(sorted(unseen_classes), dtype=np.int64)
+    if labels.ndim == 2:
+        return (
+            labels[:, unseen].any(axis=1)
+            if unseen.size
+            else np.zeros(len(labels), bool)
+        )
+    return np.isin(labels, unseen)
+
+
+def class_ids_of(names_or_ids, num_classes, class_names=None):
+    """Class ids from ids or names (as given on a command line).
+
+    Args:
+        names_or_ids: iterable of ints, digit strings or class names.
+        num_classes: number of classes.
+        class_names: the names, if any.
+
+    Returns:
+        Sorted list of distinct int ids.
+
+    Raises:
+        ValueError: for an unknown name or an id out of range, or when every
+            class would be unseen.
+    """
+    ids = set()
+    names = list(class_names or [])
+    for item in names_or_ids:
+        text = str(item).strip()
+        if text in names:
+            ids.add(names.index(text))
+        elif text.lstrip("-").isdigit():
+            ids.add(int(text))
+        else:
+            known = f"; the names are {', '.join(names[:20])}" if names else ""
+            raise ValueError(f"Unknown class {text!r}: give class ids or names{known}.")
+    bad = sorted(i for i in ids if not 0 <= i < num_classes)
+    if bad:
+        raise ValueError(
+            f"Class id {bad[0]} is out of range for {num_classes} classes "
+            f"(ids 0 to {num_classes - 1})."
+        )
+    if len(ids) >= num_classes:
+        raise ValueError("Every class would be unseen: keep at least one for training.")
+    if not ids:
+        raise ValueError("No unseen class given.")
+    return sorted(ids)
+
+
+def drop_classes(data, unseen_classes):
+    """Removes the images of `unseen_classes` from the training set only.
+
+    The queries and the database keep them, so retrieval can be measured on
+    seen and unseen classes (`keras_mlh.evaluation.seen_unseen_map`).
+
+    Args:
+        data: a `HashingData` or `FileHashingData`.
+        unseen_classes: class ids held out of training.
+
+    Returns:
+        A copy of `data` whose training set has no image of those classes.
+
+    Raises:
+        ValueError: when no training image would be left.
+
+    Example:
+    >>> seen_data = drop_classes(data, [7, 8, 9])
+    >>> model.fit(seen_data.train, epochs=15)
+    """
+    _check_kind(data, "drop_classes")
+    keep = ~unseen_mask(data.y_train, unseen_classes)
+    if not keep.any():
+        raise ValueError(
+            "No training image is left once the unseen classes are dropped."
+        )
+    if isinstance(data, FileHashingData):
+        return dataclasses.replace(
+            data,
+            train_paths=np.asarray(data.train_paths)[keep],
+            y_train=np.asarray(data.y_train)[keep],
+        )
+    return dataclasses.replace(
+        data,
+        x_train=np.asarray(data.x_train)[keep],
+        y_train=np.asarray(data.y_train)[keep],
+    )
+
+
+def _check_kind(data, what):
+    if not isinstance(data, (HashingData, FileHashingData)):
+        raise ValueError(
+            f"{what} takes array or file data (HashingData, FileHashingData); "
+            f"got {type(data).__name__}. For tfds data, export the images with "
+            "list files and use from_list_files."
+        )

@@ -1,0 +1,201 @@
+"""`from_list_files`: the field's list files (HashNet / DeepHash-pytorch format).
+
+A list folder holds `train.txt` (training images), `test.txt` (the queries)
+and `database.txt` (the images searched), one image a line:
+
+    relative/path.jpg 0 1 0 0 1 ...
+
+a path (no spaces) and a multi-hot label vector; single-label sets have one
+1 per row and become class ids. Everything is checked before training
+starts, each problem reported with the list file and its line: a missing
+image, a file that is not a JPEG, PNG, GIF or BMP image by its header (cheap:
+a few bytes per file; a corrupt body is found when the pipeline decodes it),
+a row with the wrong number of labels or a label other than 0/1, a duplicate
+path within a file, an empty list file.
+"""
+
+import collections
+import hashlib
+import os
+
+import numpy as np
+
+from keras_mlh.datasets.file_data import (
+    FileHashingData,
+    check_color_mode,
+    check_size,
+)
+from keras_mlh.datasets.image_check import check_image_file
+
+LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
+
+
+def read_list_file(path, image_root, num_labels=None):
+    """The paths and multi-hot labels of one list file, checked line by line.
+
+    Args:
+        path: the list file.
+        image_root: the folder the relative paths resolve against.
+        num_labels: the expected label width; `None` takes that of most rows.
+
+    Returns:
+        `(paths, labels, sha256)`: absolute paths, a uint8 `(n, num_labels)`
+        multi-hot array and the hex SHA-256 of the file's bytes.
+
+    Raises:
+        ValueError: naming the file and line of the first problem.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ValueError(f"list file not found: {path!r}") from None
+    except OSError as error:
+        raise ValueError(f"cannot read list file {path!r}: {error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ValueError(f"{path} line {line}: not UTF-8 text") from None
+    lines = text.splitlines()
+    if num_labels is None:  # the width of most rows, so one odd row is the one named
+        widths = collections.Counter(len(line.split()) - 1 for line in lines)
+        widths.pop(-1, None)  # blank lines
+        num_labels = widths.most_common(1)[0][0] if widths else None
+    paths, rows, first_line_of = [], None, {}
+    for number, line in enumerate(lines, start=1):
+        tokens = line.split()
+        if not tokens:
+            continue  # blank lines, e.g. a trailing one
+        where = f"{path} line {number}"
+        if len(tokens) < 2:
+            raise ValueError(
+                f"{where}: expected 'relative/path.jpg 0 1 0 ...' (a path and its "
+                f"multi-hot labels), got {line.strip()[:80]!r}"
+            )
+        labels = tokens[1:]
+        if num_labels is None:
+            num_labels = len(labels)
+        if rows is None:  # one uint8 per label: 13 MB for 130,000 x 100
+            rows = np.zeros((len(lines), num_labels), dtype=np.uint8)
+        if len(labels) != num_labels:
+            raise ValueError(
+                f"{where}: {len(labels)} labels, expected {num_labels} like the "
+                "other rows (a multi-hot vector per line; paths cannot contain "
+                "spaces)"
+            )
+        bad = next((t for t in labels if t not in ("0", "1")), None)
+        if bad is not None:
+            raise ValueError(f"{where}: label {bad!r} is not 0 or 1 (multi-hot rows)")
+        name = tokens[0]
+        if name in first_line_of:
+            raise ValueError(
+                f"{where}: duplicate path {name!r} (first on line "
+                f"{first_line_of[name]}); remove one of the two lines"
+            )
+        first_line_of[name] = number
+        full = os.path.normpath(os.path.join(image_root, name))
+        try:
+            check_image_file(full)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        rows[len(paths)] = [t == "1" for t in labels]
+        paths.append(full)
+    if not paths:
+        raise ValueError(f"list file {path!r} is empty: it lists no image")
+    digest = hashlib.sha256(raw).hexdigest()
+    return np.asarray(paths), rows[: len(paths)], digest
+
+
+def from_list_files(
+    directory,
+    image_root=None,
+    image_size=(224, 224),
+    color_mode="rgb",
+    resize_to=None,
+    horizontal_flip=False,
+    class_names=None,
+    seed=0,
+    batch_size=64,
+):
+    """Train, query and database sets from the field's list files, streamed.
+
+    Args:
+        directory: the folder holding `train.txt`, `test.txt` (the queries)
+            and `database.txt`.
+        image_root: the folder the listed paths resolve against (default:
+            `directory`).
+        image_size: `(height, width)` of the images the model gets.
+        color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
+        resize_to: optional `(height, width)` to resize to before cropping
+            `image_size` (random crop in training, central otherwise), e.g.
+            `(256, 256)` with `image_size=(224, 224)`.
+        horizontal_flip: random left-right flips in training.
+        class_names: optional names, one per label column.
+        seed: seed of the training shuffle and augmentation.
+        batch_size: batch size of the `tf.data` views.
+
+    Returns:
+        A `FileHashingData` (class ids when every row has exactly one 1,
+        multi-hot rows otherwise) whose `list_files` records each file's path,
+        line count and SHA-256.
+
+    Raises:
+        ValueError: naming the list file and line of the first problem.
+
+    Example:
+    >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",
+    ...                        image_size=(224, 224), resize_to=(256, 256))
+    >>> model.fit(data.train, epochs=15)
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise ValueError(f"List folder not found: {directory!r}")
+    image_root = os.path.abspath(image_root or directory)
+    if not os.path.isdir(image_root):
+        raise ValueError(f"Image root folder not found: {image_root!r}")
+    sets, records, num_labels = {}, {}, None
+    for role, name in LIST_FILES.items():
+        path = os.path.join(directory, name)
+        paths, labels, digest = read_list_file(path, image_root, num_labels)
+        num_labels = labels.shape[1]
+        sets[role] = (paths, labels)
+        records[name] = {"path": os.path.abspath(path), "sha256": digest}
+        records[name]["images"] = len(paths)
+    empty = np.flatnonzero(sets["train"][1].sum(axis=1) == 0)
+    if empty.size:
+        raise ValueError(
+            f"{os.path.join(directory, LIST_FILES['train'])}: the image "
+            f"{os.path.relpath(sets['train'][0][empty[0]], image_root)!r} has no "
+            "label (all zeros); training needs at least one class per image"
+        )
+    if class_names is not None and len(class_names) != num_labels:
+        raise ValueError(
+            f"Got {len(class_names)} class names for {num_labels} label columns."
+        )
+    single = all((labels.sum(axis=1) == 1).all() for _, labels in sets.values())
+
+    def labels_of(role):
+        labels = sets[role][1]
+        if single:
+            return np.argmax(labels, axis=1).astype(np.int64)
+        return labels.astype(np.float32)
+
+    return FileHashingData(
+        train_paths=sets["train"][0],
+        y_train=labels_of("train"),
+        query_paths=sets["query"][0],
+        y_query=labels_of("query"),
+        database_paths=sets["database"][0],
+        y_database=labels_of("database"),
+        num_classes=int(num_labels),
+        class_names=list(class_names) if class_names is not None else None,
+        image_size=check_size(image_size, "image_size"),
+        color_mode=check_color_mode(color_mode),
+        resize_to=None if resize_to is None else check_size(resize_to, "resize_to"),
+        horizontal_flip=bool(horizontal_flip),
+        image_root=image_root,
+        batch_size=batch_size,
+        seed=seed,
+        list_files=records,
+    )

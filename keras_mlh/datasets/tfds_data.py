@@ -1,0 +1,255 @@
+"""`TfdsHashingData` and `from_tfds`: a `tensorflow-datasets` split, streamed.
+
+The images stay in tfds's files: the views read, resize and batch them on
+the fly, with a bounded shuffle buffer (of resized images) and tfds's own
+file shuffling for training. Only the labels are read up front, in one pass.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_mlh.datasets.validation import check_labels
+
+SHUFFLE_BUFFER = 2048
+
+
+@dataclasses.dataclass
+class TfdsHashingData:
+    """A tfds dataset split the deep-hashing way; the database is the training split.
+
+    Attributes:
+        name: the tfds name, e.g. `"cifar10"`.
+        train_split, query_split: the tfds splits.
+        y_train, y_query: labels, class ids `(n,)` or multi-hot rows.
+        num_classes: number of classes.
+        class_names: the class names, if the dataset has them.
+        image_size: `(height, width)` the images are resized to.
+        channels: channels of the dataset's images.
+        label_key: the feature holding the labels.
+        multi_label_objects: labels are per object (e.g. `objects/label`)
+            and become multi-hot rows.
+        max_train, max_queries: caps on the examples read (the first ones).
+        data_dir: the tfds data directory.
+        batch_size: batch size of the views.
+        seed: seed of the training shuffle.
+        shuffle_buffer: training shuffle buffer, in examples (bounded: a
+            buffer the size of the data would hold all its pixels).
+
+    Example:
+    >>> data = from_tfds("cifar10", max_train=10_000)
+    >>> model.fit(data.train, epochs=15)
+    """
+
+    name: str
+    train_split: str
+    query_split: str
+    y_train: np.ndarray
+    y_query: np.ndarray
+    num_classes: int
+    class_names: list | None
+    image_size: tuple
+    channels: int
+    label_key: str
+    multi_label_objects: bool
+    max_train: int | None = None
+    max_queries: int | None = None
+    data_dir: str | None = None
+    batch_size: int = 64
+    seed: int = 0
+    shuffle_buffer: int = SHUFFLE_BUFFER
+
+    @property
+    def y_database(self):
+        return self.y_train
+
+    @property
+    def image_shape(self):
+        return (*self.image_size, self.channels)
+
+    @property
+    def multi_label(self):
+        return np.asarray(self.y_train).ndim == 2
+
+    @property
+    def train(self):
+        """Shuffled (tfds files, then a bounded buffer), batched `(images, labels)`."""
+        return self._dataset(self.train_split, self.max_train, training=True)
+
+    @property
+    def query(self):
+        return self._dataset(self.query_split, self.max_queries)
+
+    @property
+    def database(self):
+        return self._dataset(self.train_split, self.max_train)
+
+    @property
+    def x_query(self):
+        """All query images decoded into memory (small sets only)."""
+        return _images(self.query)
+
+    @property
+    def x_database(self):
+        """All database images decoded into memory (small sets only)."""
+        return _images(self.database)
+
+    x_train = x_database
+
+    def _dataset(self, split, limit, training=False):
+        import tensorflow as tf
+
+        ds = _examples(self.name, split, limit, self.data_dir, training, self.seed)
+        key, objects, classes = (
+            self.label_key,
+            self.multi_label_objects,
+            self.num_classes,
+        )
+        size = self.image_size
+
+        def convert(example):
+            image = example["image"]
+            if image.shape.rank == 2:
+                image = image[..., None]
+            image = tf.image.resize(image, size)
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+            label = _nested(example, key)
+            if objects:
+                label = tf.reduce_max(tf.one_hot(label, classes), axis=0)
+            return image, label
+
+        ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+        if training:
+            ds = ds.shuffle(self.shuffle_buffer, seed=self.seed)
+        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _examples(name, split, limit, data_dir, training=False, seed=0):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    # A fixed file order for the views that must match the labels read once.
+    config = tfds.ReadConfig(shuffle_seed=seed) if training else None
+    ds = tfds.load(
+        name,
+        split=split,
+        data_dir=data_dir,
+        shuffle_files=training and limit is None,
+        read_config=config,
+    )
+    if limit is not None:
+        ds = ds.take(limit)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _images(dataset):
+    return np.concatenate([images for images, _ in dataset.as_numpy_iterator()])
+
+
+def from_tfds(
+    name,
+    train_split="train",
+    query_split="test",
+    image_size=(32, 32),
+    max_train=None,
+    max_queries=1000,
+    label_key=None,
+    batch_size=64,
+    seed=0,
+    data_dir=None,
+):
+    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`.
+
+    Single-label datasets use their `label` feature; multi-label ones (e.g.
+    `coco/2017`, whose `objects/label` lists the objects) become multi-hot.
+    Images are resized to `image_size` (tfds datasets may have images of any
+    size) on the fly; only the labels are read up front (one pass over the
+    labels, images skipped from memory). The database is the training split.
+
+    Args:
+        name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
+        train_split, query_split: tfds split names.
+        image_size: `(height, width)`.
+        max_train, max_queries: caps on the number of examples read (the
+            first ones, in tfds's file order).
+        label_key: feature holding the labels; found automatically if `None`.
+        batch_size, seed: as in `from_arrays`.
+        data_dir: tfds data directory.
+
+    Returns:
+        A `TfdsHashingData`.
+
+    Example:
+    >>> data = from_tfds("cifar10", image_size=(32, 32), max_train=10_000)
+    >>> model.fit(data.train, epochs=15)
+    """
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    key, num_classes, objects = _tfds_label_feature(builder.info.features, label_key)
+
+    def labels_of(split, limit):
+        ds = _examples(name, split, limit, data_dir)
+        labels = []
+        for example in ds.map(lambda e: _nested(e, key)).as_numpy_iterator():
+            if objects:
+                row = np.zeros(num_classes, np.float32)
+                row[np.asarray(example, np.int64)] = 1.0
+                example = row
+            labels.append(example)
+        if not labels:
+            raise ValueError(f"tfds split {split!r} of {name!r} has no examples.")
+        return check_labels(np.stack(labels), num_classes)
+
+    y_train = labels_of(train_split, max_train)
+    y_query = labels_of(query_split, max_queries)
+    feature = _nested(builder.info.features, key)
+    names = getattr(feature, "names", None) or getattr(
+        getattr(feature, "feature", None), "names", None
+    )
+    channels = builder.info.features["image"].shape[-1] or 3
+    return TfdsHashingData(
+        name=name,
+        train_split=train_split,
+        query_split=query_split,
+        y_train=y_train,
+        y_query=y_query,
+        num_classes=int(num_classes),
+        class_names=list(names) if names else None,
+        image_size=tuple(int(s) for s in image_size),
+        channels=int(channels),
+        label_key=key,
+        multi_label_objects=objects,
+        max_train=max_train,
+        max_queries=max_queries,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
+def _nested(mapping, key):
+    for part in key.split("/"):
+        mapping = mapping[part]
+    return mapping
+
+
+def _tfds_label_feature(features, label_key):
+    import tensorflow_datasets as tfds
+
+    candidates = [label_key] if label_key else ["label", "labels", "objects/label"]
+    for key in candidates:
+        try:
+            feature = _nested(features, key)
+        except (KeyError, TypeError):
+            continue
+        if isinstance(feature, tfds.features.ClassLabel):
+            # Under `objects`, a ClassLabel is one label per object.
+            return key, feature.num_classes, key.startswith("objects/")
+        inner = getattr(feature, "feature", None)
+        if isinstance(inner, tfds.features.ClassLabel):
+            return key, inner.num_classes, True
+    raise ValueError(
+        "Could not find a class-label feature in this tfds dataset; pass "
+        f"label_key=... (one of: {', '.join(sorted(features.keys()))})."
+    )

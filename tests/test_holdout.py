@@ -1,0 +1,76 @@
+"""Validation hold-out and seen/unseen splits of a training set."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_mlh.datasets import from_arrays, from_files
+from keras_mlh.datasets.holdout import class_ids_of, drop_classes, hold_out_validation
+
+
+def _unique_images(n):
+    # Each image's first pixel is its index: an image is found by its value.
+    images = np.zeros((n, 4, 4, 1), np.float32)
+    images[:, 0, 0, 0] = np.arange(n)
+    return images
+
+
+def test_hold_out_validation_arrays_no_leakage_stratified_seeded():
+    images, labels = _unique_images(100), np.arange(100) % 4
+    data = from_arrays(images, labels, num_queries=20, seed=0)
+    split = hold_out_validation(data, 0.25)
+    held = set(split.queries[0][:, 0, 0, 0])
+    trained = set(split.data.x_train[:, 0, 0, 0])
+    assert len(held) == 20 and len(trained) == 60
+    assert held.isdisjoint(trained)  # a held-out image is never trained on
+    assert held | trained == set(data.x_train[:, 0, 0, 0])
+    assert set(split.database[0][:, 0, 0, 0]) == trained  # the rest of training
+    assert sorted(np.bincount(split.queries[1])) == [5, 5, 5, 5]
+    # The test queries and the database are untouched.
+    np.testing.assert_array_equal(split.data.x_query, data.x_query)
+    np.testing.assert_array_equal(split.data.x_database, data.x_database)
+    again = hold_out_validation(data, 0.25)
+    np.testing.assert_array_equal(again.indices, split.indices)
+    other = hold_out_validation(data, 0.25, seed=1)
+    assert not np.array_equal(other.indices, split.indices)
+    with pytest.raises(ValueError, match="val_split"):
+        hold_out_validation(data, 80)
+
+
+def test_hold_out_validation_files(tmp_path):
+    paths = []
+    for i in range(12):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((4, 4, 3), i, np.uint8)).save(paths[-1])
+    data = from_files(paths, np.arange(12) % 2, num_queries=2, image_size=(4, 4))
+    split = hold_out_validation(data, 4)
+    assert set(split.paths).isdisjoint(split.data.train_paths)
+    assert len(split.data.train_paths) == 6
+    images, labels = split.queries
+    decoded = np.concatenate([batch[0] for batch in images.as_numpy_iterator()])
+    assert len(decoded) == 4 and sorted(np.bincount(labels)) == [2, 2]
+
+
+def test_drop_classes_keeps_queries_and_database():
+    data = from_arrays(_unique_images(60), np.arange(60) % 3, num_queries=12)
+    seen = drop_classes(data, [2])
+    assert 2 not in seen.y_train and len(seen.y_train) == 32
+    np.testing.assert_array_equal(seen.y_query, data.y_query)
+    np.testing.assert_array_equal(seen.y_database, data.y_database)
+    multi_hot = np.eye(3)[np.arange(8) % 3]
+    multi_hot[:, 0] = 1  # every image is of class 0, some of class 1 too
+    multi = from_arrays(_unique_images(8), multi_hot, num_queries=2)
+    assert not drop_classes(multi, [1]).y_train[:, 1].any()  # any unseen label
+    with pytest.raises(ValueError, match="No training image"):
+        drop_classes(from_arrays(_unique_images(6), [0] * 6, num_queries=2), [0])
+
+
+def test_class_ids_of_names_and_ids():
+    assert class_ids_of(["7", "cat", " 2"], 10, [f"n{i}" for i in range(9)] + ["cat"]) == [
+        2, 7, 9,
+    ]  # fmt: skip
+    for bad, match in ((["10"], "out of range"), (["dog"], "Unknown class")):
+        with pytest.raises(ValueError, match=match):
+            class_ids_of(bad, 10)
+    with pytest.raises(ValueError, match="Every class"):
+        class_ids_of(["0", "1"], 2)
