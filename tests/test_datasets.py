@@ -288,3 +288,12 @@ def test_from_directory_streams_paths_not_pixels(tmp_path):
     seen = [labels.numpy() for _, labels in data.train]
     assert [len(b) for b in seen] == [4, 4]
     assert sorted(np.concatenate(seen)) == sorted(data.y_train)
+
+
+def test_infer_num_classes_from_ids_or_multi_hot_rows():
+    from keras_mlh.datasets.validation import infer_num_classes
+
+    assert infer_num_classes(np.array([0, 3, 1])) == 4
+    assert infer_num_classes(np.array([[2], [0]])) == 3  # an id column
+    assert infer_num_classes(np.zeros((2, 5))) == 5  # multi-hot rows
+    assert infer_num_classes(np.array([], dtype=np.int64)) == 1

@@ -18,7 +18,7 @@ from keras_mlh.datasets.image_pipeline import (
     image_dataset,
     iterate_batches,
 )
-from keras_mlh.datasets.validation import check_labels
+from keras_mlh.datasets.validation import check_labels, infer_num_classes
 
 
 @dataclasses.dataclass
@@ -234,12 +234,7 @@ def _common_folder(paths):
 def _checked_labels(labels, num_classes, count):
     """Labels as int64 ids or float32 multi-hot, and the number of classes."""
     if num_classes is None:
-        if labels.ndim == 2 and labels.shape[1] > 1:
-            num_classes = labels.shape[1]
-        elif labels.size and np.issubdtype(labels.dtype, np.number):
-            num_classes = int(np.max(labels)) + 1
-        else:
-            num_classes = 1
+        num_classes = infer_num_classes(labels)
     labels = check_labels(labels, num_classes, num_images=count)
     return labels, int(num_classes)
 

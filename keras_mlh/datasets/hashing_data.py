@@ -4,7 +4,11 @@ import dataclasses
 
 import numpy as np
 
-from keras_mlh.datasets.validation import check_labels, validate_images
+from keras_mlh.datasets.validation import (
+    check_labels,
+    infer_num_classes,
+    validate_images,
+)
 from keras_mlh.errors import check_positive_int
 
 
@@ -116,12 +120,7 @@ def from_arrays(
         images, labels = _sample(np.asarray(images), labels, limit, seed)
     images = validate_images(images)
     if num_classes is None:
-        if labels.ndim == 2 and labels.shape[1] > 1:
-            num_classes = labels.shape[1]
-        elif labels.size and np.issubdtype(labels.dtype, np.number):
-            num_classes = int(np.max(labels)) + 1
-        else:
-            num_classes = 1
+        num_classes = infer_num_classes(labels)
     check_labels(labels, num_classes, num_images=len(images))
     if labels.ndim == 2 and labels.shape[1] == 1 and num_classes != 1:
         labels = labels[:, 0]

@@ -125,6 +125,29 @@ def validate_labels(labels, num_classes, num_images=None, name="labels"):
     return multi_hot
 
 
+def infer_num_classes(labels):
+    """The number of classes labels imply when the caller gives none.
+
+    Args:
+        labels: class ids `(n,)` / `(n, 1)` or multi-hot rows `(n, c)`.
+
+    Returns:
+        `c` for multi-hot rows, else the largest id + 1 (1 for no labels or
+        non-numeric ones, which `check_labels` then refuses).
+
+    Example:
+
+    >>> infer_num_classes(np.array([0, 3, 1]))
+    4
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        return int(labels.shape[1])
+    if labels.size and np.issubdtype(labels.dtype, np.number):
+        return int(np.max(labels)) + 1
+    return 1
+
+
 def check_labels(labels, num_classes, num_images=None, name="labels"):
     """Checks labels and returns them as the model takes them.
 
