@@ -214,3 +214,26 @@ def test_importing_the_model_with_an_unknown_backend_fails_clearly(backend, matc
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_fit_and_encode_from_streamed_image_files_on_this_backend(tmp_path):
+    """The tf.data file pipeline feeds `fit` and `encode` on every backend."""
+    from PIL import Image
+
+    x, y = _digits(n=48)
+    for i, (image, label) in enumerate(zip(x, y, strict=True)):
+        folder = tmp_path / f"class{label}"
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(image[..., 0]).save(folder / f"{i}.png")
+    data = keras_mlh.datasets.from_directory(
+        tmp_path, image_size=(16, 16), color_mode="grayscale", batch_size=16
+    )
+    keras.utils.set_random_seed(0)
+    model = MLH(num_classes=4, bits=8)
+    model.compile()
+    history = model.fit(data.train, epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0], history.history
+    codes = model.encode(data.x_query)
+    assert codes.shape == (len(data.y_query), 8)
+    assert set(np.unique(codes)) <= {-1, 1}
