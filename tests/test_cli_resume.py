@@ -18,9 +18,10 @@ from keras_mlh.cli import resume
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 EPOCHS = 4
-# Many small steps: an epoch lasts long enough to be interrupted on any machine.
+# Many small steps (400 an epoch, ~3 s on an idle 2-core CPU): an epoch lasts
+# long enough for SIGTERM to land before the resumed run ends.
 TRAIN = [
-    "train", "--limit", "500", "--batch-size", "4", "--bits", "16",
+    "train", "--limit", "1000", "--batch-size", "2", "--bits", "16",
     "--epochs", str(EPOCHS), "--val-every", "0", "--verbose", "2",
 ]  # fmt: skip
 RUN_FILES = ["history.json", "model.keras", "run.json", "split.npz"]
