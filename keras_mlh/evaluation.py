@@ -1,7 +1,8 @@
 """One call for a full retrieval evaluation: numbers as JSON, plots as PNG.
 
 `keras-mlh evaluate`, the examples and users' own scripts share this, so a
-report means the same everywhere. numpy and faiss (through `keras_mlh.metrics`), no TensorFlow.
+report means the same everywhere. numpy and numba (the ranking kernel of
+`keras_mlh.metrics`), matplotlib for the plots; no TensorFlow or faiss.
 """
 
 import os

@@ -183,3 +183,19 @@ def test_seen_unseen_map_equals_map_on_the_sub_splits():
         assert result[key] == pytest.approx(expected), key
     assert result["unseen_classes"] == [3, 4]
     assert result["num_queries"]["seen"] == int(seen_q.sum())
+
+
+def test_the_report_needs_neither_faiss_nor_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import keras_mlh.evaluation\n"
+        "loaded = {'faiss', 'tensorflow', 'keras'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

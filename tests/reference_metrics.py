@@ -1,6 +1,7 @@
 """The slow, obviously correct reference for mAP@K: one query at a time,
-a full stable sort of the database each. Used by the tests and the metrics
-benchmark to check the vectorized implementation; not for real use."""
+a full stable sort of the database each. The tests (tests/test_metrics.py)
+and the metrics benchmark (benchmarks/metrics.py) check the compiled
+implementation against it; it is not part of the library."""
 
 import numpy as np
 
@@ -27,9 +28,20 @@ def reference_mean_average_precision(
             relevant = (database_labels[order] != 0) @ (query_labels[i] != 0)
         else:
             relevant = database_labels[order] == query_labels[i]
-        if not relevant.any():
-            scores.append(0.0)
-            continue
-        positions = np.flatnonzero(relevant) + 1
-        scores.append(np.mean(np.arange(1, len(positions) + 1) / positions))
+        scores.append(average_precision(relevant))
     return float(np.mean(scores))
+
+
+def average_precision(relevant):
+    """AP of one ranked list: the mean precision at each relevant item.
+
+    Args:
+        relevant: booleans, one per ranked item, best first.
+
+    Returns:
+        The average precision, 0.0 without any relevant item.
+    """
+    positions = np.flatnonzero(relevant) + 1
+    if not len(positions):
+        return 0.0
+    return float(np.mean(np.arange(1, len(positions) + 1) / positions))
