@@ -718,6 +718,20 @@ def test_encode_never_writes_over_its_input(run, tmp_path):
     assert zipfile.is_zipfile(model)
 
 
+def test_encode_refuses_codes_inside_its_image_folder(tmp_path, capsys):
+    # Refused before the model is read: a model archive with a config will do.
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+    (tmp_path / "photos" / "cats").mkdir(parents=True)
+    for out in ("photos/codes.npz", "photos/cats/codes.npy"):
+        argv = ["encode", str(tmp_path / "m.keras"), str(tmp_path / "photos")]
+        assert cli.main([*argv, str(tmp_path / out), "--overwrite"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "an input folder of this command" in err
+    assert os.listdir(tmp_path / "photos") == ["cats"]
+    assert os.listdir(tmp_path / "photos" / "cats") == []
+
+
 def test_index_search_json_never_writes_over_the_index(index_file, codes, work):
     path, _ = index_file
     before = {p: p.read_bytes() for p in path.parent.glob("db.index*")}

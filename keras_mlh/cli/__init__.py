@@ -8,10 +8,12 @@ TensorFlow and Keras are imported inside the commands that need them, so
 `--help` and the index commands start fast. Ctrl-C exits 130 and SIGTERM
 143, both cleaning up (no half-written output).
 
-One module per concern: `parser` (options, `main`, error handling),
-`errors`, `io` (reading models, arrays, images and codes files), `resume`
-(resumable training) and one module per command (`train`, `evaluate`,
-`encode`, `index`, `export`).
+One module per concern: `parser` (the list of commands, `main`, error
+handling), `options` (the value types and the options several commands
+share), `errors`, `io` (reading models, arrays, images and codes files),
+`resume` (resumable training) and one module per command (`train`,
+`evaluate`, `encode`, `index`, `export`), each declaring its own options in
+`add_arguments(parser)` and running in `run(args)`.
 
 Files (all written under a temporary name and renamed into place through
 `keras_mlh.files`, so a failed command never leaves a half-written output;

@@ -12,16 +12,46 @@ import os
 import numpy as np
 
 from keras_mlh import files
+from keras_mlh.cli import options
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import (
     encode_images,
     load_model,
     open_images,
+    require_images,
     require_model,
     save_npy,
     save_npz,
 )
 from keras_mlh.codes import pack_codes
+
+DESCRIPTION = (
+    "Encodes images with a trained model into packed binary codes. INPUT is an "
+    ".npy array, an .npz (images under `images`, `x` or --key; `ids` and "
+    "`labels`/`y` are carried over) or a folder of image files (recursive, "
+    "resized to the model's input size). OUTPUT .npy holds the packed uint8 "
+    "codes (n, bits/8); OUTPUT .npz holds codes, ids, bits and paths (folder "
+    "input) or labels."
+)
+EPILOG = """examples:
+  keras-mlh encode runs/mnist/model.keras images.npz codes.npz
+  keras-mlh encode runs/photos/model.keras photos/ codes.npz"""
+
+
+def add_arguments(parser):
+    """Declares the options of `keras-mlh encode` on `parser`.
+
+    Args:
+        parser: the `encode` command's `argparse.ArgumentParser`.
+    """
+    options.add_quiet(parser)
+    options.add_batch_size(parser)
+    options.add_image_key(parser)
+    parser.add_argument("model", metavar="MODEL", help="a .keras MLH model")
+    parser.add_argument("input", metavar="INPUT", help=".npy, .npz or folder of images")
+    parser.add_argument("output", metavar="OUTPUT", help="codes file, .npy or .npz")
+    options.add_overwrite(parser, "replace an existing OUTPUT")
+    parser.set_defaults(handler=run)
 
 
 def run(args):
@@ -40,10 +70,13 @@ def run(args):
             f"ids, paths); got {output!r}."
         )
     require_model(args.model)
-    if not os.path.exists(args.input):
-        raise CLIError(f"Images not found: {args.input!r}.")
+    require_images(args.input)
     files.check_output(
-        output, inputs=[args.model, args.input], overwrite=args.overwrite
+        output,
+        inputs=[args.model, args.input],
+        overwrite=args.overwrite,
+        # Codes written among the images would be read as part of them.
+        not_inside=[args.input] if os.path.isdir(args.input) else [],
     )
     # Entered first: an unwritable output fails before the model is loaded.
     with files.atomic_path(output, make_folders=True) as temp:

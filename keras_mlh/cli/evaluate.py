@@ -11,6 +11,7 @@ import json
 import os
 
 from keras_mlh import files
+from keras_mlh.cli import options
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import (
     FILE_SPLIT_KEY,
@@ -21,7 +22,7 @@ from keras_mlh.cli.io import (
     require_model,
     split_file_images,
 )
-from keras_mlh.cli.parser import PROG
+from keras_mlh.cli.options import PROG, default_of
 from keras_mlh.cli.train import HISTORY_FILE, MODEL_FILE, SPLIT_FILE
 from keras_mlh.evaluation import (
     PLOT_FILES,
@@ -29,9 +30,83 @@ from keras_mlh.evaluation import (
     retrieval_report,
     seen_unseen_map,
 )
+from keras_mlh.metrics import TIE_BREAKING
 
+EVAL_FOLDER = "eval"  # in the run folder by default
 SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")
 FILE_SPLIT_KEYS = ("query_paths", "y_query", "database_paths", "y_database")
+
+DESCRIPTION = (
+    "Encodes the queries and the database of a run and writes report.json "
+    "(mAP@K, precision/recall@K, precision within a Hamming radius, the "
+    "precision-recall curve over radii) and PNG plots (PR curve, P@K, bit "
+    "balance, training history)."
+)
+EPILOG = """examples:
+  keras-mlh evaluate runs/mnist
+  keras-mlh evaluate runs/mnist --k 1000 --out eval-1000
+  keras-mlh evaluate --model m.keras --data split.npz --out eval"""
+
+
+def add_arguments(parser):
+    """Declares the options of `keras-mlh evaluate` on `parser`.
+
+    Args:
+        parser: the `evaluate` command's `argparse.ArgumentParser`.
+    """
+    options.add_quiet(parser)
+    options.add_batch_size(parser)
+    parser.add_argument(
+        "run", nargs="?", metavar="RUN", help=f"run folder from `{PROG} train`"
+    )
+    parser.add_argument(
+        "--model", metavar="FILE", help=f"model file (default: RUN/{MODEL_FILE})"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="FILE",
+        help=f"an .npz with {', '.join(SPLIT_KEYS)} (default: RUN/{SPLIT_FILE})",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"output folder (default: RUN/{EVAL_FOLDER}, or ./{EVAL_FOLDER} "
+        "without RUN)",
+    )
+    options.add_overwrite(
+        parser, "replace the report and plots of an earlier evaluation in --out"
+    )
+    parser.add_argument(
+        "--k",
+        type=options.cutoff,
+        default=default_of(retrieval_report, "k"),
+        help="mAP cut-off: a number or all (default: all)",
+    )
+    cutoffs = list(default_of(retrieval_report, "cutoffs"))
+    parser.add_argument(
+        "--precision-at",
+        type=options.positive_int,
+        nargs="+",
+        default=cutoffs,
+        metavar="K",
+        help="cut-offs of precision@K and recall@K (default: "
+        f"{' '.join(map(str, cutoffs))})",
+    )
+    radius = default_of(retrieval_report, "radius")
+    parser.add_argument(
+        "--radius",
+        type=options.non_negative_int,
+        default=radius,
+        help=f"Hamming radius of the precision-within-radius (default: {radius})",
+    )
+    tie_breaking = default_of(retrieval_report, "tie_breaking")
+    parser.add_argument(
+        "--tie-breaking",
+        choices=TIE_BREAKING,
+        default=tie_breaking,
+        help=f"order of items at equal distance (default: {tie_breaking})",
+    )
+    parser.set_defaults(handler=run, parser=parser)
 
 
 def run(args):
@@ -55,10 +130,11 @@ def run(args):
         )
     model_path = args.model or os.path.join(run_folder, MODEL_FILE)
     data_path = args.data or os.path.join(run_folder, SPLIT_FILE)
-    out = os.path.abspath(args.out or os.path.join(run_folder or os.curdir, "eval"))
+    out = os.path.abspath(
+        args.out or os.path.join(run_folder or os.curdir, EVAL_FOLDER)
+    )
     require_model(model_path)
-    files.check_writable(out, kind="folder")  # before the slow part
-    files.check_output(
+    files.check_output(  # before the slow part
         os.path.join(out, REPORT_FILE),
         inputs=[model_path, data_path, _history_file(run_folder)],
         overwrite=args.overwrite,

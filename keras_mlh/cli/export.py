@@ -6,20 +6,81 @@ prints the validation results.
 """
 
 import logging
-import os
 
 import numpy as np
 
-from keras_mlh.cli.errors import CLIError
+from keras_mlh.cli import options
 from keras_mlh.cli.io import (
     load_model,
     open_images,
     quiet_tensorflow,
+    require_images,
     require_model,
 )
-from keras_mlh.export.exporter import check_out_dir
+from keras_mlh.cli.options import default_of
+from keras_mlh.export.exporter import MIN_OPSET, check_out_dir
 
 SAMPLE_CHUNK = 256
+MAX_SAMPLES = 256  # --sample-images read at most
+
+DESCRIPTION = (
+    "Exports the deployable encoder of a trained model (raw images in; "
+    "embedding, ±1 codes and packed codes out) and checks the exports against "
+    "Keras. Without --onnx or --saved-model, both are written."
+)
+EPILOG = """examples:
+  keras-mlh export runs/mnist/model.keras encoder/
+  keras-mlh export m.keras encoder/ --onnx --sample-images runs/mnist/split.npz"""
+
+
+def add_arguments(parser):
+    """Declares the options of `keras-mlh export` on `parser`.
+
+    Args:
+        parser: the `export` command's `argparse.ArgumentParser`.
+    """
+    parser.add_argument("model", metavar="MODEL", help="a .keras MLH model")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create")
+    parser.add_argument("--onnx", action="store_true", help="write model.onnx")
+    parser.add_argument(
+        "--saved-model", action="store_true", help="write a TensorFlow SavedModel"
+    )
+    from keras_mlh.export import export_encoder
+
+    opset = default_of(export_encoder, "opset")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=opset,
+        help=f"ONNX opset, >= {MIN_OPSET} (default: {opset})",
+    )
+    atol = default_of(export_encoder, "atol")
+    parser.add_argument(
+        "--atol",
+        type=options.positive_float,
+        default=atol,
+        help=f"largest allowed embedding difference to Keras (default: {atol:g})",
+    )
+    parser.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip checking the exports against Keras",
+    )
+    parser.add_argument(
+        "--sample-images",
+        metavar="FILE",
+        help="real images for the validation (.npy, .npz, folder); default: "
+        "random pixels",
+    )
+    options.add_image_key(parser, "the sample images")
+    parser.add_argument(
+        "--max-samples",
+        type=options.positive_int,
+        default=MAX_SAMPLES,
+        help=f"sample images used at most (default: {MAX_SAMPLES})",
+    )
+    options.add_overwrite(parser, "replace a non-empty OUT_DIR")
+    parser.set_defaults(handler=run)
 
 
 def run(args):
@@ -45,8 +106,8 @@ def run(args):
         overwrite_flag="--overwrite",
         inputs=[args.model, args.sample_images],
     )
-    if args.sample_images and not os.path.exists(args.sample_images):
-        raise CLIError(f"Sample images not found: {args.sample_images!r}.")
+    if args.sample_images:
+        require_images(args.sample_images, "Sample images")
     model = load_model(args.model)
     samples = _samples(args, model) if args.sample_images else None
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)

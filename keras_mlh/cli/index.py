@@ -10,6 +10,7 @@ codes file, or images encoded on the fly with `--model`.
 import os
 
 from keras_mlh import files
+from keras_mlh.cli import options
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import (
     encode_images,
@@ -17,9 +18,150 @@ from keras_mlh.cli.io import (
     load_codes,
     load_model,
     open_images,
+    require_images,
+    require_model,
 )
+from keras_mlh.cli.options import default_of
 from keras_mlh.codes import pack_codes
-from keras_mlh.index import MISSING_DISTANCE, HammingIndex, index_files
+from keras_mlh.index import KINDS, MISSING_DISTANCE, HammingIndex, index_files
+
+DESCRIPTION = "Build a Hamming index of codes (faiss) and search it."
+EPILOG = """examples:
+  keras-mlh index build codes.npz db.index
+  keras-mlh index search db.index queries.npz -k 10
+  keras-mlh index search db.index photos/ --model m.keras --json hits.json"""
+# The names of an index's files, as `index build` writes them for INDEX.
+_, SIDECAR, PATHS, _ = (os.path.basename(f) for f in index_files("INDEX"))
+BUILD_DESCRIPTION = (
+    "Builds a HammingIndex from a codes file of `keras-mlh encode` (or any "
+    ".npy/.npz of packed uint8 or ±1 codes, with optional `ids`) and saves it "
+    f"with its JSON sidecar ({SIDECAR}) and, when the codes came from image "
+    f"files, their paths ({PATHS})."
+)
+BUILD_EPILOG = "example:\n  keras-mlh index build codes.npz db.index --kind hnsw"
+SEARCH_DESCRIPTION = (
+    "Searches an index with query codes (a codes file) or with images (.npy, "
+    ".npz or a folder, encoded with --model). Prints the nearest ids (or paths) "
+    "with their Hamming distances, and writes them as JSON with --json."
+)
+SEARCH_EPILOG = """examples:
+  keras-mlh index search db.index queries.npz -k 5
+  keras-mlh index search db.index query_images/ --model m.keras
+  keras-mlh index search db.index queries.npz --radius 2 --json hits.json"""
+SEARCH_K = 10  # neighbours per query
+SHOW = 10  # queries printed
+
+
+def add_arguments(parser):
+    """Declares `keras-mlh index build` and `search` on `parser`.
+
+    Args:
+        parser: the `index` command's `argparse.ArgumentParser`.
+    """
+    commands = parser.add_subparsers(
+        dest="index_command", metavar="COMMAND", required=True
+    )
+    options.add_command(
+        commands,
+        "build",
+        "codes file -> saved index",
+        add_build_arguments,
+        description=BUILD_DESCRIPTION,
+        epilog=BUILD_EPILOG,
+    )
+    options.add_command(
+        commands,
+        "search",
+        "query codes or images -> nearest ids and distances",
+        add_search_arguments,
+        description=SEARCH_DESCRIPTION,
+        epilog=SEARCH_EPILOG,
+    )
+
+
+def add_build_arguments(parser):
+    """Declares the options of `keras-mlh index build` on `parser`."""
+    parser.add_argument(
+        "codes",
+        metavar="CODES",
+        nargs="+",
+        help="codes files, .npy or .npz (several are concatenated in order, e.g. "
+        "the shards of keras_mlh_runtime.beam_encode)",
+    )
+    parser.add_argument("index", metavar="INDEX", help="index file to write")
+    kind = default_of(HammingIndex, "kind")
+    approximate = [name for name in KINDS if name != "flat"]
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default=kind,
+        help=f"{kind} (exact, default), {' or '.join(approximate)} (approximate)",
+    )
+    for flag, name, help in (
+        ("--nlist", "nlist", "IVF lists"),
+        ("--nprobe", "nprobe", "IVF lists visited per query"),
+        ("--hnsw-neighbors", "hnsw_neighbors", "HNSW graph degree"),
+        ("--ef-search", "ef_search", "HNSW candidates per query, at least k"),
+        ("--ef-construction", "ef_construction", "HNSW candidates while building"),
+    ):
+        default = default_of(HammingIndex, name)
+        note = "; see benchmarks/results/ann.md for recall and speed"
+        parser.add_argument(
+            flag,
+            type=options.positive_int,
+            default=default,
+            help=f"{help} (default: {default}{note if name == 'ef_search' else ''})",
+        )
+    options.add_overwrite(parser, "replace an existing index")
+    parser.set_defaults(handler=build)
+
+
+def add_search_arguments(parser):
+    """Declares the options of `keras-mlh index search` on `parser`."""
+    options.add_quiet(parser)
+    options.add_batch_size(parser)
+    options.add_image_key(parser)
+    parser.add_argument("index", metavar="INDEX", help="index from `index build`")
+    parser.add_argument(
+        "queries", metavar="QUERIES", help="codes file, or images with --model"
+    )
+    parser.add_argument(
+        "-k",
+        type=options.positive_int,
+        default=SEARCH_K,
+        help=f"neighbours per query (default: {SEARCH_K})",
+    )
+    parser.add_argument(
+        "--radius",
+        type=options.non_negative_int,
+        default=None,
+        help="return every item within this Hamming distance instead of the top k "
+        "(flat and ivf indexes)",
+    )
+    # None keeps the index's own setting.
+    parser.add_argument(
+        "--nprobe",
+        type=options.positive_int,
+        default=None,
+        help="IVF lists visited per query (default: the index's)",
+    )
+    parser.add_argument(
+        "--ef-search",
+        type=options.positive_int,
+        default=None,
+        help="HNSW candidates per query (default: the index's)",
+    )
+    parser.add_argument("--model", metavar="FILE", help="encode image queries with it")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    options.add_overwrite(parser, "replace an existing --json file")
+    parser.add_argument(
+        "--show",
+        type=options.non_negative_int,
+        default=SHOW,
+        metavar="N",
+        help=f"print the results of the first N queries (default: {SHOW})",
+    )
+    parser.set_defaults(handler=search)
 
 
 def build(args):
@@ -67,7 +209,10 @@ def search(args):
     Returns:
         0, after printing the hits of the first `--show` queries.
     """
-    if args.json:  # before the slow part
+    if args.model:  # before the slow part
+        require_model(args.model)
+        require_images(args.queries, "Query images")
+    if args.json:
         files.check_output(
             args.json,
             inputs=[*index_files(args.index), args.queries, args.model],
@@ -113,8 +258,6 @@ def search(args):
 
 def _encode_queries(args):
     """Packed codes, ids and paths of query images encoded with `--model`."""
-    if not os.path.exists(args.queries):
-        raise CLIError(f"Query images not found: {args.queries!r}.")
     model = load_model(args.model)
     images = open_images(
         args.queries,

@@ -41,6 +41,17 @@ def require_file(path, what, hint=""):
         raise CLIError(f"{what} not found: {path!r}.{hint}")
 
 
+def require_images(path, what="Images"):
+    """Raises a `CLIError` unless the images `path` (a file or folder) exist.
+
+    Args:
+        path: the `.npy`, `.npz` or folder of images.
+        what: what the images are, for the message (e.g. "Query images").
+    """
+    if not os.path.exists(path):
+        raise CLIError(f"{what} not found: {path!r}.")
+
+
 def require_model(path):
     """Checks a model file without importing TensorFlow, so errors come fast.
 
@@ -107,7 +118,8 @@ def import_quietly(modules):
 
 
 def load_model(path):
-    """Loads an MLH model after the fast checks of `require_model`.
+    """Loads an MLH model; the commands call `require_model` first, when
+    they start, so that a bad file fails before any slow work.
 
     Args:
         path: the `.keras` file.
@@ -115,7 +127,6 @@ def load_model(path):
     Returns:
         The `keras_mlh.MLH` model.
     """
-    require_model(path)
     quiet_tensorflow()
     from keras_mlh.export import load_mlh
 
@@ -278,9 +289,8 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
             "save images with np.savez(FILE, images=images) or name the array "
             "with --key.",
         )
-    elif not os.path.exists(path):
-        raise CLIError(f"{what} not found: {path!r}.")
     else:
+        require_images(path, what)
         raise CLIError(
             f"{what} must be an .npy or .npz file or a folder of image files; "
             f"got {path!r}."
@@ -594,24 +604,20 @@ def load_code_files(paths, what="Codes file"):
             f"The codes files hold codes of different lengths ({found} bits); "
             "encode them all with the same model."
         )
-    with_ids = [ids is not None for _, ids, _, _ in parts]
-    if any(with_ids) and not all(with_ids):
-        without = [p for p, has in zip(paths, with_ids, strict=True) if not has][0]
-        raise CLIError(
-            f"{without!r} has no `ids` but other codes files do; give every file "
-            "ids, or none (the index then numbers the codes in order)."
-        )
-    with_paths = [names is not None for _, _, names, _ in parts]
-    if any(with_paths) and not all(with_paths):
-        without = [p for p, has in zip(paths, with_paths, strict=True) if not has][0]
-        raise CLIError(
-            f"{without!r} has no image `paths` (one per code) but other codes "
-            "files do: the index would lose them all; encode every file from "
-            "image files, or index the files without paths separately."
-        )
     packed = np.concatenate([part[0] for part in parts])
-    ids = np.concatenate([part[1] for part in parts]) if all(with_ids) else None
-    names = np.concatenate([part[2] for part in parts]) if all(with_paths) else None
+    ids = _all_or_none(
+        paths,
+        [part[1] for part in parts],
+        "has no `ids` but other codes files do; give every file ids, or none "
+        "(the index then numbers the codes in order).",
+    )
+    names = _all_or_none(
+        paths,
+        [part[2] for part in parts],
+        "has no image `paths` (one per code) but other codes files do: the "
+        "index would lose them all; encode every file from image files, or "
+        "index the files without paths separately.",
+    )
     if names is not None:
         unique, counts = np.unique(names, return_counts=True)
         if counts.max() > 1:
@@ -621,3 +627,20 @@ def load_code_files(paths, what="Codes file"):
                 "shards of one run."
             )
     return packed, ids, names, lengths.pop()
+
+
+def _all_or_none(files, arrays, lacking):
+    """The `arrays` of every file concatenated, `None` when no file has one.
+
+    Args:
+        files: the codes files, for the message.
+        arrays: one array or `None` per file.
+        lacking: the message after the name of a file without one, when
+            some files have one and others not.
+    """
+    given = [array is not None for array in arrays]
+    if not any(given):
+        return None
+    if not all(given):
+        raise CLIError(f"{files[given.index(False)]!r} {lacking}")
+    return np.concatenate(arrays)

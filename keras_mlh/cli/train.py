@@ -14,6 +14,7 @@ a temporary folder and moved into place only when complete, so a failed or
 interrupted run leaves nothing that looks like a finished one.
 """
 
+import argparse
 import os
 import shlex
 import sys
@@ -22,7 +23,7 @@ import time
 import numpy as np
 
 from keras_mlh import files
-from keras_mlh.cli import resume
+from keras_mlh.cli import options, resume
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.cli.io import (
     IMAGE_KEYS,
@@ -32,13 +33,287 @@ from keras_mlh.cli.io import (
     quiet_tensorflow,
     save_npz,
 )
-from keras_mlh.cli.parser import PROG
+from keras_mlh.cli.options import PROG, default_of
+from keras_mlh.datasets.hashing_data import from_arrays
+from keras_mlh.datasets.sources import from_directory
+from keras_mlh.datasets.tfds_data import from_tfds
+from keras_mlh.models.applications import APPLICATIONS
+from keras_mlh.models.modes import MODES
+from keras_mlh.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE
 
 RUN_FORMAT = "keras-mlh-run"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.npz"
 RUN_FILE = "run.json"
+# `--backbone`: the small default or a keras.applications model by name.
+SMALL_BACKBONE = "small"
+BACKBONES = (SMALL_BACKBONE, *APPLICATIONS)
+# MLH's defaults (its constructor imports Keras, which --help must not;
+# tests/test_cli_options.py checks them against `MLH`'s signature).
+DEFAULT_BITS = 32
+DEFAULT_MODE = "mlh"
+# The library's data defaults that the options leave in place.
+NUM_QUERIES = default_of(from_arrays, "num_queries")
+TFDS_NUM_QUERIES = default_of(from_tfds, "max_queries")
+TFDS_IMAGE_SIZE = default_of(from_tfds, "image_size")
+FILE_IMAGE_SIZE = default_of(from_directory, "image_size")
+# A named backbone's recipe for image files (HashNet, CSQ, MDSH): resize to
+# 256, crop 224.
+NAMED_IMAGE_SIZE = (224, 224)
+NAMED_RESIZE_RATIO = 256 / 224
+
+DESCRIPTION = (
+    "Trains an MLH model with the package's default recipe (Adam, cosine "
+    "decay) and writes a run folder: model.keras, history.json, split.npz (the "
+    "query/database split evaluate uses) and run.json. Data: the offline "
+    "MNIST-5k digits by default, or --npz, --folder, --lists, --tfds. Folders "
+    "and list files are streamed from disk."
+)
+EPILOG = """examples:
+  keras-mlh train --out runs/mnist --bits 32
+  keras-mlh train --folder photos/ --image-size 96 --out runs/photos
+  keras-mlh train --npz data.npz --epochs 30 --out runs/mine
+  keras-mlh train --lists lists/cifar10 --image-root images/ --out runs/c
+  keras-mlh train --tfds cifar10 --limit 10000 --out runs/cifar"""
+
+
+def add_arguments(parser):
+    """Declares the options of `keras-mlh train` on `parser`.
+
+    Args:
+        parser: the `train` command's `argparse.ArgumentParser`.
+    """
+    options.add_quiet(parser)
+    _add_data_source(parser)
+    _add_run_folder(parser)
+    _add_model_and_recipe(parser)
+    _add_split(parser)
+    _add_image_files(parser)
+    _add_tfds(parser)
+    _add_validation(parser)
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="Keras fit verbosity: 1 progress bar (default), 2 one line per "
+        "epoch, 0 silent (as -q)",
+    )
+    parser.set_defaults(handler=run, parser=parser)
+
+
+def _add_data_source(parser):
+    """--npz, --folder, --lists or --tfds (none: the MNIST-5k digits)."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--npz",
+        metavar="FILE",
+        help="an .npz with `images` (n, h, w[, c]) raw pixels and `labels` (class "
+        "ids or multi-hot); `x`/`y` also accepted, `class_names` optional",
+    )
+    source.add_argument(
+        "--folder",
+        metavar="DIR",
+        help="a folder with one subfolder of images per class",
+    )
+    source.add_argument(
+        "--lists",
+        metavar="DIR",
+        help="a folder of list files, train.txt, test.txt (the queries) and "
+        "database.txt, one 'relative/path.jpg 0 1 0 ...' (multi-hot labels) a "
+        "line, as HashNet and DeepHash-pytorch distribute them; images are "
+        "streamed from disk",
+    )
+    source.add_argument(
+        "--tfds",
+        metavar="NAME",
+        help="a tensorflow-datasets name, e.g. cifar10 (downloads on first use)",
+    )
+
+
+def _add_run_folder(parser):
+    """Where the run goes: --out, --overwrite, --resume."""
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run folder to create (default: runs/run-DATE-TIME)",
+    )
+    options.add_overwrite(
+        parser,
+        "replace an earlier run folder at --out, and discard an interrupted run of it",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the interrupted run whose --out was RUN from its last "
+        "completed epoch, with that run's settings",
+    )
+
+
+def _add_model_and_recipe(parser):
+    """The model (code length, mode, backbone) and its training recipe."""
+    parser.add_argument(
+        "--bits",
+        type=options.bits,
+        default=DEFAULT_BITS,
+        help=f"code length (default: {DEFAULT_BITS})",
+    )
+    # Left None when not given: `--resume` tells given options from defaults.
+    parser.add_argument(
+        "--epochs",
+        type=options.positive_int,
+        default=None,
+        help=f"default: {DEFAULT_EPOCHS}",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=tuple(MODES),
+        default=DEFAULT_MODE,
+        help=f"default: {DEFAULT_MODE}",
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default=SMALL_BACKBONE,
+        help=f"{SMALL_BACKBONE} (SmallConvBackbone, default) or a "
+        "keras.applications model (3-channel images)",
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        choices=("none", "imagenet"),
+        default="none",
+        help="imagenet downloads pretrained weights (needs network); a named "
+        "backbone gets raw 0..255 pixels and its own ImageNet preprocessing "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="random translations and rotations during training",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=options.positive_float,
+        default=None,
+        help=f"default: {DEFAULT_LEARNING_RATE:g}",
+    )
+    options.add_batch_size(parser, default_of(from_arrays, "batch_size"), help=None)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the split and the weights"
+    )
+
+
+def _add_split(parser):
+    """How many images become queries, and how many are used at all."""
+    parser.add_argument(
+        "--num-queries",
+        type=options.count_or_fraction,
+        default=None,
+        help=f"query images held out: a count or a fraction (default: "
+        f"{NUM_QUERIES}; with --tfds, a count from the query split, default "
+        f"{TFDS_NUM_QUERIES})",
+    )
+    parser.add_argument(
+        "--limit",
+        type=options.positive_int,
+        default=None,
+        metavar="N",
+        help="train on N images (quick trials): a seeded random sample of mnist5k "
+        "or --npz data, the first N examples of a --tfds split",
+    )
+
+
+def _add_image_files(parser):
+    """How --folder and --lists images are read: size, crop, flips."""
+    parser.add_argument(
+        "--image-size",
+        type=options.image_size,
+        default=None,
+        metavar="SIZE",
+        help="size of the images the model gets, for --folder and --lists "
+        f"(default: {_side(FILE_IMAGE_SIZE)}, or {_side(NAMED_IMAGE_SIZE)} with a "
+        f"named backbone) and --tfds (default: {_side(TFDS_IMAGE_SIZE)}): SIZE or "
+        "HEIGHTxWIDTH",
+    )
+    parser.add_argument(
+        "--resize-size",
+        type=options.image_size,
+        default=None,
+        metavar="SIZE",
+        help="for --folder and --lists: resize to SIZE, then crop --image-size "
+        "(random in training, central at evaluation and export). Default: "
+        f"{_side(_resized(NAMED_IMAGE_SIZE))} with a named backbone (then "
+        f"--image-size defaults to {_side(NAMED_IMAGE_SIZE)}), none with the "
+        "small one",
+    )
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random horizontal flips of --folder and --lists training images "
+        "(default: on with a named backbone, off with the small one)",
+    )
+    parser.add_argument(
+        "--image-root",
+        metavar="ROOT",
+        help="the folder the paths of --lists resolve against (default: DIR)",
+    )
+    parser.add_argument(
+        "--color-mode",
+        choices=("rgb", "grayscale"),
+        default="rgb",
+        help="how --folder and --lists images are read (default: rgb)",
+    )
+
+
+def _add_tfds(parser):
+    """The splits and data folder of --tfds."""
+    for split in ("train", "query"):
+        parser.add_argument(
+            f"--tfds-{split}-split",
+            default=default_of(from_tfds, f"{split}_split"),
+            metavar="SPLIT",
+        )
+    parser.add_argument("--tfds-data-dir", default=None, metavar="DIR")
+
+
+def _add_validation(parser):
+    """Validation queries, unseen classes and how often val mAP is logged."""
+    parser.add_argument(
+        "--val-split",
+        type=options.count_or_fraction,
+        default=None,
+        metavar="F",
+        help="hold F training images out (a count or a fraction; seeded, "
+        "stratified) as validation queries searched against the rest of the "
+        "training set; their val mAP picks the epoch kept. The test queries "
+        "never pick anything",
+    )
+    parser.add_argument(
+        "--unseen-classes",
+        metavar="IDS",
+        help="comma-separated class ids or names left out of training (the "
+        "queries and database keep them); evaluate then reports seen/unseen mAP",
+    )
+    parser.add_argument(
+        "--val-every",
+        type=options.non_negative_int,
+        default=5,
+        metavar="N",
+        help="validation mAP (into history.json) every N epochs, 0 for never "
+        "(default: 5)",
+    )
+
+
+def _side(size):
+    """`(64, 64)` -> `"64"`, `(64, 48)` -> `"64x48"`, as `--image-size` takes."""
+    return str(size[0]) if size[0] == size[1] else f"{size[0]}x{size[1]}"
+
+
+def _resized(size):
+    """The resize before a named backbone's crop of `size`: 224 -> 256."""
+    return tuple(round(side * NAMED_RESIZE_RATIO) for side in size)
 
 
 def run(args):
@@ -150,21 +425,21 @@ def training_data(args):
         raise CLIError(
             "--resize-size and --flip apply to image files (--folder, --lists)."
         )
-    num_queries = 0.2 if args.num_queries is None else args.num_queries
+    num_queries = NUM_QUERIES if args.num_queries is None else args.num_queries
     split = {"seed": args.seed, "batch_size": args.batch_size}
     if args.tfds:
         if isinstance(args.num_queries, float):
             raise CLIError(
                 "With --tfds the queries come from the query split: give "
-                "--num-queries as a count (default 1000)."
+                f"--num-queries as a count (default {TFDS_NUM_QUERIES})."
             )
         data = datasets.from_tfds(
             args.tfds,
             train_split=args.tfds_train_split,
             query_split=args.tfds_query_split,
-            image_size=args.image_size or (32, 32),
+            image_size=args.image_size or TFDS_IMAGE_SIZE,
             max_train=args.limit,
-            max_queries=args.num_queries or 1000,
+            max_queries=args.num_queries or TFDS_NUM_QUERIES,
             data_dir=args.tfds_data_dir,
             **split,
         )
@@ -263,11 +538,11 @@ def image_recipe(args):
     Returns:
         Keyword arguments `image_size`, `resize_to`, `horizontal_flip`.
     """
-    named = args.backbone != "small"
-    size = args.image_size or ((224, 224) if named else (64, 64))
+    named = args.backbone != SMALL_BACKBONE
+    size = args.image_size or (NAMED_IMAGE_SIZE if named else FILE_IMAGE_SIZE)
     resize = getattr(args, "resize_size", None)
     if resize is None and named:
-        resize = tuple(round(s * 256 / 224) for s in size)  # 224 -> 256
+        resize = _resized(size)
     if resize is not None and (resize[0] < size[0] or resize[1] < size[1]):
         raise CLIError(
             f"--resize-size {resize[0]}x{resize[1]} is smaller than the crop "
@@ -381,7 +656,7 @@ def _train(args, data, source, stage):
     from keras_mlh.training import default_training
 
     keras.utils.set_random_seed(args.seed)
-    backbone = None if args.backbone == "small" else args.backbone
+    backbone = None if args.backbone == SMALL_BACKBONE else args.backbone
     weights = None if args.backbone_weights == "none" else args.backbone_weights
     model = MLH(
         num_classes=data.num_classes,
@@ -422,7 +697,7 @@ def _train(args, data, source, stage):
                 queries,
                 database,
                 every_n_epochs=args.val_every or 1,
-                batch_size=max(args.batch_size, 256),
+                batch_size=max(args.batch_size, options.INFERENCE_BATCH_SIZE),
                 verbose=0,
             )
         )

@@ -2,18 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
-# keras.applications constructors usable by name. They are built with
-# `include_top=False, pooling="avg"`; `weights=None` never touches the network.
-# Each takes raw pixels in [0, 255]: EfficientNet, MobileNetV3 and ConvNeXt
-# rescale inside, and ResNet50 gets its "caffe" preprocessing from
-# `CaffePreprocessing` (see `application_backbone`).
-APPLICATIONS = {
-    "resnet50": "ResNet50",
-    "efficientnetb0": "EfficientNetB0",
-    "mobilenetv3small": "MobileNetV3Small",
-    "mobilenetv3large": "MobileNetV3Large",
-    "convnexttiny": "ConvNeXtTiny",
-}
+from keras_mlh.models.applications import APPLICATIONS
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
