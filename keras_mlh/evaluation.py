@@ -83,9 +83,13 @@ def retrieval_report(
             `tie_breaking` or `metadata`, or an unwritable `out_dir`.
 
     Example:
+    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
+    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
+    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
     >>> report = retrieval_report(q_codes, q_labels, db_codes, db_labels,
     ...                           out_dir="runs/eval")
-    >>> report["map"], report["files"]["pr_curve"]
+    >>> report["map"], os.path.relpath(report["files"]["pr_curve"])
+    (1.0, 'runs/eval/pr_curve.png')
     """
     n = len(database_codes)
     ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
@@ -153,8 +157,11 @@ def seen_unseen_map(
         the group sizes.
 
     Example:
-    >>> seen_unseen_map(q_codes, q_labels, db_codes, db_labels, [7, 8, 9])
-    {'seen@seen': 0.91, 'seen@all': 0.88, 'unseen@unseen': 0.42, ...}
+    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
+    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
+    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
+    >>> seen_unseen_map(q_codes, q_labels, db_codes, db_labels, [3])
+    {'seen@seen': 1.0, 'seen@all': 1.0, 'unseen@unseen': 1.0, ...}
     """
     from keras_mlh.datasets.holdout import unseen_mask
 

@@ -173,7 +173,7 @@ def check_output(
 
     Example:
     >>> check_output("codes.npz", inputs=["model.keras", "images.npy"])
-    '/home/me/codes.npz'
+    '/.../codes.npz'
     """
     path = os.path.abspath(os.fspath(path))
     outputs = [path, *(os.path.abspath(os.fspath(c)) for c in companions)]
@@ -335,8 +335,11 @@ def atomic_path(path, make_folders=False):
             `path` is a folder, or the location cannot be written.
 
     Example:
-    >>> with atomic_path("codes.npy") as temp:
-    ...     np.save(open(temp, "wb"), codes)
+    >>> codes = np.zeros((2, 4), np.uint8)
+    >>> with atomic_path("codes.npy") as temp, open(temp, "wb") as file:
+    ...     np.save(file, codes)
+    >>> np.load("codes.npy").shape
+    (2, 4)
     """
     path = check_writable(path, kind="file")
     folder = os.path.dirname(path)
@@ -374,8 +377,10 @@ def staged_files(folder):
 
     Example:
     >>> with staged_files("eval") as stage:
-    ...     plot_pr_curve(curve, stage("pr_curve.png"))
-    ...     write_json(report, stage("report.json"))
+    ...     _ = write_json({"map": 0.9}, stage("report.json"))
+    ...     _ = write_json({"bits": 32}, stage("bits.json"))
+    >>> sorted(os.listdir("eval"))
+    ['bits.json', 'report.json']
     """
     folder = os.path.abspath(os.fspath(folder))
     staged = {}
@@ -418,7 +423,9 @@ def atomic_folder(path):
 
     Example:
     >>> with atomic_folder("runs/mnist") as work:
-    ...     model.save(os.path.join(work, "model.keras"))
+    ...     _ = write_json({"epochs": 15}, os.path.join(work, "run.json"))
+    >>> os.listdir("runs/mnist")
+    ['run.json']
     """
     path = check_writable(path, kind="folder")
     with ensure_folder(os.path.dirname(path)) as parent:
@@ -545,7 +552,7 @@ def naming(path, temps):
         Nothing; wrap the writing.
 
     Example:
-    >>> with naming("codes.npy", {temp: "codes.npy"}):
+    >>> with naming("codes.npy", {temp: "codes.npy"}):  # doctest: +SKIP
     ...     np.save(temp, codes)
     """
     try:

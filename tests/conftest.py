@@ -27,25 +27,10 @@ def small_mnist(mnist5k):
 
 @pytest.fixture
 def saving_round_trip(tmp_path):
-    """Saves a layer inside a functional model to `.keras`, reloads it, and
-    checks the reloaded model gives the same outputs on `inputs`."""
-    import keras
+    """`helpers.run_saving_test` writing into the test's `tmp_path`."""
+    from helpers import run_saving_test
 
-    def check(layer, inputs):
-        x = keras.Input(shape=inputs.shape[1:])
-        model = keras.Model(x, layer(x))
-        expected = model.predict(inputs, verbose=0)
-        path = str(tmp_path / "layer.keras")
-        model.save(path)
-        again = keras.saving.load_model(path)
-        actual = again.predict(inputs, verbose=0)
-        for e, a in zip(
-            keras.tree.flatten(expected), keras.tree.flatten(actual), strict=True
-        ):
-            np.testing.assert_allclose(a, e, atol=1e-6)
-        return again
-
-    return check
+    return lambda layer, inputs: run_saving_test(layer, inputs, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from helpers import run_serialization_test
 
 from keras_mlh.centers import hash_centers
 from keras_mlh.losses import CenterHashLoss
@@ -52,8 +53,7 @@ def test_loss_is_smallest_at_own_center_and_finite_when_saturated():
 
 def test_config_round_trip():
     loss = CenterHashLoss(hash_centers(3, 8).centers, normalization="sample_class")
-    again = CenterHashLoss.from_config(loss.get_config())
-    assert again.get_config() == loss.get_config()
+    run_serialization_test(loss)
 
 
 @pytest.mark.parametrize(

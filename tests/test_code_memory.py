@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from helpers import run_layer_test, run_serialization_test
 
 from keras_mlh.layers import CodeMemory
 
@@ -14,7 +15,12 @@ def _batch(n, start=0, bits=8, classes=3):
 def test_returns_the_contents_before_the_write_then_stores_the_batch():
     memory = CodeMemory(size=4, bits=8, num_classes=3)
     codes, labels = _batch(3, start=1)
-    before = memory(codes, labels, training=True)
+    before = run_layer_test(
+        memory,
+        (codes, labels),
+        {"codes": (4, 8), "labels": (4, 3), "weights": (4,)},
+        training=True,
+    )
     assert np.all(keras.ops.convert_to_numpy(before["weights"]) == 0)
     assert np.all(keras.ops.convert_to_numpy(before["codes"]) == 0)
     after = memory(codes[:1], labels[:1], training=False)
@@ -56,7 +62,7 @@ def test_stores_detached_codes(gradients):
 
 def test_config_round_trip_and_bad_arguments():
     memory = CodeMemory(size=16, bits=8, num_classes=3, name="bank")
-    again = CodeMemory.from_config(memory.get_config())
+    again = run_serialization_test(memory)
     assert (again.size, again.bits, again.num_classes) == (16, 8, 3)
     with pytest.raises(ValueError, match="size"):
         CodeMemory(size=0, bits=8, num_classes=3)

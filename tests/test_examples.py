@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import import_blocker
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
 
@@ -48,13 +49,7 @@ def test_deploy_example_runs_without_tensorflow(main_job, tmp_path):
     images = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
     np.save(tmp_path / "db.npy", images)
     np.save(tmp_path / "q.npy", images[:3])
-    blocker = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'keras', 'numba'):\n"
-        "            raise ImportError('blocked: ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+    blocker = import_blocker(("tensorflow", "keras", "numba")) + (
         "import runpy\n"
         "sys.argv = sys.argv[1:]\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n"

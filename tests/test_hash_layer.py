@@ -1,16 +1,15 @@
 import keras
 import numpy as np
 import pytest
+from helpers import run_layer_test, run_saving_test, run_serialization_test
 
 from keras_mlh.layers import HashLayer
 
 
 def test_output_shape_and_range():
     layer = HashLayer(bits=16, num_branches=2)
-    codes = keras.ops.convert_to_numpy(
-        layer(np.random.default_rng(0).normal(size=(5, 12)), training=True)
-    )
-    assert codes.shape == (5, 2, 16)
+    x = np.random.default_rng(0).normal(size=(5, 12)).astype("float32")
+    codes = run_layer_test(layer, x, (5, 2, 16), training=True)
     assert np.all(np.abs(codes) < 1)
     assert layer.compute_output_shape((None, 12)) == (None, 2, 16)
 
@@ -27,10 +26,11 @@ def test_branches_are_independent():
     assert np.abs(codes[:, 0]).sum() > 0
 
 
-def test_config_and_saving(saving_round_trip):
+def test_config_and_saving(tmp_path):
     layer = HashLayer(bits=24, num_branches=3, batch_norm=False)
-    assert HashLayer.from_config(layer.get_config()).get_config() == layer.get_config()
-    saving_round_trip(layer, np.random.default_rng(2).normal(size=(4, 6)).astype("f4"))
+    run_serialization_test(layer)
+    x = np.random.default_rng(2).normal(size=(4, 6)).astype("f4")
+    run_saving_test(layer, x, tmp_path)
 
 
 @pytest.mark.parametrize("bits", [0, 12, -8, 16.0, None])

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import import_blocker
 from reference_metrics import average_precision, reference_mean_average_precision
 
 from keras_mlh.codes import pack_codes
@@ -279,13 +280,9 @@ print(mean_average_precision(codes, np.zeros(10), codes, np.zeros(10)))
 
 
 def test_metrics_import_without_tensorflow():
-    script = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Block())
+    script = (
+        import_blocker(("tensorflow", "keras"))
+        + """
 import numpy as np
 import keras_mlh.codes, keras_mlh.index, keras_mlh.metrics
 from keras_mlh import HammingIndex, pack_codes, mean_average_precision
@@ -295,6 +292,7 @@ print(index.search(codes[:1], 1)[1][0, 0],
       round(keras_mlh.metrics.mean_average_precision(codes, np.zeros(10), codes,
                                                      np.zeros(10)), 3))
 """
+    )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True
     )

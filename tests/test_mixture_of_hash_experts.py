@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from helpers import run_layer_test, run_saving_test, run_serialization_test
 
 from keras_mlh.layers import MixtureOfHashExperts
 
@@ -11,9 +12,9 @@ def _features(n=16, d=10, seed=0):
 
 def test_shapes_and_gates_are_distributions():
     moh = MixtureOfHashExperts(bits=32, num_experts=5, num_branches=2)
-    codes, gates = moh(_features(), training=True)
-    codes, gates = keras.ops.convert_to_numpy(codes), keras.ops.convert_to_numpy(gates)
-    assert codes.shape == (16, 2, 32) and gates.shape == (16, 2, 5)
+    codes, gates = run_layer_test(
+        moh, _features(), ((16, 2, 32), (16, 2, 5)), training=True
+    )
     np.testing.assert_allclose(gates.sum(-1), 1.0, atol=1e-6)
     assert np.all(np.abs(codes) < 1)
 
@@ -60,11 +61,10 @@ def test_gate_balance_is_zero_for_uniform_usage():
     assert float(moh._gate_imbalance(one_expert)) == pytest.approx(3.0)
 
 
-def test_config_and_saving(saving_round_trip):
+def test_config_and_saving(tmp_path):
     moh = MixtureOfHashExperts(bits=16, num_experts=3, top_k=2, gate_balance_weight=0.1)
-    config = MixtureOfHashExperts.from_config(moh.get_config()).get_config()
-    assert config == moh.get_config()
-    saving_round_trip(moh, _features(6, 5))
+    run_serialization_test(moh)
+    run_saving_test(moh, _features(6, 5), tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+from helpers import run_serialization_test
 
 from keras_mlh.losses import MutualHashLoss
 
@@ -28,3 +29,7 @@ def test_gradient_flows_only_to_prediction_when_target_is_detached(gradients):
     )
     assert np.all(grad_b == 0)
     assert np.abs(grad_a).sum() > 0
+
+
+def test_config_round_trip():
+    run_serialization_test(MutualHashLoss(name="mutual"))

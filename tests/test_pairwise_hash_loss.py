@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import run_serialization_test
 
 from keras_mlh.losses import PairwiseHashLoss
 
@@ -63,6 +64,6 @@ def test_similar_pairs_prefer_equal_codes():
 
 def test_config_and_bad_scale():
     loss = PairwiseHashLoss(theta_scale=0.25, quantization_weight=0.05)
-    assert PairwiseHashLoss.from_config(loss.get_config()).theta_scale == 0.25
+    assert run_serialization_test(loss).theta_scale == 0.25
     with pytest.raises(ValueError, match="theta_scale"):
         PairwiseHashLoss(theta_scale=0)

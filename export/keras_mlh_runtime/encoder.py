@@ -46,10 +46,10 @@ class HashEncoder:
             session (use `load`).
 
     Example:
-    >>> encoder = HashEncoder.load("mnist_encoder")
-    >>> packed = encoder.encode(images)  # uint8 (n, bits / 8)
-    >>> index = encoder.build_index(database_images)
-    >>> distances, ids = encoder.search(query_images, index, k=10)
+    >>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
+    >>> packed = encoder.encode(images)  # uint8 (n, bits / 8)  # doctest: +SKIP
+    >>> index = encoder.build_index(database_images)  # doctest: +SKIP
+    >>> distances, ids = encoder.search(query_images, index, k=10)  # doctest: +SKIP
     """
 
     def __init__(self, session, metadata):
@@ -78,8 +78,8 @@ class HashEncoder:
                 input and outputs do not match `metadata.json`.
 
         Example:
-        >>> encoder = HashEncoder.load("mnist_encoder")
-        >>> encoder.bits, encoder.input_shape
+        >>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
+        >>> encoder.bits, encoder.input_shape  # doctest: +SKIP
         (32, (28, 28, 1))
         """
         import onnxruntime as ort
@@ -128,7 +128,7 @@ class HashEncoder:
                 empty batch, or NaN / infinite values.
 
         Example:
-        >>> encoder.check_images(np.zeros((2, 28, 28, 1), np.uint8)).dtype
+        >>> encoder.check_images(np.zeros((2, 28, 28, 1), np.uint8)).dtype  # doctest: +SKIP
         dtype('float32')
         """
         return self._validated(images).astype(np.float32, copy=False)
@@ -164,7 +164,7 @@ class HashEncoder:
             The requested output for all images.
 
         Example:
-        >>> encoder.encode(images).shape  # 32-bit codes
+        >>> encoder.encode(images).shape  # 32-bit codes  # doctest: +SKIP
         (1000, 4)
         """
         output, batch_size = self._check_options(output, batch_size)
@@ -202,8 +202,8 @@ class HashEncoder:
                 image (named in the message).
 
         Example:
-        >>> packed = encoder.encode_files(["a.png", "b.png"])
-        >>> packed.shape
+        >>> packed = encoder.encode_files(["a.png", "b.png"])  # doctest: +SKIP
+        >>> packed.shape  # doctest: +SKIP
         (2, 4)
         """
         output, batch_size = self._check_options(output, batch_size)
@@ -266,8 +266,8 @@ class HashEncoder:
             The `HammingIndex`, with `bits` of this encoder.
 
         Example:
-        >>> index = encoder.build_index(database_images, ids=database_ids)
-        >>> index.save("db.faiss")
+        >>> index = encoder.build_index(database_images, ids=database_ids)  # doctest: +SKIP
+        >>> index.save("db.faiss")  # doctest: +SKIP
         """
         from keras_mlh.index import HammingIndex
 
@@ -291,7 +291,7 @@ class HashEncoder:
             `(n, k)`, nearest first.
 
         Example:
-        >>> distances, ids = encoder.search(query_images, index, k=10)
+        >>> distances, ids = encoder.search(query_images, index, k=10)  # doctest: +SKIP
         """
         if getattr(index, "bits", None) != self.bits:
             raise ValueError(

@@ -65,7 +65,10 @@ def decode_image(data, image_shape, name="image"):
         ValueError: when the bytes are not an image Pillow can read.
 
     Example:
-    >>> decode_image(open("digit.png", "rb").read(), (28, 28, 1)).shape
+    >>> from PIL import Image
+    >>> Image.fromarray(np.zeros((28, 28), np.uint8)).save("digit.png")
+    >>> with open("digit.png", "rb") as file:
+    ...     decode_image(file.read(), (28, 28, 1)).shape
     (28, 28, 1)
     """
     try:
@@ -115,6 +118,8 @@ def read_image(path, image_shape):
         uint8 array of shape `image_shape`.
 
     Example:
+    >>> from PIL import Image
+    >>> Image.fromarray(np.zeros((28, 28), np.uint8)).save("digit.png")
     >>> read_image("digit.png", (28, 28, 1)).dtype
     dtype('uint8')
     """

@@ -31,8 +31,8 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
         verbose: print the value when computed.
 
     Example:
-    >>> callback = RetrievalMetricsCallback((x_val, y_val), (x_db, y_db))
-    >>> model.fit(data.train, epochs=30, callbacks=[callback,
+    >>> callback = RetrievalMetricsCallback((x_val, y_val), (x_db, y_db))  # doctest: +SKIP
+    >>> model.fit(data.train, epochs=30, callbacks=[callback,  # doctest: +SKIP
     ...     keras.callbacks.EarlyStopping("val_map", mode="max", patience=5)])
     """
 

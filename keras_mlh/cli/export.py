@@ -18,6 +18,7 @@ from keras_mlh.cli.io import (
     require_model,
 )
 from keras_mlh.cli.options import default_of
+from keras_mlh.export import exporter
 from keras_mlh.export.exporter import MIN_OPSET, check_out_dir
 
 SAMPLE_CHUNK = 256
@@ -45,16 +46,15 @@ def add_arguments(parser):
     parser.add_argument(
         "--saved-model", action="store_true", help="write a TensorFlow SavedModel"
     )
-    from keras_mlh.export import export_encoder
-
-    opset = default_of(export_encoder, "opset")
+    # The exporter's own function (keras_mlh.export.export_encoder is what runs).
+    opset = default_of(exporter.export_encoder, "opset")
     parser.add_argument(
         "--opset",
         type=int,
         default=opset,
         help=f"ONNX opset, >= {MIN_OPSET} (default: {opset})",
     )
-    atol = default_of(export_encoder, "atol")
+    atol = default_of(exporter.export_encoder, "atol")
     parser.add_argument(
         "--atol",
         type=options.positive_float,

@@ -47,9 +47,9 @@ class FileHashingData:
             "images"}` of each list file.
 
     Example:
-    >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))
-    >>> model.fit(data.train, epochs=15)
-    >>> codes = np.concatenate([model.encode(x) for x, _ in
+    >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
+    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
+    >>> codes = np.concatenate([model.encode(x) for x, _ in  # doctest: +SKIP
     ...                         data.query.as_numpy_iterator()])
     """
 
@@ -191,9 +191,9 @@ def from_files(
         A `FileHashingData`.
 
     Example:
-    >>> data = from_files(["a/1.jpg", "a/2.jpg", "b/3.jpg"], [0, 0, 1],
+    >>> data = from_files(["a/1.jpg", "a/2.jpg", "b/3.jpg"], [0, 0, 1],  # doctest: +SKIP
     ...                   num_queries=1, image_size=(32, 32))
-    >>> model.fit(data.train, epochs=1)
+    >>> model.fit(data.train, epochs=1)  # doctest: +SKIP
     """
     paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
     labels = np.asarray(labels)

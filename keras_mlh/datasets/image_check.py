@@ -47,7 +47,7 @@ def check_image_file(path):
             image of those formats; the message names the file and the fix.
 
     Example:
-    >>> check_image_file("photos/cat/1.jpg")
+    >>> check_image_file("photos/cat/1.jpg")  # doctest: +SKIP
     'jpeg'
     """
     path = str(os.fspath(path))  # np.str_ would show as np.str_('...')
@@ -99,7 +99,7 @@ def check_image_files(paths, where=None):
         ValueError: for the first bad file.
 
     Example:
-    >>> check_image_files(paths, where=lambda i: f"train.txt line {i + 1}")
+    >>> check_image_files(paths, where=lambda i: f"train.txt line {i + 1}")  # doctest: +SKIP
     """
     for i, path in enumerate(paths):
         try:

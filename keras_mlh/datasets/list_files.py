@@ -144,9 +144,9 @@ def from_list_files(
         ValueError: naming the list file and line of the first problem.
 
     Example:
-    >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",
+    >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",  # doctest: +SKIP
     ...                        image_size=(224, 224), resize_to=(256, 256))
-    >>> model.fit(data.train, epochs=15)
+    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     directory = os.fspath(directory)
     if not os.path.isdir(directory):

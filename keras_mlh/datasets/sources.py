@@ -152,8 +152,8 @@ def from_directory(
             images, or an image file is not a JPEG, PNG, GIF or BMP.
 
     Example:
-    >>> data = from_directory("photos/", image_size=(64, 64))
-    >>> model.fit(data.train, epochs=15)
+    >>> data = from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
+    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     if not os.path.isdir(directory):
         raise ValueError(f"Image folder not found: {directory!r}")

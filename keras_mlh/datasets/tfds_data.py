@@ -37,8 +37,8 @@ class TfdsHashingData:
             buffer the size of the data would hold all its pixels).
 
     Example:
-    >>> data = from_tfds("cifar10", max_train=10_000)
-    >>> model.fit(data.train, epochs=15)
+    >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
+    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
 
     name: str
@@ -180,8 +180,8 @@ def from_tfds(
         A `TfdsHashingData`.
 
     Example:
-    >>> data = from_tfds("cifar10", image_size=(32, 32), max_train=10_000)
-    >>> model.fit(data.train, epochs=15)
+    >>> data = from_tfds("cifar10", image_size=(32, 32), max_train=10_000)  # doctest: +SKIP
+    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     import tensorflow_datasets as tfds
 

@@ -87,8 +87,8 @@ def load_mlh(path):
             a Keras model that is not an MLH model.
 
     Example:
-    >>> model = load_mlh("mlh.keras")
-    >>> model.bits
+    >>> model = load_mlh("mlh.keras")  # doctest: +SKIP
+    >>> model.bits  # doctest: +SKIP
     32
     """
     import keras
@@ -158,9 +158,9 @@ def export_encoder(
             written to `out_dir` then.
 
     Example:
-    >>> data = keras_mlh.datasets.mnist5k()
-    >>> meta = export_encoder(model, "mnist_encoder", sample_images=data.x_query)
-    >>> meta["validation"]["onnx"]["bit_agreement"]
+    >>> data = keras_mlh.datasets.mnist5k()  # doctest: +SKIP
+    >>> meta = export_encoder(model, "mnist_encoder", sample_images=data.x_query)  # doctest: +SKIP
+    >>> meta["validation"]["onnx"]["bit_agreement"]  # doctest: +SKIP
     1.0
     """
     formats = _check_formats(formats)

@@ -56,11 +56,15 @@ class HammingIndex:
         ef_construction: HNSW candidate list length while adding.
 
     Example:
+    >>> rng = np.random.default_rng(0)
+    >>> database_codes = rng.integers(0, 256, (100, 4), dtype=np.uint8)  # packed
+    >>> database_files = [f"images/{i}.png" for i in range(100)]
     >>> index = HammingIndex(bits=32)
-    >>> index.add(database_codes, ids=database_ids, paths=database_files)
-    >>> distances, ids = index.search(query_codes, k=10)
+    >>> ids = index.add(database_codes, ids=np.arange(100) + 1000, paths=database_files)
+    >>> distances, ids = index.search(database_codes[:2], k=3)
     >>> index.save("db.faiss"); again = HammingIndex.load("db.faiss")
-    >>> again.paths_of(ids[0])
+    >>> int(ids[0, 0]), int(distances[0, 0]), again.paths_of(ids[0])[0]
+    (1000, 0, 'images/0.png')
     """
 
     def __init__(

@@ -38,7 +38,7 @@ class CodeMemory(keras.layers.Layer):
     >>> memory = CodeMemory(size=4, bits=8, num_classes=2)
     >>> codes = keras.ops.ones((3, 8))
     >>> labels = keras.ops.one_hot(keras.ops.array([0, 1, 1]), 2)
-    >>> memory(codes, labels, training=True)["weights"].shape
+    >>> tuple(memory(codes, labels, training=True)["weights"].shape)
     (4,)
     >>> float(keras.ops.sum(memory.filled))
     3.0

@@ -70,7 +70,7 @@ class HashLayer(_BranchCodes):
 
     Example:
     >>> layer = HashLayer(bits=16, num_branches=2)
-    >>> layer(keras.ops.ones((4, 32))).shape
+    >>> tuple(layer(keras.ops.ones((4, 32))).shape)
     (4, 2, 16)
     """
 

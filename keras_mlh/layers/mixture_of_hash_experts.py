@@ -44,7 +44,7 @@ class MixtureOfHashExperts(_BranchCodes):
     Example:
     >>> moh = MixtureOfHashExperts(bits=32, num_experts=4, num_branches=2)
     >>> codes, gates = moh(keras.ops.ones((8, 64)))
-    >>> codes.shape, gates.shape
+    >>> tuple(codes.shape), tuple(gates.shape)
     ((8, 2, 32), (8, 2, 4))
     """
 

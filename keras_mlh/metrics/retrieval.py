@@ -61,8 +61,11 @@ def mean_average_precision(
         mAP as a Python float.
 
     Example:
+    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
+    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
+    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
     >>> mean_average_precision(q_codes, q_labels, db_codes, db_labels, k=1000)
-    0.93...
+    1.0
     """
     if tie_breaking not in TIE_BREAKING:
         raise ValueError(

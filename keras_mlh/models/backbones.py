@@ -23,7 +23,7 @@ class SmallConvBackbone(keras.layers.Layer):
 
     Example:
     >>> backbone = SmallConvBackbone()
-    >>> backbone(keras.ops.zeros((2, 28, 28, 1))).shape
+    >>> tuple(backbone(keras.ops.zeros((2, 28, 28, 1))).shape)
     (2, 256)
     """
 
@@ -87,7 +87,7 @@ class CaffePreprocessing(keras.layers.Layer):
     not load under Keras's safe mode).
 
     Example:
-    >>> CaffePreprocessing()(np.full((1, 2, 2, 3), 128.0)).shape
+    >>> tuple(CaffePreprocessing()(np.full((1, 2, 2, 3), 128.0)).shape)
     (1, 2, 2, 3)
     """
 

@@ -94,11 +94,11 @@ class MLH(keras.Model):
         **kwargs: standard `keras.Model` arguments.
 
     Example:
-    >>> data = keras_mlh.datasets.mnist5k()
-    >>> model = keras_mlh.MLH(num_classes=10, bits=32)
-    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    >>> model.fit(data.train, epochs=10, validation_data=data.query)
-    >>> codes = model.encode(data.x_query)  # int8 in {-1, +1}, (1000, 32)
+    >>> data = keras_mlh.datasets.mnist5k()  # doctest: +SKIP
+    >>> model = keras_mlh.MLH(num_classes=10, bits=32)  # doctest: +SKIP
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))  # doctest: +SKIP
+    >>> model.fit(data.train, epochs=10, validation_data=data.query)  # doctest: +SKIP
+    >>> codes = model.encode(data.x_query)  # int8 in {-1, +1}, (1000, 32)  # doctest: +SKIP
     """
 
     def __init__(

@@ -1,0 +1,129 @@
+"""Checks shared by the tests, in the manner of keras-hub's `TestCase`.
+
+`run_layer_test` calls a layer and checks the shape and dtype of what it
+returns, `run_serialization_test` the `get_config`/`from_config` round trip
+(and that Keras finds the class by its registered name), `run_saving_test`
+a `.keras` save and reload, and `import_blocker` is the code that makes a
+fresh Python refuse to import some modules.
+
+Keras is imported by the checks that use it: `import_blocker` serves tests
+of the Keras-free parts too.
+"""
+
+import numpy as np
+
+
+def run_layer_test(
+    layer, inputs, expected_output_shape, expected_output_dtype="float32", **call
+):
+    """Calls `layer` on `inputs` and checks its outputs' shapes and dtypes.
+
+    Args:
+        layer: the layer.
+        inputs: its input; a tuple is passed as positional arguments
+            (`layer(codes, labels)`).
+        expected_output_shape: a shape tuple, or a structure of them (a
+            tuple of shapes for a tuple output, a dict for a dict output).
+        expected_output_dtype: the dtype of every output.
+        **call: keyword arguments of the call (`training=True`).
+
+    Returns:
+        The outputs, as numpy arrays in the layer's structure.
+    """
+    import keras
+
+    outputs = keras.tree.map_structure(
+        keras.ops.convert_to_numpy,
+        layer(*inputs, **call) if isinstance(inputs, tuple) else layer(inputs, **call),
+    )
+    shapes = keras.tree.map_structure(lambda output: output.shape, outputs)
+    assert _same_shapes(shapes, expected_output_shape), (
+        shapes,
+        expected_output_shape,
+    )
+    for output in keras.tree.flatten(outputs):
+        assert output.dtype == np.dtype(expected_output_dtype), output.dtype
+    return outputs
+
+
+def _same_shapes(actual, expected):
+    if isinstance(expected, dict):
+        return actual.keys() == expected.keys() and all(
+            _same_shapes(actual[key], expected[key]) for key in expected
+        )
+    if expected and isinstance(expected[0], (tuple, list)):
+        return len(actual) == len(expected) and all(
+            _same_shapes(a, e) for a, e in zip(actual, expected, strict=True)
+        )
+    return tuple(actual) == tuple(expected)
+
+
+def run_serialization_test(instance):
+    """`from_config(get_config())` rebuilds `instance` with the same config,
+    and so does Keras from its serialized form (the class is registered).
+
+    Args:
+        instance: a layer, loss or other Keras-serializable object.
+
+    Returns:
+        The instance rebuilt with `from_config`.
+    """
+    import keras
+
+    config = instance.get_config()
+    again = type(instance).from_config(config)
+    assert again.get_config() == config
+    revived = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(instance)
+    )
+    assert type(revived) is type(instance)
+    assert revived.get_config() == config
+    return again
+
+
+def run_saving_test(layer, inputs, folder):
+    """Saves `layer` inside a functional model to `.keras`, reloads it, and
+    checks that the reloaded model gives the same outputs on `inputs`.
+
+    Args:
+        layer: the layer.
+        inputs: a batch for it (its shape gives the model's input).
+        folder: where to write the file (a `tmp_path`).
+
+    Returns:
+        The reloaded model.
+    """
+    import keras
+
+    x = keras.Input(shape=inputs.shape[1:])
+    model = keras.Model(x, layer(x))
+    expected = model.predict(inputs, verbose=0)
+    path = str(folder / "layer.keras")
+    model.save(path)
+    again = keras.saving.load_model(path)
+    actual = again.predict(inputs, verbose=0)
+    for e, a in zip(
+        keras.tree.flatten(expected), keras.tree.flatten(actual), strict=True
+    ):
+        np.testing.assert_allclose(a, e, atol=1e-6)
+    return again
+
+
+def import_blocker(modules):
+    """Python code that, run first in a fresh interpreter, makes importing
+    any of `modules` (top-level names) raise `ImportError`.
+
+    Args:
+        modules: top-level module names, e.g. `("tensorflow", "keras")`.
+
+    Returns:
+        The code, to put before a subprocess's script.
+    """
+    return (
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {tuple(modules)!r}:\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
