@@ -10,6 +10,9 @@ Keras is imported by the checks that use it: `import_blocker` serves tests
 of the Keras-free parts too.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 
 
@@ -107,6 +110,23 @@ def run_saving_test(layer, inputs, folder):
     ):
         np.testing.assert_allclose(a, e, atol=1e-6)
     return again
+
+
+def run_python(code, timeout=120):
+    """Runs `code` in a fresh Python and checks that it exits 0.
+
+    Args:
+        code: the script (its `assert`s are the checks).
+        timeout: seconds it may take.
+
+    Returns:
+        The `subprocess.CompletedProcess`, with text `stdout` and `stderr`.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
 
 
 def import_blocker(modules):

@@ -2,10 +2,9 @@
 
 import argparse
 import inspect
-import subprocess
-import sys
 
 import pytest
+from helpers import run_python
 
 from keras_mlh.cli import options
 from keras_mlh.cli import parser as cli_parser
@@ -76,10 +75,7 @@ def test_only_the_command_that_runs_is_imported():
         "        assert e.code == 0\n"
         "    assert imported() == commands, imported()\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
+    run_python(code)
 
 
 @pytest.mark.parametrize("text, expected", [("16", 16), ("4096", 4096)])

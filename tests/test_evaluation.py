@@ -186,16 +186,11 @@ def test_seen_unseen_map_equals_map_on_the_sub_splits():
 
 
 def test_the_report_needs_neither_faiss_nor_tensorflow():
-    import subprocess
-    import sys
+    from helpers import run_python
 
-    code = (
+    run_python(
         "import sys\n"
         "import keras_mlh.evaluation\n"
         "loaded = {'faiss', 'tensorflow', 'keras'} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr

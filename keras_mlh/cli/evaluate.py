@@ -92,12 +92,12 @@ def add_arguments(parser):
         help="cut-offs of precision@K and recall@K (default: "
         f"{' '.join(map(str, cutoffs))})",
     )
-    radius = default_of(retrieval_report, "radius")
-    parser.add_argument(
+    options.add_number(
+        parser,
         "--radius",
+        default_of(retrieval_report, "radius"),
+        "Hamming radius of the precision-within-radius",
         type=options.non_negative_int,
-        default=radius,
-        help=f"Hamming radius of the precision-within-radius (default: {radius})",
     )
     tie_breaking = default_of(retrieval_report, "tie_breaking")
     parser.add_argument(

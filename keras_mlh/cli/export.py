@@ -47,19 +47,19 @@ def add_arguments(parser):
         "--saved-model", action="store_true", help="write a TensorFlow SavedModel"
     )
     # The exporter's own function (keras_mlh.export.export_encoder is what runs).
-    opset = default_of(exporter.export_encoder, "opset")
-    parser.add_argument(
+    options.add_number(
+        parser,
         "--opset",
+        default_of(exporter.export_encoder, "opset"),
+        f"ONNX opset, >= {MIN_OPSET}",
         type=int,
-        default=opset,
-        help=f"ONNX opset, >= {MIN_OPSET} (default: {opset})",
     )
-    atol = default_of(exporter.export_encoder, "atol")
-    parser.add_argument(
+    options.add_number(
+        parser,
         "--atol",
+        default_of(exporter.export_encoder, "atol"),
+        "largest allowed embedding difference to Keras",
         type=options.positive_float,
-        default=atol,
-        help=f"largest allowed embedding difference to Keras (default: {atol:g})",
     )
     parser.add_argument(
         "--no-validate",
@@ -73,11 +73,8 @@ def add_arguments(parser):
         "random pixels",
     )
     options.add_image_key(parser, "the sample images")
-    parser.add_argument(
-        "--max-samples",
-        type=options.positive_int,
-        default=MAX_SAMPLES,
-        help=f"sample images used at most (default: {MAX_SAMPLES})",
+    options.add_number(
+        parser, "--max-samples", MAX_SAMPLES, "sample images used at most"
     )
     options.add_overwrite(parser, "replace a non-empty OUT_DIR")
     parser.set_defaults(handler=run)

@@ -101,17 +101,15 @@ def add_build_arguments(parser):
         ("--nlist", "nlist", "IVF lists"),
         ("--nprobe", "nprobe", "IVF lists visited per query"),
         ("--hnsw-neighbors", "hnsw_neighbors", "HNSW graph degree"),
-        ("--ef-search", "ef_search", "HNSW candidates per query, at least k"),
+        (
+            "--ef-search",
+            "ef_search",
+            "HNSW candidates per query, at least k; see benchmarks/results/ann.md "
+            "for recall and speed",
+        ),
         ("--ef-construction", "ef_construction", "HNSW candidates while building"),
     ):
-        default = default_of(HammingIndex, name)
-        note = "; see benchmarks/results/ann.md for recall and speed"
-        parser.add_argument(
-            flag,
-            type=options.positive_int,
-            default=default,
-            help=f"{help} (default: {default}{note if name == 'ef_search' else ''})",
-        )
+        options.add_number(parser, flag, default_of(HammingIndex, name), help)
     options.add_overwrite(parser, "replace an existing index")
     parser.set_defaults(handler=build)
 
@@ -125,12 +123,7 @@ def add_search_arguments(parser):
     parser.add_argument(
         "queries", metavar="QUERIES", help="codes file, or images with --model"
     )
-    parser.add_argument(
-        "-k",
-        type=options.positive_int,
-        default=SEARCH_K,
-        help=f"neighbours per query (default: {SEARCH_K})",
-    )
+    options.add_number(parser, "-k", SEARCH_K, "neighbours per query")
     parser.add_argument(
         "--radius",
         type=options.non_negative_int,
@@ -154,12 +147,13 @@ def add_search_arguments(parser):
     parser.add_argument("--model", metavar="FILE", help="encode image queries with it")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     options.add_overwrite(parser, "replace an existing --json file")
-    parser.add_argument(
+    options.add_number(
+        parser,
         "--show",
+        SHOW,
+        "print the results of the first N queries",
         type=options.non_negative_int,
-        default=SHOW,
         metavar="N",
-        help=f"print the results of the first N queries (default: {SHOW})",
     )
     parser.set_defaults(handler=search)
 

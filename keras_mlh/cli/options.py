@@ -165,14 +165,32 @@ def add_quiet(parser):
     )
 
 
+def add_number(parser, flag, default, help, type=positive_int, **kwargs):
+    """A number option whose help ends in its default.
+
+    Args:
+        parser: the parser to add it to.
+        flag: e.g. `"--radius"`.
+        default: its default, shown as `(default: X)` after `help`.
+        help: what it is; `None` shows only `default: X`.
+        type: its value type (`positive_int` by default).
+        **kwargs: more `add_argument` arguments (`metavar`).
+    """
+    shown = (
+        f"default: {default:g}" if isinstance(default, float) else f"default: {default}"
+    )
+    parser.add_argument(
+        flag,
+        type=type,
+        default=default,
+        help=f"{help} ({shown})" if help else shown,
+        **kwargs,
+    )
+
+
 def add_batch_size(parser, default=INFERENCE_BATCH_SIZE, help="inference batch size"):
     """`--batch-size`, with `help` and its default."""
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=default,
-        help=f"{help} (default: {default})" if help else f"default: {default}",
-    )
+    add_number(parser, "--batch-size", default, help)
 
 
 def add_image_key(parser, what="the images"):

@@ -153,12 +153,7 @@ def _add_run_folder(parser):
 
 def _add_model_and_recipe(parser):
     """The model (code length, mode, backbone) and its training recipe."""
-    parser.add_argument(
-        "--bits",
-        type=options.bits,
-        default=DEFAULT_BITS,
-        help=f"code length (default: {DEFAULT_BITS})",
-    )
+    options.add_number(parser, "--bits", DEFAULT_BITS, "code length", type=options.bits)
     # Left None when not given: `--resume` tells given options from defaults.
     parser.add_argument(
         "--epochs",
@@ -296,13 +291,13 @@ def _add_validation(parser):
         help="comma-separated class ids or names left out of training (the "
         "queries and database keep them); evaluate then reports seen/unseen mAP",
     )
-    parser.add_argument(
+    options.add_number(
+        parser,
         "--val-every",
+        5,
+        "validation mAP (into history.json) every N epochs, 0 for never",
         type=options.non_negative_int,
-        default=5,
         metavar="N",
-        help="validation mAP (into history.json) every N epochs, 0 for never "
-        "(default: 5)",
     )
 
 
