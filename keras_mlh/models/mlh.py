@@ -574,6 +574,23 @@ class MLH(keras.Model):
         )
         return config
 
+    def load_own_variables(self, store):
+        # MLH has no variables of its own. Files saved before the CodeMemory
+        # layer (keras-mlh 0.x with pairwise_memory_size > 0) hold the code
+        # memory as four model variables: move them into the layer.
+        keys = sorted(store.keys(), key=int)
+        if keys == ["0", "1", "2", "3"] and not self._own_variables():
+            values = [store[key] for key in keys]
+            if self.code_memory is not None:
+                self.code_memory.load_legacy_state(*values)
+            # Else the mode has no pairwise term: the old memory was never
+            # written or read, and there is nothing to keep.
+            return
+        super().load_own_variables(store)
+
+    def _own_variables(self):
+        return self._trainable_variables + self._non_trainable_variables
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
