@@ -308,7 +308,7 @@ class MLH(keras.Model):
         The pairwise term compares the batch with the whole global batch
         (gathered over `tf.distribute` replicas) and, in training with a code
         memory, with the memory's detached codes; the memory then stores the
-        batch.
+        global batch.
 
         Args:
             images: a batch of raw images.
@@ -336,7 +336,10 @@ class MLH(keras.Model):
                 "weights": ops.ones((ops.shape(codes)[0],)),
             }
             if training and self.code_memory is not None:
-                memory = self.code_memory(u_p, y, training=True)
+                # The gathered batch: under tf.distribute every replica
+                # writes the same global batch and the first one's copy is
+                # kept, so the memory holds all replicas' codes.
+                memory = self.code_memory(codes, y_all, training=True)
                 references = {
                     "codes": ops.concatenate(
                         [codes, ops.stop_gradient(memory["codes"])]
