@@ -26,6 +26,7 @@ Writes `benchmarks/results/backends{,_quick}.{md,json}`.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -204,6 +205,11 @@ def summarize(runs, backends, timing=None):
     return lines, table, spread
 
 
+def _without_out(command):
+    """The command as a reader reruns it: `--out` only moved the files."""
+    return re.sub(r" --out \S+", "", command).strip()
+
+
 def run_worker(backend, part, args):
     command = [PYTHONS[backend], os.path.abspath(__file__), "--worker", part]
     command += ["--bits", str(args.bits), "--seeds", *map(str, args.seeds)]
@@ -239,7 +245,7 @@ def main(argv=None):
         runs += report["runs"]
         timing.update(report["timing"])
         machines.update(report["machines"])
-        commands.append(report["command"])
+        commands.append(_without_out(report["command"]))
     for part in (
         () if args.combine else ("timing", "map")
     ):  # timings first, on the least-loaded cores
@@ -259,7 +265,12 @@ def main(argv=None):
     chunking = {(t["rounds"], t["steps_per_chunk"]) for t in timing.values()}
     rounds, steps = min(chunking) if chunking else (0, 0)
     command = " and ".join(
-        commands or [f"python benchmarks/backends.py {' '.join(argv or sys.argv[1:])}"]
+        commands
+        or [
+            _without_out(
+                f"python benchmarks/backends.py {' '.join(argv or sys.argv[1:])}"
+            )
+        ]
     )
     markdown = "\n".join(
         [
@@ -273,13 +284,17 @@ def main(argv=None):
             "(other engineers' tests alongside): compare ratios, not step "
             "times across backends.",
             "",
-            f"mAP@all of the 1,000 queries after the default recipe, "
-            f"{'/'.join(map(str, epochs))} epochs, seeds {seeds} "
-            "(mean ± std, n runs), under nice -n 15."
-            + (
-                f" Spread of the mlh mean across backends: {spread:.4f}."
-                if spread is not None
-                else ""
+            (
+                f"mAP@all of the 1,000 queries after the default recipe, "
+                f"{'/'.join(map(str, epochs))} epochs, seeds {seeds} "
+                "(mean ± std, n runs), under nice -n 15."
+                + (
+                    f" Spread of the mlh mean across backends: {spread:.4f}."
+                    if spread is not None
+                    else ""
+                )
+                if runs
+                else "mAP: no runs in these results (`--parts map` adds them)."
             ),
             "",
             *lines,

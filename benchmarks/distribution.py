@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 from _common import RESULTS, write
+from backends import _without_out
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TERMS = ("loss", "center_loss", "pairwise_loss", "mutual_loss")
@@ -150,7 +151,9 @@ def main(argv=None):
         return 1
     line = next(x for x in result.stdout.splitlines() if x.startswith("REPORT "))
     report = json.loads(line[len("REPORT ") :])
-    text = f"python benchmarks/distribution.py {' '.join(argv or sys.argv[1:])}"
+    text = _without_out(
+        f"python benchmarks/distribution.py {' '.join(argv or sys.argv[1:])}"
+    )
     write("distribution", markdown(report, args, text.strip()), report, args.out)
     return 0
 
