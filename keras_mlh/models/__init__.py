@@ -6,11 +6,18 @@ Keras: the command line takes its choices from them for `--help`.
 """
 
 import importlib
+import sys
 
 # Before any Keras import: a missing backend package gets a clear error.
 from keras_mlh.backends import check_keras_backend
 
 check_keras_backend()
+
+# A process that has imported Keras gets the classes registered on import, as
+# before, so `keras.saving.load_model` finds them; without Keras (the command
+# line's --help) nothing heavy is imported.
+if "keras" in sys.modules:
+    importlib.import_module("keras_mlh.models.mlh")
 
 # Public name -> module that defines it.
 _PUBLIC = {
