@@ -1,0 +1,517 @@
+"""Protocol benchmark: MLH against its baselines on protocols that tell them apart.
+
+Run by hand (nohup for the full grid). Every run trains one mode with the
+package defaults (`keras_mlh.MLH`, `keras_mlh.training.default_training`) and
+measures mAP@all of the test queries against the database. Writes
+`benchmarks/results/protocols.json` (a list of rows, one per run) and
+`protocols.md` (per protocol and bit length: mean ± std per mode over seeds,
+and the paired per-seed differences mlh - center and mlh - pairwise).
+
+Protocols, all built from the offline MNIST-5k digits with the package's own
+split helpers (the split and the training shuffle are seeded by the run's
+seed, so the modes of one seed see exactly the same data):
+
+- `mnist5k-full`: 1,000 queries / 4,000 database images, trained on the whole
+  database (the README's ablation protocol; seed 0 is its split).
+- `mnist5k-small-train`: the same queries and database, trained on 100 images
+  per class of the database (stratified, seeded): training set << database,
+  the shape of the field's CIFAR-10 protocol.
+- `mnist5k-unseen`: classes 7, 8, 9 dropped from the training set
+  (`keras_mlh.datasets.holdout.drop_classes`); queries and database keep
+  them. mAP@all over all queries, plus the four seen/unseen numbers
+  (`keras_mlh.evaluation.seen_unseen_map`).
+- `mnist5k-multilabel`: composites of real digits (`multilabel_composites`),
+  each labelled multi-hot with every digit it shows; relevant = shares at
+  least one label (the deep-hashing rule for MS-COCO / NUS-WIDE).
+
+    python benchmarks/protocols.py                        # the whole grid
+    python benchmarks/protocols.py --bits 32 --protocols mnist5k-unseen
+    python benchmarks/protocols.py --quick                # CI smoke run
+    python benchmarks/protocols.py --report-only          # re-render the table
+
+The script is resumable: rows already in the JSON (same protocol, mode, bits,
+seed and epochs) are skipped, and the JSON is rewritten atomically after
+every run, so an interrupted grid continues where it stopped. Runs are
+interleaved (for each bit length and seed, every protocol and mode) so that
+a paired comparison is complete early and machine load hits modes alike.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from _common import RESULTS, machine  # noqa: E402
+
+PROTOCOLS = (
+    "mnist5k-full",
+    "mnist5k-small-train",
+    "mnist5k-unseen",
+    "mnist5k-multilabel",
+)
+MODES = ("mlh", "center", "pairwise", "mlh_no_moh", "mlh_no_mutual")
+UNSEEN_CLASSES = (7, 8, 9)
+TRAIN_PER_CLASS = 100
+# Composites: a 2x2 grid of 28x28 tiles holding 2 or 3 digits of distinct
+# classes (at least one tile empty), average-pooled back to 28x28 so that a
+# run costs the same as on single digits.
+COMPOSITE_DIGITS = (2, 3)
+QUICK = {"limit": 300, "num_queries": 60, "train_per_class": 10}
+# A run's identity: the JSON keeps at most one row per key.
+KEY = ("protocol", "mode", "bits", "seed", "epochs")
+
+
+@dataclasses.dataclass
+class Protocol:
+    """The data of one protocol at one seed.
+
+    Attributes:
+        name: the protocol's name.
+        data: a `keras_mlh.datasets.HashingData`; the model trains on
+            `data.train` and is measured on its queries against its database.
+        unseen_classes: classes held out of training (seen/unseen protocol).
+        config: JSON-safe description of how the data was made.
+    """
+
+    name: str
+    data: object
+    unseen_classes: tuple = ()
+    config: dict = dataclasses.field(default_factory=dict)
+
+
+def multilabel_composites(
+    images, labels, count, seed, num_classes=10, digits=COMPOSITE_DIGITS
+):
+    """Multi-label images made of real digits, labelled with every digit shown.
+
+    Each composite draws `k` distinct classes (`k` uniform in `digits`), one
+    random source digit of each class, and puts them in `k` random tiles of a
+    2x2 grid of the source images' size; the other tiles stay black. The grid
+    is average-pooled 2x2 back to the source size. Its label is the multi-hot
+    row of the `k` classes. Source digits are drawn with replacement across
+    composites (each about `count * mean(k) / len(images)` times).
+
+    Args:
+        images: `(n, h, w, c)` uint8 digits (h and w even).
+        labels: class ids `(n,)`.
+        count: number of composites.
+        seed: seed of the draw.
+        num_classes: width of the multi-hot labels.
+        digits: `(min, max)` digits per composite, at most 4.
+
+    Returns:
+        `(composites (count, h, w, c) uint8, multi-hot float32 labels
+        (count, num_classes))`.
+
+    Example:
+    >>> data = keras_mlh.datasets.mnist5k()
+    >>> x, y = multilabel_composites(data.x_query, data.y_query, 1000, seed=0)
+    >>> x.shape, set(y.sum(axis=1))
+    ((1000, 28, 28, 1), {2.0, 3.0})
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    low, high = digits
+    if not 1 <= low <= high <= 4:
+        raise ValueError(f"`digits` must be within 1..4. Received: {digits}")
+    rng = np.random.default_rng(seed)
+    n, h, w, c = images.shape
+    by_class = [np.flatnonzero(labels == k) for k in range(num_classes)]
+    present = [k for k in range(num_classes) if len(by_class[k])]
+    grid = np.zeros((count, 2 * h, 2 * w, c), np.float32)
+    multi_hot = np.zeros((count, num_classes), np.float32)
+    for i in range(count):
+        k = int(rng.integers(low, high + 1))
+        classes = rng.choice(present, size=k, replace=False)
+        tiles = rng.choice(4, size=k, replace=False)
+        for cls, tile in zip(classes, tiles, strict=True):
+            row, col = divmod(int(tile), 2)
+            source = images[rng.choice(by_class[cls])]
+            grid[i, row * h : (row + 1) * h, col * w : (col + 1) * w] = source
+            multi_hot[i, cls] = 1.0
+    pooled = grid.reshape(count, h, 2, w, 2, c).mean(axis=(2, 4))
+    return np.round(pooled).astype(np.uint8), multi_hot
+
+
+def make_protocol(name, seed, quick=False):
+    """The data of protocol `name`, split and subsampled with `seed`."""
+    import keras_mlh
+    from keras_mlh.datasets.hashing_data import split_indices
+    from keras_mlh.datasets.holdout import drop_classes
+
+    size = QUICK if quick else {"limit": None, "num_queries": 1000}
+    data = keras_mlh.datasets.mnist5k(
+        num_queries=size["num_queries"], seed=seed, limit=size["limit"]
+    )
+    config = {"source": "mnist5k", "split_seed": seed, **size}
+    unseen = ()
+    if name == "mnist5k-small-train":
+        per_class = QUICK["train_per_class"] if quick else TRAIN_PER_CLASS
+        # The library's stratified, seeded pick: `per_class` images of each class.
+        picked, _ = split_indices(data.y_train, per_class * data.num_classes, seed)
+        data = dataclasses.replace(
+            data, x_train=data.x_train[picked], y_train=data.y_train[picked]
+        )
+        config["train_per_class"] = per_class
+    elif name == "mnist5k-unseen":
+        unseen = UNSEEN_CLASSES
+        data = drop_classes(data, unseen)
+        config["unseen_classes"] = list(unseen)
+    elif name == "mnist5k-multilabel":
+        # Queries are made of query digits only, so no digit image is both
+        # trained on and searched for.
+        x_query, y_query = multilabel_composites(
+            data.x_query, data.y_query, len(data.x_query), seed=seed
+        )
+        x_db, y_db = multilabel_composites(
+            data.x_database, data.y_database, len(data.x_database), seed=seed + 1
+        )
+        data = keras_mlh.datasets.HashingData(
+            x_train=x_db,
+            y_train=y_db,
+            x_query=x_query,
+            y_query=y_query,
+            x_database=x_db,
+            y_database=y_db,
+            num_classes=data.num_classes,
+            class_names=data.class_names,
+            batch_size=data.batch_size,
+            seed=seed,
+        )
+        config["composite"] = {
+            "grid": "2x2 tiles, average-pooled to 28x28",
+            "digits": list(COMPOSITE_DIGITS),
+            "relevance": "shares at least one label",
+        }
+    elif name != "mnist5k-full":
+        raise ValueError(f"Unknown protocol {name!r}; use one of {PROTOCOLS}.")
+    config.update(
+        num_train=len(data.x_train),
+        num_queries=len(data.x_query),
+        num_database=len(data.x_database),
+        chance_map=_chance_map(data, seed),
+    )
+    return Protocol(name, data, unseen, config)
+
+
+def _chance_map(data, seed):
+    """mAP@all of random codes: the floor a protocol's numbers start from."""
+    from keras_mlh.metrics import mean_average_precision
+
+    rng = np.random.default_rng(seed)
+    q = rng.choice([-1, 1], size=(len(data.x_query), 32)).astype(np.int8)
+    db = rng.choice([-1, 1], size=(len(data.x_database), 32)).astype(np.int8)
+    return mean_average_precision(q, data.y_query, db, data.y_database)
+
+
+def run_one(protocol, mode, bits, seed, epochs):
+    """Trains one mode on one protocol; returns its row."""
+    import keras
+
+    import keras_mlh
+    from keras_mlh.evaluation import seen_unseen_map
+    from keras_mlh.metrics import mean_average_precision
+    from keras_mlh.training import default_training
+
+    data = protocol.data
+    keras.utils.set_random_seed(seed)
+    model = keras_mlh.MLH(num_classes=data.num_classes, bits=bits, mode=mode)
+    recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
+    model.compile(optimizer=recipe.optimizer)
+    start = time.perf_counter()
+    model.fit(data.train, epochs=recipe.epochs, verbose=0)
+    seconds = time.perf_counter() - start
+    query_codes = model.encode(data.x_query)
+    database_codes = model.encode(data.x_database)
+    args = (query_codes, data.y_query, database_codes, data.y_database)
+    row = {
+        "protocol": protocol.name,
+        "mode": mode,
+        "bits": bits,
+        "seed": seed,
+        "epochs": recipe.epochs,
+        "map": mean_average_precision(*args),
+        "train_seconds": round(seconds, 1),
+    }
+    if protocol.unseen_classes:
+        row["seen_unseen"] = seen_unseen_map(*args, protocol.unseen_classes)
+    model_config = {
+        k: v
+        for k, v in model.get_config().items()
+        if k not in ("name", "trainable", "dtype")
+    }
+    row["config"] = {
+        "protocol": protocol.config,
+        "model": model_config,
+        "training": {
+            "recipe": "keras_mlh.training.default_training",
+            "epochs": recipe.epochs,
+            "steps_per_epoch": len(data.train),
+            "batch_size": data.batch_size,
+        },
+    }
+    return row
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS
+    )
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument(
+        "--bits",
+        type=int,
+        nargs="+",
+        default=[32, 16, 64],
+        help="run in this order (default: 32 first, then 16 and 64)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: the package's default"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: unseen + multilabel protocols on 300 digits, "
+        "1 seed, 16 bits, 1 epoch",
+    )
+    parser.add_argument("--out", default=RESULTS, help="folder for the results")
+    parser.add_argument(
+        "--name", default=None, help="file name (default: protocols[_quick])"
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: re-render the table from the JSON",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.bits, args.seeds, args.epochs = [16], [0], args.epochs or 1
+        if args.protocols == list(PROTOCOLS):
+            args.protocols = ["mnist5k-unseen", "mnist5k-multilabel"]
+        if args.modes == list(MODES):
+            args.modes = ["mlh", "center", "pairwise"]
+    if args.name is None:
+        args.name = "protocols_quick" if args.quick else "protocols"
+    return args
+
+
+def load_rows(path):
+    import json
+
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = json.load(f)
+    if not isinstance(rows, list):
+        raise ValueError(f"{path} is not a list of runs; move it away or fix it.")
+    return rows
+
+
+def _key(row):
+    return tuple(row[k] for k in KEY)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _mean_std(values):
+    values = np.asarray(values, float)
+    return float(values.mean()), float(values.std())
+
+
+def paired_differences(rows, protocol, bits, epochs, mode, baseline):
+    """Per-seed `map(mode) - map(baseline)` over seeds that ran both."""
+    by_seed = {}
+    for r in rows:
+        if (r["protocol"], r["bits"], r["epochs"]) == (protocol, bits, epochs):
+            by_seed.setdefault(r["seed"], {})[r["mode"]] = r["map"]
+    return {
+        seed: maps[mode] - maps[baseline]
+        for seed, maps in sorted(by_seed.items())
+        if mode in maps and baseline in maps
+    }
+
+
+def _diff_cell(diffs):
+    if not diffs:
+        return "—"
+    values = np.array(list(diffs.values()))
+    mean, std = _mean_std(values)
+    return (
+        f"{100 * mean:+.2f} ± {100 * std:.2f} "
+        f"[{100 * values.min():+.2f}, {100 * values.max():+.2f}] (n={len(values)})"
+    )
+
+
+def verdict(rows, protocol, bits, epochs):
+    """One sentence on mlh against both baselines (paired, in mAP points)."""
+    center = paired_differences(rows, protocol, bits, epochs, "mlh", "center")
+    pairwise = paired_differences(rows, protocol, bits, epochs, "mlh", "pairwise")
+    if not center or not pairwise:
+        return "not enough paired runs"
+    parts = []
+    for name, diffs in (("center", center), ("pairwise", pairwise)):
+        values = np.array(list(diffs.values()))
+        mean, std = _mean_std(values)
+        if len(values) < 2:
+            word = "one seed only"
+        elif abs(mean) <= std:
+            word = "within the spread"
+        else:
+            word = "wins" if mean > 0 else "loses"
+        parts.append(f"vs {name} {100 * mean:+.2f} pts ({word})")
+    return "; ".join(parts)
+
+
+def markdown(rows, command):
+    lines = [
+        "# MLH against its baselines on four protocols",
+        "",
+        "mAP@all of the test queries against the database, package defaults "
+        "(`keras_mlh.MLH`, `default_training`), small CNN, mean ± std over "
+        "seeds (the split, the training subset and the initialization are all "
+        "seeded by the run's seed, so modes of one seed see the same data). "
+        "Paired differences are per seed, in mAP points (×100): mean ± std "
+        "[min, max] (n seeds). Rows come from `protocols.json`; runs "
+        "were made on a shared 2-core CPU under `nice`, so `train s` is "
+        "indicative only.",
+        "",
+        f"Machine: {rows[0].get('machine', '?') if rows else '?'}. "
+        f"Command: `{command}`.",
+    ]
+    groups = sorted(
+        {(r["protocol"], r["bits"], r["epochs"]) for r in rows},
+        key=lambda g: (PROTOCOLS.index(g[0]) if g[0] in PROTOCOLS else 99, *g[1:]),
+    )
+    for protocol in dict.fromkeys(g[0] for g in groups):
+        mine = [g for g in groups if g[0] == protocol]
+        config = next(r for r in rows if r["protocol"] == protocol)["config"]
+        sizes = config["protocol"]
+        lines += [
+            "",
+            f"## {protocol}",
+            "",
+            f"{sizes['num_train']} training images, {sizes['num_queries']} "
+            f"queries, {sizes['num_database']} database images; random codes "
+            f"score {sizes['chance_map']:.3f}.",
+            "",
+            "| bits | epochs | "
+            + " | ".join(MODES)
+            + " | mlh − center | mlh − pairwise |",
+            "|---|---|" + "---|" * len(MODES) + "---|---|",
+        ]
+        for _, bits, epochs in mine:
+            cells = []
+            for mode in MODES:
+                maps = [
+                    r["map"]
+                    for r in rows
+                    if (r["protocol"], r["bits"], r["epochs"], r["mode"])
+                    == (protocol, bits, epochs, mode)
+                ]
+                if maps:
+                    mean, std = _mean_std(maps)
+                    cells.append(f"{mean:.4f} ± {std:.4f} ({len(maps)})")
+                else:
+                    cells.append("—")
+            diffs = [
+                _diff_cell(paired_differences(rows, protocol, bits, epochs, "mlh", b))
+                for b in ("center", "pairwise")
+            ]
+            lines.append(f"| {bits} | {epochs} | " + " | ".join(cells + diffs) + " |")
+        lines.append("")
+        for _, bits, epochs in mine:
+            lines.append(f"- {bits} bits: mlh {verdict(rows, protocol, bits, epochs)}.")
+        if any("seen_unseen" in r for r in rows if r["protocol"] == protocol):
+            lines += _seen_unseen_table(rows, protocol, mine)
+    return "\n".join(lines) + "\n"
+
+
+def _seen_unseen_table(rows, protocol, groups):
+    columns = ("seen@seen", "seen@all", "unseen@unseen", "unseen@all")
+    lines = [
+        "",
+        "Seen/unseen (mean over seeds): queries of one group against the "
+        "database of one group or all of it.",
+        "",
+        "| bits | mode | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for _, bits, epochs in groups:
+        for mode in MODES:
+            mine = [
+                r["seen_unseen"]
+                for r in rows
+                if (r["protocol"], r["bits"], r["epochs"], r["mode"])
+                == (protocol, bits, epochs, mode)
+                and "seen_unseen" in r
+            ]
+            if not mine:
+                continue
+            cells = []
+            for column in columns:
+                values = [m[column] for m in mine if m[column] is not None]
+                cells.append(f"{np.mean(values):.4f}" if values else "—")
+            lines.append(f"| {bits} | {mode} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(rows, folder, name, command):
+    from keras_mlh.files import atomic_path, write_json
+
+    write_json(rows, os.path.join(folder, f"{name}.json"))
+    text = markdown(rows, command) if rows else "# No runs yet\n"
+    with atomic_path(os.path.join(folder, f"{name}.md"), make_folders=True) as temp:
+        with open(temp, "w") as f:
+            f.write(text)
+    return text
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    command = " ".join(
+        ["python benchmarks/protocols.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    path = os.path.join(args.out, f"{args.name}.json")
+    rows = load_rows(path)
+    if args.report_only:
+        print(write_report(rows, args.out, args.name, command))
+        return 0
+    import keras_mlh
+    from keras_mlh.training import DEFAULT_EPOCHS
+
+    epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    done = {_key(r) for r in rows}
+    for bits in args.bits:
+        for seed in args.seeds:
+            for name in args.protocols:
+                todo = [
+                    m for m in args.modes if (name, m, bits, seed, epochs) not in done
+                ]
+                if not todo:
+                    continue
+                protocol = make_protocol(name, seed, quick=args.quick)
+                for mode in todo:
+                    row = run_one(protocol, mode, bits, seed, epochs)
+                    row["machine"] = machine()
+                    row["version"] = keras_mlh.__version__
+                    row["command"] = command
+                    rows.append(row)
+                    done.add(_key(row))
+                    write_report(rows, args.out, args.name, command)
+                    print(
+                        f"{name:20s} {mode:14s} bits={bits} seed={seed} "
+                        f"mAP={row['map']:.4f} train={row['train_seconds']:.0f}s",
+                        flush=True,
+                    )
+    print(write_report(rows, args.out, args.name, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
