@@ -45,7 +45,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, machine, override  # noqa: E402
 
 PROTOCOLS = (
     "mnist5k-full",
@@ -61,8 +61,8 @@ TRAIN_PER_CLASS = 100
 # run costs the same as on single digits.
 COMPOSITE_DIGITS = (2, 3)
 QUICK = {"limit": 300, "num_queries": 60, "train_per_class": 10}
-# A run's identity: the JSON keeps at most one row per key.
-KEY = ("protocol", "mode", "bits", "seed", "epochs")
+# A run's identity: the JSON keeps at most one row per key (`_key`).
+KEY = ("protocol", "mode", "bits", "seed", "epochs", "setting", "validation")
 
 
 @dataclasses.dataclass
@@ -136,11 +136,17 @@ def multilabel_composites(
     return np.round(pooled).astype(np.uint8), multi_hot
 
 
-def make_protocol(name, seed, quick=False):
-    """The data of protocol `name`, split and subsampled with `seed`."""
+def make_protocol(name, seed, quick=False, validation=None):
+    """The data of protocol `name`, split and subsampled with `seed`.
+
+    With `validation` (a count, or a fraction of the training set if < 1),
+    the queries are held out of the protocol's training set and searched
+    against the rest of it (`hold_out_validation`): the numbers to tune on,
+    the test queries unused.
+    """
     import keras_mlh
     from keras_mlh.datasets.hashing_data import split_indices
-    from keras_mlh.datasets.holdout import drop_classes
+    from keras_mlh.datasets.holdout import drop_classes, hold_out_validation
 
     size = QUICK if quick else {"limit": None, "num_queries": 1000}
     data = keras_mlh.datasets.mnist5k(
@@ -188,6 +194,21 @@ def make_protocol(name, seed, quick=False):
         }
     elif name != "mnist5k-full":
         raise ValueError(f"Unknown protocol {name!r}; use one of {PROTOCOLS}.")
+    if validation:
+        split = hold_out_validation(data, validation, seed=seed)
+        data = dataclasses.replace(
+            split.data,
+            x_query=split.queries[0],
+            y_query=split.queries[1],
+            x_database=split.database[0],
+            y_database=split.database[1],
+        )
+        # The training set has no unseen class left to validate on.
+        unseen = ()
+        config["validation"] = {
+            "held_out": validation,
+            "queries": "held out of the training set, searched against the rest",
+        }
     config.update(
         num_train=len(data.x_train),
         num_queries=len(data.x_query),
@@ -207,8 +228,11 @@ def _chance_map(data, seed):
     return mean_average_precision(q, data.y_query, db, data.y_database)
 
 
-def run_one(protocol, mode, bits, seed, epochs):
-    """Trains one mode on one protocol; returns its row."""
+def run_one(protocol, mode, bits, seed, epochs, overrides=None):
+    """Trains one mode on one protocol; returns its row.
+
+    `overrides` are `MLH` arguments replacing the defaults (`--set`).
+    """
     import keras
 
     import keras_mlh
@@ -218,7 +242,9 @@ def run_one(protocol, mode, bits, seed, epochs):
 
     data = protocol.data
     keras.utils.set_random_seed(seed)
-    model = keras_mlh.MLH(num_classes=data.num_classes, bits=bits, mode=mode)
+    model = keras_mlh.MLH(
+        num_classes=data.num_classes, bits=bits, mode=mode, **(overrides or {})
+    )
     recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
     model.compile(optimizer=recipe.optimizer)
     start = time.perf_counter()
@@ -238,6 +264,17 @@ def run_one(protocol, mode, bits, seed, epochs):
     }
     if protocol.unseen_classes:
         row["seen_unseen"] = seen_unseen_map(*args, protocol.unseen_classes)
+    if len(model.branches) == 2:
+        # How far apart the two branches end up (the issue's "they converge").
+        row["branch_maps"] = {
+            branch: mean_average_precision(
+                model.encode(data.x_query, branch=branch),
+                data.y_query,
+                model.encode(data.x_database, branch=branch),
+                data.y_database,
+            )
+            for branch in model.branches
+        }
     model_config = {
         k: v
         for k, v in model.get_config().items()
@@ -279,9 +316,28 @@ def parse_args(argv=None):
         help="smoke run: unseen + multilabel protocols on 300 digits, "
         "1 seed, 16 bits, 1 epoch",
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        type=override,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an MLH argument (repeatable), e.g. mutual_weight=0.5",
+    )
+    parser.add_argument(
+        "--validation",
+        type=float,
+        default=None,
+        metavar="N",
+        help="tune: hold N training images out (a fraction if < 1) as the queries, "
+        "searched against the rest of the training set; the test queries unused",
+    )
     parser.add_argument("--out", default=RESULTS, help="folder for the results")
     parser.add_argument(
-        "--name", default=None, help="file name (default: protocols[_quick])"
+        "--name",
+        default=None,
+        help="file name (default: protocols, protocols_validation, protocols_quick)",
     )
     parser.add_argument(
         "--report-only",
@@ -295,8 +351,13 @@ def parse_args(argv=None):
             args.protocols = ["mnist5k-unseen", "mnist5k-multilabel"]
         if args.modes == list(MODES):
             args.modes = ["mlh", "center", "pairwise"]
+    if args.validation is not None and args.validation >= 1:
+        args.validation = int(args.validation)
     if args.name is None:
-        args.name = "protocols_quick" if args.quick else "protocols"
+        args.name = "protocols_validation" if args.validation else "protocols"
+        if args.quick:
+            args.name += "_quick"
+    args.setting = ", ".join(f"{k}={v!r}" for k, v in args.overrides)
     return args
 
 
@@ -313,7 +374,8 @@ def load_rows(path):
 
 
 def _key(row):
-    return tuple(row[k] for k in KEY)
+    defaults = {"setting": "", "validation": None}
+    return tuple(row.get(k, defaults.get(k)) for k in KEY)
 
 
 # ---------------------------------------------------------------- the report
@@ -324,16 +386,37 @@ def _mean_std(values):
     return float(values.mean()), float(values.std())
 
 
-def paired_differences(rows, protocol, bits, epochs, mode, baseline):
-    """Per-seed `map(mode) - map(baseline)` over seeds that ran both."""
-    by_seed = {}
-    for r in rows:
-        if (r["protocol"], r["bits"], r["epochs"]) == (protocol, bits, epochs):
-            by_seed.setdefault(r["seed"], {})[r["mode"]] = r["map"]
+def _group(row):
+    """What a table row gathers over seeds: bits, epochs, setting, validation."""
+    return (row["bits"], row["epochs"], row.get("setting", ""), row.get("validation"))
+
+
+def _rows_of(rows, protocol, group, mode=None):
+    return [
+        r
+        for r in rows
+        if r["protocol"] == protocol
+        and _group(r) == group
+        and (mode is None or r["mode"] == mode)
+    ]
+
+
+def paired_differences(rows, protocol, group, mode, baseline):
+    """Per-seed `map(mode) - map(baseline)` over seeds that ran both.
+
+    The baseline is taken from the same setting where it ran with it, else
+    from the default setting (a tuning run of `mlh` against the plain
+    baselines).
+    """
+    default = (*group[:2], "", group[3])
+    maps = {}
+    for which, name in ((group, mode), (default, baseline), (group, baseline)):
+        for r in _rows_of(rows, protocol, which, name):
+            maps[(name, r["seed"])] = r["map"]  # the same setting wins
     return {
-        seed: maps[mode] - maps[baseline]
-        for seed, maps in sorted(by_seed.items())
-        if mode in maps and baseline in maps
+        seed: maps[(mode, seed)] - maps[(baseline, seed)]
+        for seed in sorted({seed for _, seed in maps})
+        if (mode, seed) in maps and (baseline, seed) in maps
     }
 
 
@@ -348,14 +431,14 @@ def _diff_cell(diffs):
     )
 
 
-def verdict(rows, protocol, bits, epochs):
+def verdict(rows, protocol, group):
     """One sentence on mlh against both baselines (paired, in mAP points)."""
-    center = paired_differences(rows, protocol, bits, epochs, "mlh", "center")
-    pairwise = paired_differences(rows, protocol, bits, epochs, "mlh", "pairwise")
-    if not center or not pairwise:
-        return "not enough paired runs"
     parts = []
-    for name, diffs in (("center", center), ("pairwise", pairwise)):
+    for baseline in ("center", "pairwise"):
+        diffs = paired_differences(rows, protocol, group, "mlh", baseline)
+        if not diffs:
+            parts.append(f"vs {baseline}: no paired run")
+            continue
         values = np.array(list(diffs.values()))
         mean, std = _mean_std(values)
         if len(values) < 2:
@@ -364,71 +447,90 @@ def verdict(rows, protocol, bits, epochs):
             word = "within the spread"
         else:
             word = "wins" if mean > 0 else "loses"
-        parts.append(f"vs {name} {100 * mean:+.2f} pts ({word})")
+        parts.append(f"vs {baseline} {100 * mean:+.2f} pts ({word})")
+    branches = [r["branch_maps"] for r in _rows_of(rows, protocol, group, "mlh")
+                if "branch_maps" in r]  # fmt: skip
+    if branches:
+        center, pairwise = (
+            np.mean([b[k] for b in branches]) for k in ("center", "pairwise")
+        )
+        parts.append(
+            f"mlh's own branches: center {center:.4f}, pairwise {pairwise:.4f}"
+        )
     return "; ".join(parts)
 
 
+def _label(group):
+    bits, epochs, setting, validation = group
+    label = f"{bits} | {epochs} | {setting or 'defaults'}"
+    return label + (f" (validation {validation})" if validation else "")
+
+
 def markdown(rows, command):
+    validation = any(r.get("validation") for r in rows)
+    measured = (
+        "validation queries held out of each protocol's training set, searched "
+        "against the rest of it (the test queries unused)"
+        if validation
+        else "the test queries against the database"
+    )
     lines = [
         "# MLH against its baselines on four protocols",
         "",
-        "mAP@all of the test queries against the database, package defaults "
-        "(`keras_mlh.MLH`, `default_training`), small CNN, mean ± std over "
-        "seeds (the split, the training subset and the initialization are all "
-        "seeded by the run's seed, so modes of one seed see the same data). "
-        "Paired differences are per seed, in mAP points (×100): mean ± std "
-        "[min, max] (n seeds). Rows come from `protocols.json`; runs "
-        "were made on a shared 2-core CPU under `nice`, so `train s` is "
-        "indicative only.",
+        f"mAP@all of {measured}; small CNN, `default_training`, package "
+        "defaults unless the setting says otherwise; mean ± std over seeds "
+        "(n). The split, the training subset and the initialization are all "
+        "seeded by the run's seed, so the modes of one seed see the same "
+        "data: differences are paired per seed, in mAP points (x100): mean "
+        "± std [min, max] (n seeds). A verdict says `wins`/`loses` only when "
+        "the mean difference exceeds its spread. Runs were made on a shared "
+        "2-core CPU under `nice` (`train_seconds` in the JSON is indicative "
+        "only).",
         "",
-        f"Machine: {rows[0].get('machine', '?') if rows else '?'}. "
-        f"Command: `{command}`.",
+        f"Machine: {rows[0].get('machine', '?')}. Last command: `{command}`.",
     ]
-    groups = sorted(
-        {(r["protocol"], r["bits"], r["epochs"]) for r in rows},
-        key=lambda g: (PROTOCOLS.index(g[0]) if g[0] in PROTOCOLS else 99, *g[1:]),
-    )
-    for protocol in dict.fromkeys(g[0] for g in groups):
-        mine = [g for g in groups if g[0] == protocol]
-        config = next(r for r in rows if r["protocol"] == protocol)["config"]
-        sizes = config["protocol"]
+    order = {name: i for i, name in enumerate(PROTOCOLS)}
+    for protocol in sorted({r["protocol"] for r in rows}, key=order.get):
+        groups = sorted(
+            {_group(r) for r in rows if r["protocol"] == protocol},
+            key=lambda g: (g[2] != "", *map(str, g)),
+        )
+        sizes = _rows_of(rows, protocol, groups[0])[0]["config"]["protocol"]
         lines += [
             "",
             f"## {protocol}",
             "",
             f"{sizes['num_train']} training images, {sizes['num_queries']} "
-            f"queries, {sizes['num_database']} database images; random codes "
-            f"score {sizes['chance_map']:.3f}.",
+            f"queries, {sizes['num_database']} database images; random 32-bit "
+            f"codes score {sizes['chance_map']:.3f}.",
             "",
-            "| bits | epochs | "
+            "| bits | epochs | setting | "
             + " | ".join(MODES)
             + " | mlh − center | mlh − pairwise |",
-            "|---|---|" + "---|" * len(MODES) + "---|---|",
+            "|---|---|---|" + "---|" * len(MODES) + "---|---|",
         ]
-        for _, bits, epochs in mine:
+        for group in groups:
             cells = []
             for mode in MODES:
-                maps = [
-                    r["map"]
-                    for r in rows
-                    if (r["protocol"], r["bits"], r["epochs"], r["mode"])
-                    == (protocol, bits, epochs, mode)
-                ]
+                maps = [r["map"] for r in _rows_of(rows, protocol, group, mode)]
                 if maps:
                     mean, std = _mean_std(maps)
                     cells.append(f"{mean:.4f} ± {std:.4f} ({len(maps)})")
                 else:
                     cells.append("—")
             diffs = [
-                _diff_cell(paired_differences(rows, protocol, bits, epochs, "mlh", b))
+                _diff_cell(paired_differences(rows, protocol, group, "mlh", b))
                 for b in ("center", "pairwise")
             ]
-            lines.append(f"| {bits} | {epochs} | " + " | ".join(cells + diffs) + " |")
+            lines.append(f"| {_label(group)} | " + " | ".join(cells + diffs) + " |")
         lines.append("")
-        for _, bits, epochs in mine:
-            lines.append(f"- {bits} bits: mlh {verdict(rows, protocol, bits, epochs)}.")
+        for group in groups:
+            label = (
+                _label(group).replace(" | ", " bits, ", 1).replace(" | ", " epochs, ")
+            )
+            lines.append(f"- {label}: mlh {verdict(rows, protocol, group)}.")
         if any("seen_unseen" in r for r in rows if r["protocol"] == protocol):
-            lines += _seen_unseen_table(rows, protocol, mine)
+            lines += _seen_unseen_table(rows, protocol, groups)
     return "\n".join(lines) + "\n"
 
 
@@ -439,17 +541,15 @@ def _seen_unseen_table(rows, protocol, groups):
         "Seen/unseen (mean over seeds): queries of one group against the "
         "database of one group or all of it.",
         "",
-        "| bits | mode | " + " | ".join(columns) + " |",
-        "|---|---|" + "---|" * len(columns),
+        "| bits | epochs | setting | mode | " + " | ".join(columns) + " |",
+        "|---|---|---|---|" + "---|" * len(columns),
     ]
-    for _, bits, epochs in groups:
+    for group in groups:
         for mode in MODES:
             mine = [
                 r["seen_unseen"]
-                for r in rows
-                if (r["protocol"], r["bits"], r["epochs"], r["mode"])
-                == (protocol, bits, epochs, mode)
-                and "seen_unseen" in r
+                for r in _rows_of(rows, protocol, group, mode)
+                if "seen_unseen" in r
             ]
             if not mine:
                 continue
@@ -457,7 +557,7 @@ def _seen_unseen_table(rows, protocol, groups):
             for column in columns:
                 values = [m[column] for m in mine if m[column] is not None]
                 cells.append(f"{np.mean(values):.4f}" if values else "—")
-            lines.append(f"| {bits} | {mode} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_label(group)} | {mode} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -486,18 +586,28 @@ def main(argv=None):
     from keras_mlh.training import DEFAULT_EPOCHS
 
     epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    overrides = dict(args.overrides)
     done = {_key(r) for r in rows}
     for bits in args.bits:
         for seed in args.seeds:
             for name in args.protocols:
                 todo = [
-                    m for m in args.modes if (name, m, bits, seed, epochs) not in done
+                    m
+                    for m in args.modes
+                    if (name, m, bits, seed, epochs, args.setting, args.validation)
+                    not in done
                 ]
                 if not todo:
                     continue
-                protocol = make_protocol(name, seed, quick=args.quick)
+                protocol = make_protocol(
+                    name, seed, quick=args.quick, validation=args.validation
+                )
                 for mode in todo:
-                    row = run_one(protocol, mode, bits, seed, epochs)
+                    row = run_one(protocol, mode, bits, seed, epochs, overrides)
+                    row["setting"] = args.setting
+                    if args.validation:
+                        row["validation"] = args.validation
+                    row["overrides"] = overrides
                     row["machine"] = machine()
                     row["version"] = keras_mlh.__version__
                     row["command"] = command

@@ -47,7 +47,7 @@ def test_quick_run_writes_rows_and_table_then_resumes(protocols, tmp_path, monke
     table = (tmp_path / "protocols_quick.md").read_text()
     assert "## mnist5k-unseen" in table and "## mnist5k-multilabel" in table
     assert "| mlh − center | mlh − pairwise |" in table
-    assert "| 16 | mlh |" in table  # the seen/unseen table
+    assert "| 16 | 1 | defaults | mlh |" in table  # the seen/unseen table
 
     # A second run trains nothing that is already in the JSON...
     def must_not_train(*args):
@@ -60,7 +60,7 @@ def test_quick_run_writes_rows_and_table_then_resumes(protocols, tmp_path, monke
     # ...and only what is missing when the grid grows.
     trained = []
 
-    def fake_run(protocol, mode, bits, seed, epochs):
+    def fake_run(protocol, mode, bits, seed, epochs, overrides):
         trained.append((protocol.name, mode))
         return {"protocol": protocol.name, "mode": mode, "bits": bits, "seed": seed,
                 "epochs": epochs, "map": 0.5, "train_seconds": 0.0,
@@ -121,13 +121,32 @@ def test_paired_differences_use_seeds_that_ran_both(protocols):
             (2, "mlh", 0.91), (2, "center", 0.89), (2, "pairwise", 0.93),
         )
     ]  # fmt: skip
-    diffs = protocols.paired_differences(rows, "p", 32, 15, "mlh", "center")
+    group = (32, 15, "", None)
+    diffs = protocols.paired_differences(rows, "p", group, "mlh", "center")
     assert diffs == pytest.approx({0: 0.05, 1: 0.10, 2: 0.02})
-    diffs = protocols.paired_differences(rows, "p", 32, 15, "mlh", "pairwise")
+    diffs = protocols.paired_differences(rows, "p", group, "mlh", "pairwise")
     assert diffs == pytest.approx({0: -0.05, 2: -0.02})
-    text = protocols.verdict(rows, "p", 32, 15)
+    text = protocols.verdict(rows, "p", group)
     assert "vs center +5.67 pts (wins)" in text
     assert "vs pairwise -3.50 pts (loses)" in text
+    # A tuning setting of mlh alone is compared with the default baselines.
+    tuned = {"setting": "mutual_weight=0.5", "mode": "mlh", "map": 0.99}
+    rows += [{**rows[0], **tuned, "seed": s} for s in (0, 2)]
+    diffs = protocols.paired_differences(
+        rows, "p", (32, 15, "mutual_weight=0.5", None), "mlh", "pairwise"
+    )
+    assert diffs == pytest.approx({0: 0.04, 2: 0.06})
+
+
+def test_validation_queries_are_held_out_of_the_training_set(protocols):
+    split = protocols.make_protocol("mnist5k-unseen", seed=2, quick=True, validation=30)
+    data = split.data
+    assert len(data.x_query) == 30 and split.unseen_classes == ()
+    assert not np.isin(data.y_query, [7, 8, 9]).any()  # only what is trained on
+    assert np.array_equal(data.x_database, data.x_train)
+    trained = {image.tobytes() for image in data.x_train}
+    assert not any(image.tobytes() in trained for image in data.x_query)
+    assert split.config["validation"]["held_out"] == 30
 
 
 def test_a_json_that_is_not_a_list_of_runs_is_refused(protocols, tmp_path):
