@@ -490,6 +490,7 @@ def markdown(rows, command):
         f"Machine: {rows[0].get('machine', '?')}. Last command: `{command}`.",
     ]
     order = {name: i for i, name in enumerate(PROTOCOLS)}
+    lines += ["", *summary_table(rows)]
     for protocol in sorted({r["protocol"] for r in rows}, key=order.get):
         groups = sorted(
             {_group(r) for r in rows if r["protocol"] == protocol},
@@ -532,6 +533,37 @@ def markdown(rows, command):
         if any("seen_unseen" in r for r in rows if r["protocol"] == protocol):
             lines += _seen_unseen_table(rows, protocol, groups)
     return "\n".join(lines) + "\n"
+
+
+def summary_table(rows):
+    """The README's table: mlh, center, pairwise and the paired differences."""
+    lines = [
+        "| protocol | bits | epochs | mlh | center | pairwise | mlh − center "
+        "| mlh − pairwise |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = {name: i for i, name in enumerate(PROTOCOLS)}
+    groups = sorted(
+        {(r["protocol"], _group(r)) for r in rows if not r.get("setting")},
+        key=lambda g: (order.get(g[0], 99), *map(str, g[1])),
+    )
+    for protocol, group in groups:
+        cells = []
+        for mode in ("mlh", "center", "pairwise"):
+            maps = [r["map"] for r in _rows_of(rows, protocol, group, mode)]
+            cells.append(f"{np.mean(maps):.4f} ({len(maps)})" if maps else "—")
+        for baseline in ("center", "pairwise"):
+            diffs = paired_differences(rows, protocol, group, "mlh", baseline)
+            values = np.array(list(diffs.values()))
+            cells.append(
+                f"{100 * values.mean():+.2f} ± {100 * values.std():.2f} "
+                f"(n={len(values)})"
+                if len(values)
+                else "—"
+            )
+        bits, epochs = group[:2]
+        lines.append(f"| {protocol} | {bits} | {epochs} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _seen_unseen_table(rows, protocol, groups):

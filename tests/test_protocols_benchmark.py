@@ -47,6 +47,7 @@ def test_quick_run_writes_rows_and_table_then_resumes(protocols, tmp_path, monke
     table = (tmp_path / "protocols_quick.md").read_text()
     assert "## mnist5k-unseen" in table and "## mnist5k-multilabel" in table
     assert "| mlh − center | mlh − pairwise |" in table
+    assert "| mnist5k-multilabel | 16 | 1 | " in table  # the summary (README) table
     assert "| 16 | 1 | defaults | mlh |" in table  # the seen/unseen table
 
     # A second run trains nothing that is already in the JSON...
