@@ -487,7 +487,10 @@ def markdown(rows, command):
         "2-core CPU under `nice` (`train_seconds` in the JSON is indicative "
         "only).",
         "",
-        f"Machine: {rows[0].get('machine', '?')}. Last command: `{command}`.",
+        f"Machine: {rows[0].get('machine', '?')}. Rendered by `{command}` from "
+        "rows made by:",
+        "",
+        *(f"- `{c}`" for c in dict.fromkeys(r.get("command", "?") for r in rows)),
     ]
     order = {name: i for i, name in enumerate(PROTOCOLS)}
     lines += ["", *summary_table(rows)]
