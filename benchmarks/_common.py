@@ -1,5 +1,7 @@
 """Shared bits of the benchmark scripts: machine description, result files."""
 
+import argparse
+import ast
 import json
 import os
 import platform
@@ -39,3 +41,14 @@ def seconds(function):
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
+
+
+def override(text):
+    """`--set NAME=VALUE` of the benchmarks: an `MLH` argument and its value."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value  # a bare string such as sample

@@ -24,7 +24,6 @@ are taken within one run of this script.
 """
 
 import argparse
-import ast
 import json
 import os
 import sys
@@ -34,23 +33,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import RESULTS, machine, write  # noqa: E402
+from _common import RESULTS, machine, override, write  # noqa: E402
 
 import keras_mlh  # noqa: E402
 from keras_mlh.metrics import mean_average_precision  # noqa: E402
 from keras_mlh.training import default_training  # noqa: E402
 
 MODES = list(keras_mlh.MODES)
-
-
-def _override(text):
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value  # a bare string such as sample
 
 
 def parse_args(argv=None):
@@ -72,7 +61,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--set",
         dest="overrides",
-        type=_override,
+        type=override,
         action="append",
         default=[],
         metavar="NAME=VALUE",

@@ -1,0 +1,662 @@
+"""Protocol benchmark: MLH against its baselines on protocols that tell them apart.
+
+Run by hand (nohup for the full grid). Every run trains one mode with the
+package defaults (`keras_mlh.MLH`, `keras_mlh.training.default_training`) and
+measures mAP@all of the test queries against the database. Writes
+`benchmarks/results/protocols.json` (a list of rows, one per run) and
+`protocols.md` (per protocol and bit length: mean ± std per mode over seeds,
+and the paired per-seed differences mlh - center and mlh - pairwise).
+
+Protocols, all built from the offline MNIST-5k digits with the package's own
+split helpers (the split and the training shuffle are seeded by the run's
+seed, so the modes of one seed see exactly the same data):
+
+- `mnist5k-full`: 1,000 queries / 4,000 database images, trained on the whole
+  database (the README's ablation protocol; seed 0 is its split).
+- `mnist5k-small-train`: the same queries and database, trained on 100 images
+  per class of the database (stratified, seeded): training set << database,
+  the shape of the field's CIFAR-10 protocol.
+- `mnist5k-unseen`: classes 7, 8, 9 dropped from the training set
+  (`keras_mlh.datasets.holdout.drop_classes`); queries and database keep
+  them. mAP@all over all queries, plus the four seen/unseen numbers
+  (`keras_mlh.evaluation.seen_unseen_map`).
+- `mnist5k-multilabel`: composites of real digits (`multilabel_composites`),
+  each labelled multi-hot with every digit it shows; relevant = shares at
+  least one label (the deep-hashing rule for MS-COCO / NUS-WIDE).
+
+    python benchmarks/protocols.py                        # the whole grid
+    python benchmarks/protocols.py --bits 32 --protocols mnist5k-unseen
+    python benchmarks/protocols.py --quick                # CI smoke run
+    python benchmarks/protocols.py --report-only          # re-render the table
+
+The script is resumable: rows already in the JSON (same protocol, mode, bits,
+seed and epochs) are skipped, and the JSON is rewritten atomically after
+every run, so an interrupted grid continues where it stopped. Runs are
+interleaved (for each bit length and seed, every protocol and mode) so that
+a paired comparison is complete early and machine load hits modes alike.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from _common import RESULTS, machine, override  # noqa: E402
+
+PROTOCOLS = (
+    "mnist5k-full",
+    "mnist5k-small-train",
+    "mnist5k-unseen",
+    "mnist5k-multilabel",
+)
+MODES = ("mlh", "center", "pairwise", "mlh_no_moh", "mlh_no_mutual")
+UNSEEN_CLASSES = (7, 8, 9)
+TRAIN_PER_CLASS = 100
+# Composites: a 2x2 grid of 28x28 tiles holding 2 or 3 digits of distinct
+# classes (at least one tile empty), average-pooled back to 28x28 so that a
+# run costs the same as on single digits.
+COMPOSITE_DIGITS = (2, 3)
+QUICK = {"limit": 300, "num_queries": 60, "train_per_class": 10}
+# A run's identity: the JSON keeps at most one row per key (`_key`).
+KEY = ("protocol", "mode", "bits", "seed", "epochs", "setting", "validation")
+
+
+@dataclasses.dataclass
+class Protocol:
+    """The data of one protocol at one seed.
+
+    Attributes:
+        name: the protocol's name.
+        data: a `keras_mlh.datasets.HashingData`; the model trains on
+            `data.train` and is measured on its queries against its database.
+        unseen_classes: classes held out of training (seen/unseen protocol).
+        config: JSON-safe description of how the data was made.
+    """
+
+    name: str
+    data: object
+    unseen_classes: tuple = ()
+    config: dict = dataclasses.field(default_factory=dict)
+
+
+def multilabel_composites(
+    images, labels, count, seed, num_classes=10, digits=COMPOSITE_DIGITS
+):
+    """Multi-label images made of real digits, labelled with every digit shown.
+
+    Each composite draws `k` distinct classes (`k` uniform in `digits`), one
+    random source digit of each class, and puts them in `k` random tiles of a
+    2x2 grid of the source images' size; the other tiles stay black. The grid
+    is average-pooled 2x2 back to the source size. Its label is the multi-hot
+    row of the `k` classes. Source digits are drawn with replacement across
+    composites (each about `count * mean(k) / len(images)` times).
+
+    Args:
+        images: `(n, h, w, c)` uint8 digits (h and w even).
+        labels: class ids `(n,)`.
+        count: number of composites.
+        seed: seed of the draw.
+        num_classes: width of the multi-hot labels.
+        digits: `(min, max)` digits per composite, at most 4.
+
+    Returns:
+        `(composites (count, h, w, c) uint8, multi-hot float32 labels
+        (count, num_classes))`.
+
+    Example:
+    >>> data = keras_mlh.datasets.mnist5k()
+    >>> x, y = multilabel_composites(data.x_query, data.y_query, 1000, seed=0)
+    >>> x.shape, set(y.sum(axis=1))
+    ((1000, 28, 28, 1), {2.0, 3.0})
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    low, high = digits
+    if not 1 <= low <= high <= 4:
+        raise ValueError(f"`digits` must be within 1..4. Received: {digits}")
+    rng = np.random.default_rng(seed)
+    n, h, w, c = images.shape
+    by_class = [np.flatnonzero(labels == k) for k in range(num_classes)]
+    present = [k for k in range(num_classes) if len(by_class[k])]
+    grid = np.zeros((count, 2 * h, 2 * w, c), np.float32)
+    multi_hot = np.zeros((count, num_classes), np.float32)
+    for i in range(count):
+        k = int(rng.integers(low, high + 1))
+        classes = rng.choice(present, size=k, replace=False)
+        tiles = rng.choice(4, size=k, replace=False)
+        for cls, tile in zip(classes, tiles, strict=True):
+            row, col = divmod(int(tile), 2)
+            source = images[rng.choice(by_class[cls])]
+            grid[i, row * h : (row + 1) * h, col * w : (col + 1) * w] = source
+            multi_hot[i, cls] = 1.0
+    pooled = grid.reshape(count, h, 2, w, 2, c).mean(axis=(2, 4))
+    return np.round(pooled).astype(np.uint8), multi_hot
+
+
+def make_protocol(name, seed, quick=False, validation=None):
+    """The data of protocol `name`, split and subsampled with `seed`.
+
+    With `validation` (a count, or a fraction of the training set if < 1),
+    the queries are held out of the protocol's training set and searched
+    against the rest of it (`hold_out_validation`): the numbers to tune on,
+    the test queries unused.
+    """
+    import keras_mlh
+    from keras_mlh.datasets.hashing_data import split_indices
+    from keras_mlh.datasets.holdout import drop_classes, hold_out_validation
+
+    size = QUICK if quick else {"limit": None, "num_queries": 1000}
+    data = keras_mlh.datasets.mnist5k(
+        num_queries=size["num_queries"], seed=seed, limit=size["limit"]
+    )
+    config = {"source": "mnist5k", "split_seed": seed, **size}
+    unseen = ()
+    if name == "mnist5k-small-train":
+        per_class = QUICK["train_per_class"] if quick else TRAIN_PER_CLASS
+        # The library's stratified, seeded pick: `per_class` images of each class.
+        picked, _ = split_indices(data.y_train, per_class * data.num_classes, seed)
+        data = dataclasses.replace(
+            data, x_train=data.x_train[picked], y_train=data.y_train[picked]
+        )
+        config["train_per_class"] = per_class
+    elif name == "mnist5k-unseen":
+        unseen = UNSEEN_CLASSES
+        data = drop_classes(data, unseen)
+        config["unseen_classes"] = list(unseen)
+    elif name == "mnist5k-multilabel":
+        # Queries are made of query digits only, so no digit image is both
+        # trained on and searched for.
+        x_query, y_query = multilabel_composites(
+            data.x_query, data.y_query, len(data.x_query), seed=seed
+        )
+        x_db, y_db = multilabel_composites(
+            data.x_database, data.y_database, len(data.x_database), seed=seed + 1
+        )
+        data = keras_mlh.datasets.HashingData(
+            x_train=x_db,
+            y_train=y_db,
+            x_query=x_query,
+            y_query=y_query,
+            x_database=x_db,
+            y_database=y_db,
+            num_classes=data.num_classes,
+            class_names=data.class_names,
+            batch_size=data.batch_size,
+            seed=seed,
+        )
+        config["composite"] = {
+            "grid": "2x2 tiles, average-pooled to 28x28",
+            "digits": list(COMPOSITE_DIGITS),
+            "relevance": "shares at least one label",
+        }
+    elif name != "mnist5k-full":
+        raise ValueError(f"Unknown protocol {name!r}; use one of {PROTOCOLS}.")
+    if validation:
+        split = hold_out_validation(data, validation, seed=seed)
+        data = dataclasses.replace(
+            split.data,
+            x_query=split.queries[0],
+            y_query=split.queries[1],
+            x_database=split.database[0],
+            y_database=split.database[1],
+        )
+        # The training set has no unseen class left to validate on.
+        unseen = ()
+        config["validation"] = {
+            "held_out": validation,
+            "queries": "held out of the training set, searched against the rest",
+        }
+    config.update(
+        num_train=len(data.x_train),
+        num_queries=len(data.x_query),
+        num_database=len(data.x_database),
+        chance_map=_chance_map(data, seed),
+    )
+    return Protocol(name, data, unseen, config)
+
+
+def _chance_map(data, seed):
+    """mAP@all of random codes: the floor a protocol's numbers start from."""
+    from keras_mlh.metrics import mean_average_precision
+
+    rng = np.random.default_rng(seed)
+    q = rng.choice([-1, 1], size=(len(data.x_query), 32)).astype(np.int8)
+    db = rng.choice([-1, 1], size=(len(data.x_database), 32)).astype(np.int8)
+    return mean_average_precision(q, data.y_query, db, data.y_database)
+
+
+def run_one(protocol, mode, bits, seed, epochs, overrides=None):
+    """Trains one mode on one protocol; returns its row.
+
+    `overrides` are `MLH` arguments replacing the defaults (`--set`).
+    """
+    import keras
+
+    import keras_mlh
+    from keras_mlh.evaluation import seen_unseen_map
+    from keras_mlh.metrics import mean_average_precision
+    from keras_mlh.training import default_training
+
+    data = protocol.data
+    keras.utils.set_random_seed(seed)
+    model = keras_mlh.MLH(
+        num_classes=data.num_classes, bits=bits, mode=mode, **(overrides or {})
+    )
+    recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
+    model.compile(optimizer=recipe.optimizer)
+    start = time.perf_counter()
+    model.fit(data.train, epochs=recipe.epochs, verbose=0)
+    seconds = time.perf_counter() - start
+    query_codes = model.encode(data.x_query)
+    database_codes = model.encode(data.x_database)
+    args = (query_codes, data.y_query, database_codes, data.y_database)
+    row = {
+        "protocol": protocol.name,
+        "mode": mode,
+        "bits": bits,
+        "seed": seed,
+        "epochs": recipe.epochs,
+        "map": mean_average_precision(*args),
+        "train_seconds": round(seconds, 1),
+    }
+    if protocol.unseen_classes:
+        row["seen_unseen"] = seen_unseen_map(*args, protocol.unseen_classes)
+    if len(model.branches) == 2:
+        # How far apart the two branches end up (the issue's "they converge").
+        row["branch_maps"] = {
+            branch: mean_average_precision(
+                model.encode(data.x_query, branch=branch),
+                data.y_query,
+                model.encode(data.x_database, branch=branch),
+                data.y_database,
+            )
+            for branch in model.branches
+        }
+    model_config = {
+        k: v
+        for k, v in model.get_config().items()
+        if k not in ("name", "trainable", "dtype")
+    }
+    row["config"] = {
+        "protocol": protocol.config,
+        "model": model_config,
+        "training": {
+            "recipe": "keras_mlh.training.default_training",
+            "epochs": recipe.epochs,
+            "steps_per_epoch": len(data.train),
+            "batch_size": data.batch_size,
+        },
+    }
+    return row
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS
+    )
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument(
+        "--bits",
+        type=int,
+        nargs="+",
+        default=[32, 16, 64],
+        help="run in this order (default: 32 first, then 16 and 64)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: the package's default"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: unseen + multilabel protocols on 300 digits, "
+        "1 seed, 16 bits, 1 epoch",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        type=override,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an MLH argument (repeatable), e.g. mutual_weight=0.5",
+    )
+    parser.add_argument(
+        "--validation",
+        type=float,
+        default=None,
+        metavar="N",
+        help="tune: hold N training images out (a fraction if < 1) as the queries, "
+        "searched against the rest of the training set; the test queries unused",
+    )
+    parser.add_argument("--out", default=RESULTS, help="folder for the results")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="file name (default: protocols, protocols_validation, protocols_quick)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: re-render the table from the JSON",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.bits, args.seeds, args.epochs = [16], [0], args.epochs or 1
+        if args.protocols == list(PROTOCOLS):
+            args.protocols = ["mnist5k-unseen", "mnist5k-multilabel"]
+        if args.modes == list(MODES):
+            args.modes = ["mlh", "center", "pairwise"]
+    if args.validation is not None and args.validation >= 1:
+        args.validation = int(args.validation)
+    if args.name is None:
+        args.name = "protocols_validation" if args.validation else "protocols"
+        if args.quick:
+            args.name += "_quick"
+    args.setting = ", ".join(f"{k}={v!r}" for k, v in args.overrides)
+    return args
+
+
+def load_rows(path):
+    import json
+
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = json.load(f)
+    if not isinstance(rows, list):
+        raise ValueError(f"{path} is not a list of runs; move it away or fix it.")
+    return rows
+
+
+def _key(row):
+    defaults = {"setting": "", "validation": None}
+    return tuple(row.get(k, defaults.get(k)) for k in KEY)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _mean_std(values):
+    values = np.asarray(values, float)
+    return float(values.mean()), float(values.std())
+
+
+def _group(row):
+    """What a table row gathers over seeds: bits, epochs, setting, validation."""
+    return (row["bits"], row["epochs"], row.get("setting", ""), row.get("validation"))
+
+
+def _rows_of(rows, protocol, group, mode=None):
+    return [
+        r
+        for r in rows
+        if r["protocol"] == protocol
+        and _group(r) == group
+        and (mode is None or r["mode"] == mode)
+    ]
+
+
+def paired_differences(rows, protocol, group, mode, baseline):
+    """Per-seed `map(mode) - map(baseline)` over seeds that ran both.
+
+    The baseline is taken from the same setting where it ran with it, else
+    from the default setting (a tuning run of `mlh` against the plain
+    baselines).
+    """
+    default = (*group[:2], "", group[3])
+    maps = {}
+    for which, name in ((group, mode), (default, baseline), (group, baseline)):
+        for r in _rows_of(rows, protocol, which, name):
+            maps[(name, r["seed"])] = r["map"]  # the same setting wins
+    return {
+        seed: maps[(mode, seed)] - maps[(baseline, seed)]
+        for seed in sorted({seed for _, seed in maps})
+        if (mode, seed) in maps and (baseline, seed) in maps
+    }
+
+
+def _diff_cell(diffs):
+    if not diffs:
+        return "—"
+    values = np.array(list(diffs.values()))
+    mean, std = _mean_std(values)
+    return (
+        f"{100 * mean:+.2f} ± {100 * std:.2f} "
+        f"[{100 * values.min():+.2f}, {100 * values.max():+.2f}] (n={len(values)})"
+    )
+
+
+def verdict(rows, protocol, group):
+    """One sentence on mlh against both baselines (paired, in mAP points)."""
+    parts = []
+    for baseline in ("center", "pairwise"):
+        diffs = paired_differences(rows, protocol, group, "mlh", baseline)
+        if not diffs:
+            parts.append(f"vs {baseline}: no paired run")
+            continue
+        values = np.array(list(diffs.values()))
+        mean, std = _mean_std(values)
+        if len(values) < 2:
+            word = "one seed only"
+        elif abs(mean) <= std:
+            word = "within the spread"
+        else:
+            word = "wins" if mean > 0 else "loses"
+        parts.append(f"vs {baseline} {100 * mean:+.2f} pts ({word})")
+    branches = [r["branch_maps"] for r in _rows_of(rows, protocol, group, "mlh")
+                if "branch_maps" in r]  # fmt: skip
+    if branches:
+        center, pairwise = (
+            np.mean([b[k] for b in branches]) for k in ("center", "pairwise")
+        )
+        parts.append(
+            f"mlh's own branches: center {center:.4f}, pairwise {pairwise:.4f}"
+        )
+    return "; ".join(parts)
+
+
+def _label(group):
+    bits, epochs, setting, validation = group
+    label = f"{bits} | {epochs} | {setting or 'defaults'}"
+    return label + (f" (validation {validation})" if validation else "")
+
+
+def markdown(rows, command):
+    validation = any(r.get("validation") for r in rows)
+    measured = (
+        "validation queries held out of each protocol's training set, searched "
+        "against the rest of it (the test queries unused)"
+        if validation
+        else "the test queries against the database"
+    )
+    lines = [
+        "# MLH against its baselines on four protocols",
+        "",
+        f"mAP@all of {measured}; small CNN, `default_training`, package "
+        "defaults unless the setting says otherwise; mean ± std over seeds "
+        "(n). The split, the training subset and the initialization are all "
+        "seeded by the run's seed, so the modes of one seed see the same "
+        "data: differences are paired per seed, in mAP points (x100): mean "
+        "± std [min, max] (n seeds). A verdict says `wins`/`loses` only when "
+        "the mean difference exceeds its spread. Runs were made on a shared "
+        "2-core CPU under `nice` (`train_seconds` in the JSON is indicative "
+        "only).",
+        "",
+        f"Machine: {rows[0].get('machine', '?')}. Rendered by `{command}` from "
+        "rows made by:",
+        "",
+        *(f"- `{c}`" for c in dict.fromkeys(r.get("command", "?") for r in rows)),
+    ]
+    order = {name: i for i, name in enumerate(PROTOCOLS)}
+    lines += ["", *summary_table(rows)]
+    for protocol in sorted({r["protocol"] for r in rows}, key=order.get):
+        groups = sorted(
+            {_group(r) for r in rows if r["protocol"] == protocol},
+            key=lambda g: (g[2] != "", *map(str, g)),
+        )
+        sizes = _rows_of(rows, protocol, groups[0])[0]["config"]["protocol"]
+        lines += [
+            "",
+            f"## {protocol}",
+            "",
+            f"{sizes['num_train']} training images, {sizes['num_queries']} "
+            f"queries, {sizes['num_database']} database images; random 32-bit "
+            f"codes score {sizes['chance_map']:.3f}.",
+            "",
+            "| bits | epochs | setting | "
+            + " | ".join(MODES)
+            + " | mlh − center | mlh − pairwise |",
+            "|---|---|---|" + "---|" * len(MODES) + "---|---|",
+        ]
+        for group in groups:
+            cells = []
+            for mode in MODES:
+                maps = [r["map"] for r in _rows_of(rows, protocol, group, mode)]
+                if maps:
+                    mean, std = _mean_std(maps)
+                    cells.append(f"{mean:.4f} ± {std:.4f} ({len(maps)})")
+                else:
+                    cells.append("—")
+            diffs = [
+                _diff_cell(paired_differences(rows, protocol, group, "mlh", b))
+                for b in ("center", "pairwise")
+            ]
+            lines.append(f"| {_label(group)} | " + " | ".join(cells + diffs) + " |")
+        lines.append("")
+        for group in groups:
+            label = (
+                _label(group).replace(" | ", " bits, ", 1).replace(" | ", " epochs, ")
+            )
+            lines.append(f"- {label}: mlh {verdict(rows, protocol, group)}.")
+        if any("seen_unseen" in r for r in rows if r["protocol"] == protocol):
+            lines += _seen_unseen_table(rows, protocol, groups)
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(rows):
+    """The README's table: mlh, center, pairwise and the paired differences."""
+    lines = [
+        "| protocol | bits | epochs | mlh | center | pairwise | mlh − center "
+        "| mlh − pairwise |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = {name: i for i, name in enumerate(PROTOCOLS)}
+    groups = sorted(
+        {(r["protocol"], _group(r)) for r in rows if not r.get("setting")},
+        key=lambda g: (order.get(g[0], 99), *map(str, g[1])),
+    )
+    for protocol, group in groups:
+        cells = []
+        for mode in ("mlh", "center", "pairwise"):
+            maps = [r["map"] for r in _rows_of(rows, protocol, group, mode)]
+            cells.append(f"{np.mean(maps):.4f} ({len(maps)})" if maps else "—")
+        for baseline in ("center", "pairwise"):
+            diffs = paired_differences(rows, protocol, group, "mlh", baseline)
+            values = np.array(list(diffs.values()))
+            cells.append(
+                f"{100 * values.mean():+.2f} ± {100 * values.std():.2f} "
+                f"(n={len(values)})"
+                if len(values)
+                else "—"
+            )
+        bits, epochs = group[:2]
+        lines.append(f"| {protocol} | {bits} | {epochs} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _seen_unseen_table(rows, protocol, groups):
+    columns = ("seen@seen", "seen@all", "unseen@unseen", "unseen@all")
+    lines = [
+        "",
+        "Seen/unseen (mean over seeds): queries of one group against the "
+        "database of one group or all of it.",
+        "",
+        "| bits | epochs | setting | mode | " + " | ".join(columns) + " |",
+        "|---|---|---|---|" + "---|" * len(columns),
+    ]
+    for group in groups:
+        for mode in MODES:
+            mine = [
+                r["seen_unseen"]
+                for r in _rows_of(rows, protocol, group, mode)
+                if "seen_unseen" in r
+            ]
+            if not mine:
+                continue
+            cells = []
+            for column in columns:
+                values = [m[column] for m in mine if m[column] is not None]
+                cells.append(f"{np.mean(values):.4f}" if values else "—")
+            lines.append(f"| {_label(group)} | {mode} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(rows, folder, name, command):
+    from keras_mlh.files import atomic_path, write_json
+
+    write_json(rows, os.path.join(folder, f"{name}.json"))
+    text = markdown(rows, command) if rows else "# No runs yet\n"
+    with atomic_path(os.path.join(folder, f"{name}.md"), make_folders=True) as temp:
+        with open(temp, "w") as f:
+            f.write(text)
+    return text
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    command = " ".join(
+        ["python benchmarks/protocols.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    path = os.path.join(args.out, f"{args.name}.json")
+    rows = load_rows(path)
+    if args.report_only:
+        print(write_report(rows, args.out, args.name, command))
+        return 0
+    import keras_mlh
+    from keras_mlh.training import DEFAULT_EPOCHS
+
+    epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    overrides = dict(args.overrides)
+    done = {_key(r) for r in rows}
+    for bits in args.bits:
+        for seed in args.seeds:
+            for name in args.protocols:
+                todo = [
+                    m
+                    for m in args.modes
+                    if (name, m, bits, seed, epochs, args.setting, args.validation)
+                    not in done
+                ]
+                if not todo:
+                    continue
+                protocol = make_protocol(
+                    name, seed, quick=args.quick, validation=args.validation
+                )
+                for mode in todo:
+                    row = run_one(protocol, mode, bits, seed, epochs, overrides)
+                    row["setting"] = args.setting
+                    if args.validation:
+                        row["validation"] = args.validation
+                    row["overrides"] = overrides
+                    row["machine"] = machine()
+                    row["version"] = keras_mlh.__version__
+                    row["command"] = command
+                    rows.append(row)
+                    done.add(_key(row))
+                    write_report(rows, args.out, args.name, command)
+                    print(
+                        f"{name:20s} {mode:14s} bits={bits} seed={seed} "
+                        f"mAP={row['map']:.4f} train={row['train_seconds']:.0f}s",
+                        flush=True,
+                    )
+    print(write_report(rows, args.out, args.name, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
