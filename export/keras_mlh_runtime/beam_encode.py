@@ -17,7 +17,7 @@ Runs where the pipeline options say: `--runner DirectRunner` (the default,
 in this process) or `PrismRunner` locally, `DataflowRunner`, `FlinkRunner`
 or `SparkRunner` at scale (the export folder must then be on a file system
 the workers can read). The workers need numpy, onnxruntime, onnx, pillow and
-apache-beam (`pip install "keras-mlh[beam]"`), never TensorFlow or Keras.
+apache-beam (`pip install "keras-mlh-runtime[beam]"`), never TensorFlow or Keras.
 """
 
 import argparse
@@ -30,12 +30,16 @@ import zlib
 
 import numpy as np
 
-from keras_mlh.errors import check_positive_int, first_line
-from keras_mlh.export.exporter import METADATA_FILE, ONNX_FILE
-from keras_mlh_runtime.encoder import check_session, parse_metadata
+from keras_mlh_runtime.contract import (
+    METADATA_FILE,
+    ONNX_FILE,
+    check_session,
+    parse_metadata,
+)
+from keras_mlh_runtime.errors import check_positive_int, first_line
 from keras_mlh_runtime.images import color_mode, decode_image
 
-_INSTALL = 'pip install "keras-mlh[beam]" (apache-beam, onnx, onnxruntime, pillow)'
+_INSTALL = 'pip install "keras-mlh-runtime[beam]" (apache-beam, onnx, pillow)'
 try:
     import apache_beam as beam
     from apache_beam.io import fileio

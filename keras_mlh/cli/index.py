@@ -17,6 +17,7 @@ from keras_mlh.cli.io import (
     load_codes,
     load_model,
     open_images,
+    require_model,
 )
 from keras_mlh.codes import pack_codes
 from keras_mlh.index import MISSING_DISTANCE, HammingIndex, index_files
@@ -115,6 +116,7 @@ def _encode_queries(args):
     """Packed codes, ids and paths of query images encoded with `--model`."""
     if not os.path.exists(args.queries):
         raise CLIError(f"Query images not found: {args.queries!r}.")
+    require_model(args.model)
     model = load_model(args.model)
     images = open_images(
         args.queries,

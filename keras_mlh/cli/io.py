@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_mlh.cli.errors import CLIError, one_line
 from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files
-from keras_mlh.export.exporter import check_model_file
+from keras_mlh.files import check_model_file
 
 IMAGE_KEYS = ("images", "x", "x_query")
 LABEL_KEYS = ("labels", "y")
@@ -107,7 +107,10 @@ def import_quietly(modules):
 
 
 def load_model(path):
-    """Loads an MLH model after the fast checks of `require_model`.
+    """Loads an MLH model whose file `require_model` has checked.
+
+    Commands call `require_model` once, first, so that a wrong path fails
+    before any slow work; the file is not checked again here.
 
     Args:
         path: the `.keras` file.
@@ -115,11 +118,10 @@ def load_model(path):
     Returns:
         The `keras_mlh.MLH` model.
     """
-    require_model(path)
     quiet_tensorflow()
-    from keras_mlh.export import load_mlh
+    from keras_mlh.models.loading import load_checked_model
 
-    return load_mlh(path)
+    return load_checked_model(path)
 
 
 def load_npz(path, what):

@@ -1,15 +1,24 @@
+"""`HammingIndex`: binary codes searched by Hamming distance with faiss."""
+
 import json
 import os
 
-import faiss
 import numpy as np
 
-from keras_mlh.codes import to_packed, validate_bits
-from keras_mlh.errors import check_positive_int, first_line
-from keras_mlh.files import check_writable, staged_files
-from keras_mlh.index import file_set
-from keras_mlh.index.id_set import IdSet, check_ids
-from keras_mlh.version import __version__
+from keras_mlh_runtime.codes import to_packed, validate_bits
+from keras_mlh_runtime.errors import check_positive_int, first_line
+from keras_mlh_runtime.files import check_writable, staged_files
+from keras_mlh_runtime.index import file_set
+from keras_mlh_runtime.index.id_set import IdSet, check_ids
+from keras_mlh_runtime.version import __version__
+
+try:
+    import faiss
+except ImportError:
+    raise ImportError(
+        "keras_mlh_runtime.index needs faiss: pip install faiss-cpu "
+        "(a dependency of keras-mlh-runtime)."
+    ) from None
 
 KINDS = ("flat", "hnsw", "ivf")
 FORMAT = "keras-mlh-hamming-index"
