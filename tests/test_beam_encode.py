@@ -170,5 +170,7 @@ def test_refuses_an_earlier_runs_shards_and_an_empty_glob(
 def test_without_beam_the_import_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # import fails
     monkeypatch.delitem(sys.modules, "keras_mlh_runtime.beam_encode", raising=False)
-    with pytest.raises(ImportError, match=r"needs Apache Beam.*keras-mlh\[beam\]"):
+    with pytest.raises(
+        ImportError, match=r"needs Apache Beam.*keras-mlh-runtime\[beam\]"
+    ):
         import keras_mlh_runtime.beam_encode  # noqa: F401
