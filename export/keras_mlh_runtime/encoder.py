@@ -151,7 +151,7 @@ class HashEncoder:
             images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; see
                 `check_images`.
             batch_size: images per onnxruntime call.
-            output: `"packed"` (uint8 `(n, bits / 8)`, `keras_mlh.codes` bit
+            output: `"packed"` (uint8 `(n, bits / 8)`, `keras_mlh_runtime.codes` bit
                 order), `"codes"` (int8 ±1 `(n, bits)`) or `"embedding"`
                 (float32 `(n, bits)`).
 
@@ -249,7 +249,7 @@ class HashEncoder:
     def build_index(
         self, images=None, packed=None, ids=None, paths=None, kind="flat", **options
     ):
-        """A `keras_mlh.index.HammingIndex` of images (encoded here) or codes.
+        """A `keras_mlh_runtime.index.HammingIndex` of images (encoded here) or codes.
 
         Args:
             images: images to encode and index.

@@ -47,7 +47,7 @@ class HammingIndex:
     `IndexBinaryHNSW` graph and `"ivf"` an `IndexBinaryIVF` with `nlist`
     lists (approximate, for larger databases; IVF is trained on the first
     batch added, which must hold at least `nlist` codes). Codes are ±1 codes
-    (any signed or float dtype) or packed uint8 bytes (`keras_mlh.pack_codes`);
+    (any signed or float dtype) or packed uint8 bytes (`keras_mlh_runtime.codes.pack_codes`);
     a uint8 array is always read as packed.
 
     The search-time knobs `nprobe`, `ef_search` (and `ef_construction`, for
@@ -310,7 +310,7 @@ class HammingIndex:
     def save(self, path):
         """Writes the index, its sidecar and its paths as one matched set.
 
-        The files (`keras_mlh.index.index_files`) are staged under temporary
+        The files (`keras_mlh_runtime.index.index_files`) are staged under temporary
         names in the folder of `path` and renamed into place together, the
         sidecar last, under an exclusive lock of `path + ".lock"` (concurrent
         saves of one path take turns). The sidecar records the size and
