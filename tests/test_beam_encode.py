@@ -189,9 +189,8 @@ def test_overwrite_replaces_an_earlier_runs_shards(
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     left = sorted(glob.glob(str(tmp_path / f"{prefix.name}-*.npz")))
-    assert [os.path.basename(p)[-18:] for p in left] == [
-        "-00000-of-00002.npz",
-        "-00001-of-00002.npz",
+    assert [os.path.basename(p) for p in left] == [
+        f"{prefix.name}-{shard:05d}-of-00002.npz" for shard in range(2)
     ]
     paths = np.concatenate([np.load(p)["paths"] for p in left])
     assert sorted(os.path.basename(p) for p in paths) == sorted(os.listdir(some))
