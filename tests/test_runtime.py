@@ -260,6 +260,17 @@ def test_build_index_from_packed_with_ids_and_search(encoder, mnist5k):
     assert ids.shape == (5, 3) and ids.min() >= 1000
 
 
+def test_build_index_keeps_paths(encoder, mnist5k, tmp_path):
+    paths = [f"digits/{i:03d}.png" for i in range(20)]
+    index = encoder.build_index(
+        mnist5k.x_train[:20], ids=np.arange(20) + 7, paths=paths
+    )
+    assert index.paths_of([7, 26]) == ["digits/000.png", "digits/019.png"]
+    index.save(tmp_path / "db.index")
+    again = HammingIndex.load(tmp_path / "db.index")
+    assert again.paths_of(np.arange(20) + 7) == paths
+
+
 # ---------------------------------------------------------- bad images
 def test_wrong_rank(encoder):
     with pytest.raises(ValueError, match=r"x.reshape\(-1, 28, 28, 1\)"):
