@@ -1,55 +1,11 @@
-"""Argument checks and third-party exceptions as one-line `ValueError`s.
+"""Argument checks as one-line `ValueError`s: `keras_mlh_runtime.errors`.
 
-Libraries underneath (faiss, onnxruntime, PIL, Keras's loader) raise their own
-exception types with multi-line messages; the package re-raises them as a
-`ValueError` naming the problem and the fix, quoting only the first line.
-TensorFlow-free: the deployment runtime uses it too.
+An alias (`keras_mlh.errors is keras_mlh_runtime.errors`): the checks live in
+the TensorFlow-free runtime distribution, which training and serving share.
 """
 
-import numpy as np
+import sys
 
+import keras_mlh_runtime.errors
 
-def first_line(error):
-    """The first non-empty line of an exception's message.
-
-    Args:
-        error: any exception.
-
-    Returns:
-        That line, stripped, or the exception's type name when the message is
-        empty.
-
-    Example:
-    >>> first_line(RuntimeError("bad header\\n  at foo.cc:12"))
-    'bad header'
-    """
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
-def check_positive_int(name, value, allow_none=False):
-    """Checks an integer argument (Python or numpy) that must be >= 1.
-
-    Args:
-        name: the argument's name, for the message.
-        value: the value passed.
-        allow_none: whether `None` (meaning "not set") is accepted.
-
-    Returns:
-        `value` as a Python int, or `None`.
-
-    Raises:
-        ValueError: for booleans, floats, strings, zero or negatives.
-
-    Example:
-    >>> check_positive_int("batch_size", np.int64(64))
-    64
-    """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        either = "None or " if allow_none else ""
-        raise ValueError(
-            f"`{name}` must be {either}a positive integer. Received: {name}={value!r}"
-        )
-    return int(value)
+sys.modules[__name__] = keras_mlh_runtime.errors

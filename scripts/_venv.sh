@@ -1,6 +1,6 @@
 # Sourced by the set-up scripts: makes a virtual environment (once) and
-# installs keras-mlh into it with the extras named in $1 (e.g. "test"), from
-# this checkout. $VENV names the folder (default .venv).
+# installs keras-mlh-runtime (./export) and keras-mlh into it, with
+# keras-mlh's extras named in $1 (e.g. "test"), from this checkout. $VENV names the folder (default .venv).
 #
 # A backend environment ($BASE_VENV set, e.g. VENV=.venv-jax BASE_VENV=.venv
 # BACKEND_PACKAGES="jax jaxlib") sees the base environment's packages through a
@@ -18,6 +18,9 @@ if [ -n "${BASE_VENV:-}" ]; then
   "$VENV/bin/python" -m pip install --quiet ${BACKEND_PACKAGES:-}
 else
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  # The runtime distribution first: keras-mlh depends on keras-mlh-runtime,
+  # which is not on a package index.
+  "$VENV/bin/python" -m pip install --quiet -e ./export
   "$VENV/bin/python" -m pip install --quiet -e ".${1:+[$1]}"
 fi
 export TF_CPP_MIN_LOG_LEVEL=2

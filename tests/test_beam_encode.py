@@ -167,8 +167,39 @@ def test_refuses_an_earlier_runs_shards_and_an_empty_glob(
     assert not glob.glob(str(tmp_path / "codes*"))
 
 
+@needs_beam
+def test_overwrite_replaces_an_earlier_runs_shards(
+    shards, digit_folder, mnist_export, tmp_path
+):
+    """--overwrite: this run's shards replace the earlier ones, including
+    those of another shard count, which are removed after the run."""
+    import shutil
+
+    prefix, _ = shards
+    folder, _ = digit_folder
+    for shard in glob.glob(f"{prefix}-*-of-*.npz"):  # a copy of the 3 shards
+        shutil.copy(shard, tmp_path)
+    some = tmp_path / "some"
+    some.mkdir()
+    for name in sorted(os.listdir(folder))[:20]:
+        shutil.copy(folder / name, some / name)
+    again = beam_encode(
+        "--export", mnist_export[0], "--images", some / "*.png",
+        "--output", tmp_path / prefix.name, "--num-shards", 2, "--overwrite",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    left = sorted(glob.glob(str(tmp_path / f"{prefix.name}-*.npz")))
+    assert [os.path.basename(p) for p in left] == [
+        f"{prefix.name}-{shard:05d}-of-00002.npz" for shard in range(2)
+    ]
+    paths = np.concatenate([np.load(p)["paths"] for p in left])
+    assert sorted(os.path.basename(p) for p in paths) == sorted(os.listdir(some))
+
+
 def test_without_beam_the_import_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # import fails
     monkeypatch.delitem(sys.modules, "keras_mlh_runtime.beam_encode", raising=False)
-    with pytest.raises(ImportError, match=r"needs Apache Beam.*keras-mlh\[beam\]"):
+    with pytest.raises(
+        ImportError, match=r"needs Apache Beam.*keras-mlh-runtime\[beam\]"
+    ):
         import keras_mlh_runtime.beam_encode  # noqa: F401

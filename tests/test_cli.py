@@ -227,11 +227,12 @@ def test_export_writes_validated_encoders(run, codes, work):
         (["--onnx", "--saved-model"], {"formats": ["saved_model", "onnx"]}),
         (
             ["--opset", "18", "--atol", "1e-3", "--no-validate", "--overwrite"],
-            {"opset": 18, "atol": 1e-3, "validate": False, "overwrite": True},
+            # --overwrite reaches check_out_dir, run before the model loads.
+            {"opset": 18, "atol": 1e-3, "validate": False},
         ),
     ],
 )
-def test_export_flags_reach_export_encoder(flags, expected, tmp_path, monkeypatch):
+def test_export_flags_reach_write_encoder(flags, expected, tmp_path, monkeypatch):
     import zipfile
 
     import keras_mlh.export
@@ -248,13 +249,13 @@ def test_export_flags_reach_export_encoder(flags, expected, tmp_path, monkeypatc
 
     with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
         archive.writestr("config.json", "{}")
-    monkeypatch.setattr(keras_mlh.export, "export_encoder", fake_export)
+    monkeypatch.setattr(keras_mlh.export, "write_encoder", fake_export)
     monkeypatch.setattr(cli_export, "load_model", lambda path: FakeModel())
     out = str(tmp_path / "out")
     assert cli.main(["export", str(tmp_path / "m.keras"), out, *flags]) == 0
     assert isinstance(seen["model"], FakeModel) and seen["out_dir"] == out
     assert seen["sample_images"] is None
-    defaults = {"opset": 17, "atol": 1e-4, "validate": True, "overwrite": False}
+    defaults = {"opset": 17, "atol": 1e-4, "validate": True}
     for key, value in {**defaults, **expected}.items():
         assert seen[key] == value, key
 

@@ -470,7 +470,7 @@ def test_numpy_integer_arguments_give_a_json_config():
 
 
 def test_custom_small_backbone_survives_saving(small_mnist, tmp_path):
-    backbone = keras_mlh.SmallConvBackbone(filters=(8, 16), dropout=0.3)
+    backbone = keras_mlh.models.SmallConvBackbone(filters=(8, 16), dropout=0.3)
     model = MLH(num_classes=10, bits=8, backbone=backbone)
     model.compile()
     model.fit(small_mnist.x_train[:32], small_mnist.y_train[:32], epochs=1, verbose=0)

@@ -15,8 +15,10 @@ from keras_mlh.index import HammingIndex
 from keras_mlh_runtime import HashEncoder
 
 # Modules the runtime must never import: a serving machine has numpy,
-# onnxruntime and faiss-cpu only (numba serves the metrics, not the runtime).
+# onnxruntime and faiss-cpu only (numba serves the metrics, not the runtime),
+# and keras-mlh-runtime without keras-mlh.
 BLOCKED = (
+    "keras_mlh",
     "tensorflow",
     "keras",
     "tf_keras",
@@ -78,17 +80,22 @@ def export_copy(mnist_export, tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("module", ["keras", "tensorflow"])
+@pytest.mark.parametrize("module", ["keras", "tensorflow", "keras_mlh"])
 def test_the_blocker_blocks(module):
     done = _run_blocked(f"import {module}")
     assert done.returncode != 0 and f"{module} is blocked" in done.stderr
     assert json.loads(done.stdout)["attempts"] == [module]
 
 
-def test_runtime_imports_no_tensorflow_or_keras():
+def test_runtime_imports_no_tensorflow_keras_or_keras_mlh():
     _run_without_tensorflow(
         """
-        import keras_mlh.codes, keras_mlh.index, keras_mlh_runtime
+        import keras_mlh_runtime
+        from keras_mlh_runtime import (
+            codes, contract, encoder, errors, files, images, index, labels, pixels,
+            read_ahead,
+        )
+        from keras_mlh_runtime import HammingIndex, HashEncoder
         """
     )
 
@@ -251,6 +258,17 @@ def test_build_index_from_packed_with_ids_and_search(encoder, mnist5k):
     distances, ids = encoder.search(mnist5k.x_train[:5], index, k=3)
     np.testing.assert_array_equal(distances[:, 0], 0)
     assert ids.shape == (5, 3) and ids.min() >= 1000
+
+
+def test_build_index_keeps_paths(encoder, mnist5k, tmp_path):
+    paths = [f"digits/{i:03d}.png" for i in range(20)]
+    index = encoder.build_index(
+        mnist5k.x_train[:20], ids=np.arange(20) + 7, paths=paths
+    )
+    assert index.paths_of([7, 26]) == ["digits/000.png", "digits/019.png"]
+    index.save(tmp_path / "db.index")
+    again = HammingIndex.load(tmp_path / "db.index")
+    assert again.paths_of(np.arange(20) + 7) == paths
 
 
 # ---------------------------------------------------------- bad images

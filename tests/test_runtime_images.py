@@ -68,7 +68,9 @@ def test_channels_without_a_mode():
 
 def test_without_pillow_the_import_error_says_what_to_install(files, monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)  # import fails
-    with pytest.raises(ImportError, match="needs Pillow: pip install pillow"):
+    with pytest.raises(
+        ImportError, match=r"needs Pillow: pip install \"keras-mlh-runtime\[images\]\""
+    ):
         read_image(files["gray.png"], (28, 28, 1))
 
 

@@ -1,10 +1,21 @@
-"""keras-mlh's deployment runtime: exported encoders without TensorFlow.
+"""keras-mlh-runtime: exported keras-mlh encoders served without TensorFlow.
 
-Needs numpy and onnxruntime to encode, and faiss-cpu to search; it never
-imports TensorFlow or Keras. Install it on a serving machine with
-`pip install --no-deps keras-mlh` plus `pip install numpy onnxruntime faiss-cpu`
-(and pillow for `HashEncoder.encode_files`). `keras_mlh_runtime.beam_encode`
-encodes image files on Apache Beam (the `beam` extra).
+Its own distribution (`pip install ./export`; numpy, onnxruntime and
+faiss-cpu, plus Pillow with the `images` extra and Apache Beam with `beam`):
+it never imports TensorFlow, Keras or keras-mlh. keras-mlh builds on its
+numpy-only base layer, the one home of each rule that training and serving
+share:
+
+- `codes`: ±1 codes, bits and packed bytes, and their bit order;
+- `labels`, `pixels`, `errors`: the checks of labels (class ids or
+  multi-hot rows), images and arguments;
+- `contract`: the export folder's files, graph outputs, dtypes and
+  `metadata.json` schema;
+- `index`: `HammingIndex`, faiss Hamming search, saved as a checked file set;
+- `files`: atomic writes (a crash never leaves a half-written file);
+- `encoder`: `HashEncoder`, the exported ONNX encoder on onnxruntime;
+  `images` reads image files with Pillow, `beam_encode` encodes them on
+  Apache Beam.
 
 Example:
 >>> from keras_mlh_runtime import HashEncoder  # doctest: +SKIP
@@ -13,5 +24,15 @@ Example:
 """
 
 from keras_mlh_runtime.encoder import HashEncoder
+from keras_mlh_runtime.version import __version__ as __version__
 
-__all__ = ["HashEncoder"]
+__all__ = ["HammingIndex", "HashEncoder", "__version__"]
+
+
+def __getattr__(name):
+    # faiss loads with the index, not with every import of the runtime.
+    if name == "HammingIndex":
+        from keras_mlh_runtime.index import HammingIndex
+
+        return HammingIndex
+    raise AttributeError(f"module 'keras_mlh_runtime' has no attribute {name!r}")

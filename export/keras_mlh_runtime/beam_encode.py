@@ -17,7 +17,7 @@ Runs where the pipeline options say: `--runner DirectRunner` (the default,
 in this process) or `PrismRunner` locally, `DataflowRunner`, `FlinkRunner`
 or `SparkRunner` at scale (the export folder must then be on a file system
 the workers can read). The workers need numpy, onnxruntime, onnx, pillow and
-apache-beam (`pip install "keras-mlh[beam]"`), never TensorFlow or Keras.
+apache-beam (`pip install "keras-mlh-runtime[beam]"`), never TensorFlow or Keras.
 """
 
 import argparse
@@ -30,12 +30,16 @@ import zlib
 
 import numpy as np
 
-from keras_mlh.errors import check_positive_int, first_line
-from keras_mlh.export.exporter import METADATA_FILE, ONNX_FILE
-from keras_mlh_runtime.encoder import check_session, parse_metadata
+from keras_mlh_runtime.contract import (
+    METADATA_FILE,
+    ONNX_FILE,
+    check_session,
+    parse_metadata,
+)
+from keras_mlh_runtime.errors import check_positive_int, first_line
 from keras_mlh_runtime.images import color_mode, decode_image
 
-_INSTALL = 'pip install "keras-mlh[beam]" (apache-beam, onnx, onnxruntime, pillow)'
+_INSTALL = 'pip install "keras-mlh-runtime[beam]" (apache-beam, onnx, pillow)'
 try:
     import apache_beam as beam
     from apache_beam.io import fileio
@@ -230,19 +234,39 @@ class EncodeImages(beam.PTransform):
         )
 
 
-def _check_paths(images, output):
-    """Refuses a glob that matches nothing and an output prefix that already
-    has shards (a later `index build PREFIX-*.npz` would mix two runs)."""
+def _check_paths(images, output, overwrite=False):
+    """Refuses a glob that matches nothing and, without `overwrite`, an
+    output prefix that already has shards (a later `index build
+    PREFIX-*.npz` would mix two runs). Returns the number of images and the
+    earlier shards' paths."""
     matched = FileSystems.match([images])[0].metadata_list
     if not matched:
         raise ValueError(f"No file matches --images {images!r}; check the pattern.")
-    earlier = FileSystems.match([f"{output}-*-of-*.npz"])[0].metadata_list
-    if earlier:
+    earlier = [
+        m.path for m in FileSystems.match([_shard_glob(output)])[0].metadata_list
+    ]
+    if earlier and not overwrite:
         raise ValueError(
-            f"{earlier[0].path!r} exists: shards of an earlier run; delete them or "
-            "choose another --output prefix."
+            f"{earlier[0]!r} exists: shards of an earlier run; pass --overwrite to "
+            "replace them, delete them, or choose another --output prefix."
         )
-    return len(matched)
+    return len(matched), earlier
+
+
+def _shard_glob(output):
+    return f"{output}-*-of-*.npz"
+
+
+def _remove_replaced(earlier, output, num_shards):
+    """Deletes the earlier run's shards that this run did not write over (a
+    run with another shard count), once this run's shards are all in place."""
+    written = {
+        SHARD_PATTERN.format(prefix=output, shard=s, num_shards=num_shards)
+        for s in range(num_shards)
+    }
+    stale = [path for path in earlier if path not in written]
+    if stale:
+        FileSystems.delete(stale)
 
 
 def main(argv=None):
@@ -277,6 +301,12 @@ def main(argv=None):
         "--batch-size", "--batch_size", type=int, default=256, help="default: 256"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the shards of an earlier run with this prefix (removed "
+        "only once this run's shards are written)",
+    )
+    parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error"
     )
     args, beam_args = parser.parse_known_args(argv)
@@ -285,18 +315,19 @@ def main(argv=None):
         # it here, where it is printed on one line.
         logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
     try:
-        count = _check_paths(args.images, args.output)
+        count, earlier = _check_paths(args.images, args.output, args.overwrite)
         transform = EncodeImages(
             args.images, args.export, args.output, args.num_shards, args.batch_size
         )
         with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
             pipeline | "EncodeImages" >> transform  # noqa: B018 (applied for effect)
+        _remove_replaced(earlier, args.output, transform.num_shards)
     except Exception as error:  # Beam re-raises workers' errors in its own types
         if args.debug:
             raise
         print(f"{PROG}: error: {first_line(error)}", file=sys.stderr)
         return 1
-    shards = FileSystems.match([f"{args.output}-*-of-*.npz"])[0].metadata_list
+    shards = FileSystems.match([_shard_glob(args.output)])[0].metadata_list
     print(
         f"Encoded {count} images into {len(shards)} shard(s) of "
         f"{transform.metadata['bits']}-bit codes: {args.output}-*-of-"

@@ -1,37 +1,32 @@
 """`HashEncoder`: an exported keras-mlh encoder run with onnxruntime.
 
 numpy, onnxruntime and (to search) faiss-cpu only: this module and the
-`keras_mlh` modules it uses (`codes`, `index`, `datasets.validation`) never
-import TensorFlow or Keras.
+modules of `keras_mlh_runtime` it uses never import TensorFlow, Keras or
+keras_mlh.
 """
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from keras_mlh.datasets.validation import validate_images
-from keras_mlh.errors import check_positive_int, first_line
-
-# The exporter's contract; its module imports no TensorFlow.
-from keras_mlh.export.exporter import (
+from keras_mlh_runtime.contract import (
     METADATA_FILE,
-    METADATA_FORMAT,
     ONNX_FILE,
-    OUTPUT_DTYPES,
     OUTPUT_NAMES,
+    REEXPORT,
+    check_session,
+    parse_metadata,
+    read_metadata,
 )
+from keras_mlh_runtime.errors import check_positive_int, first_line
 from keras_mlh_runtime.images import color_mode, read_image
+from keras_mlh_runtime.pixels import validate_images
 from keras_mlh_runtime.read_ahead import read_ahead
 
 OUTPUTS = OUTPUT_NAMES
-# onnxruntime's names of the output dtypes the exporter promises.
-_ONNX_TYPES = {
-    name: {"float32": "tensor(float)"}.get(dtype, f"tensor({dtype})")
-    for name, dtype in OUTPUT_DTYPES.items()
-}
-_REEXPORT = "export the model again with keras_mlh.export.export_encoder"
+# Re-exported for the Beam pipeline and older callers.
+__all__ = ["HashEncoder", "check_session", "parse_metadata"]
 
 
 class HashEncoder:
@@ -93,10 +88,10 @@ class HashEncoder:
             )
         meta_path = os.path.join(artifact_dir, METADATA_FILE)
         onnx_path = os.path.join(artifact_dir, ONNX_FILE)
-        metadata = _read_metadata(meta_path)
+        metadata = read_metadata(meta_path)
         if not os.path.isfile(onnx_path):
             raise ValueError(
-                f"{onnx_path!r} is missing; {_REEXPORT}(..., formats=('onnx',))."
+                f"{onnx_path!r} is missing; {REEXPORT}(..., formats=('onnx',))."
             )
         try:
             options = ort.SessionOptions()
@@ -107,7 +102,7 @@ class HashEncoder:
         except Exception as error:  # onnxruntime raises its own exception types
             raise ValueError(
                 f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); "
-                f"{_REEXPORT}."
+                f"{REEXPORT}."
             ) from None
         check_session(session, metadata, onnx_path)
         return cls(session, metadata)
@@ -156,7 +151,7 @@ class HashEncoder:
             images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; see
                 `check_images`.
             batch_size: images per onnxruntime call.
-            output: `"packed"` (uint8 `(n, bits / 8)`, `keras_mlh.codes` bit
+            output: `"packed"` (uint8 `(n, bits / 8)`, `keras_mlh_runtime.codes` bit
                 order), `"codes"` (int8 ±1 `(n, bits)`) or `"embedding"`
                 (float32 `(n, bits)`).
 
@@ -251,14 +246,18 @@ class HashEncoder:
                 close()
         return np.concatenate(parts)
 
-    def build_index(self, images=None, packed=None, ids=None, kind="flat", **options):
-        """A `keras_mlh.index.HammingIndex` of images (encoded here) or codes.
+    def build_index(
+        self, images=None, packed=None, ids=None, paths=None, kind="flat", **options
+    ):
+        """A `keras_mlh_runtime.index.HammingIndex` of images (encoded here) or codes.
 
         Args:
             images: images to encode and index.
             packed: already encoded codes (packed uint8 or ±1), instead of
                 `images`.
             ids: int64-compatible ids of the items; default 0..n-1.
+            paths: optional file path of each item (e.g. the image it came
+                from), kept in the index and saved with it (`paths_of`).
             kind: `"flat"` (exact), `"hnsw"` or `"ivf"`.
             **options: further `HammingIndex` arguments (`nlist`, ...).
 
@@ -269,13 +268,13 @@ class HashEncoder:
         >>> index = encoder.build_index(database_images, ids=database_ids)  # doctest: +SKIP
         >>> index.save("db.faiss")  # doctest: +SKIP
         """
-        from keras_mlh.index import HammingIndex
+        from keras_mlh_runtime.index import HammingIndex
 
         if (images is None) == (packed is None):
             raise ValueError("Pass exactly one of `images` or `packed`.")
         codes = self.encode(images) if images is not None else packed
         index = HammingIndex(self.bits, kind=kind, **options)
-        index.add(codes, ids=ids)
+        index.add(codes, ids=ids, paths=paths)
         return index
 
     def search(self, images, index, k=10):
@@ -299,82 +298,3 @@ class HashEncoder:
                 f"encoder's). Received: {getattr(index, 'bits', type(index).__name__)}"
             )
         return index.search(self.encode(images), k)
-
-
-def _read_metadata(path):
-    if not os.path.isfile(path):
-        raise ValueError(f"{path!r} is missing; {_REEXPORT}.")
-    with open(path, "rb") as f:
-        return parse_metadata(f.read(), path)
-
-
-def parse_metadata(data, path):
-    """The checked contents of a `metadata.json`.
-
-    Args:
-        data: the file's bytes.
-        path: the file, for messages.
-
-    Returns:
-        The metadata dict, with valid `bits`, `input_shape` and `input_name`.
-
-    Raises:
-        ValueError: when it is corrupt or not keras-mlh encoder metadata.
-    """
-    try:
-        metadata = json.loads(data.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path!r} is corrupt ({error}); {_REEXPORT}.") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
-        raise ValueError(
-            f"{path!r} is not keras-mlh encoder metadata (expected "
-            f'"format": "{METADATA_FORMAT}"); {_REEXPORT}.'
-        )
-    bits, shape = metadata.get("bits"), metadata.get("input_shape")
-    problems = []
-    if not (isinstance(bits, int) and bits > 0 and bits % 8 == 0):
-        problems.append(f"bits={bits!r} (expected a positive multiple of 8)")
-    if not (
-        isinstance(shape, list)
-        and len(shape) == 3
-        and all(isinstance(d, int) and d > 0 for d in shape)
-    ):
-        problems.append(f"input_shape={shape!r} (expected [height, width, channels])")
-    if not isinstance(metadata.get("input_name"), str):
-        problems.append(
-            f"input_name={metadata.get('input_name')!r} (expected a string)"
-        )
-    if problems:
-        raise ValueError(f"{path!r} has invalid {', '.join(problems)}; {_REEXPORT}.")
-    return metadata
-
-
-def check_session(session, metadata, onnx_path):
-    """Checks an onnxruntime session of `model.onnx` against its metadata.
-
-    Args:
-        session: the `onnxruntime.InferenceSession`.
-        metadata: the checked `metadata.json` (see `parse_metadata`).
-        onnx_path: the ONNX file, for the message.
-
-    Raises:
-        ValueError: when the graph's input or outputs differ from the
-            metadata's.
-    """
-    inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
-    expected_inputs = [
-        (metadata["input_name"], "tensor(float)", list(metadata["input_shape"]))
-    ]
-    outputs = {o.name: (o.type, o.shape[1:]) for o in session.get_outputs()}
-    bits = metadata["bits"]
-    expected_outputs = {
-        "embedding": (_ONNX_TYPES["embedding"], [bits]),
-        "codes": (_ONNX_TYPES["codes"], [bits]),
-        "packed": (_ONNX_TYPES["packed"], [bits // 8]),
-    }
-    if inputs != expected_inputs or outputs != expected_outputs:
-        raise ValueError(
-            f"{onnx_path!r} does not match its metadata.json: it has inputs {inputs} "
-            f"and outputs {outputs}, metadata.json expects inputs {expected_inputs} "
-            f"and outputs {expected_outputs}; {_REEXPORT}."
-        )

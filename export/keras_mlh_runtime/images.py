@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from keras_mlh.errors import first_line
+from keras_mlh_runtime.errors import first_line
 
 # Channels of the model's input -> Pillow mode.
 COLOR_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -75,7 +75,8 @@ def decode_image(data, image_shape, name="image"):
         from PIL import Image
     except ImportError:
         raise ImportError(
-            "Reading image files needs Pillow: pip install pillow."
+            'Reading image files needs Pillow: pip install "keras-mlh-runtime[images]"'
+            " (or pip install pillow)."
         ) from None
 
     height, width = int(image_shape[0]), int(image_shape[1])

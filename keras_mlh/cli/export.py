@@ -1,8 +1,9 @@
 """`keras-mlh export`: the deployable encoder as SavedModel and/or ONNX.
 
-A thin layer over `keras_mlh.export.export_encoder`, which checks, writes,
-validates and moves the folder into place; this reads the sample images and
-prints the validation results.
+A thin layer over `keras_mlh.export.write_encoder` (`export_encoder` for a
+folder checked up front), which writes, validates and moves the folder into
+place; this checks the model file and the folder once, before the slow
+loading, reads the sample images and prints the validation results.
 """
 
 import logging
@@ -96,7 +97,8 @@ def run(args):
         if chosen
     ] or ["saved_model", "onnx"]
     require_model(args.model)
-    # The exporter checks this too, but only after the slow model loading.
+    # Checked here, once, before the slow model loading; `write_encoder`
+    # trusts it.
     out = check_out_dir(
         args.out_dir,
         args.overwrite,
@@ -109,9 +111,9 @@ def run(args):
     samples = _samples(args, model) if args.sample_images else None
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     quiet_tensorflow(tensorflow=True)  # the SavedModel needs it on any backend
-    from keras_mlh.export import export_encoder
+    from keras_mlh.export import write_encoder
 
-    metadata = export_encoder(
+    metadata = write_encoder(
         model,
         out,
         formats=formats,
@@ -119,7 +121,6 @@ def run(args):
         atol=args.atol,
         validate=not args.no_validate,
         sample_images=samples,
-        overwrite=args.overwrite,
     )
     print(f"Exported the {model.bits}-bit encoder ({', '.join(formats)}) to {out}")
     _print_validation(metadata.get("validation"), formats)

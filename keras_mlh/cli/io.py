@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_mlh.cli.errors import CLIError, one_line
 from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files
-from keras_mlh.export.exporter import check_model_file
+from keras_mlh.files import check_model_file
 
 IMAGE_KEYS = ("images", "x", "x_query")
 LABEL_KEYS = ("labels", "y")
@@ -118,8 +118,10 @@ def import_quietly(modules):
 
 
 def load_model(path):
-    """Loads an MLH model; the commands call `require_model` first, when
-    they start, so that a bad file fails before any slow work.
+    """Loads an MLH model whose file `require_model` has checked.
+
+    Commands call `require_model` once, first, so that a wrong path fails
+    before any slow work; the file is not checked again here.
 
     Args:
         path: the `.keras` file.
@@ -128,9 +130,9 @@ def load_model(path):
         The `keras_mlh.MLH` model.
     """
     quiet_tensorflow()
-    from keras_mlh.export import load_mlh
+    from keras_mlh.models.loading import load_checked_model
 
-    return load_mlh(path)
+    return load_checked_model(path)
 
 
 def load_npz(path, what):

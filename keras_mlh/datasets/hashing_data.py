@@ -121,11 +121,8 @@ def from_arrays(
     images = validate_images(images)
     if num_classes is None:
         num_classes = infer_num_classes(labels)
-    check_labels(labels, num_classes, num_images=len(images))
-    if labels.ndim == 2 and labels.shape[1] == 1 and num_classes != 1:
-        labels = labels[:, 0]
-    multi_label = labels.ndim == 2
-    labels = labels.astype(np.float32 if multi_label else np.int64)
+    # int64 class ids (n,) or float32 multi-hot rows (n, num_classes).
+    labels = check_labels(labels, num_classes, num_images=len(images))
     query_idx, database_idx = split_indices(labels, num_queries, seed)
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(

@@ -1,17 +1,25 @@
-"""Export trained MLH models as SavedModel and ONNX hash encoders."""
+"""Export trained MLH models as SavedModel and ONNX hash encoders.
+
+What an export folder holds (file names, outputs, dtypes, `metadata.json`)
+is the runtime's contract, `keras_mlh_runtime.contract`.
+"""
 
 from keras_mlh.export.exporter import (
     FORMATS,
     OUTPUT_NAMES,
     ExportValidationError,
+    check_out_dir,
     export_encoder,
     load_mlh,
+    write_encoder,
 )
 
 __all__ = [
     "FORMATS",
     "OUTPUT_NAMES",
     "ExportValidationError",
+    "check_out_dir",
     "export_encoder",
     "load_mlh",
+    "write_encoder",
 ]

@@ -17,26 +17,49 @@ import json
 import math
 import os
 import shutil
-import zipfile
 
 import numpy as np
 
 from keras_mlh import files
-from keras_mlh.codes import BIT_ORDER, pack_codes
-from keras_mlh.errors import first_line
+from keras_mlh.files import check_model_file
 from keras_mlh.version import __version__
+from keras_mlh_runtime.codes import pack_codes
 
-FORMATS = ("saved_model", "onnx")
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("embedding", "codes", "packed")
-OUTPUT_DTYPES = {"embedding": "float32", "codes": "int8", "packed": "uint8"}
+# The export contract (file names, input, outputs, dtypes, metadata schema)
+# is the runtime's, which reads what this writes.
+from keras_mlh_runtime.contract import (
+    FORMATS,
+    INPUT_NAME,
+    METADATA_FILE,
+    METADATA_FORMAT,
+    ONNX_FILE,
+    ONNX_TYPES,
+    OUTPUT_DTYPES,
+    OUTPUT_NAMES,
+    SAVED_MODEL_DIR,
+    encoder_metadata,
+)
+from keras_mlh_runtime.errors import first_line
+from keras_mlh_runtime.pixels import validate_images
+
+__all__ = [
+    "FORMATS",
+    "METADATA_FILE",
+    "METADATA_FORMAT",
+    "ONNX_FILE",
+    "OUTPUT_DTYPES",
+    "OUTPUT_NAMES",
+    "SAVED_MODEL_DIR",
+    "ExportValidationError",
+    "check_model_file",
+    "check_out_dir",
+    "export_encoder",
+    "load_mlh",
+    "write_encoder",
+]
 MIN_OPSET = 17
 MIN_BIT_AGREEMENT = 0.999
 NUM_RANDOM_IMAGES = 64
-ONNX_FILE = "model.onnx"
-SAVED_MODEL_DIR = "saved_model"
-METADATA_FILE = "metadata.json"
-METADATA_FORMAT = "keras-mlh-encoder"
 TEMP_PREFIX = files.TEMP_PREFIX
 
 
@@ -44,70 +67,18 @@ class ExportValidationError(ValueError):
     """An exported encoder disagrees with the Keras model it came from."""
 
 
-def check_model_file(path, fix="save the model with model.save('model.keras')"):
-    """Checks that `path` is a `.keras` archive, without importing TensorFlow.
-
-    `load_mlh` runs it first; the command line runs it before any slow import,
-    so a wrong path fails at once.
+def load_mlh(path):
+    """`keras_mlh.models.load_model` under its older name.
 
     Args:
         path: the `.keras` file.
-        fix: what the user should do instead, for the messages.
 
     Returns:
-        `path` as a string.
-
-    Raises:
-        ValueError: for a missing file, a folder, or a file that is not a zip
-            archive.
+        The `keras_mlh.MLH` model.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"Model file {path!r} is a folder, not a file; {fix}.")
-    if not os.path.isfile(path):
-        raise ValueError(f"Model file not found: {path!r}; {fix}.")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path!r} is not a Keras model file (.keras zip archive); {fix}."
-        )
-    return path
+    from keras_mlh.models import load_model
 
-
-def load_mlh(path):
-    """Loads a `.keras` file and checks that it holds an MLH model.
-
-    Args:
-        path: path of a `.keras` file saved with `model.save(...)`.
-
-    Returns:
-        The `keras_mlh.MLH` model (not compiled).
-
-    Raises:
-        ValueError: for a missing file, a file that is not a Keras model, or
-            a Keras model that is not an MLH model.
-
-    Example:
-    >>> model = load_mlh("mlh.keras")  # doctest: +SKIP
-    >>> model.bits  # doctest: +SKIP
-    32
-    """
-    import keras
-
-    from keras_mlh.models import MLH
-
-    path = check_model_file(path)
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a bad archive.
-        raise ValueError(
-            f"Could not load {path!r} as a Keras model: {first_line(error)}"
-        ) from None
-    if not isinstance(model, MLH):
-        raise ValueError(
-            f"{path!r} holds a {type(model).__name__}, not a keras_mlh.MLH model; "
-            "only MLH models can be exported as hash encoders."
-        )
-    return model
+    return load_model(path)
 
 
 def export_encoder(
@@ -163,6 +134,46 @@ def export_encoder(
     >>> meta["validation"]["onnx"]["bit_agreement"]  # doctest: +SKIP
     1.0
     """
+    # Before loading: a folder that may not be written fails fast.
+    source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else None
+    out_dir = check_out_dir(out_dir, overwrite, inputs=[source])
+    return write_encoder(
+        _as_mlh(model_or_path),
+        out_dir,
+        formats=formats,
+        opset=opset,
+        atol=atol,
+        validate=validate,
+        sample_images=sample_images,
+    )
+
+
+def write_encoder(
+    model,
+    out_dir,
+    formats=FORMATS,
+    opset=MIN_OPSET,
+    atol=1e-4,
+    validate=True,
+    sample_images=None,
+):
+    """`export_encoder` into a folder that `check_out_dir` has already passed.
+
+    For callers that check the output folder once, before loading the model
+    (the command line); the arguments are those of `export_encoder`.
+
+    Args:
+        model: a built `keras_mlh.MLH`.
+        out_dir: the checked folder; an earlier export there is replaced.
+        formats: see `export_encoder`.
+        opset: see `export_encoder`.
+        atol: see `export_encoder`.
+        validate: see `export_encoder`.
+        sample_images: see `export_encoder`.
+
+    Returns:
+        The metadata written to `metadata.json`.
+    """
     formats = _check_formats(formats)
     opset = _check_opset(opset) if "onnx" in formats else None
     if (
@@ -172,10 +183,7 @@ def export_encoder(
     ):
         raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
     atol = float(atol)
-    # Before loading: a folder that may not be written fails fast.
-    source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else None
-    out_dir = check_out_dir(out_dir, overwrite, inputs=[source])
-    model = _as_mlh(model_or_path)
+    model = _as_mlh(model)
     image_shape = _image_shape(model)
     images = _sample_images(sample_images, image_shape) if validate else None
     import keras
@@ -186,27 +194,19 @@ def export_encoder(
         )
     with files.atomic_folder(out_dir) as work:
         encoder = model.build_encoder()
-        metadata = {
-            "format": METADATA_FORMAT,
-            "keras_mlh_version": __version__,
-            "bits": model.bits,
-            "bytes_per_code": model.bits // 8,
-            "bit_order": BIT_ORDER,
-            "num_classes": model.num_classes,
-            "mode": model.mode,
-            "retrieval_branch": model.retrieval_branch,
-            "input_name": INPUT_NAME,
-            "input_shape": list(image_shape),
-            "input_dtype": "float32",
-            "input_range": [0, 255],
+        metadata = encoder_metadata(
+            model.bits,
+            image_shape,
+            formats,
+            keras_mlh_version=__version__,
+            num_classes=model.num_classes,
+            mode=model.mode,
+            retrieval_branch=model.retrieval_branch,
             # The model maps pixels to `pixels * input_scale + input_offset`.
-            "input_scale": model.input_scale,
-            "input_offset": model.input_offset,
-            "output_names": list(OUTPUT_NAMES),
-            "output_dtypes": OUTPUT_DTYPES,
-            "formats": list(formats),
-            "opset": opset,
-        }
+            input_scale=model.input_scale,
+            input_offset=model.input_offset,
+            opset=opset,
+        )
         serve, spec = _serving_function(encoder, model.bits, image_shape)
         if "saved_model" in formats:
             _write_saved_model(encoder, serve, os.path.join(work, SAVED_MODEL_DIR))
@@ -348,7 +348,9 @@ def _check_opset(opset):
 
 def _as_mlh(model_or_path):
     if isinstance(model_or_path, (str, os.PathLike)):
-        return load_mlh(model_or_path)
+        from keras_mlh.models import load_model
+
+        return load_model(model_or_path)
     from keras_mlh.models import MLH
 
     if not isinstance(model_or_path, MLH):
@@ -374,8 +376,6 @@ def _sample_images(sample_images, image_shape, seed=0):
         rng = np.random.default_rng(seed)
         shape = (NUM_RANDOM_IMAGES, *image_shape)
         return rng.integers(0, 256, shape).astype(np.float32)
-    from keras_mlh.datasets.validation import validate_images
-
     images = validate_images(sample_images, image_shape, name="sample_images")
     return images.astype(np.float32)
 
@@ -527,10 +527,7 @@ def _onnx_runner(folder, image_shape):
             "captured constant become an input?)."
         )
     types = {o.name: o.type for o in session.get_outputs()}
-    expected = {
-        k: f"tensor({'float' if v == 'float32' else v})"
-        for k, v in OUTPUT_DTYPES.items()
-    }
+    expected = dict(ONNX_TYPES)
     if types != expected:
         raise ExportValidationError(f"ONNX outputs are {types}; expected {expected}.")
 

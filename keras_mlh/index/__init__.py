@@ -1,6 +1,18 @@
-"""Hamming indexes of binary codes (numpy and faiss only, no TensorFlow)."""
+"""Hamming indexes of binary codes: `keras_mlh_runtime.index` under its keras-mlh name.
 
-from keras_mlh.index.file_set import PATHS_SUFFIX, index_files
-from keras_mlh.index.hamming_index import KINDS, MISSING_DISTANCE, HammingIndex
+`HammingIndex`, the saved file set and the id set live in the TensorFlow-free
+runtime distribution (numpy and faiss only), which serving machines install
+without keras-mlh. This package and its submodules are aliases of those
+modules (`keras_mlh.index.HammingIndex is keras_mlh_runtime.HammingIndex`).
+"""
 
-__all__ = ["KINDS", "MISSING_DISTANCE", "PATHS_SUFFIX", "HammingIndex", "index_files"]
+import sys
+
+import keras_mlh_runtime.index
+import keras_mlh_runtime.index.file_set
+import keras_mlh_runtime.index.hamming_index
+import keras_mlh_runtime.index.id_set
+
+for _name in ("file_set", "hamming_index", "id_set"):
+    sys.modules[f"{__name__}.{_name}"] = getattr(keras_mlh_runtime.index, _name)
+sys.modules[__name__] = keras_mlh_runtime.index

@@ -5,6 +5,7 @@ from keras import ops
 from keras_mlh.losses.center_hash_loss import CenterHashLoss
 from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
 from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss
+from keras_mlh_runtime.labels import is_class_id_column
 
 TERMS = ("center_loss", "pairwise_loss", "mutual_loss")
 
@@ -20,7 +21,7 @@ def multi_hot(labels, num_classes):
         float32 `(batch, num_classes)`.
     """
     shape = ops.shape(labels)
-    if len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1 and num_classes != 1):
+    if is_class_id_column(shape):
         ids = ops.reshape(ops.cast(labels, "int32"), (-1,))
         return ops.one_hot(ids, num_classes)
     return ops.cast(labels, "float32")

@@ -26,8 +26,8 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from keras_mlh.codes import to_packed
-from keras_mlh.datasets.validation import class_ids
+from keras_mlh_runtime.codes import to_packed
+from keras_mlh_runtime.labels import as_class_id_vector, class_ids
 
 # Rows handed to one kernel call: small enough to spread over threads, large
 # enough that the call overhead does not count.
@@ -169,8 +169,7 @@ def _label_array(labels, count, name):
         raise ValueError(
             f"`{name}` must be class ids or multi-hot rows. Received: {array.dtype}"
         )
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
+    array = as_class_id_vector(array)
     if array.ndim not in (1, 2):
         raise ValueError(
             f"`{name}` must be class ids (n,) or multi-hot (n, classes). "

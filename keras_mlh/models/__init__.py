@@ -27,6 +27,7 @@ _PUBLIC = {
     "LossWeights": "keras_mlh.models.modes",
     "Mode": "keras_mlh.models.modes",
     "SmallConvBackbone": "keras_mlh.models.backbones",
+    "load_model": "keras_mlh.models.loading",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,15 +1,24 @@
+"""`HammingIndex`: binary codes searched by Hamming distance with faiss."""
+
 import json
 import os
 
-import faiss
 import numpy as np
 
-from keras_mlh.codes import to_packed, validate_bits
-from keras_mlh.errors import check_positive_int, first_line
-from keras_mlh.files import check_writable, staged_files
-from keras_mlh.index import file_set
-from keras_mlh.index.id_set import IdSet, check_ids
-from keras_mlh.version import __version__
+from keras_mlh_runtime.codes import to_packed, validate_bits
+from keras_mlh_runtime.errors import check_positive_int, first_line
+from keras_mlh_runtime.files import check_writable, staged_files
+from keras_mlh_runtime.index import file_set
+from keras_mlh_runtime.index.id_set import IdSet, check_ids
+from keras_mlh_runtime.version import __version__
+
+try:
+    import faiss
+except ImportError:
+    raise ImportError(
+        "keras_mlh_runtime.index needs faiss: pip install faiss-cpu "
+        "(a dependency of keras-mlh-runtime)."
+    ) from None
 
 KINDS = ("flat", "hnsw", "ivf")
 FORMAT = "keras-mlh-hamming-index"
@@ -38,7 +47,7 @@ class HammingIndex:
     `IndexBinaryHNSW` graph and `"ivf"` an `IndexBinaryIVF` with `nlist`
     lists (approximate, for larger databases; IVF is trained on the first
     batch added, which must hold at least `nlist` codes). Codes are ±1 codes
-    (any signed or float dtype) or packed uint8 bytes (`keras_mlh.pack_codes`);
+    (any signed or float dtype) or packed uint8 bytes (`keras_mlh_runtime.codes.pack_codes`);
     a uint8 array is always read as packed.
 
     The search-time knobs `nprobe`, `ef_search` (and `ef_construction`, for
@@ -305,7 +314,7 @@ class HammingIndex:
     def save(self, path):
         """Writes the index, its sidecar and its paths as one matched set.
 
-        The files (`keras_mlh.index.index_files`) are staged under temporary
+        The files (`keras_mlh_runtime.index.index_files`) are staged under temporary
         names in the folder of `path` and renamed into place together, the
         sidecar last, under an exclusive lock of `path + ".lock"` (concurrent
         saves of one path take turns). The sidecar records the size and

@@ -1,0 +1,157 @@
+"""The export contract: what an exported keras-mlh encoder folder holds.
+
+One home for what the exporter (`keras_mlh.export.export_encoder`) writes
+and every reader (`HashEncoder`, the Beam pipeline) checks: the file names,
+the graph's input and outputs with their dtypes, and the `metadata.json`
+schema. numpy only.
+
+A folder holds `model.onnx` and/or `saved_model/` and `metadata.json`. The
+graph takes `images`, float32 raw pixels `(batch, height, width,
+channels)` in [0, 255], and gives `embedding` (float32 `(batch, bits)`),
+`codes` (int8 ±1) and `packed` (uint8 `(batch, bits / 8)`, in
+`keras_mlh_runtime.codes.BIT_ORDER`).
+"""
+
+import json
+import os
+
+from keras_mlh_runtime.codes import BIT_ORDER, is_code_length
+
+ONNX_FILE = "model.onnx"
+SAVED_MODEL_DIR = "saved_model"
+METADATA_FILE = "metadata.json"
+METADATA_FORMAT = "keras-mlh-encoder"
+FORMATS = ("saved_model", "onnx")
+INPUT_NAME = "images"
+INPUT_DTYPE = "float32"
+INPUT_RANGE = (0, 255)
+OUTPUT_NAMES = ("embedding", "codes", "packed")
+OUTPUT_DTYPES = {"embedding": "float32", "codes": "int8", "packed": "uint8"}
+# onnxruntime's names of those dtypes.
+ONNX_TYPES = {
+    name: {"float32": "tensor(float)"}.get(dtype, f"tensor({dtype})")
+    for name, dtype in OUTPUT_DTYPES.items()
+}
+REEXPORT = "export the model again with keras_mlh.export.export_encoder"
+
+
+def encoder_metadata(bits, image_shape, formats, **fields):
+    """The `metadata.json` of an export, in the schema `parse_metadata` reads.
+
+    Args:
+        bits: the code length.
+        image_shape: `(height, width, channels)` of the input.
+        formats: the formats written (a subset of `FORMATS`).
+        **fields: further entries (the model's mode, classes, versions,
+            opset, input scaling), stored as given.
+
+    Returns:
+        The metadata dict.
+
+    Example:
+    >>> encoder_metadata(32, (28, 28, 1), ["onnx"])["bytes_per_code"]
+    4
+    """
+    return {
+        "format": METADATA_FORMAT,
+        "bits": int(bits),
+        "bytes_per_code": int(bits) // 8,
+        "bit_order": BIT_ORDER,
+        "input_name": INPUT_NAME,
+        "input_shape": [int(d) for d in image_shape],
+        "input_dtype": INPUT_DTYPE,
+        "input_range": list(INPUT_RANGE),
+        "output_names": list(OUTPUT_NAMES),
+        "output_dtypes": dict(OUTPUT_DTYPES),
+        "formats": list(formats),
+        **fields,
+    }
+
+
+def read_metadata(path):
+    """The checked contents of the `metadata.json` at `path` (see `parse_metadata`).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The metadata dict.
+
+    Raises:
+        ValueError: when it is missing, corrupt or not encoder metadata.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path!r} is missing; {REEXPORT}.")
+    with open(path, "rb") as f:
+        return parse_metadata(f.read(), path)
+
+
+def parse_metadata(data, path):
+    """The checked contents of a `metadata.json`.
+
+    Args:
+        data: the file's bytes.
+        path: the file, for messages.
+
+    Returns:
+        The metadata dict, with valid `bits`, `input_shape` and `input_name`.
+
+    Raises:
+        ValueError: when it is corrupt or not keras-mlh encoder metadata.
+    """
+    try:
+        metadata = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path!r} is corrupt ({error}); {REEXPORT}.") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
+        raise ValueError(
+            f"{path!r} is not keras-mlh encoder metadata (expected "
+            f'"format": "{METADATA_FORMAT}"); {REEXPORT}.'
+        )
+    bits, shape = metadata.get("bits"), metadata.get("input_shape")
+    problems = []
+    if not (isinstance(bits, int) and is_code_length(bits)):
+        problems.append(f"bits={bits!r} (expected a positive multiple of 8)")
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(d, int) and d > 0 for d in shape)
+    ):
+        problems.append(f"input_shape={shape!r} (expected [height, width, channels])")
+    if not isinstance(metadata.get("input_name"), str):
+        problems.append(
+            f"input_name={metadata.get('input_name')!r} (expected a string)"
+        )
+    if problems:
+        raise ValueError(f"{path!r} has invalid {', '.join(problems)}; {REEXPORT}.")
+    return metadata
+
+
+def check_session(session, metadata, onnx_path):
+    """Checks an onnxruntime session of `model.onnx` against its metadata.
+
+    Args:
+        session: the `onnxruntime.InferenceSession`.
+        metadata: the checked `metadata.json` (see `parse_metadata`).
+        onnx_path: the ONNX file, for the message.
+
+    Raises:
+        ValueError: when the graph's input or outputs differ from the
+            metadata's.
+    """
+    inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
+    expected_inputs = [
+        (metadata["input_name"], "tensor(float)", list(metadata["input_shape"]))
+    ]
+    outputs = {o.name: (o.type, o.shape[1:]) for o in session.get_outputs()}
+    bits = metadata["bits"]
+    widths = {"embedding": bits, "codes": bits, "packed": bits // 8}
+    expected_outputs = {
+        name: (ONNX_TYPES[name], [widths[name]]) for name in OUTPUT_NAMES
+    }
+    if inputs != expected_inputs or outputs != expected_outputs:
+        raise ValueError(
+            f"{onnx_path!r} does not match its metadata.json: it has inputs {inputs} "
+            f"and outputs {outputs}, metadata.json expects inputs {expected_inputs} "
+            f"and outputs {expected_outputs}; {REEXPORT}."
+        )
