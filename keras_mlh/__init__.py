@@ -25,8 +25,10 @@ are resolved on first use (PEP 562).
 
 Example:
 >>> import keras, keras_mlh
->>> model = keras.saving.load_model("runs/mnist/model.keras")
->>> codes = model.encode(images)
+>>> keras_mlh.MLH(num_classes=10, bits=16).save("model.keras")
+>>> model = keras.saving.load_model("model.keras")  # in any later process too
+>>> model.encode(np.zeros((3, 28, 28, 1), np.uint8)).shape
+(3, 16)
 """
 
 import importlib

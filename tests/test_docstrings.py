@@ -50,7 +50,7 @@ DOCSTRINGS = sorted(_docstrings(), key=lambda test: test.name)
 
 def test_the_examples_are_found():
     names = {test.name for test in DOCSTRINGS}
-    assert "keras_mlh.codes.pack_codes" in names
+    assert "keras_mlh_runtime.codes.pack_codes" in names
     assert "keras_mlh_runtime.encoder.HashEncoder" in names
     assert "keras_mlh.cli.options.default_of" in names
 

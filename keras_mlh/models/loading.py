@@ -26,8 +26,11 @@ def load_model(path):
             a Keras model that is not an MLH model.
 
     Example:
-    >>> model = keras_mlh.models.load_model("mlh.keras")
-    >>> model.bits
+    >>> model = keras_mlh.MLH(num_classes=10, bits=32)
+    >>> model.encode(np.zeros((2, 28, 28, 1), np.uint8)).shape
+    (2, 32)
+    >>> model.save("mlh.keras")
+    >>> keras_mlh.models.load_model("mlh.keras").bits
     32
     """
     return load_checked_model(check_model_file(path))
