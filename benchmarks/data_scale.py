@@ -121,10 +121,9 @@ def child(args):
             paths = data.database_paths
             if steps:
                 paths = paths[: steps * args.batch_size]
-            codes = encode_images(
-                model, file_images(paths, (*size, 3)), args.batch_size, verbose=0
-            )
-            images = len(codes)
+            images = file_images(paths, (*size, 3))
+            images.chunks = logged(images.chunks, args, start)
+            images = len(encode_images(model, images, args.batch_size, verbose=0))
     seconds = time.perf_counter() - start
     print(
         json.dumps(
@@ -139,6 +138,27 @@ def child(args):
         )
     )
     return 0
+
+
+def logged(chunks, args, start):
+    """`chunks`, appending images done, seconds and peak RSS to a log file.
+
+    The log (`<folder>/<mode>.progress.jsonl`) outlives a run stopped early.
+    """
+    path = os.path.join(args.folder, f"{args.child}.progress.jsonl")
+
+    def wrapped(size):
+        done = 0
+        with open(path, "a") as log:
+            for chunk in chunks(size):
+                done += len(chunk)
+                yield chunk
+                if done % (20 * size) < size:
+                    row = {"images": done, "seconds": time.perf_counter() - start}
+                    log.write(json.dumps({**row, "peak_rss_mb": peak_rss_mb()}) + "\n")
+                    log.flush()
+
+    return wrapped
 
 
 def measure(folder, mode, args):
