@@ -337,3 +337,6 @@ def test_the_best_epoch_before_a_resume_is_kept_when_later_ones_are_worse(tmp_pa
     # Without a monitor (no --val-split) nothing is picked.
     plain = resume.checkpoint_callback(stage, stage.progress())
     assert plain.best is None and plain.restore_best() is None
+    os.remove(os.path.join(stage.path, "best-2.weights.h5"))
+    damaged = resume.checkpoint_callback(stage, stage.progress(), "val_map")
+    assert damaged.best is None  # its weights are gone: the choice starts afresh

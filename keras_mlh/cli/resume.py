@@ -367,7 +367,8 @@ def checkpoint_callback(stage, start, monitor=None):
             self.started = time.perf_counter()
             stored = start.get("best") if monitor else None
             # The best epoch of the sessions before this one (`--resume`).
-            self.best = stored if _is_best_record(stored, monitor) else None
+            usable = _is_best_record(stored, monitor, stage.path)
+            self.best = stored if usable else None
 
         def seconds(self):
             """Training seconds of this run, earlier sessions included."""
@@ -436,8 +437,9 @@ def checkpoint_callback(stage, start, monitor=None):
     return EpochCheckpoint()
 
 
-def _is_best_record(record, monitor):
-    """Whether `progress.json`'s `best` is a usable record for `monitor`."""
+def _is_best_record(record, monitor, folder):
+    """Whether `progress.json`'s `best` is a record for `monitor` whose
+    weights file is in `folder` (a damaged record starts the choice afresh)."""
     return (
         isinstance(record, dict)
         and record.get("monitor") == monitor
@@ -445,6 +447,7 @@ def _is_best_record(record, monitor):
         and isinstance(record.get("value"), (int, float))
         and isinstance(record.get("weights"), str)
         and os.path.basename(record["weights"]) == record["weights"]
+        and os.path.isfile(os.path.join(folder, record["weights"]))
     )
 
 
