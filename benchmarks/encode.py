@@ -251,7 +251,7 @@ def _streaming(model, runtime, images, repeats, chunk=256):
                     ["packed"], {runtime.input_name: pixels}
                 )[0],
                 "HashEncoder.encode(x)": lambda: runtime.encode(images, chunk),
-                "HashEncoder.encode_files(paths)": lambda: runtime.encode_files(
+                "HashEncoder.encode_files(PNG paths)": lambda: runtime.encode_files(
                     paths, chunk
                 ),
                 DECODED["onnxruntime"]: lambda: decoded_then_run(),
