@@ -6,6 +6,7 @@ import os
 import sys
 
 import matplotlib.image
+import pytest
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks")
 
@@ -48,17 +49,37 @@ def test_backends_benchmark_table_has_one_row_per_backend(monkeypatch):
     import backends
 
     runs = [
-        {"backend": b, "mode": m, "step_ms": step, "map": score}
-        for b, scale in (("tensorflow", 1.0), ("jax", 2.0))
-        for m, step, score in (("mlh", 11.0, 0.9), ("center", 10.0, 0.8))
-        for step in [step * scale]
+        {"backend": b, "mode": "mlh", "map": score, "seed": seed, "epochs": 15}
+        for b, scores in (("tensorflow", (0.90, 0.92)), ("jax", (0.93, 0.93)))
+        for seed, score in enumerate(scores)
     ]
-    lines, table = backends.summarize(runs, ["tensorflow", "jax", "torch"])
+    timing = {
+        "tensorflow": {
+            "step_ms": {"mlh": 11.0, "center": 10.0},
+            "ratio": 1.1,
+            "ratio_range": [1.05, 1.2],
+        }
+    }
+    lines, table, spread = backends.summarize(
+        runs, ["tensorflow", "jax", "torch"], timing
+    )
     assert set(table) == {"tensorflow", "jax"}  # torch had no runs
-    assert lines[2].startswith("| tensorflow | 11.0 | 10.0 | 1.10 |")
-    assert lines[3].startswith("| jax | 22.0 | 20.0 | 1.10 |")
+    assert lines[2] == (
+        "| tensorflow | 11.0 | 10.0 | 1.10 (1.05–1.20) | 0.9100 ± 0.0100 (n=2) | — |"
+    )
+    assert lines[3].startswith("| jax | — | — | — | 0.9300 ± 0.0000 (n=2) |")
+    assert spread == pytest.approx(0.02)
     args = backends.parse_args(["--quick"])
-    assert args.seeds == [0] and args.epochs == 2
+    assert args.seeds == [0] and args.epochs == 2 and args.timing_rounds == 3
+
+
+def test_backends_benchmark_ratio_is_the_median_of_interleaved_rounds(monkeypatch):
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    import backends
+
+    # Round 2's mlh chunk ran through a load spike: it moves the range only.
+    chunks = {"mlh": [12.0, 30.0, 11.0], "center": [10.0, 10.0, 10.0]}
+    assert backends.ratio_of_rounds(chunks) == pytest.approx((1.2, 1.1, 3.0))
 
 
 def test_data_scale_report_marks_the_extrapolation(monkeypatch):

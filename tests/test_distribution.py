@@ -55,3 +55,73 @@ def test_logged_losses_do_not_depend_on_the_replica_count():
     # The pairwise term too: it takes its pairs over the gathered global batch.
     for name, ratio in ratios.items():
         assert ratio == pytest.approx(1.0, abs=1e-4), (name, result.stdout)
+
+
+# One SGD step (Adam's first step is about lr * sign(g), blind to the
+# gradient's scale) of a model without batch normalization (Keras normalizes
+# each replica's slice by its own statistics): with the gradient loss scaled
+# and the pairwise codes gathered right, 1 and 2 replicas take the same step.
+MIRRORED_STEP = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, keras_mlh
+y = np.repeat(np.arange(4), 8)
+noise = np.random.default_rng(0).integers(0, 60, (32, 16, 16, 1))
+x = (noise + 60 * y[:, None, None, None]).astype("uint8")
+
+def make():
+    keras.utils.set_random_seed(0)
+    backbone = keras.Sequential([
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(16, activation="relu"),
+    ])
+    model = keras_mlh.MLH(num_classes=4, bits=8, backbone=backbone,
+                          batch_norm=False, pairwise_memory_size=64)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.build((None, 16, 16, 1))
+    return model
+
+single = make()
+start = single.get_weights()
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    mirrored = make()
+mirrored.set_weights(start)
+start = [w.numpy() for w in single.trainable_weights]
+for model in (single, mirrored):
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+moved = max(float(np.abs(a - b.numpy()).max())
+            for a, b in zip(start, single.trainable_weights))
+diff = max(float(np.abs(a.numpy() - b.numpy()).max())
+           for a, b in zip(single.trainable_weights, mirrored.trainable_weights))
+memory = {name: [getattr(m.code_memory, name).numpy() for m in (single, mirrored)]
+          for name in ("codes", "labels", "filled")}
+print("moved", moved)
+print("weights", diff)
+print("memory_filled", memory["filled"][1].sum())
+print("memory_codes", float(np.abs(memory["codes"][0] - memory["codes"][1]).max()))
+print("memory_labels", float(np.abs(memory["labels"][0] - memory["labels"][1]).max()))
+"""
+
+
+@pytest.mark.tensorflow_only
+def test_one_mirrored_step_gives_the_weights_and_memory_of_one_device():
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_STEP],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = dict(line.split() for line in result.stdout.splitlines())
+    values = {name: float(value) for name, value in values.items()}
+    assert values["moved"] > 1e-3, result.stdout  # the step did something
+    # float32 sums in another order: a few 1e-6 here.
+    assert values["weights"] < 1e-4, result.stdout
+    # The code memory holds both replicas' codes, in batch order.
+    assert values["memory_filled"] == 32, result.stdout
+    assert values["memory_codes"] < 1e-5, result.stdout
+    assert values["memory_labels"] == 0, result.stdout

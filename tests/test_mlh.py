@@ -157,6 +157,54 @@ def test_keras_save_load_gives_identical_codes(kwargs, small_mnist, tmp_path):
     again.fit(small_mnist.x_train[:64], small_mnist.y_train[:64], epochs=1, verbose=0)
 
 
+def _as_pre_code_memory_file(path, old_path):
+    """Rewrites a saved `.keras` file into the layout of keras-mlh before the
+    CodeMemory layer: the memory's four variables as the model's own `vars`
+    (the config's keys were the same)."""
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = str(old_path) + ".weights.h5"
+    with open(weights, "wb") as f:
+        f.write(members["model.weights.h5"])
+    with h5py.File(weights, "r+") as h5:
+        del h5["vars"]  # MLH's own, empty today
+        h5.copy(h5["code_memory/vars"], "vars")
+        del h5["code_memory"]
+    with open(weights, "rb") as f:
+        members["model.weights.h5"] = f.read()
+    with zipfile.ZipFile(old_path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_pre_code_memory_files_load_with_their_memory(small_mnist, tmp_path):
+    model = MLH(num_classes=10, bits=16, pairwise_memory_size=100)
+    model.compile()
+    model.fit(small_mnist.x_train[:64], small_mnist.y_train[:64], verbose=0)
+    model.save(tmp_path / "new.keras")
+    _as_pre_code_memory_file(tmp_path / "new.keras", tmp_path / "old.keras")
+    old = keras.saving.load_model(tmp_path / "old.keras")
+    for name in ("codes", "labels", "filled", "position"):
+        np.testing.assert_array_equal(
+            getattr(old.code_memory, name).numpy(),
+            getattr(model.code_memory, name).numpy(),
+        )
+    x = small_mnist.x_query[:32]
+    np.testing.assert_array_equal(old.encode(x), model.encode(x))
+
+
+def test_pre_code_memory_state_of_the_wrong_shape_is_refused():
+    model = MLH(num_classes=10, bits=16, pairwise_memory_size=8)
+    model.build((None, 28, 28, 1))
+    old = {"0": np.zeros((6, 16)), "1": np.zeros((6, 10)), "2": np.zeros(6)}
+    with pytest.raises(ValueError, match="config and weights disagree"):
+        model.load_own_variables({**old, "3": np.array(0, "int32")})
+
+
 def test_standard_callbacks(small_mnist, tmp_path):
     model = MLH(num_classes=10, bits=16)
     model.compile()

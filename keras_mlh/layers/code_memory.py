@@ -15,8 +15,9 @@ class CodeMemory(keras.layers.Layer):
     state written in `call(training=True)`, like batch normalization's
     moving statistics, so its updates are kept on every backend (the JAX
     trainer keeps state written inside a layer call and drops writes made
-    elsewhere in the loss). Under `tf.distribute` only the first replica's
-    codes are stored.
+    elsewhere in the loss). Under `tf.distribute` the model passes the
+    codes gathered over the replicas, so every replica writes the whole
+    global batch and the first replica's copy is kept.
 
     Args:
         size: number of codes kept.
@@ -66,6 +67,43 @@ class CodeMemory(keras.layers.Layer):
         self.filled = state("filled", (self.size,))
         self.position = state("position", (), "int32")
         self.built = True
+
+    def load_legacy_state(self, codes, labels, filled, position):
+        """Takes the state a model kept as its own variables before this layer.
+
+        `.keras` files of keras-mlh before `CodeMemory` stored the memory as
+        four variables of `MLH` itself (`memory_codes`, `memory_labels`,
+        `memory_filled`, `memory_position`, in that order); `MLH` hands them
+        here. Such a file has no `code_memory` entry, so the next
+        `load_own_variables` of the same load gets an empty store: it is
+        skipped.
+
+        Args:
+            codes, labels, filled, position: the old variables' values.
+        """
+        if not self.built:
+            self.build()
+        for variable, value in zip(
+            (self.codes, self.labels, self.filled, self.position),
+            (codes, labels, filled, position),
+            strict=True,
+        ):
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"The saved code memory holds {variable.name} of shape "
+                    f"{tuple(value.shape)}, but pairwise_memory_size={self.size}, "
+                    f"bits={self.bits}, num_classes={self.num_classes} make "
+                    f"{tuple(variable.shape)}: the file's config and weights "
+                    "disagree. Re-save the model from the code that trained it."
+                )
+            variable.assign(value)
+        self._loaded_legacy_state = True
+
+    def load_own_variables(self, store):
+        if not list(store.keys()) and getattr(self, "_loaded_legacy_state", False):
+            self._loaded_legacy_state = False
+            return
+        super().load_own_variables(store)
 
     def call(self, codes, labels, training=None):
         # Copies: torch assigns in place, and these are the contents *before*

@@ -308,7 +308,7 @@ class MLH(keras.Model):
         The pairwise term compares the batch with the whole global batch
         (gathered over `tf.distribute` replicas) and, in training with a code
         memory, with the memory's detached codes; the memory then stores the
-        batch.
+        global batch.
 
         Args:
             images: a batch of raw images.
@@ -336,7 +336,10 @@ class MLH(keras.Model):
                 "weights": ops.ones((ops.shape(codes)[0],)),
             }
             if training and self.code_memory is not None:
-                memory = self.code_memory(u_p, y, training=True)
+                # The gathered batch: under tf.distribute every replica
+                # writes the same global batch and the first one's copy is
+                # kept, so the memory holds all replicas' codes.
+                memory = self.code_memory(codes, y_all, training=True)
                 references = {
                     "codes": ops.concatenate(
                         [codes, ops.stop_gradient(memory["codes"])]
@@ -573,6 +576,23 @@ class MLH(keras.Model):
             }
         )
         return config
+
+    def load_own_variables(self, store):
+        # MLH has no variables of its own. Files saved before the CodeMemory
+        # layer (keras-mlh 0.x with pairwise_memory_size > 0) hold the code
+        # memory as four model variables: move them into the layer.
+        keys = sorted(store.keys(), key=int)
+        if keys == ["0", "1", "2", "3"] and not self._own_variables():
+            values = [store[key] for key in keys]
+            if self.code_memory is not None:
+                self.code_memory.load_legacy_state(*values)
+            # Else the mode has no pairwise term: the old memory was never
+            # written or read, and there is nothing to keep.
+            return
+        super().load_own_variables(store)
+
+    def _own_variables(self):
+        return self._trainable_variables + self._non_trainable_variables
 
     @classmethod
     def from_config(cls, config):
