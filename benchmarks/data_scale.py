@@ -12,14 +12,16 @@ measures, each in a fresh process so that peak RSS is its own:
 Peak RSS should not grow with the number of images (target: at 40,000 at
 most 1.2x that at 5,000), and the pipeline alone should deliver at least 3x
 the images/s the training step consumes. `--max-steps` caps the batches of
-`train` and `encode` on slow machines: the whole file list is still loaded
-and shuffled (the shuffle buffer fills with every name before the first
-batch), so what grows with the dataset is measured; the images/s are then
-over the capped steps. The results file extrapolates peak RSS linearly to
+`train` (and `--encode-max-steps` those of `encode`) on slow machines: the
+whole file list is still loaded and shuffled (the shuffle buffer fills with
+every name before the first batch), so what grows with the dataset is
+measured; the images/s are then over the capped steps. `pipeline` always
+runs a full epoch. The results file extrapolates peak RSS linearly to
 ImageNet-100 (130,000 images), marked as extrapolated.
 
     python benchmarks/data_scale.py                 # 5,000 and 40,000 images
     python benchmarks/data_scale.py --quick         # 300 and 1,200 at 64x64
+    python benchmarks/data_scale.py --max-steps 40  # full encode, train capped
 """
 
 import argparse
@@ -95,7 +97,7 @@ def child(args):
         image_size=size,
         batch_size=args.batch_size,
     )
-    steps = args.max_steps
+    steps = args.encode_max_steps if args.child == "encode" else args.max_steps
     start = time.perf_counter()
     images = 0
     if args.child == "pipeline":
@@ -119,10 +121,9 @@ def child(args):
             paths = data.database_paths
             if steps:
                 paths = paths[: steps * args.batch_size]
-            codes = encode_images(
-                model, file_images(paths, (*size, 3)), args.batch_size, verbose=0
-            )
-            images = len(codes)
+            images = file_images(paths, (*size, 3))
+            images.chunks = logged(images.chunks, args, start)
+            images = len(encode_images(model, images, args.batch_size, verbose=0))
     seconds = time.perf_counter() - start
     print(
         json.dumps(
@@ -139,14 +140,37 @@ def child(args):
     return 0
 
 
+def logged(chunks, args, start):
+    """`chunks`, appending images done, seconds and peak RSS to a log file.
+
+    The log (`<folder>/<mode>.progress.jsonl`) outlives a run stopped early.
+    """
+    path = os.path.join(args.folder, f"{args.child}.progress.jsonl")
+
+    def wrapped(size):
+        done = 0
+        with open(path, "a") as log:
+            for chunk in chunks(size):
+                done += len(chunk)
+                yield chunk
+                if done % (20 * size) < size:
+                    row = {"images": done, "seconds": time.perf_counter() - start}
+                    log.write(json.dumps({**row, "peak_rss_mb": peak_rss_mb()}) + "\n")
+                    log.flush()
+
+    return wrapped
+
+
 def measure(folder, mode, args):
     command = [
         sys.executable, os.path.abspath(__file__), "--child", mode,
         "--folder", folder, "--image-size", str(args.image_size),
         "--batch-size", str(args.batch_size),
     ]  # fmt: skip
-    if args.max_steps and mode != "pipeline":
+    if args.max_steps and mode == "train":
         command += ["--max-steps", str(args.max_steps)]
+    if args.encode_max_steps and mode == "encode":
+        command += ["--encode-max-steps", str(args.encode_max_steps)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode:
         raise SystemExit(f"{mode} on {folder} failed:\n{result.stderr[-3000:]}")
@@ -164,12 +188,32 @@ def report(rows, args):
         "The machine is shared and noisy: compare rows of one run only.",
         "",
     ]
-    if args.max_steps:
-        lines += [
-            f"`train` and `encode` ran at most {args.max_steps} batches (CPU "
-            "time); the whole file list was still loaded and shuffled.",
-            "",
-        ]
+    capped = [
+        f"`{mode}` ran at most {steps} batches"
+        for mode, steps in (
+            ("train", args.max_steps),
+            ("encode", args.encode_max_steps),
+        )
+        if steps
+    ]
+    full = ["pipeline"] + [
+        mode
+        for mode, steps in (
+            ("train", args.max_steps),
+            ("encode", args.encode_max_steps),
+        )
+        if not steps
+    ]
+    lines += [
+        f"{', '.join(f'`{m}`' for m in full)} ran a full epoch of every image. "
+        + (
+            "; ".join(capped) + " (a full CPU epoch is too long here); the whole "
+            "file list was still loaded and shuffled."
+            if capped
+            else ""
+        ),
+        "",
+    ]
     lines += [
         "| images | mode | images measured | seconds | images/s | peak RSS (MB) |",
         "|---:|---|---:|---:|---:|---:|",
@@ -222,7 +266,10 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
-        "--max-steps", type=int, default=None, help="cap of train/encode batches"
+        "--max-steps", type=int, default=None, help="cap of train batches"
+    )
+    parser.add_argument(
+        "--encode-max-steps", type=int, default=None, help="cap of encode batches"
     )
     parser.add_argument(
         "--work",

@@ -95,7 +95,8 @@ def test_data_scale_report_marks_the_extrapolation(monkeypatch):
     ]  # fmt: skip
     markdown, data = data_scale.report(rows, args)
     assert "**extrapolated**" in markdown and "130,000" in markdown
-    assert "at most 3 batches" in markdown
+    assert "`train` ran at most 3 batches" in markdown
+    assert "`pipeline`, `encode` ran a full epoch" in markdown
     # 3 MB per 300 images, linearly, to 130,000 images: 1003 + 0.01 * 129,600.
     assert data["summary"]["train"]["extrapolated_rss_mb_130k"] == 1003 + 1296
     assert data["summary"]["pipeline_over_train_400"] == 6.0

@@ -314,3 +314,24 @@ def test_a_corrupt_image_body_stops_training_in_one_line(tmp_path):
     )  # fmt: skip
     assert "could not be decoded" in error_line(result)
     assert not (tmp_path / "run").exists()
+
+
+def test_tfds_train_with_val_split_and_unseen_classes(tmp_path, capsys):
+    """--val-split and --unseen-classes on a (mocked, local) tfds source."""
+    import tensorflow_datasets as tfds
+
+    from keras_mlh import cli
+
+    out = tmp_path / "run"
+    argv = ["train", "--tfds", "mnist", "--num-queries", "8", "--image-size", "8x8",
+            "--val-split", "6", "--unseen-classes", "0", "--epochs", "2",
+            "--bits", "16", "--batch-size", "8", "--out", str(out)]  # fmt: skip
+    with tfds.testing.mock_data(num_examples=48):
+        assert cli.main(argv) == 0, capsys.readouterr().err
+    info = json.loads((out / "run.json").read_text())
+    assert info["source"]["unseen_classes"] == [0]
+    assert info["validation"]["num_val_queries"] == 6
+    assert info["validation"]["best_epoch"] in (1, 2)
+    split = np.load(out / "split.npz")
+    assert len(split["val_indices"]) == 6
+    assert len(split["y_database"]) == 48  # the database keeps every class

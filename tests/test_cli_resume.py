@@ -274,3 +274,69 @@ def _dead_pid():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def test_the_best_epoch_before_a_resume_is_kept_when_later_ones_are_worse(tmp_path):
+    """val mAP 0.2, 0.5 | resume | 0.3, 0.1: epoch 2's weights are kept."""
+    import keras
+    import numpy as np
+
+    scores = {0: 0.2, 1: 0.5, 2: 0.3, 3: 0.1}
+
+    class ScriptedValMap(keras.callbacks.Callback):
+        """Adds a fixed `val_map` per epoch, as RetrievalMetricsCallback would."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_map"] = scores[epoch]
+
+    class Weights(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.after = {}
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.after[epoch + 1] = [w.numpy().copy() for w in self.model.weights]
+
+    def model():
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        m.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+        m.optimizer.build(m.trainable_variables)
+        return m
+
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = np.ones((16, 2), "float32")
+    stage = resume.Stage(str(tmp_path / "run"))
+    stage.create({})
+    first, seen = model(), Weights()
+    checkpoint = resume.checkpoint_callback(stage, stage.progress(), "val_map")
+    callbacks = [ScriptedValMap(), checkpoint, seen]
+    first.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=callbacks)
+    stored = stage.progress()["best"]
+    assert stored == {
+        "monitor": "val_map",
+        "epoch": 2,
+        "value": 0.5,
+        "weights": "best-2.weights.h5",
+    }
+    assert "best-2.weights.h5" in os.listdir(stage.path)
+
+    resumed = model()  # a new process: only the staging folder is left
+    checkpoint = resume.checkpoint_callback(stage, stage.progress(), "val_map")
+    callbacks = [ScriptedValMap(), checkpoint, seen]
+    resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=4, verbose=0,
+                callbacks=callbacks)  # fmt: skip
+    assert stage.progress()["best"] == stored  # epochs 3 and 4 are worse
+    assert sorted(n for n in os.listdir(stage.path) if n.endswith(".h5")) == [
+        "best-2.weights.h5",
+        "checkpoint-4.weights.h5",
+    ]
+    assert checkpoint.restore_best()["epoch"] == 2
+    for got, expected in zip(resumed.weights, seen.after[2], strict=True):
+        np.testing.assert_array_equal(got.numpy(), expected)
+    assert not np.array_equal(seen.after[2][0], seen.after[4][0])  # it trained on
+    # Without a monitor (no --val-split) nothing is picked.
+    plain = resume.checkpoint_callback(stage, stage.progress())
+    assert plain.best is None and plain.restore_best() is None
+    os.remove(os.path.join(stage.path, "best-2.weights.h5"))
+    damaged = resume.checkpoint_callback(stage, stage.progress(), "val_map")
+    assert damaged.best is None  # its weights are gone: the choice starts afresh

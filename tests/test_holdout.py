@@ -74,3 +74,44 @@ def test_class_ids_of_names_and_ids():
             class_ids_of(bad, 10)
     with pytest.raises(ValueError, match="Every class"):
         class_ids_of(["0", "1"], 2)
+
+
+def test_tfds_val_split_and_unseen_classes_stream_without_leakage():
+    """A tfds mock: held-out examples never reach training, views agree."""
+    import tensorflow_datasets as tfds
+
+    from keras_mlh.datasets import from_tfds
+    from keras_mlh.datasets.holdout import drop_classes, hold_out_validation
+
+    def rows(dataset):  # (image bytes, label) of every example
+        return [
+            (image.tobytes(), int(label))
+            for images, labels in dataset.as_numpy_iterator()
+            for image, label in zip(images, labels, strict=True)
+        ]
+
+    with tfds.testing.mock_data(num_examples=40):
+        data = from_tfds("mnist", image_size=(8, 8), batch_size=4, max_queries=4)
+        every = rows(data.database)
+        assert [label for _, label in every] == list(data.y_train)
+        unseen = int(data.y_train[0])
+        seen = drop_classes(data, [unseen])
+        trained = rows(seen.train)
+        assert trained and all(label != unseen for _, label in trained)
+        assert sorted(trained) == sorted(r for r in every if r[1] != unseen)
+        np.testing.assert_array_equal(seen.y_database, data.y_train)  # kept
+
+        split = hold_out_validation(seen, 0.25, seed=0)
+        held, rest = rows(split.queries[0]), rows(split.data.train)
+        assert len(held) == len(split.queries[1]) == round(0.25 * len(trained))
+        assert [label for _, label in held] == list(split.queries[1])
+        assert [label for _, label in rows(split.database[0])] == list(
+            split.database[1]
+        )
+        assert sorted(held + rest) == sorted(trained)  # a partition, no leak
+        assert not {image for image, _ in held} & {image for image, _ in rest}
+        assert len(split.data.train) == -(-len(rest) // 4)  # steps per epoch
+        assert len(split.data.y_train) == len(rest)
+        np.testing.assert_array_equal(split.data.y_database, data.y_train)
+        again = hold_out_validation(seen, 0.25, seed=0)  # seeded
+        np.testing.assert_array_equal(again.indices, split.indices)

@@ -29,17 +29,95 @@ def files(tmp_path):
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (28, 28, 3), (16, 24, 4)])
-def test_matches_keras_load_img_on_8_bit_files(files, shape):
+def test_matches_keras_load_img_on_8_bit_files_of_the_models_size(files, shape):
     import keras
 
     for path in files.values():
-        image = keras.utils.load_img(
-            path, color_mode=KERAS_MODES[shape[2]], target_size=shape[:2]
-        )
+        if Image.open(path).size != (shape[1], shape[0]):
+            continue  # resized: see the next tests (load_img samples nearest)
+        image = keras.utils.load_img(path, color_mode=KERAS_MODES[shape[2]])
         expected = keras.utils.img_to_array(image, dtype="uint8")
         got = read_image(path, shape)
         assert got.dtype == np.uint8 and got.shape == shape
         np.testing.assert_array_equal(got, expected, err_msg=path.name)
+
+
+@pytest.fixture(scope="module")
+def sized_files(tmp_path_factory):
+    """Smooth noisy RGB and grayscale PNGs and JPEGs of sizes no model takes."""
+    folder = tmp_path_factory.mktemp("sized")
+    rng = np.random.default_rng(1)
+    paths = []
+    for height, width in ((37, 53), (300, 200), (20, 24)):
+        y, x = np.mgrid[0:height, 0:width] / max(height, width)
+        waves = np.stack([np.sin(7 * x + 3 * y), np.cos(5 * y), np.sin(9 * x * y)], -1)
+        noisy = 127.5 + 90 * waves + rng.normal(0, 25, (height, width, 3))
+        rgb = np.clip(noisy, 0, 255).astype(np.uint8)
+        for mode, pixels in (("RGB", rgb), ("L", rgb[..., 1])):
+            for suffix in ("png", "jpg"):
+                path = folder / f"{mode}_{height}x{width}.{suffix}"
+                Image.fromarray(pixels, mode).save(path)
+                paths.append(path)
+    return paths
+
+
+def pipeline_pixels(paths, shape):
+    """The training pipeline's pixels of `paths` (one batch, in order)."""
+    from keras_mlh.datasets.image_pipeline import image_dataset
+
+    dataset = image_dataset(
+        paths, image_size=shape[:2], channels=shape[2], batch_size=len(paths)
+    )
+    return next(iter(dataset)).numpy()
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (28, 28, 1), (64, 48, 4)])
+def test_resizing_matches_the_training_pipeline(sized_files, shape):
+    """Pillow's float BILINEAR against tf.image.resize(antialias=True)."""
+    pipeline = pipeline_pixels(sized_files, shape)
+    for path, expected in zip(sized_files, pipeline, strict=True):
+        got = read_image(path, shape).astype(int)
+        difference = np.abs(got - expected)
+        # One level where a value falls on .5 and float round-off decides;
+        # uint8 resizing (rounded twice) differs on ~10% of the pixels.
+        assert difference.max() <= 1, path.name
+        assert (difference == 0).mean() >= 0.98, path.name
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (37, 53, 1), (300, 200, 4)])
+def test_jpegs_of_the_models_size_match_the_training_pipeline(sized_files, shape):
+    """Both decode JPEGs with the accurate integer DCT (TF's default is fast)."""
+    paths = [
+        path
+        for path in sized_files
+        if path.suffix == ".jpg" and Image.open(path).size == (shape[1], shape[0])
+    ]
+    assert len(paths) == 2  # RGB and grayscale
+    for path, expected in zip(paths, pipeline_pixels(paths, shape), strict=True):
+        np.testing.assert_array_equal(read_image(path, shape), expected, path.name)
+
+
+def test_codes_of_resized_files_match_keras_mlh_encode(
+    mnist_export, mnist_mlh, mnist5k, tmp_path
+):
+    """`HashEncoder.encode_files` and `keras-mlh encode`'s reader, same bits."""
+    from keras_mlh.cli.io import encode_images, file_images
+    from keras_mlh_runtime import HashEncoder
+
+    paths = []
+    for i, digit in enumerate(mnist5k.x_query[:40, ..., 0]):
+        size = ((53, 37), (200, 300))[i % 2]  # Pillow's (width, height)
+        image = Image.fromarray(digit).resize(size, Image.Resampling.BICUBIC)
+        if i % 4 >= 2:
+            image = image.convert("RGB")
+        paths.append(tmp_path / f"{i:02d}.{'png' if i % 3 else 'jpg'}")
+        image.save(paths[-1])
+    runtime = HashEncoder.load(mnist_export[0]).encode_files(paths, output="codes")
+    keras_codes = encode_images(
+        mnist_mlh, file_images(paths, (28, 28, 1)), batch_size=16, verbose=0
+    )
+    assert runtime.shape == keras_codes.shape == (40, 32)
+    assert (runtime == keras_codes).mean() >= 0.995
 
 
 def test_decode_bytes(files):

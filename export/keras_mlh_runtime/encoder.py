@@ -179,9 +179,11 @@ class HashEncoder:
         """Encodes image files, decoding the next batch while this one runs.
 
         Files are read with Pillow (`keras_mlh_runtime.images.read_image`:
-        converted to the encoder's channels, resized with nearest-neighbour
-        sampling when their size differs), like `keras-mlh encode` reads a
-        folder. At most two decoded batches wait in memory.
+        converted to the encoder's channels, resized with the training
+        pipeline's antialiased bilinear filter when their size differs), the
+        pixels `keras-mlh encode` reads from a folder (to within one level
+        where a resized value falls on .5). At most two decoded batches
+        wait in memory.
 
         Args:
             paths: image file paths; codes come back in this order.

@@ -2,13 +2,17 @@
 
 The runtime's reader (no TensorFlow): `HashEncoder.encode_files` and the
 Beam pipeline (`keras_mlh_runtime.beam_encode`) decode with it. A file is
-converted to the model's colour mode (16-bit grayscale rescaled by 1/257 and
-rounded, the rule of the training pipeline `keras_mlh.datasets.image_pipeline`,
-so both give the same pixels for files of the model's size), resized with
-nearest-neighbour sampling only when the size differs, as
-`keras.utils.load_img` does. The training pipeline resizes with TensorFlow's
-antialiased bilinear filter instead: give the runtime images of the model's
-input size for pixel-exact parity.
+converted to the model's colour mode by the rules of the training pipeline
+(`keras_mlh.datasets.image_pipeline`): 16-bit grayscale rescaled by 1/257,
+Pillow's luma weights, JPEGs decoded with the accurate integer DCT. A file
+of another size is resized as the pipeline resizes (TensorFlow's antialiased
+bilinear, `tf.image.resize(antialias=True)`): Pillow's BILINEAR filter is the
+same triangle kernel, widened by the scale factor when shrinking, with the
+same half-pixel centres and edge weights. It runs on float32 planes and is
+rounded once at the end, as the pipeline does, so both give the same pixels
+up to float round-off (a rare one-level difference where a value falls on
+.5); uint8 resizing would round twice and differ by one level on about a
+tenth of the pixels.
 """
 
 import io
@@ -22,6 +26,9 @@ from keras_mlh_runtime.errors import first_line
 COLOR_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 # Pillow's modes of 16-bit grayscale files (PNG, TIFF).
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+# ITU-R 601-2 luma, Pillow's "L" weights, as the training pipeline applies
+# them (in float32, before resizing).
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def color_mode(image_shape):
@@ -83,18 +90,10 @@ def decode_image(data, image_shape, name="image"):
     mode = color_mode(image_shape)
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.mode in SIXTEEN_BIT_MODES:
-                # Rescaled as the training pipeline does (x / 257, rounded):
-                # Pillow's own conversion clips at 255 (and
-                # keras.utils.load_img wraps modulo 256), which leaves noise.
-                deep = np.asarray(image).astype(np.float64)
-                eight = np.clip(np.round(deep / 257.0), 0, 255).astype(np.uint8)
-                image = Image.fromarray(eight, "L")
-            if image.mode != mode:
-                image = image.convert(mode)
             if image.size != (width, height):
-                image = image.resize((width, height), Image.Resampling.NEAREST)
-            pixels = np.asarray(image, dtype=np.uint8)
+                pixels = _resized(image, mode, width, height)
+            else:
+                pixels = np.asarray(_converted(image, mode), dtype=np.uint8)
     except Exception as error:  # Pillow raises OSError subclasses and others
         # Pillow's message for this one names only the in-memory buffer.
         reason = (
@@ -106,6 +105,56 @@ def decode_image(data, image_shape, name="image"):
             f"Cannot read image {name!r} ({reason}); remove or replace the file."
         ) from None
     return pixels.reshape(height, width, -1)
+
+
+def _converted(image, mode):
+    """`image` in Pillow `mode`, 16-bit grayscale rescaled by 1/257, rounded."""
+    from PIL import Image
+
+    if image.mode in SIXTEEN_BIT_MODES:
+        # Rescaled as the training pipeline does (x / 257, rounded): Pillow's
+        # own conversion clips at 255 (and keras.utils.load_img wraps modulo
+        # 256), which leaves noise.
+        image = Image.fromarray(_eight_bit(image), "L")
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _eight_bit(image):
+    deep = np.asarray(image).astype(np.float64)
+    return np.clip(np.round(deep / 257.0), 0, 255).astype(np.uint8)
+
+
+def _resized(image, mode, width, height):
+    """`image` resized to `(width, height)` as the training pipeline does.
+
+    The pipeline keeps float pixels from decoding to the end: 16-bit values
+    / 257 unrounded, grayscale as float luma of RGB, then the antialiased
+    bilinear resize, then one rounding (half to even, as `tf.round`).
+    """
+    from PIL import Image
+
+    if image.mode in SIXTEEN_BIT_MODES:
+        planes = np.asarray(image).astype(np.float32) / np.float32(257.0)
+        if mode != "L":
+            planes = np.repeat(planes[..., None], 3, axis=-1)
+            if mode == "RGBA":
+                planes = np.concatenate(
+                    [planes, np.full_like(planes[..., :1], 255)], -1
+                )
+    elif mode == "L" and image.mode != "L":
+        planes = np.asarray(image.convert("RGB"), dtype=np.float32) @ LUMA_WEIGHTS
+    else:
+        planes = np.asarray(_converted(image, mode), dtype=np.float32)
+    planes = planes.reshape(planes.shape[0], planes.shape[1], -1)
+    resized = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(planes[..., c]), "F").resize(
+                (width, height), Image.Resampling.BILINEAR
+            )
+        )
+        for c in range(planes.shape[-1])
+    ]
+    return np.clip(np.round(np.stack(resized, axis=-1)), 0, 255).astype(np.uint8)
 
 
 def read_image(path, image_shape):

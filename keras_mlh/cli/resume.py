@@ -5,13 +5,16 @@ the run folder's name). It holds:
 
 - `resume.json`: the run's settings, from which `--resume RUN` trains on;
 - `progress.json`: the epochs completed, their logs and training seconds,
-  and the checkpoint of the last one;
+  the checkpoint of the last one, and the best epoch by validation mAP so
+  far (with `--val-split`);
 - `checkpoint-EPOCH.weights.h5`: the model and optimizer after that epoch
   (the optimizer's step count drives the learning-rate schedule);
+- `best-EPOCH.weights.h5`: the same after the best epoch so far, so a
+  resumed run keeps the best epoch of the whole run, not of its last part;
 - `lock`: `flock`ed by the `train` using it now, holding its process id.
 
-Each epoch's checkpoint is written under a temporary name and renamed, then
-`progress.json` is replaced atomically: a `kill -9` loses at most the epoch
+Each epoch's checkpoint (and best checkpoint) is written under a temporary
+name and renamed, then `progress.json` is replaced atomically: a `kill -9` loses at most the epoch
 in progress. The folder is kept when training stops after at least one
 completed epoch, so `keras-mlh train --resume RUN` can continue; it is
 removed when the run folder is complete, or by a fresh `train --out RUN
@@ -35,6 +38,7 @@ SETTINGS_FILE = "resume.json"
 PROGRESS_FILE = "progress.json"
 LOCK_FILE = "lock"
 CHECKPOINT_FILE = "checkpoint-{epoch}.weights.h5"
+BEST_FILE = "best-{epoch}.weights.h5"
 SETTINGS_FORMAT = "keras-mlh-resumable-run"
 PATH_SETTINGS = ("npz", "folder", "lists", "image_root", "tfds_data_dir", "out")
 # Settings not stored: how this invocation shows progress, or what it is.
@@ -333,15 +337,24 @@ def _given_options(args):
     return [key for key, value in vars(namespace).items() if value is not missing]
 
 
-def checkpoint_callback(stage, start):
+def checkpoint_callback(stage, start, monitor=None):
     """A Keras callback saving model, optimizer and logs after each epoch.
 
     Args:
         stage: the `Stage`.
         start: its `progress()` when training starts (restored first).
+        monitor: `None`, or a log to maximize (`"val_map"`): the epoch with
+            its highest value so far, earlier sessions of the run included,
+            is kept in `best-EPOCH.weights.h5` and `progress.json`, and
+            `restore_best()` loads it after training.
 
     Returns:
         The callback; put it after the callbacks that add to the logs.
+
+    Example:
+    >>> checkpoint = checkpoint_callback(stage, stage.progress(), "val_map")
+    >>> model.fit(train, epochs=10, callbacks=[metrics, checkpoint])
+    >>> best = checkpoint.restore_best()  # {"epoch": 4, "value": 0.61, ...}
     """
     import keras
 
@@ -352,6 +365,10 @@ def checkpoint_callback(stage, start):
             super().__init__()
             self.history = {key: list(v) for key, v in start["history"].items()}
             self.started = time.perf_counter()
+            stored = start.get("best") if monitor else None
+            # The best epoch of the sessions before this one (`--resume`).
+            usable = _is_best_record(stored, monitor, stage.path)
+            self.best = stored if usable else None
 
         def seconds(self):
             """Training seconds of this run, earlier sessions included."""
@@ -370,22 +387,68 @@ def checkpoint_callback(stage, start):
             name = CHECKPOINT_FILE.format(epoch=epoch + 1)
             partial = os.path.join(stage.path, f"partial-{name}")
             target = os.path.join(stage.path, name)
+            value = (logs or {}).get(monitor) if monitor else None
+            # Strictly better, as EarlyStopping: a tie keeps the earlier epoch.
+            improved = value is not None and (
+                self.best is None or float(value) > self.best["value"]
+            )
             with files.naming(stage.out, {}):
                 self.model.save_weights(partial)
                 os.replace(partial, target)
+                if improved:
+                    best_name = BEST_FILE.format(epoch=epoch + 1)
+                    best_partial = os.path.join(stage.path, f"partial-{best_name}")
+                    shutil.copyfile(target, best_partial)
+                    os.replace(best_partial, os.path.join(stage.path, best_name))
+                    self.best = {
+                        "monitor": monitor,
+                        "epoch": epoch + 1,
+                        "value": float(value),
+                        "weights": best_name,
+                    }
                 progress = {
                     "epoch": epoch + 1,
                     "history": self.history,
                     "seconds": self.seconds(),
                     "weights": name,
+                    "best": self.best,
                 }
                 files.write_json(progress, os.path.join(stage.path, PROGRESS_FILE))
+            keep = {name, self.best["weights"] if self.best else None}
             for old in os.listdir(stage.path):
-                if old.startswith(("checkpoint-", "partial-")) and old != name:
+                if old.startswith(("checkpoint-", "best-", "partial-")) and (
+                    old not in keep
+                ):
                     with contextlib.suppress(OSError):
                         os.remove(os.path.join(stage.path, old))
 
+        def restore_best(self):
+            """Loads the best epoch's weights into the model.
+
+            Returns:
+                `{"monitor", "epoch" (1-based), "value", "weights"}` of the
+                best epoch of the whole run, or `None` when no epoch logged
+                `monitor`.
+            """
+            if self.best is not None:
+                self.model.load_weights(os.path.join(stage.path, self.best["weights"]))
+            return self.best
+
     return EpochCheckpoint()
+
+
+def _is_best_record(record, monitor, folder):
+    """Whether `progress.json`'s `best` is a record for `monitor` whose
+    weights file is in `folder` (a damaged record starts the choice afresh)."""
+    return (
+        isinstance(record, dict)
+        and record.get("monitor") == monitor
+        and isinstance(record.get("epoch"), int)
+        and isinstance(record.get("value"), (int, float))
+        and isinstance(record.get("weights"), str)
+        and os.path.basename(record["weights"]) == record["weights"]
+        and os.path.isfile(os.path.join(folder, record["weights"]))
+    )
 
 
 def _read_json(path):

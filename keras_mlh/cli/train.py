@@ -675,14 +675,12 @@ def _train(args, data, source, stage):
     from keras_mlh.datasets import HashingData
 
     streamed = not isinstance(data, HashingData)
-    best = None
+    monitor = None
     if validation is not None:
         # The package's protocol: val mAP on images held out of the training
         # set picks the epoch kept; the test queries never pick anything.
         queries, database = validation.queries, validation.database
-        best = keras.callbacks.EarlyStopping(
-            "val_map", mode="max", patience=recipe.epochs, restore_best_weights=True
-        )
+        monitor = "val_map"
     else:
         queries = ((data.query if streamed else data.x_query), data.y_query)
         database = ((data.database if streamed else data.x_database), data.y_database)
@@ -696,11 +694,10 @@ def _train(args, data, source, stage):
                 verbose=0,
             )
         )
-    if best is not None:
-        callbacks.append(best)
     start = stage.progress()
     # After the callbacks that add to the logs, so the checkpoint has them all.
-    checkpoint = resume.checkpoint_callback(stage, start)
+    # It keeps the best epoch by val mAP across `--resume` sessions too.
+    checkpoint = resume.checkpoint_callback(stage, start, monitor=monitor)
     callbacks.append(checkpoint)
     print(
         f"Training MLH (mode={args.mode}, {args.bits} bits, backbone={args.backbone}) "
@@ -729,13 +726,14 @@ def _train(args, data, source, stage):
         raise CLIError(str(failure)) from None
     logs = checkpoint.history
     selection = None
-    if best is not None and best.best_weights is not None:
+    best = checkpoint.restore_best() if monitor else None
+    if best is not None:
         selection = {
             "val_split": args.val_split,
             "num_val_queries": int(len(validation.queries[1])),
             "num_val_database": int(len(validation.database[1])),
-            "best_epoch": int(best.best_epoch) + 1,
-            "best_val_map": float(best.best),
+            "best_epoch": best["epoch"],
+            "best_val_map": best["value"],
             "kept": "the weights of the best epoch by val_map",
         }
         print(

@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_mlh.datasets.file_data import FileHashingData
 from keras_mlh.datasets.hashing_data import HashingData, split_indices
+from keras_mlh.datasets.tfds_data import TfdsHashingData
 
 
 @dataclasses.dataclass
@@ -42,7 +43,8 @@ def hold_out_validation(data, val_split, seed=None):
     """Holds validation queries out of the training set, stratified, seeded.
 
     Args:
-        data: a `HashingData` or `FileHashingData`.
+        data: a `HashingData`, `FileHashingData` or `TfdsHashingData` (the
+            held-out examples are picked by position and streamed).
         val_split: number of training images held out, or a fraction of the
             training set if < 1.
         seed: seed of the pick (default: `data.seed`).
@@ -70,6 +72,14 @@ def hold_out_validation(data, val_split, seed=None):
         held = paths[val_idx]
         queries = (data.dataset(held), labels[val_idx])
         database = (data.dataset(paths[rest_idx]), labels[rest_idx])
+    elif isinstance(data, TfdsHashingData):
+        # The views yield the examples in file order: increasing positions,
+        # so the labels given with them follow the same order.
+        val_idx, rest_idx = np.sort(val_idx), np.sort(rest_idx)
+        positions, held = data.positions, None
+        trained = data.restricted(positions[rest_idx], labels[rest_idx])
+        queries = (data.subset(positions[val_idx]), labels[val_idx])
+        database = (data.subset(positions[rest_idx]), labels[rest_idx])
     else:
         images, held = np.asarray(data.x_train), None
         trained = dataclasses.replace(
@@ -149,7 +159,7 @@ def drop_classes(data, unseen_classes):
     seen and unseen classes (`keras_mlh.evaluation.seen_unseen_map`).
 
     Args:
-        data: a `HashingData` or `FileHashingData`.
+        data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
         unseen_classes: class ids held out of training.
 
     Returns:
@@ -170,6 +180,8 @@ def drop_classes(data, unseen_classes):
         raise ValueError(
             "No training image is left once the unseen classes are dropped."
         )
+    if isinstance(data, TfdsHashingData):
+        return data.restricted(data.positions[keep], np.asarray(data.y_train)[keep])
     if isinstance(data, FileHashingData):
         return dataclasses.replace(
             data,
@@ -184,9 +196,8 @@ def drop_classes(data, unseen_classes):
 
 
 def _check_kind(data, what):
-    if not isinstance(data, (HashingData, FileHashingData)):
+    if not isinstance(data, (HashingData, FileHashingData, TfdsHashingData)):
         raise ValueError(
-            f"{what} takes array or file data (HashingData, FileHashingData); "
-            f"got {type(data).__name__}. For tfds data, export the images with "
-            "list files and use from_list_files."
+            f"{what} takes array, file or tfds data (HashingData, "
+            f"FileHashingData, TfdsHashingData); got {type(data).__name__}."
         )

@@ -9,7 +9,10 @@ batches of pixels whatever the number of images.
 
 PNGs are decoded at 16 bits and divided by 257: 8-bit images come out
 exactly as stored, and 16-bit PNGs (which 8-bit loaders clip to all-255) are
-rescaled to 8 bits. Images that are not JPEG, PNG, GIF or BMP are
+rescaled to 8 bits. JPEGs are decoded with the accurate integer DCT, and
+the TensorFlow-free runtime reader (`keras_mlh_runtime.images`) follows the
+same rules and the same antialiased bilinear resize, so a file gives the same
+pixels to training and to the exported encoder. Images that are not JPEG, PNG, GIF or BMP are
 refused before the pipeline starts (`keras_mlh.datasets.image_check`).
 """
 
@@ -20,6 +23,7 @@ import numpy as np
 # Channels of the color modes `from_directory` and the CLI accept.
 COLOR_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
 
 
 def decode_image(contents, channels):
@@ -41,22 +45,34 @@ def decode_image(contents, channels):
     # RGB. PNGs are decoded at 16 bits then / 257: exact for 8-bit files
     # (libpng expands x to x * 257), 65535 -> 255 for 16-bit ones. The other
     # formats are 8-bit only (their 16-bit conversion would be x * 256).
+    # JPEGs use the accurate integer DCT, as Pillow (the runtime's reader)
+    # does: TensorFlow's default fast DCT is off by up to 6 levels; the
+    # JPEG decoder has no alpha, opaque (255) as Pillow's RGB -> RGBA.
     decode_channels = 3 if channels == 1 else channels
-    image = tf.cond(
-        tf.equal(tf.strings.substr(contents, 0, 8), PNG_SIGNATURE),
-        lambda: (
-            tf.cast(
-                tf.io.decode_png(contents, channels=decode_channels, dtype=tf.uint16),
-                tf.float32,
-            )
-            / 257.0
-        ),
-        lambda: tf.cast(
-            tf.io.decode_image(
-                contents, channels=decode_channels, expand_animations=False
-            ),
-            tf.float32,
-        ),
+
+    def png():
+        image = tf.io.decode_png(contents, channels=decode_channels, dtype=tf.uint16)
+        return tf.cast(image, tf.float32) / 257.0
+
+    def jpeg():
+        image = tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
+        if decode_channels == 4:
+            opaque = tf.fill(tf.shape(image[..., :1]), tf.constant(255, tf.uint8))
+            image = tf.concat([image, opaque], -1)
+        return tf.cast(image, tf.float32)
+
+    def other():
+        image = tf.io.decode_image(
+            contents, channels=decode_channels, expand_animations=False
+        )
+        return tf.cast(image, tf.float32)
+
+    image = tf.case(
+        [
+            (tf.equal(tf.strings.substr(contents, 0, 8), PNG_SIGNATURE), png),
+            (tf.equal(tf.strings.substr(contents, 0, 3), JPEG_SIGNATURE), jpeg),
+        ],
+        default=other,
     )
     if channels != 1:
         return image

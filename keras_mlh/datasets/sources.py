@@ -82,7 +82,8 @@ def load_image(path, image_size, color_mode="rgb"):
 
     Training, evaluation and `keras-mlh encode` read files through this
     decoder. The TensorFlow-free runtime (`keras_mlh_runtime.images`) follows
-    the same bit-depth rule; its resizing is Pillow's, not TensorFlow's.
+    the same rules with Pillow: the same pixels for files of the model's
+    size, within one level (float round-off at .5) for resized ones.
 
     Args:
         path: the image file (JPEG, PNG, GIF or BMP; 16-bit PNGs are

@@ -35,6 +35,13 @@ class TfdsHashingData:
         seed: seed of the training shuffle.
         shuffle_buffer: training shuffle buffer, in examples (bounded: a
             buffer the size of the data would hold all its pixels).
+        train_positions: `None` (train on every example of the training
+            split) or the positions, in the split's file order, of the
+            examples trained on (`hold_out_validation`, `drop_classes`);
+            `y_train` holds their labels and `split_labels` those of the
+            whole split, which stays the database.
+        split_labels: the labels of the whole training split when
+            `train_positions` is set.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
@@ -58,10 +65,48 @@ class TfdsHashingData:
     batch_size: int = 64
     seed: int = 0
     shuffle_buffer: int = SHUFFLE_BUFFER
+    train_positions: np.ndarray | None = None
+    split_labels: np.ndarray | None = None
 
     @property
     def y_database(self):
-        return self.y_train
+        return self.y_train if self.train_positions is None else self.split_labels
+
+    @property
+    def positions(self):
+        """Positions in the training split of the examples trained on."""
+        if self.train_positions is None:
+            return np.arange(len(self.y_train))
+        return np.asarray(self.train_positions)
+
+    def restricted(self, positions, labels):
+        """A copy training on the examples at `positions` (labels `labels`).
+
+        Args:
+            positions: positions in the training split's file order.
+            labels: their labels.
+
+        Returns:
+            A `TfdsHashingData` whose queries and database are unchanged.
+        """
+        return dataclasses.replace(
+            self,
+            train_positions=np.asarray(positions, np.int64),
+            y_train=np.asarray(labels),
+            split_labels=self.y_database,
+        )
+
+    def subset(self, positions):
+        """The examples at `positions` of the training split, streamed.
+
+        Args:
+            positions: increasing positions in the split's file order.
+
+        Returns:
+            A batched, unshuffled `tf.data.Dataset` of `(images, labels)`,
+            in file order.
+        """
+        return self._dataset(self.train_split, self.max_train, positions=positions)
 
     @property
     def image_shape(self):
@@ -74,7 +119,12 @@ class TfdsHashingData:
     @property
     def train(self):
         """Shuffled (tfds files, then a bounded buffer), batched `(images, labels)`."""
-        return self._dataset(self.train_split, self.max_train, training=True)
+        return self._dataset(
+            self.train_split,
+            self.max_train,
+            training=True,
+            positions=self.train_positions,
+        )
 
     @property
     def query(self):
@@ -96,10 +146,26 @@ class TfdsHashingData:
 
     x_train = x_database
 
-    def _dataset(self, split, limit, training=False):
+    def _dataset(self, split, limit, training=False, positions=None):
         import tensorflow as tf
 
-        ds = _examples(self.name, split, limit, self.data_dir, training, self.seed)
+        # A subset is picked by position in the fixed file order, so its
+        # files are not shuffled: the bounded buffer shuffles alone.
+        shuffled_files = training and positions is None
+        ds = _examples(
+            self.name, split, limit, self.data_dir, shuffled_files, self.seed
+        )
+        if positions is not None:
+            positions = np.asarray(positions, np.int64)
+            keep = np.zeros(int(positions.max(initial=-1)) + 1, bool)
+            keep[positions] = True
+            mask = tf.constant(keep)
+            # Nothing after the last position is read.
+            ds = ds.take(len(keep)).enumerate()
+            ds = ds.filter(lambda i, _: tf.gather(mask, i))
+            ds = ds.map(lambda _, example: example)
+            # Filtering hides the count: `len(data.train)` (steps per epoch).
+            ds = ds.apply(tf.data.experimental.assert_cardinality(len(positions)))
         key, objects, classes = (
             self.label_key,
             self.multi_label_objects,
@@ -120,6 +186,7 @@ class TfdsHashingData:
 
         ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
         if training:
+            # Reshuffled each epoch (tf.data's default), seeded.
             ds = ds.shuffle(self.shuffle_buffer, seed=self.seed)
         return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
