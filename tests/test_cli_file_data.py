@@ -198,6 +198,10 @@ def test_training_from_a_folder_streams_and_records_paths(tmp_path):
     assert len(split["query_paths"]) == 6 and len(split["database_paths"]) == 24
     assert list(split["resize_to"]) == [20, 20]
     assert info["image_recipe"]["horizontal_flip"] is True
+    # The export records the recipe, so the runtime reads files as evaluation.
+    keras_mlh("export", "run/model.keras", "enc", "--onnx", cwd=tmp_path)
+    metadata = json.loads((tmp_path / "enc" / "metadata.json").read_text())
+    assert metadata["resize_to"] == [20, 20]
     # Encoding the folder uses the run's recipe (resize 20, central 16 crop):
     # the same codes as the split's own images.
     run = tmp_path / "run"

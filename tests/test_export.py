@@ -144,6 +144,32 @@ def test_export_other_heads_and_branches(kwargs, tmp_path):
     assert metadata["validation"]["onnx"]["bit_agreement"] >= 0.999
 
 
+def test_resize_to_is_recorded_for_the_runtime(tmp_path):
+    import keras_mlh
+    from keras_mlh_runtime import HashEncoder
+
+    model = keras_mlh.MLH(num_classes=4, bits=8)
+    model.build((None, 16, 16, 3))
+    out = tmp_path / "out"
+    metadata = export_encoder(model, out, formats="onnx", resize_to=(20, 24))
+    assert metadata["resize_to"] == [20, 24]
+    assert HashEncoder.load(out).resize_to == (20, 24)
+    assert (
+        export_encoder(model, tmp_path / "plain", formats="onnx")["resize_to"] is None
+    )
+
+
+@pytest.mark.parametrize("resize_to", [(8, 24), (20,), "20", (20.0, 24), (True, 24)])
+def test_bad_resize_to(resize_to, tmp_path):
+    import keras_mlh
+
+    model = keras_mlh.MLH(num_classes=4, bits=8)
+    model.build((None, 16, 16, 3))
+    with pytest.raises(ValueError, match="`resize_to` must be None or"):
+        export_encoder(model, tmp_path / "out", resize_to=resize_to)
+    assert not (tmp_path / "out").exists()
+
+
 def test_failed_validation_leaves_no_folder(mnist_mlh, monkeypatch, tmp_path):
     real = exporter_module._keras_embedding
     # A Keras reference with every sign flipped: no export can agree with it.

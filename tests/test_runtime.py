@@ -398,3 +398,35 @@ def test_metadata_that_disagrees_with_the_onnx_graph(export_copy):
     (export_copy / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ValueError, match="does not match its metadata.json"):
         HashEncoder.load(export_copy)
+
+
+@pytest.mark.parametrize("resize_to", [[20, 20], [28], [28, "30"], [28.0, 30], "28"])
+def test_metadata_with_an_invalid_resize_to(export_copy, resize_to):
+    metadata = json.loads((export_copy / "metadata.json").read_text())
+    metadata["resize_to"] = resize_to  # the input is 28 x 28
+    (export_copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="resize_to=.*at least the input size"):
+        HashEncoder.load(export_copy)
+
+
+def test_an_encoder_with_resize_to_reads_files_resized_then_center_cropped(
+    export_copy, mnist5k, tmp_path
+):
+    from PIL import Image
+
+    metadata = json.loads((export_copy / "metadata.json").read_text())
+    metadata["resize_to"] = [36, 32]
+    (export_copy / "metadata.json").write_text(json.dumps(metadata))
+    encoder = HashEncoder.load(export_copy)
+    assert encoder.resize_to == (36, 32)
+    # Files already of the resize size: the crop alone is left, so the codes
+    # are those of the central 28 x 28 pixels.
+    framed = np.zeros((8, 36, 32, 1), np.uint8)
+    framed[:, 4:32, 2:30] = mnist5k.x_query[:8]
+    paths = []
+    for i, image in enumerate(framed):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image[..., 0]).save(paths[-1])
+    np.testing.assert_array_equal(
+        encoder.encode_files(paths), encoder.encode(mnist5k.x_query[:8])
+    )

@@ -61,12 +61,16 @@ def sized_files(tmp_path_factory):
     return paths
 
 
-def pipeline_pixels(paths, shape):
-    """The training pipeline's pixels of `paths` (one batch, in order)."""
+def pipeline_pixels(paths, shape, resize_to=None):
+    """The evaluation pipeline's pixels of `paths` (one batch, in order)."""
     from keras_mlh.datasets.image_pipeline import image_dataset
 
     dataset = image_dataset(
-        paths, image_size=shape[:2], channels=shape[2], batch_size=len(paths)
+        paths,
+        image_size=shape[:2],
+        channels=shape[2],
+        batch_size=len(paths),
+        resize_to=resize_to,
     )
     return next(iter(dataset)).numpy()
 
@@ -82,6 +86,23 @@ def test_resizing_matches_the_training_pipeline(sized_files, shape):
         # uint8 resizing (rounded twice) differs on ~10% of the pixels.
         assert difference.max() <= 1, path.name
         assert (difference == 0).mean() >= 0.98, path.name
+
+
+@pytest.mark.parametrize(
+    "shape, resize_to",
+    [((32, 32, 3), (36, 36)), ((28, 28, 1), (37, 53)), ((16, 20, 4), (23, 20))],
+)
+def test_resize_then_center_crop_matches_the_evaluation_pipeline(
+    sized_files, shape, resize_to
+):
+    """The recipe of named backbones (256 -> central 224) at evaluation."""
+    pipeline = pipeline_pixels(sized_files, shape, resize_to)
+    for path, expected in zip(sized_files, pipeline, strict=True):
+        got = read_image(path, shape, resize_to=resize_to).astype(int)
+        difference = np.abs(got - expected)
+        assert difference.max() <= 1, path.name
+        # Enlarging puts more values on .5 than shrinking does.
+        assert (difference == 0).mean() >= 0.97, path.name
 
 
 @pytest.mark.parametrize("shape", [(37, 53, 3), (37, 53, 1), (300, 200, 4)])

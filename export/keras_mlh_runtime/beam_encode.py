@@ -150,9 +150,11 @@ def _packed_inference(session, batch, inference_args=None, input_name=None):
     return session.run(["packed"], {input_name: np.stack(batch)})[0]
 
 
-def _decode(readable_file, image_shape):
+def _decode(readable_file, image_shape, resize_to=None):
     path = readable_file.metadata.path
-    pixels = decode_image(readable_file.read(), image_shape, name=path)
+    pixels = decode_image(
+        readable_file.read(), image_shape, name=path, resize_to=resize_to
+    )
     return path, pixels.astype(np.float32)
 
 
@@ -205,6 +207,7 @@ class EncodeImages(beam.PTransform):
 
     def expand(self, pipeline):
         image_shape = tuple(self.metadata["input_shape"])
+        resize_to = self.metadata.get("resize_to")  # checked by parse_metadata
         num_shards, output, bits = self.num_shards, self.output, self.metadata["bits"]
         handler = KeyedModelHandler(
             PackedOnnxModelHandler(
@@ -215,7 +218,8 @@ class EncodeImages(beam.PTransform):
             pipeline
             | "MatchImages" >> fileio.MatchFiles(self.images)
             | "ReadImages" >> fileio.ReadMatches()
-            | "DecodeImages" >> beam.Map(_decode, image_shape=image_shape)
+            | "DecodeImages"
+            >> beam.Map(_decode, image_shape=image_shape, resize_to=resize_to)
             | "Encode" >> RunInference(handler)
             | "AssignShards"
             >> beam.MapTuple(

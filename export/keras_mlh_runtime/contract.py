@@ -15,6 +15,8 @@ channels)` in [0, 255], and gives `embedding` (float32 `(batch, bits)`),
 import json
 import os
 
+import numpy as np
+
 from keras_mlh_runtime.codes import BIT_ORDER, is_code_length
 
 ONNX_FILE = "model.onnx"
@@ -66,6 +68,48 @@ def encoder_metadata(bits, image_shape, formats, **fields):
         "formats": list(formats),
         **fields,
     }
+
+
+def check_resize_to(resize_to, image_shape):
+    """The checked `resize_to` of an encoder: `None` or `(height, width)`.
+
+    An encoder trained with a resize-then-crop recipe (e.g. 256 -> 224)
+    reads image files the same way: resized to `resize_to`, then the
+    central crop of the input size.
+
+    Args:
+        resize_to: `None`, or two ints at least the input's height and width.
+        image_shape: the encoder's `(height, width, channels)`.
+
+    Returns:
+        `None` or a `(height, width)` tuple of ints.
+
+    Raises:
+        ValueError: for anything else.
+
+    Example:
+    >>> check_resize_to([256, 256], (224, 224, 3))
+    (256, 256)
+    """
+    if resize_to is None:
+        return None
+    height, width = int(image_shape[0]), int(image_shape[1])
+    if (
+        isinstance(resize_to, (str, bytes))
+        or not hasattr(resize_to, "__len__")
+        or len(resize_to) != 2
+        or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+            for s in resize_to
+        )
+        or resize_to[0] < height
+        or resize_to[1] < width
+    ):
+        raise ValueError(
+            f"`resize_to` must be None or (height, width) ints at least the input "
+            f"size {(height, width)}; received resize_to={resize_to!r}."
+        )
+    return int(resize_to[0]), int(resize_to[1])
 
 
 def read_metadata(path):
@@ -122,6 +166,14 @@ def parse_metadata(data, path):
         problems.append(
             f"input_name={metadata.get('input_name')!r} (expected a string)"
         )
+    if not problems:
+        try:
+            check_resize_to(metadata.get("resize_to"), shape)
+        except ValueError:
+            problems.append(
+                f"resize_to={metadata.get('resize_to')!r} (expected null or "
+                "[height, width] at least the input size)"
+            )
     if problems:
         raise ValueError(f"{path!r} has invalid {', '.join(problems)}; {REEXPORT}.")
     return metadata

@@ -15,6 +15,7 @@ from keras_mlh_runtime.contract import (
     ONNX_FILE,
     OUTPUT_NAMES,
     REEXPORT,
+    check_resize_to,
     check_session,
     parse_metadata,
     read_metadata,
@@ -53,6 +54,8 @@ class HashEncoder:
         self.bits = int(metadata["bits"])
         self.input_name = metadata["input_name"]
         self.input_shape = tuple(int(d) for d in metadata["input_shape"])
+        # Set for an encoder trained on resized-then-cropped files.
+        self.resize_to = check_resize_to(metadata.get("resize_to"), self.input_shape)
 
     @classmethod
     def load(cls, artifact_dir, providers=("CPUExecutionProvider",), threads=None):
@@ -180,7 +183,9 @@ class HashEncoder:
 
         Files are read with Pillow (`keras_mlh_runtime.images.read_image`:
         converted to the encoder's channels, resized with the training
-        pipeline's antialiased bilinear filter when their size differs), the
+        pipeline's antialiased bilinear filter when their size differs, and
+        center-cropped after resizing to `metadata.json`'s `resize_to` when
+        the encoder was trained with a resize-then-crop recipe), the
         pixels `keras-mlh encode` reads from a folder (to within one level
         where a resized value falls on .5). At most two decoded batches
         wait in memory.
@@ -217,7 +222,7 @@ class HashEncoder:
         color_mode(self.input_shape)  # a clear error before any file is read
 
         def read(path):
-            return read_image(path, self.input_shape)
+            return read_image(path, self.input_shape, resize_to=self.resize_to)
 
         with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
             batches = read_ahead(

@@ -57,13 +57,17 @@ def color_mode(image_shape):
     return COLOR_MODES[channels]
 
 
-def decode_image(data, image_shape, name="image"):
+def decode_image(data, image_shape, name="image", resize_to=None):
     """One encoded image (PNG, JPEG, ... bytes) as uint8 pixels.
 
     Args:
         data: the file's bytes.
         image_shape: the encoder's `(height, width, channels)`.
         name: the file, for messages.
+        resize_to: `None` resizes straight to the input size; `(height,
+            width)` resizes to it, then takes the central crop of the input
+            size (an encoder trained with a resize-then-crop recipe: its
+            `metadata.json` `resize_to`).
 
     Returns:
         uint8 array of shape `image_shape`.
@@ -90,8 +94,10 @@ def decode_image(data, image_shape, name="image"):
     mode = color_mode(image_shape)
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.size != (width, height):
-                pixels = _resized(image, mode, width, height)
+            if resize_to is not None:
+                pixels = _resized_and_cropped(image, mode, resize_to, width, height)
+            elif image.size != (width, height):
+                pixels = _rounded(_resized_planes(image, mode, width, height))
             else:
                 pixels = np.asarray(_converted(image, mode), dtype=np.uint8)
     except Exception as error:  # Pillow raises OSError subclasses and others
@@ -124,8 +130,25 @@ def _eight_bit(image):
     return np.clip(np.round(deep / 257.0), 0, 255).astype(np.uint8)
 
 
-def _resized(image, mode, width, height):
-    """`image` resized to `(width, height)` as the training pipeline does.
+def _resized_and_cropped(image, mode, resize_to, width, height):
+    """Resized to `resize_to`, then the central `(height, width)` crop.
+
+    The evaluation half of the training pipeline's resize-then-crop recipe:
+    the crop is taken from the float pixels and rounded once, and its
+    corner is the pipeline's (`(size - crop) // 2`).
+    """
+    planes = _resized_planes(image, mode, resize_to[1], resize_to[0])
+    top = (planes.shape[0] - height) // 2
+    left = (planes.shape[1] - width) // 2
+    return _rounded(planes[top : top + height, left : left + width])
+
+
+def _rounded(planes):
+    return np.clip(np.round(planes), 0, 255).astype(np.uint8)
+
+
+def _resized_planes(image, mode, width, height):
+    """`image` as float planes resized to `(width, height)` as the pipeline does.
 
     The pipeline keeps float pixels from decoding to the end: 16-bit values
     / 257 unrounded, grayscale as float luma of RGB, then the antialiased
@@ -146,6 +169,8 @@ def _resized(image, mode, width, height):
     else:
         planes = np.asarray(_converted(image, mode), dtype=np.float32)
     planes = planes.reshape(planes.shape[0], planes.shape[1], -1)
+    if image.size == (width, height):
+        return planes
     resized = [
         np.asarray(
             Image.fromarray(np.ascontiguousarray(planes[..., c]), "F").resize(
@@ -154,15 +179,16 @@ def _resized(image, mode, width, height):
         )
         for c in range(planes.shape[-1])
     ]
-    return np.clip(np.round(np.stack(resized, axis=-1)), 0, 255).astype(np.uint8)
+    return np.stack(resized, axis=-1)
 
 
-def read_image(path, image_shape):
+def read_image(path, image_shape, resize_to=None):
     """One image file as uint8 pixels (see `decode_image`).
 
     Args:
         path: the image file.
         image_shape: the encoder's `(height, width, channels)`.
+        resize_to: see `decode_image`.
 
     Returns:
         uint8 array of shape `image_shape`.
@@ -181,4 +207,4 @@ def read_image(path, image_shape):
         raise ValueError(
             f"Cannot read image {path!r} ({error.strerror or error}); check the path."
         ) from None
-    return decode_image(data, image_shape, name=path)
+    return decode_image(data, image_shape, name=path, resize_to=resize_to)

@@ -17,6 +17,7 @@ from keras_mlh.cli.io import (
     quiet_tensorflow,
     require_images,
     require_model,
+    run_resize_to,
 )
 from keras_mlh.cli.options import default_of
 from keras_mlh.export import exporter
@@ -121,6 +122,9 @@ def run(args):
         atol=args.atol,
         validate=not args.no_validate,
         sample_images=samples,
+        # The run's resize-then-crop recipe, so the runtime reads files as
+        # evaluation does.
+        resize_to=run_resize_to(args.model),
     )
     print(f"Exported the {model.bits}-bit encoder ({', '.join(formats)}) to {out}")
     _print_validation(metadata.get("validation"), formats)

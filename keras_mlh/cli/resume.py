@@ -352,9 +352,9 @@ def checkpoint_callback(stage, start, monitor=None):
         The callback; put it after the callbacks that add to the logs.
 
     Example:
-    >>> checkpoint = checkpoint_callback(stage, stage.progress(), "val_map")
-    >>> model.fit(train, epochs=10, callbacks=[metrics, checkpoint])
-    >>> best = checkpoint.restore_best()  # {"epoch": 4, "value": 0.61, ...}
+    >>> checkpoint = checkpoint_callback(stage, stage.progress(), "val_map")  # doctest: +SKIP
+    >>> model.fit(train, epochs=10, callbacks=[metrics, checkpoint])  # doctest: +SKIP
+    >>> best = checkpoint.restore_best()  # {"epoch": 4, "value": 0.61, ...}  # doctest: +SKIP
     """
     import keras
 

@@ -37,6 +37,7 @@ from keras_mlh_runtime.contract import (
     OUTPUT_DTYPES,
     OUTPUT_NAMES,
     SAVED_MODEL_DIR,
+    check_resize_to,
     encoder_metadata,
 )
 from keras_mlh_runtime.errors import first_line
@@ -90,6 +91,7 @@ def export_encoder(
     validate=True,
     sample_images=None,
     overwrite=False,
+    resize_to=None,
 ):
     """Exports the encoder of a trained MLH model and validates it.
 
@@ -116,6 +118,12 @@ def export_encoder(
             (real ones are best); default 64 seeded random images.
         overwrite: replace an existing non-empty `out_dir` (only after the
             new export has passed validation).
+        resize_to: for a model trained on image files with a resize-then-crop
+            recipe (`from_list_files(..., resize_to=(256, 256))`), that size;
+            recorded in `metadata.json` so that `HashEncoder.encode_files`
+            and the Beam encoder resize files to it and take the central crop,
+            as evaluation does. `None`: files are resized straight to the
+            input size.
 
     Returns:
         The metadata written to `metadata.json`, validation results included
@@ -145,6 +153,7 @@ def export_encoder(
         atol=atol,
         validate=validate,
         sample_images=sample_images,
+        resize_to=resize_to,
     )
 
 
@@ -156,6 +165,7 @@ def write_encoder(
     atol=1e-4,
     validate=True,
     sample_images=None,
+    resize_to=None,
 ):
     """`export_encoder` into a folder that `check_out_dir` has already passed.
 
@@ -170,6 +180,7 @@ def write_encoder(
         atol: see `export_encoder`.
         validate: see `export_encoder`.
         sample_images: see `export_encoder`.
+        resize_to: see `export_encoder`.
 
     Returns:
         The metadata written to `metadata.json`.
@@ -185,12 +196,19 @@ def write_encoder(
     atol = float(atol)
     model = _as_mlh(model)
     image_shape = _image_shape(model)
+    resize_to = check_resize_to(resize_to, image_shape)
     images = _sample_images(sample_images, image_shape) if validate else None
     import keras
 
     if keras.backend.backend() != "tensorflow":
         return _export_from_other_backend(
-            model, out_dir, formats, opset, atol, images if validate else None
+            model,
+            out_dir,
+            formats,
+            opset,
+            atol,
+            images if validate else None,
+            resize_to,
         )
     with files.atomic_folder(out_dir) as work:
         encoder = model.build_encoder()
@@ -206,6 +224,7 @@ def write_encoder(
             input_scale=model.input_scale,
             input_offset=model.input_offset,
             opset=opset,
+            resize_to=None if resize_to is None else list(resize_to),
         )
         serve, spec = _serving_function(encoder, model.bits, image_shape)
         if "saved_model" in formats:
@@ -221,7 +240,7 @@ def write_encoder(
     return metadata
 
 
-def _export_from_other_backend(model, out_dir, formats, opset, atol, images):
+def _export_from_other_backend(model, out_dir, formats, opset, atol, images, resize_to):
     """`export_encoder` for a model on JAX or PyTorch, in a TensorFlow process.
 
     The `.keras` file is the same on every backend, so a fresh TensorFlow
@@ -255,6 +274,7 @@ def _export_from_other_backend(model, out_dir, formats, opset, atol, images):
             "atol": atol,
             "validate": images is not None,
             "sample_images": images_path,
+            "resize_to": resize_to,
         }
         files.write_json(request, os.path.join(scratch, "request.json"))
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
