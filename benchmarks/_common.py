@@ -52,3 +52,21 @@ def override(text):
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return name, value  # a bare string such as sample
+
+
+def add_override_option(parser, example):
+    """Declares `--set NAME=VALUE` (repeatable) on `parser`, into `overrides`.
+
+    Args:
+        parser: the benchmark's `argparse.ArgumentParser`.
+        example: an override shown in the help, e.g. `"mutual_weight=0.5"`.
+    """
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        type=override,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"override an MLH argument (repeatable), e.g. {example}",
+    )

@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import RESULTS, machine, override, write  # noqa: E402
+from _common import RESULTS, add_override_option, machine, write  # noqa: E402
 
 import keras_mlh  # noqa: E402
 from keras_mlh.metrics import mean_average_precision  # noqa: E402
@@ -58,15 +58,7 @@ def parse_args(argv=None):
         action="store_true",
         help="tune on the database only: 1,000 of its images become the queries",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        type=override,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override an MLH argument (repeatable), e.g. center_weight=4",
-    )
+    add_override_option(parser, "center_weight=4")
     parser.add_argument("--out", default=RESULTS, help="folder for the results")
     parser.add_argument(
         "--name", default=None, help="result file name (default: ablation)"

@@ -45,7 +45,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from _common import RESULTS, machine, override  # noqa: E402
+from _common import RESULTS, add_override_option, machine  # noqa: E402
 
 PROTOCOLS = (
     "mnist5k-full",
@@ -316,15 +316,7 @@ def parse_args(argv=None):
         help="smoke run: unseen + multilabel protocols on 300 digits, "
         "1 seed, 16 bits, 1 epoch",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        type=override,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override an MLH argument (repeatable), e.g. mutual_weight=0.5",
-    )
+    add_override_option(parser, "mutual_weight=0.5")
     parser.add_argument(
         "--validation",
         type=float,

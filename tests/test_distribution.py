@@ -5,18 +5,23 @@ import sys
 
 import pytest
 
-# Logical devices must be set before TensorFlow starts: a fresh process.
-MIRRORED_AGREEMENT = """
+# Logical devices must be set before TensorFlow starts: a fresh process, two
+# logical CPUs and a batch of sorted labels. Each replica's half of the batch
+# holds two of the four classes, so pairs taken inside a replica would see far
+# more similar pairs.
+TWO_CPUS_AND_A_BATCH = """
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, keras_mlh
-# Sorted labels: each replica's half of the batch holds two of the four
-# classes, so pairs taken inside a replica would see far more similar pairs.
 y = np.repeat(np.arange(4), 8)
 noise = np.random.default_rng(0).integers(0, 60, (32, 16, 16, 1))
 x = (noise + 60 * y[:, None, None, None]).astype("uint8")
+"""
+MIRRORED_AGREEMENT = (
+    TWO_CPUS_AND_A_BATCH
+    + """
 
 def make():
     keras.utils.set_random_seed(0)
@@ -38,6 +43,7 @@ two = mirrored.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
 for name in ("loss", "center_loss", "pairwise_loss", "mutual_loss"):
     print(name, one[name], two[name], two[name] / one[name])
 """
+)
 
 
 @pytest.mark.tensorflow_only
@@ -61,15 +67,9 @@ def test_logged_losses_do_not_depend_on_the_replica_count():
 # gradient's scale) of a model without batch normalization (Keras normalizes
 # each replica's slice by its own statistics): with the gradient loss scaled
 # and the pairwise codes gathered right, 1 and 2 replicas take the same step.
-MIRRORED_STEP = """
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras, keras_mlh
-y = np.repeat(np.arange(4), 8)
-noise = np.random.default_rng(0).integers(0, 60, (32, 16, 16, 1))
-x = (noise + 60 * y[:, None, None, None]).astype("uint8")
+MIRRORED_STEP = (
+    TWO_CPUS_AND_A_BATCH
+    + """
 
 def make():
     keras.utils.set_random_seed(0)
@@ -105,6 +105,7 @@ print("memory_filled", memory["filled"][1].sum())
 print("memory_codes", float(np.abs(memory["codes"][0] - memory["codes"][1]).max()))
 print("memory_labels", float(np.abs(memory["labels"][0] - memory["labels"][1]).max()))
 """
+)
 
 
 @pytest.mark.tensorflow_only
