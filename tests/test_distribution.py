@@ -1,9 +1,7 @@
 """Distributed training: logged values independent of the device count."""
 
-import subprocess
-import sys
-
 import pytest
+from helpers import run_python
 
 # Logical devices must be set before TensorFlow starts: a fresh process, two
 # logical CPUs and a batch of sorted labels. Each replica's half of the batch
@@ -48,13 +46,7 @@ for name in ("loss", "center_loss", "pairwise_loss", "mutual_loss"):
 
 @pytest.mark.tensorflow_only
 def test_logged_losses_do_not_depend_on_the_replica_count():
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_AGREEMENT],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(MIRRORED_AGREEMENT, timeout=300)
     rows = [line.split() for line in result.stdout.splitlines()]
     ratios = {name: float(ratio) for name, _, _, ratio in rows}
     assert set(ratios) == {"loss", "center_loss", "pairwise_loss", "mutual_loss"}
@@ -110,13 +102,7 @@ print("memory_labels", float(np.abs(memory["labels"][0] - memory["labels"][1]).m
 
 @pytest.mark.tensorflow_only
 def test_one_mirrored_step_gives_the_weights_and_memory_of_one_device():
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_STEP],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(MIRRORED_STEP, timeout=300)
     values = dict(line.split() for line in result.stdout.splitlines())
     values = {name: float(value) for name, value in values.items()}
     assert values["moved"] > 1e-3, result.stdout  # the step did something

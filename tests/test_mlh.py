@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from helpers import run_python
 
 import keras_mlh
 from keras_mlh import MLH, MODES
@@ -435,16 +436,7 @@ print("OK", model.encode(x[:4]).shape)
 
 def test_fit_under_mirrored_strategy():
     # Logical devices must be set before TensorFlow starts: a fresh process.
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(MIRRORED_SCRIPT, timeout=300)
     assert "OK (4, 8)" in result.stdout
 
 
