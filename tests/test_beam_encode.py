@@ -196,6 +196,56 @@ def test_overwrite_replaces_an_earlier_runs_shards(
     assert sorted(os.path.basename(p) for p in paths) == sorted(os.listdir(some))
 
 
+@pytest.fixture(scope="module")
+def resize_to_export(mnist_export, tmp_path_factory):
+    """`mnist_export` with the resize-then-crop recipe of `export_encoder(...,
+    resize_to=(36, 32))` in its metadata (the graph is the same)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("resize_to_export") / "encoder"
+    folder.mkdir()
+    shutil.copy(mnist_export[0] / "model.onnx", folder / "model.onnx")
+    metadata = json.loads((mnist_export[0] / "metadata.json").read_text())
+    metadata["resize_to"] = [36, 32]
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    return folder
+
+
+@needs_beam
+def test_codes_honour_the_exports_resize_to(
+    resize_to_export, mnist_export, mnist5k, tmp_path
+):
+    """Files of other sizes than the input: resized to `resize_to`, then
+    center-cropped, as `HashEncoder.encode_files` reads them; not resized
+    straight to the input size."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, digit in enumerate(mnist5k.x_query[:24]):
+        # Digits framed off-center in 40-56 pixel images: resize-then-crop
+        # and a plain resize see different pixels.
+        height, width = (int(s) for s in rng.integers(40, 57, size=2))
+        image = np.zeros((height, width), np.uint8)
+        image[2 : 2 + 28, 3 : 3 + 28] = digit[..., 0]
+        paths.append(tmp_path / f"{i:02d}.png")
+        Image.fromarray(image).save(paths[-1])
+    prefix = tmp_path / "codes" / "framed"
+    done = beam_encode(
+        "--export", resize_to_export, "--images", tmp_path / "*.png",
+        "--output", prefix,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    packed, _, got_paths, _ = load_code_files(sorted(glob.glob(f"{prefix}-*.npz")))
+    by_name = {
+        os.path.basename(str(p)): c for p, c in zip(got_paths, packed, strict=True)
+    }
+    codes = np.stack([by_name[p.name] for p in paths])
+    np.testing.assert_array_equal(
+        codes, HashEncoder.load(resize_to_export).encode_files(paths)
+    )
+    plain = HashEncoder.load(mnist_export[0]).encode_files(paths)
+    assert (codes != plain).any(axis=1).sum() >= len(paths) // 2
+
+
 def test_without_beam_the_import_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # import fails
     monkeypatch.delitem(sys.modules, "keras_mlh_runtime.beam_encode", raising=False)
