@@ -194,6 +194,29 @@ def test_load_errors(tmp_path):
         index.save(tmp_path)
 
 
+def test_load_reads_the_index_file_in_chunks(tmp_path):
+    """The file's bytes are hashed as faiss reads them, never held whole
+    beside the index (tracemalloc sees Python's bytes, not faiss's memory);
+    a truncated file whose sidecar matches it is still refused."""
+    import tracemalloc
+
+    index = HammingIndex(64)
+    index.add(np.zeros((400_000, 8), np.uint8))  # a 6.4 MB file
+    path = tmp_path / "db.faiss"
+    index.save(path)
+    size = path.stat().st_size
+    tracemalloc.start()
+    again = HammingIndex.load(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(again) == 400_000 and size > 6_000_000
+    assert peak < size / 2
+    path.write_bytes(path.read_bytes()[: size // 2])
+    _sidecar_for(path, 64, 400_000)
+    with pytest.raises(ValueError, match="truncated or foreign"):
+        HammingIndex.load(path)
+
+
 @pytest.mark.parametrize(
     "fields, match",
     [
@@ -359,19 +382,21 @@ def test_search_knobs_are_settable_after_load(tmp_path):
         ivf.nlist = 4  # fixed once built
 
 
-def test_adding_with_ids_is_linear_in_the_batch():
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_adding_with_ids_is_linear_in_the_batch(kind):
     """Count-based: ids sorted or merged over many adds, not a timing."""
     rng = np.random.default_rng(0)
     batches, size = 64, 500
     n = batches * size
     ids = rng.permutation(n * 3)[:n]  # not in increasing order
-    index = HammingIndex(8)
+    index = HammingIndex(8, kind=kind, nlist=4)
     for b in range(batches):
         index.add(np.ones((size, 8)), ids=ids[b * size : (b + 1) * size])
     # Re-sorting the stored ids on every add would cost n * batches / 2 ids.
     assert index._ids.work <= n * (np.log2(batches) + 2)
     assert index._ids.work < n * batches / 8
-    assert index._ids.nbytes <= 8 * n  # one sorted copy of the ids
+    # Flat: runs of faiss's own storage; IVF: one sorted copy of the ids.
+    assert index._ids.nbytes == (0 if kind == "flat" else 8 * n)
     with pytest.raises(ValueError, match=f"id {ids[123]} is already in the index"):
         index.add(np.ones((2, 8)), ids=[n * 5, ids[123]])
     assert len(index) == n
@@ -383,6 +408,114 @@ def test_adding_with_ids_is_linear_in_the_batch():
     assert ordered._ids.nbytes == 0 and ordered._ids.work == 0
     with pytest.raises(ValueError, match="id 2 is already"):
         ordered.add(np.ones((1, 8)), ids=[2])
+
+
+def _scattered_index(n=6000, batches=12, seed=0):
+    """A flat index of random 64-bit codes added with ids in no order, in
+    batches (several runs, merged in place), and its codes by id."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, (n, 8), dtype=np.uint8)
+    ids = rng.permutation(10 * n)[:n]
+    index = HammingIndex(64)
+    for part in np.array_split(np.arange(n), batches):
+        index.add(codes[part], ids=ids[part], paths=[f"{i}.png" for i in ids[part]])
+    return index, dict(zip(ids.tolist(), codes, strict=True))
+
+
+def _assert_codes_keep_their_ids(index, code_of):
+    ids = index.ids
+    assert sorted(ids.tolist()) == sorted(code_of)
+    sample = ids[:: max(1, len(ids) // 200)]
+    distances, found = index.search(np.stack([code_of[i] for i in sample]), k=1)
+    np.testing.assert_array_equal(distances[:, 0], 0)
+    np.testing.assert_array_equal(found[:, 0], sample)
+    if index.has_paths:
+        assert index.paths_of(sample) == [f"{i}.png" for i in sample]
+
+
+def test_flat_ids_added_out_of_order_keep_no_copy():
+    """A flat index sorts faiss's own ids and codes in runs: no copy of the
+    ids is kept, and every code still answers with its own id."""
+    index, code_of = _scattered_index()
+    assert index._ids.nbytes == 0 and len(index._ids._runs) > 1
+    _assert_codes_keep_their_ids(index, code_of)
+    for ids, codes in [index._ids._storage()]:
+        for start, end in index._ids._runs:
+            assert np.all(ids[start + 1 : end] > ids[start : end - 1])
+        assert codes.shape == (len(index), 8)
+    stored = int(index.ids[1234])
+    with pytest.raises(ValueError, match=f"id {stored} is already in the index"):
+        index.add(np.zeros((2, 8), np.uint8), ids=[10**9, stored])
+    assert len(index) == 6000
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_memory_held_after_adds_out_of_order(kind):
+    """Python-side memory still allocated after many adds with ids in no
+    order (tracemalloc sees numpy's allocations, not faiss's): none for a
+    flat index, one sorted copy of the ids (8 bytes each) for IVF."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    n, batches = 20_000, 20
+    codes = rng.integers(0, 256, (n, 8), dtype=np.uint8)
+    ids = rng.permutation(10 * n)[:n]
+    index = HammingIndex(64, kind=kind, nlist=4)
+    parts = [(codes[p], ids[p]) for p in np.array_split(np.arange(n), batches)]
+    tracemalloc.start()
+    for part_codes, part_ids in parts:
+        index.add(part_codes, ids=part_ids)
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    if kind == "flat":
+        assert held < n  # under 1 byte per id: no copy of them
+    else:
+        assert held >= 8 * n
+
+
+def test_flat_runs_survive_save_and_load(tmp_path):
+    index, code_of = _scattered_index(seed=1)
+    index.save(tmp_path / "db")
+    again = HammingIndex.load(tmp_path / "db")
+    assert again._ids.nbytes == 0 and again._ids.work == 0  # runs found, not sorted
+    _assert_codes_keep_their_ids(again, code_of)
+    stored = int(again.ids[17])
+    with pytest.raises(ValueError, match=f"id {stored} is already"):
+        again.add(np.zeros((1, 8), np.uint8), ids=[stored])
+    again.add(np.zeros((3, 8), np.uint8), ids=[10**9 + 2, 10**9, 10**9 + 1])
+    np.testing.assert_array_equal(again.search(np.zeros((1, 8), np.uint8), 1)[0], 0)
+
+
+def test_a_flat_index_in_many_stretches_is_sorted_once_on_load(tmp_path):
+    """An index whose ids are in no order at all (e.g. raw faiss's): one sort."""
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 256, (500, 8), dtype=np.uint8)
+    ids = rng.permutation(500)
+    index = HammingIndex(64, kind="flat")
+    index._index.add_with_ids(codes, ids)  # behind IdSet's back: unsorted
+    index.save(tmp_path / "db")
+    again = HammingIndex.load(tmp_path / "db")
+    np.testing.assert_array_equal(again.ids, np.arange(500))
+    assert again._ids.work == 500 and again._ids._runs == [(0, 500)]
+    _assert_codes_keep_their_ids(again, dict(zip(ids.tolist(), codes, strict=True)))
+
+
+@pytest.mark.parametrize("sizes", [(5, 300), (300, 5), (200, 200), (0, 7), (7, 0)])
+def test_merge_in_place_merges_two_sorted_ranges_with_their_codes(sizes):
+    from keras_mlh_runtime.index.id_set import merge_in_place
+
+    rng = np.random.default_rng(sum(sizes))
+    left, right = sizes
+    ids = rng.permutation(10 * (left + right) + 10)[: left + right + 6].astype(np.int64)
+    ids[3 : 3 + left].sort()  # two sorted ranges inside untouched ends
+    ids[3 + left : 3 + left + right].sort()
+    codes = np.stack([ids.astype(">i8").view(np.uint8).reshape(-1, 8)[:, ::-1]] * 1)[0]
+    before = ids.copy()
+    merge_in_place(ids, codes, 3, 3 + left, 3 + left + right, chunk=16)
+    np.testing.assert_array_equal(ids[3:-3], np.sort(before[3:-3]))
+    np.testing.assert_array_equal(ids[:3], before[:3])
+    np.testing.assert_array_equal(ids[-3:], before[-3:])
+    np.testing.assert_array_equal(codes.copy().view("<i8").reshape(-1), ids)
 
 
 def test_loaded_index_refuses_stored_ids(tmp_path):

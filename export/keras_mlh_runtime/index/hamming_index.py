@@ -1,5 +1,6 @@
 """`HammingIndex`: binary codes searched by Hamming distance with faiss."""
 
+import hashlib
 import json
 import os
 
@@ -97,7 +98,7 @@ class HammingIndex:
         self._nlist = _check_parameter("nlist", nlist)
         self._index = faiss.IndexBinaryIDMap(self._make_base())
         self._paths = None
-        self._ids = IdSet(self._stored_ids_view)
+        self._ids = IdSet(self._stored_ids_view, storage=self._reorderable_storage())
         self.nprobe = nprobe
         self.ef_search = ef_search
         self.ef_construction = ef_construction
@@ -167,7 +168,9 @@ class HammingIndex:
 
     @property
     def ids(self):
-        """The ids of the items, in insertion order (int64, a copy)."""
+        """The ids of the items, in the index's order (int64, a copy): the
+        insertion order, except that a flat index keeps ids that were added
+        out of increasing order sorted in runs (see `add`)."""
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def _stored_ids_view(self):
@@ -176,6 +179,26 @@ class HammingIndex:
         if n == 0:
             return np.zeros(0, np.int64)
         return faiss.rev_swig_ptr(self._index.id_map.data(), n)
+
+    def _reorderable_storage(self):
+        """For a flat index, the callable giving writable views of faiss's
+        ids and codes, which `IdSet` keeps sorted in runs (a flat search
+        scans every item, so their order changes nothing but the order of
+        ties); `None` for HNSW and IVF, whose items sit in a graph or lists.
+        """
+        if self.kind != "flat":
+            return None
+
+        def storage():
+            n = len(self)
+            ids = self._stored_ids_view()
+            base = self._base()
+            if n == 0:
+                return ids, np.zeros((0, base.code_size), np.uint8)
+            codes = faiss.rev_swig_ptr(base.xb.data(), n * base.code_size)
+            return ids, codes.reshape(n, base.code_size)
+
+        return storage
 
     @property
     def has_paths(self):
@@ -198,9 +221,12 @@ class HammingIndex:
         """Adds codes with their ids and, optionally, their paths.
 
         Checking that ids are new costs time linear in the batch (times
-        log n), not a pass over the stored ids; ids added in increasing order
-        (such as the default ones) take no memory beyond faiss's own, others
-        8 bytes each (see `IdSet`).
+        log n), not a pass over the stored ids. Ids added in increasing order
+        (such as the default ones) take no memory beyond faiss's own. Others
+        are kept in sorted runs (see `IdSet`): in a flat index, faiss's own
+        ids and codes are reordered into those runs, so they take no memory
+        either (the order of `ids` and of equally distant search results
+        changes); in HNSW and IVF indexes, a sorted copy of 8 bytes per id.
 
         Args:
             codes: `(n, bits)` ±1 codes or `(n, bits / 8)` packed uint8.
@@ -405,7 +431,9 @@ class HammingIndex:
         self._nlist = int(sidecar["nlist"])
         self._index = index
         self._paths = paths
-        self._ids = IdSet.of_stored(self._stored_ids_view)
+        self._ids = IdSet.of_stored(
+            self._stored_ids_view, storage=self._reorderable_storage()
+        )
         self.nprobe = sidecar["nprobe"]
         self.ef_search = sidecar["ef_search"]
         self.ef_construction = sidecar["ef_construction"]
@@ -452,33 +480,63 @@ def _read_sidecar(path):
     return sidecar
 
 
-def _verified_bytes(file, record, path, what):
-    """The bytes of `file`, refused unless they match the sidecar's record."""
+def _open_part(file, path, what):
+    """`file` opened for reading; a missing one named as a part of `path`."""
     try:
-        with open(file, "rb") as f:
-            data = f.read()
+        return open(file, "rb")
     except FileNotFoundError:
         raise ValueError(
             f"The {what} file {file!r} of the index {path!r} is missing: the "
             "index was saved incompletely or its files were separated. Rebuild it."
         ) from None
-    if file_set.bytes_record(data) != record:
+
+
+def _check_record(got, record, file, path, what):
+    """Refuses a file whose size and sha256 are not the sidecar's record."""
+    if got != record:
         raise ValueError(
             f"The {what} file {file!r} does not match the sidecar "
             f"{path + file_set.SIDECAR_SUFFIX!r} (size or sha256 differ): an "
             "interrupted or concurrent save, or an edited file. Load again once "
             "no save is running, or rebuild the index."
         )
+
+
+def _verified_bytes(file, record, path, what):
+    """The bytes of `file`, refused unless they match the sidecar's record."""
+    with _open_part(file, path, what) as f:
+        data = f.read()
+    _check_record(file_set.bytes_record(data), record, file, path, what)
     return data
 
 
 def _read_index(path, sidecar):
-    data = _verified_bytes(
-        path, (sidecar.get("files") or {}).get("index"), path, "index"
+    """The faiss index of `path`, read once, in chunks that are hashed as
+    faiss reads them: the file's bytes are never all in memory beside the
+    index (reading them first, then deserializing, held the index three
+    times over: the bytes, faiss's copy of them and the index)."""
+    record = (sidecar.get("files") or {}).get("index")
+    digest, size = hashlib.sha256(), 0
+
+    def read(n):
+        nonlocal size
+        data = f.read(n)
+        digest.update(data)
+        size += len(data)
+        return data
+
+    with _open_part(path, path, "index") as f:
+        try:
+            index = faiss.read_index_binary(faiss.PyCallbackIOReader(read, 1 << 20))
+            error = None
+        except RuntimeError as failed:  # checked against the record first
+            index, error = None, failed
+        while read(1 << 20):  # the rest, if faiss stopped early
+            pass
+    _check_record(
+        {"bytes": size, "sha256": digest.hexdigest()}, record, path, path, "index"
     )
-    try:
-        index = faiss.deserialize_index_binary(np.frombuffer(data, np.uint8))
-    except RuntimeError as error:
+    if error is not None:
         raise ValueError(
             f"{path!r} is not a readable faiss binary index (truncated or foreign "
             f"file): {first_line(error)}"

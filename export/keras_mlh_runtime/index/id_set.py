@@ -72,8 +72,15 @@ class IdSet:
     ones) need nothing but the largest id so far: a batch above it cannot
     repeat one. Only when a batch reaches below it are the ids kept, as a
     few sorted runs that merge like a binary counter (each id is merged
-    O(log n) times over the life of the index), 8 bytes per id. A check
-    costs O(batch · log n), never a pass over all the stored ids.
+    O(log n) times over the life of the index). A check costs
+    O(batch · log n), never a pass over all the stored ids.
+
+    Where the index's own storage can be reordered (`storage`: a flat
+    index, whose search does not depend on the order of its items), the
+    runs are ranges of that storage, sorted in place with their codes, so
+    no id is copied: the set takes no memory beyond the index's, and a
+    merge of two runs needs a buffer of the smaller one only. Otherwise
+    (HNSW, IVF) the runs are sorted copies, 8 bytes per id.
 
     `work` counts the ids sorted or merged, for tests of the cost.
 
@@ -81,38 +88,76 @@ class IdSet:
         stored: a callable returning the ids already in the index, a view
             (called once, the first time a batch reaches below the largest).
         largest: the largest stored id, or -1 for none.
+        storage: `None`, or a callable returning writable views `(ids,
+            codes)` of the index's own ids and codes, `(n,)` int64 and `(n,
+            code_bytes)` uint8, fetched anew at each use (an add may move
+            them).
     """
 
-    def __init__(self, stored, largest=-1):
+    def __init__(self, stored, largest=-1, storage=None):
         self._stored = stored
+        self._storage = storage
         self.largest = int(largest)
-        self._runs = None  # None: ids are not kept (increasing so far)
+        # None: no batch reached below the largest id. Otherwise sorted runs:
+        # `(start, end)` ranges of `storage`, or sorted id arrays.
+        self._runs = None
         self.work = 0
 
     @classmethod
-    def of_stored(cls, stored):
+    def of_stored(cls, stored, storage=None):
         """The set of the ids already in a (loaded) index."""
         view = stored()
-        self = cls(stored, int(view.max()) if len(view) else -1)
-        if not np.all(view[1:] > view[:-1]):
+        self = cls(stored, int(view.max()) if len(view) else -1, storage)
+        if np.all(view[1:] > view[:-1]):
+            return self
+        if storage is None:
             self._runs = [np.sort(view)]  # not in order: keep them from now on
             self.work += len(view)
+            return self
+        # A saved index keeps its runs in place: each maximal increasing
+        # stretch is one. Many stretches (ids added in another order
+        # elsewhere): sort the whole storage once.
+        starts = np.flatnonzero(view[1:] < view[:-1]) + 1
+        if len(starts) > 64:
+            ids, codes = storage()
+            self._sort_range(ids, codes, 0, len(ids))
+            self._runs = [(0, len(ids))]
+            return self
+        self._runs = []
+        for start, end in zip(
+            [0, *starts.tolist()], [*starts.tolist(), len(view)], strict=True
+        ):
+            self._push_range(start, end)
         return self
 
     @property
     def nbytes(self):
-        """Memory kept for the ids, in bytes (0 while they came in order)."""
-        return 0 if self._runs is None else sum(run.nbytes for run in self._runs)
+        """Memory kept for the ids, in bytes (0 while they came in order, and
+        always 0 for runs kept in the index's own storage)."""
+        if self._runs is None or self._storage is not None:
+            return 0
+        return sum(run.nbytes for run in self._runs)
+
+    def _run_ids(self):
+        """The sorted ids of each run."""
+        if self._storage is None:
+            return self._runs
+        ids = self._storage()[0]
+        return [ids[start:end] for start, end in self._runs]
 
     def check_new(self, ordered):
         """Raises a `ValueError` if any of the sorted ids is already stored."""
         if not len(ordered) or ordered[0] > self.largest:
             return
         if self._runs is None:
-            stored = np.sort(self._stored())
-            self.work += len(stored)
-            self._runs = [stored]
-        for run in self._runs:
+            stored = self._stored()
+            if self._storage is not None:
+                # Kept increasing in place (see `add`): one run already.
+                self._runs = [(0, len(stored))]
+            else:
+                self._runs = [np.sort(stored)]
+                self.work += len(stored)
+        for run in self._run_ids():
             where = np.searchsorted(run, ordered)
             found = ordered[run[np.minimum(where, len(run) - 1)] == ordered]
             if len(found):
@@ -122,10 +167,21 @@ class IdSet:
                 )
 
     def add(self, ordered):
-        """Records sorted, new ids (after `check_new`)."""
+        """Records sorted, new ids (after `check_new`), once the index holds
+        them as its last `len(ordered)` items."""
         if not len(ordered):
             return
         self.largest = max(self.largest, int(ordered[-1]))
+        if self._storage is not None:
+            ids, codes = self._storage()
+            start, end = len(ids) - len(ordered), len(ids)
+            if not np.all(ids[start + 1 : end] > ids[start : end - 1]):
+                # Sorted in place even while no run is kept, so that the
+                # storage is increasing until a batch reaches below it.
+                self._sort_range(ids, codes, start, end)
+            if self._runs is not None:
+                self._push_range(start, end)
+            return
         if self._runs is None:
             return
         run = ordered.copy()  # the caller's array may change later
@@ -136,3 +192,69 @@ class IdSet:
             run.sort(kind="stable")
             self.work += len(run)
         self._runs.append(run)
+
+    def _push_range(self, start, end):
+        """Appends the sorted storage range `[start, end)` as a run, merging
+        it with the last run while that is at most twice as long."""
+        while self._runs:
+            first, last = self._runs[-1]
+            if last - first > 2 * (end - start):
+                break
+            self._runs.pop()
+            ids, codes = self._storage()
+            merge_in_place(ids, codes, first, start, end)
+            self.work += end - first
+            start = first
+        self._runs.append((start, end))
+
+    def _sort_range(self, ids, codes, start, end):
+        order = np.argsort(ids[start:end], kind="stable")
+        ids[start:end] = ids[start:end][order]
+        codes[start:end] = codes[start:end][order]
+        self.work += end - start
+
+
+def merge_in_place(ids, codes, start, middle, end, chunk=1 << 16):
+    """Merges the sorted ranges `[start, middle)` and `[middle, end)` of
+    `ids` in place, moving each code with its id.
+
+    The smaller range is copied aside; the other moves towards its place in
+    chunks, front to back when it moves left and back to front when it moves
+    right, so that no item is overwritten before it has moved; the copy then
+    fills the slots left. Extra memory: the smaller range (ids, codes and
+    its destinations) and one chunk.
+
+    Args:
+        ids: `(n,)` int64, unique, each range sorted.
+        codes: `(n, code_bytes)`, the codes of `ids`, row by row.
+        start, middle, end: the ranges' bounds.
+        chunk: items moved per step.
+    """
+    left, right = ids[start:middle], ids[middle:end]
+    small_left = middle - start <= end - middle
+    lo, hi = (start, middle) if small_left else (middle, end)
+    small_ids, small_codes = ids[lo:hi].copy(), codes[lo:hi].copy()
+    other = right if small_left else left
+    # Where each item of the copied range goes: its rank in it plus the
+    # number of the other range's ids below it (ids are unique).
+    offsets = np.empty(hi - lo, np.uint32 if end - start < 2**32 else np.int64)
+    for a in range(0, hi - lo, chunk):
+        b = min(a + chunk, hi - lo)
+        offsets[a:b] = np.arange(a, b) + np.searchsorted(other, small_ids[a:b])
+    if small_left:  # the right range moves left: front to back
+        steps = [(a, min(a + chunk, end)) for a in range(middle, end, chunk)]
+        base = middle
+    else:  # the left range moves right: back to front
+        steps = [(max(b - chunk, start), b) for b in range(middle, start, -chunk)]
+        base = start
+    for a, b in steps:
+        moving, moving_codes = ids[a:b].copy(), codes[a:b].copy()
+        where = (
+            start + np.arange(a - base, b - base) + np.searchsorted(small_ids, moving)
+        )
+        ids[where] = moving
+        codes[where] = moving_codes
+    for a in range(0, hi - lo, chunk):
+        where = start + offsets[a : a + chunk].astype(np.int64)
+        ids[where] = small_ids[a : a + chunk]
+        codes[where] = small_codes[a : a + chunk]
