@@ -92,6 +92,15 @@ class IdSet:
             codes)` of the index's own ids and codes, `(n,)` int64 and `(n,
             code_bytes)` uint8, fetched anew at each use (an add may move
             them).
+
+    Example:
+    >>> stored = np.array([], np.int64)
+    >>> ids = IdSet(lambda: stored)
+    >>> batch = np.array([3, 8])
+    >>> ids.check_new(batch); ids.add(batch); stored = batch
+    >>> ids.check_new(np.array([1, 8]))
+    Traceback (most recent call last):
+    ValueError: `ids` must be unique, also across earlier add() calls; id 8 is already in the index.
     """
 
     def __init__(self, stored, largest=-1, storage=None):
@@ -229,6 +238,13 @@ def merge_in_place(ids, codes, start, middle, end, chunk=1 << 16):
         codes: `(n, code_bytes)`, the codes of `ids`, row by row.
         start, middle, end: the ranges' bounds.
         chunk: items moved per step.
+
+    Example:
+    >>> ids = np.array([2, 5, 9, 1, 7])  # [2, 5, 9] and [1, 7]
+    >>> codes = (10 * ids).astype(np.uint8).reshape(-1, 1)
+    >>> merge_in_place(ids, codes, 0, 3, 5)
+    >>> ids.tolist(), codes[:, 0].tolist()
+    ([1, 2, 5, 7, 9], [10, 20, 50, 70, 90])
     """
     left, right = ids[start:middle], ids[middle:end]
     small_left = middle - start <= end - middle
