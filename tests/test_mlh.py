@@ -137,6 +137,7 @@ def test_pairwise_memory_fills_and_wraps(small_mnist):
         {"mode": "pairwise", "pairwise_memory_size": 64},
         {"mode": "mlh_no_moh", "augmentation": "default", "top_k": None},
         {"top_k": 2, "num_experts": 3, "augmentation": [keras.layers.RandomZoom(0.1)]},
+        {"mutual_center_share": 0.8, "center_multi_label_target": "centroid"},
     ],
 )
 def test_keras_save_load_gives_identical_codes(kwargs, small_mnist, tmp_path):
@@ -451,6 +452,18 @@ def test_fit_accepts_grayscale_arrays_without_channel_axis(small_mnist):
     assert model.image_shape == (28, 28, 1)
     assert np.isfinite(history.history["val_loss"]).all()
     assert model.encode(x[:4]).shape == (4, 8)
+
+
+def test_the_objective_gets_the_mutual_share_and_the_multi_label_target():
+    model = MLH(
+        num_classes=10,
+        bits=16,
+        mutual_center_share=0.8,
+        center_multi_label_target="centroid",
+    )
+    assert model.objective.weights.mutual_center_share == 0.8
+    assert model.objective.center_loss.multi_label_target == "centroid"
+    assert MLH(num_classes=10, bits=16).objective.weights.mutual_center_share == 0.5
 
 
 def test_numpy_integer_arguments_give_a_json_config():

@@ -91,6 +91,31 @@ def test_mutual_term_moves_each_branch_towards_the_other_detached(gradients):
     assert np.all(cosine(u_p - 0.5 * grad_p, u_c) > cosine(u_p, u_c))
 
 
+@pytest.mark.parametrize("share", [0.0, 0.25, 1.0])
+def test_mutual_center_share_splits_the_mutual_gradient(share, gradients):
+    objective = _objective(
+        center=0.0, pairwise=0.0, mutual=1.0, mutual_center_share=share
+    )
+    u_c, u_p = _codes(0), _codes(1)
+
+    def loss(c, p):
+        return objective({"center": c, "pairwise": p}, LABELS)[0]
+
+    grad_c, grad_p = gradients(loss, u_c, u_p)
+    np.testing.assert_allclose(
+        grad_c,
+        2 * share * _numpy_cosine_distance_gradient(u_c, u_p),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        grad_p,
+        2 * (1 - share) * _numpy_cosine_distance_gradient(u_p, u_c),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
 @pytest.mark.parametrize(
     "weights, silent_branch",
     [
@@ -135,6 +160,9 @@ def test_pairwise_references_default_to_the_batch():
 
 
 def test_loss_weights_are_checked():
+    for share in (-0.1, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="mutual_center_share"):
+            LossWeights(1.0, 1.0, 1.0, share)
     with pytest.raises(ValueError, match="Loss weights must be >= 0"):
         LossWeights(1.0, -1.0, 0.0)
     with pytest.raises(ValueError, match="Loss weights must be >= 0"):

@@ -33,8 +33,9 @@ class MLHObjective:
     The terms: the center loss `L_C` of the center branch `u_c`
     (`CenterHashLoss`), the DPSH pairwise loss `L_P` of the pairwise branch
     `u_p` (`PairwiseHashLoss`), and the mutual loss
-    `L_M = (1 - cos(u_c, sg(u_p))) + (1 - cos(u_p, sg(u_c)))`
-    (`MutualHashLoss` in both directions, `sg` = stop-gradient): each branch
+    `L_M = 2s (1 - cos(u_c, sg(u_p))) + 2(1 - s) (1 - cos(u_p, sg(u_c)))`
+    (`MutualHashLoss` in both directions, `sg` = stop-gradient, `s` the
+    weights' `mutual_center_share`, 0.5 by default): each branch
     moves towards the other's detached codes and no gradient flows into a
     target. A term runs when its weight is > 0 and its branches exist; a
     weight of 0 removes the term and its gradient entirely.
@@ -48,8 +49,9 @@ class MLHObjective:
         centers: `(num_classes, bits)` ±1 hash centers.
         branches: the model's branches, e.g. `("center", "pairwise")`.
         weights: a `keras_mlh.models.modes.LossWeights`.
-        center_loss_normalization, center_quantization_weight: see
-            `CenterHashLoss`.
+        center_loss_normalization, center_quantization_weight,
+            center_multi_label_target: `normalization`, `quantization_weight`
+            and `multi_label_target` of `CenterHashLoss`.
         pairwise_theta_scale, pairwise_quantization_weight: see
             `PairwiseHashLoss`.
 
@@ -86,6 +88,7 @@ class MLHObjective:
         weights,
         center_loss_normalization="sample_class",
         center_quantization_weight=1e-4,
+        center_multi_label_target="labels",
         pairwise_theta_scale=0.5,
         pairwise_quantization_weight=0.1,
     ):
@@ -95,6 +98,7 @@ class MLHObjective:
             centers,
             normalization=center_loss_normalization,
             quantization_weight=center_quantization_weight,
+            multi_label_target=center_multi_label_target,
             reduction="none",
         )
         self.pairwise_loss = PairwiseHashLoss(
@@ -139,10 +143,13 @@ class MLHObjective:
             terms["pairwise_loss"] = ops.mean(value)
         if "mutual_loss" in self.term_names:
             u_c, u_p = outputs["center"], outputs["pairwise"]
+            share = self.weights.mutual_center_share
             # Each branch is taught by the other's detached codes.
-            terms["mutual_loss"] = ops.mean(
+            terms["mutual_loss"] = 2.0 * share * ops.mean(
                 self.mutual_loss(ops.stop_gradient(u_p), u_c)
-            ) + ops.mean(self.mutual_loss(ops.stop_gradient(u_c), u_p))
+            ) + 2.0 * (1.0 - share) * ops.mean(
+                self.mutual_loss(ops.stop_gradient(u_c), u_p)
+            )
         total = ops.zeros((), "float32")
         for name, value in terms.items():
             total = total + self.term_weight(name) * value

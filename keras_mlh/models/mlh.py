@@ -62,6 +62,10 @@ class MLH(keras.Model):
             takes the mode's default (1, 1, 2 for MLH, tuned on MNIST-5k; the
             paper's 4, 1, 1 is a good start with
             `center_loss_normalization="sample"`).
+        mutual_center_share: the share of the mutual loss that teaches the
+            center branch (the rest teaches the pairwise branch); `None`
+            takes the mode's default, 0.5 (symmetric), see
+            `keras_mlh.models.modes.LossWeights`.
         retrieval_branch: `"center"` or `"pairwise"`; `None` picks the center
             branch when there is one.
         augmentation: `None`, `"default"` (`default_augmentation()`), a Keras
@@ -79,6 +83,10 @@ class MLH(keras.Model):
             loss weights, `"sample_class"` gave mAP 0.9842 against 0.9814 for
             `"sample"`, with less spread.
         center_quantization_weight: MDSH's `mean((|u| - 1)^2)` weight.
+        center_multi_label_target: `"labels"` (default; the MLH/MDSH formula,
+            every label a positive class) or `"centroid"` (CSQ: one target,
+            the sign of the sum of the labels' centers) for images with
+            several labels, see `CenterHashLoss`.
         pairwise_theta_scale: scale of the pairwise inner product (DPSH: 1/2).
         pairwise_quantization_weight: weight of the pairwise quantization term.
         pairwise_memory_size: when > 0, the pairwise loss compares each batch
@@ -113,6 +121,7 @@ class MLH(keras.Model):
         center_weight=None,
         pairwise_weight=None,
         mutual_weight=None,
+        mutual_center_share=None,
         retrieval_branch=None,
         augmentation=None,
         image_size=None,
@@ -120,6 +129,7 @@ class MLH(keras.Model):
         input_offset=0.0,
         center_loss_normalization="sample_class",
         center_quantization_weight=1e-4,
+        center_multi_label_target="labels",
         pairwise_theta_scale=0.5,
         pairwise_quantization_weight=0.1,
         pairwise_memory_size=0,
@@ -141,7 +151,9 @@ class MLH(keras.Model):
                 f"Mode {mode!r} has branches {branches}; `retrieval_branch` must be "
                 f"one of them. Received: retrieval_branch={retrieval_branch!r}"
             )
-        weights = spec.weights.replace(center_weight, pairwise_weight, mutual_weight)
+        weights = spec.weights.replace(
+            center_weight, pairwise_weight, mutual_weight, mutual_center_share
+        )
         if isinstance(pairwise_memory_size, bool) or pairwise_memory_size < 0:
             raise ValueError(
                 "`pairwise_memory_size` must be an integer >= 0. "
@@ -157,6 +169,7 @@ class MLH(keras.Model):
         self.center_weight = weights.center
         self.pairwise_weight = weights.pairwise
         self.mutual_weight = weights.mutual
+        self.mutual_center_share = weights.mutual_center_share
         self.retrieval_branch = retrieval_branch
         self.backbone_weights = backbone_weights
         self.num_experts = num_experts
@@ -168,6 +181,7 @@ class MLH(keras.Model):
         self.input_offset = float(input_offset)
         self.center_loss_normalization = center_loss_normalization
         self.center_quantization_weight = float(center_quantization_weight)
+        self.center_multi_label_target = center_multi_label_target
         self.pairwise_theta_scale = float(pairwise_theta_scale)
         self.pairwise_quantization_weight = float(pairwise_quantization_weight)
         self.pairwise_memory_size = int(pairwise_memory_size)
@@ -233,6 +247,7 @@ class MLH(keras.Model):
             weights,
             center_loss_normalization=center_loss_normalization,
             center_quantization_weight=center_quantization_weight,
+            center_multi_label_target=center_multi_label_target,
             pairwise_theta_scale=pairwise_theta_scale,
             pairwise_quantization_weight=pairwise_quantization_weight,
         )
@@ -559,6 +574,7 @@ class MLH(keras.Model):
                 "center_weight": self.center_weight,
                 "pairwise_weight": self.pairwise_weight,
                 "mutual_weight": self.mutual_weight,
+                "mutual_center_share": self.mutual_center_share,
                 "retrieval_branch": self.retrieval_branch,
                 "augmentation": augmentation,
                 "image_size": list(self.image_size) if self.image_size else None,
@@ -566,6 +582,7 @@ class MLH(keras.Model):
                 "input_offset": self.input_offset,
                 "center_loss_normalization": self.center_loss_normalization,
                 "center_quantization_weight": self.center_quantization_weight,
+                "center_multi_label_target": self.center_multi_label_target,
                 "pairwise_theta_scale": self.pairwise_theta_scale,
                 "pairwise_quantization_weight": self.pairwise_quantization_weight,
                 "pairwise_memory_size": self.pairwise_memory_size,
