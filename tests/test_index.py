@@ -473,6 +473,33 @@ def test_memory_held_after_adds_out_of_order(kind):
         assert held >= 8 * n
 
 
+def test_an_add_cut_short_while_reordering_is_refused_afterwards(monkeypatch, tmp_path):
+    """A merge interrupted half way may leave ids and codes mismatched: the
+    index then refuses to search, add or save rather than answer wrongly."""
+    from keras_mlh_runtime.index import id_set
+
+    index, _ = _scattered_index(n=600, batches=2)
+    real = id_set.merge_in_place
+
+    def interrupted(ids, codes, *bounds, **kwargs):
+        ids[bounds[0]] = ids[bounds[-1] - 1]  # half moved
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(id_set, "merge_in_place", interrupted)
+    with pytest.raises(MemoryError):
+        index.add(np.zeros((300, 8), np.uint8), ids=np.arange(300) + 10**9 + 1)
+    monkeypatch.setattr(id_set, "merge_in_place", real)
+    for attempt in (
+        lambda: index.search(np.zeros((1, 8), np.uint8), 1),
+        lambda: index.range_search(np.zeros((1, 8), np.uint8), 1),
+        lambda: index.add(np.zeros((1, 8), np.uint8)),
+        lambda: index.save(tmp_path / "db"),
+    ):
+        with pytest.raises(RuntimeError, match="interrupted while add"):
+            attempt()
+    assert not os.path.exists(tmp_path / "db")
+
+
 def test_flat_runs_survive_save_and_load(tmp_path):
     index, code_of = _scattered_index(seed=1)
     index.save(tmp_path / "db")

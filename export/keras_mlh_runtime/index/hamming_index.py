@@ -162,6 +162,15 @@ class HammingIndex:
     def _base(self):
         return faiss.downcast_IndexBinary(self._index.index)
 
+    def _check_intact(self):
+        """Refuses an index whose reordering in `add` was cut short."""
+        if self._ids.broken:
+            raise RuntimeError(
+                "This index was interrupted while add() reordered its items (an "
+                "interrupt or out of memory): its ids and codes may no longer "
+                "match. Rebuild it, or load its last saved copy."
+            )
+
     # ------------------------------------------------------------ items
     def __len__(self):
         return int(self._index.ntotal)
@@ -242,6 +251,7 @@ class HammingIndex:
         Raises:
             ValueError: on invalid codes, ids or paths; nothing is added.
         """
+        self._check_intact()
         packed = to_packed(codes, self.bits)
         n = len(packed)
         if ids is None:
@@ -292,6 +302,7 @@ class HammingIndex:
             and distance `MISSING_DISTANCE`. The order of items at equal
             distance is faiss's.
         """
+        self._check_intact()
         k = min(_check_k(k), len(self))
         packed = to_packed(queries, self.bits, name="queries")
         if k == 0:
@@ -320,6 +331,7 @@ class HammingIndex:
             or (radius < 0)
         ):
             raise ValueError(f"`radius` must be an integer >= 0. Received: {radius!r}")
+        self._check_intact()
         if self.kind == "hnsw":
             raise ValueError(
                 "faiss's binary HNSW index has no range search; use kind='flat' or "
@@ -354,6 +366,7 @@ class HammingIndex:
         Raises:
             ValueError: when the folder is missing or cannot be written.
         """
+        self._check_intact()
         path, sidecar_file, paths_file, _ = file_set.index_files(path)
         folder = os.path.dirname(path)
         if not os.path.isdir(folder):

@@ -111,6 +111,9 @@ class IdSet:
         # `(start, end)` ranges of `storage`, or sorted id arrays.
         self._runs = None
         self.work = 0
+        # True while the storage is being reordered: one cut short (an
+        # interrupt, out of memory) may leave ids and codes mismatched.
+        self.broken = False
 
     @classmethod
     def of_stored(cls, stored, storage=None):
@@ -211,15 +214,19 @@ class IdSet:
                 break
             self._runs.pop()
             ids, codes = self._storage()
+            self.broken = True
             merge_in_place(ids, codes, first, start, end)
+            self.broken = False
             self.work += end - first
             start = first
         self._runs.append((start, end))
 
     def _sort_range(self, ids, codes, start, end):
         order = np.argsort(ids[start:end], kind="stable")
+        self.broken = True
         ids[start:end] = ids[start:end][order]
         codes[start:end] = codes[start:end][order]
+        self.broken = False
         self.work += end - start
 
 
