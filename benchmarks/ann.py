@@ -311,9 +311,11 @@ def markdown(data):
     """The Markdown report of a run's JSON (`--report-only` rebuilds it)."""
     args = argparse.Namespace(**data["args"])
     rows, adds = data["rows"], data["add"]
-    command = "python benchmarks/ann.py" + (" --quick" if args.quick else "")
-    if args.mnist:
-        command += " --mnist"
+    command = data.get("command") or (
+        "python benchmarks/ann.py"
+        + (" --quick" if args.quick else "")
+        + (" --mnist" if args.mnist else "")
+    )
     lines = [
         "# Approximate search on learned-like codes\n",
         f"{args.bits}-bit codes around {args.classes} hash centers (per-code flip "
@@ -424,6 +426,7 @@ def main(argv=None):
     largest = max(args.sizes)
     adds = {"n": largest, "cases": add_memory(largest, args, centers)}
     data = {
+        "command": _command(argv),
         "args": {k: v for k, v in vars(args).items() if k != "out"},
         "machine": machine(),
         "shared_machine": True,
@@ -435,6 +438,14 @@ def main(argv=None):
     }
     write(name, markdown(data), data, **_folder(args))
     return 0
+
+
+def _command(argv):
+    """This run's command line, without its results folder."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--out" in words:
+        del words[words.index("--out") : words.index("--out") + 2]
+    return " ".join(["python benchmarks/ann.py", *words])
 
 
 def _folder(args):

@@ -107,8 +107,10 @@ def test_ann_quick_writes_recall_table_and_json(tmp_path, monkeypatch):
     sys.modules.pop("ann", None)
     import ann
 
-    assert ann.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert ann.main(["--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
     table = (tmp_path / "ann_quick.md").read_text()
+    # The report names the command that made it, without the results folder.
+    assert "Command: `python benchmarks/ann.py --quick --threads 1`" in table
     for name in ("| flat |", "| ivf32 |", "| hnsw32 |", "| multihash4x16 |"):
         assert name in table
     assert "shared with other engineers" in table
