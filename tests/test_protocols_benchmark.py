@@ -142,12 +142,21 @@ def test_paired_differences_use_seeds_that_ran_both(protocols):
 def test_validation_queries_are_held_out_of_the_training_set(protocols):
     split = protocols.make_protocol("mnist5k-unseen", seed=2, quick=True, validation=30)
     data = split.data
-    assert len(data.x_query) == 30 and split.unseen_classes == ()
-    assert not np.isin(data.y_query, [7, 8, 9]).any()  # only what is trained on
-    assert np.array_equal(data.x_database, data.x_train)
+    assert len(data.x_query) == 30
+    assert not np.isin(data.y_query, [7, 8, 9]).any()  # no test class
+    assert not np.isin(data.y_database, [7, 8, 9]).any()
     trained = {image.tobytes() for image in data.x_train}
     assert not any(image.tobytes() in trained for image in data.x_query)
     assert split.config["validation"]["held_out"] == 30
+    # Two seen classes play the unseen ones: out of training, in the database.
+    assert split.unseen_classes == (5, 6)
+    assert not np.isin(data.y_train, [5, 6]).any()
+    assert np.isin(data.y_database, [5, 6]).any()
+    database = {image.tobytes() for image in data.x_database}
+    assert trained <= database
+    plain = protocols.make_protocol("mnist5k-full", seed=2, quick=True, validation=30)
+    assert plain.unseen_classes == ()
+    assert np.array_equal(plain.data.x_database, plain.data.x_train)
 
 
 def test_a_json_that_is_not_a_list_of_runs_is_refused(protocols, tmp_path):
