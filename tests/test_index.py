@@ -154,6 +154,25 @@ def _sidecar_for(path, bits, count, **fields):
     (path.parent / (path.name + ".json")).write_text(json.dumps(sidecar))
 
 
+def test_a_damaged_index_file_is_refused_before_faiss_reads_it(tmp_path, monkeypatch):
+    import faiss
+
+    index = HammingIndex(16)
+    index.add(_codes(50, 16))
+    path = tmp_path / "db.faiss"
+    index.save(path)
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0xFF  # same size, one byte edited: faiss could misparse it
+    path.write_bytes(bytes(data))
+
+    def parse(*args):
+        raise AssertionError("faiss parsed a file that does not match its sidecar")
+
+    monkeypatch.setattr(faiss, "read_index_binary", parse)
+    with pytest.raises(ValueError, match="db.faiss' does not match the sidecar"):
+        HammingIndex.load(path)
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         HammingIndex.load(tmp_path / "missing.faiss")

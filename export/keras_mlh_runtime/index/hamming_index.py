@@ -524,36 +524,30 @@ def _verified_bytes(file, record, path, what):
 
 
 def _read_index(path, sidecar):
-    """The faiss index of `path`, read once, in chunks that are hashed as
-    faiss reads them: the file's bytes are never all in memory beside the
-    index (reading them first, then deserializing, held the index three
-    times over: the bytes, faiss's copy of them and the index)."""
+    """The faiss index of `path`, checked against the sidecar's record
+    before faiss parses a byte of it (a damaged or edited file is refused,
+    never handed to faiss's reader), then read in chunks: the file's bytes
+    are never all in memory beside the index (reading them first, then
+    deserializing, held the index three times over: the bytes, faiss's copy
+    of them and the index). Both passes read one open file, so a save that
+    renames a new file into place meanwhile cannot mix two versions."""
     record = (sidecar.get("files") or {}).get("index")
-    digest, size = hashlib.sha256(), 0
-
-    def read(n):
-        nonlocal size
-        data = f.read(n)
-        digest.update(data)
-        size += len(data)
-        return data
-
     with _open_part(path, path, "index") as f:
+        digest, size = hashlib.sha256(), 0
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+        _check_record(
+            {"bytes": size, "sha256": digest.hexdigest()}, record, path, path, "index"
+        )
+        f.seek(0)
         try:
-            index = faiss.read_index_binary(faiss.PyCallbackIOReader(read, 1 << 20))
-            error = None
-        except RuntimeError as failed:  # checked against the record first
-            index, error = None, failed
-        while read(1 << 20):  # the rest, if faiss stopped early
-            pass
-    _check_record(
-        {"bytes": size, "sha256": digest.hexdigest()}, record, path, path, "index"
-    )
-    if error is not None:
-        raise ValueError(
-            f"{path!r} is not a readable faiss binary index (truncated or foreign "
-            f"file): {first_line(error)}"
-        ) from None
+            index = faiss.read_index_binary(faiss.PyCallbackIOReader(f.read, 1 << 20))
+        except RuntimeError as error:
+            raise ValueError(
+                f"{path!r} is not a readable faiss binary index (truncated or "
+                f"foreign file): {first_line(error)}"
+            ) from None
     if not isinstance(index, faiss.IndexBinaryIDMap):
         raise ValueError(f"{path!r} is a faiss index, but not one saved by keras-mlh.")
     base = faiss.downcast_IndexBinary(index.index)
