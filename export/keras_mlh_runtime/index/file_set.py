@@ -62,12 +62,17 @@ def index_files(path):
 
 def file_record(path):
     """`{"bytes": size, "sha256": hex digest}` of a file, read in chunks."""
+    with open(path, "rb") as f:
+        return stream_record(f)
+
+
+def stream_record(f):
+    """`file_record` of an open binary file, from its position to its end."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        digest.update(chunk)
+        size += len(chunk)
     return {"bytes": size, "sha256": digest.hexdigest()}
 
 

@@ -1,6 +1,5 @@
 """`HammingIndex`: binary codes searched by Hamming distance with faiss."""
 
-import hashlib
 import json
 import os
 
@@ -533,13 +532,7 @@ def _read_index(path, sidecar):
     renames a new file into place meanwhile cannot mix two versions."""
     record = (sidecar.get("files") or {}).get("index")
     with _open_part(path, path, "index") as f:
-        digest, size = hashlib.sha256(), 0
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-        _check_record(
-            {"bytes": size, "sha256": digest.hexdigest()}, record, path, path, "index"
-        )
+        _check_record(file_set.stream_record(f), record, path, path, "index")
         f.seek(0)
         try:
             index = faiss.read_index_binary(faiss.PyCallbackIOReader(f.read, 1 << 20))
