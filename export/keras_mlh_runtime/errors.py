@@ -53,3 +53,35 @@ def check_positive_int(name, value, allow_none=False):
             f"`{name}` must be {either}a positive integer. Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_int_in_range(name, value, low, high, why=""):
+    """Checks an integer argument (Python or numpy) in `[low, high]`.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value passed.
+        low, high: the bounds, both allowed.
+        why: an optional note after the bounds in the message, e.g.
+            `" (the newest tf2onnx converts to)"`.
+
+    Returns:
+        `value` as a Python int.
+
+    Raises:
+        ValueError: for booleans, floats, strings and values out of range.
+
+    Example:
+    >>> check_int_in_range("nprobe", np.int32(8), 1, 1024)
+    8
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not low <= value <= high
+    ):
+        raise ValueError(
+            f"`{name}` must be an integer from {low} to {high}{why}. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)

@@ -40,7 +40,7 @@ from keras_mlh_runtime.contract import (
     check_resize_to,
     encoder_metadata,
 )
-from keras_mlh_runtime.errors import first_line
+from keras_mlh_runtime.errors import check_int_in_range, first_line
 from keras_mlh_runtime.pixels import validate_images
 
 __all__ = [
@@ -354,16 +354,9 @@ def _check_opset(opset):
     import tf2onnx.constants
 
     newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
-    if (
-        isinstance(opset, bool)
-        or not isinstance(opset, (int, np.integer))
-        or not MIN_OPSET <= opset <= newest
-    ):
-        raise ValueError(
-            f"`opset` must be an integer from {MIN_OPSET} to {newest} (the newest "
-            f"tf2onnx converts to). Received: opset={opset!r}"
-        )
-    return int(opset)
+    return check_int_in_range(
+        "opset", opset, MIN_OPSET, newest, why=" (the newest tf2onnx converts to)"
+    )
 
 
 def _as_mlh(model_or_path):

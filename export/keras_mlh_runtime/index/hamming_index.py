@@ -6,7 +6,11 @@ import os
 import numpy as np
 
 from keras_mlh_runtime.codes import to_packed, validate_bits
-from keras_mlh_runtime.errors import check_positive_int, first_line
+from keras_mlh_runtime.errors import (
+    check_int_in_range,
+    check_positive_int,
+    first_line,
+)
 from keras_mlh_runtime.files import check_writable, staged_files
 from keras_mlh_runtime.index import file_set
 from keras_mlh_runtime.index.id_set import IdSet, check_ids
@@ -568,16 +572,7 @@ def _read_paths(path, sidecar):
 
 def _check_parameter(name, value, low=1, high=_MAX_PARAMETER):
     """A faiss integer parameter in `[low, high]`, checked before faiss sees it."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not low <= value <= high
-    ):
-        raise ValueError(
-            f"`{name}` must be an integer from {low} to {high}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
+    return check_int_in_range(name, value, low, high)
 
 
 def _check_k(k):
