@@ -487,7 +487,9 @@ def markdown(rows, command):
         "± std [min, max] (n seeds). A verdict says `wins`/`loses` only when "
         "the mean difference exceeds its spread. Runs were made on a shared "
         "2-core CPU under `nice` (`train_seconds` in the JSON is indicative "
-        "only).",
+        "only). A setting may name a former default its rows ran with (MLH's "
+        "`center_weight=1.0`, the default until 0.25): add that `--set` to "
+        "the row's command to reproduce it.",
         "",
         f"Machine: {rows[0].get('machine', '?')}. Rendered by `{command}` from "
         "rows made by:",
