@@ -508,3 +508,18 @@ def test_named_backbones_get_raw_pixels_and_their_preprocessing():
     resnet = application_backbone("resnet50", (32, 32, 3))
     assert resnet.get_layer("caffe_preprocessing") is not None
     assert resnet.output_shape == (None, 2048)
+
+
+def test_a_saved_model_keeps_its_loss_weights_when_the_defaults_change():
+    # A model trained on the former default center weight (1.0) loads with it.
+    config = MLH(num_classes=10, bits=16, center_weight=1.0).get_config()
+    assert MLH.from_config(config).objective.weights.center == 1.0
+    assert MLH(num_classes=10, bits=16).objective.weights == MODES["mlh"].weights
+
+
+def test_the_documented_default_weights_are_the_modes():
+    weights = MODES["mlh"].weights
+    documented = (
+        f"({weights.center:g}, {weights.pairwise:g}, {weights.mutual:g} for MLH"
+    )
+    assert documented in " ".join(MLH.__doc__.split())
