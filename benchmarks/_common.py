@@ -36,6 +36,33 @@ def write(name, markdown, data, folder=RESULTS):
     print(markdown)
 
 
+def mode_bars(axes, cells, modes, bits_list):
+    """Grouped bars of mAP on `axes`: a group per bit length, a bar per mode.
+
+    Args:
+        axes: a matplotlib `Axes`.
+        cells: `{(mode, bits): (mean, std)}`; a missing cell draws no bar.
+        modes: the modes, in bar order.
+        bits_list: the bit lengths, in group order.
+
+    Returns:
+        The lowest `mean - std` drawn (for the y-axis), or `None` if none.
+    """
+    import numpy as np
+
+    width = 0.8 / len(modes)
+    for i, mode in enumerate(modes):
+        means, stds = zip(
+            *(cells.get((mode, b), (np.nan, 0.0)) for b in bits_list), strict=True
+        )
+        x = np.arange(len(bits_list)) + i * width
+        axes.bar(x, means, width, yerr=stds, label=mode, capsize=2)
+    axes.set_xticks(np.arange(len(bits_list)) + 0.4 - width / 2)
+    axes.set_xticklabels([f"{b} bits" for b in bits_list])
+    lows = [m - s for m, s in cells.values() if np.isfinite(m)]
+    return min(lows) if lows else None
+
+
 def seconds(function):
     """Wall-clock seconds of one call of `function`."""
     start = time.perf_counter()

@@ -33,7 +33,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import RESULTS, add_override_option, machine, write  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    add_override_option,
+    machine,
+    mode_bars,
+    write,
+)
 
 import keras_mlh  # noqa: E402
 from keras_mlh.metrics import mean_average_precision  # noqa: E402
@@ -224,20 +230,9 @@ def plot(table, modes, bits_list, path):
 
     figure = Figure(figsize=(7, 4), dpi=100)
     axes = figure.add_subplot(1, 1, 1)
-    width = 0.8 / len(modes)
-    for i, mode in enumerate(modes):
-        means = [table.get((mode, b), {}).get("map_mean", np.nan) for b in bits_list]
-        stds = [table.get((mode, b), {}).get("map_std", 0.0) for b in bits_list]
-        x = np.arange(len(bits_list)) + i * width
-        axes.bar(x, means, width, yerr=stds, label=mode, capsize=2)
-    axes.set_xticks(np.arange(len(bits_list)) + 0.4 - width / 2)
-    axes.set_xticklabels([f"{b} bits" for b in bits_list])
-    finite = [
-        v["map_mean"] - v["map_std"]
-        for v in table.values()
-        if np.isfinite(v["map_mean"])
-    ]
-    axes.set_ylim(max(0.0, min(finite) - 0.02), 1.0)
+    cells = {key: (v["map_mean"], v["map_std"]) for key, v in table.items()}
+    low = mode_bars(axes, cells, modes, bits_list)
+    axes.set_ylim(max(0.0, (low or 0.0) - 0.02), 1.0)
     axes.set_ylabel("mAP@all")
     axes.set_title("MNIST-5k: MLH and its baselines")
     axes.legend(

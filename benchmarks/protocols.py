@@ -48,7 +48,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from _common import RESULTS, add_override_option, machine  # noqa: E402
+from _common import RESULTS, add_override_option, machine, mode_bars  # noqa: E402
 
 PROTOCOLS = (
     "mnist5k-full",
@@ -600,6 +600,63 @@ def _seen_unseen_table(rows, protocol, groups):
     return lines
 
 
+def plot(rows):
+    """A panel per protocol: mAP of each mode by bit length, package defaults.
+
+    Bars are the mean over seeds, whiskers their std; rows with a setting
+    (tuning runs) are left out.
+
+    Returns:
+        A matplotlib `Figure`, or `None` when no row has the defaults.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    plain = [r for r in rows if not r.get("setting")]
+    panels = sorted(
+        {(r["protocol"], r["epochs"], r.get("validation")) for r in plain},
+        key=lambda p: (PROTOCOLS.index(p[0]) if p[0] in PROTOCOLS else 99, *p[1:]),
+    )
+    if not panels:
+        return None
+    columns = min(2, len(panels))
+    rows_count = -(-len(panels) // columns)
+    figure = Figure(figsize=(5 * columns, 3.2 * rows_count + 0.6), dpi=100)
+    for i, (protocol, epochs, validation) in enumerate(panels):
+        axes = figure.add_subplot(rows_count, columns, i + 1)
+        mine = [
+            r
+            for r in plain
+            if (r["protocol"], r["epochs"], r.get("validation"))
+            == (protocol, epochs, validation)
+        ]
+        modes = [m for m in MODES if any(r["mode"] == m for r in mine)]
+        bits_list = sorted({r["bits"] for r in mine})
+        cells = {
+            (m, b): _mean_std(
+                [r["map"] for r in mine if (r["mode"], r["bits"]) == (m, b)]
+            )
+            for m in modes
+            for b in bits_list
+            if any((r["mode"], r["bits"]) == (m, b) for r in mine)
+        }
+        low = mode_bars(axes, cells, modes, bits_list)
+        axes.set_ylim(
+            max(0.0, low - 0.02), min(1.0, max(m for m, _ in cells.values()) + 0.02)
+        )
+        held_out = f", validation {validation}" if validation else ""
+        axes.set_title(f"{protocol} ({epochs} epochs{held_out})", fontsize=10)
+        axes.set_ylabel("mAP@all")
+    handles, labels = max(
+        (a.get_legend_handles_labels() for a in figure.axes), key=lambda h: len(h[1])
+    )
+    figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    figure.tight_layout(rect=(0, 0.6 / (3.2 * rows_count + 0.6), 1, 1))
+    return figure
+
+
 def write_report(rows, folder, name, command):
     from keras_mlh.files import atomic_path, write_json
 
@@ -608,6 +665,10 @@ def write_report(rows, folder, name, command):
     with atomic_path(os.path.join(folder, f"{name}.md"), make_folders=True) as temp:
         with open(temp, "w") as f:
             f.write(text)
+    figure = plot(rows)
+    if figure is not None:
+        with atomic_path(os.path.join(folder, f"{name}.png")) as temp:
+            figure.savefig(temp, format="png")  # the temporary name has no suffix
     return text
 
 

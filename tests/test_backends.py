@@ -68,6 +68,18 @@ def test_code_memory_and_regularizers_train_on_this_backend():
     assert np.abs(memory.codes.numpy()).max() > 0
 
 
+def test_mutual_warmup_counts_the_training_steps_on_this_backend():
+    # JAX's stateless step keeps the count only if it is layer state.
+    x, y = _digits()
+    keras.utils.set_random_seed(0)
+    model = MLH(num_classes=4, bits=8, mutual_warmup_steps=6)
+    model.compile()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, validation_data=(x, y))
+    assert float(model.mutual_warmup.step.numpy()) == 4
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert float(model.mutual_warmup.step.numpy()) == 6
+
+
 LOAD_UNDER_TENSORFLOW = """
 import json, sys, numpy as np, keras, keras_mlh, keras_mlh.models
 model = keras.saving.load_model(sys.argv[1])

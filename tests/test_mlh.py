@@ -138,6 +138,7 @@ def test_pairwise_memory_fills_and_wraps(small_mnist):
         {"mode": "mlh_no_moh", "augmentation": "default", "top_k": None},
         {"top_k": 2, "num_experts": 3, "augmentation": [keras.layers.RandomZoom(0.1)]},
         {"mutual_center_share": 0.8, "center_multi_label_target": "centroid"},
+        {"mutual_warmup_steps": 100},
     ],
 )
 def test_keras_save_load_gives_identical_codes(kwargs, small_mnist, tmp_path):
@@ -327,6 +328,9 @@ def test_augmentation_runs_in_training_only(small_mnist):
         ({"center_weight": -1.0}, "Loss weights"),
         ({"augmentation": "heavy"}, "augmentation"),
         ({"pairwise_memory_size": -5}, "pairwise_memory_size"),
+        ({"mutual_warmup_steps": -1}, "mutual_warmup_steps"),
+        ({"mutual_warmup_steps": 2.5}, "mutual_warmup_steps"),
+        ({"mutual_warmup_steps": True}, "mutual_warmup_steps"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):
@@ -426,10 +430,12 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 x = np.random.default_rng(0).integers(0, 256, (64, 16, 16, 1)).astype("uint8")
 with strategy.scope():
     model = keras_mlh.MLH(num_classes=4, bits=8, pairwise_memory_size=32,
-                          gate_balance_weight=0.1)
+                          gate_balance_weight=0.1, mutual_warmup_steps=100)
     model.compile()
 history = model.fit(x, np.arange(64) % 4, batch_size=16, epochs=2, verbose=0)
 assert strategy.num_replicas_in_sync == 2
+# 8 global steps, each counted once whatever the number of replicas.
+assert float(model.mutual_warmup.step.numpy()) == 8, model.mutual_warmup.step
 assert history.history["loss"][1] < history.history["loss"][0], history.history
 print("OK", model.encode(x[:4]).shape)
 """
@@ -523,3 +529,45 @@ def test_the_documented_default_weights_are_the_modes():
         f"({weights.center:g}, {weights.pairwise:g}, {weights.mutual:g} for MLH"
     )
     assert documented in " ".join(MLH.__doc__.split())
+
+
+def test_mutual_warmup_ramps_the_mutual_weight_and_survives_saving(
+    small_mnist, tmp_path
+):
+    x, y = small_mnist.x_train[:64], small_mnist.y_train[:64]
+    model = MLH(num_classes=10, bits=16, mutual_warmup_steps=6)
+    model.compile()
+    model.build((None, *x.shape[1:]))
+
+    def total_against_terms():
+        _, logged, _ = model.compute_objective(x[:32], y[:32], training=False)
+        weights = model.objective.weights
+        without_mutual = weights.center * float(logged["center_loss"]) + (
+            weights.pairwise * float(logged["pairwise_loss"])
+        )
+        mutual = weights.mutual * float(logged["mutual_loss"])
+        return float(logged["loss"]), without_mutual, mutual
+
+    total, without_mutual, mutual = total_against_terms()
+    assert mutual > 0 and total == pytest.approx(without_mutual, rel=1e-5)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # 4 steps
+    total, without_mutual, mutual = total_against_terms()
+    assert total == pytest.approx(without_mutual + mutual * 4 / 6, rel=1e-5)
+    model.evaluate(x, y, batch_size=16, verbose=0)  # evaluation does not count
+    assert float(model.mutual_warmup.step.numpy()) == 4
+
+    path = tmp_path / "warm.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    assert again.mutual_warmup_steps == 6
+    assert float(again.mutual_warmup.step.numpy()) == 4  # resumes mid-ramp
+    again.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert float(again.mutual_warmup.step.numpy()) == 6
+
+
+def test_mutual_warmup_is_only_made_where_there_is_a_mutual_term():
+    assert MLH(num_classes=10, mutual_warmup_steps=5).mutual_warmup is not None
+    for kwargs in ({"mode": "center"}, {"mode": "mlh_no_mutual"}, {}):
+        steps = 5 if kwargs else 0
+        model = MLH(num_classes=10, mutual_warmup_steps=steps, **kwargs)
+        assert model.mutual_warmup is None

@@ -193,3 +193,18 @@ def test_multi_hot_accepts_ids_and_multi_hot():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(multi_hot(rows, 3)), rows)
     assert ops.shape(multi_hot(np.array([0, 0]), 1)) == (2, 1)
     assert keras.backend.standardize_dtype(multi_hot(rows, 3).dtype) == "float32"
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5, 1.0])
+def test_mutual_scale_scales_only_the_mutual_terms_weight(scale):
+    objective = _objective("mlh")
+    outputs = {"center": _codes(0), "pairwise": _codes(1)}
+    total, terms = objective(outputs, LABELS, mutual_scale=scale)
+    expected = sum(
+        objective.term_weight(n) * (scale if n == "mutual_loss" else 1) * float(v)
+        for n, v in terms.items()
+    )
+    assert float(total) == pytest.approx(expected, rel=1e-6)
+    # The logged term stays unweighted.
+    _, unscaled = objective(outputs, LABELS)
+    assert float(terms["mutual_loss"]) == pytest.approx(float(unscaled["mutual_loss"]))

@@ -49,6 +49,10 @@ def test_quick_run_writes_rows_and_table_then_resumes(protocols, tmp_path, monke
     assert "| mlh − center | mlh − pairwise |" in table
     assert "| mnist5k-multilabel | 16 | 1 | " in table  # the summary (README) table
     assert "| 16 | 1 | defaults | mlh |" in table  # the seen/unseen table
+    import matplotlib.image
+
+    chart = matplotlib.image.imread(tmp_path / "protocols_quick.png")
+    assert chart.ndim == 3 and chart.shape[0] > 100 and chart.std() > 0
 
     # A second run trains nothing that is already in the JSON...
     def must_not_train(*args):
@@ -164,3 +168,30 @@ def test_a_json_that_is_not_a_list_of_runs_is_refused(protocols, tmp_path):
     path.write_text('{"runs": []}')
     with pytest.raises(ValueError, match="not a list of runs"):
         protocols.load_rows(str(path))
+
+
+def test_the_chart_has_a_panel_per_protocol_of_default_runs_only(protocols):
+    def row(protocol, mode, seed, setting=""):
+        return {
+            "protocol": protocol,
+            "mode": mode,
+            "bits": 16,
+            "epochs": 15,
+            "seed": seed,
+            "map": 0.5 + 0.1 * seed,
+            "setting": setting,
+        }
+
+    tuning = [row("mnist5k-unseen", "mlh", 0, setting="center_weight=0.5")]
+    assert protocols.plot(tuning) is None
+    rows = [
+        row("mnist5k-full", "mlh", 0),
+        row("mnist5k-full", "mlh", 1),
+        row("mnist5k-full", "pairwise", 0),
+        *tuning,
+    ]
+    figure = protocols.plot(rows)
+    (axes,) = figure.axes
+    assert axes.get_title() == "mnist5k-full (15 epochs)"
+    heights = sorted(round(bar.get_height(), 4) for bar in axes.patches)
+    assert heights == [0.5, 0.55]  # pairwise's one seed, mlh's mean of two

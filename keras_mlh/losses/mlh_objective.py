@@ -64,6 +64,9 @@ class MLHObjective:
             pairwise term's references (the batch itself by default): e.g.
             the batch gathered over replicas followed by a detached code
             memory, with weight 0 for empty memory slots.
+        mutual_scale: optional factor on the mutual term's weight in the
+            total, e.g. a warm-up's ramp from 0 to 1; the logged term stays
+            unweighted.
 
     Returns:
         `(total, terms)`: the weighted total (a scalar) and a dict of the
@@ -118,7 +121,7 @@ class MLHObjective:
         """The weight of the term called `name` (one of `TERMS`)."""
         return getattr(self.weights, name[: -len("_loss")])
 
-    def __call__(self, outputs, labels, references=None):
+    def __call__(self, outputs, labels, references=None, mutual_scale=None):
         outputs = {
             name: ops.convert_to_tensor(outputs[name])
             for name in self.branches
@@ -152,7 +155,10 @@ class MLHObjective:
             )
         total = ops.zeros((), "float32")
         for name, value in terms.items():
-            total = total + self.term_weight(name) * value
+            weight = self.term_weight(name)
+            if name == "mutual_loss" and mutual_scale is not None:
+                weight = weight * mutual_scale
+            total = total + weight * value
         return total, terms
 
 

@@ -11,6 +11,7 @@ from keras_mlh.datasets.validation import check_labels, validate_images
 from keras_mlh.errors import check_positive_int
 from keras_mlh.layers.code_memory import CodeMemory
 from keras_mlh.layers.hash_layer import HashLayer
+from keras_mlh.layers.linear_warmup import LinearWarmup
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
 from keras_mlh.losses.mlh_objective import (
     MLHObjective,
@@ -66,6 +67,11 @@ class MLH(keras.Model):
             center branch (the rest teaches the pairwise branch); `None`
             takes the mode's default, 0.5 (symmetric), see
             `keras_mlh.models.modes.LossWeights`.
+        mutual_warmup_steps: when > 0, the mutual loss's weight rises
+            linearly from 0 to `mutual_weight` over the first
+            `mutual_warmup_steps` training steps (`LinearWarmup`), so that
+            each branch finds its own codes before they teach each other.
+            0 (the default): the full weight from the first step.
         retrieval_branch: `"center"` or `"pairwise"`; `None` picks the center
             branch when there is one.
         augmentation: `None`, `"default"` (`default_augmentation()`), a Keras
@@ -122,6 +128,7 @@ class MLH(keras.Model):
         pairwise_weight=None,
         mutual_weight=None,
         mutual_center_share=None,
+        mutual_warmup_steps=0,
         retrieval_branch=None,
         augmentation=None,
         image_size=None,
@@ -154,6 +161,15 @@ class MLH(keras.Model):
         weights = spec.weights.replace(
             center_weight, pairwise_weight, mutual_weight, mutual_center_share
         )
+        if (
+            isinstance(mutual_warmup_steps, bool)
+            or not isinstance(mutual_warmup_steps, (int, np.integer))
+            or mutual_warmup_steps < 0
+        ):
+            raise ValueError(
+                "`mutual_warmup_steps` must be an integer >= 0 (0: no warm-up). "
+                f"Received: mutual_warmup_steps={mutual_warmup_steps!r}"
+            )
         if isinstance(pairwise_memory_size, bool) or pairwise_memory_size < 0:
             raise ValueError(
                 "`pairwise_memory_size` must be an integer >= 0. "
@@ -170,6 +186,7 @@ class MLH(keras.Model):
         self.pairwise_weight = weights.pairwise
         self.mutual_weight = weights.mutual
         self.mutual_center_share = weights.mutual_center_share
+        self.mutual_warmup_steps = int(mutual_warmup_steps)
         self.retrieval_branch = retrieval_branch
         self.backbone_weights = backbone_weights
         self.num_experts = num_experts
@@ -258,6 +275,12 @@ class MLH(keras.Model):
             and "pairwise_loss" in self.objective.term_names
             else None
         )
+        # Only a mutual term has something to warm up.
+        self.mutual_warmup = (
+            LinearWarmup(self.mutual_warmup_steps, name="mutual_warmup")
+            if self.mutual_warmup_steps and "mutual_loss" in self.objective.term_names
+            else None
+        )
         self._trackers = {
             name: keras.metrics.Mean(name=name)
             for name in (
@@ -297,6 +320,8 @@ class MLH(keras.Model):
         self.hash_head.build(features)
         if self.code_memory is not None:
             self.code_memory.build()
+        if self.mutual_warmup is not None:
+            self.mutual_warmup.build()
         self.built = True
 
     # ------------------------------------------------------------------- call
@@ -323,7 +348,8 @@ class MLH(keras.Model):
         The pairwise term compares the batch with the whole global batch
         (gathered over `tf.distribute` replicas) and, in training with a code
         memory, with the memory's detached codes; the memory then stores the
-        global batch.
+        global batch. With `mutual_warmup_steps`, the mutual term's weight is
+        scaled by the warm-up's ramp, which a training call advances by one.
 
         Args:
             images: a batch of raw images.
@@ -364,7 +390,12 @@ class MLH(keras.Model):
                         [references["weights"], memory["weights"]]
                     ),
                 }
-        total, terms = self.objective(outputs, y, references)
+        mutual_scale = (
+            self.mutual_warmup(training=training)
+            if self.mutual_warmup is not None
+            else None
+        )
+        total, terms = self.objective(outputs, y, references, mutual_scale)
         loss = total
         if training and self.losses:
             loss = loss + ops.sum(ops.stack(self.losses))
@@ -575,6 +606,7 @@ class MLH(keras.Model):
                 "pairwise_weight": self.pairwise_weight,
                 "mutual_weight": self.mutual_weight,
                 "mutual_center_share": self.mutual_center_share,
+                "mutual_warmup_steps": self.mutual_warmup_steps,
                 "retrieval_branch": self.retrieval_branch,
                 "augmentation": augmentation,
                 "image_size": list(self.image_size) if self.image_size else None,
