@@ -604,7 +604,7 @@ def plot(rows):
     """A panel per protocol: mAP of each mode by bit length, package defaults.
 
     Bars are the mean over seeds, whiskers their std; rows with a setting
-    (tuning runs) are left out.
+    (tuning runs) or without a finite mAP are left out.
 
     Returns:
         A matplotlib `Figure`, or `None` when no row has the defaults.
@@ -614,10 +614,19 @@ def plot(rows):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    plain = [r for r in rows if not r.get("setting")]
+    plain = [
+        r
+        for r in rows
+        if not r.get("setting") and r["mode"] in MODES and np.isfinite(r["map"])
+    ]
     panels = sorted(
         {(r["protocol"], r["epochs"], r.get("validation")) for r in plain},
-        key=lambda p: (PROTOCOLS.index(p[0]) if p[0] in PROTOCOLS else 99, *p[1:]),
+        key=lambda p: (
+            PROTOCOLS.index(p[0]) if p[0] in PROTOCOLS else 99,
+            p[1],
+            p[2] is not None,  # the test queries' panel before validation
+            str(p[2]),
+        ),
     )
     if not panels:
         return None
@@ -643,9 +652,8 @@ def plot(rows):
             if any((r["mode"], r["bits"]) == (m, b) for r in mine)
         }
         low = mode_bars(axes, cells, modes, bits_list)
-        axes.set_ylim(
-            max(0.0, low - 0.02), min(1.0, max(m for m, _ in cells.values()) + 0.02)
-        )
+        high = max(mean + std for mean, std in cells.values())
+        axes.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.02))
         held_out = f", validation {validation}" if validation else ""
         axes.set_title(f"{protocol} ({epochs} epochs{held_out})", fontsize=10)
         axes.set_ylabel("mAP@all")

@@ -34,7 +34,22 @@ def test_serializes_its_steps():
     assert again.steps == 7
 
 
-@pytest.mark.parametrize("steps", [0, -1, 2.5, True, "10", None])
+def test_counts_past_float16_precision_under_mixed_precision():
+    # A float16 count would stop at 2048 (2048 + 1 rounds back to 2048).
+    warmup = LinearWarmup(steps=5000, dtype="mixed_float16")
+    warmup.build()
+    warmup.step.assign(2048)
+    value = warmup(training=True)
+    assert keras.backend.standardize_dtype(value.dtype) == "float32"
+    assert float(value) == pytest.approx(2048 / 5000)
+    assert int(keras.ops.convert_to_numpy(warmup.step.value)) == 2049
+
+
+def test_accepts_numpy_integers():
+    assert LinearWarmup(steps=np.int64(3)).steps == 3
+
+
+@pytest.mark.parametrize("steps", [0, -1, 2.5, True, "10", None, 2**31])
 def test_steps_must_be_a_positive_integer(steps):
     with pytest.raises(ValueError, match="steps"):
         LinearWarmup(steps=steps)

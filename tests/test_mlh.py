@@ -331,6 +331,7 @@ def test_augmentation_runs_in_training_only(small_mnist):
         ({"mutual_warmup_steps": -1}, "mutual_warmup_steps"),
         ({"mutual_warmup_steps": 2.5}, "mutual_warmup_steps"),
         ({"mutual_warmup_steps": True}, "mutual_warmup_steps"),
+        ({"mutual_warmup_steps": 2**31}, "mutual_warmup_steps"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):

@@ -183,7 +183,19 @@ def test_the_chart_has_a_panel_per_protocol_of_default_runs_only(protocols):
         }
 
     tuning = [row("mnist5k-unseen", "mlh", 0, setting="center_weight=0.5")]
-    assert protocols.plot(tuning) is None
+    failed = {**row("mnist5k-small-train", "mlh", 0), "map": float("nan")}
+    assert protocols.plot([*tuning, failed]) is None
+    held_out = {**row("mnist5k-full", "mlh", 0), "validation": 500}
+    titles = [
+        a.get_title()
+        for a in protocols.plot(
+            [held_out, failed, *tuning, row("mnist5k-full", "mlh", 0)]
+        ).axes
+    ]
+    assert titles == [
+        "mnist5k-full (15 epochs)",
+        "mnist5k-full (15 epochs, validation 500)",
+    ]
     rows = [
         row("mnist5k-full", "mlh", 0),
         row("mnist5k-full", "mlh", 1),

@@ -1,7 +1,10 @@
 import keras
 from keras import ops
 
-from keras_mlh.errors import check_positive_int
+from keras_mlh.errors import check_int_in_range
+
+# The count is an int32 that stops at `steps`.
+MAX_STEPS = 2**31 - 1
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
@@ -16,7 +19,7 @@ class LinearWarmup(keras.layers.Layer):
     carries over when training resumes.
 
     Args:
-        steps: training steps to reach 1.
+        steps: training steps to reach 1, from 1 to 2**31 - 1.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -35,16 +38,17 @@ class LinearWarmup(keras.layers.Layer):
 
     def __init__(self, steps, **kwargs):
         super().__init__(**kwargs)
-        self.steps = check_positive_int("steps", steps)
+        self.steps = check_int_in_range("steps", steps, 1, MAX_STEPS)
 
     def build(self, input_shape=None):
-        # Counts up to `steps` and stays there: exact in float32 however long
-        # training runs. The replicas of tf.distribute count the same steps.
+        # An integer count (a float16 one would stop at 2048 under mixed
+        # precision) that stops at `steps`. The replicas of tf.distribute
+        # count the same steps.
         self.step = self.add_weight(
             name="step",
             shape=(),
             initializer="zeros",
-            dtype="float32",
+            dtype="int32",
             trainable=False,
             aggregation="only_first_replica",
         )
@@ -54,8 +58,8 @@ class LinearWarmup(keras.layers.Layer):
         # A copy: torch assigns in place, and this is the count before the write.
         step = ops.copy(self.step.value)
         if training:
-            self.step.assign(ops.minimum(step + 1.0, float(self.steps)))
-        return step / float(self.steps)
+            self.step.assign(ops.minimum(step + 1, self.steps))
+        return ops.cast(step, "float32") / float(self.steps)
 
     def compute_output_spec(self, training=None):
         return keras.KerasTensor((), dtype="float32")

@@ -8,10 +8,10 @@ from keras_mlh.augmentation import default_augmentation
 from keras_mlh.centers import hash_centers
 from keras_mlh.codes import binarize, validate_bits
 from keras_mlh.datasets.validation import check_labels, validate_images
-from keras_mlh.errors import check_positive_int
+from keras_mlh.errors import check_int_in_range, check_positive_int
 from keras_mlh.layers.code_memory import CodeMemory
 from keras_mlh.layers.hash_layer import HashLayer
-from keras_mlh.layers.linear_warmup import LinearWarmup
+from keras_mlh.layers.linear_warmup import MAX_STEPS, LinearWarmup
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
 from keras_mlh.losses.mlh_objective import (
     MLHObjective,
@@ -71,7 +71,9 @@ class MLH(keras.Model):
             linearly from 0 to `mutual_weight` over the first
             `mutual_warmup_steps` training steps (`LinearWarmup`), so that
             each branch finds its own codes before they teach each other.
-            0 (the default): the full weight from the first step.
+            0 (the default): the full weight from the first step. The logged
+            `loss` is the total with the ramped weight, so it can rise
+            during the warm-up: monitor a retrieval metric or the terms.
         retrieval_branch: `"center"` or `"pairwise"`; `None` picks the center
             branch when there is one.
         augmentation: `None`, `"default"` (`default_augmentation()`), a Keras
@@ -161,15 +163,9 @@ class MLH(keras.Model):
         weights = spec.weights.replace(
             center_weight, pairwise_weight, mutual_weight, mutual_center_share
         )
-        if (
-            isinstance(mutual_warmup_steps, bool)
-            or not isinstance(mutual_warmup_steps, (int, np.integer))
-            or mutual_warmup_steps < 0
-        ):
-            raise ValueError(
-                "`mutual_warmup_steps` must be an integer >= 0 (0: no warm-up). "
-                f"Received: mutual_warmup_steps={mutual_warmup_steps!r}"
-            )
+        mutual_warmup_steps = check_int_in_range(
+            "mutual_warmup_steps", mutual_warmup_steps, 0, MAX_STEPS, " (0: none)"
+        )
         if isinstance(pairwise_memory_size, bool) or pairwise_memory_size < 0:
             raise ValueError(
                 "`pairwise_memory_size` must be an integer >= 0. "
@@ -186,7 +182,7 @@ class MLH(keras.Model):
         self.pairwise_weight = weights.pairwise
         self.mutual_weight = weights.mutual
         self.mutual_center_share = weights.mutual_center_share
-        self.mutual_warmup_steps = int(mutual_warmup_steps)
+        self.mutual_warmup_steps = mutual_warmup_steps
         self.retrieval_branch = retrieval_branch
         self.backbone_weights = backbone_weights
         self.num_experts = num_experts
