@@ -40,6 +40,7 @@ a paired comparison is complete early and machine load hits modes alike.
 """
 
 import argparse
+import collections
 import dataclasses
 import os
 import sys
@@ -614,13 +615,16 @@ def plot(rows):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    plain = [
-        r
-        for r in rows
-        if not r.get("setting") and r["mode"] in MODES and np.isfinite(r["map"])
-    ]
-    panels = sorted(
-        {(r["protocol"], r["epochs"], r.get("validation")) for r in plain},
+    # (protocol, epochs, validation) -> (mode, bits) -> the seeds' mAPs
+    panels = collections.defaultdict(lambda: collections.defaultdict(list))
+    for r in rows:
+        if not r.get("setting") and r["mode"] in MODES and np.isfinite(r["map"]):
+            panel = (r["protocol"], r["epochs"], r.get("validation"))
+            panels[panel][(r["mode"], r["bits"])].append(r["map"])
+    if not panels:
+        return None
+    order = sorted(
+        panels,
         key=lambda p: (
             PROTOCOLS.index(p[0]) if p[0] in PROTOCOLS else 99,
             p[1],
@@ -628,29 +632,15 @@ def plot(rows):
             str(p[2]),
         ),
     )
-    if not panels:
-        return None
-    columns = min(2, len(panels))
-    rows_count = -(-len(panels) // columns)
+    columns = min(2, len(order))
+    rows_count = -(-len(order) // columns)
     figure = Figure(figsize=(5 * columns, 3.2 * rows_count + 0.6), dpi=100)
-    for i, (protocol, epochs, validation) in enumerate(panels):
+    for i, (protocol, epochs, validation) in enumerate(order):
         axes = figure.add_subplot(rows_count, columns, i + 1)
-        mine = [
-            r
-            for r in plain
-            if (r["protocol"], r["epochs"], r.get("validation"))
-            == (protocol, epochs, validation)
-        ]
-        modes = [m for m in MODES if any(r["mode"] == m for r in mine)]
-        bits_list = sorted({r["bits"] for r in mine})
-        cells = {
-            (m, b): _mean_std(
-                [r["map"] for r in mine if (r["mode"], r["bits"]) == (m, b)]
-            )
-            for m in modes
-            for b in bits_list
-            if any((r["mode"], r["bits"]) == (m, b) for r in mine)
-        }
+        maps = panels[(protocol, epochs, validation)]
+        cells = {key: _mean_std(values) for key, values in maps.items()}
+        modes = [m for m in MODES if any(mode == m for mode, _ in cells)]
+        bits_list = sorted({bits for _, bits in cells})
         low = mode_bars(axes, cells, modes, bits_list)
         high = max(mean + std for mean, std in cells.values())
         axes.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.02))
