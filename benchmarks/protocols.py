@@ -56,8 +56,21 @@ PROTOCOLS = (
     "mnist5k-small-train",
     "mnist5k-unseen",
     "mnist5k-multilabel",
+    "fashion-cifar",
+    "fashion-full",
 )
-MODES = ("mlh", "center", "pairwise", "mlh_no_moh", "mlh_no_mutual")
+# Real photographs (Fashion-MNIST's 70,000 idx images, offline), measured at
+# the top 1,000 too: the field reports CIFAR-10 at mAP@1000 as often as @all.
+FASHION_PROTOCOLS = ("fashion-cifar", "fashion-full")
+TOP_K = 1000
+# fashion-cifar, the field's CIFAR-10 shape: 100 queries and 500 training
+# images (drawn from the database) per class; the database is the rest.
+FASHION_QUERIES_PER_CLASS = 100
+FASHION_TRAIN_PER_CLASS = 500
+FASHION_QUICK = {"queries_per_class": 3, "train_per_class": 10, "database": 300}
+MODES = ("mlh", "center", "pairwise", "csq", "mlh_no_moh", "mlh_no_mutual")
+# What mlh is measured against (paired differences), where they ran.
+BASELINES = ("center", "pairwise", "csq")
 UNSEEN_CLASSES = (7, 8, 9)
 # The unseen protocol's validation: seen classes held out like unseen ones.
 PSEUDO_UNSEEN_CLASSES = (5, 6)
@@ -142,24 +155,117 @@ def multilabel_composites(
     return np.round(pooled).astype(np.uint8), multi_hot
 
 
-def make_protocol(name, seed, quick=False, validation=None):
+def make_protocol(name, seed, quick=False, validation=None, fashion_path=None):
     """The data of protocol `name`, split and subsampled with `seed`.
 
     With `validation` (a count, or a fraction of the training set if < 1),
     the queries are held out of the protocol's training set and searched
     against the rest of it (`hold_out_validation`): the numbers to tune on,
-    the test queries unused.
+    the test queries unused. `fashion_path` is the folder of the
+    Fashion-MNIST idx files (default: Debian's).
     """
+    from keras_mlh.datasets.holdout import drop_classes, hold_out_validation
+
+    if name in FASHION_PROTOCOLS:
+        data, config = _fashion(name, seed, quick, fashion_path)
+    else:
+        data, config = _mnist5k(name, seed, quick)
+    unseen = UNSEEN_CLASSES if name == "mnist5k-unseen" else ()
+    if validation:
+        split = hold_out_validation(data, validation, seed=seed)
+        data = dataclasses.replace(
+            split.data,
+            x_query=split.queries[0],
+            y_query=split.queries[1],
+            x_database=split.database[0],
+            y_database=split.database[1],
+        )
+        config["validation"] = {
+            "held_out": validation,
+            "queries": "held out of the training set, searched against the rest",
+        }
+        unseen = ()
+        if name == "mnist5k-unseen":
+            # The training set has no unseen class left: two of its own
+            # classes play the unseen ones, dropped from training only.
+            unseen = PSEUDO_UNSEEN_CLASSES
+            data = drop_classes(data, unseen)
+            config["validation"]["pseudo_unseen_classes"] = list(unseen)
+    config.update(
+        num_train=len(data.x_train),
+        num_queries=len(data.x_query),
+        num_database=len(data.x_database),
+        chance_map=_chance_map(data, seed),
+    )
+    return Protocol(name, data, unseen, config)
+
+
+def _fashion(name, seed, quick, path):
+    """fashion-cifar or fashion-full at `seed` (see the module docstring)."""
+    from keras_mlh.datasets import HashingData, fashion_mnist
+    from keras_mlh.datasets.hashing_data import split_indices
+
+    full = fashion_mnist(path, seed=seed)
+    classes = full.num_classes
+    config = {"source": "fashion-mnist", "split_seed": seed, "quick": quick}
+    if name == "fashion-full":
+        # The files' own split: train = database; queries from the test images.
+        queries = 3 * classes if quick else 1000
+        x_train, y_train = full.x_train, full.y_train
+        if quick:
+            keep, _ = split_indices(y_train, FASHION_QUICK["database"], seed)
+            x_train, y_train = x_train[keep], y_train[keep]
+        picked, _ = split_indices(full.y_query, queries, seed)
+        x_query, y_query = full.x_query[picked], full.y_query[picked]
+        x_db, y_db = x_train, y_train
+    else:
+        # All 70,000 pooled, as the field pools CIFAR-10's 60,000.
+        x = np.concatenate([full.x_train, full.x_query])
+        y = np.concatenate([full.y_train, full.y_query])
+        if quick:
+            keep, _ = split_indices(y, FASHION_QUICK["database"], seed)
+            x, y = x[keep], y[keep]
+        size = (
+            FASHION_QUICK
+            if quick
+            else {
+                "queries_per_class": FASHION_QUERIES_PER_CLASS,
+                "train_per_class": FASHION_TRAIN_PER_CLASS,
+            }
+        )
+        q, db = split_indices(y, size["queries_per_class"] * classes, seed)
+        x_query, y_query, x_db, y_db = x[q], y[q], x[db], y[db]
+        t, _ = split_indices(y_db, size["train_per_class"] * classes, seed)
+        x_train, y_train = x_db[t], y_db[t]
+        config.update(
+            queries_per_class=size["queries_per_class"],
+            train_per_class=size["train_per_class"],
+        )
+    data = HashingData(
+        x_train=x_train,
+        y_train=y_train,
+        x_query=x_query,
+        y_query=y_query,
+        x_database=x_db,
+        y_database=y_db,
+        num_classes=classes,
+        class_names=full.class_names,
+        seed=seed,
+    )
+    return data, config
+
+
+def _mnist5k(name, seed, quick):
+    """The MNIST-5k protocols at `seed` (see the module docstring)."""
     import keras_mlh
     from keras_mlh.datasets.hashing_data import split_indices
-    from keras_mlh.datasets.holdout import drop_classes, hold_out_validation
+    from keras_mlh.datasets.holdout import drop_classes
 
     size = QUICK if quick else {"limit": None, "num_queries": 1000}
     data = keras_mlh.datasets.mnist5k(
         num_queries=size["num_queries"], seed=seed, limit=size["limit"]
     )
     config = {"source": "mnist5k", "split_seed": seed, **size}
-    unseen = ()
     if name == "mnist5k-small-train":
         per_class = QUICK["train_per_class"] if quick else TRAIN_PER_CLASS
         # The library's stratified, seeded pick: `per_class` images of each class.
@@ -169,9 +275,8 @@ def make_protocol(name, seed, quick=False, validation=None):
         )
         config["train_per_class"] = per_class
     elif name == "mnist5k-unseen":
-        unseen = UNSEEN_CLASSES
-        data = drop_classes(data, unseen)
-        config["unseen_classes"] = list(unseen)
+        data = drop_classes(data, UNSEEN_CLASSES)
+        config["unseen_classes"] = list(UNSEEN_CLASSES)
     elif name == "mnist5k-multilabel":
         # Queries are made of query digits only, so no digit image is both
         # trained on and searched for.
@@ -200,33 +305,7 @@ def make_protocol(name, seed, quick=False, validation=None):
         }
     elif name != "mnist5k-full":
         raise ValueError(f"Unknown protocol {name!r}; use one of {PROTOCOLS}.")
-    if validation:
-        split = hold_out_validation(data, validation, seed=seed)
-        data = dataclasses.replace(
-            split.data,
-            x_query=split.queries[0],
-            y_query=split.queries[1],
-            x_database=split.database[0],
-            y_database=split.database[1],
-        )
-        config["validation"] = {
-            "held_out": validation,
-            "queries": "held out of the training set, searched against the rest",
-        }
-        unseen = ()
-        if name == "mnist5k-unseen":
-            # The training set has no unseen class left: two of its own
-            # classes play the unseen ones, dropped from training only.
-            unseen = PSEUDO_UNSEEN_CLASSES
-            data = drop_classes(data, unseen)
-            config["validation"]["pseudo_unseen_classes"] = list(unseen)
-    config.update(
-        num_train=len(data.x_train),
-        num_queries=len(data.x_query),
-        num_database=len(data.x_database),
-        chance_map=_chance_map(data, seed),
-    )
-    return Protocol(name, data, unseen, config)
+    return data, config
 
 
 def _chance_map(data, seed):
@@ -272,7 +351,10 @@ def run_one(protocol, mode, bits, seed, epochs, overrides=None):
         "epochs": recipe.epochs,
         "map": mean_average_precision(*args),
         "train_seconds": round(seconds, 1),
+        "step_ms": round(1000 * seconds / (recipe.epochs * len(data.train)), 2),
     }
+    if protocol.name in FASHION_PROTOCOLS:
+        row[f"map@{TOP_K}"] = mean_average_precision(*args, k=TOP_K)
     if protocol.unseen_classes:
         row["seen_unseen"] = seen_unseen_map(*args, protocol.unseen_classes)
     if len(model.branches) == 2:
@@ -328,6 +410,13 @@ def parse_args(argv=None):
         "1 seed, 16 bits, 1 epoch",
     )
     add_override_option(parser, "mutual_weight=0.5")
+    parser.add_argument(
+        "--fashion-mnist",
+        default=None,
+        metavar="DIR",
+        help="folder of the Fashion-MNIST idx files (default: Debian's "
+        "dataset-fashion-mnist package, /usr/share/datasets/fashion-mnist)",
+    )
     parser.add_argument(
         "--validation",
         type=float,
@@ -437,10 +526,9 @@ def _diff_cell(diffs):
 def verdict(rows, protocol, group):
     """One sentence on mlh against both baselines (paired, in mAP points)."""
     parts = []
-    for baseline in ("center", "pairwise"):
+    for baseline in BASELINES:
         diffs = paired_differences(rows, protocol, group, "mlh", baseline)
         if not diffs:
-            parts.append(f"vs {baseline}: no paired run")
             continue
         values = np.array(list(diffs.values()))
         mean, std = _mean_std(values)
@@ -515,8 +603,9 @@ def markdown(rows, command):
             "",
             "| bits | epochs | setting | "
             + " | ".join(MODES)
-            + " | mlh − center | mlh − pairwise |",
-            "|---|---|---|" + "---|" * len(MODES) + "---|---|",
+            + "".join(f" | mlh − {b}" for b in BASELINES)
+            + " |",
+            "|---|---|---|" + "---|" * (len(MODES) + len(BASELINES)),
         ]
         for group in groups:
             cells = []
@@ -529,7 +618,7 @@ def markdown(rows, command):
                     cells.append("—")
             diffs = [
                 _diff_cell(paired_differences(rows, protocol, group, "mlh", b))
-                for b in ("center", "pairwise")
+                for b in BASELINES
             ]
             lines.append(f"| {_label(group)} | " + " | ".join(cells + diffs) + " |")
         lines.append("")
@@ -540,15 +629,19 @@ def markdown(rows, command):
             lines.append(f"- {label}: mlh {verdict(rows, protocol, group)}.")
         if any("seen_unseen" in r for r in rows if r["protocol"] == protocol):
             lines += _seen_unseen_table(rows, protocol, groups)
+        if any(f"map@{TOP_K}" in r for r in rows if r["protocol"] == protocol):
+            lines += _top_k_table(rows, protocol, groups)
     return "\n".join(lines) + "\n"
 
 
 def summary_table(rows):
     """The README's table: mlh, center, pairwise and the paired differences."""
     lines = [
-        "| protocol | bits | epochs | mlh | center | pairwise | mlh − center "
-        "| mlh − pairwise |",
-        "|---|---|---|---|---|---|---|---|",
+        "| protocol | bits | epochs | mlh | "
+        + " | ".join(BASELINES)
+        + "".join(f" | mlh − {b}" for b in BASELINES)
+        + " |",
+        "|---|---|---|---|" + "---|" * 2 * len(BASELINES),
     ]
     order = {name: i for i, name in enumerate(PROTOCOLS)}
     groups = sorted(
@@ -557,10 +650,10 @@ def summary_table(rows):
     )
     for protocol, group in groups:
         cells = []
-        for mode in ("mlh", "center", "pairwise"):
+        for mode in ("mlh", *BASELINES):
             maps = [r["map"] for r in _rows_of(rows, protocol, group, mode)]
             cells.append(f"{np.mean(maps):.4f} ({len(maps)})" if maps else "—")
-        for baseline in ("center", "pairwise"):
+        for baseline in BASELINES:
             diffs = paired_differences(rows, protocol, group, "mlh", baseline)
             values = np.array(list(diffs.values()))
             cells.append(
@@ -571,6 +664,36 @@ def summary_table(rows):
             )
         bits, epochs = group[:2]
         lines.append(f"| {protocol} | {bits} | {epochs} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _top_k_table(rows, protocol, groups):
+    """mAP@1000 and training seconds per run (mean over seeds) of each mode."""
+    lines = [
+        "",
+        f"mAP@{TOP_K} and seconds of training (mean over seeds; one process "
+        "per run on the same machine, so the ratios compare):",
+        "",
+        "| bits | epochs | setting | mode | mAP@all | " + f"mAP@{TOP_K} | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for group in groups:
+        for mode in MODES:
+            mine = [
+                r for r in _rows_of(rows, protocol, group, mode) if f"map@{TOP_K}" in r
+            ]
+            if mine:
+                cells = [
+                    f"{np.mean([r[key] for r in mine]):{fmt}}"
+                    for key, fmt in (
+                        ("map", ".4f"),
+                        (f"map@{TOP_K}", ".4f"),
+                        ("train_seconds", ".0f"),
+                    )
+                ]
+                lines.append(
+                    f"| {_label(group)} | {mode} | " + " | ".join(cells) + " |"
+                )
     return lines
 
 
@@ -698,7 +821,11 @@ def main(argv=None):
                 if not todo:
                     continue
                 protocol = make_protocol(
-                    name, seed, quick=args.quick, validation=args.validation
+                    name,
+                    seed,
+                    quick=args.quick,
+                    validation=args.validation,
+                    fashion_path=args.fashion_mnist,
                 )
                 for mode in todo:
                     row = run_one(protocol, mode, bits, seed, epochs, overrides)

@@ -207,3 +207,39 @@ def test_the_chart_has_a_panel_per_protocol_of_default_runs_only(protocols):
     assert axes.get_title() == "mnist5k-full (15 epochs)"
     heights = sorted(round(bar.get_height(), 4) for bar in axes.patches)
     assert heights == [0.5, 0.55]  # pairwise's one seed, mlh's mean of two
+
+
+def test_fashion_protocols_have_the_fields_shape(protocols, tmp_path):
+    from test_fashion_mnist import make_folder
+
+    arrays = make_folder(tmp_path, n_train=400, n_test=100)
+    cifar = protocols.make_protocol(
+        "fashion-cifar", seed=0, quick=True, fashion_path=tmp_path
+    ).data
+    # 3 queries and 10 training images per class; the database is the rest.
+    assert np.bincount(cifar.y_query).tolist() == [3] * 10
+    assert np.bincount(cifar.y_train).tolist() == [10] * 10
+    assert len(cifar.x_database) == 300 - 30
+    database = {image.tobytes() for image in cifar.x_database}
+    assert all(image.tobytes() in database for image in cifar.x_train)
+    assert not any(image.tobytes() in database for image in cifar.x_query)
+    full = protocols.make_protocol(
+        "fashion-full", seed=0, quick=True, fashion_path=tmp_path
+    ).data
+    # The files' split: queries from the test file, the database is training.
+    assert full.x_train is full.x_database and len(full.x_query) == 30
+    test_images = {image.tobytes() for image in arrays["t10k"][0]}
+    assert all(image[..., 0].tobytes() in test_images for image in full.x_query)
+
+
+def test_seen_unseen_table_columns_follow_its_header(protocols):
+    values = {"seen@seen": 0.1, "seen@all": 0.2, "unseen@unseen": 0.3}
+    values["unseen@all"] = 0.4
+    row = {"protocol": "p", "bits": 32, "epochs": 15, "seed": 0, "mode": "mlh"}
+    lines = protocols._seen_unseen_table(
+        [{**row, "map": 0.5, "seen_unseen": values}], "p", [(32, 15, "", None)]
+    )
+    header = [c.strip() for c in lines[3].split("|")]
+    cells = [c.strip() for c in lines[-1].split("|")]
+    for column, value in values.items():
+        assert cells[header.index(column)] == f"{value:.4f}"

@@ -40,7 +40,15 @@ LOCK_FILE = "lock"
 CHECKPOINT_FILE = "checkpoint-{epoch}.weights.h5"
 BEST_FILE = "best-{epoch}.weights.h5"
 SETTINGS_FORMAT = "keras-mlh-resumable-run"
-PATH_SETTINGS = ("npz", "folder", "lists", "image_root", "tfds_data_dir", "out")
+PATH_SETTINGS = (
+    "npz",
+    "folder",
+    "lists",
+    "image_root",
+    "tfds_data_dir",
+    "fashion_mnist",
+    "out",
+)
 # Settings not stored: how this invocation shows progress, or what it is.
 NOT_SETTINGS = (
     "handler",

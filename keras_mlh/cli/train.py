@@ -34,6 +34,7 @@ from keras_mlh.cli.io import (
     save_npz,
 )
 from keras_mlh.cli.options import PROG, default_of
+from keras_mlh.datasets.fashion_mnist import DEFAULT_PATH as FASHION_MNIST_PATH
 from keras_mlh.datasets.hashing_data import from_arrays
 from keras_mlh.datasets.sources import from_directory
 from keras_mlh.datasets.tfds_data import from_tfds
@@ -124,6 +125,16 @@ def _add_data_source(parser):
         "database.txt, one 'relative/path.jpg 0 1 0 ...' (multi-hot labels) a "
         "line, as HashNet and DeepHash-pytorch distribute them; images are "
         "streamed from disk",
+    )
+    source.add_argument(
+        "--fashion-mnist",
+        nargs="?",
+        const=FASHION_MNIST_PATH,
+        metavar="DIR",
+        help="Fashion-MNIST's four idx files (default folder: "
+        f"{FASHION_MNIST_PATH}, from `apt-get install dataset-fashion-mnist`): "
+        "trains on its 60,000 training images (also the database); its test "
+        "images are the queries (all, or --num-queries of them)",
     )
     source.add_argument(
         "--tfds",
@@ -386,7 +397,14 @@ def check_run_folder(args):
     """
     return files.check_output(
         args.out,
-        inputs=[args.npz, args.folder, args.tfds_data_dir, args.lists, args.image_root],
+        inputs=[
+            args.npz,
+            args.folder,
+            args.tfds_data_dir,
+            args.lists,
+            args.image_root,
+            getattr(args, "fashion_mnist", None),
+        ],
         overwrite=args.overwrite,
         kind="folder",
         marker=RUN_FILE,
@@ -476,6 +494,19 @@ def training_data(args):
             **split,
         )
         source = {"kind": "folder", "path": os.path.abspath(args.folder)}
+    elif getattr(args, "fashion_mnist", None):
+        if args.limit is not None or isinstance(args.num_queries, float):
+            raise CLIError(
+                "--fashion-mnist trains on the files' 60,000 training images: "
+                "--limit does not apply, and --num-queries is a count of test images."
+            )
+        data = _loaded(
+            datasets.fashion_mnist,
+            args.fashion_mnist,
+            num_queries=args.num_queries,
+            **split,
+        )
+        source = {"kind": "fashion-mnist", "path": os.path.abspath(args.fashion_mnist)}
     elif args.npz:
         arrays = load_npz(args.npz, "Training data")
         fix = "save with np.savez(FILE, images=images, labels=labels)."

@@ -1,3 +1,4 @@
+from keras_mlh.datasets.fashion_mnist import fashion_mnist
 from keras_mlh.datasets.file_data import FileHashingData, from_files
 from keras_mlh.datasets.hashing_data import HashingData, from_arrays
 from keras_mlh.datasets.image_check import check_image_file
@@ -17,6 +18,7 @@ __all__ = [
     "TfdsHashingData",
     "check_image_file",
     "check_labels",
+    "fashion_mnist",
     "from_arrays",
     "from_directory",
     "from_files",

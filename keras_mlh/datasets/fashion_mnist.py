@@ -1,0 +1,155 @@
+"""Fashion-MNIST from its four idx files, offline: 70,000 photographs of clothing."""
+
+import gzip
+import os
+
+import numpy as np
+
+from keras_mlh.datasets.hashing_data import HashingData, split_indices
+
+# Where Debian's `dataset-fashion-mnist` package installs the idx files.
+DEFAULT_PATH = "/usr/share/datasets/fashion-mnist"
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+_UINT8 = 0x08
+
+
+def read_idx(path):
+    """The uint8 array stored in one idx file (LeCun's MNIST format), gzip or not.
+
+    Args:
+        path: the file.
+
+    Returns:
+        A uint8 array of the shape the file's header gives.
+
+    Raises:
+        ValueError: when the file is not a uint8 idx file or is truncated.
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise ValueError(
+                f"{path}: damaged gzip file ({error}); reinstall the data set."
+            ) from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != _UINT8 or not 1 <= raw[3] <= 4:
+        raise ValueError(
+            f"{path}: not a uint8 idx file (LeCun's MNIST format); give the folder "
+            "of the four Fashion-MNIST idx files."
+        )
+    header = 4 + 4 * raw[3]
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated idx header; the file is damaged.")
+    shape = tuple(int(d) for d in np.frombuffer(raw[4:header], ">u4"))
+    if len(raw) != header + int(np.prod(shape)):
+        raise ValueError(
+            f"{path}: holds {len(raw) - header} bytes of data where its header "
+            f"announces shape {shape}; the file is truncated or damaged."
+        )
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def _find(folder, name):
+    for candidate in (name, name + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    raise ValueError(
+        f"Fashion-MNIST file {name}[.gz] not found in {folder!r}: install Debian's "
+        "package (apt-get install dataset-fashion-mnist) or give the folder that "
+        "holds the four idx files."
+    )
+
+
+def load_split(split, path=None):
+    """Images and labels of one split the files carry.
+
+    Args:
+        split: `"train"` (60,000 images) or `"test"` (10,000).
+        path: the folder of the idx files (default: Debian's).
+
+    Returns:
+        `(images, labels)`: uint8 `(n, 28, 28, 1)` and int64 `(n,)`.
+    """
+    if split not in FILES:
+        raise ValueError(f"`split` must be 'train' or 'test'. Received: {split!r}")
+    folder = DEFAULT_PATH if path is None else os.fspath(path)
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"Fashion-MNIST folder not found: {folder!r}. Install it with "
+            "`apt-get install dataset-fashion-mnist`, or give the folder of the "
+            "four idx files."
+        )
+    image_file, label_file = (_find(folder, name) for name in FILES[split])
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(
+            f"{image_file} ({images.shape}) and {label_file} ({labels.shape}) do not "
+            "hold one 2-D image per label."
+        )
+    if labels.max(initial=0) >= len(CLASS_NAMES):
+        raise ValueError(
+            f"{label_file}: label {labels.max()} is not a Fashion-MNIST class (0-9)."
+        )
+    return images[..., None], labels.astype(np.int64)
+
+
+def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
+    """Fashion-MNIST with the train/test split its files carry; no download.
+
+    The 60,000 training images are the training set and the database; the
+    queries are the 10,000 test images, or a seeded stratified sample of them
+    (the shape of the field's "all training images" protocols). Images are
+    28x28x1 uint8 photographs of clothing in 10 classes (`CLASS_NAMES`).
+
+    Args:
+        path: the folder of the four idx files (gzip or not); default
+            `/usr/share/datasets/fashion-mnist`, where Debian's
+            `dataset-fashion-mnist` package puts them.
+        num_queries: `None` for all test images, else a count of test images.
+        seed: seed of the query sample and of the training shuffle.
+        batch_size: batch size of the `tf.data` views.
+
+    Returns:
+        A `HashingData` with integer labels and `num_classes=10`.
+
+    Example:
+    >>> data = fashion_mnist(num_queries=1000)  # doctest: +SKIP
+    >>> data.x_train.shape, data.x_query.shape  # doctest: +SKIP
+    ((60000, 28, 28, 1), (1000, 28, 28, 1))
+    """
+    x_train, y_train = load_split("train", path)
+    x_test, y_test = load_split("test", path)
+    if num_queries is not None:
+        picked, _ = split_indices(y_test, num_queries, seed)
+        x_test, y_test = x_test[picked], y_test[picked]
+    return HashingData(
+        x_train=x_train,
+        y_train=y_train,
+        x_query=x_test,
+        y_query=y_test,
+        x_database=x_train,
+        y_database=y_train,
+        num_classes=len(CLASS_NAMES),
+        class_names=list(CLASS_NAMES),
+        batch_size=batch_size,
+        seed=seed,
+    )
