@@ -1,7 +1,7 @@
 """Deployment without TensorFlow: an exported encoder, onnxruntime and faiss.
 
 Needs only numpy, onnxruntime, faiss-cpu and the keras-mlh package installed
-without its dependencies (see the README, "Deploy without TensorFlow"); it
+without its dependencies (see docs/serving.md, "Serving without TensorFlow"); it
 never imports TensorFlow or Keras. Takes an export folder written by
 `keras-mlh export` (or `examples/main_job.py`), encodes a database and some
 queries, indexes the database codes, saves the index and searches it.
