@@ -67,6 +67,10 @@ TOP_K = 1000
 # images (drawn from the database) per class; the database is the rest.
 FASHION_QUERIES_PER_CLASS = 100
 FASHION_TRAIN_PER_CLASS = 500
+FASHION_SIZE = {
+    "queries_per_class": FASHION_QUERIES_PER_CLASS,
+    "train_per_class": FASHION_TRAIN_PER_CLASS,
+}
 FASHION_QUICK = {"queries_per_class": 3, "train_per_class": 10, "database": 300}
 MODES = ("mlh", "center", "pairwise", "csq", "mlh_no_moh", "mlh_no_mutual")
 # What mlh is measured against (paired differences), where they ran.
@@ -219,28 +223,12 @@ def _fashion(name, seed, quick, path):
         x_query, y_query = full.x_query[picked], full.y_query[picked]
         x_db, y_db = x_train, y_train
     else:
-        # All 70,000 pooled, as the field pools CIFAR-10's 60,000.
-        x = np.concatenate([full.x_train, full.x_query])
-        y = np.concatenate([full.y_train, full.y_query])
-        if quick:
-            keep, _ = split_indices(y, FASHION_QUICK["database"], seed)
-            x, y = x[keep], y[keep]
-        size = (
-            FASHION_QUICK
-            if quick
-            else {
-                "queries_per_class": FASHION_QUERIES_PER_CLASS,
-                "train_per_class": FASHION_TRAIN_PER_CLASS,
-            }
-        )
-        q, db = split_indices(y, size["queries_per_class"] * classes, seed)
+        x, y = pooled_fashion(full)
+        q, db, t = fashion_cifar_split(y, seed, quick)
         x_query, y_query, x_db, y_db = x[q], y[q], x[db], y[db]
-        t, _ = split_indices(y_db, size["train_per_class"] * classes, seed)
-        x_train, y_train = x_db[t], y_db[t]
-        config.update(
-            queries_per_class=size["queries_per_class"],
-            train_per_class=size["train_per_class"],
-        )
+        x_train, y_train = x[t], y[t]
+        size = FASHION_QUICK if quick else FASHION_SIZE
+        config.update({k: size[k] for k in ("queries_per_class", "train_per_class")})
     data = HashingData(
         x_train=x_train,
         y_train=y_train,
@@ -253,6 +241,34 @@ def _fashion(name, seed, quick, path):
         seed=seed,
     )
     return data, config
+
+
+def pooled_fashion(data):
+    """All 70,000 images and labels, training file first (the field pools
+    CIFAR-10's 60,000 the same way before splitting)."""
+    x = np.concatenate([data.x_train, data.x_query])
+    y = np.concatenate([data.y_train, data.y_query])
+    return x, y
+
+
+def fashion_cifar_split(labels, seed, quick=False):
+    """fashion-cifar's seeded, stratified split of the pooled labels.
+
+    Returns:
+        `(query, database, train)` indices into `labels`; the training
+        images are drawn from the database, queries are disjoint from both.
+    """
+    from keras_mlh.datasets.hashing_data import split_indices
+
+    size = FASHION_QUICK if quick else FASHION_SIZE
+    pool = np.arange(len(labels))
+    if quick:
+        pool, _ = split_indices(labels, size["database"], seed)
+        pool = np.sort(pool)
+    classes = int(labels.max()) + 1
+    q, db = split_indices(labels[pool], size["queries_per_class"] * classes, seed)
+    t, _ = split_indices(labels[pool][db], size["train_per_class"] * classes, seed)
+    return pool[q], pool[db], pool[db][t]
 
 
 def _mnist5k(name, seed, quick):
