@@ -34,6 +34,7 @@ def test_two_epochs_on_mnist5k_lower_the_loss_in_every_mode(mode, mnist5k):
     assert ("center_loss" in logged) == bool(weights.center)
     assert ("pairwise_loss" in logged) == bool(weights.pairwise)
     assert ("mutual_loss" in logged) == bool(weights.mutual)
+    assert ("csq_loss" in logged) == bool(weights.csq)
     assert {"bit_balance", "quantization_error", "val_bit_balance"} <= logged
     codes = model.encode(mnist5k.x_query[:50])
     assert codes.dtype == np.int8 and codes.shape == (50, 32)
@@ -94,6 +95,24 @@ def test_build_encoder_matches_embed(trained, small_mnist):
     )
 
 
+def test_csq_mode_is_one_hash_layer_trained_with_csq_loss(small_mnist):
+    keras.utils.set_random_seed(0)
+    model = MLH(num_classes=10, bits=16, mode="csq")
+    assert model.retrieval_branch == "csq"
+    assert model.objective.term_names == ("csq_loss",)
+    assert isinstance(model.hash_head, keras_mlh.layers.HashLayer)
+    assert model.hash_head.batch_norm
+    history = _fit(model, small_mnist, epochs=3)
+    csq = history.history["csq_loss"]
+    assert csq[-1] < csq[0] and history.history["loss"] == csq
+    x = small_mnist.x_query[:20]
+    outputs = model(x, training=False)
+    assert set(outputs) == {"csq"}
+    np.testing.assert_array_equal(
+        model.encode(x), np.where(np.asarray(outputs["csq"]) >= 0, 1, -1)
+    )
+
+
 def test_pairwise_mode_retrieves_with_pairwise_branch():
     model = MLH(num_classes=3, bits=8, mode="pairwise")
     assert model.retrieval_branch == "pairwise"
@@ -135,6 +154,7 @@ def test_pairwise_memory_fills_and_wraps(small_mnist):
     [
         {},
         {"mode": "pairwise", "pairwise_memory_size": 64},
+        {"mode": "csq"},
         {"mode": "mlh_no_moh", "augmentation": "default", "top_k": None},
         {"top_k": 2, "num_experts": 3, "augmentation": [keras.layers.RandomZoom(0.1)]},
         {"mutual_center_share": 0.8, "center_multi_label_target": "centroid"},

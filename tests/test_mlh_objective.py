@@ -47,19 +47,21 @@ def _numpy_cosine_distance_gradient(u, target):
 )
 def test_total_is_the_weighted_sum_of_the_terms(mode, weights):
     objective = _objective(mode, **weights)
-    outputs = {"center": _codes(0), "pairwise": _codes(1)}
+    outputs = {"center": _codes(0), "pairwise": _codes(1), "csq": _codes(2)}
     total, terms = objective(outputs, LABELS)
-    assert tuple(terms) == objective.term_names
+    assert terms and tuple(terms) == objective.term_names
     expected = sum(objective.term_weight(n) * float(v) for n, v in terms.items())
     assert float(total) == pytest.approx(expected, rel=1e-6)
     assert all(float(v) > 0 for v in terms.values())
 
 
 def test_modes_run_the_terms_their_branches_and_weights_allow():
-    assert _objective("mlh").term_names == TERMS
+    assert _objective("mlh").term_names == TERMS[:3]
     assert _objective("center").term_names == ("center_loss",)
     assert _objective("pairwise").term_names == ("pairwise_loss",)
     assert _objective("mlh_no_mutual").term_names == ("center_loss", "pairwise_loss")
+    assert _objective("csq").term_names == ("csq_loss",)
+    assert "csq_loss" not in _objective("mlh").term_names
     # A weight for a branch the mode lacks runs nothing.
     assert _objective("center", pairwise=1.0, mutual=1.0).term_names == ("center_loss",)
 

@@ -3,11 +3,12 @@
 from keras import ops
 
 from keras_mlh.losses.center_hash_loss import CenterHashLoss
+from keras_mlh.losses.csq_hash_loss import CSQHashLoss
 from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
 from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss
 from keras_mlh_runtime.labels import is_class_id_column
 
-TERMS = ("center_loss", "pairwise_loss", "mutual_loss")
+TERMS = ("center_loss", "pairwise_loss", "mutual_loss", "csq_loss")
 
 
 def multi_hot(labels, num_classes):
@@ -37,8 +38,9 @@ class MLHObjective:
     (`MutualHashLoss` in both directions, `sg` = stop-gradient, `s` the
     weights' `mutual_center_share`, 0.5 by default): each branch
     moves towards the other's detached codes and no gradient flows into a
-    target. A term runs when its weight is > 0 and its branches exist; a
-    weight of 0 removes the term and its gradient entirely.
+    target. The `csq` baseline's branch `"csq"` has CSQ's loss
+    (`CSQHashLoss`) instead. A term runs when its weight is > 0 and its
+    branches exist; a weight of 0 removes the term and its gradient entirely.
 
     Each term is the mean over the batch (computed with `reduction="none"`),
     never divided by a replica count: the logged values do not depend on the
@@ -51,13 +53,15 @@ class MLHObjective:
         weights: a `keras_mlh.models.modes.LossWeights`.
         center_loss_normalization, center_quantization_weight,
             center_multi_label_target: `normalization`, `quantization_weight`
-            and `multi_label_target` of `CenterHashLoss`.
+            and `multi_label_target` of `CenterHashLoss`; the quantization
+            weight is also CSQ's `lambda` (`CSQHashLoss`).
         pairwise_theta_scale, pairwise_quantization_weight: see
             `PairwiseHashLoss`.
+        seed: seed of `CSQHashLoss`'s tie center (multi-label data).
 
     Call arguments:
         outputs: dict of branch codes, `{"center": u_c, "pairwise": u_p}`
-            (the model's outputs; other keys are ignored).
+            or `{"csq": u}` (the model's outputs; other keys are ignored).
         labels: multi-hot float labels `(batch, num_classes)`, see
             `multi_hot`.
         references: optional dict `{"codes", "labels", "weights"}` of the
@@ -94,6 +98,7 @@ class MLHObjective:
         center_multi_label_target="labels",
         pairwise_theta_scale=0.5,
         pairwise_quantization_weight=0.1,
+        seed=0,
     ):
         self.branches = tuple(branches)
         self.weights = weights
@@ -110,10 +115,17 @@ class MLHObjective:
             reduction="none",
         )
         self.mutual_loss = MutualHashLoss(reduction="none")
+        self.csq_loss = CSQHashLoss(
+            centers,
+            quantization_weight=center_quantization_weight,
+            seed=seed,
+            reduction="none",
+        )
         active = {
             "center_loss": weights.center > 0 and "center" in self.branches,
             "pairwise_loss": weights.pairwise > 0 and "pairwise" in self.branches,
             "mutual_loss": weights.mutual > 0 and len(self.branches) == 2,
+            "csq_loss": weights.csq > 0 and "csq" in self.branches,
         }
         self.term_names = tuple(name for name in TERMS if active[name])
 
@@ -153,6 +165,8 @@ class MLHObjective:
             ) + 2.0 * (1.0 - share) * ops.mean(
                 self.mutual_loss(ops.stop_gradient(u_c), u_p)
             )
+        if "csq_loss" in self.term_names:
+            terms["csq_loss"] = ops.mean(self.csq_loss(labels, outputs["csq"]))
         total = ops.zeros((), "float32")
         for name, value in terms.items():
             weight = self.term_weight(name)

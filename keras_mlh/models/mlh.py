@@ -46,7 +46,8 @@ class MLH(keras.Model):
 
     The modes give the baselines from the same code: `"center"` (CSQ/MDSH-like,
     one hash layer), `"pairwise"` (DPSH-like), `"mlh_no_moh"` (each branch its
-    own hash layer) and `"mlh_no_mutual"` (no mutual loss).
+    own hash layer), `"mlh_no_mutual"` (no mutual loss) and `"csq"` (CSQ's own
+    per-bit loss, `CSQHashLoss`, on one hash layer: the public baseline).
 
     Args:
         num_classes: number of classes (hash centers).
@@ -90,7 +91,8 @@ class MLH(keras.Model):
             MNIST-5k at 32 bits, 15 epochs, 3 seeds, with the paper's 4/1/1
             loss weights, `"sample_class"` gave mAP 0.9842 against 0.9814 for
             `"sample"`, with less spread.
-        center_quantization_weight: MDSH's `mean((|u| - 1)^2)` weight.
+        center_quantization_weight: MDSH's `mean((|u| - 1)^2)` weight (also
+            CSQ's `lambda` in mode `"csq"`).
         center_multi_label_target: `"labels"` (default; the MLH/MDSH formula,
             every label a positive class) or `"centroid"` (CSQ: one target,
             the sign of the sum of the labels' centers) for images with
@@ -106,7 +108,8 @@ class MLH(keras.Model):
         batch_norm: batch normalization before the hash tanh.
         gate_balance_weight, expert_diversity_weight: optional MoH
             regularizers, see `MixtureOfHashExperts`.
-        center_seed: seed of the hash centers (used when they are searched).
+        center_seed: seed of the hash centers (used when they are searched)
+            and of CSQ's tie center.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -263,6 +266,7 @@ class MLH(keras.Model):
             center_multi_label_target=center_multi_label_target,
             pairwise_theta_scale=pairwise_theta_scale,
             pairwise_quantization_weight=pairwise_quantization_weight,
+            seed=center_seed,
         )
         # DPSH's code bank: only a pairwise term reads it.
         self.code_memory = (

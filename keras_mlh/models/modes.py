@@ -9,11 +9,13 @@ which terms run; nothing else does.
 import dataclasses
 
 BRANCHES = ("center", "pairwise")
+# The `csq` baseline's single branch, trained with CSQ's own loss.
+CSQ_BRANCH = "csq"
 
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-    """Weights of the three MLH loss terms; 0 switches a term off.
+    """Weights of the three MLH loss terms (and CSQ's); 0 switches a term off.
 
     Attributes:
         center: weight of the center loss `L_C`.
@@ -25,15 +27,18 @@ class LossWeights:
             so 0.5 (the default) is the paper's symmetric `L_M`, 1 lets only
             the center branch learn from the pairwise one (weak to strong)
             and 0 only the reverse.
+        csq: weight of CSQ's loss (`CSQHashLoss`), the `csq` baseline's only
+            term; 0 in every MLH mode.
     """
 
     center: float
     pairwise: float
     mutual: float
     mutual_center_share: float = 0.5
+    csq: float = 0.0
 
     def __post_init__(self):
-        for name in ("center", "pairwise", "mutual"):
+        for name in ("center", "pairwise", "mutual", "csq"):
             value = getattr(self, name)
             if isinstance(value, bool) or not float(value) >= 0:
                 raise ValueError(
@@ -59,6 +64,7 @@ class LossWeights:
             self.mutual_center_share
             if mutual_center_share is None
             else mutual_center_share,
+            self.csq,
         )
 
 
@@ -68,7 +74,8 @@ class Mode:
 
     Attributes:
         name: the `mode` argument of `MLH`.
-        branches: hash branches, a tuple of `"center"` and/or `"pairwise"`.
+        branches: hash branches, a tuple of `"center"` and/or `"pairwise"`,
+            or `("csq",)`.
         uses_moh: whether the branches share a `MixtureOfHashExperts`
             (otherwise each branch has its own `HashLayer`).
         weights: default `LossWeights`; a baseline zeroes what it lacks.
@@ -91,7 +98,8 @@ class Mode:
 # gained +0.48, and 0.1/1/2 lost 0.16 on the 32-bit cells
 # (benchmarks/results/protocols_validation.md). The baselines
 # zero what they lack; a single-loss model is the same under Adam whatever
-# its weight.
+# its weight. `csq` is CSQ (Yuan et al., CVPR 2020) as its paper and the
+# DeepHash-pytorch code write it: one hash layer, CSQ's per-bit loss.
 _MLH_WEIGHTS = LossWeights(center=0.25, pairwise=1.0, mutual=2.0)
 MODES = {
     mode.name: mode
@@ -101,6 +109,7 @@ MODES = {
         Mode("pairwise", ("pairwise",), False, LossWeights(0.0, 1.0, 0.0)),
         Mode("mlh_no_moh", BRANCHES, False, _MLH_WEIGHTS),
         Mode("mlh_no_mutual", BRANCHES, True, _MLH_WEIGHTS.replace(mutual=0.0)),
+        Mode("csq", (CSQ_BRANCH,), False, LossWeights(0.0, 0.0, 0.0, csq=1.0)),
     )
 }
 

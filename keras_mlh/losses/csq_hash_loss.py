@@ -1,0 +1,114 @@
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class CSQHashLoss(keras.losses.Loss):
+    """Central Similarity Quantization's loss (Yuan et al., CVPR 2020).
+
+    The loss of the `"csq"` baseline mode, as CSQ's paper and the reference
+    DeepHash-pytorch code write it: each code `u` in (-1, 1) is pulled to its
+    image's hash center `c` by a binary cross-entropy per bit between
+    `(u + 1) / 2` and `(c + 1) / 2`, averaged over the bits, plus
+    `quantization_weight * mean((|u| - 1)^2)`. With the default reduction
+    the loss is the mean over samples and bits, as `torch.nn.BCELoss` gives.
+
+    An image with one label is pulled to that label's center. An image with
+    several labels is pulled to CSQ's multi-label center, `sign(sum of its
+    labels' centers)`; a bit where they tie takes the bit of one fixed
+    random ±1 center (`tie_center`), as the reference code does. Unlike
+    `CenterHashLoss` (MDSH's softmax over all centers), no other class's
+    center appears in the loss.
+
+    Args:
+        centers: array `(num_classes, bits)` of ±1 hash centers.
+        quantization_weight: CSQ's `lambda`; the reference code uses 1e-4.
+        tie_center: `(bits,)` ±1 bits for the ties of multi-label centers;
+            `None` draws them from `seed`.
+        seed: seed of the tie center when it is drawn.
+        epsilon: floor of the probabilities inside the logs (a saturated
+            tanh code far from its center gives a finite loss).
+        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+
+    Call arguments:
+        y_true: multi-hot float targets `(batch, num_classes)`.
+        y_pred: continuous codes `(batch, bits)` in (-1, 1).
+
+    Returns:
+        The reduced loss (a scalar with the default reduction).
+
+    Example:
+    >>> from keras_mlh.centers import hash_centers
+    >>> centers = hash_centers(10, 16).centers
+    >>> loss = CSQHashLoss(centers)
+    >>> y = keras.ops.one_hot(keras.ops.array([0, 3]), 10)
+    >>> near = 0.9 * centers[[0, 3]].astype("float32")
+    >>> float(loss(y, near)) < float(loss(y, -near))
+    True
+    """
+
+    def __init__(
+        self,
+        centers,
+        quantization_weight=1e-4,
+        tie_center=None,
+        seed=0,
+        epsilon=1e-7,
+        name="csq_hash_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        centers = np.asarray(centers, dtype="float32")
+        if centers.ndim != 2 or not np.all(np.abs(centers) == 1):
+            raise ValueError(
+                "`centers` must be a (num_classes, bits) array of ±1 values, e.g. "
+                f"from `keras_mlh.hash_centers`. Received: shape={centers.shape}"
+            )
+        bits = centers.shape[1]
+        if tie_center is None:
+            tie_center = np.random.default_rng(seed).choice([-1.0, 1.0], size=bits)
+        tie_center = np.asarray(tie_center, dtype="float32")
+        if tie_center.shape != (bits,) or not np.all(np.abs(tie_center) == 1):
+            raise ValueError(
+                f"`tie_center` must be {bits} values of ±1, one per bit. "
+                f"Received: shape={tie_center.shape}"
+            )
+        self.centers = centers
+        self.tie_center = tie_center
+        self.seed = int(seed)
+        self.quantization_weight = float(quantization_weight)
+        self.epsilon = float(epsilon)
+
+    def targets(self, y_true, dtype="float32"):
+        """Each image's hash center, `(batch, bits)` of ±1 (CSQ's rule)."""
+        # Converted inside call so no constant tensor is captured at build time.
+        centers = ops.convert_to_tensor(self.centers, dtype=dtype)
+        total = ops.matmul(ops.cast(y_true, dtype), centers)
+        tie = ops.convert_to_tensor(self.tie_center, dtype=dtype)
+        return ops.where(total == 0, tie, ops.sign(total))
+
+    def call(self, y_true, y_pred):
+        centers = self.targets(y_true, y_pred.dtype)
+        # BCE((u + 1) / 2, (c + 1) / 2) with c = ±1 is -log((1 + c u) / 2):
+        # the probability the code gives its center's bit.
+        agreement = ops.maximum((1.0 + centers * y_pred) / 2.0, self.epsilon)
+        loss = -ops.mean(ops.log(agreement), axis=-1)
+        if self.quantization_weight:
+            quantization = ops.mean(ops.square(ops.abs(y_pred) - 1.0), axis=-1)
+            loss = loss + self.quantization_weight * quantization
+        return loss
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "centers": self.centers.astype(int).tolist(),
+                "quantization_weight": self.quantization_weight,
+                "tie_center": self.tie_center.astype(int).tolist(),
+                "seed": self.seed,
+                "epsilon": self.epsilon,
+            }
+        )
+        return config
