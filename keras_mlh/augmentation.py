@@ -30,6 +30,32 @@ def default_augmentation():
     )
 
 
+def augmentation_layer(augmentation):
+    """`MLH`'s `augmentation` argument as one layer (or `None`).
+
+    Args:
+        augmentation: `None`, `"default"` (`default_augmentation()`), a Keras
+            layer, or a list of layers (applied in order).
+
+    Returns:
+        A Keras layer, or `None`.
+
+    Example:
+    >>> augmentation_layer([keras.layers.RandomZoom(0.1)]).name
+    'augmentation'
+    """
+    if augmentation == "default":
+        return default_augmentation()
+    if isinstance(augmentation, str):
+        raise ValueError(
+            "`augmentation` must be None, 'default', a Keras layer or a list of "
+            f"layers. Received: {augmentation!r}"
+        )
+    if isinstance(augmentation, (list, tuple)):
+        return keras.Sequential(list(augmentation), name="augmentation")
+    return augmentation
+
+
 def keras_cv_layer(name, **kwargs):
     """A keras-cv preprocessing layer by class name (optional dependency).
 

@@ -18,7 +18,6 @@ KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -n 2 --dist loadfile -q "$@"
 [ $# -eq 0 ] || exit 0
 
 BACKEND_TESTS="${BACKEND_TESTS:-tests/test_backends.py tests/test_mlh_objective.py
-  tests/test_code_memory.py tests/test_linear_warmup.py
   tests/test_mixture_of_hash_experts.py
   tests/test_hash_layer.py tests/test_center_hash_loss.py
   tests/test_pairwise_hash_loss.py tests/test_mutual_hash_loss.py

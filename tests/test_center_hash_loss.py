@@ -51,61 +51,9 @@ def test_loss_is_smallest_at_own_center_and_finite_when_saturated():
     assert np.isfinite(zero)
 
 
-def _numpy_centroid_loss(y, u, centers):
-    """One softmax per image: its labels' centroid code against the other classes."""
-    q = centers.shape[1]
-    unit = u / np.linalg.norm(u, axis=1, keepdims=True)
-    losses = []
-    for labels, code in zip(y, unit, strict=True):
-        target = np.sign(labels @ centers)
-        target = target / np.linalg.norm(target)
-        negatives = centers[labels == 0] / np.sqrt(q)
-        logits = np.sqrt(q) * np.concatenate([[code @ target], negatives @ code])
-        p = np.exp(logits - logits.max())
-        p /= p.sum()
-        losses.append(-np.log(p[0]) - np.sum(np.log(1 - p[1:])))
-    return np.mean(losses)
-
-
-def test_centroid_target_matches_numpy_and_equals_labels_on_one_hot():
-    rng = np.random.default_rng(1)
-    centers = hash_centers(6, 16).centers.astype(np.float64)
-    u = np.tanh(rng.normal(size=(5, 16)))
-    y = np.zeros((5, 6))
-    y[[0, 0, 1, 1, 1, 2, 3, 4], [0, 3, 1, 2, 5, 4, 0, 2]] = 1
-    centroid = CenterHashLoss(
-        centers, multi_label_target="centroid", quantization_weight=0.0
-    )
-    np.testing.assert_allclose(
-        float(centroid(y, u)), _numpy_centroid_loss(y, u, centers), rtol=1e-5
-    )
-    labels = CenterHashLoss(centers, quantization_weight=0.0)
-    assert abs(float(centroid(y, u)) - float(labels(y, u))) > 1e-3
-    one_hot = np.eye(6)[[0, 1, 4, 4, 5]]
-    np.testing.assert_allclose(
-        float(centroid(one_hot, u)), float(labels(one_hot, u)), rtol=1e-6
-    )
-
-
-def test_centroid_target_is_smallest_at_the_sign_of_the_summed_centers():
-    centers = hash_centers(5, 32).centers
-    y = np.zeros((1, 5), "float32")
-    y[0, [0, 1, 3]] = 1
-    loss = CenterHashLoss(
-        centers, multi_label_target="centroid", quantization_weight=0.0
-    )
-    at_centroid = float(loss(y, np.sign(y @ centers).astype("float32")))
-    for label in (0, 1, 3):
-        assert at_centroid < float(
-            loss(y, centers[label : label + 1].astype("float32"))
-        )
-
-
 def test_config_round_trip():
     loss = CenterHashLoss(hash_centers(3, 8).centers, normalization="sample_class")
     run_serialization_test(loss)
-    centroid = CenterHashLoss(hash_centers(3, 8).centers, multi_label_target="centroid")
-    assert run_serialization_test(centroid).multi_label_target == "centroid"
 
 
 @pytest.mark.parametrize(
@@ -114,7 +62,6 @@ def test_config_round_trip():
         (np.zeros((3, 8)), {}, "±1"),
         (np.ones(8), {}, "±1"),
         (np.ones((3, 8)), {"normalization": "batch"}, "normalization"),
-        (np.ones((3, 8)), {"multi_label_target": "mean"}, "multi_label_target"),
     ],
 )
 def test_bad_arguments(centers, kwargs, match):

@@ -65,6 +65,20 @@ def test_drop_classes_keeps_queries_and_database():
         drop_classes(from_arrays(_unique_images(6), [0] * 6, num_queries=2), [0])
 
 
+def test_an_image_with_one_of_several_unseen_labels_leaves_training():
+    multi_hot = np.zeros((12, 4))
+    multi_hot[:, 0] = 1  # every image is of class 0 ...
+    multi_hot[[0, 4, 8], 1] = 1  # ... some of one unseen class too,
+    multi_hot[[1, 5], 2] = 1  # or of the other,
+    multi_hot[[2, 6], 3] = 1  # or of a seen class.
+    data = from_arrays(_unique_images(12), multi_hot, num_queries=2, seed=0)
+    seen = drop_classes(data, [1, 2])
+    assert not seen.y_train[:, [1, 2]].any()
+    kept = data.y_train[~data.y_train[:, [1, 2]].any(axis=1)]
+    np.testing.assert_array_equal(seen.y_train, kept)
+    assert 0 < len(seen.y_train) < len(data.y_train)
+
+
 def test_class_ids_of_names_and_ids():
     assert class_ids_of(["7", "cat", " 2"], 10, [f"n{i}" for i in range(9)] + ["cat"]) == [
         2, 7, 9,

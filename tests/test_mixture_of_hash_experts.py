@@ -37,32 +37,8 @@ def test_top_k_keeps_k_experts_per_gate(top_k):
     assert np.all(nonzero == top_k)
 
 
-def test_regularizers_are_added_only_when_enabled_and_in_training():
-    x = _features()
-    plain = MixtureOfHashExperts(bits=8)
-    plain(x, training=True)
-    assert plain.losses == []
-    moh = MixtureOfHashExperts(
-        bits=8, gate_balance_weight=1.0, expert_diversity_weight=1.0
-    )
-    moh(x, training=False)
-    assert moh.losses == []
-    moh(x, training=True)
-    values = [float(v) for v in moh.losses]
-    assert len(values) == 2 and all(v >= 0 for v in values)
-
-
-def test_gate_balance_is_zero_for_uniform_usage():
-    moh = MixtureOfHashExperts(bits=8, num_experts=4, gate_balance_weight=1.0)
-    uniform = np.full((8, 2, 4), 0.25, "float32")
-    assert abs(float(moh._gate_imbalance(uniform))) < 1e-6
-    one_expert = np.zeros((8, 2, 4), "float32")
-    one_expert[..., 0] = 1
-    assert float(moh._gate_imbalance(one_expert)) == pytest.approx(3.0)
-
-
 def test_config_and_saving(tmp_path):
-    moh = MixtureOfHashExperts(bits=16, num_experts=3, top_k=2, gate_balance_weight=0.1)
+    moh = MixtureOfHashExperts(bits=16, num_experts=3, top_k=2)
     run_serialization_test(moh)
     run_saving_test(moh, _features(6, 5), tmp_path)
 
@@ -73,7 +49,6 @@ def test_config_and_saving(tmp_path):
         ({"top_k": 5, "num_experts": 4}, "top_k"),
         ({"top_k": 0}, "top_k"),
         ({"num_experts": 0}, "num_experts"),
-        ({"gate_balance_weight": -1.0}, "gate_balance_weight"),
         ({"bits": 10}, "multiple of 8"),
     ],
 )
@@ -98,16 +73,3 @@ def test_top_k_keeps_the_largest_gate_logits(top_k):
     assert np.all(
         np.take_along_axis(keras.ops.convert_to_numpy(gates), largest, -1) > 1e-9
     )
-
-
-def test_expert_diversity_ignores_each_experts_similarity_to_itself():
-    moh = MixtureOfHashExperts(bits=8, num_experts=2, expert_diversity_weight=1.0)
-    moh.build((None, 4))
-    kernel = np.zeros((4, 2, 8), "float32")
-    kernel[:2, 0] = 1.0  # expert 0 uses features 0-1, expert 1 features 2-3:
-    kernel[2:, 1] = 1.0  # orthogonal experts are perfectly diverse.
-    moh.expert_kernel.assign(kernel)
-    assert float(moh._expert_similarity()) == pytest.approx(0.0, abs=1e-6)
-    kernel[:, 1] = kernel[:, 0]  # two identical experts
-    moh.expert_kernel.assign(kernel)
-    assert float(moh._expert_similarity()) == pytest.approx(1.0, abs=1e-5)

@@ -63,22 +63,28 @@ def test_encode_maps_an_exact_zero_to_plus_one(trained, monkeypatch):
     np.testing.assert_array_equal(trained.encode(None), [[1, 1, -1, 1, 1]])
 
 
-def test_train_step_includes_the_moh_regularizers(small_mnist):
+def test_train_step_includes_the_layers_losses(small_mnist):
+    # A custom backbone's regularizer (its `losses`) is part of the gradient.
     x, y = small_mnist.x_train[:32], small_mnist.y_train[:32]
 
-    def one_step(diversity):
+    def one_step(l2):
         keras.utils.set_random_seed(0)
-        model = MLH(num_classes=10, bits=8, expert_diversity_weight=diversity)
+        backbone = keras.Sequential(
+            [
+                keras.layers.Conv2D(4, 3, kernel_regularizer=keras.regularizers.L2(l2)),
+                keras.layers.GlobalAveragePooling2D(),
+            ]
+        )
+        model = MLH(num_classes=10, bits=8, backbone=backbone)
         model.compile(optimizer=keras.optimizers.SGD(0.1))
         model.build((None, 28, 28, 1))
-        before = model.hash_head.expert_kernel.numpy()
+        before = backbone.layers[0].kernel.numpy()
         model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
-        return before, model.hash_head.expert_kernel.numpy()
+        return before, backbone.layers[0].kernel.numpy()
 
     start, plain = one_step(0.0)
     start_again, regularized = one_step(100.0)
     np.testing.assert_array_equal(start, start_again)
-    # The diversity term's gradient goes into the experts' kernel.
     assert np.abs(regularized - plain).max() > 1e-3
 
 
@@ -131,34 +137,16 @@ def test_multi_label_training_with_multi_hot_labels(small_mnist):
     assert history.history["loss"][1] < history.history["loss"][0]
 
 
-def test_pairwise_memory_fills_and_wraps(small_mnist):
-    model = MLH(num_classes=10, bits=16, pairwise_memory_size=100)
-    model.compile()
-    model.fit(
-        small_mnist.x_train[:160],
-        small_mnist.y_train[:160],
-        batch_size=64,
-        epochs=1,
-        verbose=0,
-    )
-    assert float(model.code_memory.filled.numpy().sum()) == 100
-    assert int(model.code_memory.position.numpy()) == 160 % 100
-    stored = model.code_memory.labels.numpy()
-    assert np.all(stored.sum(1) == 1)
-    assert np.abs(model.code_memory.codes.numpy()).max() > 0
-
-
 # --------------------------------------------------------- saving, callbacks
 @pytest.mark.parametrize(
     "kwargs",
     [
         {},
-        {"mode": "pairwise", "pairwise_memory_size": 64},
+        {"mode": "pairwise"},
         {"mode": "csq"},
         {"mode": "mlh_no_moh", "augmentation": "default", "top_k": None},
         {"top_k": 2, "num_experts": 3, "augmentation": [keras.layers.RandomZoom(0.1)]},
-        {"mutual_center_share": 0.8, "center_multi_label_target": "centroid"},
-        {"mutual_warmup_steps": 100},
+        {"center_weight": 3.0, "center_loss_normalization": "sample"},
     ],
 )
 def test_keras_save_load_gives_identical_codes(kwargs, small_mnist, tmp_path):
@@ -178,54 +166,6 @@ def test_keras_save_load_gives_identical_codes(kwargs, small_mnist, tmp_path):
     np.testing.assert_array_equal(again.encode(x), model.encode(x))
     # The reloaded model keeps training (compiled from its saved config).
     again.fit(small_mnist.x_train[:64], small_mnist.y_train[:64], epochs=1, verbose=0)
-
-
-def _as_pre_code_memory_file(path, old_path):
-    """Rewrites a saved `.keras` file into the layout of keras-mlh before the
-    CodeMemory layer: the memory's four variables as the model's own `vars`
-    (the config's keys were the same)."""
-    import zipfile
-
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    weights = str(old_path) + ".weights.h5"
-    with open(weights, "wb") as f:
-        f.write(members["model.weights.h5"])
-    with h5py.File(weights, "r+") as h5:
-        del h5["vars"]  # MLH's own, empty today
-        h5.copy(h5["code_memory/vars"], "vars")
-        del h5["code_memory"]
-    with open(weights, "rb") as f:
-        members["model.weights.h5"] = f.read()
-    with zipfile.ZipFile(old_path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
-def test_pre_code_memory_files_load_with_their_memory(small_mnist, tmp_path):
-    model = MLH(num_classes=10, bits=16, pairwise_memory_size=100)
-    model.compile()
-    model.fit(small_mnist.x_train[:64], small_mnist.y_train[:64], verbose=0)
-    model.save(tmp_path / "new.keras")
-    _as_pre_code_memory_file(tmp_path / "new.keras", tmp_path / "old.keras")
-    old = keras.saving.load_model(tmp_path / "old.keras")
-    for name in ("codes", "labels", "filled", "position"):
-        np.testing.assert_array_equal(
-            getattr(old.code_memory, name).numpy(),
-            getattr(model.code_memory, name).numpy(),
-        )
-    x = small_mnist.x_query[:32]
-    np.testing.assert_array_equal(old.encode(x), model.encode(x))
-
-
-def test_pre_code_memory_state_of_the_wrong_shape_is_refused():
-    model = MLH(num_classes=10, bits=16, pairwise_memory_size=8)
-    model.build((None, 28, 28, 1))
-    old = {"0": np.zeros((6, 16)), "1": np.zeros((6, 10)), "2": np.zeros(6)}
-    with pytest.raises(ValueError, match="config and weights disagree"):
-        model.load_own_variables({**old, "3": np.array(0, "int32")})
 
 
 def test_standard_callbacks(small_mnist, tmp_path):
@@ -347,11 +287,7 @@ def test_augmentation_runs_in_training_only(small_mnist):
         ({"num_classes": 0}, "num_classes"),
         ({"center_weight": -1.0}, "Loss weights"),
         ({"augmentation": "heavy"}, "augmentation"),
-        ({"pairwise_memory_size": -5}, "pairwise_memory_size"),
-        ({"mutual_warmup_steps": -1}, "mutual_warmup_steps"),
-        ({"mutual_warmup_steps": 2.5}, "mutual_warmup_steps"),
-        ({"mutual_warmup_steps": True}, "mutual_warmup_steps"),
-        ({"mutual_warmup_steps": 2**31}, "mutual_warmup_steps"),
+        ({"retrieval_branch": "csq"}, "retrieval_branch"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):
@@ -424,6 +360,35 @@ def test_fit_checks_validation_data():
     _bad_fit(MLH(10, 8), x, y, r"\[0, 10\)", validation_data=(x, np.full(4, 12)))
 
 
+def test_evaluate_refuses_the_labels_fit_refuses():
+    import tensorflow as tf
+
+    model = MLH(10, 8)
+    model.compile()
+    x, y = np.zeros((4, 8, 8, 1)), np.array([0, 1, 10, 2])
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        model.evaluate(x, y, verbose=0)
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        model.evaluate(tf.data.Dataset.from_tensor_slices((x, y)).batch(4), verbose=0)
+    with pytest.raises(ValueError, match="10 columns"):
+        model.evaluate(x, np.zeros((4, 12)), verbose=0)
+
+
+def test_center_weight_3_puts_3_on_the_center_term(small_mnist):
+    x, y = small_mnist.x_train[:32], small_mnist.y_train[:32]
+    keras.utils.set_random_seed(0)
+    model = MLH(10, 16, center_weight=3, pairwise_weight=1, mutual_weight=2)
+    model.build((None, 28, 28, 1))
+    loss, logged, _ = model.compute_objective(x, y, training=False)
+    center, pairwise, mutual = (
+        float(logged[name]) for name in ("center_loss", "pairwise_loss", "mutual_loss")
+    )
+    assert min(center, pairwise, mutual) > 0
+    expected = 3 * center + 1 * pairwise + 2 * mutual
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert float(logged["loss"]) == float(loss)
+
+
 def test_compile_rejects_a_loss():
     with pytest.raises(ValueError, match="computes its own losses"):
         MLH(10, 8).compile(loss="mse")
@@ -450,13 +415,12 @@ import keras_mlh
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 x = np.random.default_rng(0).integers(0, 256, (64, 16, 16, 1)).astype("uint8")
 with strategy.scope():
-    model = keras_mlh.MLH(num_classes=4, bits=8, pairwise_memory_size=32,
-                          gate_balance_weight=0.1, mutual_warmup_steps=100)
+    model = keras_mlh.MLH(num_classes=4, bits=8)
     model.compile()
 history = model.fit(x, np.arange(64) % 4, batch_size=16, epochs=2, verbose=0)
 assert strategy.num_replicas_in_sync == 2
 # 8 global steps, each counted once whatever the number of replicas.
-assert float(model.mutual_warmup.step.numpy()) == 8, model.mutual_warmup.step
+assert int(model.optimizer.iterations.numpy()) == 8, model.optimizer.iterations
 assert history.history["loss"][1] < history.history["loss"][0], history.history
 print("OK", model.encode(x[:4]).shape)
 """
@@ -479,18 +443,6 @@ def test_fit_accepts_grayscale_arrays_without_channel_axis(small_mnist):
     assert model.image_shape == (28, 28, 1)
     assert np.isfinite(history.history["val_loss"]).all()
     assert model.encode(x[:4]).shape == (4, 8)
-
-
-def test_the_objective_gets_the_mutual_share_and_the_multi_label_target():
-    model = MLH(
-        num_classes=10,
-        bits=16,
-        mutual_center_share=0.8,
-        center_multi_label_target="centroid",
-    )
-    assert model.objective.weights.mutual_center_share == 0.8
-    assert model.objective.center_loss.multi_label_target == "centroid"
-    assert MLH(num_classes=10, bits=16).objective.weights.mutual_center_share == 0.5
 
 
 def test_numpy_integer_arguments_give_a_json_config():
@@ -550,45 +502,3 @@ def test_the_documented_default_weights_are_the_modes():
         f"({weights.center:g}, {weights.pairwise:g}, {weights.mutual:g} for MLH"
     )
     assert documented in " ".join(MLH.__doc__.split())
-
-
-def test_mutual_warmup_ramps_the_mutual_weight_and_survives_saving(
-    small_mnist, tmp_path
-):
-    x, y = small_mnist.x_train[:64], small_mnist.y_train[:64]
-    model = MLH(num_classes=10, bits=16, mutual_warmup_steps=6)
-    model.compile()
-    model.build((None, *x.shape[1:]))
-
-    def total_against_terms():
-        _, logged, _ = model.compute_objective(x[:32], y[:32], training=False)
-        weights = model.objective.weights
-        without_mutual = weights.center * float(logged["center_loss"]) + (
-            weights.pairwise * float(logged["pairwise_loss"])
-        )
-        mutual = weights.mutual * float(logged["mutual_loss"])
-        return float(logged["loss"]), without_mutual, mutual
-
-    total, without_mutual, mutual = total_against_terms()
-    assert mutual > 0 and total == pytest.approx(without_mutual, rel=1e-5)
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # 4 steps
-    total, without_mutual, mutual = total_against_terms()
-    assert total == pytest.approx(without_mutual + mutual * 4 / 6, rel=1e-5)
-    model.evaluate(x, y, batch_size=16, verbose=0)  # evaluation does not count
-    assert float(model.mutual_warmup.step.numpy()) == 4
-
-    path = tmp_path / "warm.keras"
-    model.save(path)
-    again = keras.saving.load_model(path)
-    assert again.mutual_warmup_steps == 6
-    assert float(again.mutual_warmup.step.numpy()) == 4  # resumes mid-ramp
-    again.fit(x, y, batch_size=16, epochs=1, verbose=0)
-    assert float(again.mutual_warmup.step.numpy()) == 6
-
-
-def test_mutual_warmup_is_only_made_where_there_is_a_mutual_term():
-    assert MLH(num_classes=10, mutual_warmup_steps=5).mutual_warmup is not None
-    for kwargs in ({"mode": "center"}, {"mode": "mlh_no_mutual"}, {}):
-        steps = 5 if kwargs else 0
-        model = MLH(num_classes=10, mutual_warmup_steps=steps, **kwargs)
-        assert model.mutual_warmup is None

@@ -93,31 +93,6 @@ def test_mutual_term_moves_each_branch_towards_the_other_detached(gradients):
     assert np.all(cosine(u_p - 0.5 * grad_p, u_c) > cosine(u_p, u_c))
 
 
-@pytest.mark.parametrize("share", [0.0, 0.25, 1.0])
-def test_mutual_center_share_splits_the_mutual_gradient(share, gradients):
-    objective = _objective(
-        center=0.0, pairwise=0.0, mutual=1.0, mutual_center_share=share
-    )
-    u_c, u_p = _codes(0), _codes(1)
-
-    def loss(c, p):
-        return objective({"center": c, "pairwise": p}, LABELS)[0]
-
-    grad_c, grad_p = gradients(loss, u_c, u_p)
-    np.testing.assert_allclose(
-        grad_c,
-        2 * share * _numpy_cosine_distance_gradient(u_c, u_p),
-        rtol=1e-4,
-        atol=1e-6,
-    )
-    np.testing.assert_allclose(
-        grad_p,
-        2 * (1 - share) * _numpy_cosine_distance_gradient(u_p, u_c),
-        rtol=1e-4,
-        atol=1e-6,
-    )
-
-
 @pytest.mark.parametrize(
     "weights, silent_branch",
     [
@@ -142,29 +117,14 @@ def test_pairwise_references_default_to_the_batch():
     objective = _objective("pairwise")
     u_p = _codes(1)
     _, alone = objective({"pairwise": u_p}, LABELS)
-    references = {"codes": u_p, "labels": LABELS, "weights": np.ones(BATCH)}
+    references = {"codes": u_p, "labels": LABELS}
     _, explicit = objective({"pairwise": u_p}, LABELS, references)
     assert float(alone["pairwise_loss"]) == pytest.approx(
         float(explicit["pairwise_loss"]), rel=1e-6
     )
-    # Empty memory slots (weight 0) change nothing.
-    padded = {
-        "codes": np.concatenate([u_p, _codes(5)]),
-        "labels": np.concatenate(
-            [keras.ops.convert_to_numpy(LABELS), keras.ops.convert_to_numpy(LABELS)]
-        ),
-        "weights": np.concatenate([np.ones(BATCH), np.zeros(BATCH)]),
-    }
-    _, with_empty = objective({"pairwise": u_p}, LABELS, padded)
-    assert float(with_empty["pairwise_loss"]) == pytest.approx(
-        float(alone["pairwise_loss"]), rel=1e-6
-    )
 
 
 def test_loss_weights_are_checked():
-    for share in (-0.1, 1.5, float("nan"), True):
-        with pytest.raises(ValueError, match="mutual_center_share"):
-            LossWeights(1.0, 1.0, 1.0, share)
     with pytest.raises(ValueError, match="Loss weights must be >= 0"):
         LossWeights(1.0, -1.0, 0.0)
     with pytest.raises(ValueError, match="Loss weights must be >= 0"):
@@ -195,18 +155,3 @@ def test_multi_hot_accepts_ids_and_multi_hot():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(multi_hot(rows, 3)), rows)
     assert ops.shape(multi_hot(np.array([0, 0]), 1)) == (2, 1)
     assert keras.backend.standardize_dtype(multi_hot(rows, 3).dtype) == "float32"
-
-
-@pytest.mark.parametrize("scale", [0.0, 0.5, 1.0])
-def test_mutual_scale_scales_only_the_mutual_terms_weight(scale):
-    objective = _objective("mlh")
-    outputs = {"center": _codes(0), "pairwise": _codes(1)}
-    total, terms = objective(outputs, LABELS, mutual_scale=scale)
-    expected = sum(
-        objective.term_weight(n) * (scale if n == "mutual_loss" else 1) * float(v)
-        for n, v in terms.items()
-    )
-    assert float(total) == pytest.approx(expected, rel=1e-6)
-    # The logged term stays unweighted.
-    _, unscaled = objective(outputs, LABELS)
-    assert float(terms["mutual_loss"]) == pytest.approx(float(unscaled["mutual_loss"]))

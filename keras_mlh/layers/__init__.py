@@ -3,9 +3,7 @@ from keras_mlh.backends import check_keras_backend
 
 check_keras_backend()
 
-from keras_mlh.layers.code_memory import CodeMemory  # noqa: E402
 from keras_mlh.layers.hash_layer import HashLayer  # noqa: E402
-from keras_mlh.layers.linear_warmup import LinearWarmup  # noqa: E402
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts  # noqa: E402
 
-__all__ = ["CodeMemory", "HashLayer", "LinearWarmup", "MixtureOfHashExperts"]
+__all__ = ["HashLayer", "MixtureOfHashExperts"]

@@ -14,11 +14,7 @@ class MixtureOfHashExperts(_BranchCodes):
     from the input features (multi-gate mixture of experts); the branch's code
     is `tanh(BN(sum_e gate_e(x) * expert_e(x)))`. With `top_k < num_experts`
     each gate keeps only its `top_k` largest logits (sparse gating; ties at the
-    threshold are all kept). Two optional regularizers, off by default, are
-    added with `add_loss`: a gate balance term (squared coefficient of
-    variation of each gate's mean expert usage, 0 when usage is uniform) and an
-    expert diversity term (mean squared cosine similarity between the experts'
-    flattened kernels).
+    threshold are all kept).
 
     Args:
         bits: code length, a positive multiple of 8.
@@ -26,8 +22,6 @@ class MixtureOfHashExperts(_BranchCodes):
         num_branches: number of branches (gates).
         top_k: experts kept per gate; `None` means all (dense gating).
         batch_norm: apply batch normalization before tanh.
-        gate_balance_weight: weight of the gate balance regularizer.
-        expert_diversity_weight: weight of the expert diversity regularizer.
         kernel_initializer: initializer of experts and gates.
         **kwargs: standard `keras.layers.Layer` arguments.
 
@@ -55,8 +49,6 @@ class MixtureOfHashExperts(_BranchCodes):
         num_branches=2,
         top_k=None,
         batch_norm=True,
-        gate_balance_weight=0.0,
-        expert_diversity_weight=0.0,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -69,16 +61,8 @@ class MixtureOfHashExperts(_BranchCodes):
                     "`top_k` cannot exceed `num_experts`; use top_k=None for "
                     f"dense gating. Received: top_k={top_k}, num_experts={num_experts}"
                 )
-        for name, value in (
-            ("gate_balance_weight", gate_balance_weight),
-            ("expert_diversity_weight", expert_diversity_weight),
-        ):
-            if value < 0:
-                raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
         self.num_experts = num_experts
         self.top_k = top_k
-        self.gate_balance_weight = float(gate_balance_weight)
-        self.expert_diversity_weight = float(expert_diversity_weight)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
@@ -112,24 +96,7 @@ class MixtureOfHashExperts(_BranchCodes):
             logits = ops.where(logits >= threshold, logits, ops.full_like(logits, -1e9))
         gates = ops.softmax(logits, axis=-1)
         mixed = ops.einsum("nre,neb->nrb", gates, experts)
-        if training and self.gate_balance_weight > 0:
-            self.add_loss(self.gate_balance_weight * self._gate_imbalance(gates))
-        if training and self.expert_diversity_weight > 0:
-            self.add_loss(self.expert_diversity_weight * self._expert_similarity())
         return self._codes(mixed, training), gates
-
-    def _gate_imbalance(self, gates):
-        usage = ops.mean(gates, axis=0)  # (branches, experts), rows sum to 1
-        return ops.mean(self.num_experts * ops.sum(ops.square(usage), axis=-1) - 1.0)
-
-    def _expert_similarity(self):
-        kernels = ops.transpose(self.expert_kernel, (1, 0, 2))
-        kernels = ops.reshape(kernels, (self.num_experts, -1))
-        kernels = kernels / (ops.norm(kernels, axis=-1, keepdims=True) + 1e-12)
-        cosine = ops.matmul(kernels, ops.transpose(kernels))
-        off_diagonal = cosine * (1.0 - ops.eye(self.num_experts, dtype=cosine.dtype))
-        pairs = self.num_experts * (self.num_experts - 1)
-        return ops.sum(ops.square(off_diagonal)) / max(pairs, 1)
 
     def compute_output_shape(self, input_shape):
         return (
@@ -143,8 +110,6 @@ class MixtureOfHashExperts(_BranchCodes):
             {
                 "num_experts": self.num_experts,
                 "top_k": self.top_k,
-                "gate_balance_weight": self.gate_balance_weight,
-                "expert_diversity_weight": self.expert_diversity_weight,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

@@ -3,7 +3,6 @@ import numpy as np
 from keras import ops
 
 NORMALIZATIONS = ("sample", "sample_class")
-MULTI_LABEL_TARGETS = ("labels", "centroid")
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
@@ -17,11 +16,8 @@ class CenterHashLoss(keras.losses.Loss):
     `quantization_weight * mean((|u| - 1)^2)`.
 
     An image with several labels has, by that formula, several positive
-    classes competing in one softmax (`multi_label_target="labels"`). With
-    `multi_label_target="centroid"` it has one target instead, CSQ's rule
-    for multi-label data: the ±1 code `sign(sum of its labels' centers)`
-    (bits where they tie are left out), contrasted with the centers of the
-    classes it does not show. On single-label data both are the same loss.
+    classes competing in one softmax (CSQ's single multi-label center is
+    `CSQHashLoss`'s).
 
     Args:
         centers: array `(num_classes, bits)` of ±1 hash centers.
@@ -30,8 +26,6 @@ class CenterHashLoss(keras.losses.Loss):
             formula) and `"sample_class"` averages over classes too (MDSH's
             code, `1/(N c)`), which makes the term `c` times smaller.
         quantization_weight: weight of `mean((|u| - 1)^2)`; MDSH uses 1e-4.
-        multi_label_target: `"labels"` (the formula above) or `"centroid"`,
-            what an image with several labels is pulled to, see above.
         epsilon: floor of `1 - P` inside the log.
         name, reduction, dtype: standard `keras.losses.Loss` arguments.
 
@@ -56,7 +50,6 @@ class CenterHashLoss(keras.losses.Loss):
         scale=None,
         normalization="sample",
         quantization_weight=1e-4,
-        multi_label_target="labels",
         epsilon=1e-7,
         name="center_hash_loss",
         reduction="sum_over_batch_size",
@@ -74,13 +67,7 @@ class CenterHashLoss(keras.losses.Loss):
                 f"`normalization` must be one of {NORMALIZATIONS}. "
                 f"Received: normalization={normalization!r}"
             )
-        if multi_label_target not in MULTI_LABEL_TARGETS:
-            raise ValueError(
-                f"`multi_label_target` must be one of {MULTI_LABEL_TARGETS}. "
-                f"Received: multi_label_target={multi_label_target!r}"
-            )
         self.centers = centers
-        self.multi_label_target = multi_label_target
         self.scale = float(np.sqrt(centers.shape[1])) if scale is None else float(scale)
         self.normalization = normalization
         self.quantization_weight = float(quantization_weight)
@@ -93,36 +80,15 @@ class CenterHashLoss(keras.losses.Loss):
         centers = centers / ops.sqrt(float(self.centers.shape[1]))
         codes = y_pred / (ops.norm(y_pred, axis=-1, keepdims=True) + self.epsilon)
         logits = self.scale * ops.matmul(codes, ops.transpose(centers))
-        if self.multi_label_target == "centroid":
-            loss = self._centroid_loss(y_true, codes, logits, centers)
-        else:
-            log_p = ops.log_softmax(logits, axis=-1)
-            log_not_p = self._log_not(log_p)
-            loss = -ops.sum(y_true * log_p + (1.0 - y_true) * log_not_p, axis=-1)
+        log_p = ops.log_softmax(logits, axis=-1)
+        log_not_p = ops.log(ops.maximum(1.0 - ops.exp(log_p), self.epsilon))
+        loss = -ops.sum(y_true * log_p + (1.0 - y_true) * log_not_p, axis=-1)
         if self.normalization == "sample_class":
             loss = loss / float(self.centers.shape[0])
         if self.quantization_weight:
             quantization = ops.mean(ops.square(ops.abs(y_pred) - 1.0), axis=-1)
             loss = loss + self.quantization_weight * quantization
         return loss
-
-    def _log_not(self, log_p):
-        return ops.log(ops.maximum(1.0 - ops.exp(log_p), self.epsilon))
-
-    def _centroid_loss(self, y_true, codes, logits, centers):
-        # One positive logit per image, towards its labels' centroid code;
-        # the classes it shows leave the softmax (their logits go to -inf).
-        centroid = ops.sign(ops.matmul(y_true, centers))
-        centroid = centroid / (
-            ops.norm(centroid, axis=-1, keepdims=True) + self.epsilon
-        )
-        positive = self.scale * ops.sum(codes * centroid, axis=-1, keepdims=True)
-        negatives = ops.where(y_true > 0, -1e9, logits)
-        log_p = ops.log_softmax(
-            ops.concatenate([positive, negatives], axis=-1), axis=-1
-        )
-        log_not_p = self._log_not(log_p[:, 1:])
-        return -(log_p[:, 0] + ops.sum((1.0 - y_true) * log_not_p, axis=-1))
 
     def get_config(self):
         config = super().get_config()
@@ -132,7 +98,6 @@ class CenterHashLoss(keras.losses.Loss):
                 "scale": self.scale,
                 "normalization": self.normalization,
                 "quantization_weight": self.quantization_weight,
-                "multi_label_target": self.multi_label_target,
                 "epsilon": self.epsilon,
             }
         )

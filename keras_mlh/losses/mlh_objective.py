@@ -34,9 +34,8 @@ class MLHObjective:
     The terms: the center loss `L_C` of the center branch `u_c`
     (`CenterHashLoss`), the DPSH pairwise loss `L_P` of the pairwise branch
     `u_p` (`PairwiseHashLoss`), and the mutual loss
-    `L_M = 2s (1 - cos(u_c, sg(u_p))) + 2(1 - s) (1 - cos(u_p, sg(u_c)))`
-    (`MutualHashLoss` in both directions, `sg` = stop-gradient, `s` the
-    weights' `mutual_center_share`, 0.5 by default): each branch
+    `L_M = (1 - cos(u_c, sg(u_p))) + (1 - cos(u_p, sg(u_c)))`
+    (`MutualHashLoss` in both directions, `sg` = stop-gradient): each branch
     moves towards the other's detached codes and no gradient flows into a
     target. The `csq` baseline's branch `"csq"` has CSQ's loss
     (`CSQHashLoss`) instead. A term runs when its weight is > 0 and its
@@ -51,10 +50,9 @@ class MLHObjective:
         centers: `(num_classes, bits)` ±1 hash centers.
         branches: the model's branches, e.g. `("center", "pairwise")`.
         weights: a `keras_mlh.models.modes.LossWeights`.
-        center_loss_normalization, center_quantization_weight,
-            center_multi_label_target: `normalization`, `quantization_weight`
-            and `multi_label_target` of `CenterHashLoss`; the quantization
-            weight is also CSQ's `lambda` (`CSQHashLoss`).
+        center_loss_normalization, center_quantization_weight:
+            `normalization` and `quantization_weight` of `CenterHashLoss`;
+            the quantization weight is also CSQ's `lambda` (`CSQHashLoss`).
         pairwise_theta_scale, pairwise_quantization_weight: see
             `PairwiseHashLoss`.
         seed: seed of `CSQHashLoss`'s tie center (multi-label data).
@@ -64,13 +62,9 @@ class MLHObjective:
             or `{"csq": u}` (the model's outputs; other keys are ignored).
         labels: multi-hot float labels `(batch, num_classes)`, see
             `multi_hot`.
-        references: optional dict `{"codes", "labels", "weights"}` of the
-            pairwise term's references (the batch itself by default): e.g.
-            the batch gathered over replicas followed by a detached code
-            memory, with weight 0 for empty memory slots.
-        mutual_scale: optional factor on the mutual term's weight in the
-            total, e.g. a warm-up's ramp from 0 to 1; the logged term stays
-            unweighted.
+        references: optional dict `{"codes", "labels"}` of the pairwise
+            term's references (the batch itself by default), e.g. the batch
+            gathered over `tf.distribute` replicas.
 
     Returns:
         `(total, terms)`: the weighted total (a scalar) and a dict of the
@@ -95,7 +89,6 @@ class MLHObjective:
         weights,
         center_loss_normalization="sample_class",
         center_quantization_weight=1e-4,
-        center_multi_label_target="labels",
         pairwise_theta_scale=0.5,
         pairwise_quantization_weight=0.1,
         seed=0,
@@ -106,7 +99,6 @@ class MLHObjective:
             centers,
             normalization=center_loss_normalization,
             quantization_weight=center_quantization_weight,
-            multi_label_target=center_multi_label_target,
             reduction="none",
         )
         self.pairwise_loss = PairwiseHashLoss(
@@ -133,7 +125,7 @@ class MLHObjective:
         """The weight of the term called `name` (one of `TERMS`)."""
         return getattr(self.weights, name[: -len("_loss")])
 
-    def __call__(self, outputs, labels, references=None, mutual_scale=None):
+    def __call__(self, outputs, labels, references=None):
         outputs = {
             name: ops.convert_to_tensor(outputs[name])
             for name in self.branches
@@ -151,28 +143,21 @@ class MLHObjective:
                     {
                         "labels": labels,
                         "reference_labels": references["labels"],
-                        "reference_weights": references["weights"],
                     },
                     {"codes": u_p, "reference_codes": references["codes"]},
                 )
             terms["pairwise_loss"] = ops.mean(value)
         if "mutual_loss" in self.term_names:
             u_c, u_p = outputs["center"], outputs["pairwise"]
-            share = self.weights.mutual_center_share
             # Each branch is taught by the other's detached codes.
-            terms["mutual_loss"] = 2.0 * share * ops.mean(
+            terms["mutual_loss"] = ops.mean(
                 self.mutual_loss(ops.stop_gradient(u_p), u_c)
-            ) + 2.0 * (1.0 - share) * ops.mean(
-                self.mutual_loss(ops.stop_gradient(u_c), u_p)
-            )
+            ) + ops.mean(self.mutual_loss(ops.stop_gradient(u_c), u_p))
         if "csq_loss" in self.term_names:
             terms["csq_loss"] = ops.mean(self.csq_loss(labels, outputs["csq"]))
         total = ops.zeros((), "float32")
         for name, value in terms.items():
-            weight = self.term_weight(name)
-            if name == "mutual_loss" and mutual_scale is not None:
-                weight = weight * mutual_scale
-            total = total + weight * value
+            total = total + self.term_weight(name) * value
         return total, terms
 
 

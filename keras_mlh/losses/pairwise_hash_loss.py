@@ -13,11 +13,10 @@ class PairwiseHashLoss(keras.losses.Loss):
     log-likelihood, written with a stable softplus) plus
     `quantization_weight * mean((u_j - sign(u_j))^2)`.
 
-    By default the references are the batch itself. To compare the batch with a
-    memory of earlier codes (as DPSH does with its bank of all training codes),
-    pass dicts: `y_true={"labels", "reference_labels", "reference_weights"}`
-    and `y_pred={"codes", "reference_codes"}`; references with weight 0 (e.g.
-    unfilled memory slots) are ignored.
+    By default the references are the batch itself. To compare the batch with
+    other references (e.g. the global batch gathered over replicas), pass
+    dicts: `y_true={"labels", "reference_labels"}` and
+    `y_pred={"codes", "reference_codes"}`.
 
     Args:
         theta_scale: scale of the inner product; DPSH uses 1/2.
@@ -57,10 +56,9 @@ class PairwiseHashLoss(keras.losses.Loss):
             codes, reference_codes = y_pred["codes"], y_pred["reference_codes"]
             labels = y_true["labels"]
             reference_labels = y_true["reference_labels"]
-            weights = y_true.get("reference_weights")
         else:
             codes, reference_codes = y_pred, y_pred
-            labels, reference_labels, weights = y_true, y_true, None
+            labels, reference_labels = y_true, y_true
         labels = ops.cast(labels, codes.dtype)
         reference_labels = ops.cast(reference_labels, codes.dtype)
         similar = ops.cast(
@@ -68,13 +66,7 @@ class PairwiseHashLoss(keras.losses.Loss):
         )
         theta = self.theta_scale * ops.matmul(codes, ops.transpose(reference_codes))
         likelihood = ops.softplus(theta) - similar * theta
-        if weights is None:
-            loss = ops.mean(likelihood, axis=-1)
-        else:
-            weights = ops.cast(weights, codes.dtype)
-            loss = ops.sum(likelihood * weights, axis=-1) / ops.maximum(
-                ops.sum(weights), 1.0
-            )
+        loss = ops.mean(likelihood, axis=-1)
         if self.quantization_weight:
             quantization = ops.mean(ops.square(codes - ops.sign(codes)), axis=-1)
             loss = loss + self.quantization_weight * quantization

@@ -1,17 +1,13 @@
-import contextlib
-
 import keras
 import numpy as np
 from keras import ops
 
-from keras_mlh.augmentation import default_augmentation
+from keras_mlh.augmentation import augmentation_layer
 from keras_mlh.centers import hash_centers
 from keras_mlh.codes import binarize, validate_bits
-from keras_mlh.datasets.validation import check_labels, validate_images
-from keras_mlh.errors import check_int_in_range, check_positive_int
-from keras_mlh.layers.code_memory import CodeMemory
+from keras_mlh.datasets.validation import validate_images
+from keras_mlh.errors import check_positive_int
 from keras_mlh.layers.hash_layer import HashLayer
-from keras_mlh.layers.linear_warmup import MAX_STEPS, LinearWarmup
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
 from keras_mlh.losses.mlh_objective import (
     MLHObjective,
@@ -21,33 +17,28 @@ from keras_mlh.losses.mlh_objective import (
 )
 from keras_mlh.models import train_steps
 from keras_mlh.models.backbones import SmallConvBackbone, application_backbone
+from keras_mlh.models.inputs import check_inputs, prepare_fit
 from keras_mlh.models.modes import MODES as MODES  # re-exported
 from keras_mlh.models.modes import get_mode
-
-
-def _is_tf_dataset(x):
-    import tensorflow as tf
-
-    return isinstance(x, tf.data.Dataset)
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class MLH(keras.Model):
     """Mutual Learning for Hashing: two hash branches on one shared backbone.
 
-    Raw images go in (pixel values in [0, 255], scaled inside the model), a
-    shared backbone extracts features, and a mixture of hash experts (MoH)
-    gives two continuous codes: the center branch `u_c`, trained with the
-    center loss towards fixed, well-separated hash centers, and the pairwise
-    branch `u_p`, trained with the DPSH pairwise likelihood. A cosine mutual
-    loss lets each branch learn from the other's detached codes. The training
-    loss is `center_weight * L_C + pairwise_weight * L_P + mutual_weight * L_M`.
-    Retrieval codes are `sign(u_c)` (the strong branch) by default.
+    Raw images go in (pixels in [0, 255], scaled inside the model), a shared
+    backbone extracts features, and a mixture of hash experts (MoH) gives two
+    continuous codes: the center branch `u_c`, pulled to fixed, well-separated
+    hash centers by the center loss, and the pairwise branch `u_p`, trained
+    with the DPSH pairwise likelihood; a cosine mutual loss lets each branch
+    learn from the other's detached codes. The loss is `center_weight * L_C +
+    pairwise_weight * L_P + mutual_weight * L_M` (`MLHObjective`); retrieval
+    codes are `sign(u_c)`, the strong branch, by default.
 
     The modes give the baselines from the same code: `"center"` (CSQ/MDSH-like,
     one hash layer), `"pairwise"` (DPSH-like), `"mlh_no_moh"` (each branch its
     own hash layer), `"mlh_no_mutual"` (no mutual loss) and `"csq"` (CSQ's own
-    per-bit loss, `CSQHashLoss`, on one hash layer: the public baseline).
+    per-bit loss, `CSQHashLoss`, on one hash layer).
 
     Args:
         num_classes: number of classes (hash centers).
@@ -62,52 +53,25 @@ class MLH(keras.Model):
         top_k: experts kept by each gate (`None`: dense gating).
         center_weight, pairwise_weight, mutual_weight: loss weights; `None`
             takes the mode's default (0.25, 1, 2 for MLH, tuned on validation
-            splits of the MNIST-5k protocols; the paper's 4, 1, 1 is a good
-            start with `center_loss_normalization="sample"`).
-        mutual_center_share: the share of the mutual loss that teaches the
-            center branch (the rest teaches the pairwise branch); `None`
-            takes the mode's default, 0.5 (symmetric), see
-            `keras_mlh.models.modes.LossWeights`.
-        mutual_warmup_steps: when > 0, the mutual loss's weight rises
-            linearly from 0 to `mutual_weight` over the first
-            `mutual_warmup_steps` training steps (`LinearWarmup`), so that
-            each branch finds its own codes before they teach each other.
-            0 (the default): the full weight from the first step. The logged
-            `loss` is the total with the ramped weight, so it can rise
-            during the warm-up: monitor a retrieval metric or the terms.
-        retrieval_branch: `"center"` or `"pairwise"`; `None` picks the center
-            branch when there is one.
+            splits; the paper's 4, 1, 1 goes with `"sample"` normalization).
+        retrieval_branch: one of the mode's branches; `None` picks the first
+            (the center branch when there is one).
         augmentation: `None`, `"default"` (`default_augmentation()`), a Keras
             layer, or a list of layers; applied in training only.
         image_size: optional `(height, width)` the model resizes images to.
-        input_scale, input_offset: images are mapped to
-            `pixels * input_scale + input_offset` before the backbone.
-            `input_scale=None` picks 1/255 for the default and custom
-            backbones, and 1 (raw pixels, which the backbone preprocesses as
-            its ImageNet weights expect) for a `keras.applications` name.
+        input_scale, input_offset: the backbone gets `pixels * input_scale +
+            input_offset`; `input_scale=None` picks 1/255, or 1 for a
+            `keras.applications` name (raw pixels, which it preprocesses as
+            its ImageNet weights expect).
         center_loss_normalization: `"sample_class"` (default; MDSH's code,
-            averages over classes too) or `"sample"` (the `1/N` of the MLH
-            formula, `num_classes` times larger), see `CenterHashLoss`. On
-            MNIST-5k at 32 bits, 15 epochs, 3 seeds, with the paper's 4/1/1
-            loss weights, `"sample_class"` gave mAP 0.9842 against 0.9814 for
-            `"sample"`, with less spread.
+            averages over classes too, better on the MNIST-5k hold-out) or
+            `"sample"` (the `1/N` of the MLH formula, `num_classes` times
+            larger), see `CenterHashLoss`.
         center_quantization_weight: MDSH's `mean((|u| - 1)^2)` weight (also
             CSQ's `lambda` in mode `"csq"`).
-        center_multi_label_target: `"labels"` (default; the MLH/MDSH formula,
-            every label a positive class) or `"centroid"` (CSQ: one target,
-            the sign of the sum of the labels' centers) for images with
-            several labels, see `CenterHashLoss`.
         pairwise_theta_scale: scale of the pairwise inner product (DPSH: 1/2).
         pairwise_quantization_weight: weight of the pairwise quantization term.
-        pairwise_memory_size: when > 0, the pairwise loss compares each batch
-            with a memory of the last `pairwise_memory_size` training codes
-            and labels (DPSH's bank of all training codes, MoCo-style queue),
-            not only with the batch. Off by default: a 3,000-code memory
-            lowered mAP on the MNIST-5k hold-out (0.9831 / 0.9826 against
-            0.9835 / 0.9865 at 16 / 32 bits, `benchmarks/results/tuning.md`).
         batch_norm: batch normalization before the hash tanh.
-        gate_balance_weight, expert_diversity_weight: optional MoH
-            regularizers, see `MixtureOfHashExperts`.
         center_seed: seed of the hash centers (used when they are searched)
             and of CSQ's tie center.
         **kwargs: standard `keras.Model` arguments.
@@ -132,8 +96,6 @@ class MLH(keras.Model):
         center_weight=None,
         pairwise_weight=None,
         mutual_weight=None,
-        mutual_center_share=None,
-        mutual_warmup_steps=0,
         retrieval_branch=None,
         augmentation=None,
         image_size=None,
@@ -141,93 +103,62 @@ class MLH(keras.Model):
         input_offset=0.0,
         center_loss_normalization="sample_class",
         center_quantization_weight=1e-4,
-        center_multi_label_target="labels",
         pairwise_theta_scale=0.5,
         pairwise_quantization_weight=0.1,
-        pairwise_memory_size=0,
         batch_norm=True,
-        gate_balance_weight=0.0,
-        expert_diversity_weight=0.0,
         center_seed=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         spec = get_mode(mode)
-        bits = validate_bits(bits)
-        num_classes = check_positive_int("num_classes", num_classes)
-        branches = spec.branches
-        if retrieval_branch is None:
-            retrieval_branch = branches[0]
-        if retrieval_branch not in branches:
-            raise ValueError(
-                f"Mode {mode!r} has branches {branches}; `retrieval_branch` must be "
-                f"one of them. Received: retrieval_branch={retrieval_branch!r}"
-            )
-        weights = spec.weights.replace(
-            center_weight, pairwise_weight, mutual_weight, mutual_center_share
-        )
-        mutual_warmup_steps = check_int_in_range(
-            "mutual_warmup_steps", mutual_warmup_steps, 0, MAX_STEPS, " (0: none)"
-        )
-        if isinstance(pairwise_memory_size, bool) or pairwise_memory_size < 0:
-            raise ValueError(
-                "`pairwise_memory_size` must be an integer >= 0. "
-                f"Received: {pairwise_memory_size!r}"
-            )
-
-        self.num_classes = int(num_classes)
-        self.bits = bits
-        self.mode = mode
-        self.branches = branches
-        self.uses_moh = spec.uses_moh
-        self.loss_weights = weights
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        self.bits = validate_bits(bits)
+        self.mode, self.branches, self.uses_moh = mode, spec.branches, spec.uses_moh
+        self.retrieval_branch = spec.check_branch(retrieval_branch)
+        weights = spec.weights.replace(center_weight, pairwise_weight, mutual_weight)
         self.center_weight = weights.center
         self.pairwise_weight = weights.pairwise
         self.mutual_weight = weights.mutual
-        self.mutual_center_share = weights.mutual_center_share
-        self.mutual_warmup_steps = mutual_warmup_steps
-        self.retrieval_branch = retrieval_branch
         self.backbone_weights = backbone_weights
-        self.num_experts = num_experts
-        self.top_k = top_k
+        self.num_experts, self.top_k = num_experts, top_k
         self.image_size = tuple(image_size) if image_size is not None else None
         if input_scale is None:
             input_scale = 1.0 if isinstance(backbone, str) else 1.0 / 255.0
-        self.input_scale = float(input_scale)
-        self.input_offset = float(input_offset)
+        self.input_scale, self.input_offset = float(input_scale), float(input_offset)
         self.center_loss_normalization = center_loss_normalization
         self.center_quantization_weight = float(center_quantization_weight)
-        self.center_multi_label_target = center_multi_label_target
         self.pairwise_theta_scale = float(pairwise_theta_scale)
         self.pairwise_quantization_weight = float(pairwise_quantization_weight)
-        self.pairwise_memory_size = int(pairwise_memory_size)
         self.batch_norm = bool(batch_norm)
-        self.gate_balance_weight = float(gate_balance_weight)
-        self.expert_diversity_weight = float(expert_diversity_weight)
         self.center_seed = int(center_seed)
         self.image_shape = None
+        self._make_layers(backbone, augmentation)
+        self.centers = hash_centers(self.num_classes, self.bits, seed=center_seed)
+        self.objective = MLHObjective(
+            self.centers.centers,
+            self.branches,
+            weights,
+            center_loss_normalization=center_loss_normalization,
+            center_quantization_weight=center_quantization_weight,
+            pairwise_theta_scale=pairwise_theta_scale,
+            pairwise_quantization_weight=pairwise_quantization_weight,
+            seed=center_seed,
+        )
+        statistics = ("bit_balance", "quantization_error")
+        logged = ("loss", *self.objective.term_names, *statistics)
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in logged}
 
+    def _make_layers(self, backbone, augmentation):
         # A named backbone needs the input shape, so it is made in build().
         self._backbone_name = backbone if isinstance(backbone, str) else None
         self._default_backbone = backbone is None
         if backbone is None:
             backbone = SmallConvBackbone(name="backbone")
         self.backbone = None if self._backbone_name else backbone
-
         self._augmentation_spec = (
             augmentation if isinstance(augmentation, str) else None
         )
-        if augmentation == "default":
-            augmentation = default_augmentation()
-        elif isinstance(augmentation, str):
-            raise ValueError(
-                "`augmentation` must be None, 'default', a Keras layer or a list of "
-                f"layers. Received: {augmentation!r}"
-            )
-        elif isinstance(augmentation, (list, tuple)):
-            augmentation = keras.Sequential(list(augmentation), name="augmentation")
-        self.augmentation = augmentation
-
+        self.augmentation = augmentation_layer(augmentation)
         self.rescaling = keras.layers.Rescaling(
             self.input_scale, self.input_offset, name="rescaling"
         )
@@ -236,62 +167,14 @@ class MLH(keras.Model):
             if self.image_size
             else None
         )
+        head = dict(num_branches=len(self.branches), batch_norm=self.batch_norm)
         if self.uses_moh:
             self.hash_head = MixtureOfHashExperts(
-                bits,
-                num_experts=num_experts,
-                num_branches=len(branches),
-                top_k=top_k,
-                batch_norm=batch_norm,
-                gate_balance_weight=gate_balance_weight,
-                expert_diversity_weight=expert_diversity_weight,
-                name="hash_head",
+                self.bits, self.num_experts, top_k=self.top_k, name="hash_head", **head
             )
         else:
-            self.hash_head = HashLayer(
-                bits,
-                num_branches=len(branches),
-                batch_norm=batch_norm,
-                name="hash_head",
-            )
+            self.hash_head = HashLayer(self.bits, name="hash_head", **head)
 
-        centers = hash_centers(num_classes, bits, seed=center_seed)
-        self.centers = centers
-        self.objective = MLHObjective(
-            centers.centers,
-            branches,
-            weights,
-            center_loss_normalization=center_loss_normalization,
-            center_quantization_weight=center_quantization_weight,
-            center_multi_label_target=center_multi_label_target,
-            pairwise_theta_scale=pairwise_theta_scale,
-            pairwise_quantization_weight=pairwise_quantization_weight,
-            seed=center_seed,
-        )
-        # DPSH's code bank: only a pairwise term reads it.
-        self.code_memory = (
-            CodeMemory(self.pairwise_memory_size, bits, num_classes, name="code_memory")
-            if self.pairwise_memory_size
-            and "pairwise_loss" in self.objective.term_names
-            else None
-        )
-        # Only a mutual term has something to warm up.
-        self.mutual_warmup = (
-            LinearWarmup(self.mutual_warmup_steps, name="mutual_warmup")
-            if self.mutual_warmup_steps and "mutual_loss" in self.objective.term_names
-            else None
-        )
-        self._trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in (
-                "loss",
-                *self.objective.term_names,
-                "bit_balance",
-                "quantization_error",
-            )
-        }
-
-    # ------------------------------------------------------------------ build
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -300,9 +183,9 @@ class MLH(keras.Model):
                 f"a known channel count. Received: input_shape={input_shape}"
             )
         self.image_shape = tuple(input_shape[1:])
-        shape = input_shape
-        if self.resizing is not None:
-            shape = (shape[0], *self.image_size, shape[-1])
+        # The backbone sees the resized images.
+        size = self.image_size or input_shape[1:3]
+        shape = (input_shape[0], *size, input_shape[-1])
         if self._backbone_name:
             self.backbone = application_backbone(
                 self._backbone_name, shape[1:], weights=self.backbone_weights
@@ -318,13 +201,8 @@ class MLH(keras.Model):
                 f"(batch, features); got {features}. Add global pooling to it."
             )
         self.hash_head.build(features)
-        if self.code_memory is not None:
-            self.code_memory.build()
-        if self.mutual_warmup is not None:
-            self.mutual_warmup.build()
         self.built = True
 
-    # ------------------------------------------------------------------- call
     def call(self, images, training=None):
         x = self.rescaling(ops.cast(images, "float32"))
         if self.resizing is not None:
@@ -332,72 +210,41 @@ class MLH(keras.Model):
         if training and self.augmentation is not None:
             x = self.augmentation(x, training=True)
         features = self.backbone(x, training=training)
-        if self.uses_moh:
-            codes, gates = self.hash_head(features, training=training)
-        else:
-            codes, gates = self.hash_head(features, training=training), None
+        codes = self.hash_head(features, training=training)
+        codes, gates = codes if self.uses_moh else (codes, None)
         outputs = {name: codes[:, i, :] for i, name in enumerate(self.branches)}
         if gates is not None:
             outputs["gates"] = gates
         return outputs
 
-    # ----------------------------------------------------------------- losses
     def compute_objective(self, images, labels, training=False):
         """The forward pass and the MLH loss of one batch, on any backend.
 
-        The pairwise term compares the batch with the whole global batch
-        (gathered over `tf.distribute` replicas) and, in training with a code
-        memory, with the memory's detached codes; the memory then stores the
-        global batch. With `mutual_warmup_steps`, the mutual term's weight is
-        scaled by the warm-up's ramp, which a training call advances by one.
+        The pairwise term pairs the batch with the global batch (gathered
+        over `tf.distribute` replicas).
 
         Args:
             images: a batch of raw images.
             labels: class ids `(batch,)` or multi-hot `(batch, num_classes)`.
-            training: training mode (augmentation, batch statistics, memory).
+            training: training mode (augmentation, batch statistics).
 
         Returns:
             `(loss, terms, outputs)`: the loss to differentiate (the weighted
-            total plus the MoH regularizers `self.losses` in training), the
-            logged values (`"loss"`, the weighted total, and each active term,
-            unweighted) and the model's outputs.
+            total, plus the layers' `self.losses` in training), the logged
+            values (`"loss"`, the total, and each term, unweighted) and the
+            model's outputs.
         """
         outputs = self(images, training=training)
         y = multi_hot(labels, self.num_classes)
         references = None
         if "pairwise_loss" in self.objective.term_names:
-            u_p = outputs["pairwise"]
-            codes, y_all = (
-                train_steps.gather_replicas(u_p),
-                train_steps.gather_replicas(y),
-            )
             references = {
-                "codes": codes,
-                "labels": y_all,
-                "weights": ops.ones((ops.shape(codes)[0],)),
+                "codes": train_steps.gather_replicas(outputs["pairwise"]),
+                "labels": train_steps.gather_replicas(y),
             }
-            if training and self.code_memory is not None:
-                # The gathered batch: under tf.distribute every replica
-                # writes the same global batch and the first one's copy is
-                # kept, so the memory holds all replicas' codes.
-                memory = self.code_memory(codes, y_all, training=True)
-                references = {
-                    "codes": ops.concatenate(
-                        [codes, ops.stop_gradient(memory["codes"])]
-                    ),
-                    "labels": ops.concatenate([y_all, memory["labels"]]),
-                    "weights": ops.concatenate(
-                        [references["weights"], memory["weights"]]
-                    ),
-                }
-        mutual_scale = (
-            self.mutual_warmup(training=training)
-            if self.mutual_warmup is not None
-            else None
-        )
-        total, terms = self.objective(outputs, y, references, mutual_scale)
+        total, terms = self.objective(outputs, y, references)
         loss = total
-        if training and self.losses:
+        if training and self.losses:  # e.g. a custom backbone's regularizers
             loss = loss + ops.sum(ops.stack(self.losses))
         return loss, {"loss": total, **terms}, outputs
 
@@ -409,7 +256,7 @@ class MLH(keras.Model):
             outputs: the model's outputs.
 
         Returns:
-            A dict of each tracker's running result.
+            Each tracker's running result, by name.
         """
         for name, value in terms.items():
             self._trackers[name].update_state(value)
@@ -418,7 +265,6 @@ class MLH(keras.Model):
         self._trackers["quantization_error"].update_state(quantization_error(u))
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 
-    # --------------------------------------------------------------- training
     @property
     def metrics(self):
         return list(self._trackers.values())
@@ -428,33 +274,27 @@ class MLH(keras.Model):
 
         Args:
             optimizer: defaults to `keras.optimizers.Adam(1e-3)`.
-            **kwargs: other `keras.Model.compile` arguments (`jit_compile`,
-                `steps_per_execution`, ...).
+            **kwargs: other `keras.Model.compile` arguments.
         """
         if kwargs.get("loss") is not None:
             raise ValueError(
                 "MLH computes its own losses (center, pairwise, mutual); set their "
                 "weights in the constructor instead of passing `loss` to compile()."
             )
-        if optimizer is None:
-            optimizer = keras.optimizers.Adam(1e-3)
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)
 
     def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
+        self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
     def train_step(self, *args):
         """One mutual-learning step: the design's extension point.
 
-        Runs `compute_objective` in training mode (both branches, the code
-        memory, the MoH regularizers), takes the gradient of its loss, applies
-        it, and records the metrics. The same backend-agnostic objective runs
-        on every backend; `keras_mlh.models.train_steps` wraps it in
-        TensorFlow's `GradientTape`, JAX's stateless `train_step(state, data)`
-        or PyTorch's autograd. Override `compute_objective` to change the loss.
+        The gradient of `compute_objective`'s loss, applied, and the metrics;
+        `keras_mlh.models.train_steps` takes it the backend's way
+        (`GradientTape`, a stateless JAX step, torch autograd). Override
+        `compute_objective` to change the loss.
 
         Args:
             *args: `(data,)`, or `(state, data)` on JAX.
@@ -471,65 +311,18 @@ class MLH(keras.Model):
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """`keras.Model.fit`, with the inputs checked before training starts.
 
-        Images and labels (numpy arrays or the first batch of a `tf.data`
-        dataset) are validated: shape, channels, dtype, NaN/inf, label range
-        and shape, emptiness. A problem raises a `ValueError` that says how to
-        fix it. The model and its optimizer are built from the first batch, so
+        `x`, `y`, `validation_data` are checked (`keras_mlh.models.inputs`), and
+        the model and its optimizer built from the first batch, so that
         `keras.callbacks.BackupAndRestore` works on a fresh model.
         """
-        # Arrays go on as validated: (n, h, w) grayscale gains its channel axis.
-        x, image_shape = self._check_training_data(x, y, "x")
-        # Built before training so that callbacks which restore weights
-        # (BackupAndRestore) find every variable, optimizer's included; inside
-        # the strategy the model was made under, as Keras's own fit does.
-        strategy = getattr(self, "distribute_strategy", None)
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            if not self.built and image_shape is not None:
-                self.build((None, *image_shape))
-            if self.built and getattr(self, "optimizer", None) is not None:
-                if not self.optimizer.built:
-                    self.optimizer.build(self.trainable_variables)
-        if _is_tf_dataset(x):
-            # Keras ignores `shuffle` for datasets but warns about its default.
-            kwargs.setdefault("shuffle", False)
-        if isinstance(validation_data, tuple):
-            images, _ = self._check_training_data(
-                *validation_data[:2], "validation_data"
-            )
-            validation_data = (images, *validation_data[1:])
-        elif validation_data is not None:
-            self._check_training_data(validation_data, None, "validation_data")
+        x, validation_data, kwargs = prepare_fit(self, x, y, validation_data, kwargs)
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
-    def _check_training_data(self, x, y, name):
-        """Validates `x`, `y`; returns `(x to train on, image shape or None)`."""
-        if _is_tf_dataset(x):
-            spec = x.element_spec
-            if not isinstance(spec, tuple) or len(spec) < 2:
-                raise ValueError(
-                    f"`{name}` must yield (images, labels) pairs. "
-                    f"Received element_spec={spec}"
-                )
-            if spec[0].shape.rank == 3:
-                raise ValueError(
-                    f"`{name}` yields rank-3 images of shape {spec[0].shape}: batch "
-                    "single images first, e.g. dataset.batch(64), or give batches "
-                    "of grayscale images a channel axis, e.g. "
-                    "dataset.map(lambda x, y: (x[..., None], y))."
-                )
-            first = next(iter(x.take(1)), None)
-            if first is None:
-                raise ValueError(f"`{name}` is empty: it yields no batch.")
-            images, labels = np.asarray(first[0]), np.asarray(first[1])
-        elif x is None or y is None:
-            return x, None  # Generators and PyDatasets are consumed by fit as is.
-        else:
-            images, labels = x, y
-        images = validate_images(images, self.image_shape, name=f"{name} images")
-        check_labels(labels, self.num_classes, len(images), name=f"{name} labels")
-        return (x if _is_tf_dataset(x) else images), images.shape[1:]
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, with the inputs checked as `fit` checks them."""
+        x, _ = check_inputs(x, y, self.num_classes, self.image_shape)
+        return super().evaluate(x, y, *args, **kwargs)
 
-    # -------------------------------------------------------------- inference
     def embed(self, images, batch_size=256, branch=None):
         """Continuous codes of a branch, in (-1, 1).
 
@@ -542,25 +335,18 @@ class MLH(keras.Model):
             float32 numpy array `(n, bits)`.
         """
         branch = branch or self.retrieval_branch
-        if branch not in self.branches:
-            raise ValueError(f"Mode {self.mode!r} has no {branch!r} branch.")
+        get_mode(self.mode).check_branch(branch, "branch")
         images = validate_images(images, self.image_shape)
         outputs = self.predict(images, batch_size=batch_size, verbose=0)
         return np.asarray(outputs[branch], dtype=np.float32)
 
     def encode(self, images, batch_size=256, branch=None):
-        """Binary codes of the retrieval branch.
-
-        Args:
-            images: `(n, height, width, channels)` raw pixels.
-            batch_size: inference batch size.
-            branch: defaults to `retrieval_branch`.
+        """Binary codes of the retrieval branch (arguments as `embed`'s).
 
         Returns:
             int8 numpy array `(n, bits)` with values in {-1, +1} (0 maps to +1).
         """
-        embedding = self.embed(images, batch_size=batch_size, branch=branch)
-        return binarize(embedding)
+        return binarize(self.embed(images, batch_size=batch_size, branch=branch))
 
     def build_encoder(self):
         """The deployable encoder: raw images in, retrieval-branch codes out.
@@ -572,76 +358,31 @@ class MLH(keras.Model):
         """
         if self.image_shape is None:
             raise ValueError(
-                "The model is not built yet: fit it, call it on a batch of images, "
-                "or call model.build((None, height, width, channels)) first."
+                "The model is not built yet: fit it, call it on images, or call "
+                "model.build((None, height, width, channels)) first."
             )
         inputs = keras.Input(shape=self.image_shape, dtype="float32", name="images")
         embedding = self(inputs, training=False)[self.retrieval_branch]
         embedding = keras.layers.Identity(name="embedding")(embedding)
         return keras.Model(inputs, embedding, name="mlh_encoder")
 
-    # -------------------------------------------------------- serialization
     def get_config(self):
         config = super().get_config()
-        if self._backbone_name:
-            backbone = self._backbone_name
-        elif self._default_backbone:
-            backbone = None
-        else:
-            backbone = keras.saving.serialize_keras_object(self.backbone)
-        if self._augmentation_spec or self.augmentation is None:
-            augmentation = self._augmentation_spec
-        else:
-            augmentation = keras.saving.serialize_keras_object(self.augmentation)
+        serialize = keras.saving.serialize_keras_object
+        backbone = self._backbone_name or (
+            None if self._default_backbone else serialize(self.backbone)
+        )
+        augmentation = self._augmentation_spec
+        if augmentation is None and self.augmentation is not None:
+            augmentation = serialize(self.augmentation)
+        config.update({name: getattr(self, name) for name in _CONFIG})
         config.update(
-            {
-                "num_classes": self.num_classes,
-                "bits": self.bits,
-                "mode": self.mode,
-                "backbone": backbone,
-                "backbone_weights": None,  # Weights are saved with the model.
-                "num_experts": self.num_experts,
-                "top_k": self.top_k,
-                "center_weight": self.center_weight,
-                "pairwise_weight": self.pairwise_weight,
-                "mutual_weight": self.mutual_weight,
-                "mutual_center_share": self.mutual_center_share,
-                "mutual_warmup_steps": self.mutual_warmup_steps,
-                "retrieval_branch": self.retrieval_branch,
-                "augmentation": augmentation,
-                "image_size": list(self.image_size) if self.image_size else None,
-                "input_scale": self.input_scale,
-                "input_offset": self.input_offset,
-                "center_loss_normalization": self.center_loss_normalization,
-                "center_quantization_weight": self.center_quantization_weight,
-                "center_multi_label_target": self.center_multi_label_target,
-                "pairwise_theta_scale": self.pairwise_theta_scale,
-                "pairwise_quantization_weight": self.pairwise_quantization_weight,
-                "pairwise_memory_size": self.pairwise_memory_size,
-                "batch_norm": self.batch_norm,
-                "gate_balance_weight": self.gate_balance_weight,
-                "expert_diversity_weight": self.expert_diversity_weight,
-                "center_seed": self.center_seed,
-            }
+            backbone=backbone,
+            backbone_weights=None,  # Weights are saved with the model.
+            augmentation=augmentation,
+            image_size=list(self.image_size) if self.image_size else None,
         )
         return config
-
-    def load_own_variables(self, store):
-        # MLH has no variables of its own. Files saved before the CodeMemory
-        # layer (keras-mlh 0.x with pairwise_memory_size > 0) hold the code
-        # memory as four model variables: move them into the layer.
-        keys = sorted(store.keys(), key=int)
-        if keys == ["0", "1", "2", "3"] and not self._own_variables():
-            values = [store[key] for key in keys]
-            if self.code_memory is not None:
-                self.code_memory.load_legacy_state(*values)
-            # Else the mode has no pairwise term: the old memory was never
-            # written or read, and there is nothing to keep.
-            return
-        super().load_own_variables(store)
-
-    def _own_variables(self):
-        return self._trainable_variables + self._non_trainable_variables
 
     @classmethod
     def from_config(cls, config):
@@ -650,3 +391,10 @@ class MLH(keras.Model):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+# The constructor arguments saved as the attributes of the same name.
+_CONFIG = """num_classes bits mode num_experts top_k center_weight pairwise_weight
+mutual_weight retrieval_branch input_scale input_offset center_loss_normalization
+center_quantization_weight pairwise_theta_scale pairwise_quantization_weight
+batch_norm center_seed""".split()

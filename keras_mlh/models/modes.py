@@ -21,12 +21,6 @@ class LossWeights:
         center: weight of the center loss `L_C`.
         pairwise: weight of the DPSH pairwise loss `L_P`.
         mutual: weight of the cosine mutual loss `L_M`.
-        mutual_center_share: the share of `L_M` that teaches the center
-            branch (its term `1 - cos(u_c, sg(u_p))`); the pairwise branch's
-            term gets `1 - mutual_center_share`. Both terms are scaled by 2,
-            so 0.5 (the default) is the paper's symmetric `L_M`, 1 lets only
-            the center branch learn from the pairwise one (weak to strong)
-            and 0 only the reverse.
         csq: weight of CSQ's loss (`CSQHashLoss`), the `csq` baseline's only
             term; 0 in every MLH mode.
     """
@@ -34,7 +28,6 @@ class LossWeights:
     center: float
     pairwise: float
     mutual: float
-    mutual_center_share: float = 0.5
     csq: float = 0.0
 
     def __post_init__(self):
@@ -45,25 +38,13 @@ class LossWeights:
                     f"Loss weights must be >= 0. Received: {name}_weight={value!r}"
                 )
             object.__setattr__(self, name, float(value))
-        share = self.mutual_center_share
-        if isinstance(share, bool) or not 0 <= float(share) <= 1:
-            raise ValueError(
-                "`mutual_center_share` must be a number in [0, 1]. "
-                f"Received: mutual_center_share={share!r}"
-            )
-        object.__setattr__(self, "mutual_center_share", float(share))
 
-    def replace(
-        self, center=None, pairwise=None, mutual=None, mutual_center_share=None
-    ):
+    def replace(self, center=None, pairwise=None, mutual=None):
         """These weights with the given ones (not `None`) replaced."""
         return LossWeights(
             self.center if center is None else center,
             self.pairwise if pairwise is None else pairwise,
             self.mutual if mutual is None else mutual,
-            self.mutual_center_share
-            if mutual_center_share is None
-            else mutual_center_share,
             self.csq,
         )
 
@@ -85,6 +66,17 @@ class Mode:
     branches: tuple
     uses_moh: bool
     weights: LossWeights
+
+    def check_branch(self, branch=None, argument="retrieval_branch"):
+        """`branch` checked against the mode's; `None` gives the first one."""
+        if branch is None:
+            return self.branches[0]
+        if branch not in self.branches:
+            raise ValueError(
+                f"Mode {self.name!r} has branches {self.branches}; `{argument}` "
+                f"must be one of them. Received: {argument}={branch!r}"
+            )
+        return branch
 
 
 # The paper's best weights are 4/1/1 (with its 1/N center-loss normalization).

@@ -1,0 +1,114 @@
+"""What `MLH.fit` and `MLH.evaluate` accept: one rule, checked before any work.
+
+Images and labels (numpy arrays, or the first batch of a `tf.data` dataset)
+are validated the same way for training, validation and evaluation: shape,
+channels, dtype, NaN/inf, emptiness, and labels in the model's class range
+(`keras_mlh_runtime.pixels.validate_images`, `keras_mlh_runtime.labels.
+check_labels`). A problem raises a `ValueError` that says how to fix it.
+"""
+
+import contextlib
+
+import numpy as np
+
+from keras_mlh.datasets.validation import check_labels, validate_images
+
+
+def is_tf_dataset(x):
+    """Whether `x` is a `tf.data.Dataset` (TensorFlow imported on demand)."""
+    import tensorflow as tf
+
+    return isinstance(x, tf.data.Dataset)
+
+
+def check_inputs(x, y, num_classes, image_shape=None, name="x"):
+    """Validates what `fit`/`evaluate` got; returns what they should use.
+
+    Args:
+        x: images `(n, height, width[, channels])`, or a `tf.data.Dataset` of
+            `(images, labels)` batches; generators and `PyDataset`s (with
+            `y=None`) pass unchecked.
+        y: labels for array images: class ids or multi-hot rows.
+        num_classes: the model's number of classes.
+        image_shape: the image shape the model was built for, if built.
+        name: how the argument is called in error messages.
+
+    Returns:
+        `(x, image shape or None)`: `x` as it should be used (grayscale
+        arrays gain their channel axis; datasets as given) and the shape of
+        one image when it could be read.
+
+    Raises:
+        ValueError: naming the problem and the fix.
+
+    Example:
+    >>> x, shape = check_inputs(np.zeros((2, 8, 8), "uint8"), [0, 1], 3)
+    >>> x.shape, shape
+    ((2, 8, 8, 1), (8, 8, 1))
+    """
+    if is_tf_dataset(x):
+        spec = x.element_spec
+        if not isinstance(spec, tuple) or len(spec) < 2:
+            raise ValueError(
+                f"`{name}` must yield (images, labels) pairs. "
+                f"Received element_spec={spec}"
+            )
+        if spec[0].shape.rank == 3:
+            raise ValueError(
+                f"`{name}` yields rank-3 images of shape {spec[0].shape}: batch "
+                "single images first, e.g. dataset.batch(64), or give batches "
+                "of grayscale images a channel axis, e.g. "
+                "dataset.map(lambda x, y: (x[..., None], y))."
+            )
+        first = next(iter(x.take(1)), None)
+        if first is None:
+            raise ValueError(f"`{name}` is empty: it yields no batch.")
+        images, labels = np.asarray(first[0]), np.asarray(first[1])
+    elif x is None or y is None:
+        return x, None  # Generators and PyDatasets are consumed by Keras as is.
+    else:
+        images, labels = x, y
+    images = validate_images(images, image_shape, name=f"{name} images")
+    check_labels(labels, num_classes, len(images), name=f"{name} labels")
+    return (x if is_tf_dataset(x) else images), images.shape[1:]
+
+
+def prepare_fit(model, x, y, validation_data, kwargs):
+    """`MLH.fit`'s work before Keras's: checks, and the model built.
+
+    The inputs are checked by `check_inputs`; the model and its optimizer
+    are built from the first batch so that callbacks which restore weights
+    (`keras.callbacks.BackupAndRestore`) find every variable, the
+    optimizer's included.
+
+    Args:
+        model: the `keras_mlh.MLH` to train.
+        x, y: `fit`'s data.
+        validation_data: `fit`'s validation data, or `None`.
+        kwargs: `fit`'s other keyword arguments.
+
+    Returns:
+        `(x, validation_data, kwargs)` for `keras.Model.fit`.
+    """
+    # Arrays go on as validated: (n, h, w) grayscale gains its channel axis.
+    x, image_shape = check_inputs(x, y, model.num_classes, model.image_shape)
+    # Inside the strategy the model was made under, as Keras's own fit does.
+    strategy = getattr(model, "distribute_strategy", None)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        if not model.built and image_shape is not None:
+            model.build((None, *image_shape))
+        if model.built and getattr(model, "optimizer", None) is not None:
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+    if is_tf_dataset(x):
+        # Keras ignores `shuffle` for datasets but warns about its default.
+        kwargs = {"shuffle": False, **kwargs}
+    name = "validation_data"
+    if isinstance(validation_data, tuple):
+        images, _ = check_inputs(
+            *validation_data[:2], model.num_classes, model.image_shape, name
+        )
+        validation_data = (images, *validation_data[1:])
+    elif validation_data is not None:
+        check_inputs(validation_data, None, model.num_classes, model.image_shape, name)
+    return x, validation_data, kwargs
