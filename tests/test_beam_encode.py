@@ -118,9 +118,9 @@ def test_index_build_reads_the_shards(shards, tmp_path, capsys):
     index = HammingIndex.load(str(tmp_path / "db.index"))
     distances, ids = index.search(packed[:5], k=1)
     np.testing.assert_array_equal(distances[:, 0], 0)
-    names = json.loads((tmp_path / "db.index.paths.json").read_text())
-    assert len(names) == 300
-    assert {names[str(i)] for i in ids[:, 0]} <= set(map(str, paths))
+    names = index.paths_of(index.ids)
+    assert len(names) == 300 and None not in names
+    assert set(index.paths_of(ids[:, 0])) <= set(map(str, paths))
 
 
 @needs_beam
