@@ -15,7 +15,7 @@ Cases:
 - `HammingIndex, no ids`: the default ids;
 - `HammingIndex, increasing ids`: user ids in increasing order (`3 i + 10**12`);
 - `HammingIndex, scattered ids`: unique user ids in no order (`i` times an
-  odd 64-bit constant, wrapped to 63 bits), what keeps `IdSet` busiest;
+  odd 64-bit constant, wrapped to 63 bits), what the id check of `add` works hardest on;
 - `faiss IndexBinaryIDMap, scattered ids`: raw faiss, `IndexBinaryIDMap`
   over `IndexBinaryFlat`, the same codes and ids: "faiss's own";
 - `faiss IndexBinaryFlat, no ids`: raw faiss without ids;
@@ -152,8 +152,6 @@ def run_case(args):
         "peak_mb": (_status("VmHWM") - baseline) / MIB,
         "steady_mb": (_status("VmRSS") - baseline) / MIB,
     }
-    if isinstance(index, HammingIndex):
-        result["kept_id_mb"] = index._ids.nbytes / MIB
     print(json.dumps(result))
     return 0
 

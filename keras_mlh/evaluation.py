@@ -5,12 +5,13 @@ report means the same everywhere. numpy and numba (the ranking kernel of
 `keras_mlh.metrics`), matplotlib for the plots; no TensorFlow or faiss.
 """
 
+import contextlib
 import os
 
 import numpy as np
 
 from keras_mlh.codes import bit_balance
-from keras_mlh.files import staged_files, write_json
+from keras_mlh.files import atomic_path, write_json
 from keras_mlh.metrics import (
     mean_average_precision,
     precision_at_k,
@@ -212,10 +213,17 @@ def _write_report(report, curve, database_codes, out_dir, history):
     report["files"] = {key: os.path.join(out_dir, name) for key, name in names.items()}
     report["files"]["report"] = os.path.join(out_dir, REPORT_FILE)
     at_k = {int(c): v for c, v in report["precision_at_k"].items()}
-    with staged_files(out_dir) as stage:
+    with contextlib.ExitStack() as stack:
+        # Each file renamed into place once all are written, in the reverse
+        # order: the report, entered first, last (its presence means done).
+        def stage(name):
+            path = os.path.join(out_dir, name)
+            return stack.enter_context(atomic_path(path, make_folders=True))
+
+        report_temp = stage(REPORT_FILE)
         plot_pr_curve(curve, stage(names["pr_curve"]))
         plot_precision_at_k(at_k, stage(names["precision_at_k"]))
         plot_bit_balance(database_codes, stage(names["bit_balance"]))
         if history:
             plot_history(history, stage(names["history"]))
-        write_json(report, stage(REPORT_FILE))  # last: its presence means done
+        write_json(report, report_temp)

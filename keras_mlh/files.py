@@ -3,9 +3,8 @@
 `check_output` is the one guard of every output of the library and the
 `keras-mlh` command line: no existing file is replaced without `overwrite`,
 and never (even with it) an input of the same command. The atomic writes it
-guards (`atomic_path`, `staged_files`, `atomic_folder`, `write_json`, the
-temporary-name rule) live in `keras_mlh_runtime.files`, which the serving
-side uses without keras-mlh; they are re-exported here.
+guards live in `keras_mlh_runtime.files`, which serving uses without
+keras-mlh; they are re-exported here.
 """
 
 import contextlib
@@ -14,39 +13,20 @@ import zipfile
 
 from keras_mlh_runtime.files import (
     TEMP_PREFIX,
-    TEMP_TAG,
     atomic_folder,
     atomic_path,
     check_writable,
-    ensure_folder,
-    host_id,
-    is_inside,
-    make_temp,
-    naming,
-    process_runs,
-    remove_stale_temps,
-    staged_files,
-    temp_name,
     write_json,
 )
 
 __all__ = [
     "TEMP_PREFIX",
-    "TEMP_TAG",
     "atomic_folder",
     "atomic_path",
     "check_model_file",
     "check_output",
     "check_replaceable_folder",
     "check_writable",
-    "ensure_folder",
-    "host_id",
-    "make_temp",
-    "naming",
-    "process_runs",
-    "remove_stale_temps",
-    "staged_files",
-    "temp_name",
     "write_json",
 ]
 
@@ -167,32 +147,28 @@ def check_output(
     """
     path = os.path.abspath(os.fspath(path))
     outputs = [path, *(os.path.abspath(os.fspath(c)) for c in companions)]
-    read = [os.fspath(i) for i in inputs if i is not None]
-    for output in outputs:
-        for source in read:
+    for source in (os.fspath(i) for i in inputs if i is not None):
+        for output in outputs:
             if _same_file(output, source):
                 raise ValueError(
                     f"Refusing to write {output!r}: it is an input of this command "
                     f"({source!r}), and writing it would destroy it. Choose "
                     "another output."
                 )
-            if kind == "folder" and is_inside(source, output):
-                raise ValueError(
-                    f"Refusing to write {output!r}: it holds {source!r}, an input "
-                    "of this command, which replacing the folder would delete. "
-                    "Choose another output folder, or move the input out of it."
-                )
-    for folder in not_inside:
-        if folder is not None and is_inside(path, os.fspath(folder)):
+        if kind == "folder" and _is_inside(source, path):
             raise ValueError(
-                f"Refusing to write {path!r} inside {os.fspath(folder)!r}, an input "
-                "folder of this command; choose an output outside it."
+                f"Refusing to write {path!r}: it holds {source!r}, an input of "
+                "this command, which replacing the folder would delete. Choose "
+                "another output folder, or move the input out of it."
+            )
+    for folder in (os.fspath(f) for f in not_inside if f is not None):
+        if _is_inside(path, folder):
+            raise ValueError(
+                f"Refusing to write {path!r} inside {folder!r}, an input folder of "
+                "this command; choose an output outside it."
             )
     if kind == "folder":
-        if marker is None:
-            raise ValueError("check_output(kind='folder') needs a `marker`.")
-        check_replaceable_folder(path, overwrite, marker, what, overwrite_flag)
-        return path
+        return check_replaceable_folder(path, overwrite, marker, what, overwrite_flag)
     for output in outputs:
         check_writable(output, kind="file")
         if os.path.exists(output) and not os.path.isfile(output):
@@ -216,3 +192,9 @@ def _same_file(a, b):
         with contextlib.suppress(OSError):
             return os.path.samefile(a, b)
     return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _is_inside(path, folder):
+    """Whether `path` lies inside `folder` (real paths), not being it."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path.startswith(folder.rstrip(os.sep) + os.sep)

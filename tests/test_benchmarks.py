@@ -184,7 +184,7 @@ def test_index_memory_case_reports_memory_beyond_its_baseline(monkeypatch):
         check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["count"] == 40000 and result["kept_id_mb"] == 0.0
+    assert result["count"] == 40000
     assert result["peak_mb"] >= result["steady_mb"] > 0
     monkeypatch.syspath_prepend(BENCHMARKS)
     import index_memory

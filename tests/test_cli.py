@@ -271,11 +271,13 @@ def test_export_refuses_a_non_empty_folder(run, work):
 
 
 def test_index_build(index_file):
+    from keras_mlh.index import HammingIndex
+
     path, result = index_file
-    assert path.is_file() and (path.parent / "db.index.json").is_file()
+    assert path.is_file() and not list(path.parent.glob("db.index?*"))  # one file
     assert "1600 16-bit codes" in result.stdout
-    sidecar = json.loads((path.parent / "db.index.json").read_text())
-    assert (sidecar["count"], sidecar["bits"], sidecar["kind"]) == (1600, 16, "flat")
+    index = HammingIndex.load(path)
+    assert (len(index), index.bits, index.kind) == (1600, 16, "flat")
 
 
 def test_index_search_finds_each_database_image_itself(index_file, codes, work):
@@ -695,6 +697,58 @@ def test_a_failed_rebuild_keeps_the_previous_index_with_its_paths(paths_codes):
     assert len(index) == 300 and index.paths_of([12]) == ["img/2.png"]
 
 
+@pytest.mark.parametrize("where", ["last bytes", "flush to disk"])
+def test_a_full_disk_at_the_final_write_fails_and_keeps_the_previous_index(
+    where, paths_codes, capsys, monkeypatch
+):
+    """Issue 23: a full disk at the index's final write (where faiss's own
+    writer only printed "close error") exits 1 with one line, and the
+    previous index still loads; no temporary is left."""
+    import errno
+    import resource
+
+    from keras_mlh.index import HammingIndex
+
+    work = paths_codes
+    np.savez(work / "more.npz", codes=np.zeros((2000, 4), np.uint8))
+    build = ["index", "build", str(work / "more.npz"), str(work / "f.index")]
+    assert cli.main(build) == 0
+    size = (work / "f.index").stat().st_size
+    assert (
+        cli.main(
+            [
+                "index",
+                "build",
+                str(work / "codes.npz"),
+                str(work / "f.index"),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
+    before = (work / "f.index").read_bytes()
+    capsys.readouterr()
+    if where == "last bytes":  # the file may grow to all but its last 100 bytes
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size - 100, hard))
+    else:
+        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        monkeypatch.setattr(os, "fsync", lambda *a: (_ for _ in ()).throw(full))
+    try:
+        code = cli.main([*build, "--overwrite"])
+    finally:
+        if where == "last bytes":
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    reason = "File too large" if where == "last bytes" else "No space left"
+    assert f"Cannot write {str(work / 'f.index')!r}: {reason}" in err
+    monkeypatch.undo()
+    assert (work / "f.index").read_bytes() == before
+    assert len(HammingIndex.load(work / "f.index")) == 300
+    assert sorted(os.listdir(work)) == ["codes.npz", "f.index", "more.npz"]
+
+
 # ------------------------------------------- outputs never replace inputs
 def test_encode_never_writes_over_its_input(run, tmp_path):
     folder, _ = run
@@ -736,7 +790,7 @@ def test_encode_refuses_codes_inside_its_image_folder(tmp_path, capsys):
 def test_index_search_json_never_writes_over_the_index(index_file, codes, work):
     path, _ = index_file
     before = {p: p.read_bytes() for p in path.parent.glob("db.index*")}
-    for target in ("db.index", "db.index.json", "db.index.paths.json", codes[1]):
+    for target in ("db.index", codes[1]):
         for extra in ([], ["--overwrite"]):
             result = keras_mlh(
                 "index", "search", "db.index", codes[1], "-k", 2,
@@ -745,7 +799,6 @@ def test_index_search_json_never_writes_over_the_index(index_file, codes, work):
             line = error_line(result)
             assert "is an input" in line or "exists; pass --overwrite" in line, line
     assert {p: p.read_bytes() for p in path.parent.glob("db.index*")} == before
-    assert not (work / "db.index.paths.json").exists()
 
 
 def test_index_build_never_writes_over_its_codes(codes, work):
@@ -754,11 +807,6 @@ def test_index_build_never_writes_over_its_codes(codes, work):
         "index", "build", database, database, "--overwrite", cwd=work, expect=1
     )  # fmt: skip
     assert "it is an input" in error_line(result)
-    # An index file in the way of the sidecar needs --overwrite as well.
-    (work / "new.index.json").write_text("{}")
-    result = keras_mlh("index", "build", database, "new.index", cwd=work, expect=1)
-    assert "new.index.json' exists" in error_line(result)
-    (work / "new.index.json").unlink()
     assert np.load(database)["codes"].shape == (1600, 2)
 
 

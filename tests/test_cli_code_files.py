@@ -1,6 +1,5 @@
 """`keras-mlh index build` of several codes files (e.g. Beam's shards)."""
 
-import json
 import os
 
 import numpy as np
@@ -36,8 +35,7 @@ def test_builds_one_index_of_all_shards_with_their_paths(shards, tmp_path, capsy
     distances, ids = index.search(codes, k=1)
     np.testing.assert_array_equal(ids[:, 0], np.arange(10))  # numbered in order
     np.testing.assert_array_equal(distances[:, 0], 0)
-    names = json.loads((tmp_path / "db.index.paths.json").read_text())
-    assert names == {str(i): str(p) for i, p in enumerate(paths)}
+    assert index.paths_of(range(10)) == [str(p) for p in paths]
 
 
 def test_ids_of_all_shards_are_kept(tmp_path):

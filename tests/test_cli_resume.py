@@ -93,17 +93,10 @@ def test_kill_9_then_sigterm_then_resume_loses_at_most_the_epoch_in_progress(
     leftovers = [n for n in os.listdir(tmp_path) if n.startswith(files.TEMP_PREFIX)]
     assert leftovers == [os.path.basename(stage.path)]
 
-    # A stale temporary of a killed command is removed by the next writer.
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    stale = files.temp_name().rsplit("-", 2)[0] + f"-{dead.pid}-x"
-    (tmp_path / stale).mkdir()
-
     third = start("train", "--resume", out, cwd=tmp_path)
     stdout, err = finish(third, 0)
     resumed_at = stage_epoch_from(stdout)
     assert resumed_at >= done
-    assert f"removed 1 stale temporary entry left in {str(tmp_path)!r}" in err
     # The finished run folder is a normal one: same files, all the epochs.
     assert sorted(os.listdir(out)) == RUN_FILES
     history = json.loads((out / "history.json").read_text())
@@ -111,7 +104,7 @@ def test_kill_9_then_sigterm_then_resume_loses_at_most_the_epoch_in_progress(
     info = json.loads((out / "run.json").read_text())
     assert info["epochs"] == EPOCHS and info["bits"] == 16
     assert "--out" in info["command"]  # the command of the original run
-    assert os.listdir(tmp_path) == ["my run"]  # staging and stale temp gone
+    assert os.listdir(tmp_path) == ["my run"]  # the staging folder is gone
 
 
 def stage_epoch_from(stdout):
@@ -128,7 +121,7 @@ def test_resume_needs_an_interrupted_run(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs setrlimit")
-def test_disk_full_while_training_names_the_run_folder(tmp_path):
+def test_disk_full_while_training_fails_in_one_line_and_keeps_nothing(tmp_path):
     import resource
 
     def limit():
@@ -140,9 +133,9 @@ def test_disk_full_while_training_names_the_run_folder(tmp_path):
         cwd=tmp_path, preexec_fn=limit,
     )  # fmt: skip
     _, err = finish(process, 1)
-    line = err.strip().splitlines()[-1]
-    assert line.startswith(f"keras-mlh: error: Cannot write {str(tmp_path / 'run')!r}")
-    assert "File too large" in line and files.TEMP_PREFIX not in line
+    # One line: the writer's own words (h5py's here), no traceback.
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("keras-mlh: error: ")
     assert os.listdir(tmp_path) == []  # no epoch completed: nothing kept
 
 

@@ -12,10 +12,6 @@ from keras_mlh.files import (
     atomic_path,
     check_output,
     check_writable,
-    ensure_folder,
-    remove_stale_temps,
-    staged_files,
-    temp_name,
     write_json,
 )
 
@@ -84,19 +80,72 @@ def test_atomic_path_gives_the_usual_permissions(tmp_path):
     # mkstemp makes 0600 files; the result should look like any other file.
     with atomic_path(tmp_path / "out.txt") as temp:
         assert os.path.basename(temp).startswith(TEMP_PREFIX)
+        assert temp.endswith("out.txt")  # writers that go by the extension
         open(temp, "w").close()
     assert _mode(tmp_path / "out.txt") == 0o666 & ~_umask()
 
 
-def test_atomic_path_makes_folders_and_removes_them_on_error(tmp_path):
+def test_atomic_path_makes_folders(tmp_path):
     target = tmp_path / "a" / "b" / "out.txt"
     with pytest.raises(RuntimeError), atomic_path(target, make_folders=True):
         assert (tmp_path / "a" / "b").is_dir()
         raise RuntimeError("crash")
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path / "a" / "b") == []
     with atomic_path(target, make_folders=True) as temp:
         open(temp, "w").close()
     assert target.is_file()
+
+
+@pytest.mark.parametrize("step", ["write", "fsync", "replace"])
+def test_a_full_disk_at_any_write_leaves_the_previous_file(step, tmp_path, monkeypatch):
+    """ENOSPC while writing, at the flush to disk, or at the rename: a
+    `ValueError` naming the user's file, which keeps its content."""
+    out = tmp_path / "codes.npy"
+    out.write_text("previous")
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if step != "write":
+        monkeypatch.setattr(os, step, lambda *args: (_ for _ in ()).throw(full))
+    with pytest.raises(ValueError, match=f"Cannot write {str(out)!r}: No space left"):
+        with atomic_path(out) as temp, open(temp, "w") as f:
+            f.write("new")
+            if step == "write":
+                raise full
+    assert out.read_text() == "previous"
+    assert os.listdir(tmp_path) == ["codes.npy"]
+
+
+def test_a_full_disk_at_the_flush_of_a_folder_leaves_the_previous_one(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("previous")
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", lambda *args: (_ for _ in ()).throw(full))
+    with pytest.raises(ValueError, match=f"Cannot write {str(out)!r}: No space left"):
+        with atomic_folder(out) as work:
+            (tmp_path / work / "run.json").write_text("new")
+    assert os.listdir(tmp_path) == ["run"]
+    assert (out / "run.json").read_text() == "previous"
+
+
+def test_kill_9_while_writing_leaves_the_previous_file(tmp_path):
+    out = tmp_path / "model.keras"
+    out.write_text("previous")
+    code = (
+        "import sys, time\n"
+        "from keras_mlh_runtime.files import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as temp, open(temp, 'w') as f:\n"
+        "    f.write('half of the new file'); f.flush()\n"
+        "    print('writing', flush=True); time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline().strip() == "writing"
+    child.kill()  # kill -9: no clean-up runs
+    child.wait()
+    assert out.read_text() == "previous"
 
 
 def test_atomic_path_refuses_a_folder_and_a_file_in_the_way(tmp_path):
@@ -150,69 +199,11 @@ def test_check_writable_without_permission(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="no write permission on .*locked"):
             check_writable(locked / "a" / "out.txt")
         with pytest.raises(ValueError, match="Cannot write to .*locked"):
-            with staged_files(locked / "eval"):
+            with atomic_folder(locked / "eval"):
                 pass
         assert os.listdir(locked) == []
     finally:
         locked.chmod(0o700)
-
-
-# ----------------------------------------------------------- ensure_folder
-def test_ensure_folder_removes_only_what_it_made(tmp_path):
-    (tmp_path / "kept").mkdir()
-    with pytest.raises(RuntimeError), ensure_folder(tmp_path / "kept" / "a" / "b"):
-        raise RuntimeError("crash")
-    assert os.listdir(tmp_path) == ["kept"]
-    assert os.listdir(tmp_path / "kept") == []
-    with ensure_folder(tmp_path / "kept" / "a") as folder:
-        assert folder == str(tmp_path / "kept" / "a")
-    assert (tmp_path / "kept" / "a").is_dir()
-
-
-def test_ensure_folder_keeps_a_folder_that_got_files(tmp_path):
-    with pytest.raises(RuntimeError), ensure_folder(tmp_path / "a") as folder:
-        open(os.path.join(folder, "x.txt"), "w").close()
-        raise RuntimeError("crash")
-    assert os.listdir(tmp_path / "a") == ["x.txt"]
-
-
-# ------------------------------------------------------------ staged_files
-def test_staged_files_renames_all_at_the_end(tmp_path):
-    out = tmp_path / "eval"
-    with staged_files(out) as stage:
-        first = stage("a.png")
-        assert first.endswith(".png")  # writers that go by the extension
-        for name, temp in (("a.png", first), ("report.json", stage("report.json"))):
-            with open(temp, "w") as f:
-                f.write(name)
-        assert sorted(os.listdir(out))[0].startswith(TEMP_PREFIX)
-        assert not (out / "a.png").exists()
-    assert sorted(os.listdir(out)) == ["a.png", "report.json"]
-    assert (out / "report.json").read_text() == "report.json"
-    assert _mode(out / "a.png") == 0o666 & ~_umask()
-
-
-def test_staged_files_writes_nothing_on_error(tmp_path):
-    out = tmp_path / "eval"
-    out.mkdir()
-    (out / "report.json").write_text("old")
-    with pytest.raises(RuntimeError), staged_files(out) as stage:
-        with open(stage("report.json"), "w") as f:
-            f.write("new")
-        raise RuntimeError("crash")
-    assert os.listdir(out) == ["report.json"]
-    assert (out / "report.json").read_text() == "old"
-    with pytest.raises(RuntimeError), staged_files(tmp_path / "new" / "eval") as stage:
-        stage("a.png")
-        raise RuntimeError("crash")
-    assert sorted(os.listdir(tmp_path)) == ["eval"]
-
-
-def test_staged_files_refuses_a_file(tmp_path):
-    (tmp_path / "eval").write_text("")
-    with pytest.raises(ValueError, match="exists and is not a folder"):
-        with staged_files(tmp_path / "eval"):
-            pass
 
 
 # ----------------------------------------------------------- atomic_folder
@@ -244,10 +235,11 @@ def test_atomic_folder_replaces_an_existing_folder_only_on_success(tmp_path):
     assert os.listdir(tmp_path) == ["run"]
 
 
-def test_atomic_folder_failure_removes_the_folders_it_made(tmp_path):
-    with pytest.raises(RuntimeError), atomic_folder(tmp_path / "a" / "b" / "run"):
+def test_atomic_folder_failure_leaves_no_temporary(tmp_path):
+    with pytest.raises(RuntimeError), atomic_folder(tmp_path / "a" / "run") as work:
+        open(os.path.join(work, "model.keras"), "w").close()
         raise RuntimeError("crash")
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path / "a") == []
 
 
 def test_atomic_folder_restores_the_old_folder_when_the_swap_fails(
@@ -256,10 +248,11 @@ def test_atomic_folder_restores_the_old_folder_when_the_swap_fails(
     out = tmp_path / "run"
     out.mkdir()
     (out / "old.txt").write_text("old")
-    real_replace = os.replace
+    real_replace, calls = os.replace, []
 
     def replace(src, dst):
-        if os.path.basename(src).startswith(TEMP_PREFIX) and dst == str(out):
+        calls.append(dst)
+        if calls.count(str(out)) == 1 and dst == str(out):  # the new folder's
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
@@ -270,28 +263,6 @@ def test_atomic_folder_restores_the_old_folder_when_the_swap_fails(
         open(os.path.join(work, "new.txt"), "w").close()
     assert os.listdir(out) == ["old.txt"]
     assert os.listdir(tmp_path) == ["run"]
-
-
-def test_the_previous_folder_is_never_left_where_the_sweep_removes_it(
-    tmp_path, monkeypatch
-):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
-    real_replace, moved_to = os.replace, []
-
-    def replace(src, dst):
-        if src == str(out):
-            moved_to.append(os.path.basename(os.path.dirname(dst)))
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
-    with atomic_folder(out):
-        pass
-    # A kill right after this rename leaves the old folder there, in a name
-    # that `remove_stale_temps` does not match.
-    assert len(moved_to) == 1 and moved_to[0].startswith(TEMP_PREFIX)
-    assert not moved_to[0].startswith(TEMP_PREFIX + "tmp-")
 
 
 def test_atomic_folder_refuses_a_file_in_the_way(tmp_path):
@@ -380,65 +351,6 @@ def test_check_output_never_replaces_a_folder_holding_an_input(tmp_path):
         check_output(out)
 
 
-# ---------------------------------------------------------- stale temps
-def _dead_pid():
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def test_stale_temps_of_dead_processes_are_removed_and_reported(tmp_path, capsys):
-    host_prefix = temp_name().rsplit("-", 2)[0]  # .keras-mlh-tmp-HOST
-    dead = f"{host_prefix}-{_dead_pid()}-"
-    (tmp_path / f"{dead}abc").write_text("half a file")
-    (tmp_path / f"{dead}dir").mkdir()
-    (tmp_path / f"{dead}dir" / "model.keras").write_text("")
-    kept = [
-        f"{temp_name()}live",  # this process runs
-        f"{TEMP_PREFIX}tmp-00000000-{_dead_pid()}-x",  # another machine's
-        f"{TEMP_PREFIX}train-run1",  # a resumable run, not a temporary
-        f"{TEMP_PREFIX}abcdefgh",  # not of the rule
-        f"{host_prefix}-{10**20}-x",  # no process has that pid
-        "mine.txt",
-    ]
-    for name in kept:
-        (tmp_path / name).write_text("")
-    with atomic_path(tmp_path / "out.txt") as temp:  # any write sweeps first
-        open(temp, "w").close()
-    assert sorted(os.listdir(tmp_path)) == sorted([*kept, "out.txt"])
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "removed 2 stale temporary entries" in err
-    assert remove_stale_temps(tmp_path) == []
-
-
-def test_temporary_names_follow_the_stale_rule(tmp_path):
-    with atomic_path(tmp_path / "a.txt") as temp:
-        assert os.path.basename(temp).startswith(temp_name())
-    with atomic_folder(tmp_path / "run") as work:
-        assert os.path.basename(work).startswith(temp_name())
-
-
-# ------------------------------------------------- errors name the user's path
-def test_disk_full_names_the_output_not_the_temporary(tmp_path):
-    out = tmp_path / "codes.npy"
-    with pytest.raises(ValueError, match=f"Cannot write {str(out)!r}: No space"):
-        with atomic_path(out) as temp:
-            raise OSError(errno.ENOSPC, "No space left on device", temp)
-    run = tmp_path / "run"
-    with pytest.raises(ValueError) as caught:
-        with atomic_folder(run) as work:
-            # TensorFlow and faiss raise their own types, quoting the temp name.
-            inner = os.path.join(work, "saved_model", "v_temp", "x.tempstate123")
-            raise RuntimeError(f"{inner}; No space left on device [Op:SaveV2]")
-    message = str(caught.value)
-    assert f"Cannot write {str(run / 'saved_model')!r}: No space left" in message
-    assert TEMP_PREFIX not in message
-    with pytest.raises(ValueError, match=f"Cannot write {str(out)!r}: Permission"):
-        with atomic_path(out) as temp:
-            raise PermissionError(errno.EACCES, "Permission denied", temp)
-    assert os.listdir(tmp_path) == []
-
-
 def test_failures_to_read_pass_unchanged(tmp_path):
     with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "out") as _:
         open(tmp_path / "missing-input.npy")
@@ -482,12 +394,9 @@ def fixed_umask(monkeypatch):
 
 def test_outputs_get_the_umask_mode_without_changing_the_umask(tmp_path, fixed_umask):
     write_json({}, tmp_path / "r.json")
-    with staged_files(tmp_path / "eval") as stage:
-        open(stage("a.png"), "w").close()
     with atomic_folder(tmp_path / "run") as work:
         open(os.path.join(work, "m.txt"), "w").close()
     with atomic_folder(tmp_path / "run"):  # replaces the folder (a trash folder)
         pass
     assert _mode(tmp_path / "r.json") == 0o666 & ~fixed_umask
-    assert _mode(tmp_path / "eval" / "a.png") == 0o666 & ~fixed_umask
     assert _mode(tmp_path / "run") == 0o777 & ~fixed_umask

@@ -159,23 +159,28 @@ def _decode(readable_file, image_shape, resize_to=None):
 
 
 def _write_shard(shard, items, prefix, num_shards, bits):
-    """Writes one shard under a temporary name and renames it into place: a
-    reader never sees half a shard, and a retried bundle writes the same one."""
+    """Writes one shard under a temporary name and renames it over its name
+    (one rename, never a delete first): a reader sees the earlier shard or
+    this one, never half of one or none, and a retried bundle writes the
+    same one."""
     items = sorted(items, key=lambda item: item[0])
     final = SHARD_PATTERN.format(prefix=prefix, shard=shard, num_shards=num_shards)
     folder, name = os.path.split(final)
     # Unique: a retried or speculative copy of the bundle may write at once.
     temp = FileSystems.join(folder or ".", f".tmp-{uuid.uuid4().hex}-{name}")
-    with FileSystems.create(temp) as f:
-        np.savez(
-            f,
-            codes=np.stack([code for _, code in items]).astype(np.uint8),
-            paths=np.array([path for path, _ in items]),
-            bits=np.int64(bits),
-        )
-    if FileSystems.exists(final):  # a retry of this same shard
-        FileSystems.delete([final])
-    FileSystems.rename([temp], [final])
+    try:
+        with FileSystems.create(temp) as f:
+            np.savez(
+                f,
+                codes=np.stack([code for _, code in items]).astype(np.uint8),
+                paths=np.array([path for path, _ in items]),
+                bits=np.int64(bits),
+            )
+        FileSystems.rename([temp], [final])  # replaces: os.rename, GCS copy
+    except BaseException:
+        if FileSystems.exists(temp):
+            FileSystems.delete([temp])
+        raise
     return final
 
 

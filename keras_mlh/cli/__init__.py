@@ -39,8 +39,8 @@ one is replaced only with `--overwrite`, an input of the command never):
   one `relative/path.jpg 0 1 0 ...` a line; see
   `keras_mlh.datasets.list_files`.
 - Codes files (`encode`): `.npy` or `.npz`; see `keras_mlh.cli.encode`.
-- An index (`index build`): the faiss file, its `INDEX.json` sidecar and, for
-  codes of image files, `INDEX.paths.json` (id -> path) used by `search`.
+- An index (`index build`): one file, the faiss index with its settings and,
+  for codes of image files, their paths (id -> path) used by `search`.
 """
 
 from keras_mlh.cli.parser import build_parser, main

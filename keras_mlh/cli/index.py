@@ -1,10 +1,9 @@
 """`keras-mlh index build` and `keras-mlh index search`: Hamming indexes.
 
-An index is the faiss file, its `INDEX.json` sidecar and, for codes of
-image files, `INDEX.paths.json` (id -> path) from which `search` reports
-paths instead of ids: one matched set that `HammingIndex.save` writes and
-`HammingIndex.load` checks (`keras_mlh.index.index_files`). Queries are a
-codes file, or images encoded on the fly with `--model`.
+An index is one file (`HammingIndex.save`): the faiss index, its settings
+and, for codes of image files, their paths (id -> path), from which `search`
+reports paths instead of ids. Queries are a codes file, or images encoded on
+the fly with `--model`.
 """
 
 import os
@@ -23,20 +22,18 @@ from keras_mlh.cli.io import (
 )
 from keras_mlh.cli.options import default_of
 from keras_mlh.codes import pack_codes
-from keras_mlh.index import KINDS, MISSING_DISTANCE, HammingIndex, index_files
+from keras_mlh.index import KINDS, MISSING_DISTANCE, HammingIndex
 
 DESCRIPTION = "Build a Hamming index of codes (faiss) and search it."
 EPILOG = """examples:
   keras-mlh index build codes.npz db.index
   keras-mlh index search db.index queries.npz -k 10
   keras-mlh index search db.index photos/ --model m.keras --json hits.json"""
-# The names of an index's files, as `index build` writes them for INDEX.
-_, SIDECAR, PATHS, _ = (os.path.basename(f) for f in index_files("INDEX"))
 BUILD_DESCRIPTION = (
     "Builds a HammingIndex from a codes file of `keras-mlh encode` (or any "
     ".npy/.npz of packed uint8 or ±1 codes, with optional `ids`) and saves it "
-    f"with its JSON sidecar ({SIDECAR}) and, when the codes came from image "
-    f"files, their paths ({PATHS})."
+    "as one file with its settings and, when the codes came from image files, "
+    "their paths."
 )
 BUILD_EPILOG = "example:\n  keras-mlh index build codes.npz db.index --kind hnsw"
 SEARCH_DESCRIPTION = (
@@ -159,7 +156,7 @@ def add_search_arguments(parser):
 
 
 def build(args):
-    """Builds a `HammingIndex` of codes files and saves it with its sidecars.
+    """Builds a `HammingIndex` of codes files and saves it.
 
     Args:
         args: the parsed `index build` options: `codes` (one or several
@@ -169,13 +166,7 @@ def build(args):
     Returns:
         0, after printing the size of the index.
     """
-    path = files.check_output(
-        args.index,
-        inputs=args.codes,
-        overwrite=args.overwrite,
-        # The sidecar and paths file; not the lock file, which is no data.
-        companions=index_files(args.index)[1:3],
-    )
+    path = files.check_output(args.index, inputs=args.codes, overwrite=args.overwrite)
     packed, ids, paths, bits = load_code_files(args.codes)
     index = HammingIndex(
         bits,
@@ -187,8 +178,8 @@ def build(args):
         ef_construction=args.ef_construction,
     )
     index.add(packed, ids, paths=None if paths is None else [str(p) for p in paths])
-    with files.ensure_folder(os.path.dirname(path)):
-        index.save(path)  # index, sidecar and paths as one matched set
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    index.save(path)  # fails loudly (disk full, ...): the previous index stays
     print(f"Built an index of {len(index)} {bits}-bit codes ({args.kind}): {path}")
     return 0
 
@@ -209,7 +200,7 @@ def search(args):
     if args.json:
         files.check_output(
             args.json,
-            inputs=[*index_files(args.index), args.queries, args.model],
+            inputs=[args.index, args.queries, args.model],
             overwrite=args.overwrite,
         )
     index = HammingIndex.load(args.index)

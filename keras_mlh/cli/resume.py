@@ -18,8 +18,7 @@ name and renamed, then `progress.json` is replaced atomically: a `kill -9` loses
 in progress. The folder is kept when training stops after at least one
 completed epoch, so `keras-mlh train --resume RUN` can continue; it is
 removed when the run folder is complete, or by a fresh `train --out RUN
---overwrite`. The stale-temporary sweep of `keras_mlh.files` never touches
-it (its name is not of the temporary rule).
+--overwrite`.
 """
 
 import contextlib
@@ -28,6 +27,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 import time
 
 from keras_mlh import files
@@ -134,29 +134,28 @@ class Stage:
         a folder that has files).
         """
         parent = os.path.dirname(self.path)
-        with files.ensure_folder(parent):
-            files.remove_stale_temps(parent)
-            work = files.make_temp(parent, folder=True)
+        os.makedirs(parent, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=files.TEMP_PREFIX, dir=parent)
+        try:
+            files.write_json(
+                {
+                    "format": SETTINGS_FORMAT,
+                    "settings": settings,
+                    "data_digest": data_digest,
+                },
+                os.path.join(work, SETTINGS_FILE),
+            )
             try:
-                files.write_json(
-                    {
-                        "format": SETTINGS_FORMAT,
-                        "settings": settings,
-                        "data_digest": data_digest,
-                    },
-                    os.path.join(work, SETTINGS_FILE),
-                )
-                try:
-                    os.rename(work, self.path)
-                except OSError as error:
-                    if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                        raise  # not a race: the OS's reason, named by `main`
-                    raise CLIError(
-                        f"Another `keras-mlh train` started training {self.out!r} "
-                        "meanwhile; wait for it to finish."
-                    ) from None
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+                os.rename(work, self.path)
+            except OSError as error:
+                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise  # not a race: the OS's reason, named by `main`
+                raise CLIError(
+                    f"Another `keras-mlh train` started training {self.out!r} "
+                    "meanwhile; wait for it to finish."
+                ) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     @contextlib.contextmanager
     def locked(self):
@@ -400,28 +399,27 @@ def checkpoint_callback(stage, start, monitor=None):
             improved = value is not None and (
                 self.best is None or float(value) > self.best["value"]
             )
-            with files.naming(stage.out, {}):
-                self.model.save_weights(partial)
-                os.replace(partial, target)
-                if improved:
-                    best_name = BEST_FILE.format(epoch=epoch + 1)
-                    best_partial = os.path.join(stage.path, f"partial-{best_name}")
-                    shutil.copyfile(target, best_partial)
-                    os.replace(best_partial, os.path.join(stage.path, best_name))
-                    self.best = {
-                        "monitor": monitor,
-                        "epoch": epoch + 1,
-                        "value": float(value),
-                        "weights": best_name,
-                    }
-                progress = {
+            self.model.save_weights(partial)
+            os.replace(partial, target)
+            if improved:
+                best_name = BEST_FILE.format(epoch=epoch + 1)
+                best_partial = os.path.join(stage.path, f"partial-{best_name}")
+                shutil.copyfile(target, best_partial)
+                os.replace(best_partial, os.path.join(stage.path, best_name))
+                self.best = {
+                    "monitor": monitor,
                     "epoch": epoch + 1,
-                    "history": self.history,
-                    "seconds": self.seconds(),
-                    "weights": name,
-                    "best": self.best,
+                    "value": float(value),
+                    "weights": best_name,
                 }
-                files.write_json(progress, os.path.join(stage.path, PROGRESS_FILE))
+            progress = {
+                "epoch": epoch + 1,
+                "history": self.history,
+                "seconds": self.seconds(),
+                "weights": name,
+                "best": self.best,
+            }
+            files.write_json(progress, os.path.join(stage.path, PROGRESS_FILE))
             keep = {name, self.best["weights"] if self.best else None}
             for old in os.listdir(stage.path):
                 if old.startswith(("checkpoint-", "best-", "partial-")) and (

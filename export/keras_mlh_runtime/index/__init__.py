@@ -1,6 +1,5 @@
 """Hamming indexes of binary codes (numpy and faiss only, no TensorFlow)."""
 
-from keras_mlh_runtime.index.file_set import PATHS_SUFFIX, index_files
 from keras_mlh_runtime.index.hamming_index import KINDS, MISSING_DISTANCE, HammingIndex
 
-__all__ = ["KINDS", "MISSING_DISTANCE", "PATHS_SUFFIX", "HammingIndex", "index_files"]
+__all__ = ["KINDS", "MISSING_DISTANCE", "HammingIndex"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -11,9 +12,8 @@ from keras_mlh_runtime.errors import (
     check_positive_int,
     first_line,
 )
-from keras_mlh_runtime.files import check_writable, staged_files
-from keras_mlh_runtime.index import file_set
-from keras_mlh_runtime.index.id_set import IdSet, check_ids
+from keras_mlh_runtime.files import atomic_path
+from keras_mlh_runtime.index.id_set import check_ids, check_new
 from keras_mlh_runtime.version import __version__
 
 try:
@@ -26,8 +26,8 @@ except ImportError:
 
 KINDS = ("flat", "hnsw", "ivf")
 FORMAT = "keras-mlh-hamming-index"
-# 2: the sidecar records the size and sha256 of the index and paths files.
-FORMAT_VERSION = 2
+# 3: one file, faiss's bytes with the settings and paths (2: four files).
+FORMAT_VERSION = 3
 # Distance reported for result slots that hold no item (an approximate
 # index may find fewer than k items).
 MISSING_DISTANCE = np.iinfo(np.int32).max
@@ -101,7 +101,7 @@ class HammingIndex:
         self._nlist = _check_parameter("nlist", nlist)
         self._index = faiss.IndexBinaryIDMap(self._make_base())
         self._paths = None
-        self._ids = IdSet(self._stored_ids_view, storage=self._reorderable_storage())
+        self._largest = -1  # the largest id so far
         self.nprobe = nprobe
         self.ef_search = ef_search
         self.ef_construction = ef_construction
@@ -165,52 +165,14 @@ class HammingIndex:
     def _base(self):
         return faiss.downcast_IndexBinary(self._index.index)
 
-    def _check_intact(self):
-        """Refuses an index whose reordering in `add` was cut short."""
-        if self._ids.broken:
-            raise RuntimeError(
-                "This index was interrupted while add() reordered its items (an "
-                "interrupt or out of memory): its ids and codes may no longer "
-                "match. Rebuild it, or load its last saved copy."
-            )
-
     # ------------------------------------------------------------ items
     def __len__(self):
         return int(self._index.ntotal)
 
     @property
     def ids(self):
-        """The ids of the items, in the index's order (int64, a copy): the
-        insertion order, except that a flat index keeps ids that were added
-        out of increasing order sorted in runs (see `add`)."""
+        """The ids of the items, in insertion order (int64, a copy)."""
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
-
-    def _stored_ids_view(self):
-        """faiss's id table as a numpy view (no copy)."""
-        n = self._index.id_map.size()
-        if n == 0:
-            return np.zeros(0, np.int64)
-        return faiss.rev_swig_ptr(self._index.id_map.data(), n)
-
-    def _reorderable_storage(self):
-        """For a flat index, the callable giving writable views of faiss's
-        ids and codes, which `IdSet` keeps sorted in runs (a flat search
-        scans every item, so their order changes nothing but the order of
-        ties); `None` for HNSW and IVF, whose items sit in a graph or lists.
-        """
-        if self.kind != "flat":
-            return None
-
-        def storage():
-            n = len(self)
-            ids = self._stored_ids_view()
-            base = self._base()
-            if n == 0:
-                return ids, np.zeros((0, base.code_size), np.uint8)
-            codes = faiss.rev_swig_ptr(base.xb.data(), n * base.code_size)
-            return ids, codes.reshape(n, base.code_size)
-
-        return storage
 
     @property
     def has_paths(self):
@@ -232,13 +194,9 @@ class HammingIndex:
     def add(self, codes, ids=None, paths=None):
         """Adds codes with their ids and, optionally, their paths.
 
-        Checking that ids are new costs time linear in the batch (times
-        log n), not a pass over the stored ids. Ids added in increasing order
-        (such as the default ones) take no memory beyond faiss's own. Others
-        are kept in sorted runs (see `IdSet`): in a flat index, faiss's own
-        ids and codes are reordered into those runs, so they take no memory
-        either (the order of `ids` and of equally distant search results
-        changes); in HNSW and IVF indexes, a sorted copy of 8 bytes per id.
+        Ids above every stored one (such as the default ones) are new by
+        construction; a batch reaching below them is checked against faiss's
+        stored ids (`numpy.isin`). No copy of the ids is kept.
 
         Args:
             codes: `(n, bits)` ±1 codes or `(n, bits / 8)` packed uint8.
@@ -254,15 +212,15 @@ class HammingIndex:
         Raises:
             ValueError: on invalid codes, ids or paths; nothing is added.
         """
-        self._check_intact()
         packed = to_packed(codes, self.bits)
         n = len(packed)
         if ids is None:
-            start = max(len(self), self._ids.largest + 1)
-            ids = ordered = np.arange(start, start + n, dtype=np.int64)
+            start = max(len(self), self._largest + 1)
+            ids = np.arange(start, start + n, dtype=np.int64)
         else:
-            ids, ordered = check_ids(ids, n)
-            self._ids.check_new(ordered)
+            ids = check_ids(ids, n)
+            if n and ids.min() <= self._largest:
+                check_new(ids, self.ids)
         if paths is not None:
             paths = list(paths)
             if len(paths) != n or not all(
@@ -281,7 +239,7 @@ class HammingIndex:
                 )
             self._index.train(packed)
         self._index.add_with_ids(packed, ids)
-        self._ids.add(ordered)
+        self._largest = max(self._largest, int(ids.max())) if n else self._largest
         if paths is not None:
             self._paths = self._paths or {}
             self._paths.update(
@@ -305,7 +263,6 @@ class HammingIndex:
             and distance `MISSING_DISTANCE`. The order of items at equal
             distance is faiss's.
         """
-        self._check_intact()
         k = min(_check_k(k), len(self))
         packed = to_packed(queries, self.bits, name="queries")
         if k == 0:
@@ -334,7 +291,6 @@ class HammingIndex:
             or (radius < 0)
         ):
             raise ValueError(f"`radius` must be an integer >= 0. Received: {radius!r}")
-        self._check_intact()
         if self.kind == "hnsw":
             raise ValueError(
                 "faiss's binary HNSW index has no range search; use kind='flat' or "
@@ -353,59 +309,22 @@ class HammingIndex:
 
     # ---------------------------------------------------------------- io
     def save(self, path):
-        """Writes the index, its sidecar and its paths as one matched set.
+        """Writes the index, its settings and its paths as one file, atomically.
 
-        The files (`keras_mlh_runtime.index.index_files`) are staged under temporary
-        names in the folder of `path` and renamed into place together, the
-        sidecar last, under an exclusive lock of `path + ".lock"` (concurrent
-        saves of one path take turns). The sidecar records the size and
-        sha256 of the others, so `load` refuses a set that a crash between
-        two renames left mixed. An index saved without paths removes an
-        earlier save's paths file.
+        The file is a `.npz` (a zip whose every member carries a CRC-32 that
+        `load` checks): `faiss`, the bytes of `faiss.serialize_index_binary`,
+        and `meta`, JSON of the settings and paths. It is written under a
+        temporary name, fsynced and renamed over `path`: a reader loads the
+        previous index or the new one, never a mix, and needs no lock; a full
+        disk or a kill leaves the previous file.
 
         Args:
             path: the index file; its folder must exist.
 
         Raises:
-            ValueError: when the folder is missing or cannot be written.
+            ValueError: when the folder is missing or writing fails.
         """
-        self._check_intact()
-        path, sidecar_file, paths_file, _ = file_set.index_files(path)
-        folder = os.path.dirname(path)
-        if not os.path.isdir(folder):
-            raise ValueError(f"Folder does not exist: {folder!r}; create it first.")
-        check_writable(path, kind="file")
-        with file_set.writer_lock(path):
-            try:
-                self._write_files(path, sidecar_file, paths_file)
-            except (OSError, RuntimeError) as error:
-                # Name the user's file, not a temporary one (disk full, ...).
-                reason = getattr(error, "strerror", None) or first_line(error)
-                raise ValueError(
-                    f"Cannot write the index {path!r}: {reason}; check the free "
-                    "space and permissions."
-                ) from None
-
-    def _write_files(self, path, sidecar_file, paths_file):
-        """Stages the files of `save` and renames them into place, sidecar last."""
-        with staged_files(os.path.dirname(path)) as stage:
-            index_temp = stage(os.path.basename(path))
-            faiss.write_index_binary(self._index, index_temp)
-            records = {"index": file_set.file_record(index_temp), "paths": None}
-            if self._paths is not None:
-                data = json.dumps(
-                    {str(i): p for i, p in self._paths.items()}, indent=0
-                ).encode()
-                with open(stage(os.path.basename(paths_file)), "wb") as f:
-                    f.write(data)
-                records["paths"] = file_set.bytes_record(data)
-            with open(stage(os.path.basename(sidecar_file)), "w") as f:
-                json.dump(self._sidecar(records), f, indent=2)
-        if self._paths is None and os.path.exists(paths_file):
-            os.remove(paths_file)  # the new sidecar already disowns it
-
-    def _sidecar(self, records):
-        return {
+        meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "bits": self.bits,
@@ -416,158 +335,110 @@ class HammingIndex:
             "nprobe": self.nprobe,
             "ef_search": self.ef_search,
             "ef_construction": self.ef_construction,
-            "files": records,
+            "paths": None if self._paths is None else list(self._paths.items()),
             "keras_mlh_version": __version__,
         }
+        with atomic_path(path) as temp, open(temp, "wb") as f:
+            # Into our own file, not faiss's: faiss ignores a failed close.
+            np.savez(
+                f,
+                faiss=faiss.serialize_index_binary(self._index),
+                meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+            )
 
     @classmethod
     def load(cls, path):
         """Loads an index written by `save`, with its paths.
 
-        Reads under a shared lock of `path + ".lock"` when there is one, and
-        checks the index and paths files against the sizes and checksums in
-        the sidecar, so a set mixed by a crashed or concurrent save is
-        refused, never loaded.
+        The file is checked (zip signature, CRC-32 of every member, format,
+        settings) before faiss parses a byte of it.
 
         Raises:
-            ValueError: when a file is missing, truncated, edited, from
-                another save than its sidecar, or not a keras-mlh index.
+            ValueError: when the file is missing, truncated, damaged, or not
+                a keras-mlh index.
         """
-        path = file_set.index_files(path)[0]
-        if not os.path.isfile(path):
-            raise ValueError(f"Index file not found: {path!r}")
-        with file_set.reader_lock(path):
-            sidecar = _read_sidecar(path)
-            index = _read_index(path, sidecar)
-            paths = _read_paths(path, sidecar)
+        path = os.path.abspath(os.fspath(path))
+        meta, index = _read(path)
         self = cls.__new__(cls)
-        self.bits = int(sidecar["bits"])
-        self.kind = sidecar["kind"]
-        self._hnsw_neighbors = int(sidecar["hnsw_neighbors"])
-        self._nlist = int(sidecar["nlist"])
+        self.bits, self.kind = meta["bits"], meta["kind"]
+        self._hnsw_neighbors = meta["hnsw_neighbors"]
+        self._nlist = meta["nlist"]
         self._index = index
-        self._paths = paths
-        self._ids = IdSet.of_stored(
-            self._stored_ids_view, storage=self._reorderable_storage()
-        )
-        self.nprobe = sidecar["nprobe"]
-        self.ef_search = sidecar["ef_search"]
-        self.ef_construction = sidecar["ef_construction"]
+        self._paths = None if meta["paths"] is None else dict(meta["paths"])
+        self._largest = int(self.ids.max()) if len(self) else -1
+        self.nprobe = meta["nprobe"]
+        self.ef_search = meta["ef_search"]
+        self.ef_construction = meta["ef_construction"]
         return self
 
 
-def _read_sidecar(path):
-    sidecar_file = path + file_set.SIDECAR_SUFFIX
+def _read(path):
+    """`(meta, faiss index)` of the file `path`, checked before faiss reads it."""
+
+    def not_ours(reason):
+        return ValueError(
+            f"{path!r} is not a keras-mlh index (truncated, damaged or another "
+            f"kind of file: {reason}); rebuild it with HammingIndex.save or "
+            "`keras-mlh index build`."
+        )
+
     try:
-        with open(sidecar_file) as f:
-            sidecar = json.load(f)
+        file = open(path, "rb")
     except FileNotFoundError:
+        raise ValueError(f"Index file not found: {path!r}") from None
+    with file:
+        if file.read(4) != b"PK\x03\x04":  # a zip, as np.savez writes
+            raise not_ours("not a zip archive")
+        file.seek(0)
+        try:
+            # Reading a member to its end checks its CRC-32.
+            with np.load(file, allow_pickle=False) as data:
+                meta = json.loads(data["meta"].tobytes())
+                blob = data["faiss"]
+        except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError,
+                NotImplementedError) as error:  # fmt: skip
+            raise not_ours(first_line(error)) from None
+    _check_meta(meta, path)
+    try:
+        index = faiss.deserialize_index_binary(blob)
+    except RuntimeError as error:
+        raise not_ours(first_line(error)) from None
+    base = faiss.downcast_IndexBinary(getattr(index, "index", index))
+    if not isinstance(index, faiss.IndexBinaryIDMap) or not isinstance(
+        base, _BASES[meta["kind"]]
+    ):
+        raise not_ours(f"it holds a {type(base).__name__}")
+    if index.ntotal != meta["count"] or index.d != meta["bits"]:
+        raise not_ours(
+            f"it holds {index.ntotal} codes of {index.d} bits, its settings say "
+            f"{meta['count']} of {meta['bits']}"
+        )
+    return meta, index
+
+
+def _check_meta(meta, path):
+    """Refuses settings of another format or with missing or wrong fields."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path!r} is not a keras-mlh index.")
+    if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(
-            f"{path!r} has no sidecar {sidecar_file!r}: not a keras-mlh index, "
-            "or saved incompletely. Save it again with HammingIndex.save."
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"Corrupt index sidecar {sidecar_file!r}: {error}") from None
-    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
-        raise ValueError(f"{sidecar_file!r} is not a keras-mlh index sidecar.")
-    if sidecar.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{sidecar_file!r} is format version "
-            f"{sidecar.get('format_version', 1)!r}, this keras-mlh reads version "
-            f"{FORMAT_VERSION}: rebuild the index (`keras-mlh index build` or "
-            "HammingIndex.save)."
+            f"{path!r} is index format version {meta.get('format_version')!r}, "
+            f"this keras-mlh reads version {FORMAT_VERSION}: rebuild the index "
+            "(`keras-mlh index build` or HammingIndex.save)."
         )
     fields = {"bits": int, "count": int, "kind": str, "hnsw_neighbors": int,
               "nlist": int, "nprobe": int, "ef_search": int,
-              "ef_construction": int, "files": dict}  # fmt: skip
+              "ef_construction": int, "paths": (list, type(None))}  # fmt: skip
     for field, kind in fields.items():
-        if not isinstance(sidecar.get(field), kind) or isinstance(
-            sidecar.get(field), bool
-        ):
+        if not isinstance(meta.get(field), kind) or isinstance(meta[field], bool):
             raise ValueError(
-                f"Corrupt index sidecar {sidecar_file!r}: `{field}` is missing or "
-                "not a " + kind.__name__ + ". Rebuild the index."
+                f"Damaged index {path!r}: `{field}` is missing or of the wrong "
+                "type. Rebuild the index."
             )
-    if sidecar["kind"] not in KINDS:
+    if meta["kind"] not in KINDS:
         raise ValueError(
-            f"Corrupt index sidecar {sidecar_file!r}: unknown kind "
-            f"{sidecar['kind']!r}. Rebuild the index."
+            f"Damaged index {path!r}: unknown kind {meta['kind']!r}. Rebuild the index."
         )
-    return sidecar
-
-
-def _open_part(file, path, what):
-    """`file` opened for reading; a missing one named as a part of `path`."""
-    try:
-        return open(file, "rb")
-    except FileNotFoundError:
-        raise ValueError(
-            f"The {what} file {file!r} of the index {path!r} is missing: the "
-            "index was saved incompletely or its files were separated. Rebuild it."
-        ) from None
-
-
-def _check_record(got, record, file, path, what):
-    """Refuses a file whose size and sha256 are not the sidecar's record."""
-    if got != record:
-        raise ValueError(
-            f"The {what} file {file!r} does not match the sidecar "
-            f"{path + file_set.SIDECAR_SUFFIX!r} (size or sha256 differ): an "
-            "interrupted or concurrent save, or an edited file. Load again once "
-            "no save is running, or rebuild the index."
-        )
-
-
-def _verified_bytes(file, record, path, what):
-    """The bytes of `file`, refused unless they match the sidecar's record."""
-    with _open_part(file, path, what) as f:
-        data = f.read()
-    _check_record(file_set.bytes_record(data), record, file, path, what)
-    return data
-
-
-def _read_index(path, sidecar):
-    """The faiss index of `path`, checked against the sidecar's record
-    before faiss parses a byte of it (a damaged or edited file is refused,
-    never handed to faiss's reader), then read in chunks: the file's bytes
-    are never all in memory beside the index (reading them first, then
-    deserializing, held the index three times over: the bytes, faiss's copy
-    of them and the index). Both passes read one open file, so a save that
-    renames a new file into place meanwhile cannot mix two versions."""
-    record = (sidecar.get("files") or {}).get("index")
-    with _open_part(path, path, "index") as f:
-        _check_record(file_set.stream_record(f), record, path, path, "index")
-        f.seek(0)
-        try:
-            index = faiss.read_index_binary(faiss.PyCallbackIOReader(f.read, 1 << 20))
-        except RuntimeError as error:
-            raise ValueError(
-                f"{path!r} is not a readable faiss binary index (truncated or "
-                f"foreign file): {first_line(error)}"
-            ) from None
-    if not isinstance(index, faiss.IndexBinaryIDMap):
-        raise ValueError(f"{path!r} is a faiss index, but not one saved by keras-mlh.")
-    base = faiss.downcast_IndexBinary(index.index)
-    if not isinstance(base, _BASES[sidecar["kind"]]):
-        raise ValueError(
-            f"{path!r} holds a {type(base).__name__}, but its sidecar says kind="
-            f"{sidecar['kind']!r}. Rebuild the index."
-        )
-    if index.ntotal != sidecar["count"] or index.d != sidecar["bits"]:
-        raise ValueError(
-            f"{path!r} holds {index.ntotal} codes of {index.d} bits but its sidecar "
-            f"says {sidecar['count']} of {sidecar['bits']}. Rebuild the index."
-        )
-    return index
-
-
-def _read_paths(path, sidecar):
-    record = sidecar["files"].get("paths")
-    if record is None:
-        return None
-    file = path + file_set.PATHS_SUFFIX
-    data = _verified_bytes(file, record, path, "paths")
-    return {int(i): p for i, p in json.loads(data).items()}
 
 
 def _check_parameter(name, value, low=1, high=_MAX_PARAMETER):
