@@ -95,16 +95,13 @@ class HashEncoder:
         meta_path = os.path.join(artifact_dir, METADATA_FILE)
         onnx_path = os.path.join(artifact_dir, ONNX_FILE)
         metadata = read_metadata(meta_path)
-        if not os.path.isfile(onnx_path):
-            raise ValueError(
-                f"{onnx_path!r} is missing; {REEXPORT}(..., formats=('onnx',))."
-            )
         try:
             with open(onnx_path, "rb") as file:
                 data = file.read()
-        except OSError as error:
+        except OSError:  # no such file, a folder of that name, no permission
             raise ValueError(
-                f"{onnx_path!r} is unreadable ({error}); {REEXPORT}."
+                f"{onnx_path!r} is missing or unreadable; "
+                f"{REEXPORT}(..., formats=('onnx',))."
             ) from None
         # onnxruntime parses the bytes that were checked, not the file again.
         check_fingerprint(data, metadata, artifact_dir)

@@ -22,7 +22,7 @@ import numpy as np
 
 from keras_mlh import files
 from keras_mlh.export.artifacts import MIN_OPSET, write_artifacts
-from keras_mlh.export.validation import ExportValidationError, check_export
+from keras_mlh.export.validation import check_export
 from keras_mlh.version import __version__
 
 # The export contract (file names, input, outputs, dtypes, metadata schema)
@@ -32,7 +32,6 @@ from keras_mlh_runtime.contract import (
     METADATA_FILE,
     ONNX_FILE,
     ONNX_SHA256,
-    OUTPUT_NAMES,
     check_resize_to,
     encoder_metadata,
     fingerprint,
@@ -40,15 +39,7 @@ from keras_mlh_runtime.contract import (
 from keras_mlh_runtime.errors import check_int_in_range
 from keras_mlh_runtime.pixels import validate_images
 
-__all__ = [
-    "FORMATS",
-    "OUTPUT_NAMES",
-    "ExportValidationError",
-    "check_out_dir",
-    "export_encoder",
-    "load_mlh",
-    "write_encoder",
-]
+__all__ = ["check_out_dir", "export_encoder", "load_mlh", "write_encoder"]
 NUM_RANDOM_IMAGES = 64
 TEMP_PREFIX = files.TEMP_PREFIX
 
@@ -86,6 +77,8 @@ def export_encoder(
     `(batch, *model.image_shape)` in [0, 255], and give `embedding` (float32
     `(batch, bits)`), `codes` (int8 ±1) and `packed` (uint8 `(batch, bits / 8)`,
     the bit order of `keras_mlh.codes.pack_codes` and `HammingIndex`).
+    `metadata.json` records the sha256 of `model.onnx` (`onnx_sha256`), which
+    `HashEncoder.load` checks before parsing the file.
 
     Args:
         model_or_path: a built `keras_mlh.MLH` or the path of its `.keras`
