@@ -152,7 +152,7 @@ def test_keras_file_gives_the_same_codes_under_tensorflow(tmp_path):
 
 
 @pytest.mark.skipif(ON_TENSORFLOW, reason="tests/test_export.py covers TensorFlow")
-def test_export_from_this_backend_is_validated_under_tensorflow(tmp_path):
+def test_export_from_this_backend_is_validated_against_this_backend(tmp_path):
     import onnxruntime as ort
 
     from keras_mlh.export import export_encoder
@@ -164,9 +164,11 @@ def test_export_from_this_backend_is_validated_under_tensorflow(tmp_path):
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     metadata = export_encoder(model, tmp_path / "encoder", sample_images=x)
     assert metadata["trained_backend"] == BACKEND
-    source = metadata["validation"]["source_backend"]
-    assert source["backend"] == BACKEND and source["bit_agreement"] >= 0.999
-    assert metadata["validation"]["saved_model"]["packed_matches_codes"]
+    # Each format (Keras's exporter here, or under TensorFlow) is checked
+    # against the model as this backend computes it.
+    for name in ("onnx", "saved_model"):
+        assert metadata["validation"][name]["bit_agreement"] >= 0.999
+        assert metadata["validation"][name]["packed_matches_codes"]
     assert sorted(os.listdir(tmp_path / "encoder")) == [
         "metadata.json",
         "model.onnx",

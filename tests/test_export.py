@@ -1,5 +1,6 @@
 """Export of MLH encoders to SavedModel and ONNX (keras_mlh.export)."""
 
+import hashlib
 import json
 import os
 
@@ -9,6 +10,7 @@ import pytest
 from keras_mlh.codes import pack_codes
 from keras_mlh.export import ExportValidationError, export_encoder, load_mlh
 from keras_mlh.export import exporter as exporter_module
+from keras_mlh.export import validation as validation_module
 
 
 def _leftovers(folder):
@@ -32,6 +34,10 @@ def test_export_writes_folder_and_metadata(mnist_export, mnist_mlh):
     import keras_mlh
 
     assert metadata["keras_mlh_version"] == keras_mlh.__version__
+    assert (
+        metadata["onnx_sha256"]
+        == hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
+    )
     validation = metadata["validation"]
     assert validation["num_images"] == 1000
     for name in ("saved_model", "onnx"):
@@ -171,10 +177,10 @@ def test_bad_resize_to(resize_to, tmp_path):
 
 
 def test_failed_validation_leaves_no_folder(mnist_mlh, monkeypatch, tmp_path):
-    real = exporter_module._keras_embedding
+    real = validation_module.keras_embedding
     # A Keras reference with every sign flipped: no export can agree with it.
     monkeypatch.setattr(
-        exporter_module, "_keras_embedding", lambda encoder, x: -real(encoder, x)
+        validation_module, "keras_embedding", lambda encoder, x: -real(encoder, x)
     )
     out = tmp_path / "encoder"
     with pytest.raises(ExportValidationError, match="disagrees with the Keras model"):
@@ -188,8 +194,8 @@ def test_failed_validation_keeps_the_previous_export(mnist_mlh, monkeypatch, tmp
     out.mkdir()
     (out / "metadata.json").write_text('{"previous": true}')
     monkeypatch.setattr(
-        exporter_module,
-        "_keras_embedding",
+        validation_module,
+        "keras_embedding",
         lambda encoder, x: np.full((len(x), 32), 0.5, np.float32),
     )
     with pytest.raises(ExportValidationError):

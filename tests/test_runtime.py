@@ -356,10 +356,50 @@ def test_missing_onnx(export_copy):
         HashEncoder.load(export_copy)
 
 
-def test_corrupt_onnx(export_copy):
+def test_truncated_onnx_is_refused_by_its_fingerprint(export_copy):
     data = (export_copy / "model.onnx").read_bytes()
     (export_copy / "model.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="damaged or comes from another export"):
+        HashEncoder.load(export_copy)
+
+
+def test_corrupt_onnx_with_its_fingerprint(export_copy):
+    from keras_mlh_runtime.contract import fingerprint
+
+    (export_copy / "model.onnx").write_bytes(b"not an onnx graph")
+    metadata = json.loads((export_copy / "metadata.json").read_text())
+    metadata["onnx_sha256"] = fingerprint(b"not an onnx graph")
+    (export_copy / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ValueError, match="model.onnx' is corrupt or unreadable"):
+        HashEncoder.load(export_copy)
+
+
+def test_onnx_of_another_export_is_refused(export_copy, tmp_path):
+    """Issue 23: the same shapes, other weights, so it would load silently."""
+    import keras
+
+    import keras_mlh
+    from keras_mlh.export import export_encoder
+
+    keras.utils.set_random_seed(1)
+    other = keras_mlh.MLH(num_classes=10, bits=32)
+    other.build((None, 28, 28, 1))
+    export_encoder(other, tmp_path / "other", formats="onnx", validate=False)
+    shutil.copy(tmp_path / "other" / "model.onnx", export_copy / "model.onnx")
+    with pytest.raises(ValueError) as error:
+        HashEncoder.load(export_copy)
+    message = str(error.value)
+    assert "\n" not in message and str(export_copy) in message
+    assert (
+        "comes from another export" in message and "export the model again" in message
+    )
+
+
+def test_export_without_a_fingerprint_is_refused(export_copy):
+    metadata = json.loads((export_copy / "metadata.json").read_text())
+    del metadata["onnx_sha256"]
+    (export_copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="metadata.json has no onnx_sha256"):
         HashEncoder.load(export_copy)
 
 

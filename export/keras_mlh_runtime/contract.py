@@ -12,6 +12,7 @@ channels)` in [0, 255], and gives `embedding` (float32 `(batch, bits)`),
 `keras_mlh_runtime.codes.BIT_ORDER`).
 """
 
+import hashlib
 import json
 import os
 
@@ -35,6 +36,8 @@ ONNX_TYPES = {
     for name, dtype in OUTPUT_DTYPES.items()
 }
 REEXPORT = "export the model again with keras_mlh.export.export_encoder"
+# metadata.json's key for the sha256 of the model.onnx it was written with.
+ONNX_SHA256 = "onnx_sha256"
 
 
 def encoder_metadata(bits, image_shape, formats, **fields):
@@ -206,4 +209,50 @@ def check_session(session, metadata, onnx_path):
             f"{onnx_path!r} does not match its metadata.json: it has inputs {inputs} "
             f"and outputs {outputs}, metadata.json expects inputs {expected_inputs} "
             f"and outputs {expected_outputs}; {REEXPORT}."
+        )
+
+
+def fingerprint(data):
+    """The sha256 of a file's bytes, as `metadata.json` records it.
+
+    Args:
+        data: the file's bytes.
+
+    Returns:
+        The hex digest.
+
+    Example:
+    >>> fingerprint(b"")[:8]
+    'e3b0c442'
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_fingerprint(data, metadata, folder):
+    """Checks `model.onnx`'s bytes against the sha256 in its `metadata.json`.
+
+    Run before onnxruntime parses the bytes: a `model.onnx` copied from
+    another export (or damaged) otherwise loads and gives other codes.
+
+    Args:
+        data: the bytes of the folder's `model.onnx`.
+        metadata: the checked `metadata.json` (see `parse_metadata`).
+        folder: the export folder, for the message.
+
+    Raises:
+        ValueError: when the sha256 is missing or differs.
+    """
+    expected = metadata.get(ONNX_SHA256)
+    if expected is None:
+        raise ValueError(
+            f"Export folder {folder!r}: metadata.json has no {ONNX_SHA256} (the "
+            f"fingerprint of {ONNX_FILE}), so the file cannot be checked; {REEXPORT}."
+        )
+    actual = fingerprint(data)
+    if actual != expected:
+        raise ValueError(
+            f"Export folder {folder!r}: {ONNX_FILE} is not the file its "
+            f"metadata.json was written with (sha256 {actual[:12]}... != "
+            f"{str(expected)[:12]}...): it is damaged or comes from another "
+            f"export; {REEXPORT} into this folder."
         )

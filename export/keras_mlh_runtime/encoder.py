@@ -15,6 +15,7 @@ from keras_mlh_runtime.contract import (
     ONNX_FILE,
     OUTPUT_NAMES,
     REEXPORT,
+    check_fingerprint,
     check_resize_to,
     check_session,
     parse_metadata,
@@ -72,8 +73,10 @@ class HashEncoder:
             A `HashEncoder`.
 
         Raises:
-            ValueError: when a file is missing or corrupt, or the ONNX graph's
-                input and outputs do not match `metadata.json`.
+            ValueError: when a file is missing or corrupt, `model.onnx` is
+                not the file `metadata.json` was written with (its sha256),
+                or the ONNX graph's input and outputs do not match
+                `metadata.json`.
 
         Example:
         >>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
@@ -92,16 +95,20 @@ class HashEncoder:
         meta_path = os.path.join(artifact_dir, METADATA_FILE)
         onnx_path = os.path.join(artifact_dir, ONNX_FILE)
         metadata = read_metadata(meta_path)
-        if not os.path.isfile(onnx_path):
+        try:
+            with open(onnx_path, "rb") as file:
+                data = file.read()
+        except OSError:  # no such file, a folder of that name, no permission
             raise ValueError(
-                f"{onnx_path!r} is missing; {REEXPORT}(..., formats=('onnx',))."
-            )
+                f"{onnx_path!r} is missing or unreadable; "
+                f"{REEXPORT}(..., formats=('onnx',))."
+            ) from None
+        # onnxruntime parses the bytes that were checked, not the file again.
+        check_fingerprint(data, metadata, artifact_dir)
         try:
             options = ort.SessionOptions()
             options.intra_op_num_threads = int(threads or 0)  # 0: the default
-            session = ort.InferenceSession(
-                onnx_path, options, providers=list(providers)
-            )
+            session = ort.InferenceSession(data, options, providers=list(providers))
         except Exception as error:  # onnxruntime raises its own exception types
             raise ValueError(
                 f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); "

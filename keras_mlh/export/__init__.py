@@ -5,14 +5,13 @@ is the runtime's contract, `keras_mlh_runtime.contract`.
 """
 
 from keras_mlh.export.exporter import (
-    FORMATS,
-    OUTPUT_NAMES,
-    ExportValidationError,
     check_out_dir,
     export_encoder,
     load_mlh,
     write_encoder,
 )
+from keras_mlh.export.validation import ExportValidationError
+from keras_mlh_runtime.contract import FORMATS, OUTPUT_NAMES
 
 __all__ = [
     "FORMATS",

@@ -1,14 +1,14 @@
-"""Runs `export_encoder` under TensorFlow for a model trained on JAX or torch.
+"""Runs Keras's exporter under TensorFlow for a model of another backend.
 
-SavedModel and tf2onnx need TensorFlow graphs, so `export_encoder` on another
-Keras backend saves the model as `.keras` (backend-independent), and runs this
-module in a fresh process with `KERAS_BACKEND=tensorflow`:
-`python -m keras_mlh.export.tensorflow_worker request.json`. The request holds
-`export_encoder`'s arguments, `sample_images` as the path of a `.npy` file.
-A `ValueError` is reported as one JSON line on stderr and exit status 2.
+What `Model.export` cannot write on JAX or PyTorch (see
+`keras_mlh.export.exporter.KERAS_FORMATS`) is exported from the model's
+`.keras` file (the same on every backend) in a fresh process with
+`KERAS_BACKEND=tensorflow`:
+`python -m keras_mlh.export.tensorflow_worker MODEL.keras FOLDER OPSET FORMAT...`.
+The calling process finishes and validates the files against its own model.
+A `ValueError` is reported as the last line of stderr and exit status 2.
 """
 
-import json
 import os
 import sys
 
@@ -20,23 +20,14 @@ ERROR_STATUS = 2
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    with open(argv[0]) as file:
-        request = json.load(file)
-    import numpy as np
+    model_path, folder, opset, *formats = sys.argv[1:] if argv is None else argv
+    from keras_mlh.export.artifacts import keras_export
+    from keras_mlh.models import load_model
 
-    from keras_mlh.export.exporter import export_encoder
-
-    images = request.pop("sample_images")
     try:
-        export_encoder(
-            request.pop("model"),
-            sample_images=None if images is None else np.load(images),
-            **request,
-        )
+        keras_export(load_model(model_path), folder, formats, int(opset))
     except ValueError as error:
-        report = {"type": type(error).__name__, "message": str(error)}
-        print(json.dumps(report), file=sys.stderr)
+        print(f"ValueError: {error}", file=sys.stderr)
         return ERROR_STATUS
     return 0
 

@@ -97,8 +97,10 @@ class CaffePreprocessing(keras.layers.Layer):
     def call(self, images):
         # A numpy constant made here, not a tensor attribute: a captured
         # tensor would become an extra input of the exported ONNX graph.
+        # ops.subtract, not `-`: torch's tracer (torch.onnx) loses the input
+        # through `tensor - ndarray` and exports a graph without it.
         mean = np.asarray(self.MEAN_BGR, dtype="float32")
-        return ops.flip(images, axis=-1) - mean
+        return ops.subtract(ops.flip(images, axis=-1), mean)
 
     def compute_output_shape(self, input_shape):
         return input_shape

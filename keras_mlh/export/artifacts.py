@@ -1,0 +1,182 @@
+"""The encoder's artifacts, written by Keras's own exporter (`Model.export`).
+
+`export_model` adds the `codes` and `packed` outputs to the encoder in
+`keras.ops`, so every backend converts the same graph; `keras_export` writes
+it with `Model.export` (ONNX: tf2onnx on TensorFlow, torch.onnx on PyTorch;
+SavedModel: TensorFlow, jax2tf on JAX). What `Model.export` cannot write on a backend
+(`KERAS_FORMATS`) is written by `Model.export` under TensorFlow, from the
+model's `.keras` file, in a subprocess (`tensorflow_worker`).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+from keras_mlh_runtime.contract import (
+    INPUT_NAME,
+    ONNX_FILE,
+    OUTPUT_NAMES,
+    SAVED_MODEL_DIR,
+)
+from keras_mlh_runtime.errors import first_line
+
+__all__ = ["KERAS_FORMATS", "export_model", "keras_export", "write_artifacts"]
+MIN_OPSET = 17
+# The formats `Model.export` writes a valid artifact of, per backend (Keras
+# 3.15). On JAX, jax2onnx 0.17 writes a MaxPool of a 4-D window, which
+# onnxruntime refuses ("Unsupported pooling size"); on PyTorch, a SavedModel
+# needs torch_xla, which has no build for torch 2.13. Those formats are
+# exported under TensorFlow (`_export_under_tensorflow`).
+KERAS_FORMATS = {
+    "tensorflow": ("saved_model", "onnx"),
+    "jax": ("saved_model",),
+    "torch": ("onnx",),
+}
+
+
+def export_model(model):
+    """The encoder as Keras exports it: raw images in, the three outputs out.
+
+    A functional model around `model.build_encoder()` that adds `codes`
+    (int8 ±1, `where(embedding >= 0, 1, -1)`) and `packed` (uint8, bit j of
+    each byte weighing 2**j: `keras_mlh_runtime.codes.BIT_ORDER`), in
+    `keras.ops`, so every backend's exporter converts the same graph.
+
+    Args:
+        model: a built `keras_mlh.MLH`.
+
+    Returns:
+        A `keras.Model` with input `images` and outputs `embedding`, `codes`
+        and `packed` (a dict).
+    """
+    import keras
+    from keras import ops
+
+    encoder = model.build_encoder()
+    images = keras.Input(encoder.input_shape[1:], dtype="float32", name=INPUT_NAME)
+    embedding = encoder(images)
+    signs = ops.cast(ops.greater_equal(embedding, 0), "float32")  # sign(0) == 0
+    weights = (2.0 ** np.arange(8)).astype(np.float32)
+    packed = ops.sum(ops.reshape(signs, (-1, model.bits // 8, 8)) * weights, axis=-1)
+    outputs = {
+        "embedding": embedding,
+        "codes": ops.cast(signs * 2.0 - 1.0, "int8"),
+        "packed": ops.cast(packed, "uint8"),
+    }
+    return keras.Model(images, outputs, name="mlh_export")
+
+
+def keras_export(model, folder, formats, opset):
+    """Writes `formats` of `export_model(model)` into `folder` with `Model.export`.
+
+    Args:
+        model: a built `keras_mlh.MLH`.
+        folder: where `saved_model/` and `model.onnx` go.
+        formats: the formats to write.
+        opset: the ONNX opset.
+    """
+    import keras
+
+    exported = export_model(model)
+    spec = keras.InputSpec(shape=exported.input_shape, dtype="float32", name=INPUT_NAME)
+    if "saved_model" in formats:
+        exported.export(
+            os.path.join(folder, SAVED_MODEL_DIR),
+            format="tf_saved_model",
+            input_signature=[spec],
+            verbose=False,
+        )
+    if "onnx" in formats:
+        try:
+            with warnings.catch_warnings():
+                # The converters' notes on traced constants: the validation
+                # checks what they wrote.
+                warnings.simplefilter("ignore")
+                exported.export(
+                    os.path.join(folder, ONNX_FILE),
+                    format="onnx",
+                    input_signature=[spec],
+                    opset_version=opset,
+                    verbose=False,
+                )
+        except Exception as error:  # the converters raise many types
+            raise ValueError(
+                f"Keras could not convert the encoder to ONNX opset {opset}: "
+                f"{first_line(error)}. Try another `opset`, or export "
+                "formats=('saved_model',) only."
+            ) from None
+
+
+def write_artifacts(model, folder, formats, opset, metadata):
+    """Writes `formats` of the encoder into `folder`, ready for validation.
+
+    Keras's exporter on this backend; a TensorFlow process for the rest.
+
+    `KERAS_FORMATS` lists what `Model.export` gives a valid artifact of on
+    each backend; the other formats are exported from the model's `.keras`
+    file (the same on every backend) by `Model.export` under TensorFlow.
+    """
+    import keras
+
+    here = KERAS_FORMATS.get(keras.backend.backend(), ())
+    keras_export(model, folder, [f for f in formats if f in here], opset)
+    others = [f for f in formats if f not in here]
+    if others:
+        _export_under_tensorflow(model, folder, others, opset)
+    if "onnx" in formats:
+        _finish_onnx(os.path.join(folder, ONNX_FILE), metadata, model.bits)
+
+
+def _export_under_tensorflow(model, folder, formats, opset):
+    """`keras_export` in a TensorFlow process (`tensorflow_worker`)."""
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        model_path = os.path.join(scratch, "model.keras")
+        model.save(model_path)
+        worker = "keras_mlh.export.tensorflow_worker"
+        argv = [model_path, folder, str(opset or MIN_OPSET), *formats]
+        result = subprocess.run(
+            [sys.executable, "-m", worker, *argv],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+        )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or [""])[-1]
+        if result.returncode == 2 and last.startswith(ValueError.__name__):
+            raise ValueError(last.partition(": ")[2])
+        raise RuntimeError(
+            f"The TensorFlow export of {formats} failed (exit status "
+            f"{result.returncode}): {result.stderr[-2000:]}"
+        )
+
+
+def _finish_onnx(path, metadata, bits):
+    """Names the outputs, their shapes and the batch dimension; adds metadata.
+
+    Each converter names the outputs its own way; Keras flattens the output
+    dict in key order, so the graph's outputs are the sorted names.
+    """
+    import onnx
+
+    proto = onnx.load(path)
+    graph = proto.graph
+    names = dict(zip([o.name for o in graph.output], sorted(OUTPUT_NAMES), strict=True))
+    for node in graph.node:
+        node.input[:] = [names.get(n, n) for n in node.input]
+        node.output[:] = [names.get(n, n) for n in node.output]
+    widths = {"embedding": bits, "codes": bits, "packed": bits // 8}
+    for value in graph.output:
+        value.name = names[value.name]
+        value.type.tensor_type.shape.dim[1].dim_value = widths[value.name]
+    for value in [*graph.input, *graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.helper.set_model_props(
+        proto,
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+    )
+    onnx.save(proto, path)
