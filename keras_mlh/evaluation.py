@@ -9,7 +9,6 @@ import os
 
 import numpy as np
 
-from keras_mlh.codes import bit_balance
 from keras_mlh.files import staged_files, write_json
 from keras_mlh.metrics import (
     mean_average_precision,
@@ -18,6 +17,7 @@ from keras_mlh.metrics import (
     precision_within_radius,
     recall_at_k,
 )
+from keras_mlh_runtime.codes import bit_balance
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"

@@ -5,7 +5,7 @@ implementation against it; it is not part of the library."""
 
 import numpy as np
 
-from keras_mlh.codes import to_signs
+from keras_mlh_runtime.codes import to_signs
 
 
 def reference_mean_average_precision(

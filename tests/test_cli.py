@@ -594,9 +594,9 @@ def test_tfds_options_reach_from_tfds(tmp_path, monkeypatch, capsys):
 
 
 def test_the_cli_lists_match_the_library():
-    from keras_mlh.codes import MAX_BITS
     from keras_mlh.models.backbones import APPLICATIONS
     from keras_mlh.models.mlh import MODES
+    from keras_mlh_runtime.codes import MAX_BITS
 
     assert set(cli_parser.MODES) == set(MODES)
     assert set(cli_parser.BACKBONES) == {"small", *APPLICATIONS}
@@ -627,7 +627,7 @@ def paths_codes(tmp_path):
 
 
 def test_index_knobs_are_options_of_build_and_search(paths_codes, capsys):
-    from keras_mlh.index import HammingIndex
+    from keras_mlh_runtime.index import HammingIndex
 
     work = paths_codes
     argv = ["index", "build", str(work / "codes.npz"), str(work / "h.index")]
@@ -663,7 +663,7 @@ def test_index_knobs_are_options_of_build_and_search(paths_codes, capsys):
 def test_index_defaults_of_the_parser_are_the_library_s():
     import inspect
 
-    from keras_mlh.index import HammingIndex
+    from keras_mlh_runtime.index import HammingIndex
 
     args = cli_parser.build_parser().parse_args(["index", "build", "c.npz", "i"])
     for name, parameter in inspect.signature(HammingIndex).parameters.items():
@@ -675,7 +675,7 @@ def test_a_failed_rebuild_keeps_the_previous_index_with_its_paths(paths_codes):
     """The issue's `ulimit -f` case: the build is killed mid-write."""
     import resource
 
-    from keras_mlh.index import HammingIndex
+    from keras_mlh_runtime.index import HammingIndex
 
     work = paths_codes
     keras_mlh("index", "build", "codes.npz", "f.index", cwd=work)

@@ -5,13 +5,13 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from keras_mlh.codes import pack_codes
 from keras_mlh.evaluation import retrieval_report
 from keras_mlh.metrics import (
     mean_average_precision,
     precision_at_k,
     precision_within_radius,
 )
+from keras_mlh_runtime.codes import pack_codes
 
 
 def _case(seed=0, queries=30, database=200, bits=16):

@@ -5,8 +5,8 @@ import faiss
 import numpy as np
 import pytest
 
-from keras_mlh.codes import pack_codes
-from keras_mlh.index import MISSING_DISTANCE, HammingIndex
+from keras_mlh_runtime.codes import pack_codes
+from keras_mlh_runtime.index import MISSING_DISTANCE, HammingIndex
 
 
 def _codes(n, bits=32, seed=0):
@@ -142,8 +142,8 @@ def test_interrupted_save_leaves_the_old_set_or_a_refused_one(tmp_path, monkeypa
 
 
 def _sidecar_for(path, bits, count, **fields):
-    from keras_mlh.index.file_set import file_record
-    from keras_mlh.index.hamming_index import FORMAT, FORMAT_VERSION
+    from keras_mlh_runtime.index.file_set import file_record
+    from keras_mlh_runtime.index.hamming_index import FORMAT, FORMAT_VERSION
 
     sidecar = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "bits": bits,
@@ -294,7 +294,7 @@ def test_bad_construction():
 
 
 def test_paths_are_saved_and_loaded_with_the_index(tmp_path):
-    from keras_mlh.index import index_files
+    from keras_mlh_runtime.index import index_files
 
     path = tmp_path / "db.faiss"
     index = HammingIndex(16)
@@ -577,7 +577,7 @@ def test_loaded_index_refuses_stored_ids(tmp_path):
 _RACE = """
 import contextlib, os, sys, time
 import numpy as np
-from keras_mlh.index import HammingIndex, file_set
+from keras_mlh_runtime.index import HammingIndex, file_set
 path, role, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 end = time.monotonic() + seconds
 if role != "reader":
@@ -653,7 +653,7 @@ def test_saves_wait_for_a_live_lock_and_not_for_a_killed_one(tmp_path):
     path = tmp_path / "db.index"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time\nfrom keras_mlh.index import file_set\n"
+         "import sys, time\nfrom keras_mlh_runtime.index import file_set\n"
          "with file_set.writer_lock(sys.argv[1]):\n"
          "    print('locked', flush=True); time.sleep(120)\n", str(path)],
         stdout=subprocess.PIPE, text=True,

@@ -10,9 +10,9 @@ import threading
 import numpy as np
 import pytest
 
-from keras_mlh.codes import pack_codes
-from keras_mlh.index import HammingIndex
 from keras_mlh_runtime import HashEncoder
+from keras_mlh_runtime.codes import pack_codes
+from keras_mlh_runtime.index import HammingIndex
 
 # Modules the runtime must never import: a serving machine has numpy,
 # onnxruntime and faiss-cpu only (numba serves the metrics, not the runtime),

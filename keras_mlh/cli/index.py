@@ -3,7 +3,7 @@
 An index is the faiss file, its `INDEX.json` sidecar and, for codes of
 image files, `INDEX.paths.json` (id -> path) from which `search` reports
 paths instead of ids: one matched set that `HammingIndex.save` writes and
-`HammingIndex.load` checks (`keras_mlh.index.index_files`). Queries are a
+`HammingIndex.load` checks (`keras_mlh_runtime.index.index_files`). Queries are a
 codes file, or images encoded on the fly with `--model`.
 """
 
@@ -22,8 +22,8 @@ from keras_mlh.cli.io import (
     require_model,
 )
 from keras_mlh.cli.options import default_of
-from keras_mlh.codes import pack_codes
-from keras_mlh.index import KINDS, MISSING_DISTANCE, HammingIndex, index_files
+from keras_mlh_runtime.codes import pack_codes
+from keras_mlh_runtime.index import KINDS, MISSING_DISTANCE, HammingIndex, index_files
 
 DESCRIPTION = "Build a Hamming index of codes (faiss) and search it."
 EPILOG = """examples:

@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from keras_mlh.errors import check_int_in_range
+from keras_mlh_runtime.errors import check_int_in_range
 
 # The count is an int32 that stops at `steps`.
 MAX_STEPS = 2**31 - 1

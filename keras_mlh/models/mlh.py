@@ -6,9 +6,7 @@ from keras import ops
 
 from keras_mlh.augmentation import default_augmentation
 from keras_mlh.centers import hash_centers
-from keras_mlh.codes import binarize, validate_bits
 from keras_mlh.datasets.validation import check_labels, validate_images
-from keras_mlh.errors import check_int_in_range, check_positive_int
 from keras_mlh.layers.code_memory import CodeMemory
 from keras_mlh.layers.hash_layer import HashLayer
 from keras_mlh.layers.linear_warmup import MAX_STEPS, LinearWarmup
@@ -23,6 +21,8 @@ from keras_mlh.models import train_steps
 from keras_mlh.models.backbones import SmallConvBackbone, application_backbone
 from keras_mlh.models.modes import MODES as MODES  # re-exported
 from keras_mlh.models.modes import get_mode
+from keras_mlh_runtime.codes import binarize, validate_bits
+from keras_mlh_runtime.errors import check_int_in_range, check_positive_int
 
 
 def _is_tf_dataset(x):
