@@ -5,7 +5,6 @@ import pytest
 from keras_mlh_runtime.codes import (
     BIT_ORDER,
     binarize,
-    bit_balance,
     pack_codes,
     to_packed,
     unpack_codes,
@@ -84,18 +83,6 @@ def test_pack_bad_input(codes, match):
 def test_unpack_bad_input(packed, bits, match):
     with pytest.raises(ValueError, match=match):
         unpack_codes(packed, bits)
-
-
-def test_bit_balance_of_codes_in_any_form():
-    codes = _codes(n=40, bits=16, seed=5)
-    codes[:, 0] = 1
-    expected = (codes > 0).mean(0)
-    np.testing.assert_allclose(bit_balance(codes), expected)
-    np.testing.assert_allclose(bit_balance(pack_codes(codes)), expected)
-    np.testing.assert_allclose(bit_balance((codes > 0).astype(np.int64)), expected)
-    assert bit_balance(codes)[0] == 1.0
-    with pytest.raises(ValueError, match="multiple of 8"):
-        bit_balance(np.ones((3, 12)))
 
 
 @pytest.mark.parametrize("bits", [0, -8, 12, 8.0, True, "32", None])
