@@ -54,7 +54,7 @@ import numpy as np
 from _common import RESULTS, machine, write
 
 from keras_mlh import hash_centers
-from keras_mlh.index import HammingIndex
+from keras_mlh_runtime.index import HammingIndex
 
 
 def parse_args(argv=None):

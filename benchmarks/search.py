@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 from _common import machine, seconds, write
 
-from keras_mlh.index import HammingIndex
+from keras_mlh_runtime.index import HammingIndex
 
 
 def main(n=1_000_000, queries=100, k=100, bits=64, repeats=5):

@@ -1,27 +1,26 @@
 """keras-mlh: Mutual Learning for Hashing in Keras 3.
 
 Submodules (keras-rs style): `layers`, `losses`, `models`, `metrics`,
-`datasets`, `callbacks`, `evaluation`, `export`, `index`, `codes`,
-`centers`, `augmentation`, `plot`, `training`, `cli`. The top level adds a
-few headline names:
+`datasets`, `callbacks`, `evaluation`, `export`, `labels`, `centers`,
+`augmentation`, `plot`, `training`, `cli`. The top level adds a few headline
+names:
 
 - `MLH` and `MODES` (`keras_mlh.models`), `load_model` (a saved MLH);
 - `hash_centers` (`keras_mlh.centers`);
 - `mean_average_precision` (`keras_mlh.metrics`), `retrieval_report`
   (`keras_mlh.evaluation`), `RetrievalMetricsCallback`;
-- `export_encoder` (`keras_mlh.export`), `HammingIndex`, `pack_codes` and
-  `unpack_codes` (from the TensorFlow-free `keras_mlh_runtime`, which
-  `keras_mlh.index` and `keras_mlh.codes` alias).
+- `export_encoder` (`keras_mlh.export`);
+- `HammingIndex`, `pack_codes` and `unpack_codes`, from the TensorFlow-free
+  serving distribution, `keras_mlh_runtime` (its `index` and `codes`
+  modules hold the rest of those rules).
 
-Importing keras_mlh registers every serializable class (the layers, losses,
-backbones and `MLH`) with Keras, so a fresh process can
-`import keras, keras_mlh` and `keras.saving.load_model("model.keras")`.
-Those classes need Keras, and so TensorFlow; so that the TensorFlow-free
-parts (`keras_mlh.metrics`, `keras_mlh.index`, `keras_mlh.codes`) and
-`keras-mlh --help` stay light, the registration runs as soon as Keras is
-imported: at once when it already is, else right after the process's first
-`import keras` (which any `load_model` needs). Headline names and submodules
-are resolved on first use (PEP 562).
+Names and submodules are resolved on first use (PEP 562), so that the
+TensorFlow-free parts (`keras_mlh.metrics`, `keras-mlh --help`) stay light.
+The serializable classes (layers, losses, backbones, `MLH`) register with
+Keras where they are defined, when their module is imported: on the first
+`keras_mlh.MLH` or `keras_mlh.load_model`, or here when Keras is imported
+already, so `import keras, keras_mlh` is enough for
+`keras.saving.load_model` in a fresh process.
 
 Example:
 >>> import keras, keras_mlh
@@ -32,8 +31,6 @@ Example:
 """
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
 
 from keras_mlh.version import __version__ as __version__
@@ -58,11 +55,10 @@ _SUBMODULES = {
     "callbacks",
     "centers",
     "cli",
-    "codes",
     "datasets",
     "evaluation",
     "export",
-    "index",
+    "labels",
     "layers",
     "losses",
     "metrics",
@@ -70,9 +66,6 @@ _SUBMODULES = {
     "plot",
     "training",
 }
-
-# The modules whose import registers keras_mlh's serializable classes.
-_REGISTERING = ("keras_mlh.layers", "keras_mlh.losses", "keras_mlh.models")
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
@@ -89,48 +82,8 @@ def __dir__():
     return __all__
 
 
-def _register():
-    for module in _REGISTERING:
-        importlib.import_module(module)
-
-
-class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
-    """Finds `keras` the usual way and runs `_register` once it has loaded."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "keras":
-            return None
-        sys.meta_path.remove(self)  # once; and not asked again just below
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _RegisteringLoader(spec.loader)
-        return spec
-
-
-class _RegisteringLoader(importlib.abc.Loader):
-    """Keras's own loader, followed by keras_mlh's registration."""
-
-    def __init__(self, loader):
-        self._loader = loader
-
-    def __getattr__(self, name):  # resource readers and the like
-        return getattr(self._loader, name)
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        self._loader.exec_module(module)
-        module.__loader__ = module.__spec__.loader = self._loader
-        try:
-            _register()
-        except Exception:  # noqa: BLE001
-            # A broken backend must not make `import keras` fail; the same
-            # error is raised, with its message, on `keras_mlh.models`.
-            pass
-
-
+# With Keras loaded, importing the classes costs little, and a model saved
+# earlier then loads with `keras.saving.load_model` alone. MLH's module
+# imports every layer, loss and backbone.
 if "keras" in sys.modules:
-    _register()
-else:
-    sys.meta_path.insert(0, _RegisterAfterKeras())
+    importlib.import_module("keras_mlh.models.mlh")

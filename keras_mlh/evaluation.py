@@ -10,7 +10,6 @@ import os
 
 import numpy as np
 
-from keras_mlh.codes import bit_balance
 from keras_mlh.files import atomic_path, write_json
 from keras_mlh.metrics import (
     mean_average_precision,
@@ -19,6 +18,7 @@ from keras_mlh.metrics import (
     precision_within_radius,
     recall_at_k,
 )
+from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"
@@ -33,6 +33,24 @@ PLOT_FILES = {
 def _json_number(value):
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def bit_balance(codes, name="codes"):
+    """The share of +1 of every bit; 0.5 is a perfectly balanced bit.
+
+    Args:
+        codes: codes in any form: packed uint8, ±1 or 0/1 `(n, bits)`.
+        name: how the argument is called in error messages.
+
+    Returns:
+        float64 array `(bits,)` of values in [0, 1].
+
+    Example:
+    >>> bit_balance([[1, -1, 1, 1, 1, 1, 1, 1], [1, 1, -1, 1, 1, 1, 1, 1]])[:3]
+    array([1. , 0.5, 0.5])
+    """
+    packed = to_packed(codes, name=name)
+    return np.unpackbits(packed, axis=-1, bitorder=BIT_ORDER).mean(0)
 
 
 def retrieval_report(

@@ -121,8 +121,7 @@ def check_output(
     Args:
         path: the output file or folder.
         inputs: the paths (files or folders) the command reads; `None`
-            entries are skipped. List every file of an index that is read
-            (`keras_mlh.index.index_files`).
+            entries are skipped.
         overwrite: whether existing outputs may be replaced.
         kind: `"file"` or `"folder"`. A folder may be replaced only when it
             is empty or holds `marker`, the file every such folder of ours

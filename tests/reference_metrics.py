@@ -5,7 +5,7 @@ implementation against it; it is not part of the library."""
 
 import numpy as np
 
-from keras_mlh.codes import to_signs
+from keras_mlh_runtime.codes import to_packed, unpack_codes
 
 
 def reference_mean_average_precision(
@@ -13,7 +13,7 @@ def reference_mean_average_precision(
 ):
     # float32 ±1 products are exact integers, and BLAS makes this loop a fair
     # baseline for the benchmark (integer matmul is several times slower).
-    queries, database = to_signs(query_codes), to_signs(database_codes)
+    queries, database = _signs(query_codes), _signs(database_codes)
     query_labels, database_labels = (
         np.asarray(query_labels),
         np.asarray(database_labels),
@@ -45,3 +45,8 @@ def average_precision(relevant):
     if not len(positions):
         return 0.0
     return float(np.mean(np.arange(1, len(positions) + 1) / positions))
+
+
+def _signs(codes):
+    """Codes in any form (uint8 is packed) as float32 ±1 `(n, bits)`."""
+    return unpack_codes(to_packed(codes)).astype(np.float32)

@@ -271,7 +271,7 @@ def test_export_refuses_a_non_empty_folder(run, work):
 
 
 def test_index_build(index_file):
-    from keras_mlh.index import HammingIndex
+    from keras_mlh_runtime.index import HammingIndex
 
     path, result = index_file
     assert path.is_file() and not list(path.parent.glob("db.index?*"))  # one file
@@ -596,9 +596,9 @@ def test_tfds_options_reach_from_tfds(tmp_path, monkeypatch, capsys):
 
 
 def test_the_cli_lists_match_the_library():
-    from keras_mlh.codes import MAX_BITS
     from keras_mlh.models.backbones import APPLICATIONS
     from keras_mlh.models.mlh import MODES
+    from keras_mlh_runtime.codes import MAX_BITS
 
     assert set(cli_parser.MODES) == set(MODES)
     assert set(cli_parser.BACKBONES) == {"small", *APPLICATIONS}
@@ -629,7 +629,7 @@ def paths_codes(tmp_path):
 
 
 def test_index_knobs_are_options_of_build_and_search(paths_codes, capsys):
-    from keras_mlh.index import HammingIndex
+    from keras_mlh_runtime.index import HammingIndex
 
     work = paths_codes
     argv = ["index", "build", str(work / "codes.npz"), str(work / "h.index")]
@@ -665,7 +665,7 @@ def test_index_knobs_are_options_of_build_and_search(paths_codes, capsys):
 def test_index_defaults_of_the_parser_are_the_library_s():
     import inspect
 
-    from keras_mlh.index import HammingIndex
+    from keras_mlh_runtime.index import HammingIndex
 
     args = cli_parser.build_parser().parse_args(["index", "build", "c.npz", "i"])
     for name, parameter in inspect.signature(HammingIndex).parameters.items():
@@ -677,7 +677,7 @@ def test_a_failed_rebuild_keeps_the_previous_index_with_its_paths(paths_codes):
     """The issue's `ulimit -f` case: the build is killed mid-write."""
     import resource
 
-    from keras_mlh.index import HammingIndex
+    from keras_mlh_runtime.index import HammingIndex
 
     work = paths_codes
     keras_mlh("index", "build", "codes.npz", "f.index", cwd=work)
@@ -707,7 +707,7 @@ def test_a_full_disk_at_the_final_write_fails_and_keeps_the_previous_index(
     import errno
     import resource
 
-    from keras_mlh.index import HammingIndex
+    from keras_mlh_runtime.index import HammingIndex
 
     work = paths_codes
     np.savez(work / "more.npz", codes=np.zeros((2000, 4), np.uint8))

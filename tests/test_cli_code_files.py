@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_mlh.cli import main
-from keras_mlh.index import HammingIndex
+from keras_mlh_runtime.index import HammingIndex
 
 
 def _shard(path, codes, **extra):

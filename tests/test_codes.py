@@ -2,10 +2,9 @@ import faiss
 import numpy as np
 import pytest
 
-from keras_mlh.codes import (
+from keras_mlh_runtime.codes import (
     BIT_ORDER,
     binarize,
-    bit_balance,
     pack_codes,
     to_packed,
     unpack_codes,
@@ -86,28 +85,16 @@ def test_unpack_bad_input(packed, bits, match):
         unpack_codes(packed, bits)
 
 
-def test_bit_balance_of_codes_in_any_form():
-    codes = _codes(n=40, bits=16, seed=5)
-    codes[:, 0] = 1
-    expected = (codes > 0).mean(0)
-    np.testing.assert_allclose(bit_balance(codes), expected)
-    np.testing.assert_allclose(bit_balance(pack_codes(codes)), expected)
-    np.testing.assert_allclose(bit_balance((codes > 0).astype(np.int64)), expected)
-    assert bit_balance(codes)[0] == 1.0
-    with pytest.raises(ValueError, match="multiple of 8"):
-        bit_balance(np.ones((3, 12)))
-
-
 @pytest.mark.parametrize("bits", [0, -8, 12, 8.0, True, "32", None])
 def test_validate_bits_rejects(bits):
-    from keras_mlh.codes import validate_bits
+    from keras_mlh_runtime.codes import validate_bits
 
     with pytest.raises(ValueError, match="positive multiple of 8"):
         validate_bits(bits)
 
 
 def test_validate_bits_accepts_numpy_integers():
-    from keras_mlh.codes import validate_bits
+    from keras_mlh_runtime.codes import validate_bits
 
     assert validate_bits(np.int64(64)) == 64 and validate_bits(16) == 16
 
@@ -120,7 +107,7 @@ def test_binarize_maps_zero_to_plus_one():
 
 def test_validate_bits_refuses_huge_code_lengths():
     # 8 * 10**7 bits asked for tens of GiB of hash weights and hung.
-    from keras_mlh.codes import MAX_BITS, validate_bits
+    from keras_mlh_runtime.codes import MAX_BITS, validate_bits
 
     assert validate_bits(MAX_BITS) == MAX_BITS
     with pytest.raises(ValueError, match=f"at most {MAX_BITS}"):

@@ -1,4 +1,4 @@
-from keras_mlh.errors import first_line
+from keras_mlh_runtime.errors import first_line
 
 
 def test_first_line_of_a_multi_line_message():
@@ -16,7 +16,7 @@ def test_check_positive_int():
     import numpy as np
     import pytest
 
-    from keras_mlh.errors import check_positive_int
+    from keras_mlh_runtime.errors import check_positive_int
 
     assert check_positive_int("k", np.int32(3)) == 3
     assert type(check_positive_int("k", np.int64(3))) is int

@@ -5,13 +5,13 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from keras_mlh.codes import pack_codes
-from keras_mlh.evaluation import retrieval_report
+from keras_mlh.evaluation import bit_balance, retrieval_report
 from keras_mlh.metrics import (
     mean_average_precision,
     precision_at_k,
     precision_within_radius,
 )
+from keras_mlh_runtime.codes import pack_codes
 
 
 def _case(seed=0, queries=30, database=200, bits=16):
@@ -194,3 +194,15 @@ def test_the_report_needs_neither_faiss_nor_tensorflow():
         "loaded = {'faiss', 'tensorflow', 'keras'} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )
+
+
+def test_bit_balance_of_codes_in_any_form():
+    codes = np.where(np.random.default_rng(5).random((40, 16)) > 0.5, 1, -1)
+    codes[:, 0] = 1
+    expected = (codes > 0).mean(0)
+    np.testing.assert_allclose(bit_balance(codes), expected)
+    np.testing.assert_allclose(bit_balance(pack_codes(codes)), expected)
+    np.testing.assert_allclose(bit_balance((codes > 0).astype(np.int64)), expected)
+    assert bit_balance(codes)[0] == 1.0
+    with pytest.raises(ValueError, match="multiple of 8"):
+        bit_balance(np.ones((3, 12)))

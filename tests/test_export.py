@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from keras_mlh.codes import pack_codes
 from keras_mlh.export import ExportValidationError, export_encoder, load_mlh
 from keras_mlh.export import exporter as exporter_module
 from keras_mlh.export import validation as validation_module
+from keras_mlh_runtime.codes import pack_codes
 
 
 def _leftovers(folder):
@@ -110,7 +110,7 @@ def test_exported_codes_equal_keras_codes_on_mnist_queries(
         assert outputs["embedding"].dtype == np.float32
         assert np.mean(outputs["codes"] == keras_codes) >= 0.999
         np.testing.assert_allclose(outputs["embedding"], keras_embedding, atol=1e-4)
-        # Same bit order as keras_mlh.codes (and so as the faiss index).
+        # Same bit order as keras_mlh_runtime.codes (and so as the faiss index).
         np.testing.assert_array_equal(outputs["packed"], pack_codes(outputs["codes"]))
 
 

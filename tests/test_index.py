@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 import pytest
 
-from keras_mlh.codes import pack_codes
-from keras_mlh.index import MISSING_DISTANCE, HammingIndex
+from keras_mlh_runtime.codes import pack_codes
+from keras_mlh_runtime.index import MISSING_DISTANCE, HammingIndex
 
 
 def _codes(n, bits=32, seed=0):
@@ -398,7 +398,7 @@ def test_every_stored_id_re_added_after_out_of_order_batches_is_refused(kind, tm
 _RACE = """
 import sys, time
 import numpy as np
-from keras_mlh.index import HammingIndex
+from keras_mlh_runtime.index import HammingIndex
 path, role, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 end = time.monotonic() + seconds
 if role != "reader":

@@ -1,4 +1,4 @@
-"""`keras_mlh_runtime.labels`: the one reading of label arrays.
+"""`keras_mlh.labels`: the one reading of label arrays.
 
 `(n,)` and `(n, 1)` are class ids, more columns multi-hot rows; training,
 the objective and the metrics all read labels through it.
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from keras_mlh.datasets import from_arrays
+from keras_mlh.labels import check_labels, is_class_id_column
 from keras_mlh.metrics import mean_average_precision
-from keras_mlh_runtime.labels import check_labels, is_class_id_column
 
 CODES = np.array([[1] * 8, [1] * 8])  # two identical 8-bit codes
 

@@ -8,7 +8,6 @@ import pytest
 from helpers import import_blocker
 from reference_metrics import average_precision, reference_mean_average_precision
 
-from keras_mlh.codes import pack_codes
 from keras_mlh.metrics import (
     mean_average_precision,
     precision_at_k,
@@ -16,6 +15,7 @@ from keras_mlh.metrics import (
     precision_within_radius,
     recall_at_k,
 )
+from keras_mlh_runtime.codes import pack_codes
 
 
 def _random_case(seed, n_query=40, n_db=300, bits=8, classes=5, multi_label=False):
@@ -284,7 +284,7 @@ def test_metrics_import_without_tensorflow():
         import_blocker(("tensorflow", "keras"))
         + """
 import numpy as np
-import keras_mlh.codes, keras_mlh.index, keras_mlh.metrics
+import keras_mlh.metrics
 from keras_mlh import HammingIndex, pack_codes, mean_average_precision
 codes = np.where(np.random.default_rng(0).random((10, 16)) > 0.5, 1, -1)
 index = HammingIndex(16); index.add(codes)

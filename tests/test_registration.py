@@ -1,4 +1,4 @@
-"""`import keras_mlh` registers its serializable classes with Keras.
+"""keras_mlh's serializable classes register with Keras where they are defined.
 
 Each check runs in a fresh Python: in the test process the classes are
 registered already by whatever imported them first.
@@ -30,16 +30,23 @@ def saved_model(mnist_mlh, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "imports",
-    ["import keras, keras_mlh", "import keras_mlh, keras"],
-    ids=["keras-first", "keras_mlh-first"],
+    "load",
+    [
+        # Keras first: `import keras_mlh` imports the classes at once.
+        "import keras, keras_mlh; model = keras.saving.load_model(sys.argv[1])",
+        # Either order: keras_mlh's loader imports them itself.
+        "import keras_mlh, keras; model = keras_mlh.load_model(sys.argv[1])",
+        # Importing a class registers it where it is defined.
+        "from keras_mlh import MLH; import keras; "
+        "model = keras.saving.load_model(sys.argv[1])",
+    ],
+    ids=["keras-first", "keras_mlh.load_model", "class-imported"],
 )
-def test_load_model_in_a_fresh_process(saved_model, imports):
+def test_load_model_in_a_fresh_process(saved_model, load):
     out = _fresh(
         f"""
         import sys
-        {imports}
-        model = keras.saving.load_model(sys.argv[1])
+        {load}
         print(type(model).__name__, model.bits, model.mode)
         """,
         saved_model,
@@ -70,11 +77,15 @@ def test_every_serializable_class_is_registered_in_a_fresh_process():
 
 
 def test_import_keras_mlh_alone_loads_no_keras():
-    """The registration waits for Keras: the TF-free parts stay light."""
+    """No Keras, no import hook: the TF-free parts stay light and plain."""
     out = _fresh(
         """
-        import sys, keras_mlh, keras_mlh.metrics, keras_mlh.index, keras_mlh.codes
-        print("keras" in sys.modules, "tensorflow" in sys.modules)
+        import sys
+        finders = list(sys.meta_path)
+        import keras_mlh, keras_mlh.metrics
+        keras_mlh.HammingIndex, keras_mlh.pack_codes
+        print("keras" in sys.modules, "tensorflow" in sys.modules,
+              sys.meta_path == finders)
         """
     )
-    assert out == ["False", "False"]
+    assert out == ["False", "False", "True"]

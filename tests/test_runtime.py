@@ -1,6 +1,8 @@
 """The TensorFlow-free deployment runtime (export/keras_mlh_runtime)."""
 
+import ast
 import json
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -10,9 +12,10 @@ import threading
 import numpy as np
 import pytest
 
-from keras_mlh.codes import pack_codes
-from keras_mlh.index import HammingIndex
+import keras_mlh_runtime
 from keras_mlh_runtime import HashEncoder
+from keras_mlh_runtime.codes import pack_codes
+from keras_mlh_runtime.index import HammingIndex
 
 # Modules the runtime must never import: a serving machine has numpy,
 # onnxruntime and faiss-cpu only (numba serves the metrics, not the runtime),
@@ -92,12 +95,34 @@ def test_runtime_imports_no_tensorflow_keras_or_keras_mlh():
         """
         import keras_mlh_runtime
         from keras_mlh_runtime import (
-            codes, contract, encoder, errors, files, images, index, labels, pixels,
-            read_ahead,
+            codes, contract, encoder, errors, files, images, index, pixels, read_ahead,
         )
         from keras_mlh_runtime import HammingIndex, HashEncoder
         """
     )
+
+
+def test_every_runtime_module_serves():
+    """The runtime holds serving code only: each of its modules is imported,
+    directly or not, by the encoder, the index or the Beam pipeline. A rule
+    only training uses lives in keras_mlh."""
+    package = pathlib.Path(keras_mlh_runtime.__file__).parent
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        modules[".".join(parts[: -1 if parts[-1] == "__init__" else None])] = path
+    reached, todo = set(), ["keras_mlh_runtime", "keras_mlh_runtime.beam_encode"]
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in modules:
+            continue
+        reached.add(name)
+        for node in ast.walk(ast.parse(modules[name].read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                todo += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+    assert sorted(set(modules) - reached) == []
 
 
 def test_runtime_without_tensorflow_matches_keras(

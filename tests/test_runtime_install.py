@@ -58,6 +58,7 @@ def test_installed_runtime_encodes_without_tensorflow_or_keras(
         text=True,
         timeout=300,
         cwd=tmp_path,  # not the checkout: only what is installed can import
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

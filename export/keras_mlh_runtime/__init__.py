@@ -2,13 +2,11 @@
 
 Its own distribution (`pip install ./export`; numpy, onnxruntime and
 faiss-cpu, plus Pillow with the `images` extra and Apache Beam with `beam`):
-it never imports TensorFlow, Keras or keras-mlh. keras-mlh builds on its
-numpy-only base layer, the one home of each rule that training and serving
-share:
+it never imports TensorFlow, Keras or keras-mlh. It holds what serving
+needs; keras-mlh imports these modules where training follows the same rule:
 
 - `codes`: ±1 codes, bits and packed bytes, and their bit order;
-- `labels`, `pixels`, `errors`: the checks of labels (class ids or
-  multi-hot rows), images and arguments;
+- `pixels`, `errors`: the checks of images and arguments;
 - `contract`: the export folder's files, graph outputs, dtypes and
   `metadata.json` schema;
 - `index`: `HammingIndex`, faiss Hamming search, saved as a checked file set;

@@ -224,27 +224,5 @@ def to_packed(codes, bits=None, name="codes"):
     return packed
 
 
-def to_signs(codes, name="codes"):
-    """Codes in any form as float32 ±1 `(n, bits)`; uint8 input is packed."""
-    array = np.asarray(codes)
-    if array.dtype == np.uint8:
-        return unpack_codes(array).astype(np.float32)
-    return np.where(code_bits(array, name=name) == 1, 1.0, -1.0).astype(np.float32)
-
-
-def bit_balance(codes, name="codes"):
-    """The share of +1 of every bit; 0.5 is a perfectly balanced bit.
-
-    Args:
-        codes: codes in any form: packed uint8, ±1 or 0/1 `(n, bits)`.
-        name: how the argument is called in error messages.
-
-    Returns:
-        float64 array `(bits,)` of values in [0, 1].
-    """
-    packed = to_packed(codes, name=name)
-    return np.unpackbits(packed, axis=-1, bitorder=BIT_ORDER).mean(0)
-
-
 def pack_codes_named(codes, name):
     return np.packbits(code_bits(codes, name=name), axis=-1, bitorder=BIT_ORDER)

@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 
-from keras_mlh.errors import check_positive_int
 from keras_mlh.metrics import mean_average_precision
+from keras_mlh_runtime.errors import check_positive_int
 
 
 class RetrievalMetricsCallback(keras.callbacks.Callback):

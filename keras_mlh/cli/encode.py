@@ -23,7 +23,7 @@ from keras_mlh.cli.io import (
     save_npy,
     save_npz,
 )
-from keras_mlh.codes import pack_codes
+from keras_mlh_runtime.codes import pack_codes
 
 DESCRIPTION = (
     "Encodes images with a trained model into packed binary codes. INPUT is an "

@@ -21,8 +21,8 @@ from keras_mlh.cli.io import (
     require_model,
 )
 from keras_mlh.cli.options import default_of
-from keras_mlh.codes import pack_codes
-from keras_mlh.index import KINDS, MISSING_DISTANCE, HammingIndex
+from keras_mlh_runtime.codes import pack_codes
+from keras_mlh_runtime.index import KINDS, MISSING_DISTANCE, HammingIndex
 
 DESCRIPTION = "Build a Hamming index of codes (faiss) and search it."
 EPILOG = """examples:

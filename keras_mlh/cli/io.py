@@ -485,7 +485,7 @@ def encode_images(model, images, batch_size, verbose, what="images"):
     Returns:
         int8 array `(images.count, bits)`, in the order of the images.
     """
-    from keras_mlh.codes import binarize
+    from keras_mlh_runtime.codes import binarize
     from keras_mlh_runtime.read_ahead import read_ahead
 
     # Whole batches per chunk: only the very last batch is partial, so the
@@ -531,7 +531,7 @@ def load_codes(path, what="Codes file"):
         `(packed, ids, paths, bits)`: uint8 codes `(n, bits / 8)`, int64 ids
         or `None`, paths (one per code) or `None`, and the code length.
     """
-    from keras_mlh.codes import to_packed
+    from keras_mlh_runtime.codes import to_packed
 
     ids = paths = bits = None
     if path.lower().endswith(".npy"):

@@ -7,14 +7,14 @@ module (`keras_mlh.cli.train`, ...) declares its own options in its
 `add_arguments(parser)`, taking choices and defaults from the library
 (`default_of`), so the command line cannot drift from it.
 
-Only argparse, inspect and the numpy-only `keras_mlh.codes` are imported, so
-`keras-mlh --help` stays fast.
+Only argparse, inspect and the numpy-only `keras_mlh_runtime.codes` are
+imported, so `keras-mlh --help` stays fast.
 """
 
 import argparse
 import inspect
 
-from keras_mlh.codes import validate_bits
+from keras_mlh_runtime.codes import validate_bits
 
 PROG = "keras-mlh"
 # The encoding commands' --batch-size: images per inference batch.
@@ -99,7 +99,7 @@ non_negative_int = int_at_least(0, "an integer >= 0")
 
 
 def bits(text):
-    """A code length: `keras_mlh.codes.validate_bits`'s rule."""
+    """A code length: `keras_mlh_runtime.codes.validate_bits`'s rule."""
     try:
         return validate_bits(positive_int(text))
     except ValueError as error:

@@ -43,7 +43,7 @@ COMMANDS = {
 _LISTS = {
     "MODES": "keras_mlh.cli.train",
     "BACKBONES": "keras_mlh.cli.train",
-    "MAX_BITS": "keras_mlh.codes",
+    "MAX_BITS": "keras_mlh_runtime.codes",
     "KINDS": "keras_mlh.cli.index",
 }
 

@@ -9,7 +9,7 @@ from keras_mlh.datasets.validation import (
     infer_num_classes,
     validate_images,
 )
-from keras_mlh.errors import check_positive_int
+from keras_mlh_runtime.errors import check_positive_int
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ from keras_mlh.datasets.file_data import from_files
 from keras_mlh.datasets.hashing_data import from_arrays
 from keras_mlh.datasets.image_check import check_image_file
 from keras_mlh.datasets.tfds_data import from_tfds
-from keras_mlh.errors import first_line
+from keras_mlh_runtime.errors import first_line
 
 __all__ = ["from_directory", "from_tfds", "image_files", "load_image", "mnist5k"]
 

@@ -1,12 +1,11 @@
 """Checks on user images and labels, run before any training starts.
 
-Both rules live in the TensorFlow-free runtime distribution, which the
-serving side shares: images in `keras_mlh_runtime.pixels`, labels (and the
-rule that a `(n, 1)` column holds class ids) in `keras_mlh_runtime.labels`.
-Re-exported here for the datasets.
+Images follow the rule the serving side shares (`keras_mlh_runtime.pixels`),
+labels (and the rule that a `(n, 1)` column holds class ids) the one of
+`keras_mlh.labels`. Re-exported here for the datasets.
 """
 
-from keras_mlh_runtime.labels import (
+from keras_mlh.labels import (
     check_labels,
     class_ids,
     infer_num_classes,

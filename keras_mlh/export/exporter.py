@@ -3,7 +3,7 @@
 The encoder is preprocessing + backbone + hash head + the retrieval branch,
 with three outputs: `embedding` (float32 continuous code, tanh range),
 `codes` (int8 ±1, `where(embedding >= 0, 1, -1)`) and `packed` (uint8,
-`bits / 8` bytes per code, in `keras_mlh.codes.BIT_ORDER`, the order of the
+`bits / 8` bytes per code, in `keras_mlh_runtime.codes.BIT_ORDER`, the order of the
 faiss index). Its input `images` is float32 raw pixels
 `(batch, height, width, channels)` in [0, 255]; the TensorFlow-free runtime
 (`keras_mlh_runtime.HashEncoder`) casts uint8 images.
@@ -76,7 +76,7 @@ def export_encoder(
     `out_dir/metadata.json`. Both exports take `images`, float32 raw pixels
     `(batch, *model.image_shape)` in [0, 255], and give `embedding` (float32
     `(batch, bits)`), `codes` (int8 ±1) and `packed` (uint8 `(batch, bits / 8)`,
-    the bit order of `keras_mlh.codes.pack_codes` and `HammingIndex`).
+    the bit order of `keras_mlh_runtime.codes.pack_codes` and `HammingIndex`).
     `metadata.json` records the sha256 of `model.onnx` (`onnx_sha256`), which
     `HashEncoder.load` checks before parsing the file.
 

@@ -1,8 +1,8 @@
 import keras
 from keras import ops
 
-from keras_mlh.codes import validate_bits
-from keras_mlh.errors import check_positive_int
+from keras_mlh_runtime.codes import validate_bits
+from keras_mlh_runtime.errors import check_positive_int
 
 
 class _BranchCodes(keras.layers.Layer):

@@ -1,8 +1,8 @@
 import keras
 from keras import ops
 
-from keras_mlh.errors import check_positive_int
 from keras_mlh.layers.hash_layer import _BranchCodes
+from keras_mlh_runtime.errors import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")

@@ -2,11 +2,11 @@
 
 from keras import ops
 
+from keras_mlh.labels import is_class_id_column
 from keras_mlh.losses.center_hash_loss import CenterHashLoss
 from keras_mlh.losses.csq_hash_loss import CSQHashLoss
 from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
 from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss
-from keras_mlh_runtime.labels import is_class_id_column
 
 TERMS = ("center_loss", "pairwise_loss", "mutual_loss", "csq_loss")
 

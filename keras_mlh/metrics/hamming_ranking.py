@@ -26,8 +26,8 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
+from keras_mlh.labels import as_class_id_vector, class_ids
 from keras_mlh_runtime.codes import to_packed
-from keras_mlh_runtime.labels import as_class_id_vector, class_ids
 
 # Rows handed to one kernel call: small enough to spread over threads, large
 # enough that the call overhead does not count.

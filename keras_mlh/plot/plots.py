@@ -157,7 +157,7 @@ def plot_bit_balance(codes, path, title="Bit balance"):
     Returns:
         The path written.
     """
-    from keras_mlh.codes import bit_balance
+    from keras_mlh.evaluation import bit_balance
 
     fraction = bit_balance(codes)
     figure = _figure()

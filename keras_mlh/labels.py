@@ -1,7 +1,8 @@
 """Labels: class ids or multi-hot rows, and the one rule that tells them apart.
 
-numpy only; training (`keras_mlh.datasets`, `MLH.fit`, the objective) and
-the retrieval metrics read labels through this module.
+numpy only (the TensorFlow-free metrics use it); training
+(`keras_mlh.datasets`, `MLH.fit`, the objective) and the retrieval metrics
+read labels through this module.
 
 The rule (`is_class_id_column`): a 1-D array `(n,)` and a single column
 `(n, 1)` are class ids, whatever the number of classes; a 2-D array with
