@@ -9,7 +9,7 @@ needs; keras-mlh imports these modules where training follows the same rule:
 - `pixels`, `errors`: the checks of images and arguments;
 - `contract`: the export folder's files, graph outputs, dtypes and
   `metadata.json` schema;
-- `index`: `HammingIndex`, faiss Hamming search, saved as a checked file set;
+- `index`: `HammingIndex`, faiss Hamming search, saved as one checked file;
 - `files`: atomic writes (a crash never leaves a half-written file);
 - `encoder`: `HashEncoder`, the exported ONNX encoder on onnxruntime;
   `images` reads image files with Pillow, `beam_encode` encodes them on
