@@ -11,6 +11,7 @@ compared here with `HashEncoder`'s and indexed with `keras-mlh index build`.
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -151,6 +152,14 @@ def test_refuses_an_earlier_runs_shards_and_an_empty_glob(
         tmp_path / "codes",
     )  # fmt: skip
     assert missing.returncode == 1 and "metadata.json' is missing" in missing.stderr
+    swapped = tmp_path / "swapped"
+    shutil.copytree(mnist_export[0], swapped)
+    (swapped / "model.onnx").write_bytes(b"\x08\x07" + b"0" * 64)
+    foreign = beam_encode(
+        "--export", swapped, "--images", folder / "*.png", "--output",
+        tmp_path / "codes",
+    )  # fmt: skip
+    assert foreign.returncode == 1 and "comes from another" in foreign.stderr
     (tmp_path / "bad.png").write_bytes(b"not a png")
     bad = beam_encode(
         "--export", mnist_export[0], "--images", tmp_path / "*.png", "--output",

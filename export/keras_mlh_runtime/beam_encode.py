@@ -33,6 +33,7 @@ import numpy as np
 from keras_mlh_runtime.contract import (
     METADATA_FILE,
     ONNX_FILE,
+    check_fingerprint,
     check_session,
     parse_metadata,
 )
@@ -68,9 +69,9 @@ def read_export(export_dir):
         `(metadata, onnx_path)`.
 
     Raises:
-        ValueError: when `metadata.json` or `model.onnx` is missing, or the
+        ValueError: when `metadata.json` or `model.onnx` is missing, the
             metadata is invalid or has a channel count image files cannot
-            give.
+            give, or `model.onnx` is not the file the metadata vouches for.
 
     Example:
     >>> metadata, onnx_path = read_export("encoder")
@@ -88,6 +89,10 @@ def read_export(export_dir):
     with FileSystems.open(meta_path) as f:
         metadata = parse_metadata(f.read(), meta_path)
     color_mode(metadata["input_shape"])
+    # Before any worker parses it: a model.onnx of another export would
+    # otherwise encode every image with the wrong weights.
+    with FileSystems.open(onnx_path) as f:
+        check_fingerprint(f.read(), metadata, export_dir)
     return metadata, onnx_path
 
 
