@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 
 from keras_mlh.cli import main as keras_mlh
-from keras_mlh.cli.io import load_code_files
 from keras_mlh.index import HammingIndex
 from keras_mlh_runtime import HashEncoder
+from keras_mlh_runtime.code_files import load_code_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEAM_PYTHON = os.environ.get(

@@ -293,9 +293,7 @@ def test_the_standard_image_recipe_and_its_options(argv, expected):
         ["train", "--folder", "x", *map(str, argv)]
     )
     recipe = image_recipe(args)
-    assert (recipe["image_size"], recipe["resize_to"], recipe["horizontal_flip"]) == (
-        expected
-    )
+    assert (recipe.image_size, recipe.resize_to, recipe.horizontal_flip) == expected
 
 
 def test_a_resize_smaller_than_the_crop_is_refused(tmp_path):

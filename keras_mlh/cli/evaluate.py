@@ -13,17 +13,15 @@ import os
 from keras_mlh import files
 from keras_mlh.cli import options
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import (
+from keras_mlh.cli.io import load_model, require_model
+from keras_mlh.cli.options import PROG, default_of
+from keras_mlh.cli.train import HISTORY_FILE, MODEL_FILE, SPLIT_FILE
+from keras_mlh.encoding import (
     FILE_SPLIT_KEY,
     array_images,
     encode_images,
-    load_model,
-    load_npz,
-    require_model,
     split_file_images,
 )
-from keras_mlh.cli.options import PROG, default_of
-from keras_mlh.cli.train import HISTORY_FILE, MODEL_FILE, SPLIT_FILE
 from keras_mlh.evaluation import (
     PLOT_FILES,
     REPORT_FILE,
@@ -31,6 +29,7 @@ from keras_mlh.evaluation import (
     seen_unseen_map,
 )
 from keras_mlh.metrics import TIE_BREAKING
+from keras_mlh_runtime.code_files import load_npz
 
 EVAL_FOLDER = "eval"  # in the run folder by default
 SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")

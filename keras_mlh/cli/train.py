@@ -25,22 +25,23 @@ import numpy as np
 from keras_mlh import files
 from keras_mlh.cli import options, resume
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import (
-    IMAGE_KEYS,
-    LABEL_KEYS,
-    load_npz,
-    pick,
-    quiet_tensorflow,
-    save_npz,
-)
+from keras_mlh.cli.io import quiet_tensorflow, save_npz
 from keras_mlh.cli.options import PROG, default_of
 from keras_mlh.datasets.fashion_mnist import DEFAULT_PATH as FASHION_MNIST_PATH
 from keras_mlh.datasets.hashing_data import from_arrays
-from keras_mlh.datasets.sources import from_directory
+from keras_mlh.datasets.image_recipe import (
+    NAMED_IMAGE_SIZE,
+    SMALL_BACKBONE,
+    SMALL_IMAGE_SIZE,
+    ImageRecipe,
+    named_resize,
+)
 from keras_mlh.datasets.tfds_data import from_tfds
+from keras_mlh.encoding import LABEL_KEYS
 from keras_mlh.models.applications import APPLICATIONS
 from keras_mlh.models.modes import MODES
 from keras_mlh.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE
+from keras_mlh_runtime.code_files import IMAGE_KEYS, load_npz, pick
 
 RUN_FORMAT = "keras-mlh-run"
 MODEL_FILE = "model.keras"
@@ -48,7 +49,6 @@ HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.npz"
 RUN_FILE = "run.json"
 # `--backbone`: the small default or a keras.applications model by name.
-SMALL_BACKBONE = "small"
 BACKBONES = (SMALL_BACKBONE, *APPLICATIONS)
 # MLH's defaults (its constructor imports Keras, which --help must not;
 # tests/test_cli_options.py checks them against `MLH`'s signature).
@@ -58,11 +58,6 @@ DEFAULT_MODE = "mlh"
 NUM_QUERIES = default_of(from_arrays, "num_queries")
 TFDS_NUM_QUERIES = default_of(from_tfds, "max_queries")
 TFDS_IMAGE_SIZE = default_of(from_tfds, "image_size")
-FILE_IMAGE_SIZE = default_of(from_directory, "image_size")
-# A named backbone's recipe for image files (HashNet, CSQ, MDSH): resize to
-# 256, crop 224.
-NAMED_IMAGE_SIZE = (224, 224)
-NAMED_RESIZE_RATIO = 256 / 224
 
 DESCRIPTION = (
     "Trains an MLH model with the package's default recipe (Adam, cosine "
@@ -238,7 +233,7 @@ def _add_image_files(parser):
         default=None,
         metavar="SIZE",
         help="size of the images the model gets, for --folder and --lists "
-        f"(default: {_side(FILE_IMAGE_SIZE)}, or {_side(NAMED_IMAGE_SIZE)} with a "
+        f"(default: {_side(SMALL_IMAGE_SIZE)}, or {_side(NAMED_IMAGE_SIZE)} with a "
         f"named backbone) and --tfds (default: {_side(TFDS_IMAGE_SIZE)}): SIZE or "
         "HEIGHTxWIDTH",
     )
@@ -249,7 +244,7 @@ def _add_image_files(parser):
         metavar="SIZE",
         help="for --folder and --lists: resize to SIZE, then crop --image-size "
         "(random in training, central at evaluation and export). Default: "
-        f"{_side(_resized(NAMED_IMAGE_SIZE))} with a named backbone (then "
+        f"{_side(named_resize(NAMED_IMAGE_SIZE))} with a named backbone (then "
         f"--image-size defaults to {_side(NAMED_IMAGE_SIZE)}), none with the "
         "small one",
     )
@@ -315,11 +310,6 @@ def _add_validation(parser):
 def _side(size):
     """`(64, 64)` -> `"64"`, `(64, 48)` -> `"64x48"`, as `--image-size` takes."""
     return str(size[0]) if size[0] == size[1] else f"{size[0]}x{size[1]}"
-
-
-def _resized(size):
-    """The resize before a named backbone's crop of `size`: 224 -> 256."""
-    return tuple(round(side * NAMED_RESIZE_RATIO) for side in size)
 
 
 def run(args):
@@ -468,7 +458,7 @@ def training_data(args):
             lists,
             image_root=args.image_root,
             color_mode=args.color_mode,
-            **image_recipe(args),
+            **image_recipe(args).kwargs(),
             **split,
         )
         source = {
@@ -489,7 +479,7 @@ def training_data(args):
             datasets.from_directory,
             args.folder,
             color_mode=args.color_mode,
-            **image_recipe(args),
+            **image_recipe(args).kwargs(),
             num_queries=num_queries,
             **split,
         )
@@ -551,35 +541,13 @@ def _validation(args, data):
 
 
 def image_recipe(args):
-    """Image size, resize-then-crop and flips for --folder / --lists data.
-
-    A named backbone gets the HashNet/CSQ/MDSH recipe: resize to 256, random
-    224 crop and horizontal flip in training, central crop at evaluation and
-    export. The small backbone resizes straight to --image-size (default 64),
-    unflipped. Every size is an option.
-
-    Args:
-        args: the parsed `train` arguments.
-
-    Returns:
-        Keyword arguments `image_size`, `resize_to`, `horizontal_flip`.
-    """
-    named = args.backbone != SMALL_BACKBONE
-    size = args.image_size or (NAMED_IMAGE_SIZE if named else FILE_IMAGE_SIZE)
-    resize = getattr(args, "resize_size", None)
-    if resize is None and named:
-        resize = _resized(size)
-    if resize is not None and (resize[0] < size[0] or resize[1] < size[1]):
-        raise CLIError(
-            f"--resize-size {resize[0]}x{resize[1]} is smaller than the crop "
-            f"--image-size {size[0]}x{size[1]}; resize to at least the crop size."
-        )
-    flip = getattr(args, "flip", None)
-    return {
-        "image_size": size,
-        "resize_to": None if resize == size else resize,
-        "horizontal_flip": named if flip is None else flip,
-    }
+    """The `ImageRecipe` of --backbone, --image-size, --resize-size and --flip."""
+    return ImageRecipe.for_backbone(
+        args.backbone,
+        image_size=args.image_size,
+        resize_to=getattr(args, "resize_size", None),
+        horizontal_flip=getattr(args, "flip", None),
+    )
 
 
 def _loaded(loader, *args, **kwargs):
@@ -650,15 +618,8 @@ def _recipe_info(data):
     """How image files are prepared, for run.json; `None` for arrays."""
     if not hasattr(data, "resize_to"):
         return None
-    return {
-        "image_size": list(data.image_size),
-        "resize_to": None if data.resize_to is None else list(data.resize_to),
-        "crop": "random in training, central otherwise"
-        if data.resize_to is not None
-        else None,
-        "horizontal_flip": bool(data.horizontal_flip),
-        "color_mode": data.color_mode,
-    }
+    recipe = ImageRecipe(data.image_size, data.resize_to, data.horizontal_flip)
+    return recipe.run_info(data.color_mode)
 
 
 def _same_files(a, b):
