@@ -248,9 +248,8 @@ def test_bad_list_files_fail_in_one_line_before_training(tmp_path, edit, message
 
 def test_a_split_of_100000_file_backed_images_stays_under_20_mb(tmp_path):
     """The paths-and-labels split.npz of an ImageNet-100-sized run."""
-    from keras_mlh.cli.io import save_npz
-    from keras_mlh.cli.train import split_arrays
     from keras_mlh.datasets import FileHashingData
+    from keras_mlh.runs import save_npz, split_arrays
 
     rng = np.random.default_rng(0)
     n, classes = 100_000, 100

@@ -11,8 +11,6 @@ import os
 import sys
 import tempfile
 
-import numpy as np
-
 from keras_mlh.cli.errors import CLIError
 from keras_mlh.encoding import MODEL_FIX
 from keras_mlh.files import check_model_file
@@ -108,25 +106,3 @@ def load_model(path):
     from keras_mlh.models.loading import load_checked_model
 
     return load_checked_model(path)
-
-
-def save_npy(path, array):
-    """Writes one array to exactly `path` (`np.save` would add `.npy`).
-
-    Args:
-        path: the file, usually a temporary name from `keras_mlh.files`.
-        array: the array; pickled objects are refused.
-    """
-    with open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-
-
-def save_npz(path, **arrays):
-    """Writes arrays, compressed, to exactly `path` (`np.savez` would add `.npz`).
-
-    Args:
-        path: the file, usually a temporary name from `keras_mlh.files`.
-        **arrays: the arrays by name.
-    """
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)

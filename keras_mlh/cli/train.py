@@ -20,12 +20,10 @@ import shlex
 import sys
 import time
 
-import numpy as np
-
 from keras_mlh import files
 from keras_mlh.cli import options, resume
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import quiet_tensorflow, save_npz
+from keras_mlh.cli.io import quiet_tensorflow
 from keras_mlh.cli.options import PROG, default_of
 from keras_mlh.datasets.fashion_mnist import DEFAULT_PATH as FASHION_MNIST_PATH
 from keras_mlh.datasets.hashing_data import from_arrays
@@ -40,14 +38,19 @@ from keras_mlh.datasets.tfds_data import from_tfds
 from keras_mlh.encoding import LABEL_KEYS
 from keras_mlh.models.applications import APPLICATIONS
 from keras_mlh.models.modes import MODES
+from keras_mlh.runs import (
+    HISTORY_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    RUN_FORMAT,
+    SPLIT_FILE,
+    same_files,
+    save_npz,
+    split_arrays,
+)
 from keras_mlh.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE
 from keras_mlh_runtime.code_files import IMAGE_KEYS, load_npz, pick
 
-RUN_FORMAT = "keras-mlh-run"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.json"
-SPLIT_FILE = "split.npz"
-RUN_FILE = "run.json"
 # `--backbone`: the small default or a keras.applications model by name.
 BACKBONES = (SMALL_BACKBONE, *APPLICATIONS)
 # MLH's defaults (its constructor imports Keras, which --help must not;
@@ -559,71 +562,12 @@ def _loaded(loader, *args, **kwargs):
         raise CLIError(str(error).splitlines()[0]) from None
 
 
-def split_arrays(data, validation=None, unseen_classes=None):
-    """What the run folder's `split.npz` holds for `data`.
-
-    Array-backed data keeps its pixels (`x_query`, `x_database`, ...);
-    file-backed data (folders, list files) only paths relative to
-    `image_root`, the labels and the image recipe, so `evaluate`, `encode`
-    and `export --sample-images` read the files again. When the training set
-    is not the database (list files), it is recorded too.
-
-    Args:
-        data: a `HashingData` or `FileHashingData` (the training set is the
-            one trained on).
-        validation: the `--val-split` `ValidationSplit`, or `None`: its
-            held-out images are recorded (`val_paths`, or `val_indices` into
-            the original training set for arrays).
-        unseen_classes: the `--unseen-classes` ids, or `None`.
-
-    Returns:
-        A dict of name -> array for `save_npz`.
-    """
-    from keras_mlh.datasets import FileHashingData
-
-    split = {"num_classes": np.int64(data.num_classes)}
-    if isinstance(data, FileHashingData):
-        roles = ["query", "database"]
-        if not _same_files(data.train_paths, data.database_paths):
-            roles.append("train")
-        split["image_root"] = np.array(data.image_root)
-        for role in roles:
-            paths = getattr(data, f"{role}_paths")
-            split[f"{role}_paths"] = np.array(
-                [os.path.relpath(p, data.image_root) for p in paths]
-            )
-            split[f"y_{role}"] = getattr(data, f"y_{role}")
-        split["image_size"] = np.array(data.image_size, dtype=np.int64)
-        split["color_mode"] = np.array(data.color_mode)
-        if data.resize_to is not None:
-            split["resize_to"] = np.array(data.resize_to, dtype=np.int64)
-    else:
-        for role in ("query", "database"):
-            split[f"x_{role}"] = getattr(data, f"x_{role}")
-            split[f"y_{role}"] = getattr(data, f"y_{role}")
-    if data.class_names is not None:
-        split["class_names"] = np.array([str(n) for n in data.class_names])
-    if validation is not None:
-        split["val_indices"] = validation.indices
-        if isinstance(data, FileHashingData):
-            split["val_paths"] = np.array(
-                [os.path.relpath(p, data.image_root) for p in validation.paths]
-            )
-    if unseen_classes:
-        split["unseen_classes"] = np.array(unseen_classes, dtype=np.int64)
-    return split
-
-
 def _recipe_info(data):
     """How image files are prepared, for run.json; `None` for arrays."""
     if not hasattr(data, "resize_to"):
         return None
     recipe = ImageRecipe(data.image_size, data.resize_to, data.horizontal_flip)
     return recipe.run_info(data.color_mode)
-
-
-def _same_files(a, b):
-    return len(a) == len(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
 
 
 def _train(args, data, source, stage):
@@ -775,7 +719,7 @@ def _write_run_folder(
         "num_queries": int(len(data.y_query)),
         "num_database": int(len(data.y_database)),
         "database_is_training_set": not isinstance(data, FileHashingData)
-        or _same_files(data.train_paths, data.database_paths),
+        or same_files(data.train_paths, data.database_paths),
         "validation": selection,
         "unseen_classes": source.get("unseen_classes"),
         "image_recipe": _recipe_info(data),
