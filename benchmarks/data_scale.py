@@ -114,7 +114,7 @@ def child(args):
             model.fit(dataset, epochs=1, verbose=0)
             images = min(len(data.y_train), (steps or 10**12) * args.batch_size)
         else:  # encode, chunk by chunk as `keras-mlh evaluate` does
-            from keras_mlh.cli.io import encode_images, file_images
+            from keras_mlh.encoding import encode_images, file_images
 
             model.encode(np.zeros((1, *size, 3), np.uint8))
             start = time.perf_counter()

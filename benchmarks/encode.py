@@ -21,7 +21,7 @@ Then streaming encode against one in-process call on the same 4,000 digits,
 written once as an `.npy` and as 4,000 PNG files:
 
 - Keras: `model.encode(x)` on the decoded array (one call) against the loop
-  `keras-mlh encode` runs after loading the model (`keras_mlh.cli.io`
+  `keras-mlh encode` runs after loading the model (`keras_mlh.encoding`
   `open_images` + `encode_images`: one `predict` over chunks read ahead) on
   the `.npy` and on the PNG folder, and the loop it replaced (one
   `model.encode` per 256-image chunk, read in line);
@@ -234,7 +234,7 @@ def _streaming(model, runtime, images, repeats, chunk=256):
     """Images/s of streaming encode routes and of one in-process call."""
     from PIL import Image
 
-    from keras_mlh.cli.io import encode_images, open_images
+    from keras_mlh.encoding import encode_images, open_images
     from keras_mlh_runtime.images import read_image
 
     with tempfile.TemporaryDirectory(prefix="keras-mlh-stream-") as tmp:

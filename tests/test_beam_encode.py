@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from keras_mlh.cli import main as keras_mlh
-from keras_mlh.cli.io import load_code_files
 from keras_mlh_runtime import HashEncoder
+from keras_mlh_runtime.code_files import load_code_files
 from keras_mlh_runtime.index import HammingIndex
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

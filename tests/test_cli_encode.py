@@ -1,11 +1,11 @@
-"""The read/encode loop of `keras-mlh encode` (`keras_mlh.cli.io.encode_images`):
+"""The read/encode loop of `keras-mlh encode` (`keras_mlh.encoding.encode_images`):
 one `predict` over chunks read ahead gives `MLH.encode`'s codes, in order."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from keras_mlh.cli import io
+from keras_mlh import encoding
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def digits():
 def small_chunks(monkeypatch):
     # Batches of 3 in chunks of 6: 7 images are a full chunk, then a chunk
     # of one partial batch.
-    monkeypatch.setattr(io, "ENCODE_CHUNK", 4)
+    monkeypatch.setattr(encoding, "ENCODE_CHUNK", 4)
 
 
 @pytest.mark.parametrize("count", [1, 7, 9])
@@ -39,8 +39,8 @@ def test_array_input_matches_one_encode_call(
     model, digits, count, small_chunks, tmp_path
 ):
     np.save(tmp_path / "x.npy", digits[:count])
-    images = io.open_images(str(tmp_path / "x.npy"), (28, 28, 1))
-    codes = io.encode_images(model, images, batch_size=3, verbose=0)
+    images = encoding.open_images(str(tmp_path / "x.npy"), (28, 28, 1))
+    codes = encoding.encode_images(model, images, batch_size=3, verbose=0)
     expected = model.encode(digits[:count])
     assert codes.dtype == np.int8 and codes.shape == (count, 16)
     np.testing.assert_array_equal(codes, expected)
@@ -54,8 +54,8 @@ def test_folder_input_keeps_paths_and_order(model, digits, small_chunks, tmp_pat
     for name, image in zip(names, digits, strict=False):
         (folder / name).parent.mkdir(exist_ok=True)
         Image.fromarray(image[..., 0]).save(folder / name)
-    images = io.open_images(str(folder), (28, 28, 1))
-    codes = io.encode_images(model, images, batch_size=3, verbose=0)
+    images = encoding.open_images(str(folder), (28, 28, 1))
+    codes = encoding.encode_images(model, images, batch_size=3, verbose=0)
     order = np.argsort(names)  # the folder is read in sorted order
     np.testing.assert_array_equal(images.paths, np.array(names)[order])
     np.testing.assert_array_equal(codes, model.encode(digits[:7][order]))
@@ -63,7 +63,7 @@ def test_folder_input_keeps_paths_and_order(model, digits, small_chunks, tmp_pat
 
 def test_progress_bar_counts_images(model, digits, small_chunks, tmp_path, capsys):
     np.save(tmp_path / "x.npy", digits[:7])
-    images = io.open_images(str(tmp_path / "x.npy"), (28, 28, 1))
-    io.encode_images(model, images, batch_size=3, verbose=1)
+    images = encoding.open_images(str(tmp_path / "x.npy"), (28, 28, 1))
+    encoding.encode_images(model, images, batch_size=3, verbose=1)
     out = capsys.readouterr().out
     assert "Encoding 7 images" in out and "7/7" in out

@@ -248,9 +248,8 @@ def test_bad_list_files_fail_in_one_line_before_training(tmp_path, edit, message
 
 def test_a_split_of_100000_file_backed_images_stays_under_20_mb(tmp_path):
     """The paths-and-labels split.npz of an ImageNet-100-sized run."""
-    from keras_mlh.cli.io import save_npz
-    from keras_mlh.cli.train import split_arrays
     from keras_mlh.datasets import FileHashingData
+    from keras_mlh.runs import save_npz, split_arrays
 
     rng = np.random.default_rng(0)
     n, classes = 100_000, 100
@@ -293,9 +292,7 @@ def test_the_standard_image_recipe_and_its_options(argv, expected):
         ["train", "--folder", "x", *map(str, argv)]
     )
     recipe = image_recipe(args)
-    assert (recipe["image_size"], recipe["resize_to"], recipe["horizontal_flip"]) == (
-        expected
-    )
+    assert (recipe.image_size, recipe.resize_to, recipe.horizontal_flip) == expected
 
 
 def test_a_resize_smaller_than_the_crop_is_refused(tmp_path):

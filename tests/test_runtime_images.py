@@ -122,7 +122,7 @@ def test_codes_of_resized_files_match_keras_mlh_encode(
     mnist_export, mnist_mlh, mnist5k, tmp_path
 ):
     """`HashEncoder.encode_files` and `keras-mlh encode`'s reader, same bits."""
-    from keras_mlh.cli.io import encode_images, file_images
+    from keras_mlh.encoding import encode_images, file_images
     from keras_mlh_runtime import HashEncoder
 
     paths = []

@@ -7,23 +7,19 @@ split names its images by path and they are read again) and writes the
 plots, into `RUN/eval` by default, all of them or none.
 """
 
-import json
 import os
 
 from keras_mlh import files
 from keras_mlh.cli import options
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import (
+from keras_mlh.cli.io import load_model, require_model
+from keras_mlh.cli.options import PROG, default_of
+from keras_mlh.encoding import (
     FILE_SPLIT_KEY,
     array_images,
     encode_images,
-    load_model,
-    load_npz,
-    require_model,
     split_file_images,
 )
-from keras_mlh.cli.options import PROG, default_of
-from keras_mlh.cli.train import HISTORY_FILE, MODEL_FILE, SPLIT_FILE
 from keras_mlh.evaluation import (
     PLOT_FILES,
     REPORT_FILE,
@@ -31,10 +27,16 @@ from keras_mlh.evaluation import (
     seen_unseen_map,
 )
 from keras_mlh.metrics import TIE_BREAKING
+from keras_mlh.runs import (
+    MODEL_FILE,
+    SPLIT_FILE,
+    SPLIT_KEYS,
+    history_file,
+    load_history,
+    load_split,
+)
 
 EVAL_FOLDER = "eval"  # in the run folder by default
-SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")
-FILE_SPLIT_KEYS = ("query_paths", "y_query", "database_paths", "y_database")
 
 DESCRIPTION = (
     "Encodes the queries and the database of a run and writes report.json "
@@ -136,12 +138,12 @@ def run(args):
     require_model(model_path)
     files.check_output(  # before the slow part
         os.path.join(out, REPORT_FILE),
-        inputs=[model_path, data_path, _history_file(run_folder)],
+        inputs=[model_path, data_path, history_file(run_folder)],
         overwrite=args.overwrite,
         companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
     )
     split = load_split(data_path)
-    history = _history(run_folder)  # a damaged file fails before the slow part
+    history = load_history(run_folder)  # a damaged file fails before the slow part
 
     model = load_model(model_path)
     codes = {}
@@ -200,58 +202,3 @@ def run(args):
     for name in report["plots"]:
         print(f"  {os.path.join(out, name)}")
     return 0
-
-
-def load_split(path):
-    """The arrays of a split file, checked for the four evaluation arrays.
-
-    Args:
-        path: an `.npz` such as a run folder's `split.npz`: pixels
-            (`x_query`, ...) or, for file-backed data, paths relative to
-            `image_root` (`query_paths`, ...).
-
-    Returns:
-        A dict of name -> array.
-    """
-    arrays = load_npz(path, "Evaluation data")
-    keys = FILE_SPLIT_KEYS if FILE_SPLIT_KEY in arrays else SPLIT_KEYS
-    missing = [key for key in keys if key not in arrays]
-    if missing:
-        raise CLIError(
-            f"{path!r} lacks {', '.join(missing)}: evaluation needs "
-            f"{', '.join(keys)}, as in the split.npz of a run folder."
-        )
-    for side in ("query", "database"):
-        name = f"{side}_paths" if FILE_SPLIT_KEY in arrays else f"x_{side}"
-        images, labels = arrays[name], arrays[f"y_{side}"]
-        if labels.ndim == 0 or images.ndim == 0 or len(labels) != len(images):
-            raise CLIError(
-                f"{path!r}: y_{side} has {labels.shape[0] if labels.ndim else 0} "
-                f"labels but {name} {images.shape[0] if images.ndim else 0} "
-                "images; give one label (or multi-hot row) per image."
-            )
-    return arrays
-
-
-def _history_file(run_folder):
-    return os.path.join(run_folder, HISTORY_FILE) if run_folder else None
-
-
-def _history(run_folder):
-    """The run's per-epoch logs to plot, or `None` without a run folder."""
-    path = _history_file(run_folder)
-    if path is None or not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            history = json.load(f)
-    except (OSError, ValueError) as error:
-        raise CLIError(f"Cannot read the training history {path!r}: {error}") from None
-    if not isinstance(history, dict) or not all(
-        isinstance(v, list) for v in history.values()
-    ):
-        raise CLIError(
-            f"{path!r} is not a training history (a JSON object of per-epoch "
-            "lists, as `keras-mlh train` writes)."
-        )
-    return history

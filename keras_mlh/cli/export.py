@@ -13,13 +13,12 @@ import numpy as np
 from keras_mlh.cli import options
 from keras_mlh.cli.io import (
     load_model,
-    open_images,
     quiet_tensorflow,
     require_images,
     require_model,
-    run_resize_to,
 )
 from keras_mlh.cli.options import default_of
+from keras_mlh.encoding import open_images, run_resize_to
 from keras_mlh.export import exporter
 from keras_mlh.export.exporter import MIN_OPSET, check_out_dir
 

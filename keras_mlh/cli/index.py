@@ -11,16 +11,10 @@ import os
 from keras_mlh import files
 from keras_mlh.cli import options
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import (
-    encode_images,
-    load_code_files,
-    load_codes,
-    load_model,
-    open_images,
-    require_images,
-    require_model,
-)
+from keras_mlh.cli.io import load_model, require_images, require_model
 from keras_mlh.cli.options import default_of
+from keras_mlh.encoding import encode_images, open_images
+from keras_mlh_runtime.code_files import load_code_files, load_codes
 from keras_mlh_runtime.codes import pack_codes
 from keras_mlh_runtime.index import KINDS, MISSING_DISTANCE, HammingIndex
 

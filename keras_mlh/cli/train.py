@@ -20,35 +20,38 @@ import shlex
 import sys
 import time
 
-import numpy as np
-
 from keras_mlh import files
 from keras_mlh.cli import options, resume
 from keras_mlh.cli.errors import CLIError
-from keras_mlh.cli.io import (
-    IMAGE_KEYS,
-    LABEL_KEYS,
-    load_npz,
-    pick,
-    quiet_tensorflow,
-    save_npz,
-)
+from keras_mlh.cli.io import quiet_tensorflow
 from keras_mlh.cli.options import PROG, default_of
 from keras_mlh.datasets.fashion_mnist import DEFAULT_PATH as FASHION_MNIST_PATH
 from keras_mlh.datasets.hashing_data import from_arrays
-from keras_mlh.datasets.sources import from_directory
+from keras_mlh.datasets.image_recipe import (
+    NAMED_IMAGE_SIZE,
+    SMALL_BACKBONE,
+    SMALL_IMAGE_SIZE,
+    ImageRecipe,
+    named_resize,
+)
 from keras_mlh.datasets.tfds_data import from_tfds
+from keras_mlh.encoding import LABEL_KEYS
 from keras_mlh.models.applications import APPLICATIONS
 from keras_mlh.models.modes import MODES
+from keras_mlh.runs import (
+    HISTORY_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    RUN_FORMAT,
+    SPLIT_FILE,
+    same_files,
+    save_npz,
+    split_arrays,
+)
 from keras_mlh.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE
+from keras_mlh_runtime.code_files import IMAGE_KEYS, load_npz, pick
 
-RUN_FORMAT = "keras-mlh-run"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.json"
-SPLIT_FILE = "split.npz"
-RUN_FILE = "run.json"
 # `--backbone`: the small default or a keras.applications model by name.
-SMALL_BACKBONE = "small"
 BACKBONES = (SMALL_BACKBONE, *APPLICATIONS)
 # MLH's defaults (its constructor imports Keras, which --help must not;
 # tests/test_cli_options.py checks them against `MLH`'s signature).
@@ -58,11 +61,6 @@ DEFAULT_MODE = "mlh"
 NUM_QUERIES = default_of(from_arrays, "num_queries")
 TFDS_NUM_QUERIES = default_of(from_tfds, "max_queries")
 TFDS_IMAGE_SIZE = default_of(from_tfds, "image_size")
-FILE_IMAGE_SIZE = default_of(from_directory, "image_size")
-# A named backbone's recipe for image files (HashNet, CSQ, MDSH): resize to
-# 256, crop 224.
-NAMED_IMAGE_SIZE = (224, 224)
-NAMED_RESIZE_RATIO = 256 / 224
 
 DESCRIPTION = (
     "Trains an MLH model with the package's default recipe (Adam, cosine "
@@ -238,7 +236,7 @@ def _add_image_files(parser):
         default=None,
         metavar="SIZE",
         help="size of the images the model gets, for --folder and --lists "
-        f"(default: {_side(FILE_IMAGE_SIZE)}, or {_side(NAMED_IMAGE_SIZE)} with a "
+        f"(default: {_side(SMALL_IMAGE_SIZE)}, or {_side(NAMED_IMAGE_SIZE)} with a "
         f"named backbone) and --tfds (default: {_side(TFDS_IMAGE_SIZE)}): SIZE or "
         "HEIGHTxWIDTH",
     )
@@ -249,7 +247,7 @@ def _add_image_files(parser):
         metavar="SIZE",
         help="for --folder and --lists: resize to SIZE, then crop --image-size "
         "(random in training, central at evaluation and export). Default: "
-        f"{_side(_resized(NAMED_IMAGE_SIZE))} with a named backbone (then "
+        f"{_side(named_resize(NAMED_IMAGE_SIZE))} with a named backbone (then "
         f"--image-size defaults to {_side(NAMED_IMAGE_SIZE)}), none with the "
         "small one",
     )
@@ -315,11 +313,6 @@ def _add_validation(parser):
 def _side(size):
     """`(64, 64)` -> `"64"`, `(64, 48)` -> `"64x48"`, as `--image-size` takes."""
     return str(size[0]) if size[0] == size[1] else f"{size[0]}x{size[1]}"
-
-
-def _resized(size):
-    """The resize before a named backbone's crop of `size`: 224 -> 256."""
-    return tuple(round(side * NAMED_RESIZE_RATIO) for side in size)
 
 
 def run(args):
@@ -468,7 +461,7 @@ def training_data(args):
             lists,
             image_root=args.image_root,
             color_mode=args.color_mode,
-            **image_recipe(args),
+            **image_recipe(args).kwargs(),
             **split,
         )
         source = {
@@ -489,7 +482,7 @@ def training_data(args):
             datasets.from_directory,
             args.folder,
             color_mode=args.color_mode,
-            **image_recipe(args),
+            **image_recipe(args).kwargs(),
             num_queries=num_queries,
             **split,
         )
@@ -551,35 +544,13 @@ def _validation(args, data):
 
 
 def image_recipe(args):
-    """Image size, resize-then-crop and flips for --folder / --lists data.
-
-    A named backbone gets the HashNet/CSQ/MDSH recipe: resize to 256, random
-    224 crop and horizontal flip in training, central crop at evaluation and
-    export. The small backbone resizes straight to --image-size (default 64),
-    unflipped. Every size is an option.
-
-    Args:
-        args: the parsed `train` arguments.
-
-    Returns:
-        Keyword arguments `image_size`, `resize_to`, `horizontal_flip`.
-    """
-    named = args.backbone != SMALL_BACKBONE
-    size = args.image_size or (NAMED_IMAGE_SIZE if named else FILE_IMAGE_SIZE)
-    resize = getattr(args, "resize_size", None)
-    if resize is None and named:
-        resize = _resized(size)
-    if resize is not None and (resize[0] < size[0] or resize[1] < size[1]):
-        raise CLIError(
-            f"--resize-size {resize[0]}x{resize[1]} is smaller than the crop "
-            f"--image-size {size[0]}x{size[1]}; resize to at least the crop size."
-        )
-    flip = getattr(args, "flip", None)
-    return {
-        "image_size": size,
-        "resize_to": None if resize == size else resize,
-        "horizontal_flip": named if flip is None else flip,
-    }
+    """The `ImageRecipe` of --backbone, --image-size, --resize-size and --flip."""
+    return ImageRecipe.for_backbone(
+        args.backbone,
+        image_size=args.image_size,
+        resize_to=getattr(args, "resize_size", None),
+        horizontal_flip=getattr(args, "flip", None),
+    )
 
 
 def _loaded(loader, *args, **kwargs):
@@ -591,78 +562,12 @@ def _loaded(loader, *args, **kwargs):
         raise CLIError(str(error).splitlines()[0]) from None
 
 
-def split_arrays(data, validation=None, unseen_classes=None):
-    """What the run folder's `split.npz` holds for `data`.
-
-    Array-backed data keeps its pixels (`x_query`, `x_database`, ...);
-    file-backed data (folders, list files) only paths relative to
-    `image_root`, the labels and the image recipe, so `evaluate`, `encode`
-    and `export --sample-images` read the files again. When the training set
-    is not the database (list files), it is recorded too.
-
-    Args:
-        data: a `HashingData` or `FileHashingData` (the training set is the
-            one trained on).
-        validation: the `--val-split` `ValidationSplit`, or `None`: its
-            held-out images are recorded (`val_paths`, or `val_indices` into
-            the original training set for arrays).
-        unseen_classes: the `--unseen-classes` ids, or `None`.
-
-    Returns:
-        A dict of name -> array for `save_npz`.
-    """
-    from keras_mlh.datasets import FileHashingData
-
-    split = {"num_classes": np.int64(data.num_classes)}
-    if isinstance(data, FileHashingData):
-        roles = ["query", "database"]
-        if not _same_files(data.train_paths, data.database_paths):
-            roles.append("train")
-        split["image_root"] = np.array(data.image_root)
-        for role in roles:
-            paths = getattr(data, f"{role}_paths")
-            split[f"{role}_paths"] = np.array(
-                [os.path.relpath(p, data.image_root) for p in paths]
-            )
-            split[f"y_{role}"] = getattr(data, f"y_{role}")
-        split["image_size"] = np.array(data.image_size, dtype=np.int64)
-        split["color_mode"] = np.array(data.color_mode)
-        if data.resize_to is not None:
-            split["resize_to"] = np.array(data.resize_to, dtype=np.int64)
-    else:
-        for role in ("query", "database"):
-            split[f"x_{role}"] = getattr(data, f"x_{role}")
-            split[f"y_{role}"] = getattr(data, f"y_{role}")
-    if data.class_names is not None:
-        split["class_names"] = np.array([str(n) for n in data.class_names])
-    if validation is not None:
-        split["val_indices"] = validation.indices
-        if isinstance(data, FileHashingData):
-            split["val_paths"] = np.array(
-                [os.path.relpath(p, data.image_root) for p in validation.paths]
-            )
-    if unseen_classes:
-        split["unseen_classes"] = np.array(unseen_classes, dtype=np.int64)
-    return split
-
-
 def _recipe_info(data):
     """How image files are prepared, for run.json; `None` for arrays."""
     if not hasattr(data, "resize_to"):
         return None
-    return {
-        "image_size": list(data.image_size),
-        "resize_to": None if data.resize_to is None else list(data.resize_to),
-        "crop": "random in training, central otherwise"
-        if data.resize_to is not None
-        else None,
-        "horizontal_flip": bool(data.horizontal_flip),
-        "color_mode": data.color_mode,
-    }
-
-
-def _same_files(a, b):
-    return len(a) == len(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
+    recipe = ImageRecipe(data.image_size, data.resize_to, data.horizontal_flip)
+    return recipe.run_info(data.color_mode)
 
 
 def _train(args, data, source, stage):
@@ -814,7 +719,7 @@ def _write_run_folder(
         "num_queries": int(len(data.y_query)),
         "num_database": int(len(data.y_database)),
         "database_is_training_set": not isinstance(data, FileHashingData)
-        or _same_files(data.train_paths, data.database_paths),
+        or same_files(data.train_paths, data.database_paths),
         "validation": selection,
         "unseen_classes": source.get("unseen_classes"),
         "image_recipe": _recipe_info(data),

@@ -1,0 +1,123 @@
+"""How image files become a model's input: size, resize-then-crop, flips.
+
+`ImageRecipe.for_backbone` is the one home of the rule that `keras-mlh
+train` applies to folders and list files: a named Keras Applications
+backbone gets the HashNet/CSQ/MDSH recipe (resize to 256, random 224 crop
+and horizontal flip in training, central crop at evaluation and export);
+the small backbone resizes straight to 64x64, unflipped. The same
+`resize_to` goes into the run folder's `run.json`, `split.npz` and the
+export's `metadata.json` (read by `keras_mlh_runtime.contract`).
+"""
+
+import dataclasses
+
+SMALL_BACKBONE = "small"
+SMALL_IMAGE_SIZE = (64, 64)  # `from_directory`'s default
+NAMED_IMAGE_SIZE = (224, 224)
+NAMED_RESIZE_RATIO = 256 / 224
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRecipe:
+    """The image size a model gets, the resize before its crop, and flips.
+
+    Attributes:
+        image_size: `(height, width)` of the model's input.
+        resize_to: `None` (a straight resize to `image_size`), or the
+            `(height, width)` resized to before a crop of `image_size`
+            (random in training, central otherwise).
+        horizontal_flip: random horizontal flips of training images.
+
+    Example:
+    >>> ImageRecipe.for_backbone("resnet50")
+    ImageRecipe(image_size=(224, 224), resize_to=(256, 256), horizontal_flip=True)
+    >>> ImageRecipe.for_backbone("small").kwargs()
+    {'image_size': (64, 64), 'resize_to': None, 'horizontal_flip': False}
+    """
+
+    image_size: tuple = SMALL_IMAGE_SIZE
+    resize_to: tuple | None = None
+    horizontal_flip: bool = False
+
+    @classmethod
+    def for_backbone(
+        cls, backbone, image_size=None, resize_to=None, horizontal_flip=None
+    ):
+        """The standard recipe of `backbone`, with any part given overriding it.
+
+        Args:
+            backbone: `"small"` or a Keras Applications name (`"resnet50"`).
+            image_size: `(height, width)`; default 224x224 for a named
+                backbone, 64x64 for the small one.
+            resize_to: `(height, width)` to resize to before the crop;
+                default `image_size` * 256 / 224 for a named backbone, none
+                for the small one.
+            horizontal_flip: default on for a named backbone only.
+
+        Returns:
+            An `ImageRecipe`.
+        """
+        named = backbone != SMALL_BACKBONE
+        size = tuple(image_size or (NAMED_IMAGE_SIZE if named else SMALL_IMAGE_SIZE))
+        if resize_to is None and named:
+            resize_to = named_resize(size)
+        if resize_to is not None and (resize_to[0] < size[0] or resize_to[1] < size[1]):
+            raise ValueError(
+                f"--resize-size {resize_to[0]}x{resize_to[1]} is smaller than the "
+                f"crop --image-size {size[0]}x{size[1]}; resize to at least the "
+                "crop size."
+            )
+        resize_to = None if resize_to is None else tuple(resize_to)
+        return cls(
+            image_size=size,
+            resize_to=None if resize_to == size else resize_to,
+            horizontal_flip=named if horizontal_flip is None else bool(horizontal_flip),
+        )
+
+    def kwargs(self):
+        """The keyword arguments of `from_directory` and `from_list_files`."""
+        return dataclasses.asdict(self)
+
+    def run_info(self, color_mode):
+        """The recipe as `run.json` records it (`image_recipe`).
+
+        Args:
+            color_mode: `"grayscale"`, `"rgb"` or `"rgba"`.
+
+        Returns:
+            A JSON-ready dict.
+        """
+        return {
+            "image_size": list(self.image_size),
+            "resize_to": None if self.resize_to is None else list(self.resize_to),
+            "crop": None
+            if self.resize_to is None
+            else "random in training, central otherwise",
+            "horizontal_flip": bool(self.horizontal_flip),
+            "color_mode": color_mode,
+        }
+
+    @staticmethod
+    def resize_of_run_info(info):
+        """The `resize_to` of a `run.json`'s `image_recipe`, or `None`.
+
+        Args:
+            info: the `image_recipe` entry (any value: `run.json` is read
+                leniently, a missing or odd entry means a straight resize).
+
+        Returns:
+            `(height, width)`, or `None`.
+        """
+        size = info.get("resize_to") if isinstance(info, dict) else None
+        if (
+            isinstance(size, list)
+            and len(size) == 2
+            and all(isinstance(s, int) for s in size)
+        ):
+            return tuple(size)
+        return None
+
+
+def named_resize(size):
+    """The resize before a named backbone's crop of `size`: 224 -> 256."""
+    return tuple(round(side * NAMED_RESIZE_RATIO) for side in size)
