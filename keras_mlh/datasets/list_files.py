@@ -8,7 +8,7 @@ and `database.txt` (the images searched), one image a line:
 a path (no spaces) and a multi-hot label vector; single-label sets have one
 1 per row and become class ids. Everything is checked before training
 starts, each problem reported with the list file and its line: a missing
-image, a file that is not a JPEG, PNG, GIF or BMP image by its header (cheap:
+image, a file that is not an image Pillow reads by its header (cheap:
 a few bytes per file; a corrupt body is found when the pipeline decodes it),
 a row with the wrong number of labels or a label other than 0/1, a duplicate
 path within a file, an empty list file.
