@@ -260,7 +260,11 @@ def test_a_large_class_id_costs_no_num_classes_squared_memory():
     labels[7] = 60000
     tracemalloc.start()
     try:
-        data = from_arrays(np.zeros((200, 4, 4, 1), "uint8"), labels, num_queries=20)
+        # Inferred, such a count is refused (see the stray-id test); given, it
+        # must still cost memory in the labels only.
+        data = from_arrays(
+            np.zeros((200, 4, 4, 1), "uint8"), labels, 60001, num_queries=20
+        )
         check_labels(np.array([10**9, 0]), num_classes=10**9 + 1)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -297,3 +301,22 @@ def test_infer_num_classes_from_ids_or_multi_hot_rows():
     assert infer_num_classes(np.array([[2], [0]])) == 3  # an id column
     assert infer_num_classes(np.zeros((2, 5))) == 5  # multi-hot rows
     assert infer_num_classes(np.array([], dtype=np.int64)) == 1
+
+
+def test_a_stray_class_id_is_refused_before_any_work(tmp_path):
+    """One id of 4999 among ten classes made `train` build 5,000 classes
+    (60000: a 26.8 GiB MemoryError): the inferred count is refused."""
+    from keras_mlh.datasets import from_arrays, from_files
+    from keras_mlh.datasets.validation import infer_num_classes
+
+    labels = np.array([*range(10)] * 3 + [4999])
+    x = np.zeros((len(labels), 4, 4, 1), np.uint8)
+    match = r"^Label 4999 \(label #30\) implies 5000 classes, but only 11 .*Renumber"
+    with pytest.raises(ValueError, match=match):
+        from_arrays(x, labels, num_queries=2)
+    with pytest.raises(ValueError, match=match):  # before any file is read
+        from_files([tmp_path / f"{i}.png" for i in range(len(labels))], labels)
+    # Given explicitly, the count is the caller's; a few unused ids are fine.
+    assert from_arrays(x, labels, num_classes=5000, num_queries=2).num_classes == 5000
+    assert infer_num_classes(np.array([0, 1, 5, 12])) == 13
+    assert infer_num_classes(np.array([*range(50), 99])) == 100
