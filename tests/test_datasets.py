@@ -207,6 +207,40 @@ def test_from_directory_names_an_unreadable_image(tmp_path):
 
 
 # ---------------------------------------------------------------------- tfds
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """No test reaches the network: `from_tfds`'s connection check (before
+    a download) answers "online" unless a test says otherwise."""
+    import socket
+
+    class Online:
+        def close(self):
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: Online())
+
+
+def test_from_tfds_offline_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
+    """Offline, `--tfds NAME` retried for 213 s with 40 warnings and left
+    temporary download folders behind."""
+    import socket
+
+    import tensorflow_datasets as tfds
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("tfds tried to download")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
+    # No download is tried (so no retries), and no folder is made.
+    with pytest.raises(ValueError, match=r"'mnist' is not in .*no network.*tfds build"):
+        from_tfds("mnist", data_dir=str(tmp_path / "tfds"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_from_tfds_single_label_mock_streams():
     import tensorflow as tf
     import tensorflow_datasets as tfds
