@@ -87,10 +87,7 @@ def read_list_file(path, image_root, num_labels=None):
         bad = next((t for t in labels if t not in ("0", "1")), None)
         if bad is not None:
             raise ValueError(f"{where}: label {bad!r} is not 0 or 1 (multi-hot rows)")
-        if "1" not in labels:
-            # In any list: one such row in test.txt used to turn a
-            # single-label set multi-label silently (and a query without a
-            # class has no relevant item to find).
+        if "1" not in labels:  # in test.txt too: it made single-label multi-label
             raise ValueError(
                 f"{where}: the image {tokens[0]!r} has no label (all zeros); every "
                 "image needs at least one class: fix the row or remove the line"
