@@ -1,18 +1,16 @@
 """Image files as the exported encoder's input pixels, with Pillow only.
 
-The runtime's reader (no TensorFlow): `HashEncoder.encode_files` and the
-Beam pipeline (`keras_mlh_runtime.beam_encode`) decode with it. A file is
-converted to the model's colour mode by the rules of the training pipeline
-(`keras_mlh.datasets.image_pipeline`): 16-bit grayscale rescaled by 1/257,
-Pillow's luma weights, JPEGs decoded with the accurate integer DCT. A file
-of another size is resized as the pipeline resizes (TensorFlow's antialiased
-bilinear, `tf.image.resize(antialias=True)`): Pillow's BILINEAR filter is the
-same triangle kernel, widened by the scale factor when shrinking, with the
-same half-pixel centres and edge weights. It runs on float32 planes and is
-rounded once at the end, as the pipeline does, so both give the same pixels
-up to float round-off (a rare one-level difference where a value falls on
-.5); uint8 resizing would round twice and differ by one level on about a
-tenth of the pixels.
+The one image reader of training and serving (no TensorFlow): the training
+pipeline (`keras_mlh.datasets.image_pipeline`) decodes with `decode_planes`,
+and so do `HashEncoder.encode_files` and the Beam pipeline
+(`keras_mlh_runtime.beam_encode`), so a file gives both the same pixels
+whatever its format and mode. A file is converted to the model's colour mode
+by Pillow (16-bit grayscale rescaled by 1/257, grayscale as the float luma
+of RGB, JPEGs with the accurate integer DCT, Pillow's rules for palettes,
+transparency and 1-bit images) and resized with TensorFlow's antialiased
+bilinear kernel (Pillow's BILINEAR on float32 planes: the same triangle
+kernel, widened by the scale factor when shrinking, with the same half-pixel
+centres), rounded once at the end (uint8 resizing would round twice).
 """
 
 import io
