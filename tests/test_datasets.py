@@ -8,6 +8,7 @@ from keras_mlh.datasets import (
     validate_images,
     validate_labels,
 )
+from keras_mlh.datasets.tfds_data import network_error as tfds_network_error
 
 
 # ---------------------------------------------------------------- validation
@@ -207,17 +208,7 @@ def test_from_directory_names_an_unreadable_image(tmp_path):
 
 
 # ---------------------------------------------------------------------- tfds
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """No test reaches the network: `from_tfds`'s connection check (before
-    a download) answers "online" unless a test says otherwise."""
-    import socket
-
-    class Online:
-        def close(self):
-            pass
-
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: Online())
+REAL_NETWORK_ERROR = tfds_network_error  # the conftest fixture stubs it out
 
 
 def test_from_tfds_offline_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
@@ -233,7 +224,10 @@ def test_from_tfds_offline_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
     def no_download(*args, **kwargs):
         raise AssertionError("tfds tried to download")
 
+    from keras_mlh.datasets import tfds_data
+
     monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(tfds_data, "network_error", REAL_NETWORK_ERROR)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
     # No download is tried (so no retries), and no folder is made.
     with pytest.raises(ValueError, match=r"'mnist' is not in .*no network.*tfds build"):

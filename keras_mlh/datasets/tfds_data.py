@@ -311,11 +311,8 @@ def _download(builder, name):
     and leaves temporary download folders behind: one connection attempt
     first, and one line naming the fix when it fails.
     """
-    import socket
-
-    try:
-        socket.create_connection(DOWNLOAD_HOST, timeout=NETWORK_TIMEOUT).close()
-    except OSError as error:
+    error = network_error()
+    if error is not None:
         raise ValueError(
             f"The tfds dataset {name!r} is not in {builder.data_dir!r} and cannot "
             f"be downloaded: no network ({error}). Download it where there is "
@@ -323,6 +320,17 @@ def _download(builder, name):
             "(--tfds-data-dir), or train from files."
         ) from None
     builder.download_and_prepare()
+
+
+def network_error():
+    """`None` when tfds's download host answers, else the `OSError` why not."""
+    import socket
+
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=NETWORK_TIMEOUT).close()
+    except OSError as error:
+        return error
+    return None
 
 
 def _nested(mapping, key):
