@@ -11,6 +11,9 @@ The construction follows the center-based hashing lineage (CSQ, MDSH):
 3. Otherwise rows are drawn at random (seeded, balanced) and improved by a
    deterministic local search that flips the bit reducing the largest inner
    products the most, until every pair has inner product `<= bits - 2 d`.
+   A step touches one row, so it costs O(num_classes * bits) (a numba
+   kernel), and only the pairs still too close are kept: thousands of
+   classes build in seconds, in memory linear in the classes.
 
 The result reports the minimum distance actually reached; when the search does
 not reach the target a warning says so (the centers are still usable, merely
@@ -18,10 +21,20 @@ less separated than the bound allows).
 """
 
 import dataclasses
+import heapq
 import math
 import warnings
 
+import numba
 import numpy as np
+
+# The most classes hash centers are built for (ImageNet-21k has 21,841): the
+# search costs about `classes**2 * bits` operations (seconds at 10,000 classes
+# of 64 bits), and a larger count nearly always comes from sparse or stray
+# label ids, not from real classes.
+MAX_CLASSES = 25000
+# Rows of the Gram matrix computed at once (memory: _BLOCK * classes floats).
+_BLOCK = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,13 +85,17 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
 
 def min_hamming_distance(centers: np.ndarray) -> int:
     """Smallest pairwise Hamming distance between ±1 rows (`bits` if one row)."""
-    centers = np.asarray(centers, dtype=np.int64)
+    # float32 is exact here (|inner products| <= bits); blocks of rows keep
+    # memory at O(block * classes) instead of the whole Gram matrix.
+    centers = np.asarray(centers, dtype=np.float32)
     bits = centers.shape[1]
-    if len(centers) < 2:
-        return bits
-    gram = centers @ centers.T
-    np.fill_diagonal(gram, -bits)
-    return int((bits - gram.max()) // 2)
+    largest = -bits
+    for start in range(0, len(centers), _BLOCK):
+        gram = centers[start : start + _BLOCK] @ centers.T
+        rows = np.arange(len(gram))
+        gram[rows, rows + start] = -bits
+        largest = max(largest, int(gram.max()))
+    return (bits - largest) // 2
 
 
 def hash_centers(
@@ -98,14 +115,25 @@ def hash_centers(
         A `HashCenters` with the centers and the minimum distance reached.
 
     Raises:
-        ValueError: for non-positive arguments, or when more centers are asked
-            for than there are distinct codes of `bits` bits.
+        ValueError: for non-positive arguments, more than `MAX_CLASSES`
+            classes, or more centers than there are distinct codes of `bits`
+            bits.
 
     Example:
     >>> hc = hash_centers(10, 32)
     >>> hc.centers.shape, hc.min_distance >= hc.target_distance
     ((10, 32), True)
     """
+    _validate(num_classes, bits)
+    if num_classes > MAX_CLASSES:
+        raise ValueError(
+            f"num_classes={num_classes} is more classes than hash centers are "
+            f"built for (at most {MAX_CLASSES}); such a count nearly always comes "
+            "from sparse or stray class ids. Class ids must run from 0 to "
+            "num_classes - 1: renumber them densely, e.g. with "
+            "`np.unique(labels, return_inverse=True)`. "
+            f"Received: num_classes={num_classes}, bits={bits}"
+        )
     target = gilbert_varshamov_distance(num_classes, bits)
     # Hadamard rows are bits/2 apart, which meets the target except for very
     # few classes (e.g. 2 classes of 8 bits, where complements are better).
@@ -142,6 +170,15 @@ def _validate(num_classes, bits):
         )
 
 
+def _compiled(function):
+    """numba.njit, cached on disk where numba can write (as the ranking
+    kernel of `keras_mlh.metrics` is), else compiled once per process."""
+    try:
+        return numba.njit(nogil=True, cache=True)(function)
+    except RuntimeError:
+        return numba.njit(nogil=True)(function)
+
+
 def _is_power_of_two(n):
     return n >= 1 and n & (n - 1) == 0
 
@@ -158,39 +195,125 @@ def _search_centers(num_classes, bits, target, seed, max_iterations):
     # Balanced rows (half +1, half -1) start closer to the bound than i.i.d. bits.
     base = np.where(np.arange(bits) < bits // 2, 1, -1)
     centers = np.stack([rng.permutation(base) for _ in range(num_classes)])
-    centers = _make_distinct(centers, rng)
+    centers = _make_distinct(centers, rng).astype(np.int8)
     limit = bits - 2 * target
-    gram = centers @ centers.T
-    np.fill_diagonal(gram, -bits)
-    best, best_score = centers.copy(), _score(gram, limit)
+    close = _ClosePairs(centers, limit)
+    flips, best_flips, best_score = [], 0, close.score()
     for _ in range(max_iterations):
         if best_score[0] <= limit:
             break
         # Take a row of the closest pair and flip the bit that lowers that row's
-        # total excess inner product the most; the Gram matrix is updated in
-        # O(classes) instead of being recomputed.
-        i, j = np.unravel_index(np.argmax(gram), gram.shape)
+        # total excess inner product the most. Only that row's inner products
+        # change, so a step costs O(classes * bits), never the O(classes**2)
+        # Gram matrix (which would not fit in memory for many classes).
+        i, j = close.closest_pair()
         row = i if rng.random() < 0.5 else j
-        change = -2 * centers[row][None, :] * centers  # (classes, bits)
-        new_inner = gram[row][:, None] + change
-        new_inner[row] = -bits
-        excess = np.maximum(new_inner - limit, 0).sum(axis=0)
-        excess = excess + 1e-3 * np.maximum(new_inner, 0).sum(axis=0)
-        bit = rng.choice(np.flatnonzero(excess == excess.min()))
-        delta = change[:, bit]
-        delta[row] = 0
-        gram[row] += delta
-        gram[:, row] += delta
+        inner, excess, spread = _flip_excess(centers, row, limit)
+        score_of_flip = excess + 1e-3 * spread
+        bit = rng.choice(np.flatnonzero(score_of_flip == score_of_flip.min()))
+        flipped = inner - 2 * centers[row, bit] * centers[:, bit]
+        flipped[row] = -bits
+        close.update(row, inner, flipped)
         centers[row, bit] *= -1
-        score = _score(gram, limit)
+        flips.append((row, bit))
+        score = close.score()
         if score < best_score:
-            best, best_score = centers.copy(), score
-    return best
+            best_flips, best_score = len(flips), score
+    # Back to the best arrangement seen: undo the flips made after it.
+    for row, bit in flips[best_flips:]:
+        centers[row, bit] *= -1
+    return centers
 
 
-def _score(gram, limit):
-    worst = gram.max()
-    return (int(worst), int(np.maximum(gram - limit, 0).sum()))
+@_compiled
+def _flip_excess(centers, row, limit):
+    """Inner products of `row` with every center, and what flipping each bit
+    of `row` would leave: for each bit, the sum over the other rows of
+    `max(inner - limit, 0)` (excess over the limit) and of `max(inner, 0)`.
+
+    One pass over the centers (numba): O(classes * bits), no
+    `(classes, bits)` table per step.
+    """
+    classes, bits = centers.shape
+    inner = np.empty(classes, np.int64)
+    for r in range(classes):
+        total = 0
+        for b in range(bits):
+            total += centers[r, b] * centers[row, b]
+        inner[r] = total
+    inner[row] = -bits
+    excess = np.zeros(bits, np.int64)
+    spread = np.zeros(bits, np.int64)
+    for r in range(classes):
+        # Flipping a bit moves an inner product by 2: rows at or below -2
+        # stay at or below 0 and add to neither sum (the row itself too).
+        if inner[r] < -1 or r == row:
+            continue
+        for b in range(bits):
+            after = inner[r] - 2 * centers[row, b] * centers[r, b]
+            if after > limit:
+                excess[b] += after - limit
+            if after > 0:
+                spread[b] += after
+    return inner, excess, spread
+
+
+class _ClosePairs:
+    """The pairs of centers whose inner product exceeds `limit`, by inner product.
+
+    Holds the search's score, `(largest inner product, summed excess over
+    limit)` (the largest is `limit` when no pair exceeds it), and the closest
+    pair, the first in row-major order (what `argmax` of the Gram matrix gives).
+    """
+
+    def __init__(self, centers, limit):
+        self.limit, self.excess = limit, 0
+        self.levels = {}  # inner product -> (set of pairs, heap of pairs)
+        exact = centers.astype(np.float32)  # exact: |inner products| <= bits
+        for start in range(0, len(centers), _BLOCK):
+            gram = exact[start : start + _BLOCK] @ exact.T
+            rows, cols = np.nonzero(gram > limit)
+            keep = cols > rows + start
+            rows, cols = rows[keep], cols[keep]
+            values = gram[rows, cols].astype(np.int64).tolist()
+            starts = (rows + start).tolist()
+            for i, j, value in zip(starts, cols.tolist(), values, strict=True):
+                self._add((i, j), value)
+
+    def _add(self, pair, value):
+        members, heap = self.levels.setdefault(value, (set(), []))
+        members.add(pair)
+        heapq.heappush(heap, pair)
+        self.excess += value - self.limit
+
+    def _remove(self, pair, value):
+        self.levels[value][0].remove(pair)  # the heap entry is dropped lazily
+        self.excess -= value - self.limit
+
+    def _largest(self):
+        while self.levels:
+            value = max(self.levels)
+            if self.levels[value][0]:
+                return value
+            del self.levels[value]
+        return None
+
+    def score(self):
+        largest = self._largest()
+        return (self.limit if largest is None else largest, self.excess)
+
+    def closest_pair(self):
+        members, heap = self.levels[self._largest()]
+        while heap[0] not in members:
+            heapq.heappop(heap)
+        return heap[0]
+
+    def update(self, row, before, after):
+        """Row `row`'s inner products change from `before` to `after`."""
+        for j in np.flatnonzero(before > self.limit).tolist():
+            self._remove((min(row, j), max(row, j)), int(before[j]))
+        for j in np.flatnonzero(after > self.limit).tolist():
+            self._add((min(row, j), max(row, j)), int(after[j]))
 
 
 def _make_distinct(centers, rng):

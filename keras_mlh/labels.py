@@ -110,6 +110,11 @@ def infer_num_classes(labels):
         `c` for multi-hot rows, else the largest id + 1 (1 for no labels or
         non-numeric ones, which `check_labels` then refuses).
 
+    Raises:
+        ValueError: when the largest id leaves most ids unused (more than
+            `max(present, 10)` of them, `present` the distinct ids): a stray
+            or sparse id, which would make a model of that many classes.
+
     Example:
 
     >>> infer_num_classes(np.array([0, 3, 1]))
@@ -118,9 +123,23 @@ def infer_num_classes(labels):
     labels = np.asarray(labels)
     if labels.ndim == 2 and not is_class_id_column(labels.shape):
         return int(labels.shape[1])
-    if labels.size and np.issubdtype(labels.dtype, np.number):
-        return int(np.max(labels)) + 1
-    return 1
+    if not (labels.size and np.issubdtype(labels.dtype, np.number)):
+        return 1
+    largest = np.max(labels)
+    if not np.isfinite(largest):
+        return 1  # check_labels refuses it
+    num_classes = int(largest) + 1
+    present = len(np.unique(labels))
+    if largest == int(largest) and num_classes - present > max(present, 10):
+        where = int(np.argmax(labels.reshape(-1)))
+        raise ValueError(
+            f"Label {int(largest)} (label #{where}) implies {num_classes} classes, "
+            f"but only {present} distinct class ids are present: class ids must run "
+            "from 0 to num_classes - 1. Renumber them densely (e.g. "
+            "`np.unique(labels, return_inverse=True)`), or pass num_classes if "
+            "the unused classes are meant."
+        )
+    return num_classes
 
 
 def check_labels(labels, num_classes, num_images=None, name="labels"):

@@ -82,6 +82,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """No test reaches the network: `from_tfds`'s check before a download
+    (tfds's mocked data is never prepared) answers "online" without asking."""
+    from keras_mlh.datasets import tfds_data
+
+    monkeypatch.setattr(tfds_data, "network_error", lambda: None)
+
+
 @pytest.fixture
 def gradients():
     """`gradients(fn, *arrays)`: numpy gradients of the scalar `fn(*tensors)`

@@ -1,7 +1,13 @@
+import hashlib
+
 import numpy as np
 import pytest
 
+from keras_mlh import centers as centers_module
 from keras_mlh.centers import (
+    MAX_CLASSES,
+    _ClosePairs,
+    _flip_excess,
     gilbert_varshamov_distance,
     hash_centers,
     min_hamming_distance,
@@ -86,3 +92,81 @@ def test_impossible_request_raises():
 def test_bad_arguments_raise(classes, bits):
     with pytest.raises(ValueError, match="must be"):
         hash_centers(classes, bits)
+
+
+# sha256 (first 16 hex digits) of the centers the former O(classes**2) search
+# built: the faster search must give bit-identical centers (and so the same
+# trained codes) wherever the former one finished.
+@pytest.mark.parametrize(
+    "classes, bits, seed, digest",
+    [
+        (64, 32, 0, "5c0e4c4f5ac0f0bd"),  # Hadamard
+        (128, 64, 0, "2e4c1505f977eeed"),  # Hadamard
+        (2, 8, 0, "4c3207093ad5f4b2"),
+        (10, 24, 0, "59e446e437c9bf51"),
+        (100, 32, 0, "2ed249de87d59e81"),
+        (100, 48, 3, "afcb1a5b96e2a8ac"),
+        (200, 64, 0, "ad81ba53a9b0cfbe"),
+        (500, 64, 0, "a0ec63762fd03687"),
+    ],
+)
+def test_centers_are_unchanged(classes, bits, seed, digest):
+    centers = hash_centers(classes, bits, seed=seed).centers
+    assert hashlib.sha256(centers.tobytes()).hexdigest()[:16] == digest
+
+
+def test_flip_excess_matches_the_full_table():
+    rng = np.random.default_rng(0)
+    centers = rng.choice(np.array([-1, 1], dtype=np.int8), size=(60, 17))
+    limit, row = 3, 11
+    inner, excess, spread = _flip_excess(centers, row, limit)
+    c = centers.astype(np.int64)
+    expected_inner = c @ c[row]
+    expected_inner[row] = -17
+    np.testing.assert_array_equal(inner, expected_inner)
+    # What each single-bit flip of `row` leaves, one (classes, bits) table.
+    after = expected_inner[:, None] - 2 * c[row][None, :] * c
+    after[row] = -17
+    np.testing.assert_array_equal(excess, np.maximum(after - limit, 0).sum(axis=0))
+    np.testing.assert_array_equal(spread, np.maximum(after, 0).sum(axis=0))
+
+
+def test_close_pairs_track_the_gram_matrix():
+    rng = np.random.default_rng(1)
+    centers = rng.choice(np.array([-1, 1], dtype=np.int8), size=(40, 12))
+    limit = 2
+    close = _ClosePairs(centers, limit)
+    for _ in range(200):
+        gram = centers.astype(np.int64) @ centers.T.astype(np.int64)
+        np.fill_diagonal(gram, -12)
+        excess = int(np.maximum(gram - limit, 0).sum()) // 2
+        assert close.score() == (max(int(gram.max()), limit), excess)
+        if gram.max() > limit:
+            first = np.unravel_index(np.argmax(gram), gram.shape)
+            assert close.closest_pair() == tuple(map(int, first))
+        row, bit = rng.integers(40), rng.integers(12)
+        before = gram[row].copy()
+        centers[row, bit] *= -1
+        after = centers.astype(np.int64) @ centers[row].astype(np.int64)
+        after[row] = -12
+        close.update(row, before, after)
+
+
+def test_thousands_of_classes_reach_the_target():
+    result = hash_centers(3000, 64)
+    assert result.method == "search" and result.reached_target
+    c = result.centers.astype(np.float32)
+    gram = c @ c.T
+    np.fill_diagonal(gram, -64)
+    assert result.min_distance == (64 - int(gram.max())) // 2
+
+
+def test_implausible_class_count_is_refused_before_any_work(monkeypatch):
+    def no_work(*args):
+        raise AssertionError("the search ran")
+
+    monkeypatch.setattr(centers_module, "_search_centers", no_work)
+    with pytest.raises(ValueError, match=r"num_classes=60000 .*renumber"):
+        hash_centers(60000, 64)
+    with pytest.raises(ValueError, match="at most 25000"):
+        hash_centers(MAX_CLASSES + 1, 64)

@@ -333,3 +333,27 @@ def test_the_best_epoch_before_a_resume_is_kept_when_later_ones_are_worse(tmp_pa
     os.remove(os.path.join(stage.path, "best-2.weights.h5"))
     damaged = resume.checkpoint_callback(stage, stage.progress(), "val_map")
     assert damaged.best is None  # its weights are gone: the choice starts afresh
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"epoch": "2"}', "[]", "missing"])
+def test_a_damaged_progress_record_is_an_error_not_a_restart(tmp_path, damage):
+    """A damaged progress.json made --resume start from epoch 1 and drop
+    the checkpoint beside it."""
+    from keras_mlh.cli.errors import CLIError
+
+    stage = resume.Stage(str(tmp_path / "run"))
+    os.makedirs(stage.path)
+    assert stage.progress()["epoch"] == 0  # no record yet: nothing done
+    (tmp_path / stage.path / "checkpoint-2.weights.h5").write_bytes(b"weights")
+    record = {"epoch": 2, "history": {"loss": [1.0, 0.5]}, "seconds": 3.0}
+    progress = os.path.join(stage.path, resume.PROGRESS_FILE)
+    with open(progress, "w") as f:
+        json.dump({**record, "weights": "checkpoint-2.weights.h5"}, f)
+    assert stage.progress()["epoch"] == 2
+    with open(progress, "w") as f:
+        if damage == "missing":  # the record names a checkpoint that is gone
+            json.dump({**record, "weights": "checkpoint-9.weights.h5"}, f)
+        else:
+            f.write(damage)
+    with pytest.raises(CLIError, match=r"progress\.json' is damaged.*--overwrite"):
+        stage.progress()

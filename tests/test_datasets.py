@@ -8,6 +8,7 @@ from keras_mlh.datasets import (
     validate_images,
     validate_labels,
 )
+from keras_mlh.datasets.tfds_data import network_error as tfds_network_error
 
 
 # ---------------------------------------------------------------- validation
@@ -202,11 +203,38 @@ def test_from_directory_skips_hidden_files_and_folders(tmp_path):
 def test_from_directory_names_an_unreadable_image(tmp_path):
     _write_folder(tmp_path, {"cats": [(20, 20)], "dogs": [(20, 20)]})
     (tmp_path / "dogs" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(ValueError, match="broken.jpg' is not a JPEG, PNG, GIF or BMP"):
+    with pytest.raises(ValueError, match="broken.jpg' is not an image Pillow can read"):
         from_directory(tmp_path, image_size=(8, 8), num_queries=1)
 
 
 # ---------------------------------------------------------------------- tfds
+REAL_NETWORK_ERROR = tfds_network_error  # the conftest fixture stubs it out
+
+
+def test_from_tfds_offline_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
+    """Offline, `--tfds NAME` retried for 213 s with 40 warnings and left
+    temporary download folders behind."""
+    import socket
+
+    import tensorflow_datasets as tfds
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("tfds tried to download")
+
+    from keras_mlh.datasets import tfds_data
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(tfds_data, "network_error", REAL_NETWORK_ERROR)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
+    # No download is tried (so no retries), and no folder is made.
+    with pytest.raises(ValueError, match=r"'mnist' is not in .*no network.*tfds build"):
+        from_tfds("mnist", data_dir=str(tmp_path / "tfds"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_from_tfds_single_label_mock_streams():
     import tensorflow as tf
     import tensorflow_datasets as tfds
@@ -260,7 +288,11 @@ def test_a_large_class_id_costs_no_num_classes_squared_memory():
     labels[7] = 60000
     tracemalloc.start()
     try:
-        data = from_arrays(np.zeros((200, 4, 4, 1), "uint8"), labels, num_queries=20)
+        # Inferred, such a count is refused (see the stray-id test); given, it
+        # must still cost memory in the labels only.
+        data = from_arrays(
+            np.zeros((200, 4, 4, 1), "uint8"), labels, 60001, num_queries=20
+        )
         check_labels(np.array([10**9, 0]), num_classes=10**9 + 1)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -297,3 +329,22 @@ def test_infer_num_classes_from_ids_or_multi_hot_rows():
     assert infer_num_classes(np.array([[2], [0]])) == 3  # an id column
     assert infer_num_classes(np.zeros((2, 5))) == 5  # multi-hot rows
     assert infer_num_classes(np.array([], dtype=np.int64)) == 1
+
+
+def test_a_stray_class_id_is_refused_before_any_work(tmp_path):
+    """One id of 4999 among ten classes made `train` build 5,000 classes
+    (60000: a 26.8 GiB MemoryError): the inferred count is refused."""
+    from keras_mlh.datasets import from_arrays, from_files
+    from keras_mlh.datasets.validation import infer_num_classes
+
+    labels = np.array([*range(10)] * 3 + [4999])
+    x = np.zeros((len(labels), 4, 4, 1), np.uint8)
+    match = r"^Label 4999 \(label #30\) implies 5000 classes, but only 11 .*Renumber"
+    with pytest.raises(ValueError, match=match):
+        from_arrays(x, labels, num_queries=2)
+    with pytest.raises(ValueError, match=match):  # before any file is read
+        from_files([tmp_path / f"{i}.png" for i in range(len(labels))], labels)
+    # Given explicitly, the count is the caller's; a few unused ids are fine.
+    assert from_arrays(x, labels, num_classes=5000, num_queries=2).num_classes == 5000
+    assert infer_num_classes(np.array([0, 1, 5, 12])) == 13
+    assert infer_num_classes(np.array([*range(50), 99])) == 100

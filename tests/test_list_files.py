@@ -95,8 +95,11 @@ def _break(root, name, line, text):
         ("train.txt", None, "img/1.png 0 1 0", r"train.txt line 7: duplicate path 'img/1.png' \(first on line 2\)"),
         ("train.txt", 2, "img/1.png 0 2 0", r"train.txt line 2: label '2' is not 0 or 1"),
         ("train.txt", 2, "img/1.png", r"train.txt line 2: expected 'relative/path.jpg"),
-        ("test.txt", 1, "notes.txt 1 0 0", r"test.txt line 1: image file .*notes.txt' is not a JPEG"),
-        ("train.txt", 3, "img/2.png 0 0 0", r"train.txt: the image 'img/2.png' has no label"),
+        ("test.txt", 1, "notes.txt 1 0 0", r"test.txt line 1: image file .*notes.txt' is not an image Pillow"),
+        ("train.txt", 3, "img/2.png 0 0 0", r"train.txt line 3: the image 'img/2.png' has no label \(all zeros\)"),
+        # One such query turned a single-label set multi-label silently.
+        ("test.txt", 2, "img/1.png 0 0 0", r"test.txt line 2: the image 'img/1.png' has no label \(all zeros\)"),
+        ("database.txt", 4, "img/3.png 0 0 0", r"database.txt line 4: the image 'img/3.png' has no label"),
     ],
 )  # fmt: skip
 def test_each_bad_row_is_named_by_file_and_line(tmp_path, name, line, text, match):

@@ -188,3 +188,98 @@ def test_16_bit_grayscale_is_rescaled_as_the_training_pipeline_does(tmp_path, ch
     # The same pixels for training and `keras-mlh encode` (their reader).
     mode = KERAS_MODES[channels]
     np.testing.assert_array_equal(load_image(str(path), (28, 28), mode), got)
+
+
+def _mode_image(mode):
+    """A small image of Pillow `mode` with varied values (and a transparent
+    palette colour for `P+transparency`)."""
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (13, 11, 4), np.uint8)
+    rgba[..., 3] = np.where(rng.random((13, 11)) < 0.3, 0, rgba[..., 3])
+    image = Image.fromarray(rgba, "RGBA")
+    if mode == "P+transparency":
+        image = image.convert("RGB").quantize(16)
+        image.info["transparency"] = 0
+        return image
+    if mode in ("I;16", "I"):
+        deep = rng.integers(0, 65536, (13, 11)).astype(np.uint16)
+        return (
+            Image.fromarray(deep).convert(mode)
+            if mode == "I"
+            else Image.fromarray(deep)
+        )
+    if mode == "F":
+        return Image.fromarray(rng.random((13, 11)).astype(np.float32))
+    if mode == "P":
+        return image.convert("RGB").quantize(16)
+    if mode == "PA":
+        return image.convert("PA")
+    return image.convert(mode)
+
+
+IMAGE_MODES = ("1", "L", "LA", "P", "P+transparency", "PA", "RGB", "RGBA",
+               "CMYK", "YCbCr", "LAB", "HSV", "I;16", "I", "F")  # fmt: skip
+IMAGE_FORMATS = ("PNG", "GIF", "JPEG", "TIFF", "WEBP", "BMP")
+
+
+def _saved(mode, fmt):
+    """The bytes of `_mode_image(mode)` saved as `fmt`, or None if Pillow
+    cannot save that mode in that format."""
+    import io
+
+    buffer = io.BytesIO()
+    image = _mode_image(mode)
+    try:
+        image.save(buffer, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return buffer.getvalue()
+
+
+MODE_FILES = [
+    (mode, fmt) for mode in IMAGE_MODES for fmt in IMAGE_FORMATS if _saved(mode, fmt)
+]
+
+
+@pytest.fixture(scope="module")
+def mode_files(tmp_path_factory):
+    """Every (mode, format) Pillow saves, as a file, with the pipeline's
+    pixels of it at each channel count, at its size and resized."""
+    from keras_mlh.datasets.image_pipeline import image_dataset, iterate_batches
+
+    folder = tmp_path_factory.mktemp("modes")
+    paths = {}
+    for mode, fmt in MODE_FILES:
+        paths[mode, fmt] = folder / f"{mode.replace(';', '_')}.{fmt.lower()}"
+        paths[mode, fmt].write_bytes(_saved(mode, fmt))
+    pipeline = {}
+    for shape in SHAPES:
+        for key, path in paths.items():
+            dataset = image_dataset([path], image_size=shape[:2], channels=shape[2])
+            try:
+                (pipeline[key, shape],) = iterate_batches(dataset)
+            except ValueError as error:
+                pipeline[key, shape] = error
+    return paths, pipeline
+
+
+SHAPES = [(13, 11, 1), (13, 11, 3), (13, 11, 4), (7, 9, 3)]
+
+
+@pytest.mark.parametrize(
+    "mode, fmt", MODE_FILES, ids=[f"{m}-{f}" for m, f in MODE_FILES]
+)
+def test_training_and_serving_read_every_mode_alike(mode_files, mode, fmt):
+    """One decoding rule: the training pipeline's pixels are the runtime's,
+    or both refuse the file with the same message."""
+    paths, pipeline = mode_files
+    for shape in SHAPES:
+        expected = pipeline[(mode, fmt), shape]
+        if isinstance(expected, ValueError):
+            with pytest.raises(ValueError) as refused:
+                read_image(paths[mode, fmt], shape)
+            assert str(refused.value) == str(expected)
+            assert mode in ("F", "LAB", "HSV"), str(expected)
+            continue
+        got = read_image(paths[mode, fmt], shape)
+        np.testing.assert_array_equal(got, expected[0], err_msg=f"{shape}")

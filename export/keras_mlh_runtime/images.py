@@ -1,18 +1,16 @@
 """Image files as the exported encoder's input pixels, with Pillow only.
 
-The runtime's reader (no TensorFlow): `HashEncoder.encode_files` and the
-Beam pipeline (`keras_mlh_runtime.beam_encode`) decode with it. A file is
-converted to the model's colour mode by the rules of the training pipeline
-(`keras_mlh.datasets.image_pipeline`): 16-bit grayscale rescaled by 1/257,
-Pillow's luma weights, JPEGs decoded with the accurate integer DCT. A file
-of another size is resized as the pipeline resizes (TensorFlow's antialiased
-bilinear, `tf.image.resize(antialias=True)`): Pillow's BILINEAR filter is the
-same triangle kernel, widened by the scale factor when shrinking, with the
-same half-pixel centres and edge weights. It runs on float32 planes and is
-rounded once at the end, as the pipeline does, so both give the same pixels
-up to float round-off (a rare one-level difference where a value falls on
-.5); uint8 resizing would round twice and differ by one level on about a
-tenth of the pixels.
+The one image reader of training and serving (no TensorFlow): the training
+pipeline (`keras_mlh.datasets.image_pipeline`) decodes with `decode_planes`,
+and so do `HashEncoder.encode_files` and the Beam pipeline
+(`keras_mlh_runtime.beam_encode`), so a file gives both the same pixels
+whatever its format and mode. A file is converted to the model's colour mode
+by Pillow (16-bit grayscale rescaled by 1/257, grayscale as the float luma
+of RGB, JPEGs with the accurate integer DCT, Pillow's rules for palettes,
+transparency and 1-bit images) and resized with TensorFlow's antialiased
+bilinear kernel (Pillow's BILINEAR on float32 planes: the same triangle
+kernel, widened by the scale factor when shrinking, with the same half-pixel
+centres), rounded once at the end (uint8 resizing would round twice).
 """
 
 import io
@@ -22,8 +20,9 @@ import numpy as np
 
 from keras_mlh_runtime.errors import first_line
 
-# Channels of the model's input -> Pillow mode.
+# Channels of the model's input -> Pillow mode, and back.
 COLOR_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+COLOR_CHANNELS = {mode: channels for channels, mode in COLOR_MODES.items()}
 # Pillow's modes of 16-bit grayscale files (PNG, TIFF).
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 # ITU-R 601-2 luma, Pillow's "L" weights, as the training pipeline applies
@@ -73,7 +72,8 @@ def decode_image(data, image_shape, name="image", resize_to=None):
         uint8 array of shape `image_shape`.
 
     Raises:
-        ValueError: when the bytes are not an image Pillow can read.
+        ValueError: when the bytes are not an image Pillow can read, or one
+            `decode_planes` refuses.
 
     Example:
     >>> from PIL import Image
@@ -82,6 +82,93 @@ def decode_image(data, image_shape, name="image", resize_to=None):
     ...     decode_image(file.read(), (28, 28, 1)).shape
     (28, 28, 1)
     """
+    height, width = int(image_shape[0]), int(image_shape[1])
+    mode = color_mode(image_shape)  # checked before any decoding
+    planes = decode_planes(
+        data, COLOR_CHANNELS[mode], resize_to or (height, width), name
+    )
+    # The evaluation half of the resize-then-crop recipe: the central crop of
+    # the float pixels, its corner the pipeline's (`(size - crop) // 2`).
+    top = (planes.shape[0] - height) // 2
+    left = (planes.shape[1] - width) // 2
+    return _rounded(planes[top : top + height, left : left + width])
+
+
+def decode_planes(data, channels, size=None, name="image"):
+    """One encoded image as float32 pixels: the one decoding rule of training
+    (`keras_mlh.datasets.image_pipeline`) and serving.
+
+    Whatever the file's mode, Pillow converts it to grayscale, RGB or RGBA
+    (its own rules: a palette's transparent colour is its palette colour in
+    RGB and alpha 0 in RGBA, 1-bit images are 0 or 255, alpha 255 where a
+    file has none), except that 16-bit grayscale is divided by 257 and
+    grayscale is the float luma of RGB. Float images are refused (their
+    range is unknown), and so are images of more than Pillow's
+    `Image.MAX_IMAGE_PIXELS` (decompression bombs).
+
+    Args:
+        data: the file's bytes.
+        channels: 1, 3 or 4.
+        size: `(height, width)` to resize to (antialiased bilinear, as
+            `tf.image.resize(antialias=True)`), or `None` for the file's size.
+        name: the file, for messages.
+
+    Returns:
+        float32 array `(height, width, channels)`, not rounded: the caller
+        crops, flips and rounds once (half to even) at the end.
+
+    Raises:
+        ValueError: naming the file, when it cannot be decoded.
+
+    Example:
+    >>> from PIL import Image
+    >>> Image.fromarray(np.zeros((28, 28), np.uint8)).save("digit.png")
+    >>> with open("digit.png", "rb") as file:
+    ...     decode_planes(file.read(), 3, (14, 14)).shape
+    (14, 14, 3)
+    """
+    Image = _pillow()
+    mode = COLOR_MODES[channels]
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            check_opened(image, name)
+            height, width = size or (image.height, image.width)
+            return _resized_planes(image, mode, int(width), int(height))
+    except ValueError as error:
+        if str(error).startswith(f"Cannot read image {name!r}"):
+            raise
+        raise _unreadable(name, error) from None
+    except Exception as error:  # Pillow raises OSError subclasses and others
+        raise _unreadable(name, error) from None
+
+
+def check_opened(image, name="image"):
+    """Refuses an opened (not yet decoded) image the pixels rules cannot take.
+
+    Args:
+        image: a `PIL.Image.Image` from `Image.open`.
+        name: the file, for messages.
+
+    Raises:
+        ValueError: for float pixels or more than `Image.MAX_IMAGE_PIXELS`.
+    """
+    Image = _pillow()
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.width * image.height > limit:
+        raise ValueError(
+            f"Cannot read image {name!r}: {image.width}x{image.height} pixels, "
+            f"more than the {limit:,} pixels Pillow allows (a decompression bomb "
+            "or a huge scan); shrink the image, or raise "
+            "PIL.Image.MAX_IMAGE_PIXELS if it is trusted."
+        )
+    if image.mode == "F":
+        raise ValueError(
+            f"Cannot read image {name!r}: it holds float pixels (Pillow mode "
+            "F), whose range is unknown; convert it to an 8- or 16-bit image."
+        )
+
+
+def _pillow():
     try:
         from PIL import Image
     except ImportError:
@@ -89,58 +176,25 @@ def decode_image(data, image_shape, name="image", resize_to=None):
             'Reading image files needs Pillow: pip install "keras-mlh-runtime[images]"'
             " (or pip install pillow)."
         ) from None
+    return Image
 
-    height, width = int(image_shape[0]), int(image_shape[1])
-    mode = color_mode(image_shape)
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if resize_to is not None:
-                pixels = _resized_and_cropped(image, mode, resize_to, width, height)
-            elif image.size != (width, height):
-                pixels = _rounded(_resized_planes(image, mode, width, height))
-            else:
-                pixels = np.asarray(_converted(image, mode), dtype=np.uint8)
-    except Exception as error:  # Pillow raises OSError subclasses and others
-        # Pillow's message for this one names only the in-memory buffer.
-        reason = (
-            "not an image format Pillow can read"
-            if isinstance(error, Image.UnidentifiedImageError)
-            else f"{type(error).__name__}: {first_line(error)}"
-        )
-        raise ValueError(
-            f"Cannot read image {name!r} ({reason}); remove or replace the file."
-        ) from None
-    return pixels.reshape(height, width, -1)
+
+def _unreadable(name, error):
+    Image = _pillow()
+    # Pillow's message for this one names only the in-memory buffer.
+    reason = (
+        "not an image format Pillow can read"
+        if isinstance(error, Image.UnidentifiedImageError)
+        else f"{type(error).__name__}: {first_line(error)}"
+    )
+    return ValueError(
+        f"Cannot read image {name!r} ({reason}); remove or replace the file."
+    )
 
 
 def _converted(image, mode):
-    """`image` in Pillow `mode`, 16-bit grayscale rescaled by 1/257, rounded."""
-    from PIL import Image
-
-    if image.mode in SIXTEEN_BIT_MODES:
-        # Rescaled as the training pipeline does (x / 257, rounded): Pillow's
-        # own conversion clips at 255 (and keras.utils.load_img wraps modulo
-        # 256), which leaves noise.
-        image = Image.fromarray(_eight_bit(image), "L")
+    """`image` in Pillow `mode` (8-bit modes only)."""
     return image if image.mode == mode else image.convert(mode)
-
-
-def _eight_bit(image):
-    deep = np.asarray(image).astype(np.float64)
-    return np.clip(np.round(deep / 257.0), 0, 255).astype(np.uint8)
-
-
-def _resized_and_cropped(image, mode, resize_to, width, height):
-    """Resized to `resize_to`, then the central `(height, width)` crop.
-
-    The evaluation half of the training pipeline's resize-then-crop recipe:
-    the crop is taken from the float pixels and rounded once, and its
-    corner is the pipeline's (`(size - crop) // 2`).
-    """
-    planes = _resized_planes(image, mode, resize_to[1], resize_to[0])
-    top = (planes.shape[0] - height) // 2
-    left = (planes.shape[1] - width) // 2
-    return _rounded(planes[top : top + height, left : left + width])
 
 
 def _rounded(planes):
@@ -148,11 +202,12 @@ def _rounded(planes):
 
 
 def _resized_planes(image, mode, width, height):
-    """`image` as float planes resized to `(width, height)` as the pipeline does.
+    """`image` as float planes resized to `(width, height)`.
 
-    The pipeline keeps float pixels from decoding to the end: 16-bit values
-    / 257 unrounded, grayscale as float luma of RGB, then the antialiased
-    bilinear resize, then one rounding (half to even, as `tf.round`).
+    Float pixels from decoding to the end: 16-bit values / 257 unrounded,
+    grayscale as float luma of RGB, then the antialiased bilinear resize
+    (Pillow's BILINEAR on float planes is TensorFlow's antialiased bilinear),
+    then the caller's single rounding.
     """
     from PIL import Image
 

@@ -88,10 +88,22 @@ class Stage:
 
     def progress(self):
         """`{"epoch", "history", "seconds", "weights"}` of the last completed
-        epoch; epoch 0 and no weights before the first."""
-        data = _read_json(os.path.join(self.path, PROGRESS_FILE))
-        if not isinstance(data, dict) or not isinstance(data.get("epoch"), int):
+        epoch; epoch 0 and no weights before the first.
+
+        Raises:
+            CLIError: when `progress.json` is there but damaged: resuming
+                from epoch 1 would silently drop the checkpoint beside it.
+        """
+        path = os.path.join(self.path, PROGRESS_FILE)
+        if not os.path.lexists(path):  # written after the first epoch
             return {"epoch": 0, "history": {}, "seconds": 0.0, "weights": None}
+        data = _read_json(path)
+        if not _is_progress(data, self.path):
+            raise CLIError(
+                f"The progress record {path!r} is damaged, so the epoch to resume "
+                "from is unknown; restore the file, or pass --overwrite (without "
+                f"--resume) to train {self.out!r} afresh from epoch 1."
+            )
         return data
 
     def owner(self):
@@ -454,6 +466,21 @@ def _is_best_record(record, monitor, folder):
         and isinstance(record.get("weights"), str)
         and os.path.basename(record["weights"]) == record["weights"]
         and os.path.isfile(os.path.join(folder, record["weights"]))
+    )
+
+
+def _is_progress(data, folder):
+    """Whether `data` is a progress record as `checkpoint_callback` writes it,
+    its checkpoint in `folder`."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("epoch"), int)
+        and data["epoch"] >= 1
+        and isinstance(data.get("history"), dict)
+        and isinstance(data.get("seconds"), (int, float))
+        and isinstance(data.get("weights"), str)
+        and os.path.basename(data["weights"]) == data["weights"]
+        and os.path.isfile(os.path.join(folder, data["weights"]))
     )
 
 

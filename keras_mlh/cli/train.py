@@ -338,7 +338,7 @@ def run(args):
     out = check_run_folder(args)
     stage.check_free()  # before the data is loaded; `locked` checks again
     if args.resume is None and stage.exists():
-        done = stage.progress()["epoch"]
+        done = 0 if args.overwrite else stage.progress()["epoch"]
         if done and not args.overwrite:
             raise CLIError(
                 f"An interrupted run of {out!r} ({done} epoch{'s' if done > 1 else ''} "

@@ -172,7 +172,7 @@ def from_files(
     bit depth), cheaply, so a missing or foreign file fails before training.
 
     Args:
-        paths: image files (JPEG, PNG, GIF or BMP).
+        paths: image files (any format Pillow reads).
         labels: class ids `(n,)` or multi-hot `(n, num_classes)`.
         num_classes: defaults to `max(id) + 1`, or the multi-hot width.
         num_queries: number of query images, or a fraction of `n` if < 1.

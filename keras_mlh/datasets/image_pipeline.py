@@ -7,80 +7,23 @@ per image, never pixels), files are read and decoded in parallel, resized,
 cropped and flipped on the fly, batched and prefetched. Memory is a few
 batches of pixels whatever the number of images.
 
-PNGs are decoded at 16 bits and divided by 257: 8-bit images come out
-exactly as stored, and 16-bit PNGs (which 8-bit loaders clip to all-255) are
-rescaled to 8 bits. JPEGs are decoded with the accurate integer DCT, and
-the TensorFlow-free runtime reader (`keras_mlh_runtime.images`) follows the
-same rules and the same antialiased bilinear resize, so a file gives the same
-pixels to training and to the exported encoder. Images that are not JPEG, PNG, GIF or BMP are
-refused before the pipeline starts (`keras_mlh.datasets.image_check`).
+Files are decoded and resized by the TensorFlow-free runtime reader
+(`keras_mlh_runtime.images.decode_planes`, Pillow), the one decoding rule of
+training and of the exported encoder: a file gives both the same pixels,
+whatever its format and mode, and both refuse the same files (decompression
+bombs, float pixels) with a message naming the file. Files Pillow cannot
+identify are refused before the pipeline starts
+(`keras_mlh.datasets.image_check`).
 """
 
 import re
 
 import numpy as np
 
+from keras_mlh_runtime.images import decode_planes
+
 # Channels of the color modes `from_directory` and the CLI accept.
 COLOR_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SIGNATURE = b"\xff\xd8\xff"
-
-
-def decode_image(contents, channels):
-    """Decodes an encoded image into float32 pixels in [0, 255].
-
-    Args:
-        contents: a scalar string tensor, the file's bytes.
-        channels: 1, 3 or 4.
-
-    Returns:
-        float32 tensor `(height, width, channels)`; the first frame of a GIF.
-
-    Example:
-    >>> image = decode_image(tf.io.read_file("deep16.png"), channels=1)  # doctest: +SKIP
-    """
-    import tensorflow as tf
-
-    # BMP and GIF decoders cannot give one channel: grayscale is made from
-    # RGB. PNGs are decoded at 16 bits then / 257: exact for 8-bit files
-    # (libpng expands x to x * 257), 65535 -> 255 for 16-bit ones. The other
-    # formats are 8-bit only (their 16-bit conversion would be x * 256).
-    # JPEGs use the accurate integer DCT, as Pillow (the runtime's reader)
-    # does: TensorFlow's default fast DCT is off by up to 6 levels; the
-    # JPEG decoder has no alpha, opaque (255) as Pillow's RGB -> RGBA.
-    decode_channels = 3 if channels == 1 else channels
-
-    def png():
-        image = tf.io.decode_png(contents, channels=decode_channels, dtype=tf.uint16)
-        return tf.cast(image, tf.float32) / 257.0
-
-    def jpeg():
-        image = tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
-        if decode_channels == 4:
-            opaque = tf.fill(tf.shape(image[..., :1]), tf.constant(255, tf.uint8))
-            image = tf.concat([image, opaque], -1)
-        return tf.cast(image, tf.float32)
-
-    def other():
-        image = tf.io.decode_image(
-            contents, channels=decode_channels, expand_animations=False
-        )
-        return tf.cast(image, tf.float32)
-
-    image = tf.case(
-        [
-            (tf.equal(tf.strings.substr(contents, 0, 8), PNG_SIGNATURE), png),
-            (tf.equal(tf.strings.substr(contents, 0, 3), JPEG_SIGNATURE), jpeg),
-        ],
-        default=other,
-    )
-    if channels != 1:
-        return image
-    # ITU-R 601-2 luma, Pillow's "L" weights: they sum to exactly 1, so a
-    # grayscale file expanded to RGB comes back unchanged (tf.image's weights
-    # sum to 0.9999 and shift some pixels by one level).
-    weights = tf.constant([0.299, 0.587, 0.114], tf.float32)
-    return tf.reduce_sum(image * weights, axis=-1, keepdims=True)
 
 
 def image_dataset(
@@ -141,11 +84,18 @@ def image_dataset(
     else:
         ds = ds.map(lambda *item: (item, tf.zeros((2,), tf.int64)))
 
+    size = resize_to or (height, width)
+
+    def decode(contents, path):
+        return decode_planes(contents, channels, size, name=path.decode())
+
     def load(item, random_seed):
-        image = decode_image(tf.io.read_file(item[0]), channels)
-        image = tf.image.resize(
-            image, resize_to or (height, width), method="bilinear", antialias=True
+        # Decoded and resized by the runtime's reader (one rule for training
+        # and serving); float pixels, rounded once after the crop and flip.
+        image = tf.numpy_function(
+            decode, [tf.io.read_file(item[0]), item[0]], tf.float32, stateful=False
         )
+        image.set_shape((*size, channels))
         if resize_to is not None:
             image = _crop(image, height, width, channels, training, random_seed)
         if training and horizontal_flip:
@@ -212,6 +162,11 @@ def decode_failure(error):
     tf = sys.modules.get("tensorflow")
     if tf is None or not isinstance(error, tf.errors.OpError):
         return None
+    # The reader's own one-line message (it names the file), without the
+    # Python traceback TensorFlow appends to it.
+    named = re.search(r"Cannot read image .*", error.message)
+    if named:
+        return ValueError(named.group(0).strip())
     return ValueError(
         "An image file could not be decoded although its header looked fine "
         f"(truncated or corrupt): {op_error_text(error)}. Find it with PIL "

@@ -8,10 +8,10 @@ and `database.txt` (the images searched), one image a line:
 a path (no spaces) and a multi-hot label vector; single-label sets have one
 1 per row and become class ids. Everything is checked before training
 starts, each problem reported with the list file and its line: a missing
-image, a file that is not a JPEG, PNG, GIF or BMP image by its header (cheap:
+image, a file that is not an image Pillow reads by its header (cheap:
 a few bytes per file; a corrupt body is found when the pipeline decodes it),
-a row with the wrong number of labels or a label other than 0/1, a duplicate
-path within a file, an empty list file.
+a row with the wrong number of labels, a label other than 0/1 or none at all
+(an all-zero row), a duplicate path within a file, an empty list file.
 """
 
 import collections
@@ -87,6 +87,11 @@ def read_list_file(path, image_root, num_labels=None):
         bad = next((t for t in labels if t not in ("0", "1")), None)
         if bad is not None:
             raise ValueError(f"{where}: label {bad!r} is not 0 or 1 (multi-hot rows)")
+        if "1" not in labels:  # in test.txt too: it made single-label multi-label
+            raise ValueError(
+                f"{where}: the image {tokens[0]!r} has no label (all zeros); every "
+                "image needs at least one class: fix the row or remove the line"
+            )
         name = tokens[0]
         if name in first_line_of:
             raise ValueError(
@@ -162,13 +167,6 @@ def from_list_files(
         sets[role] = (paths, labels)
         records[name] = {"path": os.path.abspath(path), "sha256": digest}
         records[name]["images"] = len(paths)
-    empty = np.flatnonzero(sets["train"][1].sum(axis=1) == 0)
-    if empty.size:
-        raise ValueError(
-            f"{os.path.join(directory, LIST_FILES['train'])}: the image "
-            f"{os.path.relpath(sets['train'][0][empty[0]], image_root)!r} has no "
-            "label (all zeros); training needs at least one class per image"
-        )
     if class_names is not None and len(class_names) != num_labels:
         raise ValueError(
             f"Got {len(class_names)} class names for {num_labels} label columns."

@@ -81,12 +81,12 @@ def load_image(path, image_size, color_mode="rgb"):
     """One image file as uint8 pixels, resized, decoded as the pipeline does.
 
     Training, evaluation and `keras-mlh encode` read files through this
-    decoder. The TensorFlow-free runtime (`keras_mlh_runtime.images`) follows
-    the same rules with Pillow: the same pixels for files of the model's
-    size, within one level (float round-off at .5) for resized ones.
+    decoder, which is the TensorFlow-free runtime's
+    (`keras_mlh_runtime.images.decode_planes`): the exported encoder gets the
+    same pixels.
 
     Args:
-        path: the image file (JPEG, PNG, GIF or BMP; 16-bit PNGs are
+        path: the image file (any format Pillow reads; 16-bit images are
             rescaled to 8 bits).
         image_size: `(height, width)`.
         color_mode: `"grayscale"`, `"rgb"` or `"rgba"`.
@@ -150,7 +150,7 @@ def from_directory(
 
     Raises:
         ValueError: when the folder is missing, has no class subfolders or no
-            images, or an image file is not a JPEG, PNG, GIF or BMP.
+            images, or an image file is not one Pillow reads.
 
     Example:
     >>> data = from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP

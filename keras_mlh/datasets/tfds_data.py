@@ -201,6 +201,7 @@ def _examples(name, split, limit, data_dir, training=False, seed=0):
         name,
         split=split,
         data_dir=data_dir,
+        download=False,  # `from_tfds` downloads once, after a network check
         shuffle_files=training and limit is None,
         read_config=config,
     )
@@ -254,6 +255,8 @@ def from_tfds(
 
     builder = tfds.builder(name, data_dir=data_dir)
     key, num_classes, objects = _tfds_label_feature(builder.info.features, label_key)
+    if not builder.is_prepared():
+        _download(builder, name)
 
     def labels_of(split, limit):
         ds = _examples(name, split, limit, data_dir)
@@ -293,6 +296,41 @@ def from_tfds(
         batch_size=batch_size,
         seed=seed,
     )
+
+
+# Where tfds fetches prepared datasets first (its GCS mirror): reachable or
+# not within a few seconds tells an offline machine from a slow download.
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+NETWORK_TIMEOUT = 3.0
+
+
+def _download(builder, name):
+    """Downloads and prepares `builder`'s data, failing fast when offline.
+
+    tfds retries an unreachable download for minutes, warning each time,
+    and leaves temporary download folders behind: one connection attempt
+    first, and one line naming the fix when it fails.
+    """
+    error = network_error()
+    if error is not None:
+        raise ValueError(
+            f"The tfds dataset {name!r} is not in {builder.data_dir!r} and cannot "
+            f"be downloaded: no network ({error}). Download it where there is "
+            f"network (`tfds build {name}`) and pass its folder as data_dir "
+            "(--tfds-data-dir), or train from files."
+        ) from None
+    builder.download_and_prepare()
+
+
+def network_error():
+    """`None` when tfds's download host answers, else the `OSError` why not."""
+    import socket
+
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=NETWORK_TIMEOUT).close()
+    except OSError as error:
+        return error
+    return None
 
 
 def _nested(mapping, key):
