@@ -23,6 +23,8 @@ from keras_mlh.cli.io import load_code_files
 from keras_mlh.index import HammingIndex
 from keras_mlh_runtime import HashEncoder
 
+pytestmark = pytest.mark.backend_independent  # onnxruntime and Beam
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEAM_PYTHON = os.environ.get(
     "KERAS_MLH_BEAM_PYTHON", os.path.join(ROOT, ".venv-beam", "bin", "python")

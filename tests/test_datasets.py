@@ -9,6 +9,8 @@ from keras_mlh.datasets import (
     validate_labels,
 )
 
+pytestmark = pytest.mark.backend_independent  # numpy and tf.data input pipelines
+
 
 # ---------------------------------------------------------------- validation
 def test_validate_images_accepts_3d_as_grayscale():
