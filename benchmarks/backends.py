@@ -3,14 +3,18 @@
 Two parts, each backend in its own process and environment
 (`scripts/test.sh` makes `.venv`, `.venv-jax`, `.venv-torch`):
 
-- **Step time** of `mlh` and `center`: both models are built and compiled in
-  one process, compiled/traced by a warm-up, then trained in alternating
-  chunks of `--timing-steps` batches (`mlh` first in one round, `center`
-  first in the next), `--timing-rounds` rounds. A chunk's step time is the
-  median interval between its batch ends (the loss read back each step); the ratio
-  mlh / center is the median over rounds of the two chunks' ratio. Load
-  changes on the shared machine hit both models within seconds of each
-  other, which separate whole-fit runs do not guarantee.
+- **Step time** of `mlh`, `center` and `keras`, a plain `keras.Sequential`
+  of the same network (rescaling, `SmallConvBackbone`, Dense -> BatchNorm ->
+  tanh hash layer) fitted with `loss="mse"` to each label's hash center, with
+  the same optimizer and schedule on the same batches: the floor of what the
+  package can cost. The three models are built and compiled in one process,
+  compiled/traced by a warm-up, then trained in chunks of `--timing-steps`
+  batches, one chunk each per round, the order rotating from round to round,
+  `--timing-rounds` rounds. A chunk's step time is the median interval
+  between its batch ends (the loss read back each step); a ratio (mlh /
+  center, mlh / keras, center / keras) is the median over rounds of the two
+  chunks' ratio. Load changes on the shared machine hit the models within
+  seconds of each other, which separate whole-fit runs do not guarantee.
 - **mAP@all** of the 1,000 queries against the 4,000 database images after
   the default recipe (`keras_mlh.training.default_training`, 15 epochs), per
   seed; runs under `nice -n 15` (not a timing).
@@ -42,6 +46,10 @@ PYTHONS = {
     "torch": os.path.join(ROOT, ".venv-torch", "bin", "python"),
 }
 MODES = ("mlh", "center")
+# Step-time models: the MLH modes and the plain Keras floor.
+TIMED = (*MODES, "keras")
+# (numerator, denominator) of the reported step-time ratios.
+RATIOS = (("mlh", "keras"), ("center", "keras"), ("mlh", "center"))
 PARTS = ("timing", "map")
 
 
@@ -96,46 +104,86 @@ class BatchEnds:
         return 1000 * float(np.median(np.diff(self.ends)))
 
 
-def ratio_of_rounds(chunks):
-    """Median, min and max over rounds of the mlh / center chunk ratio.
+def ratio_of_rounds(chunks, num="mlh", den="center"):
+    """Median, min and max over rounds of the `num` / `den` chunk ratio.
 
-    Each round's two chunks ran seconds apart, so a load spike on the shared
+    Each round's chunks ran seconds apart, so a load spike on the shared
     machine moves one round's ratio, not the median.
     """
-    ratios = np.array(chunks["mlh"]) / np.array(chunks["center"])
+    ratios = np.array(chunks[num]) / np.array(chunks[den])
     return float(np.median(ratios)), float(ratios.min()), float(ratios.max())
 
 
+def plain_keras(data, bits):
+    """The `keras` floor: MLH's `center` network and optimizer, no package code
+    in the step (Keras's own `train_step`, `loss="mse"` to the hash centers).
+
+    Returns:
+        `(model, dataset)`: the compiled model and `data.train` with each
+        label replaced by its class's hash center.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_mlh.centers import hash_centers
+    from keras_mlh.models.backbones import SmallConvBackbone
+    from keras_mlh.training import default_training
+
+    model = keras.Sequential(
+        [
+            keras.Input(data.x_train.shape[1:]),
+            keras.layers.Rescaling(1.0 / 255.0),
+            SmallConvBackbone(),
+            keras.layers.Dense(bits),
+            keras.layers.BatchNormalization(momentum=0.9),
+            keras.layers.Activation("tanh"),
+        ]
+    )
+    recipe = default_training(steps_per_epoch=len(data.train))
+    model.compile(optimizer=recipe.optimizer, loss="mse")
+    centers = tf.constant(hash_centers(data.num_classes, bits).centers, "float32")
+    dataset = data.train.map(lambda x, y: (x, tf.gather(centers, y)))
+    return model, dataset
+
+
 def step_times(data, bits, rounds, steps):
-    """Interleaved chunks of `mlh` and `center` training, see the docstring."""
+    """Rotating chunks of `mlh`, `center` and `keras` training, see the docstring."""
     import keras
 
     from keras_mlh import MLH
     from keras_mlh.training import default_training
 
-    models = {}
-    for mode in MODES:
+    models, datasets = {}, {}
+    for name in TIMED:
         keras.utils.set_random_seed(0)
-        models[mode] = MLH(num_classes=data.num_classes, bits=bits, mode=mode)
-        recipe = default_training(steps_per_epoch=len(data.train))
-        models[mode].compile(optimizer=recipe.optimizer)
+        if name == "keras":
+            models[name], datasets[name] = plain_keras(data, bits)
+        else:
+            models[name] = MLH(num_classes=data.num_classes, bits=bits, mode=name)
+            recipe = default_training(steps_per_epoch=len(data.train))
+            models[name].compile(optimizer=recipe.optimizer)
+            datasets[name] = data.train
         # Warm-up: traces/compiles the step, the partial last batch included.
-        models[mode].fit(data.train.take(steps), epochs=1, verbose=0)
-    chunks = {mode: [] for mode in MODES}
+        models[name].fit(datasets[name].take(steps), epochs=1, verbose=0)
+    chunks = {name: [] for name in TIMED}
     for r in range(rounds):
-        for mode in MODES if r % 2 == 0 else MODES[::-1]:
+        for name in TIMED[r % len(TIMED) :] + TIMED[: r % len(TIMED)]:
             timer = BatchEnds()
-            models[mode].fit(
-                data.train.take(steps), epochs=1, verbose=0, callbacks=[timer.callback]
+            models[name].fit(
+                datasets[name].take(steps),
+                epochs=1,
+                verbose=0,
+                callbacks=[timer.callback],
             )
-            chunks[mode].append(timer.median_ms())
-    ratio, low, high = ratio_of_rounds(chunks)
+            chunks[name].append(timer.median_ms())
+    ratios = {f"{a}/{b}": ratio_of_rounds(chunks, a, b) for a, b in RATIOS}
     return {
         "backend": keras.backend.backend(),
         "chunks_ms": chunks,
         "step_ms": {m: float(np.median(c)) for m, c in chunks.items()},
-        "ratio": ratio,
-        "ratio_range": [low, high],
+        "ratios": {
+            k: {"median": v[0], "range": list(v[1:])} for k, v in ratios.items()
+        },
         "rounds": rounds,
         "steps_per_chunk": steps,
     }
@@ -168,9 +216,10 @@ def summarize(runs, backends, timing=None):
     """The markdown table and its data: step times (timing) and mAP (runs)."""
     timing = timing or {}
     lines = [
-        "| backend | mlh step (ms) | center step (ms) | mlh / center (range) | "
+        "| backend | keras step (ms) | mlh step (ms) | center step (ms) | "
+        "mlh / keras (range) | center / keras (range) | mlh / center (range) | "
         "mlh mAP | center mAP |",
-        "|---|---|---|---|---|---|",
+        "|" + "---|" * 9,
     ]
     table = {}
     for backend in backends:
@@ -183,16 +232,21 @@ def summarize(runs, backends, timing=None):
             continue
         maps = {m: [r["map"] for r in rows[m]] for m in MODES if rows[m]}
         table[backend] = {"map": maps}
-        cells = ["—", "—", "—"]
+        cells = ["—"] * 6
         if times:
             step = times["step_ms"]
-            table[backend].update(step_ms=step, ratio=times["ratio"])
-            low, high = times["ratio_range"]
-            cells = [
-                f"{step['mlh']:.1f}",
-                f"{step['center']:.1f}",
-                f"{times['ratio']:.2f} ({low:.2f}–{high:.2f})",
-            ]
+            ratios = times["ratios"]
+            table[backend].update(
+                step_ms=step, ratios={k: v["median"] for k, v in ratios.items()}
+            )
+            cells = [f"{step[m]:.1f}" if m in step else "—" for m in ("keras", *MODES)]
+            for a, b in RATIOS:
+                r = ratios.get(f"{a}/{b}")
+                cells.append(
+                    "—"
+                    if r is None
+                    else "{:.2f} ({:.2f}–{:.2f})".format(r["median"], *r["range"])
+                )
         for m in MODES:
             cells.append(
                 f"{np.mean(maps[m]):.4f} ± {np.std(maps[m]):.4f} (n={len(maps[m])})"
@@ -278,8 +332,12 @@ def main(argv=None):
             "",
             f"Step time: median interval between batch ends (loss read back), "
             f"{rounds} rounds of {steps}-step "
-            "chunks of mlh and center alternating in one process per backend; "
-            "the ratio is the median of the rounds' ratios (range in brackets). "
+            "chunks of mlh, center and keras in rotating order, in one process "
+            "per backend; keras is a plain `keras.Sequential` of the same "
+            "network (SmallConvBackbone, Dense -> BatchNorm -> tanh) fitted "
+            "with MSE to the hash centers, same optimizer and schedule, same "
+            "batches: the floor of what the package can cost. A ratio is the "
+            "median of the rounds' ratios (range in brackets). "
             "Backends ran one after the other on a shared, noisy 2-core machine "
             "(other engineers' tests alongside): compare ratios, not step "
             "times across backends.",

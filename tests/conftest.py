@@ -63,23 +63,15 @@ def mnist_export(mnist_mlh, mnist5k, tmp_path_factory):
     return folder, metadata
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "tensorflow_only: needs TensorFlow itself (tf.data, tf.distribute, "
-        "SavedModel); skipped by the JAX and PyTorch runs of scripts/test.sh",
-    )
-
-
 def pytest_collection_modifyitems(config, items):
+    """Skips the tests marked `<backend>_only` (see pyproject.toml) on the others."""
     import keras
 
-    if keras.backend.backend() == "tensorflow":
-        return
-    skip = pytest.mark.skip(reason=f"TensorFlow only ({keras.backend.backend()})")
+    backend = keras.backend.backend()
     for item in items:
-        if "tensorflow_only" in item.keywords:
-            item.add_marker(skip)
+        needs = [b for b in ("tensorflow", "jax") if f"{b}_only" in item.keywords]
+        if needs and backend not in needs:
+            item.add_marker(pytest.mark.skip(reason=f"needs {needs[0]} ({backend})"))
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,8 @@ from keras_mlh_runtime import HashEncoder
 from keras_mlh_runtime.code_files import load_code_files
 from keras_mlh_runtime.index import HammingIndex
 
+pytestmark = pytest.mark.backend_independent  # onnxruntime and Beam
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEAM_PYTHON = os.environ.get(
     "KERAS_MLH_BEAM_PYTHON", os.path.join(ROOT, ".venv-beam", "bin", "python")

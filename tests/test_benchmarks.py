@@ -53,21 +53,29 @@ def test_backends_benchmark_table_has_one_row_per_backend(monkeypatch):
         for b, scores in (("tensorflow", (0.90, 0.92)), ("jax", (0.93, 0.93)))
         for seed, score in enumerate(scores)
     ]
+    ratios = {"mlh/keras": (1.1, 1.0, 1.3), "center/keras": (1.05, 0.9, 1.2)}
     timing = {
         "tensorflow": {
-            "step_ms": {"mlh": 11.0, "center": 10.0},
-            "ratio": 1.1,
-            "ratio_range": [1.05, 1.2],
+            "step_ms": {"mlh": 11.0, "center": 10.5, "keras": 10.0},
+            "ratios": {
+                k: {"median": m, "range": [lo, hi]}
+                for k, (m, lo, hi) in {**ratios, "mlh/center": (1.04, 1, 1.1)}.items()
+            },
         }
     }
     lines, table, spread = backends.summarize(
         runs, ["tensorflow", "jax", "torch"], timing
     )
     assert set(table) == {"tensorflow", "jax"}  # torch had no runs
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|")
     assert lines[2] == (
-        "| tensorflow | 11.0 | 10.0 | 1.10 (1.05–1.20) | 0.9100 ± 0.0100 (n=2) | — |"
+        "| tensorflow | 10.0 | 11.0 | 10.5 | 1.10 (1.00–1.30) | 1.05 (0.90–1.20) "
+        "| 1.04 (1.00–1.10) | 0.9100 ± 0.0100 (n=2) | — |"
     )
-    assert lines[3].startswith("| jax | — | — | — | 0.9300 ± 0.0000 (n=2) |")
+    assert table["tensorflow"]["ratios"]["mlh/keras"] == 1.1
+    assert lines[3].startswith(
+        "| jax | — | — | — | — | — | — | 0.9300 ± 0.0000 (n=2) |"
+    )
     assert spread == pytest.approx(0.02)
     args = backends.parse_args(["--quick"])
     assert args.seeds == [0] and args.epochs == 2 and args.timing_rounds == 3
@@ -80,6 +88,10 @@ def test_backends_benchmark_ratio_is_the_median_of_interleaved_rounds(monkeypatc
     # Round 2's mlh chunk ran through a load spike: it moves the range only.
     chunks = {"mlh": [12.0, 30.0, 11.0], "center": [10.0, 10.0, 10.0]}
     assert backends.ratio_of_rounds(chunks) == pytest.approx((1.2, 1.1, 3.0))
+    chunks["keras"] = [8.0, 10.0, 12.5]
+    assert backends.ratio_of_rounds(chunks, "center", "keras") == pytest.approx(
+        (1.0, 0.8, 1.25)
+    )
 
 
 def test_data_scale_report_marks_the_extrapolation(monkeypatch):

@@ -13,6 +13,8 @@ from keras_mlh.centers import (
     min_hamming_distance,
 )
 
+pytestmark = pytest.mark.backend_independent  # numpy
+
 
 @pytest.mark.parametrize(
     "classes, bits, expected",

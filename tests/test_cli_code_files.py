@@ -8,6 +8,8 @@ import pytest
 from keras_mlh.cli import main
 from keras_mlh_runtime.index import HammingIndex
 
+pytestmark = pytest.mark.backend_independent  # codes files and faiss
+
 
 def _shard(path, codes, **extra):
     np.savez(path, codes=codes, bits=np.int64(codes.shape[1] * 8), **extra)

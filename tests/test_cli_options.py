@@ -9,6 +9,8 @@ from helpers import run_python
 from keras_mlh.cli import options
 from keras_mlh.cli import parser as cli_parser
 
+pytestmark = pytest.mark.backend_independent  # argument parsing
+
 
 def test_the_defaults_kept_without_keras_are_mlh_s():
     # `train` cannot import MLH for --help (it imports Keras): its defaults

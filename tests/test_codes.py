@@ -10,6 +10,8 @@ from keras_mlh_runtime.codes import (
     unpack_codes,
 )
 
+pytestmark = pytest.mark.backend_independent  # numpy and faiss
+
 
 def _codes(n=5, bits=24, seed=0):
     rng = np.random.default_rng(seed)

@@ -10,6 +10,8 @@ from keras_mlh.datasets import (
 )
 from keras_mlh.datasets.tfds_data import network_error as tfds_network_error
 
+pytestmark = pytest.mark.backend_independent  # numpy and tf.data input pipelines
+
 
 # ---------------------------------------------------------------- validation
 def test_validate_images_accepts_3d_as_grayscale():

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+pytestmark = pytest.mark.backend_independent  # markdown links
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ["README.md", "CHANGELOG.md", "benchmarks/README.md", "export/README.md"]
 DOCS += sorted(

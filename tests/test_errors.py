@@ -1,4 +1,8 @@
+import pytest
+
 from keras_mlh_runtime.errors import first_line
+
+pytestmark = pytest.mark.backend_independent  # message text
 
 
 def test_first_line_of_a_multi_line_message():

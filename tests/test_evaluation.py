@@ -13,6 +13,8 @@ from keras_mlh.metrics import (
 )
 from keras_mlh_runtime.codes import pack_codes
 
+pytestmark = pytest.mark.backend_independent  # numpy metrics on given codes
+
 
 def _case(seed=0, queries=30, database=200, bits=16):
     rng = np.random.default_rng(seed)

@@ -9,6 +9,8 @@ import pytest
 from keras_mlh.datasets import fashion_mnist
 from keras_mlh.datasets.fashion_mnist import CLASS_NAMES, read_idx
 
+pytestmark = pytest.mark.backend_independent  # idx files
+
 
 def write_idx(path, array, compress=False):
     array = np.asarray(array, np.uint8)

@@ -15,6 +15,8 @@ from keras_mlh.files import (
     write_json,
 )
 
+pytestmark = pytest.mark.backend_independent  # file IO
+
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 

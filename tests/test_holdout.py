@@ -7,6 +7,8 @@ from PIL import Image
 from keras_mlh.datasets import from_arrays, from_files
 from keras_mlh.datasets.holdout import class_ids_of, drop_classes, hold_out_validation
 
+pytestmark = pytest.mark.backend_independent  # label splits
+
 
 def _unique_images(n):
     # Each image's first pixel is its index: an image is found by its value.

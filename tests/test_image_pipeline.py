@@ -8,6 +8,8 @@ from keras_mlh.datasets import check_image_file, image_dataset
 from keras_mlh.datasets.image_pipeline import iterate_batches
 from keras_mlh.datasets.sources import load_image
 
+pytestmark = pytest.mark.backend_independent  # tf.data input pipeline
+
 
 def _batches(dataset):
     return list(iterate_batches(dataset))

@@ -9,6 +9,8 @@ import pytest
 from keras_mlh_runtime.codes import pack_codes
 from keras_mlh_runtime.index import MISSING_DISTANCE, HammingIndex
 
+pytestmark = pytest.mark.backend_independent  # faiss and files
+
 
 def _codes(n, bits=32, seed=0):
     rng = np.random.default_rng(seed)

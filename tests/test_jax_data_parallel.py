@@ -12,12 +12,9 @@ import socket
 import subprocess
 import sys
 
-import keras
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "jax", reason="keras.distribution multi-process: JAX"
-)
+pytestmark = pytest.mark.jax_only  # keras.distribution multi-process
 
 WORKER = """
 import os, signal, sys

@@ -14,6 +14,8 @@ from keras_mlh.datasets import from_arrays
 from keras_mlh.labels import check_labels, is_class_id_column
 from keras_mlh.metrics import mean_average_precision
 
+pytestmark = pytest.mark.backend_independent  # label arrays
+
 CODES = np.array([[1] * 8, [1] * 8])  # two identical 8-bit codes
 
 

@@ -8,6 +8,8 @@ from PIL import Image
 
 from keras_mlh.datasets import FileHashingData, from_list_files
 
+pytestmark = pytest.mark.backend_independent  # list files and images
+
 
 def write_lists(root, rows_by_file, size=8):
     """Writes the images named in `rows_by_file` and the list files.

@@ -17,6 +17,8 @@ from keras_mlh.metrics import (
 )
 from keras_mlh_runtime.codes import pack_codes
 
+pytestmark = pytest.mark.backend_independent  # numpy and numba
+
 
 def _random_case(seed, n_query=40, n_db=300, bits=8, classes=5, multi_label=False):
     # 8 bits over 300 items: every distance is shared by many items (ties).

@@ -46,14 +46,15 @@ def test_encode_uses_the_chosen_branch(trained, small_mnist):
     outputs = trained(x, training=False)
     assert set(outputs) == {"center", "pairwise", "gates"}
     np.testing.assert_array_equal(
-        trained.encode(x), np.where(np.asarray(outputs["center"]) >= 0, 1, -1)
+        trained.encode(x),
+        np.where(keras.ops.convert_to_numpy(outputs["center"]) >= 0, 1, -1),
     )
     np.testing.assert_array_equal(
         trained.encode(x, branch="pairwise"),
-        np.where(np.asarray(outputs["pairwise"]) >= 0, 1, -1),
+        np.where(keras.ops.convert_to_numpy(outputs["pairwise"]) >= 0, 1, -1),
     )
     np.testing.assert_allclose(
-        trained.embed(x), np.asarray(outputs["center"]), atol=1e-6
+        trained.embed(x), keras.ops.convert_to_numpy(outputs["center"]), atol=1e-6
     )
 
 
@@ -269,10 +270,10 @@ def test_augmentation_runs_in_training_only(small_mnist):
     model = MLH(num_classes=10, bits=16, augmentation=[ZeroInTraining()])
     x = small_mnist.x_query[:16]
     model(x)
-    train_codes = np.asarray(model(x, training=True)["center"])
+    train_codes = keras.ops.convert_to_numpy(model(x, training=True)["center"])
     # Every augmented image is black, so the training codes are all the same.
     np.testing.assert_allclose(train_codes, train_codes[:1].repeat(16, 0), atol=1e-5)
-    infer_codes = np.asarray(model(x, training=False)["center"])
+    infer_codes = keras.ops.convert_to_numpy(model(x, training=False)["center"])
     assert np.abs(infer_codes - infer_codes[:1]).max() > 1e-4
 
 

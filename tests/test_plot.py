@@ -10,6 +10,8 @@ from keras_mlh.plot import (
     plot_precision_at_k,
 )
 
+pytestmark = pytest.mark.backend_independent  # matplotlib
+
 
 def _case():
     rng = np.random.default_rng(0)

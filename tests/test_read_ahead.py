@@ -7,6 +7,8 @@ import pytest
 
 from keras_mlh_runtime.read_ahead import read_ahead
 
+pytestmark = pytest.mark.backend_independent  # threads
+
 
 def test_yields_all_items_in_order():
     assert list(read_ahead(iter(range(50)), depth=3)) == list(range(50))

@@ -17,6 +17,8 @@ from keras_mlh_runtime import HashEncoder
 from keras_mlh_runtime.codes import pack_codes
 from keras_mlh_runtime.index import HammingIndex
 
+pytestmark = pytest.mark.backend_independent  # serving: onnxruntime and faiss
+
 # Modules the runtime must never import: a serving machine has numpy,
 # onnxruntime and faiss-cpu only (numba serves the metrics, not the runtime),
 # and keras-mlh-runtime without keras-mlh.

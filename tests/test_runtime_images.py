@@ -9,6 +9,8 @@ from PIL import Image
 from keras_mlh.datasets.sources import load_image
 from keras_mlh_runtime.images import color_mode, decode_image, read_image
 
+pytestmark = pytest.mark.backend_independent  # serving: onnxruntime on image files
+
 KERAS_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
 
 

@@ -19,10 +19,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-beam")
 PYTHON = os.environ.get("KERAS_MLH_BEAM_PYTHON", os.path.join(VENV, "bin", "python"))
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(PYTHON),
-    reason="no runtime environment: run scripts/venv_beam.sh (scripts/test.sh does)",
-)
+pytestmark = [
+    pytest.mark.backend_independent,  # the runtime's own environment
+    pytest.mark.skipif(
+        not os.path.exists(PYTHON),
+        reason="no runtime environment: run scripts/venv_beam.sh (scripts/test.sh does)",
+    ),
+]
 
 SCRIPT = """
 import importlib.metadata, importlib.util, json, sys
