@@ -30,6 +30,7 @@ import zlib
 
 import numpy as np
 
+from keras_mlh_runtime.code_files import write_npz_codes
 from keras_mlh_runtime.contract import (
     METADATA_FILE,
     ONNX_FILE,
@@ -175,11 +176,11 @@ def _write_shard(shard, items, prefix, num_shards, bits):
     temp = FileSystems.join(folder or ".", f".tmp-{uuid.uuid4().hex}-{name}")
     try:
         with FileSystems.create(temp) as f:
-            np.savez(
+            # No ids: `index build` numbers the shards' codes in order.
+            write_npz_codes(
                 f,
-                codes=np.stack([code for _, code in items]).astype(np.uint8),
+                np.stack([code for _, code in items]).astype(np.uint8),
                 paths=np.array([path for path, _ in items]),
-                bits=np.int64(bits),
             )
         FileSystems.rename([temp], [final])  # replaces: os.rename, GCS copy
     except BaseException:

@@ -141,17 +141,23 @@ def save_codes(path, codes, bits=None, ids=None, paths=None, labels=None):
         if str(path).lower().endswith(".npy"):
             np.save(f, packed, allow_pickle=False)
             return
-        extra = {
-            k: v for k, v in (("paths", paths), ("labels", labels)) if v is not None
-        }
         ids = np.arange(len(packed)) if ids is None else ids
-        np.savez_compressed(
-            f,
-            codes=packed,
-            ids=np.asarray(ids).astype(np.int64),
-            bits=np.int64(packed.shape[1] * 8),
-            **extra,
-        )
+        write_npz_codes(f, packed, ids=ids, paths=paths, labels=labels)
+
+
+def write_npz_codes(f, packed, ids=None, paths=None, labels=None):
+    """Writes packed codes and what goes with them as an `.npz` to a file
+    object: the one layout `load_codes` reads, also that of Beam's shards.
+
+    Args:
+        f: a binary file object (a local file, or a Beam file system's).
+        packed: uint8 packed codes `(n, bits / 8)`.
+        ids, paths, labels: one per code each, or `None` to leave out.
+    """
+    extra = {k: v for k, v in (("paths", paths), ("labels", labels)) if v is not None}
+    if ids is not None:
+        extra["ids"] = np.asarray(ids).astype(np.int64)
+    np.savez_compressed(f, codes=packed, bits=np.int64(packed.shape[1] * 8), **extra)
 
 
 def load_codes(path, what="Codes file"):
