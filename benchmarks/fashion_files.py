@@ -165,6 +165,10 @@ def main(argv=None):
         f"{args.mode}, {args.bits} bits, seed {args.seed}; {result['machine']}. "
         f"`{result['command']}`",
         "",
+        "Seconds: the files route's are the whole `keras-mlh train` process "
+        "(start-up, checks, fit, saving the run), the memory route's `fit` "
+        "alone; images/s are training images over those seconds.",
+        "",
         "| route | mAP@all | train s | train images/s | peak RSS MiB |",
         "|---|---|---|---|---|",
     ]
