@@ -98,6 +98,27 @@ def min_hamming_distance(centers: np.ndarray) -> int:
     return (bits - largest) // 2
 
 
+def check_centers(centers):
+    """Hash centers as the losses take them: float32 `(num_classes, bits)` of ±1.
+
+    Args:
+        centers: an array of ±1 hash centers, e.g. `hash_centers(...).centers`.
+
+    Returns:
+        The centers as a float32 array.
+
+    Raises:
+        ValueError: when they are not a 2-D array of ±1 values.
+    """
+    centers = np.asarray(centers, dtype="float32")
+    if centers.ndim != 2 or not np.all(np.abs(centers) == 1):
+        raise ValueError(
+            "`centers` must be a (num_classes, bits) array of ±1 values, e.g. "
+            f"from `keras_mlh.hash_centers`. Received: shape={centers.shape}"
+        )
+    return centers
+
+
 def hash_centers(
     num_classes: int, bits: int, seed: int = 0, max_iterations: int = 20000
 ) -> HashCenters:

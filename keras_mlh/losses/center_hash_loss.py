@@ -2,6 +2,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mlh.centers import check_centers
+
 NORMALIZATIONS = ("sample", "sample_class")
 
 
@@ -56,12 +58,7 @@ class CenterHashLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        centers = np.asarray(centers, dtype="float32")
-        if centers.ndim != 2 or not np.all(np.abs(centers) == 1):
-            raise ValueError(
-                "`centers` must be a (num_classes, bits) array of ±1 values, e.g. "
-                f"from `keras_mlh.hash_centers`. Received: shape={centers.shape}"
-            )
+        centers = check_centers(centers)
         if normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"`normalization` must be one of {NORMALIZATIONS}. "

@@ -2,6 +2,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mlh.centers import check_centers
+
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class CSQHashLoss(keras.losses.Loss):
@@ -60,12 +62,7 @@ class CSQHashLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        centers = np.asarray(centers, dtype="float32")
-        if centers.ndim != 2 or not np.all(np.abs(centers) == 1):
-            raise ValueError(
-                "`centers` must be a (num_classes, bits) array of ±1 values, e.g. "
-                f"from `keras_mlh.hash_centers`. Received: shape={centers.shape}"
-            )
+        centers = check_centers(centers)
         bits = centers.shape[1]
         if tie_center is None:
             tie_center = np.random.default_rng(seed).choice([-1.0, 1.0], size=bits)
