@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import keras
 
-DEFAULT_EPOCHS = 15
+# 30, not 15: on the protocols' validation splits (32 bits, 3 paired seeds)
+# 30 epochs raised MLH's mean mAP by 0.8 points over the four MNIST-5k
+# protocols and Fashion-MNIST (benchmarks/README.md, "Training length").
+DEFAULT_EPOCHS = 30
 DEFAULT_LEARNING_RATE = 1e-3
 
 
