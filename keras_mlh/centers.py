@@ -25,8 +25,9 @@ import heapq
 import math
 import warnings
 
-import numba
 import numpy as np
+
+from keras_mlh.metrics.hamming_ranking import njit_cached
 
 # The most classes hash centers are built for (ImageNet-21k has 21,841): the
 # search costs about `classes**2 * bits` operations (seconds at 10,000 classes
@@ -191,15 +192,6 @@ def _validate(num_classes, bits):
         )
 
 
-def _compiled(function):
-    """numba.njit, cached on disk where numba can write (as the ranking
-    kernel of `keras_mlh.metrics` is), else compiled once per process."""
-    try:
-        return numba.njit(nogil=True, cache=True)(function)
-    except RuntimeError:
-        return numba.njit(nogil=True)(function)
-
-
 def _is_power_of_two(n):
     return n >= 1 and n & (n - 1) == 0
 
@@ -246,7 +238,7 @@ def _search_centers(num_classes, bits, target, seed, max_iterations):
     return centers
 
 
-@_compiled
+@njit_cached
 def _flip_excess(centers, row, limit):
     """Inner products of `row` with every center, and what flipping each bit
     of `row` would leave: for each bit, the sum over the other rows of

@@ -20,11 +20,8 @@ import os
 
 import numpy as np
 
-from keras_mlh.datasets.file_data import (
-    FileHashingData,
-    check_color_mode,
-    check_size,
-)
+from keras_mlh.datasets.file_data import FileHashingData, image_options
+from keras_mlh.datasets.hashing_data import check_class_names
 from keras_mlh.datasets.image_check import check_image_file
 
 LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
@@ -130,15 +127,10 @@ def from_list_files(
             and `database.txt`.
         image_root: the folder the listed paths resolve against (default:
             `directory`).
-        image_size: `(height, width)` of the images the model gets.
-        color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
-        resize_to: optional `(height, width)` to resize to before cropping
-            `image_size` (random crop in training, central otherwise), e.g.
-            `(256, 256)` with `image_size=(224, 224)`.
-        horizontal_flip: random left-right flips in training.
+        image_size, color_mode, resize_to, horizontal_flip, seed,
+            batch_size: as in `from_files`; e.g. `image_size=(224, 224)` with
+            `resize_to=(256, 256)` for the "resize 256, crop 224" recipe.
         class_names: optional names, one per label column.
-        seed: seed of the training shuffle and augmentation.
-        batch_size: batch size of the `tf.data` views.
 
     Returns:
         A `FileHashingData` (class ids when every row has exactly one 1,
@@ -165,34 +157,27 @@ def from_list_files(
         paths, labels, digest = read_list_file(path, image_root, num_labels)
         num_labels = labels.shape[1]
         sets[role] = (paths, labels)
-        records[name] = {"path": os.path.abspath(path), "sha256": digest}
-        records[name]["images"] = len(paths)
-    if class_names is not None and len(class_names) != num_labels:
-        raise ValueError(
-            f"Got {len(class_names)} class names for {num_labels} label columns."
-        )
+        records[name] = {
+            "path": os.path.abspath(path),
+            "sha256": digest,
+            "images": len(paths),
+        }
+    # Class ids when every row of every file has exactly one 1.
     single = all((labels.sum(axis=1) == 1).all() for _, labels in sets.values())
-
-    def labels_of(role):
-        labels = sets[role][1]
-        if single:
-            return np.argmax(labels, axis=1).astype(np.int64)
-        return labels.astype(np.float32)
-
+    split = {}
+    for role, (paths, labels) in sets.items():
+        split[f"{role}_paths"] = paths
+        split[f"y_{role}"] = (
+            np.argmax(labels, axis=1).astype(np.int64)
+            if single
+            else labels.astype(np.float32)
+        )
     return FileHashingData(
-        train_paths=sets["train"][0],
-        y_train=labels_of("train"),
-        query_paths=sets["query"][0],
-        y_query=labels_of("query"),
-        database_paths=sets["database"][0],
-        y_database=labels_of("database"),
+        **split,
         num_classes=int(num_labels),
-        class_names=list(class_names) if class_names is not None else None,
-        image_size=check_size(image_size, "image_size"),
-        color_mode=check_color_mode(color_mode),
-        resize_to=None if resize_to is None else check_size(resize_to, "resize_to"),
-        horizontal_flip=bool(horizontal_flip),
+        class_names=check_class_names(class_names, num_labels),
         image_root=image_root,
+        **image_options(image_size, color_mode, resize_to, horizontal_flip),
         batch_size=batch_size,
         seed=seed,
         list_files=records,

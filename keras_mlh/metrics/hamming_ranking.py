@@ -26,7 +26,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from keras_mlh.labels import as_class_id_vector, class_ids
+from keras_mlh.labels import check_labels
 from keras_mlh_runtime.codes import to_packed
 
 # Rows handed to one kernel call: small enough to spread over threads, large
@@ -46,7 +46,7 @@ def _popcount(typingctx, value):
     return types.int64(value), codegen
 
 
-def _compiled(function):
+def njit_cached(function):
     """numba.njit, cached on disk where numba finds a writable folder (next
     to this file, or the user's cache folder); a read-only install without
     either compiles once per process instead of failing at import."""
@@ -56,7 +56,7 @@ def _compiled(function):
         return numba.njit(nogil=True)(function)
 
 
-@_compiled
+@njit_cached
 def _rank_rows(
     queries,
     database,
@@ -69,15 +69,11 @@ def _rank_rows(
     sums,
     found,
 ):
-    """Fills, for each query row: `items[row, d]` and `hits[row, d]`, the
-    number of items and of relevant items at distance `d`; and for each
-    cut-off `cuts[c]`, `found[row, c]`, the relevant items in the top
-    `cuts[c]`, and `sums[row, c]`, the sum of precision at their positions.
-
-    `database` and `database_keys` are word-major `(words, n)`, so distances
-    and relevance are computed one word at a time in loops the compiler
-    vectorizes, whatever the number of words.
-    """
+    """Per query row: `items`/`hits[row, d]`, the items / relevant items at
+    distance `d`; per cut-off `cuts[c]`, `found[row, c]` (relevant items in
+    the top `cuts[c]`) and `sums[row, c]` (precision summed at them).
+    `database` and `database_keys` are word-major `(words, n)`, so the loops
+    over items vectorize, whatever the number of words."""
     count = database.shape[1]
     width = items.shape[1]
     distances = np.empty(count, np.int32)
@@ -161,46 +157,13 @@ def packed_words(codes, name):
     return _as_words(packed), packed.shape[1] * 8
 
 
-def _label_array(labels, count, name):
-    array = np.asarray(labels)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == bool
-    ):
-        raise ValueError(
-            f"`{name}` must be class ids or multi-hot rows. Received: {array.dtype}"
-        )
-    array = as_class_id_vector(array)
-    if array.ndim not in (1, 2):
-        raise ValueError(
-            f"`{name}` must be class ids (n,) or multi-hot (n, classes). "
-            f"Received: shape={array.shape}"
-        )
-    if len(array) != count:
-        raise ValueError(
-            f"`{name}` has {len(array)} rows but there are {count} codes: one label "
-            "(or multi-hot row) per code."
-        )
-    if array.ndim == 2 and not np.all((array == 0) | (array == 1)):
-        raise ValueError(
-            f"Multi-hot `{name}` must hold only 0 and 1 (1 = the item has the "
-            "class); threshold soft labels first."
-        )
-    return array
-
-
 def _label_keys(query_labels, database_labels):
     """Labels as uint64 keys the kernel compares: one dense class id per row,
     or multi-hot rows packed into 64-bit words (relevant = a shared bit).
     Query keys come `(queries, words)`, database keys word-major."""
     if query_labels.ndim == 1:
         _, dense = np.unique(
-            np.concatenate(
-                [
-                    class_ids(query_labels, "query_labels"),
-                    class_ids(database_labels, "database_labels"),
-                ]
-            ),
-            return_inverse=True,
+            np.concatenate([query_labels, database_labels]), return_inverse=True
         )
         keys = dense.astype(np.int32).reshape(-1, 1)
         return keys[: len(query_labels)], keys[len(query_labels) :].T.copy()
@@ -252,9 +215,11 @@ class HammingRanking:
                 f"Ranking needs at least one query code and one database code. "
                 f"Received: {self.num_queries} queries, {self.num_items} database codes."
             )
-        query_labels = _label_array(query_labels, self.num_queries, "query_labels")
-        database_labels = _label_array(
-            database_labels, self.num_items, "database_labels"
+        query_labels = check_labels(
+            query_labels, num_images=self.num_queries, name="query_labels"
+        )
+        database_labels = check_labels(
+            database_labels, num_images=self.num_items, name="database_labels"
         )
         if query_labels.ndim != database_labels.ndim or (
             query_labels.ndim == 2 and query_labels.shape[1] != database_labels.shape[1]
