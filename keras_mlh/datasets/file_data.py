@@ -25,32 +25,16 @@ from keras_mlh.labels import check_labels, infer_num_classes
 class FileHashingData:
     """Image files and labels split the deep-hashing way: train, query, database.
 
-    Paths are absolute; `image_root` is the folder they are recorded against
-    in a run folder. Labels are class ids `(n,)` or multi-hot `(n,
-    num_classes)`, as in `HashingData`.
-
-    Attributes:
-        train_paths, y_train: training images and labels.
-        query_paths, y_query: query images and labels (never trained on).
-        database_paths, y_database: the images searched at evaluation time.
-        num_classes: number of classes.
-        class_names: optional class names.
-        image_size: `(height, width)` of the images the views yield.
-        color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
-        resize_to: `None`, or `(height, width)` images are resized to before
-            a crop of `image_size` (random in training, central otherwise).
-        horizontal_flip: flip training images left-right at random.
-        image_root: the folder the paths are relative to in a run folder.
-        batch_size: batch size of the `tf.data` views.
-        seed: seed of the split, the training shuffle and the augmentation.
-        list_files: for data from list files, name -> `{"path", "sha256",
-            "images"}` of each list file.
+    The fields are those of `HashingData` with absolute paths instead of
+    pixels (`train_paths`, `query_paths`, `database_paths`) and the image
+    recipe of `from_files` (`image_size`, `color_mode`, `resize_to`,
+    `horizontal_flip`); `image_root` is the folder the paths are recorded
+    against in a run folder, and `list_files` (data from list files) maps each
+    list file's name to its `{"path", "sha256", "images"}`.
 
     Example:
     >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
     >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
-    >>> codes = np.concatenate([model.encode(x) for x, _ in  # doctest: +SKIP
-    ...                         data.query.as_numpy_iterator()])
     """
 
     train_paths: np.ndarray
@@ -98,16 +82,8 @@ class FileHashingData:
         return self.dataset(self.database_paths, self.y_database)
 
     def dataset(self, paths, labels=None, training=False):
-        """A streaming view of any files with this data's image recipe.
-
-        Args:
-            paths: image files.
-            labels: one label per file, or `None` for images only.
-            training: shuffle and augment (random crop and flip).
-
-        Returns:
-            A batched, prefetched `tf.data.Dataset`.
-        """
+        """A batched stream of any files (and labels) with this data's recipe;
+        `training` shuffles and augments (random crop and flip)."""
         return image_dataset(
             paths,
             labels,
@@ -149,23 +125,20 @@ def from_files(
 ):
     """Splits image files into queries and a database that is trained on.
 
-    The file-backed `from_arrays`: the same seeded, stratified split, with
-    paths instead of pixels. Every file's header is checked first (format,
-    bit depth), cheaply, so a missing or foreign file fails before training.
+    The file-backed `from_arrays`: the same seeded split, with paths instead
+    of pixels. Every file's header is checked first, so a missing or foreign
+    file fails before training.
 
     Args:
         paths: image files (any format Pillow reads).
-        labels: class ids `(n,)` or multi-hot `(n, num_classes)`.
-        num_classes: defaults to `max(id) + 1`, or the multi-hot width.
-        num_queries: number of query images, or a fraction of `n` if < 1.
+        labels, num_classes, num_queries, class_names: as in `from_arrays`.
         image_size: `(height, width)` of the images the model gets.
         color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
         resize_to: optional `(height, width)` to resize to before cropping
             `image_size` (random crop in training, central otherwise).
         horizontal_flip: random left-right flips in training.
-        seed: seed of the split and of the training shuffle.
+        seed: seed of the split, the training shuffle and the augmentation.
         batch_size: batch size of the `tf.data` views.
-        class_names: optional names, one per class.
         image_root: the folder paths are recorded against in a run folder
             (default: their common folder).
 

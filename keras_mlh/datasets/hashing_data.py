@@ -13,9 +13,8 @@ from keras_mlh_runtime.pixels import validate_images
 class HashingData:
     """Images and labels split the deep-hashing way: train, query, database.
 
-    Labels are kept as given: integer class ids `(n,)` for single-label data,
-    multi-hot `(n, num_classes)` for multi-label data. The `tf.data` views are
-    made on access.
+    Labels are class ids `(n,)` or multi-hot rows `(n, num_classes)`. The
+    `tf.data` views are made on access.
 
     Attributes:
         x_train, y_train: training images and labels.

@@ -6,11 +6,9 @@ import numpy as np
 
 from keras_mlh.datasets.file_data import from_files
 from keras_mlh.datasets.hashing_data import from_arrays
-from keras_mlh.datasets.image_check import check_image_file
 from keras_mlh.datasets.tfds_data import from_tfds
-from keras_mlh_runtime.errors import first_line
 
-__all__ = ["from_directory", "from_tfds", "image_files", "load_image", "mnist5k"]
+__all__ = ["from_directory", "from_tfds", "image_files", "mnist5k"]
 
 # What `from_directory` and the command line read as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -75,45 +73,6 @@ def image_files(folder):
             if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
         )
     return found
-
-
-def load_image(path, image_size, color_mode="rgb"):
-    """One image file as uint8 pixels, resized, decoded as the pipeline does.
-
-    Training, evaluation and `keras-mlh encode` read files through this
-    decoder, which is the TensorFlow-free runtime's
-    (`keras_mlh_runtime.images.decode_planes`): the exported encoder gets the
-    same pixels.
-
-    Args:
-        path: the image file (any format Pillow reads; 16-bit images are
-            rescaled to 8 bits).
-        image_size: `(height, width)`.
-        color_mode: `"grayscale"`, `"rgb"` or `"rgba"`.
-
-    Returns:
-        uint8 array `(height, width, channels)`.
-
-    Raises:
-        ValueError: when the file is not a readable image.
-    """
-    from keras_mlh.datasets.image_pipeline import (
-        COLOR_CHANNELS,
-        image_dataset,
-        iterate_batches,
-    )
-
-    try:
-        check_image_file(os.fspath(path))
-        dataset = image_dataset(
-            [path], image_size=image_size, channels=COLOR_CHANNELS[color_mode]
-        )
-        return next(iterate_batches(dataset))[0]
-    except ValueError as error:
-        raise ValueError(
-            f"Cannot read image {os.fspath(path)!r} ({first_line(error)}); remove "
-            "or replace the file."
-        ) from None
 
 
 def from_directory(

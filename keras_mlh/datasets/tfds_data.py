@@ -30,18 +30,13 @@ class TfdsHashingData:
         multi_label_objects: labels are per object (e.g. `objects/label`)
             and become multi-hot rows.
         max_train, max_queries: caps on the examples read (the first ones).
-        data_dir: the tfds data directory.
-        batch_size: batch size of the views.
-        seed: seed of the training shuffle.
+        data_dir, batch_size, seed: as in `from_tfds`.
         shuffle_buffer: training shuffle buffer, in examples (bounded: a
             buffer the size of the data would hold all its pixels).
-        train_positions: `None` (train on every example of the training
-            split) or the positions, in the split's file order, of the
-            examples trained on (`hold_out_validation`, `drop_classes`);
-            `y_train` holds their labels and `split_labels` those of the
-            whole split, which stays the database.
-        split_labels: the labels of the whole training split when
-            `train_positions` is set.
+        train_positions: `None`, or the positions in the training split's
+            file order of the examples trained on (`hold_out_validation`,
+            `drop_classes`); `split_labels` then holds the labels of the whole
+            split, which stays the database.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
@@ -80,15 +75,7 @@ class TfdsHashingData:
         return np.asarray(self.train_positions)
 
     def restricted(self, positions, labels):
-        """A copy training on the examples at `positions` (labels `labels`).
-
-        Args:
-            positions: positions in the training split's file order.
-            labels: their labels.
-
-        Returns:
-            A `TfdsHashingData` whose queries and database are unchanged.
-        """
+        """A copy training on the examples at `positions` (file order) only."""
         return dataclasses.replace(
             self,
             train_positions=np.asarray(positions, np.int64),
@@ -97,15 +84,7 @@ class TfdsHashingData:
         )
 
     def subset(self, positions):
-        """The examples at `positions` of the training split, streamed.
-
-        Args:
-            positions: increasing positions in the split's file order.
-
-        Returns:
-            A batched, unshuffled `tf.data.Dataset` of `(images, labels)`,
-            in file order.
-        """
+        """The examples at increasing `positions` of the training split, streamed."""
         return self._dataset(self.train_split, self.max_train, positions=positions)
 
     @property
@@ -134,17 +113,9 @@ class TfdsHashingData:
     def database(self):
         return self._dataset(self.train_split, self.max_train)
 
-    @property
-    def x_query(self):
-        """All query images decoded into memory (small sets only)."""
-        return _images(self.query)
-
-    @property
-    def x_database(self):
-        """All database images decoded into memory (small sets only)."""
-        return _images(self.database)
-
-    x_train = x_database
+    # Whole sets decoded into memory (small sets only), as `HashingData` has.
+    x_query = property(lambda self: _images(self.query))
+    x_database = x_train = property(lambda self: _images(self.database))
 
     def _dataset(self, split, limit, training=False, positions=None):
         import tensorflow as tf
@@ -166,22 +137,16 @@ class TfdsHashingData:
             ds = ds.map(lambda _, example: example)
             # Filtering hides the count: `len(data.train)` (steps per epoch).
             ds = ds.apply(tf.data.experimental.assert_cardinality(len(positions)))
-        key, objects, classes = (
-            self.label_key,
-            self.multi_label_objects,
-            self.num_classes,
-        )
-        size = self.image_size
 
         def convert(example):
             image = example["image"]
             if image.shape.rank == 2:
                 image = image[..., None]
-            image = tf.image.resize(image, size)
+            image = tf.image.resize(image, self.image_size)
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-            label = _nested(example, key)
-            if objects:
-                label = tf.reduce_max(tf.one_hot(label, classes), axis=0)
+            label = _nested(example, self.label_key)
+            if self.multi_label_objects:
+                label = tf.reduce_max(tf.one_hot(label, self.num_classes), axis=0)
             return image, label
 
         ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
@@ -230,9 +195,8 @@ def from_tfds(
 
     Single-label datasets use their `label` feature; multi-label ones (e.g.
     `coco/2017`, whose `objects/label` lists the objects) become multi-hot.
-    Images are resized to `image_size` (tfds datasets may have images of any
-    size) on the fly; only the labels are read up front (one pass over the
-    labels, images skipped from memory). The database is the training split.
+    Images are resized to `image_size` on the fly; only the labels are read
+    up front, in one pass. The database is the training split.
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
@@ -305,12 +269,9 @@ NETWORK_TIMEOUT = 3.0
 
 
 def _download(builder, name):
-    """Downloads and prepares `builder`'s data, failing fast when offline.
-
-    tfds retries an unreachable download for minutes, warning each time,
-    and leaves temporary download folders behind: one connection attempt
-    first, and one line naming the fix when it fails.
-    """
+    """Downloads and prepares `builder`'s data, failing fast when offline
+    (tfds retries an unreachable download for minutes and leaves temporary
+    folders behind)."""
     error = network_error()
     if error is not None:
         raise ValueError(
