@@ -1,10 +1,7 @@
-"""Input and output guards of keras-mlh; the runtime's atomic writes, re-exported.
+"""The guard of every output of keras-mlh (`check_output`) and of model files.
 
-`check_output` is the one guard of every output of the library and the
-`keras-mlh` command line: no existing file is replaced without `overwrite`,
-and never (even with it) an input of the same command. The atomic writes it
-guards live in `keras_mlh_runtime.files`, which serving uses without
-keras-mlh; they are re-exported here.
+The atomic writes it guards live in `keras_mlh_runtime.files` (serving uses
+them without keras-mlh); they are re-exported here.
 """
 
 import contextlib
@@ -32,11 +29,7 @@ __all__ = [
 
 
 def check_model_file(path, fix="save the model with model.save('model.keras')"):
-    """Checks that `path` is a `.keras` archive, without importing TensorFlow.
-
-    The one check of a model file: `keras_mlh.models.load_model` runs it
-    first, and the command line runs it once before any slow import, so a
-    wrong path fails at once.
+    """Checks that `path` is a `.keras` (zip) archive, before any slow import.
 
     Args:
         path: the `.keras` file.
@@ -44,10 +37,6 @@ def check_model_file(path, fix="save the model with model.save('model.keras')"):
 
     Returns:
         `path` as a string.
-
-    Raises:
-        ValueError: for a missing file, a folder, or a file that is not a zip
-            archive.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -64,24 +53,13 @@ def check_model_file(path, fix="save the model with model.save('model.keras')"):
 def check_replaceable_folder(path, overwrite, marker, what, overwrite_flag):
     """Checks that `path` may become (or replace) one of our output folders.
 
-    An empty or missing folder is fine. A non-empty one is replaced only
-    with `overwrite`, and only when it holds `marker` (the file that every
-    such folder of ours has): replacing deletes the old folder, so it must
-    never be a folder of the user's own. Creates nothing.
-
-    Args:
-        path: the output folder.
-        overwrite: whether an earlier output folder may be replaced.
-        marker: file name that marks a folder this package wrote.
-        what: what the folder is, for messages (e.g. `"export"`).
-        overwrite_flag: how the caller spells `overwrite`, for messages.
+    An empty or missing folder is fine; a non-empty one is replaced only with
+    `overwrite`, and only when it holds `marker` (the file every such folder
+    of ours has), so a folder of the user's own is never deleted. The other
+    arguments are those of `check_output`.
 
     Returns:
         The absolute path.
-
-    Raises:
-        ValueError: when `path` is a file, cannot be written, or is a
-            non-empty folder that may not be replaced.
     """
     path = check_writable(path, kind="folder")
     if os.path.isdir(path) and os.listdir(path):
@@ -112,10 +90,8 @@ def check_output(
     """The guard of every output: checks that writing `path` loses nothing.
 
     An existing output is replaced only with `overwrite`; an output is never
-    (even with `overwrite`) one of the command's `inputs`, compared by real
-    path so links and `..` do not hide it, and an output folder never holds
-    an input (replacing the folder would delete it). Also refuses an output
-    inside one of the `not_inside` folders (an image folder it would join).
+    (even with `overwrite`) one of the `inputs` (by real path), an output
+    folder never holds one, and no output goes inside a `not_inside` folder.
     Creates nothing; runs before any slow work.
 
     Args:
@@ -135,10 +111,6 @@ def check_output(
 
     Returns:
         The absolute path.
-
-    Raises:
-        ValueError: when writing `path` would replace a file without
-            `overwrite`, replace or delete an input, or cannot be done.
 
     Example:
     >>> check_output("codes.npz", inputs=["model.keras", "images.npy"])
@@ -184,7 +156,6 @@ def check_output(
     return path
 
 
-# --------------------------------------------------------------- helpers
 def _same_file(a, b):
     """Whether `a` and `b` are one file or folder (by real path, or inode)."""
     if os.path.exists(a) and os.path.exists(b):

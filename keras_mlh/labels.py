@@ -31,9 +31,9 @@ def is_class_id_column(shape):
 def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     """Checks labels and returns them as the model and the metrics take them.
 
-    The one check of labels. Memory is proportional to the labels given: class
-    ids are checked by their range, never expanded to one-hot rows. Ids are
-    exact int64 (a float or uint64 detour could merge large ids).
+    The one check of labels: shape, dtype, NaN, whole and in-range ids, 0/1
+    rows, count. Ids are checked by their range, never expanded to one-hot
+    rows, and come back exact int64 (a float detour could merge large ids).
 
     Args:
         labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,
@@ -45,11 +45,6 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
 
     Returns:
         int64 class ids `(n,)`, or float32 multi-hot rows `(n, num_classes)`.
-
-    Raises:
-        ValueError: on a wrong shape, a non-numeric dtype, NaN, non-whole or
-            out-of-range ids, multi-hot values other than 0/1, or a count
-            mismatch.
 
     Example:
     >>> check_labels([2, 0], num_classes=3)

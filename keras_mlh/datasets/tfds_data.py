@@ -194,14 +194,13 @@ def from_tfds(
     """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`.
 
     Single-label datasets use their `label` feature; multi-label ones (e.g.
-    `coco/2017`, whose `objects/label` lists the objects) become multi-hot.
-    Images are resized to `image_size` on the fly; only the labels are read
-    up front, in one pass. The database is the training split.
+    `coco/2017`'s `objects/label`) become multi-hot. Only the labels are read
+    up front. The database is the training split.
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
         train_split, query_split: tfds split names.
-        image_size: `(height, width)`.
+        image_size: `(height, width)` the images are resized to.
         max_train, max_queries: caps on the number of examples read (the
             first ones, in tfds's file order).
         label_key: feature holding the labels; found automatically if `None`.
@@ -213,7 +212,6 @@ def from_tfds(
 
     Example:
     >>> data = from_tfds("cifar10", image_size=(32, 32), max_train=10_000)  # doctest: +SKIP
-    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     import tensorflow_datasets as tfds
 
