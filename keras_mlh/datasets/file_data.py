@@ -11,7 +11,11 @@ import os
 
 import numpy as np
 
-from keras_mlh.datasets.hashing_data import check_class_names, split_indices
+from keras_mlh.datasets.hashing_data import (
+    SplitViews,
+    check_class_names,
+    split_indices,
+)
 from keras_mlh.datasets.image_check import check_image_files
 from keras_mlh.datasets.image_pipeline import (
     COLOR_CHANNELS,
@@ -22,7 +26,7 @@ from keras_mlh.labels import check_labels, infer_num_classes
 
 
 @dataclasses.dataclass
-class FileHashingData:
+class FileHashingData(SplitViews):
     """Image files and labels split the deep-hashing way: train, query, database.
 
     The fields are those of `HashingData` with absolute paths instead of
@@ -61,10 +65,6 @@ class FileHashingData:
     @property
     def image_shape(self):
         return (*(int(s) for s in self.image_size), self.channels)
-
-    @property
-    def multi_label(self):
-        return np.asarray(self.y_train).ndim == 2
 
     @property
     def train(self):

@@ -9,8 +9,16 @@ from keras_mlh_runtime.errors import check_positive_int
 from keras_mlh_runtime.pixels import validate_images
 
 
+class SplitViews:
+    """What the three kinds of split data share."""
+
+    @property
+    def multi_label(self):
+        return np.asarray(self.y_train).ndim == 2
+
+
 @dataclasses.dataclass
-class HashingData:
+class HashingData(SplitViews):
     """Images and labels split the deep-hashing way: train, query, database.
 
     Labels are class ids `(n,)` or multi-hot rows `(n, num_classes)`. The
@@ -40,10 +48,6 @@ class HashingData:
     @property
     def image_shape(self):
         return tuple(self.x_train.shape[1:])
-
-    @property
-    def multi_label(self):
-        return self.y_train.ndim == 2
 
     @property
     def train(self):

@@ -9,13 +9,14 @@ import dataclasses
 
 import numpy as np
 
-from keras_mlh.datasets.validation import check_labels
+from keras_mlh.datasets.hashing_data import SplitViews
+from keras_mlh.labels import check_labels
 
 SHUFFLE_BUFFER = 2048
 
 
 @dataclasses.dataclass
-class TfdsHashingData:
+class TfdsHashingData(SplitViews):
     """A tfds dataset split the deep-hashing way; the database is the training split.
 
     Attributes:
@@ -92,18 +93,10 @@ class TfdsHashingData:
         return (*self.image_size, self.channels)
 
     @property
-    def multi_label(self):
-        return np.asarray(self.y_train).ndim == 2
-
-    @property
     def train(self):
         """Shuffled (tfds files, then a bounded buffer), batched `(images, labels)`."""
-        return self._dataset(
-            self.train_split,
-            self.max_train,
-            training=True,
-            positions=self.train_positions,
-        )
+        split, limit, positions = self.train_split, self.max_train, self.train_positions
+        return self._dataset(split, limit, training=True, positions=positions)
 
     @property
     def query(self):
@@ -216,7 +209,8 @@ def from_tfds(
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir)
-    key, num_classes, objects = _tfds_label_feature(builder.info.features, label_key)
+    key, feature, objects = _tfds_label_feature(builder.info.features, label_key)
+    num_classes = feature.num_classes
     if not builder.is_prepared():
         _download(builder, name)
 
@@ -235,10 +229,6 @@ def from_tfds(
 
     y_train = labels_of(train_split, max_train)
     y_query = labels_of(query_split, max_queries)
-    feature = _nested(builder.info.features, key)
-    names = getattr(feature, "names", None) or getattr(
-        getattr(feature, "feature", None), "names", None
-    )
     channels = builder.info.features["image"].shape[-1] or 3
     return TfdsHashingData(
         name=name,
@@ -247,7 +237,7 @@ def from_tfds(
         y_train=y_train,
         y_query=y_query,
         num_classes=int(num_classes),
-        class_names=list(names) if names else None,
+        class_names=list(feature.names) if feature.names else None,
         image_size=tuple(int(s) for s in image_size),
         channels=int(channels),
         label_key=key,
@@ -309,10 +299,10 @@ def _tfds_label_feature(features, label_key):
             continue
         if isinstance(feature, tfds.features.ClassLabel):
             # Under `objects`, a ClassLabel is one label per object.
-            return key, feature.num_classes, key.startswith("objects/")
+            return key, feature, key.startswith("objects/")
         inner = getattr(feature, "feature", None)
         if isinstance(inner, tfds.features.ClassLabel):
-            return key, inner.num_classes, True
+            return key, inner, True
     raise ValueError(
         "Could not find a class-label feature in this tfds dataset; pass "
         f"label_key=... (one of: {', '.join(sorted(features.keys()))})."

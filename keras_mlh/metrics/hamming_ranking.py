@@ -1,21 +1,14 @@
 """Per-query ranking statistics over Hamming distance, in one compiled pass.
 
-Every retrieval metric of `keras_mlh.metrics` is a function of two things
-per query: how many items (and how many relevant items) sit at each Hamming
-distance, and, for the cut-off metrics, where each relevant item lands in
-the ranking. Both come from one numba kernel, without sorting: with ties
-kept in database order, the position of item `j` at distance `d` is the
-number of items closer than `d` plus the number of items at distance `d`
-up to `j`. The second number is the per-distance histogram count right
-after item `j` is added, so one scan of the database per query yields the
-histograms and, for every relevant item, its rank; a short pass over the
-relevant items then adds the items closer than their distance.
-
-Codes are compared as packed 64-bit words (popcount of XOR), labels as
-dense class ids or packed multi-hot words, so no `(queries, database)`
-matrix is ever built: memory is the codes plus about 17 bytes per database
-item per thread, whatever the number of queries. The kernel releases the
-GIL and runs in one Python thread per CPU core.
+Every retrieval metric is a function of, per query, the items (and relevant
+items) at each Hamming distance and, for cut-off metrics, the rank of each
+relevant item. One numba kernel gives both without sorting: with ties in
+database order, an item's rank is the number of items closer than its
+distance plus its position among the items at that distance, which is the
+histogram count right after the item is added. Codes are compared as packed
+64-bit words (popcount of XOR), labels as dense ids or packed multi-hot
+words: no `(queries, database)` matrix, about 17 bytes per database item per
+thread. The kernel releases the GIL and runs a Python thread per CPU core.
 """
 
 import os
@@ -147,12 +140,8 @@ def _threads():
 
 
 def packed_words(codes, name):
-    """Codes in any form as `(n, words)` uint64 and their bit count.
-
-    uint8 input is read as packed bytes (as everywhere in keras_mlh); other
-    dtypes as ±1 or 0/1 codes. Bytes are zero-padded to whole 64-bit words,
-    which leaves Hamming distances unchanged.
-    """
+    """Codes in any form (uint8 = packed bytes) as `(n, words)` uint64,
+    zero-padded (distances unchanged), and their bit count."""
     packed = to_packed(codes, name=name)
     return _as_words(packed), packed.shape[1] * 8
 
