@@ -27,13 +27,23 @@ def _save(figure, path):
     return path
 
 
-def _series(values, name, what):
-    """`values` (one result, or a dict of label -> result) as label -> result."""
+def _precision_lines(values, name, points, xlabel, title, **style):
+    """A figure of one precision line per series of `values` (one result, or
+    a dict of label -> result); `points(result)` gives a line's x and y."""
+    from matplotlib.figure import Figure
+
     if not isinstance(values, dict):
-        raise ValueError(f"`{name}` must be a {what} dict or a dict of name -> one.")
-    if values and all(isinstance(v, dict) for v in values.values()):
-        return values
-    return {"": values}
+        raise ValueError(f"`{name}` must be a dict, or a dict of name -> dict.")
+    series = values
+    if not (values and all(isinstance(v, dict) for v in values.values())):
+        series = {"": values}
+    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+    axes = _axes(figure, xlabel, "precision", title)
+    for label, result in series.items():
+        axes.plot(*points(result), label=label or None, **style)
+    if any(series):
+        axes.legend()
+    return figure
 
 
 def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
@@ -48,19 +58,14 @@ def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
     Returns:
         The path written.
     """
-    from matplotlib.figure import Figure
 
-    figure = Figure(figsize=FIGSIZE, dpi=DPI)
-    axes = _axes(figure, "recall", "precision", title)
-    axes.set_xlim(0, 1.02)
-    series = _series(curves, "curves", "precision_recall_curve")
-    for name, curve in series.items():
+    def points(curve):
         precision = np.asarray(curve["precision"], dtype=float)
-        recall = np.asarray(curve["recall"], dtype=float)
         keep = np.isfinite(precision)
-        axes.plot(recall[keep], precision[keep], marker=".", label=name or None)
-    if any(series):
-        axes.legend()
+        return np.asarray(curve["recall"], dtype=float)[keep], precision[keep]
+
+    figure = _precision_lines(curves, "curves", points, "recall", title, marker=".")
+    figure.axes[0].set_xlim(0, 1.02)
     return _save(figure, path)
 
 
@@ -76,18 +81,15 @@ def plot_precision_at_k(values, path, title="Precision@K"):
     Returns:
         The path written.
     """
-    from matplotlib.figure import Figure
 
-    figure = Figure(figsize=FIGSIZE, dpi=DPI)
-    axes = _axes(figure, "K (items retrieved)", "precision", title)
-    series = _series(values, "values", "precision_at_k")
-    for name, points in series.items():
-        if not points:
+    def points(result):
+        if not result:
             raise ValueError("`values` must hold at least one (k, precision) point.")
-        ks = sorted(points)
-        axes.plot(ks, [points[k] for k in ks], marker="o", label=name or None)
-    if any(series):
-        axes.legend()
+        ks = sorted(result)
+        return ks, [result[k] for k in ks]
+
+    xlabel = "K (items retrieved)"
+    figure = _precision_lines(values, "values", points, xlabel, title, marker="o")
     return _save(figure, path)
 
 
