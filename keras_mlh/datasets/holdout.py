@@ -1,8 +1,7 @@
 """Held-out validation and seen/unseen class splits of a training set.
 
-The package's protocol: the test queries never pick anything. Model
-selection (the best epoch, hyper-parameters) uses validation queries held out
-of the training set, searched against the rest of the training set
+The test queries never pick anything: model selection uses validation
+queries held out of the training set, searched against the rest of it
 (`hold_out_validation`). The seen/unseen protocol trains without some
 classes, whose queries and database images stay (`drop_classes`).
 """
@@ -79,17 +78,8 @@ def hold_out_validation(data, val_split, seed=None):
 
 
 def unseen_mask(labels, unseen_classes):
-    """Which items belong to an unseen class.
-
-    A multi-label item is unseen when any of its labels is.
-
-    Args:
-        labels: class ids `(n,)` or multi-hot rows `(n, num_classes)`.
-        unseen_classes: the class ids held out of training.
-
-    Returns:
-        bool array `(n,)`.
-    """
+    """Which items (class ids or multi-hot rows) belong to an unseen class, as
+    a bool array `(n,)`: a multi-label item does when any of its labels does."""
     labels = np.asarray(labels)
     unseen = np.asarray(sorted(unseen_classes), dtype=np.int64)
     if labels.ndim == 2:

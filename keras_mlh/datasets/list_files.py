@@ -6,12 +6,10 @@ and `database.txt` (the images searched), one image a line:
     relative/path.jpg 0 1 0 0 1 ...
 
 a path (no spaces) and a multi-hot label vector; single-label sets have one
-1 per row and become class ids. Everything is checked before training
-starts, each problem reported with the list file and its line: a missing
-image, a file that is not an image Pillow reads by its header (cheap:
-a few bytes per file; a corrupt body is found when the pipeline decodes it),
-a row with the wrong number of labels, a label other than 0/1 or none at all
-(an all-zero row), a duplicate path within a file, an empty list file.
+1 per row and become class ids. Everything is checked before training, each
+problem reported with its list file and line: a missing image or one Pillow
+cannot read by its header, a wrong number of labels, a label other than 0/1
+or none at all, a duplicate path, an empty list file.
 """
 
 import collections
