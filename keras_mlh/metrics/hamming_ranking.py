@@ -179,15 +179,6 @@ class HammingRanking:
             0/1), the same number of bits.
         query_labels, database_labels: class ids `(n,)` or multi-hot
             `(n, classes)` rows of 0/1, the same kind on both sides.
-
-    Example:
-    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
-    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
-    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
-    >>> ranking = HammingRanking(q_codes, q_labels, db_codes, db_labels)
-    >>> for block in ranking.blocks(cuts=[10, 100]):
-    ...     print(block.found[0])  # query 0: relevant items in its top 10, top 100
-    [10 10]
     """
 
     def __init__(self, query_codes, query_labels, database_codes, database_labels):
