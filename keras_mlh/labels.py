@@ -51,11 +51,7 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     array([2, 0])
     """
     array = np.asarray(labels)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.integer)
-        or np.issubdtype(array.dtype, np.floating)
-        or array.dtype == bool
-    ):
+    if array.dtype.kind not in "biuf":  # bool, int, uint, float
         raise ValueError(
             f"`{name}` must be integer class ids or a multi-hot 0/1 array. "
             f"Received: dtype={array.dtype}"
