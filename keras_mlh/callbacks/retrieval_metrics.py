@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 
+from keras_mlh.labels import check_labels
 from keras_mlh.metrics import mean_average_precision
 from keras_mlh_runtime.errors import check_positive_int
 
@@ -112,18 +113,15 @@ def _pair(data, name):
         labels = [np.asarray(y) for _, y in data.as_numpy_iterator()]
         if not labels:
             raise ValueError(f"`{name}` is empty: it yields no batch.")
-        return data, np.concatenate(labels)
-    if isinstance(data, (tuple, list)) and len(data) == 2 and _is_dataset(data[0]):
-        return data[0], np.asarray(data[1])
+        return data, check_labels(np.concatenate(labels), name=f"{name} labels")
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(
             f"`{name}` must be an (images, labels) pair of arrays or a batched "
             "tf.data dataset of (images, labels)."
         )
-    images, labels = np.asarray(data[0]), np.asarray(data[1])
-    if len(images) != len(labels) or len(images) == 0:
-        raise ValueError(
-            f"`{name}` must hold as many labels as images, at least one. "
-            f"Received: {len(images)} images, {len(labels)} labels"
-        )
-    return images, labels
+    if _is_dataset(data[0]):
+        return data[0], check_labels(data[1], name=f"{name} labels")
+    images = np.asarray(data[0])
+    if not len(images):
+        raise ValueError(f"`{name}` holds no image: give at least one.")
+    return images, check_labels(data[1], num_images=len(images), name=f"{name} labels")
