@@ -22,7 +22,6 @@ __all__ = [
     "atomic_path",
     "check_model_file",
     "check_output",
-    "check_replaceable_folder",
     "check_writable",
     "write_json",
 ]
@@ -50,32 +49,6 @@ def check_model_file(path, fix="save the model with model.save('model.keras')"):
     return path
 
 
-def check_replaceable_folder(path, overwrite, marker, what, overwrite_flag):
-    """Checks that `path` may become (or replace) one of our output folders.
-
-    An empty or missing folder is fine; a non-empty one is replaced only with
-    `overwrite`, and only when it holds `marker` (the file every such folder
-    of ours has), so a folder of the user's own is never deleted. The other
-    arguments are those of `check_output`.
-
-    Returns:
-        The absolute path.
-    """
-    path = check_writable(path, kind="folder")
-    if os.path.isdir(path) and os.listdir(path):
-        if not overwrite:
-            raise ValueError(
-                f"{path!r} is not empty; choose a new folder or pass "
-                f"{overwrite_flag} to replace an earlier {what}."
-            )
-        if not os.path.isfile(os.path.join(path, marker)):
-            raise ValueError(
-                f"Refusing to replace {path!r}: it is not a keras-mlh {what} (no "
-                f"{marker}), and replacing deletes it. Choose a new folder."
-            )
-    return path
-
-
 def check_output(
     path,
     inputs=(),
@@ -96,14 +69,12 @@ def check_output(
 
     Args:
         path: the output file or folder.
-        inputs: the paths (files or folders) the command reads; `None`
-            entries are skipped.
+        inputs: the paths the command reads (`None` entries skipped).
         overwrite: whether existing outputs may be replaced.
         kind: `"file"` or `"folder"`. A folder may be replaced only when it
             is empty or holds `marker`, the file every such folder of ours
-            has (see `check_replaceable_folder`).
-        companions: further files written with `path` (an index's sidecars),
-            guarded the same way.
+            has.
+        companions: further files written with `path` (an index's sidecars).
         marker: for folders, see `kind`.
         what: what the output is, for messages (e.g. `"run folder"`).
         overwrite_flag: how the caller spells `overwrite`, for messages.
@@ -139,7 +110,7 @@ def check_output(
                 "this command; choose an output outside it."
             )
     if kind == "folder":
-        return check_replaceable_folder(path, overwrite, marker, what, overwrite_flag)
+        return _check_folder(path, overwrite, marker, what, overwrite_flag)
     for output in outputs:
         check_writable(output, kind="file")
         if os.path.exists(output) and not os.path.isfile(output):
@@ -152,6 +123,24 @@ def check_output(
             raise ValueError(
                 f"{output!r} exists; pass {overwrite_flag} to replace it, or "
                 "choose another name."
+            )
+    return path
+
+
+def _check_folder(path, overwrite, marker, what, overwrite_flag):
+    # A non-empty folder without `marker` is the user's own: replacing it
+    # would delete it.
+    path = check_writable(path, kind="folder")
+    if os.path.isdir(path) and os.listdir(path):
+        if not overwrite:
+            raise ValueError(
+                f"{path!r} is not empty; choose a new folder or pass "
+                f"{overwrite_flag} to replace an earlier {what}."
+            )
+        if not os.path.isfile(os.path.join(path, marker)):
+            raise ValueError(
+                f"Refusing to replace {path!r}: it is not a keras-mlh {what} "
+                f"(no {marker}), and replacing deletes it. Choose a new folder."
             )
     return path
 
