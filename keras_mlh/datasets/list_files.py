@@ -57,7 +57,9 @@ def read_list_file(path, image_root, num_labels=None):
         widths = collections.Counter(len(line.split()) - 1 for line in lines)
         widths.pop(-1, None)  # blank lines
         num_labels = widths.most_common(1)[0][0] if widths else None
-    paths, rows, first_line_of = [], None, {}
+    # One uint8 per label: 13 MB for 130,000 x 100.
+    rows = np.zeros((len(lines), num_labels or 0), dtype=np.uint8)
+    paths, first_line_of = [], {}
     for number, line in enumerate(lines, start=1):
         tokens = line.split()
         if not tokens:
@@ -69,10 +71,6 @@ def read_list_file(path, image_root, num_labels=None):
                 f"multi-hot labels), got {line.strip()[:80]!r}"
             )
         labels = tokens[1:]
-        if num_labels is None:
-            num_labels = len(labels)
-        if rows is None:  # one uint8 per label: 13 MB for 130,000 x 100
-            rows = np.zeros((len(lines), num_labels), dtype=np.uint8)
         if len(labels) != num_labels:
             raise ValueError(
                 f"{where}: {len(labels)} labels, expected {num_labels} like the "
