@@ -92,20 +92,9 @@ def unseen_mask(labels, unseen_classes):
 
 
 def class_ids_of(names_or_ids, num_classes, class_names=None):
-    """Class ids from ids or names (as given on a command line).
-
-    Args:
-        names_or_ids: iterable of ints, digit strings or class names.
-        num_classes: number of classes.
-        class_names: the names, if any.
-
-    Returns:
-        Sorted list of distinct int ids.
-
-    Raises:
-        ValueError: for an unknown name or an id out of range, or when every
-            class would be unseen.
-    """
+    """The sorted distinct ids of classes given by id or name (as on a command
+    line); a `ValueError` for an unknown name, an id out of range, none, or
+    every class."""
     ids = set()
     names = list(class_names or [])
     for item in names_or_ids:

@@ -130,15 +130,8 @@ def iterate_batches(dataset):
 
 
 def decode_failure(error):
-    """The `ValueError` to raise for a TensorFlow error of the pipeline.
-
-    Args:
-        error: any exception, e.g. from `model.fit` on a streamed dataset.
-
-    Returns:
-        A `ValueError` that says an image could not be decoded, or `None`
-        when `error` is not a TensorFlow op error.
-    """
+    """The `ValueError` saying an image could not be decoded, for a TensorFlow
+    op error of the pipeline (e.g. in `model.fit`); `None` for other errors."""
     import sys
 
     tf = sys.modules.get("tensorflow")

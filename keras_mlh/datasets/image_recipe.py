@@ -1,12 +1,10 @@
 """How image files become a model's input: size, resize-then-crop, flips.
 
-`ImageRecipe.for_backbone` is the one home of the rule that `keras-mlh
-train` applies to folders and list files: a named Keras Applications
-backbone gets the HashNet/CSQ/MDSH recipe (resize to 256, random 224 crop
-and horizontal flip in training, central crop at evaluation and export);
-the small backbone resizes straight to 64x64, unflipped. The same
-`resize_to` goes into the run folder's `run.json`, `split.npz` and the
-export's `metadata.json` (read by `keras_mlh_runtime.contract`).
+`ImageRecipe.for_backbone` is the one home of the rule: a named Keras
+Applications backbone gets the HashNet/CSQ/MDSH recipe (resize to 256, random
+224 crop and flips in training, central crop otherwise), the small backbone
+64x64 images, resized straight. The same `resize_to` goes into `run.json`,
+`split.npz` and the export's `metadata.json`.
 """
 
 import dataclasses
