@@ -14,9 +14,8 @@ def default_augmentation():
     """Light geometric augmentation, safe for digits and natural images alike.
 
     Returns:
-        A `keras.Sequential` of core Keras preprocessing layers: small random
-        translations and rotations. No flips, which change the meaning of
-        digits and text.
+        A `keras.Sequential` of small random translations and rotations (no
+        flips, which change the meaning of digits and text).
 
     Example:
     >>> model = keras_mlh.MLH(num_classes=10, augmentation=default_augmentation())
@@ -65,10 +64,6 @@ def keras_cv_layer(name, **kwargs):
 
     Returns:
         The keras-cv layer, usable in `MLH(augmentation=[...])`.
-
-    Raises:
-        ImportError: when keras-cv is not installed.
-        ValueError: when keras-cv has no layer of that name.
 
     Example:
     >>> cutout = keras_cv_layer("RandomCutout", height_factor=0.3, width_factor=0.3)

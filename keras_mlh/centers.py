@@ -25,8 +25,9 @@ import heapq
 import math
 import warnings
 
-import numba
 import numpy as np
+
+from keras_mlh.metrics.hamming_ranking import njit_cached
 
 # The most classes hash centers are built for (ImageNet-21k has 21,841): the
 # search costs about `classes**2 * bits` operations (seconds at 10,000 classes
@@ -99,17 +100,8 @@ def min_hamming_distance(centers: np.ndarray) -> int:
 
 
 def check_centers(centers):
-    """Hash centers as the losses take them: float32 `(num_classes, bits)` of ±1.
-
-    Args:
-        centers: an array of ±1 hash centers, e.g. `hash_centers(...).centers`.
-
-    Returns:
-        The centers as a float32 array.
-
-    Raises:
-        ValueError: when they are not a 2-D array of ±1 values.
-    """
+    """Hash centers (e.g. `hash_centers(...).centers`) as the losses take
+    them: float32 `(num_classes, bits)` of ±1, or a `ValueError`."""
     centers = np.asarray(centers, dtype="float32")
     if centers.ndim != 2 or not np.all(np.abs(centers) == 1):
         raise ValueError(
@@ -135,11 +127,6 @@ def hash_centers(
     Returns:
         A `HashCenters` with the centers and the minimum distance reached.
 
-    Raises:
-        ValueError: for non-positive arguments, more than `MAX_CLASSES`
-            classes, or more centers than there are distinct codes of `bits`
-            bits.
-
     Example:
     >>> hc = hash_centers(10, 32)
     >>> hc.centers.shape, hc.min_distance >= hc.target_distance
@@ -158,7 +145,7 @@ def hash_centers(
     target = gilbert_varshamov_distance(num_classes, bits)
     # Hadamard rows are bits/2 apart, which meets the target except for very
     # few classes (e.g. 2 classes of 8 bits, where complements are better).
-    if _is_power_of_two(bits) and num_classes <= 2 * bits and bits // 2 >= target:
+    if bits & (bits - 1) == 0 and num_classes <= 2 * bits and bits // 2 >= target:
         hadamard = _sylvester_hadamard(bits)
         centers = np.concatenate([hadamard, -hadamard])[:num_classes]
         method = "hadamard"
@@ -189,19 +176,6 @@ def _validate(num_classes, bits):
             f"there are only {2**bits} distinct codes. Use more bits. "
             f"Received: num_classes={num_classes}, bits={bits}"
         )
-
-
-def _compiled(function):
-    """numba.njit, cached on disk where numba can write (as the ranking
-    kernel of `keras_mlh.metrics` is), else compiled once per process."""
-    try:
-        return numba.njit(nogil=True, cache=True)(function)
-    except RuntimeError:
-        return numba.njit(nogil=True)(function)
-
-
-def _is_power_of_two(n):
-    return n >= 1 and n & (n - 1) == 0
 
 
 def _sylvester_hadamard(n):
@@ -246,15 +220,11 @@ def _search_centers(num_classes, bits, target, seed, max_iterations):
     return centers
 
 
-@_compiled
+@njit_cached
 def _flip_excess(centers, row, limit):
-    """Inner products of `row` with every center, and what flipping each bit
-    of `row` would leave: for each bit, the sum over the other rows of
-    `max(inner - limit, 0)` (excess over the limit) and of `max(inner, 0)`.
-
-    One pass over the centers (numba): O(classes * bits), no
-    `(classes, bits)` table per step.
-    """
+    """Inner products of `row` with every center and, per bit of `row`, what
+    flipping it would leave: the sums over the other rows of
+    `max(inner - limit, 0)` and of `max(inner, 0)`. O(classes * bits)."""
     classes, bits = centers.shape
     inner = np.empty(classes, np.int64)
     for r in range(classes):

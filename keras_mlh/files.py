@@ -1,10 +1,7 @@
-"""Input and output guards of keras-mlh; the runtime's atomic writes, re-exported.
+"""The guard of every output of keras-mlh (`check_output`) and of model files.
 
-`check_output` is the one guard of every output of the library and the
-`keras-mlh` command line: no existing file is replaced without `overwrite`,
-and never (even with it) an input of the same command. The atomic writes it
-guards live in `keras_mlh_runtime.files`, which serving uses without
-keras-mlh; they are re-exported here.
+The atomic writes it guards live in `keras_mlh_runtime.files` (serving uses
+them without keras-mlh); they are re-exported here.
 """
 
 import contextlib
@@ -25,18 +22,13 @@ __all__ = [
     "atomic_path",
     "check_model_file",
     "check_output",
-    "check_replaceable_folder",
     "check_writable",
     "write_json",
 ]
 
 
 def check_model_file(path, fix="save the model with model.save('model.keras')"):
-    """Checks that `path` is a `.keras` archive, without importing TensorFlow.
-
-    The one check of a model file: `keras_mlh.models.load_model` runs it
-    first, and the command line runs it once before any slow import, so a
-    wrong path fails at once.
+    """Checks that `path` is a `.keras` (zip) archive, before any slow import.
 
     Args:
         path: the `.keras` file.
@@ -44,10 +36,6 @@ def check_model_file(path, fix="save the model with model.save('model.keras')"):
 
     Returns:
         `path` as a string.
-
-    Raises:
-        ValueError: for a missing file, a folder, or a file that is not a zip
-            archive.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -58,43 +46,6 @@ def check_model_file(path, fix="save the model with model.save('model.keras')"):
         raise ValueError(
             f"{path!r} is not a Keras model file (.keras zip archive); {fix}."
         )
-    return path
-
-
-def check_replaceable_folder(path, overwrite, marker, what, overwrite_flag):
-    """Checks that `path` may become (or replace) one of our output folders.
-
-    An empty or missing folder is fine. A non-empty one is replaced only
-    with `overwrite`, and only when it holds `marker` (the file that every
-    such folder of ours has): replacing deletes the old folder, so it must
-    never be a folder of the user's own. Creates nothing.
-
-    Args:
-        path: the output folder.
-        overwrite: whether an earlier output folder may be replaced.
-        marker: file name that marks a folder this package wrote.
-        what: what the folder is, for messages (e.g. `"export"`).
-        overwrite_flag: how the caller spells `overwrite`, for messages.
-
-    Returns:
-        The absolute path.
-
-    Raises:
-        ValueError: when `path` is a file, cannot be written, or is a
-            non-empty folder that may not be replaced.
-    """
-    path = check_writable(path, kind="folder")
-    if os.path.isdir(path) and os.listdir(path):
-        if not overwrite:
-            raise ValueError(
-                f"{path!r} is not empty; choose a new folder or pass "
-                f"{overwrite_flag} to replace an earlier {what}."
-            )
-        if not os.path.isfile(os.path.join(path, marker)):
-            raise ValueError(
-                f"Refusing to replace {path!r}: it is not a keras-mlh {what} (no "
-                f"{marker}), and replacing deletes it. Choose a new folder."
-            )
     return path
 
 
@@ -112,22 +63,18 @@ def check_output(
     """The guard of every output: checks that writing `path` loses nothing.
 
     An existing output is replaced only with `overwrite`; an output is never
-    (even with `overwrite`) one of the command's `inputs`, compared by real
-    path so links and `..` do not hide it, and an output folder never holds
-    an input (replacing the folder would delete it). Also refuses an output
-    inside one of the `not_inside` folders (an image folder it would join).
+    (even with `overwrite`) one of the `inputs` (by real path), an output
+    folder never holds one, and no output goes inside a `not_inside` folder.
     Creates nothing; runs before any slow work.
 
     Args:
         path: the output file or folder.
-        inputs: the paths (files or folders) the command reads; `None`
-            entries are skipped.
+        inputs: the paths the command reads (`None` entries skipped).
         overwrite: whether existing outputs may be replaced.
         kind: `"file"` or `"folder"`. A folder may be replaced only when it
             is empty or holds `marker`, the file every such folder of ours
-            has (see `check_replaceable_folder`).
-        companions: further files written with `path` (an index's sidecars),
-            guarded the same way.
+            has.
+        companions: further files written with `path` (an index's sidecars).
         marker: for folders, see `kind`.
         what: what the output is, for messages (e.g. `"run folder"`).
         overwrite_flag: how the caller spells `overwrite`, for messages.
@@ -135,10 +82,6 @@ def check_output(
 
     Returns:
         The absolute path.
-
-    Raises:
-        ValueError: when writing `path` would replace a file without
-            `overwrite`, replace or delete an input, or cannot be done.
 
     Example:
     >>> check_output("codes.npz", inputs=["model.keras", "images.npy"])
@@ -167,7 +110,7 @@ def check_output(
                 "this command; choose an output outside it."
             )
     if kind == "folder":
-        return check_replaceable_folder(path, overwrite, marker, what, overwrite_flag)
+        return _check_folder(path, overwrite, marker, what, overwrite_flag)
     for output in outputs:
         check_writable(output, kind="file")
         if os.path.exists(output) and not os.path.isfile(output):
@@ -184,7 +127,24 @@ def check_output(
     return path
 
 
-# --------------------------------------------------------------- helpers
+def _check_folder(path, overwrite, marker, what, overwrite_flag):
+    # A non-empty folder without `marker` is the user's own: replacing it
+    # would delete it.
+    path = check_writable(path, kind="folder")
+    if os.path.isdir(path) and os.listdir(path):
+        if not overwrite:
+            raise ValueError(
+                f"{path!r} is not empty; choose a new folder or pass "
+                f"{overwrite_flag} to replace an earlier {what}."
+            )
+        if not os.path.isfile(os.path.join(path, marker)):
+            raise ValueError(
+                f"Refusing to replace {path!r}: it is not a keras-mlh {what} "
+                f"(no {marker}), and replacing deletes it. Choose a new folder."
+            )
+    return path
+
+
 def _same_file(a, b):
     """Whether `a` and `b` are one file or folder (by real path, or inode)."""
     if os.path.exists(a) and os.path.exists(b):

@@ -1,16 +1,11 @@
 """Labels: class ids or multi-hot rows, and the one rule that tells them apart.
 
-numpy only (the TensorFlow-free metrics use it); training
-(`keras_mlh.datasets`, `MLH.fit`, the objective) and the retrieval metrics
-read labels through this module.
-
-The rule (`is_class_id_column`): a 1-D array `(n,)` and a single column
-`(n, 1)` are class ids, whatever the number of classes; a 2-D array with
-more columns is multi-hot (`1` = the item has the class). Two items are
-relevant to each other when they share a class. A single-class multi-hot
-column has no use (every labelled item would be relevant to every other
-one): it is read as class ids, so `[[0]]` and `[[0], [1]]` are the classes
-0 and 0, 1, not "no class" and "class 0".
+numpy only (the TensorFlow-free metrics use it). A 1-D array `(n,)` and a
+single column `(n, 1)` are class ids, whatever the number of classes; a 2-D
+array with more columns is multi-hot (`1` = the item has the class). Two
+items are relevant to each other when they share a class. A single-class
+multi-hot column would make every item relevant to every other one, so it is
+read as class ids: `[[0], [1]]` are the classes 0 and 1.
 """
 
 import numpy as np
@@ -20,12 +15,10 @@ def is_class_id_column(shape):
     """Whether labels of this shape are class ids (else multi-hot rows).
 
     Args:
-        shape: the labels' shape (a tuple; `None` entries allowed except
-            for the rank).
+        shape: the labels' shape (`None` entries allowed except the rank).
 
     Returns:
-        `True` for `(n,)` and `(n, 1)`, `False` for `(n, classes)` with
-        more than one column.
+        `True` for `(n,)` and `(n, 1)`, `False` for `(n, classes)`.
 
     Example:
     >>> is_class_id_column((5, 1)), is_class_id_column((5, 3))
@@ -35,61 +28,89 @@ def is_class_id_column(shape):
     return len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
 
 
-def as_class_id_vector(array):
-    """`(n, 1)` class ids as `(n,)`; other arrays unchanged."""
-    if array.ndim == 2 and is_class_id_column(array.shape):
-        return array[:, 0]
-    return array
+def check_labels(labels, num_classes=None, num_images=None, name="labels"):
+    """Checks labels and returns them as the model and the metrics take them.
 
-
-def class_ids(labels, name="labels"):
-    """Class ids `(n,)` as exact int64, so ids compare equal only when they
-    are (a float or uint64 detour could merge large ids; NaN is no class).
-
-    Args:
-        labels: a 1-D numeric or bool numpy array.
-        name: how the argument is called in error messages.
-
-    Returns:
-        int64 array `(n,)`.
-
-    Raises:
-        ValueError: on NaN, infinity, a non-whole float, or an id outside int64.
-    """
-    if np.issubdtype(labels.dtype, np.floating):
-        bad = labels[~(np.isfinite(labels) & (labels == np.round(labels)))]
-        bad = bad if bad.size else labels[np.abs(labels) >= 2.0**63]
-        if bad.size:
-            raise ValueError(
-                f"`{name}` class ids must be whole numbers that fit in int64 (no "
-                f"NaN or infinity). Received e.g. {bad[0]!r}"
-            )
-    elif labels.dtype == np.uint64 and labels.size and labels.max() > 2**63 - 1:
-        raise ValueError(
-            f"`{name}` class ids must fit in int64. Received: {labels.max()}"
-        )
-    return labels.astype(np.int64)
-
-
-def validate_labels(labels, num_classes, num_images=None, name="labels"):
-    """Checks labels and returns them as multi-hot float32 `(n, num_classes)`.
-
-    The checks are those of `check_labels`; only the returned array is
-    `(n, num_classes)`. Code that only needs the check should call
-    `check_labels`, whose memory does not depend on `num_classes`.
+    The one check of labels: shape, dtype, NaN, whole and in-range ids, 0/1
+    rows, count. Ids are checked by their range, never expanded to one-hot
+    rows, and come back exact int64 (a float detour could merge large ids).
 
     Args:
         labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,
             or a multi-hot `(n, num_classes)` array of 0/1 for multi-label data.
-        num_classes: number of classes.
+        num_classes: number of classes; `None` checks neither the id range
+            nor the multi-hot width (the metrics).
         num_images: when given, the number of labels must match it.
         name: how the argument is called in error messages.
 
     Returns:
-        Multi-hot float32 array `(n, num_classes)`.
+        int64 class ids `(n,)`, or float32 multi-hot rows `(n, num_classes)`.
 
-    Raises:
-        ValueError: as `check_labels`.
+    Example:
+    >>> check_labels([2, 0], num_classes=3)
+    array([2, 0])
+    """
+    array = np.asarray(labels)
+    if array.dtype.kind not in "biuf":  # bool, int, uint, float
+        raise ValueError(
+            f"`{name}` must be integer class ids or a multi-hot 0/1 array. "
+            f"Received: dtype={array.dtype}"
+        )
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"`{name}` must be class ids (n,) or multi-hot (n, num_classes). "
+            f"Received: shape={array.shape}"
+        )
+    if num_images is not None and len(array) != num_images:
+        raise ValueError(
+            f"Got {num_images} images but {len(array)} {name}; pass one label "
+            "(or one multi-hot row) per image."
+        )
+    if array.ndim == 2 and is_class_id_column(array.shape):
+        array = array[:, 0]
+    if array.ndim == 1:
+        if np.issubdtype(array.dtype, np.floating):
+            bad = array[~(np.isfinite(array) & (array == np.round(array)))]
+            bad = bad if bad.size else array[np.abs(array) >= 2.0**63]
+            if bad.size:
+                raise ValueError(
+                    f"`{name}` class ids must be whole numbers that fit in int64 "
+                    f"(no NaN or infinity). Received e.g. {bad[0]!r}"
+                )
+        elif array.dtype == np.uint64 and array.size and array.max() > 2**63 - 1:
+            raise ValueError(
+                f"`{name}` class ids must fit in int64. Received: {array.max()}"
+            )
+        ids = array.astype(np.int64)
+        if num_classes is not None and (
+            ids.size and (ids.min() < 0 or ids.max() >= num_classes)
+        ):
+            raise ValueError(
+                f"`{name}` must be class ids in [0, {num_classes}) for "
+                f"num_classes={num_classes}. Received: min={ids.min()}, "
+                f"max={ids.max()}. Pass num_classes={ids.max() + 1} or remap."
+            )
+        return ids
+    if num_classes is not None and array.shape[1] != num_classes:
+        raise ValueError(
+            f"Multi-hot `{name}` must have num_classes={num_classes} columns. "
+            f"Received: shape={array.shape}"
+        )
+    values = array.astype(np.float32)
+    if not np.all((values == 0) | (values == 1)):
+        raise ValueError(
+            f"Multi-hot `{name}` must contain only 0 and 1; for class ids use "
+            f"a 1-D integer array. Received values: {np.unique(values)[:5]}"
+        )
+    return values
+
+
+def validate_labels(labels, num_classes, num_images=None, name="labels"):
+    """`check_labels`, returning multi-hot float32 `(n, num_classes)` rows.
+
+    Example:
+    >>> validate_labels([1], num_classes=2)
+    array([[0., 1.]], dtype=float32)
     """
     labels = check_labels(labels, num_classes, num_images, name)
     if labels.ndim == 2:
@@ -111,12 +132,11 @@ def infer_num_classes(labels):
         non-numeric ones, which `check_labels` then refuses).
 
     Raises:
-        ValueError: when the largest id leaves most ids unused (more than
-            `max(present, 10)` of them, `present` the distinct ids): a stray
-            or sparse id, which would make a model of that many classes.
+        ValueError: when more than `max(present, 10)` ids below the largest
+            are unused (`present` the distinct ids): a stray or sparse id,
+            which would make a model of that many classes.
 
     Example:
-
     >>> infer_num_classes(np.array([0, 3, 1]))
     4
     """
@@ -140,71 +160,3 @@ def infer_num_classes(labels):
             "the unused classes are meant."
         )
     return num_classes
-
-
-def check_labels(labels, num_classes, num_images=None, name="labels"):
-    """Checks labels and returns them as the model takes them.
-
-    Memory is proportional to the labels given, whatever `num_classes`: class
-    ids are checked by their range, never expanded to one-hot rows.
-
-    Args:
-        labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,
-            or a multi-hot `(n, num_classes)` array of 0/1 for multi-label data.
-        num_classes: number of classes.
-        num_images: when given, the number of labels must match it.
-        name: how the argument is called in error messages.
-
-    Returns:
-        int64 class ids `(n,)`, or float32 multi-hot rows `(n, num_classes)`.
-
-    Raises:
-        ValueError: on a wrong shape, a non-numeric dtype, ids out of range,
-            multi-hot values other than 0/1, or a count mismatch.
-
-    Example:
-    >>> check_labels([2, 0], num_classes=3)
-    array([2, 0])
-    """
-    array = np.asarray(labels)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.integer)
-        or np.issubdtype(array.dtype, np.floating)
-        or array.dtype == bool
-    ):
-        raise ValueError(
-            f"`{name}` must be integer class ids or a multi-hot 0/1 array. "
-            f"Received: dtype={array.dtype}"
-        )
-    if num_images is not None and len(array) != num_images:
-        raise ValueError(
-            f"Got {num_images} images but {len(array)} {name}; pass one label "
-            "(or one multi-hot row) per image."
-        )
-    array = as_class_id_vector(array)
-    if array.ndim == 1:
-        ids = class_ids(array, name)
-        if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
-            raise ValueError(
-                f"`{name}` must be class ids in [0, {num_classes}) for "
-                f"num_classes={num_classes}. Received: min={ids.min()}, "
-                f"max={ids.max()}. Pass num_classes={ids.max() + 1} or remap."
-            )
-        return ids
-    if array.ndim == 2:
-        if array.shape[1] != num_classes:
-            raise ValueError(
-                f"Multi-hot `{name}` must have num_classes={num_classes} columns. "
-                f"Received: shape={array.shape}"
-            )
-        values = array.astype(np.float32)
-        if not np.all((values == 0) | (values == 1)):
-            raise ValueError(
-                f"Multi-hot `{name}` must contain only 0 and 1; for class ids use "
-                f"a 1-D integer array. Received values: {np.unique(values)[:5]}"
-            )
-        return values
-    raise ValueError(
-        f"`{name}` must be class ids (n,) or multi-hot (n, num_classes). "
-        f"Received: shape={array.shape}"
-    )

@@ -60,7 +60,7 @@ def test_bad_arguments():
         RetrievalMetricsCallback((images, labels), every_n_epochs=0)
     with pytest.raises(ValueError, match="pair"):
         RetrievalMetricsCallback(images)
-    with pytest.raises(ValueError, match="as many labels"):
+    with pytest.raises(ValueError, match="4 images but 2"):
         RetrievalMetricsCallback((images, labels[:2]))
     model = keras.Sequential([keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")

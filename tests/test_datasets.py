@@ -325,7 +325,7 @@ def test_from_directory_streams_paths_not_pixels(tmp_path):
 
 
 def test_infer_num_classes_from_ids_or_multi_hot_rows():
-    from keras_mlh.datasets.validation import infer_num_classes
+    from keras_mlh.labels import infer_num_classes
 
     assert infer_num_classes(np.array([0, 3, 1])) == 4
     assert infer_num_classes(np.array([[2], [0]])) == 3  # an id column
@@ -337,7 +337,7 @@ def test_a_stray_class_id_is_refused_before_any_work(tmp_path):
     """One id of 4999 among ten classes made `train` build 5,000 classes
     (60000: a 26.8 GiB MemoryError): the inferred count is refused."""
     from keras_mlh.datasets import from_arrays, from_files
-    from keras_mlh.datasets.validation import infer_num_classes
+    from keras_mlh.labels import infer_num_classes
 
     labels = np.array([*range(10)] * 3 + [4999])
     x = np.zeros((len(labels), 4, 4, 1), np.uint8)

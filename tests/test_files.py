@@ -278,21 +278,22 @@ def test_atomic_folder_refuses_a_file_in_the_way(tmp_path):
     assert os.listdir(tmp_path) == ["file"]
 
 
-def test_check_replaceable_folder(tmp_path):
-    from keras_mlh.files import check_replaceable_folder
+def test_check_output_replaces_only_a_folder_of_ours(tmp_path):
+    def check(path, overwrite):
+        kwargs = {"kind": "folder", "marker": "marker.json", "what": "thing"}
+        return check_output(path, overwrite=overwrite, **kwargs)
 
-    args = ("marker.json", "thing", "--overwrite")
-    assert check_replaceable_folder(tmp_path / "new", False, *args).endswith("new")
-    assert check_replaceable_folder(tmp_path, False, *args)  # empty is fine
+    assert check(tmp_path / "new", False).endswith("new")
+    assert check(tmp_path, False)  # empty is fine
     (tmp_path / "mine.txt").write_text("x")
     with pytest.raises(
         ValueError, match="pass --overwrite to replace an earlier thing"
     ):
-        check_replaceable_folder(tmp_path, False, *args)
+        check(tmp_path, False)
     with pytest.raises(ValueError, match="Refusing to replace .*no marker.json"):
-        check_replaceable_folder(tmp_path, True, *args)
+        check(tmp_path, True)
     (tmp_path / "marker.json").write_text("{}")
-    assert check_replaceable_folder(tmp_path, True, *args) == str(tmp_path)
+    assert check(tmp_path, True) == str(tmp_path)
 
 
 # ------------------------------------------------------------- check_output

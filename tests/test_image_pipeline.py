@@ -6,7 +6,6 @@ from PIL import Image
 
 from keras_mlh.datasets import check_image_file, image_dataset
 from keras_mlh.datasets.image_pipeline import iterate_batches
-from keras_mlh.datasets.sources import load_image
 
 pytestmark = pytest.mark.backend_independent  # tf.data input pipeline
 
@@ -40,7 +39,8 @@ def test_16_bit_png_is_rescaled_not_saturated(tmp_path):
         np.testing.assert_allclose(images[0, :, :, 0], expected, atol=1)
         assert images.min() == 0 and 250 <= images.max() <= 255
     # The folder loader of `keras-mlh encode` decodes the same way.
-    again = load_image(tmp_path / "deep.png", (16, 16), "grayscale")
+    dataset = image_dataset([tmp_path / "deep.png"], image_size=(16, 16), channels=1)
+    again = next(iterate_batches(dataset))[0]
     np.testing.assert_allclose(again[..., 0], np.round(ramp / 257.0), atol=1)
 
 

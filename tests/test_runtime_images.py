@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_mlh.datasets.sources import load_image
 from keras_mlh_runtime.images import color_mode, decode_image, read_image
 
 pytestmark = pytest.mark.backend_independent  # serving: onnxruntime on image files
@@ -188,8 +187,10 @@ def test_16_bit_grayscale_is_rescaled_as_the_training_pipeline_does(tmp_path, ch
     expected = np.round(deep / 257.0).astype(np.uint8)
     np.testing.assert_array_equal(got, np.repeat(expected[..., None], channels, -1))
     # The same pixels for training and `keras-mlh encode` (their reader).
-    mode = KERAS_MODES[channels]
-    np.testing.assert_array_equal(load_image(str(path), (28, 28), mode), got)
+    from keras_mlh.datasets.image_pipeline import image_dataset, iterate_batches
+
+    dataset = image_dataset([path], image_size=(28, 28), channels=channels)
+    np.testing.assert_array_equal(next(iterate_batches(dataset))[0], got)
 
 
 def _mode_image(mode):

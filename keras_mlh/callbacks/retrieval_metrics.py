@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 
+from keras_mlh.labels import check_labels
 from keras_mlh.metrics import mean_average_precision
 from keras_mlh_runtime.errors import check_positive_int
 
@@ -49,15 +50,11 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
         super().__init__()
         every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self.query_images, self.query_labels = _pair(query_data, "query_data")
-        if database_data is None:
-            self.database_images, self.database_labels = (
-                self.query_images,
-                self.query_labels,
-            )
-        else:
-            self.database_images, self.database_labels = _pair(
-                database_data, "database_data"
-            )
+        self.database_images, self.database_labels = (
+            (self.query_images, self.query_labels)
+            if database_data is None
+            else _pair(database_data, "database_data")
+        )
         self.k = k
         self.every_n_epochs = every_n_epochs
         self.name = name
@@ -86,11 +83,11 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
             logs[self.name] = self.last_value
 
     def _encode(self, images):
-        if not isinstance(images, _Batches):
+        if not _is_dataset(images):
             return self.model.encode(images, batch_size=self.batch_size)
         # Batch by batch: the pixels of a streamed set are never all in memory;
         # rebatched to `batch_size`, as one predict call per small batch is slow.
-        dataset = images.dataset.rebatch(self.batch_size)
+        dataset = images.rebatch(self.batch_size)
         codes = [
             self.model.encode(
                 batch[0] if isinstance(batch, tuple) else batch,
@@ -99,13 +96,6 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
             for batch in dataset.as_numpy_iterator()
         ]
         return np.concatenate(codes)
-
-
-class _Batches:
-    """A dataset of `(images, labels)` batches whose images are encoded lazily."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
 
 
 def _is_dataset(data):
@@ -123,18 +113,15 @@ def _pair(data, name):
         labels = [np.asarray(y) for _, y in data.as_numpy_iterator()]
         if not labels:
             raise ValueError(f"`{name}` is empty: it yields no batch.")
-        return _Batches(data), np.concatenate(labels)
-    if isinstance(data, (tuple, list)) and len(data) == 2 and _is_dataset(data[0]):
-        return _Batches(data[0]), np.asarray(data[1])
+        return data, check_labels(np.concatenate(labels), name=f"{name} labels")
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(
             f"`{name}` must be an (images, labels) pair of arrays or a batched "
             "tf.data dataset of (images, labels)."
         )
-    images, labels = np.asarray(data[0]), np.asarray(data[1])
-    if len(images) != len(labels) or len(images) == 0:
-        raise ValueError(
-            f"`{name}` must hold as many labels as images, at least one. "
-            f"Received: {len(images)} images, {len(labels)} labels"
-        )
-    return images, labels
+    if _is_dataset(data[0]):
+        return data[0], check_labels(data[1], name=f"{name} labels")
+    images = np.asarray(data[0])
+    if not len(images):
+        raise ValueError(f"`{name}` holds no image: give at least one.")
+    return images, check_labels(data[1], num_images=len(images), name=f"{name} labels")

@@ -9,18 +9,8 @@ from keras_mlh.datasets.hashing_data import HashingData, split_indices
 
 # Where Debian's `dataset-fashion-mnist` package installs the idx files.
 DEFAULT_PATH = "/usr/share/datasets/fashion-mnist"
-CLASS_NAMES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+_NAMES = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
+CLASS_NAMES = tuple(_NAMES.split(","))
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -30,17 +20,8 @@ _UINT8 = 0x08
 
 
 def read_idx(path):
-    """The uint8 array stored in one idx file (LeCun's MNIST format), gzip or not.
-
-    Args:
-        path: the file.
-
-    Returns:
-        A uint8 array of the shape the file's header gives.
-
-    Raises:
-        ValueError: when the file is not a uint8 idx file or is truncated.
-    """
+    """The uint8 array of one idx file (LeCun's MNIST format), gzip or not;
+    a `ValueError` for another file, or a truncated one."""
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == _GZIP_MAGIC:
@@ -80,15 +61,8 @@ def _find(folder, name):
 
 
 def load_split(split, path=None):
-    """Images and labels of one split the files carry.
-
-    Args:
-        split: `"train"` (60,000 images) or `"test"` (10,000).
-        path: the folder of the idx files (default: Debian's).
-
-    Returns:
-        `(images, labels)`: uint8 `(n, 28, 28, 1)` and int64 `(n,)`.
-    """
+    """uint8 images `(n, 28, 28, 1)` and int64 labels of the `"train"`
+    (60,000) or `"test"` (10,000) split in the idx files of `path`."""
     if split not in FILES:
         raise ValueError(f"`split` must be 'train' or 'test'. Received: {split!r}")
     folder = DEFAULT_PATH if path is None else os.fspath(path)

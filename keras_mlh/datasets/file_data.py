@@ -11,46 +11,34 @@ import os
 
 import numpy as np
 
-from keras_mlh.datasets.hashing_data import split_indices
+from keras_mlh.datasets.hashing_data import (
+    SplitViews,
+    check_class_names,
+    split_indices,
+)
 from keras_mlh.datasets.image_check import check_image_files
 from keras_mlh.datasets.image_pipeline import (
     COLOR_CHANNELS,
     image_dataset,
     iterate_batches,
 )
-from keras_mlh.datasets.validation import check_labels, infer_num_classes
+from keras_mlh.labels import check_labels, infer_num_classes
 
 
 @dataclasses.dataclass
-class FileHashingData:
+class FileHashingData(SplitViews):
     """Image files and labels split the deep-hashing way: train, query, database.
 
-    Paths are absolute; `image_root` is the folder they are recorded against
-    in a run folder. Labels are class ids `(n,)` or multi-hot `(n,
-    num_classes)`, as in `HashingData`.
-
-    Attributes:
-        train_paths, y_train: training images and labels.
-        query_paths, y_query: query images and labels (never trained on).
-        database_paths, y_database: the images searched at evaluation time.
-        num_classes: number of classes.
-        class_names: optional class names.
-        image_size: `(height, width)` of the images the views yield.
-        color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
-        resize_to: `None`, or `(height, width)` images are resized to before
-            a crop of `image_size` (random in training, central otherwise).
-        horizontal_flip: flip training images left-right at random.
-        image_root: the folder the paths are relative to in a run folder.
-        batch_size: batch size of the `tf.data` views.
-        seed: seed of the split, the training shuffle and the augmentation.
-        list_files: for data from list files, name -> `{"path", "sha256",
-            "images"}` of each list file.
+    The fields are those of `HashingData` with absolute paths instead of
+    pixels (`train_paths`, `query_paths`, `database_paths`) and the image
+    recipe of `from_files` (`image_size`, `color_mode`, `resize_to`,
+    `horizontal_flip`); `image_root` is the folder the paths are recorded
+    against in a run folder, and `list_files` (data from list files) maps each
+    list file's name to its `{"path", "sha256", "images"}`.
 
     Example:
     >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
     >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
-    >>> codes = np.concatenate([model.encode(x) for x, _ in  # doctest: +SKIP
-    ...                         data.query.as_numpy_iterator()])
     """
 
     train_paths: np.ndarray
@@ -79,10 +67,6 @@ class FileHashingData:
         return (*(int(s) for s in self.image_size), self.channels)
 
     @property
-    def multi_label(self):
-        return np.asarray(self.y_train).ndim == 2
-
-    @property
     def train(self):
         """Shuffled (each epoch), augmented, batched `(images, labels)`."""
         return self.dataset(self.train_paths, self.y_train, training=True)
@@ -98,16 +82,8 @@ class FileHashingData:
         return self.dataset(self.database_paths, self.y_database)
 
     def dataset(self, paths, labels=None, training=False):
-        """A streaming view of any files with this data's image recipe.
-
-        Args:
-            paths: image files.
-            labels: one label per file, or `None` for images only.
-            training: shuffle and augment (random crop and flip).
-
-        Returns:
-            A batched, prefetched `tf.data.Dataset`.
-        """
+        """A batched stream of any files (and labels) with this data's recipe;
+        `training` shuffles and augments (random crop and flip)."""
         return image_dataset(
             paths,
             labels,
@@ -120,31 +96,13 @@ class FileHashingData:
             seed=self.seed,
         )
 
-    # Whole sets as arrays, for small data and code written for HashingData.
-    @property
-    def x_train(self):
-        """All training images decoded into memory (small sets only)."""
-        return self.load_images(self.train_paths)
-
-    @property
-    def x_query(self):
-        """All query images decoded into memory (small sets only)."""
-        return self.load_images(self.query_paths)
-
-    @property
-    def x_database(self):
-        """All database images decoded into memory (small sets only)."""
-        return self.load_images(self.database_paths)
+    # Whole sets decoded into memory (small sets only), as `HashingData` has.
+    x_train = property(lambda self: self.load_images(self.train_paths))
+    x_query = property(lambda self: self.load_images(self.query_paths))
+    x_database = property(lambda self: self.load_images(self.database_paths))
 
     def load_images(self, paths):
-        """Decodes `paths` (evaluation recipe) into one uint8 array.
-
-        Args:
-            paths: image files.
-
-        Returns:
-            uint8 array `(n, height, width, channels)`.
-        """
+        """`paths` decoded (evaluation recipe) into uint8 `(n, h, w, c)`."""
         batches = list(iterate_batches(self.dataset(paths)))
         if not batches:
             return np.zeros((0, *self.image_shape), np.uint8)
@@ -167,23 +125,20 @@ def from_files(
 ):
     """Splits image files into queries and a database that is trained on.
 
-    The file-backed `from_arrays`: the same seeded, stratified split, with
-    paths instead of pixels. Every file's header is checked first (format,
-    bit depth), cheaply, so a missing or foreign file fails before training.
+    The file-backed `from_arrays`: the same seeded split, with paths instead
+    of pixels. Every file's header is checked first, so a missing or foreign
+    file fails before training.
 
     Args:
         paths: image files (any format Pillow reads).
-        labels: class ids `(n,)` or multi-hot `(n, num_classes)`.
-        num_classes: defaults to `max(id) + 1`, or the multi-hot width.
-        num_queries: number of query images, or a fraction of `n` if < 1.
+        labels, num_classes, num_queries, class_names: as in `from_arrays`.
         image_size: `(height, width)` of the images the model gets.
         color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
         resize_to: optional `(height, width)` to resize to before cropping
             `image_size` (random crop in training, central otherwise).
         horizontal_flip: random left-right flips in training.
-        seed: seed of the split and of the training shuffle.
+        seed: seed of the split, the training shuffle and the augmentation.
         batch_size: batch size of the `tf.data` views.
-        class_names: optional names, one per class.
         image_root: the folder paths are recorded against in a run folder
             (default: their common folder).
 
@@ -199,12 +154,15 @@ def from_files(
     labels = np.asarray(labels)
     if len(paths) == 0:
         raise ValueError("`paths` is empty: pass at least two image files.")
-    labels, num_classes = _checked_labels(labels, num_classes, len(paths))
-    if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(
-            f"Got {len(class_names)} class names for num_classes={num_classes}."
-        )
+    if num_classes is None:
+        num_classes = infer_num_classes(labels)
+    labels = check_labels(labels, num_classes, num_images=len(paths))
+    class_names = check_class_names(class_names, num_classes)
+    options = image_options(image_size, color_mode, resize_to, horizontal_flip)
     check_image_files(paths)
+    if image_root is None:  # the deepest folder holding every path
+        image_root = os.path.commonpath(list(paths))
+        image_root = os.path.dirname(image_root) if image_root in paths else image_root
     query_idx, database_idx = split_indices(labels, num_queries, seed)
     return FileHashingData(
         train_paths=paths[database_idx],
@@ -213,46 +171,30 @@ def from_files(
         y_query=labels[query_idx],
         database_paths=paths[database_idx],
         y_database=labels[database_idx],
-        num_classes=num_classes,
-        class_names=list(class_names) if class_names is not None else None,
-        image_size=check_size(image_size, "image_size"),
-        color_mode=check_color_mode(color_mode),
-        resize_to=None if resize_to is None else check_size(resize_to, "resize_to"),
-        horizontal_flip=bool(horizontal_flip),
-        image_root=os.path.abspath(image_root) if image_root else _common_folder(paths),
+        num_classes=int(num_classes),
+        class_names=class_names,
+        image_root=os.path.abspath(image_root),
         batch_size=batch_size,
         seed=seed,
+        **options,
     )
 
 
-def _common_folder(paths):
-    """The deepest folder holding every path (never a file itself)."""
-    root = os.path.commonpath(list(paths))
-    return os.path.dirname(root) if root in set(paths) else root
-
-
-def _checked_labels(labels, num_classes, count):
-    """Labels as int64 ids or float32 multi-hot, and the number of classes."""
-    if num_classes is None:
-        num_classes = infer_num_classes(labels)
-    labels = check_labels(labels, num_classes, num_images=count)
-    return labels, int(num_classes)
-
-
-def check_size(size, name):
-    """`size` (an int or a pair) as a `(height, width)` pair of positive ints."""
-    size = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) for s in size):
-        raise ValueError(f"`{name}` must be (height, width). Received: {size!r}")
-    if min(size) < 1:
-        raise ValueError(f"`{name}` must be positive. Received: {size!r}")
-    return tuple(int(s) for s in size)
-
-
-def check_color_mode(color_mode):
+def image_options(image_size, color_mode, resize_to, horizontal_flip):
+    """The image recipe's arguments, checked, as `FileHashingData` fields."""
+    sizes = {"image_size": image_size, "resize_to": resize_to}
+    for name, size in sizes.items():
+        if size is None and name == "resize_to":
+            continue
+        size = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+        if len(size) != 2 or not all(isinstance(s, (int, np.integer)) for s in size):
+            raise ValueError(f"`{name}` must be (height, width). Received: {size!r}")
+        if min(size) < 1:
+            raise ValueError(f"`{name}` must be positive. Received: {size!r}")
+        sizes[name] = tuple(int(s) for s in size)
     if color_mode not in COLOR_CHANNELS:
         raise ValueError(
             f"`color_mode` must be one of {sorted(COLOR_CHANNELS)}. "
             f"Received: {color_mode!r}"
         )
-    return color_mode
+    return dict(sizes, color_mode=color_mode, horizontal_flip=bool(horizontal_flip))

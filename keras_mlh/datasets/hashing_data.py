@@ -4,21 +4,25 @@ import dataclasses
 
 import numpy as np
 
-from keras_mlh.datasets.validation import (
-    check_labels,
-    infer_num_classes,
-    validate_images,
-)
+from keras_mlh.labels import check_labels, infer_num_classes
 from keras_mlh_runtime.errors import check_positive_int
+from keras_mlh_runtime.pixels import validate_images
+
+
+class SplitViews:
+    """What the three kinds of split data share."""
+
+    @property
+    def multi_label(self):
+        return np.asarray(self.y_train).ndim == 2
 
 
 @dataclasses.dataclass
-class HashingData:
+class HashingData(SplitViews):
     """Images and labels split the deep-hashing way: train, query, database.
 
-    Labels are kept as given: integer class ids `(n,)` for single-label data,
-    multi-hot `(n, num_classes)` for multi-label data. The `tf.data` views are
-    made on access.
+    Labels are class ids `(n,)` or multi-hot rows `(n, num_classes)`. The
+    `tf.data` views are made on access.
 
     Attributes:
         x_train, y_train: training images and labels.
@@ -44,10 +48,6 @@ class HashingData:
     @property
     def image_shape(self):
         return tuple(self.x_train.shape[1:])
-
-    @property
-    def multi_label(self):
-        return self.y_train.ndim == 2
 
     @property
     def train(self):
@@ -84,12 +84,9 @@ def from_arrays(
 ):
     """Splits images and labels into queries and a database that is trained on.
 
-    The split is stratified by class for single-label data (the same share of
-    every class goes to the queries) and random for multi-label data; both are
-    seeded, so the same arguments give the same split. Queries and database are
-    stored in a seeded random order, so that a class-sorted source does not
-    bias the tie-breaking of Hamming ranking (by database order). The database is the
-    training set, as in the deep-hashing protocols.
+    The split is seeded, stratified by class for class ids and random for
+    multi-hot rows (`split_indices`). The database is the training set, as in
+    the deep-hashing protocols.
 
     Args:
         images: `(n, height, width, channels)` raw pixels (uint8 or floats in
@@ -115,19 +112,21 @@ def from_arrays(
     >>> len(data.x_query), len(data.x_train)
     (10, 40)
     """
-    labels = np.asarray(labels)
+    images, labels = np.asarray(images), np.asarray(labels)
     if limit is not None:
-        images, labels = _sample(np.asarray(images), labels, limit, seed)
+        limit = check_positive_int("limit", limit)
+        # With mismatched counts, check_labels says so better than indexing.
+        if limit < len(images) and len(labels) == len(images):
+            rng = np.random.default_rng(seed)
+            keep = np.sort(rng.choice(len(images), size=limit, replace=False))
+            images, labels = images[keep], labels[keep]
     images = validate_images(images)
     if num_classes is None:
         num_classes = infer_num_classes(labels)
     # int64 class ids (n,) or float32 multi-hot rows (n, num_classes).
     labels = check_labels(labels, num_classes, num_images=len(images))
     query_idx, database_idx = split_indices(labels, num_queries, seed)
-    if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(
-            f"Got {len(class_names)} class names for num_classes={num_classes}."
-        )
+    class_names = check_class_names(class_names, num_classes)
     x_db, y_db = images[database_idx], labels[database_idx]
     return HashingData(
         x_train=x_db,
@@ -137,7 +136,7 @@ def from_arrays(
         x_database=x_db,
         y_database=y_db,
         num_classes=int(num_classes),
-        class_names=list(class_names) if class_names is not None else None,
+        class_names=class_names,
         batch_size=batch_size,
         seed=seed,
     )
@@ -160,35 +159,10 @@ def split_indices(labels, num_queries, seed, what="num_queries"):
     Returns:
         `(query_indices, database_indices)`, disjoint, covering `range(n)`.
     """
-    labels = np.asarray(labels)
-    count = _query_count(num_queries, len(labels), what)
-    rng = np.random.default_rng(seed)
-    if labels.ndim == 2:
-        order = rng.permutation(len(labels))
-        query_idx = np.sort(order[:count])
-    else:
-        query_idx = _stratified_pick(labels, count, rng)
-    mask = np.zeros(len(labels), dtype=bool)
-    mask[query_idx] = True
-    return rng.permutation(query_idx), rng.permutation(np.flatnonzero(~mask))
-
-
-def _sample(images, labels, limit, seed):
-    limit = check_positive_int("limit", limit)
-    # With mismatched counts, validation below says so better than indexing.
-    if limit >= len(images) or len(labels) != len(images):
-        return images, labels
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(images), size=limit, replace=False))
-    return images[keep], labels[keep]
-
-
-def _query_count(num_queries, n, what="num_queries"):
+    labels, n = np.asarray(labels), len(labels)
     if isinstance(num_queries, float) and 0 < num_queries < 1:
         count = int(round(num_queries * n))
-    elif isinstance(num_queries, (int, np.integer)) and not isinstance(
-        num_queries, bool
-    ):
+    elif isinstance(num_queries, (int, np.integer)) and type(num_queries) is not bool:
         count = int(num_queries)
     else:
         raise ValueError(
@@ -200,7 +174,15 @@ def _query_count(num_queries, n, what="num_queries"):
             f"`{what}`={num_queries} leaves none held out or none left among "
             f"{n} images; choose between 1 and {n - 1}."
         )
-    return count
+    rng = np.random.default_rng(seed)
+    if labels.ndim == 2:
+        order = rng.permutation(len(labels))
+        query_idx = np.sort(order[:count])
+    else:
+        query_idx = _stratified_pick(labels, count, rng)
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[query_idx] = True
+    return rng.permutation(query_idx), rng.permutation(np.flatnonzero(~mask))
 
 
 def _stratified_pick(labels, count, rng):
@@ -215,3 +197,12 @@ def _stratified_pick(labels, count, rng):
         for c, q in zip(classes, quota, strict=False)
     ]
     return np.sort(np.concatenate(picked))
+
+
+def check_class_names(class_names, num_classes):
+    """`class_names` as a list of `num_classes` names, or `None`."""
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(
+            f"Got {len(class_names)} class names for num_classes={num_classes}."
+        )
+    return None if class_names is None else list(class_names)

@@ -1,8 +1,7 @@
 """Held-out validation and seen/unseen class splits of a training set.
 
-The package's protocol: the test queries never pick anything. Model
-selection (the best epoch, hyper-parameters) uses validation queries held out
-of the training set, searched against the rest of the training set
+The test queries never pick anything: model selection uses validation
+queries held out of the training set, searched against the rest of it
 (`hold_out_validation`). The seen/unseen protocol trains without some
 classes, whose queries and database images stay (`drop_classes`).
 """
@@ -64,44 +63,23 @@ def hold_out_validation(data, val_split, seed=None):
     seed = data.seed if seed is None else seed
     labels = np.asarray(data.y_train)
     val_idx, rest_idx = split_indices(labels, val_split, seed, what="val_split")
-    if isinstance(data, FileHashingData):
-        paths = np.asarray(data.train_paths)
-        trained = dataclasses.replace(
-            data, train_paths=paths[rest_idx], y_train=labels[rest_idx]
-        )
-        held = paths[val_idx]
-        queries = (data.dataset(held), labels[val_idx])
-        database = (data.dataset(paths[rest_idx]), labels[rest_idx])
-    elif isinstance(data, TfdsHashingData):
+    if isinstance(data, TfdsHashingData):
         # The views yield the examples in file order: increasing positions,
         # so the labels given with them follow the same order.
         val_idx, rest_idx = np.sort(val_idx), np.sort(rest_idx)
-        positions, held = data.positions, None
-        trained = data.restricted(positions[rest_idx], labels[rest_idx])
-        queries = (data.subset(positions[val_idx]), labels[val_idx])
-        database = (data.subset(positions[rest_idx]), labels[rest_idx])
-    else:
-        images, held = np.asarray(data.x_train), None
-        trained = dataclasses.replace(
-            data, x_train=images[rest_idx], y_train=labels[rest_idx]
-        )
-        queries = (images[val_idx], labels[val_idx])
-        database = (images[rest_idx], labels[rest_idx])
-    return ValidationSplit(trained, queries, database, np.sort(val_idx), held)
+    files = isinstance(data, FileHashingData)
+    return ValidationSplit(
+        data=_train_only(data, rest_idx),
+        queries=(_train_view(data, val_idx), labels[val_idx]),
+        database=(_train_view(data, rest_idx), labels[rest_idx]),
+        indices=np.sort(val_idx),
+        paths=np.asarray(data.train_paths)[val_idx] if files else None,
+    )
 
 
 def unseen_mask(labels, unseen_classes):
-    """Which items belong to an unseen class.
-
-    A multi-label item is unseen when any of its labels is.
-
-    Args:
-        labels: class ids `(n,)` or multi-hot rows `(n, num_classes)`.
-        unseen_classes: the class ids held out of training.
-
-    Returns:
-        bool array `(n,)`.
-    """
+    """Which items (class ids or multi-hot rows) belong to an unseen class, as
+    a bool array `(n,)`: a multi-label item does when any of its labels does."""
     labels = np.asarray(labels)
     unseen = np.asarray(sorted(unseen_classes), dtype=np.int64)
     if labels.ndim == 2:
@@ -114,20 +92,9 @@ def unseen_mask(labels, unseen_classes):
 
 
 def class_ids_of(names_or_ids, num_classes, class_names=None):
-    """Class ids from ids or names (as given on a command line).
-
-    Args:
-        names_or_ids: iterable of ints, digit strings or class names.
-        num_classes: number of classes.
-        class_names: the names, if any.
-
-    Returns:
-        Sorted list of distinct int ids.
-
-    Raises:
-        ValueError: for an unknown name or an id out of range, or when every
-            class would be unseen.
-    """
+    """The sorted distinct ids of classes given by id or name (as on a command
+    line); a `ValueError` for an unknown name, an id out of range, none, or
+    every class."""
     ids = set()
     names = list(class_names or [])
     for item in names_or_ids:
@@ -180,19 +147,26 @@ def drop_classes(data, unseen_classes):
         raise ValueError(
             "No training image is left once the unseen classes are dropped."
         )
+    return _train_only(data, keep)
+
+
+def _train_only(data, keep):
+    """`data` training on the training images at `keep` (indices or a mask)."""
+    labels = np.asarray(data.y_train)[keep]
     if isinstance(data, TfdsHashingData):
-        return data.restricted(data.positions[keep], np.asarray(data.y_train)[keep])
+        return data.restricted(data.positions[keep], labels)
+    field = "train_paths" if isinstance(data, FileHashingData) else "x_train"
+    kept = np.asarray(getattr(data, field))[keep]
+    return dataclasses.replace(data, y_train=labels, **{field: kept})
+
+
+def _train_view(data, index):
+    """The training images at `index`: an array, or a stream for files."""
     if isinstance(data, FileHashingData):
-        return dataclasses.replace(
-            data,
-            train_paths=np.asarray(data.train_paths)[keep],
-            y_train=np.asarray(data.y_train)[keep],
-        )
-    return dataclasses.replace(
-        data,
-        x_train=np.asarray(data.x_train)[keep],
-        y_train=np.asarray(data.y_train)[keep],
-    )
+        return data.dataset(np.asarray(data.train_paths)[index])
+    if isinstance(data, TfdsHashingData):
+        return data.subset(data.positions[index])
+    return np.asarray(data.x_train)[index]
 
 
 def _check_kind(data, what):

@@ -1,14 +1,10 @@
 """A cheap check that a file is an image the pipeline can decode: its header.
 
-Decoding every image before training would cost as much as an epoch, so the
-files are only opened (Pillow reads the header, not the pixels): the format
-must be one Pillow reads, and the image one the reader takes (not float
-pixels, not more than Pillow's decompression-bomb limit), by the same rule
-the pipeline and the exported encoder decode with
-(`keras_mlh_runtime.images`). A file whose header is fine but whose body is
-truncated or corrupt is only found when the pipeline decodes it (the error
-names it). No TensorFlow here, so the checks run (and fail) before it is
-imported.
+Decoding every image before training would cost an epoch, so files are only
+opened (Pillow reads the header): the format must be one Pillow reads and the
+image one the runtime reader takes (`keras_mlh_runtime.images`). A corrupt
+body is found when the pipeline decodes it (the error names the file). No
+TensorFlow here, so the checks fail before it is imported.
 """
 
 import os
@@ -73,24 +69,7 @@ def check_image_file(path):
         ) from None
 
 
-def check_image_files(paths, where=None):
-    """`check_image_file` on every path, stopping at the first bad one.
-
-    Args:
-        paths: the image files.
-        where: optional `where(i)` giving a location for the message (e.g.
-            `"train.txt line 12"`), prepended to it.
-
-    Raises:
-        ValueError: for the first bad file.
-
-    Example:
-    >>> check_image_files(paths, where=lambda i: f"train.txt line {i + 1}")  # doctest: +SKIP
-    """
-    for i, path in enumerate(paths):
-        try:
-            check_image_file(path)
-        except ValueError as error:
-            if where is None:
-                raise
-            raise ValueError(f"{where(i)}: {error}") from None
+def check_image_files(paths):
+    """`check_image_file` on every path, stopping at the first bad one."""
+    for path in paths:
+        check_image_file(path)

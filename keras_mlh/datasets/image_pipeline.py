@@ -1,19 +1,14 @@
 """The streaming input pipeline: image files -> batches of uint8 pixels.
 
-A `tf.data` pipeline (the Keras 3 input pipeline under every backend: it
-yields numpy-convertible tensors that JAX and PyTorch models take as well):
-the file list is shuffled (names only, so a full shuffle costs a few bytes
-per image, never pixels), files are read and decoded in parallel, resized,
-cropped and flipped on the fly, batched and prefetched. Memory is a few
-batches of pixels whatever the number of images.
+A `tf.data` pipeline (Keras 3's input pipeline under every backend): the file
+names are shuffled (never pixels), files are read and decoded in parallel,
+resized, cropped and flipped on the fly, batched and prefetched. Memory is a
+few batches of pixels whatever the number of images.
 
 Files are decoded and resized by the TensorFlow-free runtime reader
 (`keras_mlh_runtime.images.decode_planes`, Pillow), the one decoding rule of
-training and of the exported encoder: a file gives both the same pixels,
-whatever its format and mode, and both refuse the same files (decompression
-bombs, float pixels) with a message naming the file. Files Pillow cannot
-identify are refused before the pipeline starts
-(`keras_mlh.datasets.image_check`).
+training and of the exported encoder: both give a file the same pixels and
+refuse the same files, with a message naming the file.
 """
 
 import re
@@ -61,7 +56,6 @@ def image_dataset(
 
     Example:
     >>> ds = image_dataset(["a.jpg", "b.png"], [0, 1], image_size=(32, 32))  # doctest: +SKIP
-    >>> images, labels = next(iter(ds))  # doctest: +SKIP
     """
     import tensorflow as tf
 
@@ -90,8 +84,7 @@ def image_dataset(
         return decode_planes(contents, channels, size, name=path.decode())
 
     def load(item, random_seed):
-        # Decoded and resized by the runtime's reader (one rule for training
-        # and serving); float pixels, rounded once after the crop and flip.
+        # Float pixels from the runtime's reader, rounded after crop and flip.
         image = tf.numpy_function(
             decode, [tf.io.read_file(item[0]), item[0]], tf.float32, stateful=False
         )
@@ -122,18 +115,7 @@ def _crop(image, height, width, channels, training, random_seed):
 
 
 def iterate_batches(dataset):
-    """The numpy batches of `dataset`, a decoding failure as a `ValueError`.
-
-    Args:
-        dataset: a dataset from `image_dataset`.
-
-    Yields:
-        numpy batches (images, or `(images, labels)`).
-
-    Example:
-    >>> for images in iterate_batches(image_dataset(paths)):  # doctest: +SKIP
-    ...     codes.append(model.encode(images))
-    """
+    """The numpy batches of an `image_dataset`, a decoding failure as a `ValueError`."""
     import tensorflow as tf
 
     iterator = dataset.as_numpy_iterator()
@@ -148,15 +130,8 @@ def iterate_batches(dataset):
 
 
 def decode_failure(error):
-    """The `ValueError` to raise for a TensorFlow error of the pipeline.
-
-    Args:
-        error: any exception, e.g. from `model.fit` on a streamed dataset.
-
-    Returns:
-        A `ValueError` that says an image could not be decoded, or `None`
-        when `error` is not a TensorFlow op error.
-    """
+    """The `ValueError` saying an image could not be decoded, for a TensorFlow
+    op error of the pipeline (e.g. in `model.fit`); `None` for other errors."""
     import sys
 
     tf = sys.modules.get("tensorflow")
@@ -167,14 +142,10 @@ def decode_failure(error):
     named = re.search(r"Cannot read image .*", error.message)
     if named:
         return ValueError(named.group(0).strip())
+    # The op error's own words, without its graph-node decorations.
+    text = re.sub(r"\{\{[^}]*\}\}|\[\[.*?\]\]|\[Op:\w+\]", "", error.message)
     return ValueError(
         "An image file could not be decoded although its header looked fine "
-        f"(truncated or corrupt): {op_error_text(error)}. Find it with PIL "
-        "(Image.open(path).load()) and replace it."
+        f"(truncated or corrupt): {' '.join(text.split()) or type(error).__name__}. "
+        "Find it with PIL (Image.open(path).load()) and replace it."
     )
-
-
-def op_error_text(error):
-    """A TensorFlow op error's own words, without its graph-node decorations."""
-    text = re.sub(r"\{\{[^}]*\}\}|\[\[.*?\]\]|\[Op:\w+\]", "", error.message)
-    return " ".join(text.split()) or type(error).__name__

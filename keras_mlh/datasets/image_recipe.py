@@ -1,12 +1,10 @@
 """How image files become a model's input: size, resize-then-crop, flips.
 
-`ImageRecipe.for_backbone` is the one home of the rule that `keras-mlh
-train` applies to folders and list files: a named Keras Applications
-backbone gets the HashNet/CSQ/MDSH recipe (resize to 256, random 224 crop
-and horizontal flip in training, central crop at evaluation and export);
-the small backbone resizes straight to 64x64, unflipped. The same
-`resize_to` goes into the run folder's `run.json`, `split.npz` and the
-export's `metadata.json` (read by `keras_mlh_runtime.contract`).
+`ImageRecipe.for_backbone` is the one home of the rule: a named Keras
+Applications backbone gets the HashNet/CSQ/MDSH recipe (resize to 256, random
+224 crop and flips in training, central crop otherwise), the small backbone
+64x64 images, resized straight. The same `resize_to` goes into `run.json`,
+`split.npz` and the export's `metadata.json`.
 """
 
 import dataclasses
@@ -43,20 +41,10 @@ class ImageRecipe:
     def for_backbone(
         cls, backbone, image_size=None, resize_to=None, horizontal_flip=None
     ):
-        """The standard recipe of `backbone`, with any part given overriding it.
-
-        Args:
-            backbone: `"small"` or a Keras Applications name (`"resnet50"`).
-            image_size: `(height, width)`; default 224x224 for a named
-                backbone, 64x64 for the small one.
-            resize_to: `(height, width)` to resize to before the crop;
-                default `image_size` * 256 / 224 for a named backbone, none
-                for the small one.
-            horizontal_flip: default on for a named backbone only.
-
-        Returns:
-            An `ImageRecipe`.
-        """
+        """The standard recipe of `backbone` (`"small"` or a Keras Applications
+        name), with any part given overriding it: by default a named backbone
+        gets 224x224 crops of `image_size * 256 / 224` and flips, the small
+        one 64x64 images, resized straight, unflipped."""
         named = backbone != SMALL_BACKBONE
         size = tuple(image_size or (NAMED_IMAGE_SIZE if named else SMALL_IMAGE_SIZE))
         if resize_to is None and named:
@@ -79,14 +67,7 @@ class ImageRecipe:
         return dataclasses.asdict(self)
 
     def run_info(self, color_mode):
-        """The recipe as `run.json` records it (`image_recipe`).
-
-        Args:
-            color_mode: `"grayscale"`, `"rgb"` or `"rgba"`.
-
-        Returns:
-            A JSON-ready dict.
-        """
+        """The recipe, with `color_mode`, as `run.json` records it."""
         return {
             "image_size": list(self.image_size),
             "resize_to": None if self.resize_to is None else list(self.resize_to),
@@ -99,15 +80,8 @@ class ImageRecipe:
 
     @staticmethod
     def resize_of_run_info(info):
-        """The `resize_to` of a `run.json`'s `image_recipe`, or `None`.
-
-        Args:
-            info: the `image_recipe` entry (any value: `run.json` is read
-                leniently, a missing or odd entry means a straight resize).
-
-        Returns:
-            `(height, width)`, or `None`.
-        """
+        """The `resize_to` of a `run.json`'s `image_recipe`; `None` (a straight
+        resize) for a missing or odd entry, as `run.json` is read leniently."""
         size = info.get("resize_to") if isinstance(info, dict) else None
         if (
             isinstance(size, list)

@@ -6,12 +6,10 @@ and `database.txt` (the images searched), one image a line:
     relative/path.jpg 0 1 0 0 1 ...
 
 a path (no spaces) and a multi-hot label vector; single-label sets have one
-1 per row and become class ids. Everything is checked before training
-starts, each problem reported with the list file and its line: a missing
-image, a file that is not an image Pillow reads by its header (cheap:
-a few bytes per file; a corrupt body is found when the pipeline decodes it),
-a row with the wrong number of labels, a label other than 0/1 or none at all
-(an all-zero row), a duplicate path within a file, an empty list file.
+1 per row and become class ids. Everything is checked before training, each
+problem reported with its list file and line: a missing image or one Pillow
+cannot read by its header, a wrong number of labels, a label other than 0/1
+or none at all, a duplicate path, an empty list file.
 """
 
 import collections
@@ -20,11 +18,8 @@ import os
 
 import numpy as np
 
-from keras_mlh.datasets.file_data import (
-    FileHashingData,
-    check_color_mode,
-    check_size,
-)
+from keras_mlh.datasets.file_data import FileHashingData, image_options
+from keras_mlh.datasets.hashing_data import check_class_names
 from keras_mlh.datasets.image_check import check_image_file
 
 LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
@@ -62,7 +57,9 @@ def read_list_file(path, image_root, num_labels=None):
         widths = collections.Counter(len(line.split()) - 1 for line in lines)
         widths.pop(-1, None)  # blank lines
         num_labels = widths.most_common(1)[0][0] if widths else None
-    paths, rows, first_line_of = [], None, {}
+    # One uint8 per label: 13 MB for 130,000 x 100.
+    rows = np.zeros((len(lines), num_labels or 0), dtype=np.uint8)
+    paths, first_line_of = [], {}
     for number, line in enumerate(lines, start=1):
         tokens = line.split()
         if not tokens:
@@ -74,10 +71,6 @@ def read_list_file(path, image_root, num_labels=None):
                 f"multi-hot labels), got {line.strip()[:80]!r}"
             )
         labels = tokens[1:]
-        if num_labels is None:
-            num_labels = len(labels)
-        if rows is None:  # one uint8 per label: 13 MB for 130,000 x 100
-            rows = np.zeros((len(lines), num_labels), dtype=np.uint8)
         if len(labels) != num_labels:
             raise ValueError(
                 f"{where}: {len(labels)} labels, expected {num_labels} like the "
@@ -130,15 +123,10 @@ def from_list_files(
             and `database.txt`.
         image_root: the folder the listed paths resolve against (default:
             `directory`).
-        image_size: `(height, width)` of the images the model gets.
-        color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
-        resize_to: optional `(height, width)` to resize to before cropping
-            `image_size` (random crop in training, central otherwise), e.g.
-            `(256, 256)` with `image_size=(224, 224)`.
-        horizontal_flip: random left-right flips in training.
+        image_size, color_mode, resize_to, horizontal_flip, seed,
+            batch_size: as in `from_files`; e.g. `image_size=(224, 224)` with
+            `resize_to=(256, 256)` for the "resize 256, crop 224" recipe.
         class_names: optional names, one per label column.
-        seed: seed of the training shuffle and augmentation.
-        batch_size: batch size of the `tf.data` views.
 
     Returns:
         A `FileHashingData` (class ids when every row has exactly one 1,
@@ -165,34 +153,27 @@ def from_list_files(
         paths, labels, digest = read_list_file(path, image_root, num_labels)
         num_labels = labels.shape[1]
         sets[role] = (paths, labels)
-        records[name] = {"path": os.path.abspath(path), "sha256": digest}
-        records[name]["images"] = len(paths)
-    if class_names is not None and len(class_names) != num_labels:
-        raise ValueError(
-            f"Got {len(class_names)} class names for {num_labels} label columns."
-        )
+        records[name] = {
+            "path": os.path.abspath(path),
+            "sha256": digest,
+            "images": len(paths),
+        }
+    # Class ids when every row of every file has exactly one 1.
     single = all((labels.sum(axis=1) == 1).all() for _, labels in sets.values())
-
-    def labels_of(role):
-        labels = sets[role][1]
-        if single:
-            return np.argmax(labels, axis=1).astype(np.int64)
-        return labels.astype(np.float32)
-
+    split = {}
+    for role, (paths, labels) in sets.items():
+        split[f"{role}_paths"] = paths
+        split[f"y_{role}"] = (
+            np.argmax(labels, axis=1).astype(np.int64)
+            if single
+            else labels.astype(np.float32)
+        )
     return FileHashingData(
-        train_paths=sets["train"][0],
-        y_train=labels_of("train"),
-        query_paths=sets["query"][0],
-        y_query=labels_of("query"),
-        database_paths=sets["database"][0],
-        y_database=labels_of("database"),
+        **split,
         num_classes=int(num_labels),
-        class_names=list(class_names) if class_names is not None else None,
-        image_size=check_size(image_size, "image_size"),
-        color_mode=check_color_mode(color_mode),
-        resize_to=None if resize_to is None else check_size(resize_to, "resize_to"),
-        horizontal_flip=bool(horizontal_flip),
+        class_names=check_class_names(class_names, num_labels),
         image_root=image_root,
+        **image_options(image_size, color_mode, resize_to, horizontal_flip),
         batch_size=batch_size,
         seed=seed,
         list_files=records,

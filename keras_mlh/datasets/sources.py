@@ -6,11 +6,9 @@ import numpy as np
 
 from keras_mlh.datasets.file_data import from_files
 from keras_mlh.datasets.hashing_data import from_arrays
-from keras_mlh.datasets.image_check import check_image_file
 from keras_mlh.datasets.tfds_data import from_tfds
-from keras_mlh_runtime.errors import first_line
 
-__all__ = ["from_directory", "from_tfds", "image_files", "load_image", "mnist5k"]
+__all__ = ["from_directory", "from_tfds", "image_files", "mnist5k"]
 
 # What `from_directory` and the command line read as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -55,17 +53,8 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
 
 
 def image_files(folder):
-    """The image files under `folder` and its subfolders, in sorted order.
-
-    Hidden files and folders (a leading dot: `.ipynb_checkpoints`, macOS's
-    `._IMG.jpg`) are skipped.
-
-    Args:
-        folder: the folder to search.
-
-    Returns:
-        A list of paths (empty when there is no image).
-    """
+    """The image files under `folder` and its subfolders, sorted; hidden
+    files and folders (`.ipynb_checkpoints`, macOS's `._IMG.jpg`) skipped."""
     found = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -75,45 +64,6 @@ def image_files(folder):
             if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
         )
     return found
-
-
-def load_image(path, image_size, color_mode="rgb"):
-    """One image file as uint8 pixels, resized, decoded as the pipeline does.
-
-    Training, evaluation and `keras-mlh encode` read files through this
-    decoder, which is the TensorFlow-free runtime's
-    (`keras_mlh_runtime.images.decode_planes`): the exported encoder gets the
-    same pixels.
-
-    Args:
-        path: the image file (any format Pillow reads; 16-bit images are
-            rescaled to 8 bits).
-        image_size: `(height, width)`.
-        color_mode: `"grayscale"`, `"rgb"` or `"rgba"`.
-
-    Returns:
-        uint8 array `(height, width, channels)`.
-
-    Raises:
-        ValueError: when the file is not a readable image.
-    """
-    from keras_mlh.datasets.image_pipeline import (
-        COLOR_CHANNELS,
-        image_dataset,
-        iterate_batches,
-    )
-
-    try:
-        check_image_file(os.fspath(path))
-        dataset = image_dataset(
-            [path], image_size=image_size, channels=COLOR_CHANNELS[color_mode]
-        )
-        return next(iterate_batches(dataset))[0]
-    except ValueError as error:
-        raise ValueError(
-            f"Cannot read image {os.fspath(path)!r} ({first_line(error)}); remove "
-            "or replace the file."
-        ) from None
 
 
 def from_directory(
@@ -128,29 +78,17 @@ def from_directory(
 ):
     """A folder with one subfolder of images per class, streamed from disk.
 
-    Only the paths are listed (and each file's header checked); the images
-    are read, decoded and resized batch by batch when the views are used,
-    so memory does not grow with the number of images.
+    Only the paths are listed (and each file's header checked), as in
+    `from_files`; memory does not grow with the number of images.
 
     Args:
         directory: path of the folder; each subfolder is a class (sorted by
-            name), images inside it (jpeg, png, bmp, gif; 16-bit PNGs are
-            rescaled to 8 bits) belong to it.
-        image_size: `(height, width)` every image is resized to.
-        color_mode: `"rgb"` or `"grayscale"`.
-        num_queries: number of query images, or a fraction if < 1.
-        seed: seed of the split.
-        batch_size: batch size of the `tf.data` views.
-        resize_to: optional `(height, width)` to resize to before cropping
-            `image_size` (random crop in training, central otherwise).
-        horizontal_flip: random left-right flips in training.
+            name), the images inside it (jpeg, png, bmp, gif) belong to it.
+        image_size, color_mode, num_queries, seed, batch_size, resize_to,
+            horizontal_flip: as in `from_files`.
 
     Returns:
         A `FileHashingData` whose `class_names` are the subfolder names.
-
-    Raises:
-        ValueError: when the folder is missing, has no class subfolders or no
-            images, or an image file is not one Pillow reads.
 
     Example:
     >>> data = from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP

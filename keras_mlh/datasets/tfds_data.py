@@ -9,13 +9,14 @@ import dataclasses
 
 import numpy as np
 
-from keras_mlh.datasets.validation import check_labels
+from keras_mlh.datasets.hashing_data import SplitViews
+from keras_mlh.labels import check_labels
 
 SHUFFLE_BUFFER = 2048
 
 
 @dataclasses.dataclass
-class TfdsHashingData:
+class TfdsHashingData(SplitViews):
     """A tfds dataset split the deep-hashing way; the database is the training split.
 
     Attributes:
@@ -30,18 +31,13 @@ class TfdsHashingData:
         multi_label_objects: labels are per object (e.g. `objects/label`)
             and become multi-hot rows.
         max_train, max_queries: caps on the examples read (the first ones).
-        data_dir: the tfds data directory.
-        batch_size: batch size of the views.
-        seed: seed of the training shuffle.
+        data_dir, batch_size, seed: as in `from_tfds`.
         shuffle_buffer: training shuffle buffer, in examples (bounded: a
             buffer the size of the data would hold all its pixels).
-        train_positions: `None` (train on every example of the training
-            split) or the positions, in the split's file order, of the
-            examples trained on (`hold_out_validation`, `drop_classes`);
-            `y_train` holds their labels and `split_labels` those of the
-            whole split, which stays the database.
-        split_labels: the labels of the whole training split when
-            `train_positions` is set.
+        train_positions: `None`, or the positions in the training split's
+            file order of the examples trained on (`hold_out_validation`,
+            `drop_classes`); `split_labels` then holds the labels of the whole
+            split, which stays the database.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
@@ -80,15 +76,7 @@ class TfdsHashingData:
         return np.asarray(self.train_positions)
 
     def restricted(self, positions, labels):
-        """A copy training on the examples at `positions` (labels `labels`).
-
-        Args:
-            positions: positions in the training split's file order.
-            labels: their labels.
-
-        Returns:
-            A `TfdsHashingData` whose queries and database are unchanged.
-        """
+        """A copy training on the examples at `positions` (file order) only."""
         return dataclasses.replace(
             self,
             train_positions=np.asarray(positions, np.int64),
@@ -97,15 +85,7 @@ class TfdsHashingData:
         )
 
     def subset(self, positions):
-        """The examples at `positions` of the training split, streamed.
-
-        Args:
-            positions: increasing positions in the split's file order.
-
-        Returns:
-            A batched, unshuffled `tf.data.Dataset` of `(images, labels)`,
-            in file order.
-        """
+        """The examples at increasing `positions` of the training split, streamed."""
         return self._dataset(self.train_split, self.max_train, positions=positions)
 
     @property
@@ -113,18 +93,10 @@ class TfdsHashingData:
         return (*self.image_size, self.channels)
 
     @property
-    def multi_label(self):
-        return np.asarray(self.y_train).ndim == 2
-
-    @property
     def train(self):
         """Shuffled (tfds files, then a bounded buffer), batched `(images, labels)`."""
-        return self._dataset(
-            self.train_split,
-            self.max_train,
-            training=True,
-            positions=self.train_positions,
-        )
+        split, limit, positions = self.train_split, self.max_train, self.train_positions
+        return self._dataset(split, limit, training=True, positions=positions)
 
     @property
     def query(self):
@@ -134,17 +106,9 @@ class TfdsHashingData:
     def database(self):
         return self._dataset(self.train_split, self.max_train)
 
-    @property
-    def x_query(self):
-        """All query images decoded into memory (small sets only)."""
-        return _images(self.query)
-
-    @property
-    def x_database(self):
-        """All database images decoded into memory (small sets only)."""
-        return _images(self.database)
-
-    x_train = x_database
+    # Whole sets decoded into memory (small sets only), as `HashingData` has.
+    x_query = property(lambda self: _images(self.query))
+    x_database = x_train = property(lambda self: _images(self.database))
 
     def _dataset(self, split, limit, training=False, positions=None):
         import tensorflow as tf
@@ -166,22 +130,16 @@ class TfdsHashingData:
             ds = ds.map(lambda _, example: example)
             # Filtering hides the count: `len(data.train)` (steps per epoch).
             ds = ds.apply(tf.data.experimental.assert_cardinality(len(positions)))
-        key, objects, classes = (
-            self.label_key,
-            self.multi_label_objects,
-            self.num_classes,
-        )
-        size = self.image_size
 
         def convert(example):
             image = example["image"]
             if image.shape.rank == 2:
                 image = image[..., None]
-            image = tf.image.resize(image, size)
+            image = tf.image.resize(image, self.image_size)
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-            label = _nested(example, key)
-            if objects:
-                label = tf.reduce_max(tf.one_hot(label, classes), axis=0)
+            label = _nested(example, self.label_key)
+            if self.multi_label_objects:
+                label = tf.reduce_max(tf.one_hot(label, self.num_classes), axis=0)
             return image, label
 
         ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
@@ -229,15 +187,13 @@ def from_tfds(
     """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`.
 
     Single-label datasets use their `label` feature; multi-label ones (e.g.
-    `coco/2017`, whose `objects/label` lists the objects) become multi-hot.
-    Images are resized to `image_size` (tfds datasets may have images of any
-    size) on the fly; only the labels are read up front (one pass over the
-    labels, images skipped from memory). The database is the training split.
+    `coco/2017`'s `objects/label`) become multi-hot. Only the labels are read
+    up front. The database is the training split.
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
         train_split, query_split: tfds split names.
-        image_size: `(height, width)`.
+        image_size: `(height, width)` the images are resized to.
         max_train, max_queries: caps on the number of examples read (the
             first ones, in tfds's file order).
         label_key: feature holding the labels; found automatically if `None`.
@@ -249,12 +205,12 @@ def from_tfds(
 
     Example:
     >>> data = from_tfds("cifar10", image_size=(32, 32), max_train=10_000)  # doctest: +SKIP
-    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir)
-    key, num_classes, objects = _tfds_label_feature(builder.info.features, label_key)
+    key, feature, objects = _tfds_label_feature(builder.info.features, label_key)
+    num_classes = feature.num_classes
     if not builder.is_prepared():
         _download(builder, name)
 
@@ -273,10 +229,6 @@ def from_tfds(
 
     y_train = labels_of(train_split, max_train)
     y_query = labels_of(query_split, max_queries)
-    feature = _nested(builder.info.features, key)
-    names = getattr(feature, "names", None) or getattr(
-        getattr(feature, "feature", None), "names", None
-    )
     channels = builder.info.features["image"].shape[-1] or 3
     return TfdsHashingData(
         name=name,
@@ -285,7 +237,7 @@ def from_tfds(
         y_train=y_train,
         y_query=y_query,
         num_classes=int(num_classes),
-        class_names=list(names) if names else None,
+        class_names=list(feature.names) if feature.names else None,
         image_size=tuple(int(s) for s in image_size),
         channels=int(channels),
         label_key=key,
@@ -305,12 +257,9 @@ NETWORK_TIMEOUT = 3.0
 
 
 def _download(builder, name):
-    """Downloads and prepares `builder`'s data, failing fast when offline.
-
-    tfds retries an unreachable download for minutes, warning each time,
-    and leaves temporary download folders behind: one connection attempt
-    first, and one line naming the fix when it fails.
-    """
+    """Downloads and prepares `builder`'s data, failing fast when offline
+    (tfds retries an unreachable download for minutes and leaves temporary
+    folders behind)."""
     error = network_error()
     if error is not None:
         raise ValueError(
@@ -350,10 +299,10 @@ def _tfds_label_feature(features, label_key):
             continue
         if isinstance(feature, tfds.features.ClassLabel):
             # Under `objects`, a ClassLabel is one label per object.
-            return key, feature.num_classes, key.startswith("objects/")
+            return key, feature, key.startswith("objects/")
         inner = getattr(feature, "feature", None)
         if isinstance(inner, tfds.features.ClassLabel):
-            return key, inner.num_classes, True
+            return key, inner, True
     raise ValueError(
         "Could not find a class-label feature in this tfds dataset; pass "
         f"label_key=... (one of: {', '.join(sorted(features.keys()))})."

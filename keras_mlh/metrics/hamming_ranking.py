@@ -1,21 +1,14 @@
 """Per-query ranking statistics over Hamming distance, in one compiled pass.
 
-Every retrieval metric of `keras_mlh.metrics` is a function of two things
-per query: how many items (and how many relevant items) sit at each Hamming
-distance, and, for the cut-off metrics, where each relevant item lands in
-the ranking. Both come from one numba kernel, without sorting: with ties
-kept in database order, the position of item `j` at distance `d` is the
-number of items closer than `d` plus the number of items at distance `d`
-up to `j`. The second number is the per-distance histogram count right
-after item `j` is added, so one scan of the database per query yields the
-histograms and, for every relevant item, its rank; a short pass over the
-relevant items then adds the items closer than their distance.
-
-Codes are compared as packed 64-bit words (popcount of XOR), labels as
-dense class ids or packed multi-hot words, so no `(queries, database)`
-matrix is ever built: memory is the codes plus about 17 bytes per database
-item per thread, whatever the number of queries. The kernel releases the
-GIL and runs in one Python thread per CPU core.
+Every retrieval metric is a function of, per query, the items (and relevant
+items) at each Hamming distance and, for cut-off metrics, the rank of each
+relevant item. One numba kernel gives both without sorting: with ties in
+database order, an item's rank is the number of items closer than its
+distance plus its position among the items at that distance, which is the
+histogram count right after the item is added. Codes are compared as packed
+64-bit words (popcount of XOR), labels as dense ids or packed multi-hot
+words: no `(queries, database)` matrix, about 17 bytes per database item per
+thread. The kernel releases the GIL and runs a Python thread per CPU core.
 """
 
 import os
@@ -26,7 +19,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from keras_mlh.labels import as_class_id_vector, class_ids
+from keras_mlh.labels import check_labels
 from keras_mlh_runtime.codes import to_packed
 
 # Rows handed to one kernel call: small enough to spread over threads, large
@@ -46,7 +39,7 @@ def _popcount(typingctx, value):
     return types.int64(value), codegen
 
 
-def _compiled(function):
+def njit_cached(function):
     """numba.njit, cached on disk where numba finds a writable folder (next
     to this file, or the user's cache folder); a read-only install without
     either compiles once per process instead of failing at import."""
@@ -56,7 +49,7 @@ def _compiled(function):
         return numba.njit(nogil=True)(function)
 
 
-@_compiled
+@njit_cached
 def _rank_rows(
     queries,
     database,
@@ -69,15 +62,11 @@ def _rank_rows(
     sums,
     found,
 ):
-    """Fills, for each query row: `items[row, d]` and `hits[row, d]`, the
-    number of items and of relevant items at distance `d`; and for each
-    cut-off `cuts[c]`, `found[row, c]`, the relevant items in the top
-    `cuts[c]`, and `sums[row, c]`, the sum of precision at their positions.
-
-    `database` and `database_keys` are word-major `(words, n)`, so distances
-    and relevance are computed one word at a time in loops the compiler
-    vectorizes, whatever the number of words.
-    """
+    """Per query row: `items`/`hits[row, d]`, the items / relevant items at
+    distance `d`; per cut-off `cuts[c]`, `found[row, c]` (relevant items in
+    the top `cuts[c]`) and `sums[row, c]` (precision summed at them).
+    `database` and `database_keys` are word-major `(words, n)`, so the loops
+    over items vectorize, whatever the number of words."""
     count = database.shape[1]
     width = items.shape[1]
     distances = np.empty(count, np.int32)
@@ -151,41 +140,10 @@ def _threads():
 
 
 def packed_words(codes, name):
-    """Codes in any form as `(n, words)` uint64 and their bit count.
-
-    uint8 input is read as packed bytes (as everywhere in keras_mlh); other
-    dtypes as ±1 or 0/1 codes. Bytes are zero-padded to whole 64-bit words,
-    which leaves Hamming distances unchanged.
-    """
+    """Codes in any form (uint8 = packed bytes) as `(n, words)` uint64,
+    zero-padded (distances unchanged), and their bit count."""
     packed = to_packed(codes, name=name)
     return _as_words(packed), packed.shape[1] * 8
-
-
-def _label_array(labels, count, name):
-    array = np.asarray(labels)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == bool
-    ):
-        raise ValueError(
-            f"`{name}` must be class ids or multi-hot rows. Received: {array.dtype}"
-        )
-    array = as_class_id_vector(array)
-    if array.ndim not in (1, 2):
-        raise ValueError(
-            f"`{name}` must be class ids (n,) or multi-hot (n, classes). "
-            f"Received: shape={array.shape}"
-        )
-    if len(array) != count:
-        raise ValueError(
-            f"`{name}` has {len(array)} rows but there are {count} codes: one label "
-            "(or multi-hot row) per code."
-        )
-    if array.ndim == 2 and not np.all((array == 0) | (array == 1)):
-        raise ValueError(
-            f"Multi-hot `{name}` must hold only 0 and 1 (1 = the item has the "
-            "class); threshold soft labels first."
-        )
-    return array
 
 
 def _label_keys(query_labels, database_labels):
@@ -194,13 +152,7 @@ def _label_keys(query_labels, database_labels):
     Query keys come `(queries, words)`, database keys word-major."""
     if query_labels.ndim == 1:
         _, dense = np.unique(
-            np.concatenate(
-                [
-                    class_ids(query_labels, "query_labels"),
-                    class_ids(database_labels, "database_labels"),
-                ]
-            ),
-            return_inverse=True,
+            np.concatenate([query_labels, database_labels]), return_inverse=True
         )
         keys = dense.astype(np.int32).reshape(-1, 1)
         return keys[: len(query_labels)], keys[len(query_labels) :].T.copy()
@@ -227,15 +179,6 @@ class HammingRanking:
             0/1), the same number of bits.
         query_labels, database_labels: class ids `(n,)` or multi-hot
             `(n, classes)` rows of 0/1, the same kind on both sides.
-
-    Example:
-    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
-    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
-    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
-    >>> ranking = HammingRanking(q_codes, q_labels, db_codes, db_labels)
-    >>> for block in ranking.blocks(cuts=[10, 100]):
-    ...     print(block.found[0])  # query 0: relevant items in its top 10, top 100
-    [10 10]
     """
 
     def __init__(self, query_codes, query_labels, database_codes, database_labels):
@@ -252,9 +195,11 @@ class HammingRanking:
                 f"Ranking needs at least one query code and one database code. "
                 f"Received: {self.num_queries} queries, {self.num_items} database codes."
             )
-        query_labels = _label_array(query_labels, self.num_queries, "query_labels")
-        database_labels = _label_array(
-            database_labels, self.num_items, "database_labels"
+        query_labels = check_labels(
+            query_labels, num_images=self.num_queries, name="query_labels"
+        )
+        database_labels = check_labels(
+            database_labels, num_images=self.num_items, name="database_labels"
         )
         if query_labels.ndim != database_labels.ndim or (
             query_labels.ndim == 2 and query_labels.shape[1] != database_labels.shape[1]

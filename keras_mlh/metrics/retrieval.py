@@ -1,15 +1,10 @@
-"""Retrieval metrics over Hamming ranking, the deep-hashing way.
+"""Retrieval metrics over Hamming ranking, the deep-hashing way. No TensorFlow.
 
-No TensorFlow. Every database item is ranked by its Hamming distance to the
-query; an item is relevant when it shares at least one label with the query
-(labels are class ids `(n,)` or multi-hot rows `(n, c)` of 0/1). Items at
-equal distance keep database order (a stable sort, so results are
-reproducible); `tie_breaking="average"` instead gives the expected value over
-all orders of tied items, exactly.
-
-The ranking itself is `HammingRanking`'s compiled scan (no sorting, no
-`(queries, database)` matrix), so memory stays bounded whatever the number
-of queries; this module turns its per-query counts into metrics.
+Every database item is ranked by its Hamming distance to the query; an item
+is relevant when it shares a label with the query (class ids `(n,)` or
+multi-hot rows `(n, c)`). Items at equal distance keep database order;
+`tie_breaking="average"` gives the exact expected value over all orders of
+tied items instead. The counts come from `HammingRanking`'s compiled scan.
 """
 
 import math
@@ -180,12 +175,9 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
 
 
 def recall_at_k(query_codes, query_labels, database_codes, database_labels, k):
-    """Mean recall of the top-k items: relevant items found in the top k over
-    all relevant items of the query (a query with none counts 0).
-
-    Returns:
-        A float for one `k`, else a dict `{k: recall}`.
-    """
+    """Mean recall of the top-k items (relevant items found in the top k over
+    all relevant items of the query; a query with none counts 0), as
+    `precision_at_k`."""
     return _at_k(
         query_codes, query_labels, database_codes, database_labels, k, "recall"
     )

@@ -1,39 +1,49 @@
 """PNG plots of retrieval quality and training, with matplotlib's Agg backend.
 
 Each function draws on its own `Figure` (never pyplot's global state), writes
-a PNG of `figsize * dpi` pixels and returns the path.
+a PNG of `figsize * DPI` pixels (creating its folder) and returns the path.
 """
 
 import os
 
 import numpy as np
 
-FIGSIZE = (6.4, 4.8)
-DPI = 100
+FIGSIZE, DPI = (6.4, 4.8), 100
 
 
-def _figure(figsize=FIGSIZE):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, dpi=DPI)
+def _axes(figure, xlabel, ylabel, title="", ylim=(0, 1.02), position=(1, 1, 1)):
+    axes = figure.add_subplot(*position)
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if ylim is not None:  # set_ylim(None) would stop autoscaling
+        axes.set_ylim(*ylim)
+    axes.grid(alpha=0.3)
+    return axes
 
 
 def _save(figure, path):
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, dpi=DPI, format="png")
     return path
 
 
-def _curves(curves, what):
-    if isinstance(curves, dict) and all(isinstance(v, dict) for v in curves.values()):
-        return curves
-    if isinstance(curves, dict):
-        return {"": curves}
-    raise ValueError(
-        f"`curves` must be a {what} dict or a dict of name -> {what} dict."
-    )
+def _precision_lines(values, name, points, xlabel, title, **style):
+    """A figure of one precision line per series of `values` (one result, or
+    a dict of label -> result); `points(result)` gives a line's x and y."""
+    from matplotlib.figure import Figure
+
+    if not isinstance(values, dict):
+        raise ValueError(f"`{name}` must be a dict, or a dict of name -> dict.")
+    series = values
+    if not (values and all(isinstance(v, dict) for v in values.values())):
+        series = {"": values}
+    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+    axes = _axes(figure, xlabel, "precision", title)
+    for label, result in series.items():
+        axes.plot(*points(result), label=label or None, **style)
+    if any(series):
+        axes.legend()
+    return figure
 
 
 def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
@@ -48,21 +58,14 @@ def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
     Returns:
         The path written.
     """
-    figure = _figure()
-    axes = figure.add_subplot(1, 1, 1)
-    for name, curve in _curves(curves, "precision_recall_curve").items():
+
+    def points(curve):
         precision = np.asarray(curve["precision"], dtype=float)
-        recall = np.asarray(curve["recall"], dtype=float)
         keep = np.isfinite(precision)
-        axes.plot(recall[keep], precision[keep], marker=".", label=name or None)
-    axes.set_xlabel("recall")
-    axes.set_ylabel("precision")
-    axes.set_xlim(0, 1.02)
-    axes.set_ylim(0, 1.02)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    if any(_curves(curves, "precision_recall_curve")):
-        axes.legend()
+        return np.asarray(curve["recall"], dtype=float)[keep], precision[keep]
+
+    figure = _precision_lines(curves, "curves", points, "recall", title, marker=".")
+    figure.axes[0].set_xlim(0, 1.02)
     return _save(figure, path)
 
 
@@ -78,24 +81,15 @@ def plot_precision_at_k(values, path, title="Precision@K"):
     Returns:
         The path written.
     """
-    if values and all(isinstance(v, dict) for v in values.values()):
-        series = values
-    else:
-        series = {"": values}
-    figure = _figure()
-    axes = figure.add_subplot(1, 1, 1)
-    for name, points in series.items():
-        ks = sorted(points)
-        if not ks:
+
+    def points(result):
+        if not result:
             raise ValueError("`values` must hold at least one (k, precision) point.")
-        axes.plot(ks, [points[k] for k in ks], marker="o", label=name or None)
-    axes.set_xlabel("K (items retrieved)")
-    axes.set_ylabel("precision")
-    axes.set_ylim(0, 1.02)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    if any(series):
-        axes.legend()
+        ks = sorted(result)
+        return ks, [result[k] for k in ks]
+
+    xlabel = "K (items retrieved)"
+    figure = _precision_lines(values, "values", points, xlabel, title, marker="o")
     return _save(figure, path)
 
 
@@ -110,35 +104,27 @@ def plot_history(history, path, title="Training"):
     Returns:
         The path written.
     """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
         raise ValueError(
             "`history` must be a keras History or a non-empty dict of lists."
         )
-    figure = _figure((11, 4.2))
-    losses = figure.add_subplot(1, 2, 1)
-    quality = figure.add_subplot(1, 2, 2)
+    figure = Figure(figsize=(11, 4.2), dpi=DPI)
+    losses = _axes(figure, "epoch", "loss", ylim=None, position=(1, 2, 1))
+    losses.set_yscale("log")
+    quality = _axes(figure, "epoch", "mAP / balance", ylim=None, position=(1, 2, 2))
     for key, values in sorted(logs.items()):
         epochs = np.arange(1, len(values) + 1)
         if key.endswith("loss"):
-            losses.plot(
-                epochs,
-                values,
-                label=key,
-                linestyle="--" if key.startswith("val_") else "-",
-            )
+            style = "--" if key.startswith("val_") else "-"
+            losses.plot(epochs, values, label=key, linestyle=style)
         elif key.endswith("map") or key.endswith("bit_balance"):
             quality.plot(epochs, values, label=key, marker=".")
-    losses.set_xlabel("epoch")
-    losses.set_ylabel("loss")
-    losses.set_yscale("log")
-    quality.set_xlabel("epoch")
-    quality.set_ylabel("mAP / balance")
-    from matplotlib.ticker import MaxNLocator
-
     for axes in (losses, quality):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.grid(alpha=0.3)
         if axes.lines:
             axes.legend(fontsize=7)
     figure.suptitle(title)
@@ -157,15 +143,15 @@ def plot_bit_balance(codes, path, title="Bit balance"):
     Returns:
         The path written.
     """
+    from matplotlib.figure import Figure
+
     from keras_mlh.evaluation import bit_balance
 
     fraction = bit_balance(codes)
-    figure = _figure()
-    axes = figure.add_subplot(1, 1, 1)
+    title = f"{title} (mean |p - 0.5| = {np.abs(fraction - 0.5).mean():.3f})"
+    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+    axes = _axes(figure, "bit", "fraction of +1", title, (0, 1))
+    axes.grid(False)
     axes.bar(np.arange(len(fraction)), fraction, color="tab:blue")
     axes.axhline(0.5, color="black", linewidth=1, linestyle="--")
-    axes.set_ylim(0, 1)
-    axes.set_xlabel("bit")
-    axes.set_ylabel("fraction of +1")
-    axes.set_title(f"{title} (mean |p - 0.5| = {np.abs(fraction - 0.5).mean():.3f})")
     return _save(figure, path)
