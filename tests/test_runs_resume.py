@@ -188,3 +188,49 @@ def test_a_damaged_epoch_log_is_an_error_not_a_restart(tmp_path):
         f.write("{not json")
     with pytest.raises(ValueError, match=r"epochs\.json' is damaged.*--overwrite"):
         runs.epochs_done(tmp_path / "run")
+
+
+def test_run_backup_keeps_the_best_epoch_and_drops_a_killed_epoch_s_files(tmp_path):
+    """In one process: val mAP 0.2, 0.5, 0.3 | stop in epoch 4 | 0.1, 0.4."""
+    import keras
+
+    from keras_mlh.callbacks.run_backup import RunBackup
+
+    class Scripted(keras.callbacks.Callback):
+        def __init__(self, stop_at=None):
+            super().__init__()
+            self.stop_at, self.after = stop_at, {}
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == self.stop_at:
+                raise KeyboardInterrupt  # as Ctrl-C in epoch 4
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_map"] = SCORES[epoch]
+            self.after[epoch + 1] = [w.copy() for w in self.model.get_weights()]
+
+    def model():
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        m.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+        m.optimizer.build(m.trainable_variables)
+        return m
+
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = np.ones((16, 2), "float32")
+    fit = {"epochs": EPOCHS, "batch_size": 4, "verbose": 0}
+    first, seen = model(), Scripted(stop_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(
+            x, y, callbacks=[seen, *RunBackup(tmp_path, "val_map").callbacks], **fit
+        )
+    # A killed epoch 4 that had written its (better) best file and its log.
+    (tmp_path / "best-4.weights.h5").write_bytes(b"partial")
+    resumed, again = model(), Scripted()
+    backup = RunBackup(tmp_path, "val_map")
+    resumed.fit(x, y, callbacks=[again, *backup.callbacks], **fit)
+    assert sorted(again.after) == [4, 5]  # epochs 1-3 were not trained again
+    assert backup.history["val_map"] == SCORES
+    assert backup.restore_best() == {"epoch": 2, "value": 0.5}
+    for got, expected in zip(resumed.get_weights(), seen.after[2], strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert sorted(p.name for p in tmp_path.glob("best-*")) == ["best-2.weights.h5"]
