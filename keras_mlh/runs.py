@@ -1,17 +1,27 @@
-"""The run folder of `keras-mlh train`: its files, written and read here.
+"""Run folders: `train` writes one (what `keras-mlh train` runs), and its
+files are read back here.
 
 A run folder holds `model.keras` (the model kept), `history.json` (per-epoch
 logs), `split.npz` (the evaluation split: pixels, or for image files paths
 relative to `image_root` with the image recipe; see `split_arrays`) and
 `run.json` (`RUN_FORMAT`: the settings, data source, image recipe and the
 model selection by validation mAP). `keras-mlh evaluate` reads it back.
+
+A run trains in a staging folder beside it, `.keras-mlh-train-NAME`, backed
+up after every epoch (`keras_mlh.callbacks.run_backup.RunBackup`, built on
+`keras.callbacks.BackupAndRestore`): `train(..., resume=True)` continues an
+interrupted run after its last completed epoch. The run folder is written
+in a temporary folder and moved into place only when complete.
 """
 
 import json
 import os
+import shutil
 
 import numpy as np
 
+from keras_mlh import files
+from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
 from keras_mlh.encoding import FILE_SPLIT_KEY
 from keras_mlh_runtime.code_files import load_npz
 
@@ -22,6 +32,210 @@ SPLIT_FILE = "split.npz"
 RUN_FILE = "run.json"
 SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")
 FILE_SPLIT_KEYS = ("query_paths", "y_query", "database_paths", "y_database")
+STAGE_PREFIX = f"{files.TEMP_PREFIX}train-"
+
+
+def train(
+    folder,
+    data,
+    *,
+    source=None,
+    bits=32,
+    mode="mlh",
+    backbone=SMALL_BACKBONE,
+    backbone_weights=None,
+    augment=False,
+    epochs=None,
+    learning_rate=None,
+    seed=0,
+    val_split=None,
+    val_every=5,
+    verbose=1,
+    resume=False,
+    overwrite=False,
+    command=None,
+):
+    """Trains an MLH model with the default recipe and writes a run folder.
+
+    `MLH(num_classes, bits, mode, backbone, ...)`, seeded with `seed`, trained
+    with `keras_mlh.training.default_training` (Adam, cosine decay). With
+    `val_split` training images held out as validation queries, the epoch
+    with the best validation mAP is kept. Prints a line before training and
+    one on the epoch kept.
+
+    Args:
+        folder: the run folder; an earlier run is replaced only with `overwrite`.
+        data: a `HashingData`, `FileHashingData` or `TfdsHashingData`, e.g.
+            from `keras_mlh.datasets.data_source.training_data`.
+        source: JSON-safe description of the data for `run.json`.
+        bits, mode, backbone, backbone_weights: the model (`MLH`'s; backbone
+            `"small"` or a Keras Applications name).
+        augment: random translations and rotations in training.
+        epochs, learning_rate: the recipe's (default: its defaults).
+        seed: seed of the weights and of the validation hold-out.
+        val_split: validation images held out (count or fraction), or `None`.
+        val_every: validation mAP (into the history) every N epochs; 0 never.
+        verbose: `fit`'s verbosity.
+        resume: continue the interrupted run of `folder` after its last
+            completed epoch; settings and data must be the same.
+        overwrite: replace an earlier run, and discard an interrupted one.
+        command: the command line, recorded in `run.json`.
+
+    Returns:
+        The `run.json` record (a dict).
+
+    Example:
+    >>> from keras_mlh.datasets.data_source import training_data
+    >>> data, source = training_data(limit=300, num_queries=60)
+    >>> info = train("runs/tiny", data, source=source, bits=16, epochs=1,
+    ...              verbose=0)  # doctest: +ELLIPSIS
+    Training MLH (mode=mlh, 16 bits, backbone=small) on mnist5k: ...
+    >>> info["epochs"], sorted(os.listdir("runs/tiny"))
+    (1, ['history.json', 'model.keras', 'run.json', 'split.npz'])
+    """
+    from keras_mlh.run_training import fit_run
+
+    settings = dict(bits=bits, mode=mode, backbone=backbone, augment=augment,
+                    backbone_weights=backbone_weights, epochs=epochs, seed=seed,
+                    learning_rate=learning_rate, val_split=val_split,
+                    val_every=val_every)  # fmt: skip
+    out = check_run_folder(
+        folder, inputs=_source_paths(source), overwrite=overwrite, resume=resume
+    )
+    stage = stage_of(out)
+    if not resume:  # nothing to resume there (checked), or `overwrite`
+        shutil.rmtree(stage, ignore_errors=True)
+    source = source or {}
+    trained = fit_run(stage, data, source, settings, verbose, resume, command)
+    with files.atomic_folder(out) as work:
+        run_info = _write_run_folder(work, out, settings, source, **trained)
+    shutil.rmtree(stage, ignore_errors=True)
+    return run_info
+
+
+def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=False):
+    """Checks that `folder` may become a run folder; creates nothing.
+
+    An earlier run (with `run.json`) is replaced only with `overwrite`, never
+    a folder holding an input; an interrupted run is resumed only with
+    `resume` and discarded only with `overwrite`.
+
+    Args:
+        folder: the run folder.
+        inputs: the data's files and folders (never written over).
+        not_inside: image folders the run folder must not be put into.
+        overwrite, resume: as `train`'s.
+
+    Returns:
+        The absolute path of `folder`.
+    """
+    if resume and overwrite:
+        raise ValueError(
+            "--resume continues an interrupted run and --overwrite starts afresh; "
+            "give one of them."
+        )
+    out = os.path.abspath(folder)
+    done = 0 if overwrite else epochs_done(out)
+    if resume and not done:
+        if os.path.isfile(os.path.join(out, RUN_FILE)):
+            raise ValueError(f"{out!r} is a finished run folder; nothing to resume.")
+        raise ValueError(
+            f"No interrupted run of {out!r} to resume: a run is kept for "
+            "--resume once it has completed an epoch."
+        )
+    if done and not resume:
+        raise ValueError(
+            f"An interrupted run of {out!r} ({done} epoch{'s' if done > 1 else ''} "
+            "done) can be resumed: rerun the command with --resume; or pass "
+            "--overwrite to discard it and start afresh."
+        )
+    out = files.check_output(
+        out,
+        inputs=inputs,
+        overwrite=overwrite or resume,  # resumed: a run that had --overwrite
+        kind="folder",
+        marker=RUN_FILE,
+        what="run folder",
+        not_inside=not_inside,
+    )
+    files.check_writable(out)
+    return out
+
+
+def stage_of(out):
+    """The staging folder of the run folder `out` (absolute)."""
+    return os.path.join(os.path.dirname(out), STAGE_PREFIX + os.path.basename(out))
+
+
+def epochs_done(folder):
+    """Epochs an interrupted run of `folder` has completed (0: none kept)."""
+    from keras_mlh.run_training import BACKUP_FOLDER, BACKUP_RECORD, read_log
+
+    stage = stage_of(os.path.abspath(folder))
+    # `BackupAndRestore` writes it once the weights are saved: a backup is there.
+    if not os.path.isfile(os.path.join(stage, BACKUP_FOLDER, BACKUP_RECORD)):
+        return 0
+    return max(map(len, read_log(stage)["history"].values()), default=0)
+
+
+def _source_paths(source):
+    source = source or {}
+    return [source.get("path"), source.get("image_root")]
+
+
+def _write_run_folder(
+    work, out, settings, source, model, logs, seconds, command, data, validation,
+    selection,
+):  # fmt: skip
+    """Writes the run folder's files into `work` (`data` as trained on)."""
+    from keras_mlh.datasets import FileHashingData
+    from keras_mlh.version import __version__
+
+    model.save(os.path.join(work, MODEL_FILE))
+    files.write_json(logs, os.path.join(work, HISTORY_FILE))
+    save_npz(
+        os.path.join(work, SPLIT_FILE),
+        **split_arrays(data, validation, source.get("unseen_classes")),
+    )
+    run_info = {
+        "format": RUN_FORMAT,
+        "keras_mlh_version": __version__,
+        "command": command,
+        "source": source,
+        **{key: settings[key] for key in ("bits", "mode", "backbone")},
+        "backbone_weights": settings["backbone_weights"] or "none",
+        "augment": settings["augment"],
+        "epochs": len(next(iter(logs.values()))) if logs else settings["epochs"],
+        "batch_size": data.batch_size,
+        "learning_rate": settings["learning_rate"],
+        "seed": settings["seed"],
+        "num_classes": int(data.num_classes),
+        "class_names": data.class_names,
+        "image_shape": [int(d) for d in data.image_shape],
+        "multi_label": bool(data.multi_label),
+        "num_train": int(len(data.y_train)),
+        "num_queries": int(len(data.y_query)),
+        "num_database": int(len(data.y_database)),
+        "database_is_training_set": not isinstance(data, FileHashingData)
+        or same_files(data.train_paths, data.database_paths),
+        "validation": selection,
+        "unseen_classes": source.get("unseen_classes"),
+        "image_recipe": _recipe_info(data),
+        "train_seconds": round(seconds, 3),
+        "final_logs": {key: values[-1] for key, values in logs.items()},
+        "files": {"model": MODEL_FILE, "history": HISTORY_FILE, "split": SPLIT_FILE},
+        "folder": out,
+    }
+    files.write_json(run_info, os.path.join(work, RUN_FILE))
+    return run_info
+
+
+def _recipe_info(data):
+    """How image files are prepared, for run.json; `None` for arrays."""
+    if not hasattr(data, "resize_to"):
+        return None
+    recipe = ImageRecipe(data.image_size, data.resize_to, data.horizontal_flip)
+    return recipe.run_info(data.color_mode)
 
 
 def split_arrays(data, validation=None, unseen_classes=None):

@@ -491,7 +491,7 @@ def test_debug_shows_the_traceback(tmp_path):
         (["train", "--folder", "missing"], "Image folder not found"),
         (["encode", "not-a-model.keras", "x.npz", "c.npz"], "is not a Keras model"),
         (["encode", "not-a-model.keras", "x.npz", "c.txt"], "must end in .npy"),
-        (["train", "--resume", "nothing"], "No interrupted run of"),
+        (["train", "--out", "nothing", "--resume"], "No interrupted run of"),
     ],
 )
 def test_bad_input_is_one_line_exit_1(argv, message, tmp_path, capsys, monkeypatch):

@@ -285,15 +285,23 @@ def test_a_split_of_100000_file_backed_images_stays_under_20_mb(tmp_path):
         (["--image-size", 32, "--resize-size", 36, "--flip"], ((32, 32), (36, 36), True)),
     ],
 )  # fmt: skip
-def test_the_standard_image_recipe_and_its_options(argv, expected):
+def test_the_standard_image_recipe_and_its_options(
+    argv, expected, tmp_path, monkeypatch
+):
+    import keras_mlh.datasets
     from keras_mlh.cli import parser as cli_parser
-    from keras_mlh.cli.train import image_recipe
+    from keras_mlh.cli.train import DATA_OPTIONS
+    from keras_mlh.datasets.data_source import training_data
 
-    args = cli_parser.build_parser().parse_args(
-        ["train", "--folder", "x", *map(str, argv)]
+    seen = {}
+    monkeypatch.setattr(
+        keras_mlh.datasets, "from_directory", lambda folder, **kw: seen.update(kw)
     )
-    recipe = image_recipe(args)
-    assert (recipe.image_size, recipe.resize_to, recipe.horizontal_flip) == expected
+    args = cli_parser.build_parser().parse_args(
+        ["train", "--folder", str(tmp_path), *map(str, argv)]
+    )
+    training_data(**{name: getattr(args, name) for name in DATA_OPTIONS})
+    assert (seen["image_size"], seen["resize_to"], seen["horizontal_flip"]) == expected
 
 
 def test_a_resize_smaller_than_the_crop_is_refused(tmp_path):

@@ -10,8 +10,8 @@ TensorFlow and Keras are imported inside the commands that need them, so
 
 One module per concern: `parser` (the list of commands, `main`, error
 handling), `options` (the value types and the options several commands
-share), `errors`, `io` (reading models, arrays, images and codes files),
-`resume` (resumable training) and one module per command (`train`,
+share), `errors`, `io` (reading models, arrays, images and codes files)
+and one module per command (`train`,
 `evaluate`, `encode`, `index`, `export`), each declaring its own options in
 `add_arguments(parser)` and running in `run(args)`.
 
@@ -21,9 +21,8 @@ every output is checked by `keras_mlh.files.check_output` first: an existing
 one is replaced only with `--overwrite`, an input of the command never):
 
 - A run folder (`train --out`): `model.keras`, `history.json`, `split.npz`
-  and `run.json`; see `keras_mlh.cli.train`. Its staging folder
-  `.keras-mlh-train-NAME` (checkpoints for `train --resume`) is described in
-  `keras_mlh.cli.resume`.
+  and `run.json`; see `keras_mlh.runs`, which also describes the staging
+  folder `.keras-mlh-train-NAME` (the backup `train --resume` continues).
 - Evaluation (`evaluate`, `RUN/eval` by default): `report.json` and PNG
   plots from `keras_mlh.evaluation.retrieval_report`.
 - Images for `train --npz`: an `.npz` with `images` `(n, height, width[,

@@ -1,0 +1,133 @@
+"""`RunBackup`: Keras's `BackupAndRestore`, plus the logs and the best epoch.
+
+A training run that is killed (even by `kill -9`) and started again with
+the same folder continues after its last completed epoch: the model and
+optimizer come back from `BackupAndRestore`'s backup (`folder/backup`). This
+subclass also keeps, in `folder`, what the backup does not: the logs of every
+epoch and the training seconds (`epochs.json`, replaced atomically before
+each backup), and with a `monitor` the weights of the best epoch so far
+(`best-EPOCH.weights.h5`, by a `ModelCheckpoint` that runs before the backup),
+so a resumed run keeps the best epoch of the whole run.
+"""
+
+import os
+import re
+import time
+
+import keras
+
+from keras_mlh.files import write_json
+from keras_mlh.run_training import BACKUP_FOLDER, LOG_FILE, read_log
+
+BEST_FILE = "best-{epoch}.weights.h5"
+_BEST_NAME = re.compile(r"best-(\d+)\.weights\.h5")
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """Backs up a run after every epoch; a new `fit` on `folder` resumes it.
+
+    Pass `backup.callbacks` to `fit` after the callbacks that add to the logs
+    (`RetrievalMetricsCallback`): the best-epoch checkpoint, then this one.
+
+    Args:
+        folder: a folder of this run only (created when needed).
+        monitor: `None`, or a log to maximize (`"val_map"`): the weights of
+            the epoch with its highest value (the earlier of a tie) are kept,
+            and `restore_best()` loads them after training.
+
+    Example:
+    >>> backup = RunBackup("runs/.stage", monitor="val_map")  # doctest: +SKIP
+    >>> model.fit(train, epochs=10, callbacks=[metrics, *backup.callbacks])  # doctest: +SKIP
+    >>> backup.restore_best()  # {"epoch": 4, "value": 0.61}  # doctest: +SKIP
+    """
+
+    def __init__(self, folder, monitor=None):
+        # Two backups: a kill while one is written leaves the other.
+        super().__init__(
+            os.path.join(folder, BACKUP_FOLDER),
+            double_checkpoint=True,
+            delete_checkpoint=False,  # the caller removes `folder` when done
+        )
+        self.folder = folder
+        self.monitor = monitor
+        record = read_log(folder)
+        self.history = record["history"]
+        self.earlier_seconds = record["seconds"]
+        self.resumed_at = None
+        self.backed_up = 0  # epochs backed up by this session
+        self.started = time.perf_counter()
+        self.best_checkpoint = None
+        if monitor is not None:
+            self.best_checkpoint = keras.callbacks.ModelCheckpoint(
+                os.path.join(folder, BEST_FILE),
+                monitor=monitor,
+                mode="max",
+                save_best_only=True,
+                save_weights_only=True,
+            )
+
+    @property
+    def callbacks(self):
+        """The callbacks for `fit`, in order: the best epoch's, the backup."""
+        return [c for c in (self.best_checkpoint, self) if c is not None]
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+        super().on_train_begin(logs)  # restores the last backup, if any
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.resumed_at is None:
+            # The first epoch of this session: after the backup's epoch. Logs
+            # and best weights of a later epoch (killed before its backup) go.
+            self.resumed_at = epoch
+            self.history = {key: v[:epoch] for key, v in self.history.items()}
+            best = self.best()
+            if best is not None:
+                self.best_checkpoint.best = best["value"]
+            if epoch:
+                print(f"Resuming after epoch {epoch} of {self.params['epochs']}")
+        self._remove_best_files(keep=self.best(), before=epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        record = {"history": self.history, "seconds": self.seconds()}
+        write_json(record, os.path.join(self.folder, LOG_FILE))
+        super().on_epoch_end(epoch, logs)  # the backup, last
+        self.backed_up += 1
+
+    def seconds(self):
+        """Training seconds of the run, earlier sessions included."""
+        return self.earlier_seconds + time.perf_counter() - self.started
+
+    def best(self):
+        """`{"epoch" (1-based), "value"}` of the best epoch so far, or `None`.
+
+        The newest best-epoch weights file among the epochs logged (the
+        checkpoint writes only improvements).
+        """
+        values = self.history.get(self.monitor) if self.monitor else None
+        epochs = [e for e in _best_epochs(self.folder) if e <= len(values or ())]
+        if not epochs:
+            return None
+        return {"epoch": max(epochs), "value": values[max(epochs) - 1]}
+
+    def restore_best(self):
+        """Loads the best epoch's weights into the model; returns `best()`."""
+        best = self.best()
+        if best is not None:
+            name = BEST_FILE.format(epoch=best["epoch"])
+            self.model.load_weights(os.path.join(self.folder, name))
+        return best
+
+    def _remove_best_files(self, keep, before):
+        """Removes the best-epoch files other than `keep`'s; the kept one is
+        replaced only once a later epoch's backup is written (`before`)."""
+        for epoch in _best_epochs(self.folder):
+            if epoch > before or keep is None or epoch < keep["epoch"]:
+                os.remove(os.path.join(self.folder, BEST_FILE.format(epoch=epoch)))
+
+
+def _best_epochs(folder):
+    names = os.listdir(folder) if os.path.isdir(folder) else ()
+    return sorted(int(m[1]) for m in map(_BEST_NAME.fullmatch, names) if m)

@@ -1,0 +1,230 @@
+"""The training of a run (`keras_mlh.runs.train`), resumable after a kill.
+
+The model, its seed and the recipe are built here in one fixed order (so a
+fixed seed trains to the same weights); training is backed up after every
+epoch in the run's staging folder by `RunBackup` (Keras's
+`BackupAndRestore`), whose `settings.json` records the settings and data a
+resumed run must share.
+"""
+
+import json
+import os
+import shutil
+
+from keras_mlh import files
+
+SETTINGS_FILE = "settings.json"
+LOG_FILE = "epochs.json"  # `RunBackup`'s per-epoch logs and seconds
+BACKUP_FOLDER = "backup"  # `RunBackup`'s `BackupAndRestore` backup
+BACKUP_RECORD = "training_metadata.json"  # written after its weights
+INFERENCE_BATCH_SIZE = 256  # the validation encoding's smallest batch
+
+
+def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None):
+    """Builds, compiles and fits the model of a run in its staging folder.
+
+    Args:
+        stage: the staging folder (kept when a completed epoch is backed up).
+        data: the training data (`keras_mlh.datasets`).
+        source: JSON-safe description of the data.
+        settings: `keras_mlh.runs.train`'s model and recipe arguments.
+        verbose: `fit`'s verbosity.
+        resume: continue the backed-up run in `stage`.
+        command: the command line of this session.
+
+    Returns:
+        A dict: the `model` kept, the `logs` of every epoch, the training
+        `seconds` of all sessions, the `data` trained on (without validation
+        images), the `validation` split and the epoch `selection` (or
+        `None`s), and the `command` of the run's first session.
+    """
+    import keras
+
+    from keras_mlh.datasets import HashingData
+    from keras_mlh.models import MLH
+    from keras_mlh.training import default_training
+
+    keras.utils.set_random_seed(settings["seed"])
+    backbone = settings["backbone"]
+    model = MLH(
+        num_classes=data.num_classes,
+        bits=settings["bits"],
+        mode=settings["mode"],
+        backbone=None if backbone == "small" else backbone,
+        backbone_weights=settings["backbone_weights"],
+        augmentation="default" if settings["augment"] else None,
+    )
+    validation = _validation(data, settings["val_split"], settings["seed"])
+    if validation is not None:
+        data = validation.data  # trains without the held-out images
+    recipe = default_training(
+        epochs=settings["epochs"],
+        steps_per_epoch=len(data.train),
+        learning_rate=settings["learning_rate"],
+    )
+    model.compile(optimizer=recipe.optimizer)
+    command = _open_stage(
+        stage, _recorded(settings, recipe, data, source), resume, command
+    )
+    backup, metrics = _callbacks(stage, data, validation, settings["val_every"])
+    streamed = not isinstance(data, HashingData)
+    print(
+        f"Training MLH (mode={settings['mode']}, {settings['bits']} bits, "
+        f"backbone={backbone}) on {source.get('kind')}: {len(data.y_train)} "
+        f"training, {len(data.y_database)} database images {data.image_shape}"
+        f"{' (streamed from disk)' if streamed else ''}, {len(data.y_query)} "
+        f"queries, {data.num_classes} classes, "
+        f"{recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''}"
+    )
+    try:
+        model.fit(
+            data.train,
+            epochs=recipe.epochs,
+            verbose=verbose,
+            callbacks=[*metrics, *backup.callbacks],
+        )
+    except BaseException as error:
+        if not (resume or backup.backed_up):  # no epoch to resume from
+            shutil.rmtree(stage, ignore_errors=True)
+        _raise_decode_failure(error, streamed)
+        raise
+    return {
+        "model": model,
+        "logs": backup.history,
+        "seconds": backup.seconds(),
+        "command": command,
+        "data": data,
+        "validation": validation,
+        "selection": _selection(backup, validation, settings["val_split"]),
+    }
+
+
+def _validation(data, val_split, seed):
+    """The `val_split` hold-out of the training set, or `None`."""
+    if val_split is None:
+        return None
+    from keras_mlh.datasets.holdout import hold_out_validation
+
+    try:
+        return hold_out_validation(data, val_split, seed=seed)
+    except ValueError as error:
+        raise ValueError(f"--val-split: {error}") from None
+
+
+def _callbacks(stage, data, validation, val_every):
+    """`(backup, metrics)`: the `RunBackup` and the validation mAP callbacks."""
+    from keras_mlh.callbacks import RetrievalMetricsCallback
+    from keras_mlh.callbacks.run_backup import RunBackup
+    from keras_mlh.datasets import HashingData
+
+    if validation is not None:
+        # The package's protocol: val mAP on images held out of the training
+        # set picks the epoch kept; the test queries never pick anything.
+        queries, database = validation.queries, validation.database
+    else:
+        streamed = not isinstance(data, HashingData)
+        queries = (data.query if streamed else data.x_query, data.y_query)
+        database = (data.database if streamed else data.x_database, data.y_database)
+    metrics = []
+    if val_every or validation is not None:
+        metrics.append(
+            RetrievalMetricsCallback(
+                queries,
+                database,
+                every_n_epochs=val_every or 1,
+                batch_size=max(data.batch_size, INFERENCE_BATCH_SIZE),
+                verbose=0,
+            )
+        )
+    monitor = "val_map" if validation is not None else None
+    return RunBackup(stage, monitor=monitor), metrics
+
+
+def _selection(backup, validation, val_split):
+    """Loads the best epoch by val mAP (with validation); its record."""
+    best = backup.restore_best() if validation is not None else None
+    logs = backup.history
+    if best is None:
+        if "val_map" in logs:
+            print(f"Validation mAP@all at the end: {logs['val_map'][-1]:.4f}")
+        return None
+    selection = {
+        "val_split": val_split,
+        "num_val_queries": int(len(validation.queries[1])),
+        "num_val_database": int(len(validation.database[1])),
+        "best_epoch": best["epoch"],
+        "best_val_map": best["value"],
+        "kept": "the weights of the best epoch by val_map",
+    }
+    print(
+        f"Kept epoch {selection['best_epoch']}: best validation mAP@all "
+        f"{selection['best_val_map']:.4f} on {selection['num_val_queries']} "
+        "images held out of training"
+    )
+    return selection
+
+
+def _recorded(settings, recipe, data, source):
+    """What a resumed run must share: settings, data source and counts."""
+    recorded = {**settings, "epochs": recipe.epochs, "source": source}
+    recorded.update(
+        batch_size=data.batch_size,
+        num_classes=int(data.num_classes),
+        image_shape=[int(d) for d in data.image_shape],
+        counts=[len(data.y_train), len(data.y_query), len(data.y_database)],
+    )
+    return json.loads(json.dumps(recorded))  # as stored: lists, not tuples
+
+
+def _open_stage(stage, recorded, resume, command):
+    """Records the settings of a new run, or checks a resumed run's; returns
+    the command of the run's first session."""
+    path = os.path.join(stage, SETTINGS_FILE)
+    if not resume:
+        files.write_json({"settings": recorded, "command": command}, path)
+        return command
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+        old = stored["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        old, stored = None, {}
+    changed = [k for k in recorded if old is None or old.get(k) != recorded[k]]
+    if changed:
+        what = "its settings.json is unreadable"
+        if old is not None:
+            key = changed[0]
+            what = f"{key}: {old.get(key)!r} then, {recorded[key]!r} now"
+        raise ValueError(
+            f"The interrupted run in {stage!r} was started with other settings or "
+            f"data ({what}); resume with the same ones, or start afresh with "
+            "--overwrite."
+        )
+    return stored.get("command")
+
+
+def _raise_decode_failure(error, streamed):
+    """A pipeline's failure to decode an image file, as its one-line error."""
+    if streamed and isinstance(error, Exception):
+        from keras_mlh.datasets.image_pipeline import decode_failure
+
+        failure = decode_failure(error)
+        if failure is not None:
+            raise ValueError(str(failure)) from None
+
+
+def read_log(folder):
+    """`{"history", "seconds"}` of the epochs logged in `folder` (none yet:
+    empty). A damaged log is an error: resuming would lose its epochs."""
+    path = os.path.join(folder, LOG_FILE)
+    if not os.path.exists(path):
+        return {"history": {}, "seconds": 0.0}
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        return {"history": dict(record["history"]), "seconds": float(record["seconds"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"The epoch log {path!r} is damaged, so the run cannot be resumed; "
+            "restore it, or start afresh with --overwrite."
+        ) from None
