@@ -1,7 +1,8 @@
 """One call for a full retrieval evaluation: numbers as JSON, plots as PNG.
 
-`keras-mlh evaluate`, the examples and users' own scripts share this, so a
-report means the same everywhere. numpy and numba (the ranking kernel of
+`retrieval_report` of codes, `evaluate_run` of a run folder (`keras-mlh
+evaluate`); the examples and users' own scripts share them, so a report
+means the same everywhere. numpy and numba (the ranking kernel of
 `keras_mlh.metrics`), matplotlib for the plots; no TensorFlow or faiss.
 """
 
@@ -10,7 +11,7 @@ import os
 
 import numpy as np
 
-from keras_mlh.files import atomic_path, write_json
+from keras_mlh.files import atomic_path, check_model_file, check_output, write_json
 from keras_mlh.metrics import (
     mean_average_precision,
     precision_at_k,
@@ -22,6 +23,8 @@ from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"
+EVAL_FOLDER = "eval"  # in the run folder by default
+PR_KEYS = ("precision", "recall")
 PLOT_FILES = {
     "pr_curve": "pr_curve.png",
     "precision_at_k": "precision_at_k.png",
@@ -77,15 +80,13 @@ def retrieval_report(
         out_dir: when given, writes `report.json` and the PNG plots
             (`pr_curve.png`, `precision_at_k.png`, `bit_balance.png` of the
             database codes and, with `history`, `history.png`) into this
-            folder, all or none: nothing is renamed into place unless every
-            file was written.
+            folder, all or none.
         history: optional `keras.callbacks.History` or its dict, plotted.
         radius: Hamming radius of the precision within radius (inclusive).
         tie_breaking: how mAP orders items at equal distance, `"stable"`
             (database order) or `"average"`, as in `mean_average_precision`.
-        metadata: optional dict of extra JSON-safe entries for the report
-            (e.g. where the codes came from); its keys must not be report
-            keys.
+        metadata: optional dict of extra JSON-safe entries (e.g. where the
+            codes came from); its keys must not be report keys.
 
     Returns:
         A JSON-serializable dict: `map`, `map_k` (the cut-off, `"all"` for
@@ -130,21 +131,113 @@ def retrieval_report(
         },
         "pr_curve": {
             "radius": [int(r) for r in curve["radius"]],
-            "precision": [_json_number(v) for v in curve["precision"]],
-            "recall": [_json_number(v) for v in curve["recall"]],
+            **{key: [_json_number(v) for v in curve[key]] for key in PR_KEYS},
         },
         "bit_balance_mean_abs_deviation": float(np.abs(balance - 0.5).mean()),
     }
-    metadata = metadata or {}
-    clashes = sorted(set(metadata) & {*report, "plots", "files"})
+    clashes = sorted(set(metadata or {}) & {*report, "plots", "files"})
     if clashes:
         raise ValueError(
             f"`metadata` must not replace report entries; rename {clashes}."
         )
-    report.update(metadata)
+    report.update(metadata or {})
     if out_dir is not None:
         _write_report(report, curve, database_codes, out_dir, history)
     return report
+
+
+def evaluate_run(
+    run=None,
+    model=None,
+    data=None,
+    out=None,
+    overwrite=False,
+    k=None,
+    cutoffs=DEFAULT_CUTOFFS,
+    radius=2,
+    tie_breaking="stable",
+    batch_size=256,
+    verbose=1,
+):
+    """Encodes the queries and database of a run and writes their report.
+
+    Everything is checked (the model file, the output, the split, the
+    history) before the model is loaded; the report is `retrieval_report`'s,
+    written all or none.
+
+    Args:
+        run: a run folder of `keras-mlh train`, or `None` with `model` and
+            `data`.
+        model: the `.keras` file; default `RUN/model.keras`.
+        data: an `.npz` with `x_query`, `y_query`, `x_database`,
+            `y_database` (a file-backed split names its images by path, read
+            again); default `RUN/split.npz`.
+        out: the report's folder; default `RUN/eval` (`./eval` without a run).
+        overwrite: replace the report and plots of an earlier evaluation.
+        k, cutoffs, radius, tie_breaking: as in `retrieval_report`.
+        batch_size: inference batch size.
+        verbose: show progress bars.
+
+    Returns:
+        The report (`retrieval_report`), with `model`, `data` and, for a
+        split with `unseen_classes`, `seen_unseen` (`seen_unseen_map`).
+
+    Example:
+    >>> evaluate_run("runs/mnist")["map"]  # doctest: +SKIP
+    0.9512
+    """
+    from keras_mlh import runs
+    from keras_mlh.encoding import MODEL_FIX, encode_images, split_images
+
+    if run is None and (model is None or data is None):
+        raise ValueError("Give a run folder, or both `model` and `data`.")
+    if run is not None and not os.path.isdir(run):
+        raise ValueError(
+            f"Run folder not found: {run!r}. Give the --out folder of "
+            "`keras-mlh train`, or a model and its data (--model, --data)."
+        )
+    model = os.fspath(model or os.path.join(run, runs.MODEL_FILE))
+    data = os.fspath(data or os.path.join(run, runs.SPLIT_FILE))
+    out = os.path.abspath(out or os.path.join(run or os.curdir, EVAL_FOLDER))
+    check_model_file(model, fix=MODEL_FIX)
+    check_output(  # before the slow part
+        os.path.join(out, REPORT_FILE),
+        inputs=[model, data, runs.history_file(run)],
+        overwrite=overwrite,
+        companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
+    )
+    split = runs.load_split(data)
+    history = runs.load_history(run)  # a damaged file fails before the slow part
+    from keras_mlh.models.loading import load_checked_model
+
+    mlh = load_checked_model(model)
+    codes = [
+        encode_images(
+            mlh,
+            split_images(split, key, mlh.image_shape, data),
+            batch_size,
+            verbose,
+            what,
+        )
+        for key, what in (("x_query", "queries"), ("x_database", "database images"))
+    ]
+    args = (codes[0], split["y_query"], codes[1], split["y_database"])
+    metadata = {"model": os.path.abspath(model), "data": os.path.abspath(data)}
+    if "unseen_classes" in split:
+        unseen = [int(c) for c in split["unseen_classes"]]
+        metadata["seen_unseen"] = seen_unseen_map(
+            *args, unseen, k=k, tie_breaking=tie_breaking
+        )
+    return retrieval_report(
+        *args,
+        k=k,
+        cutoffs=cutoffs,
+        radius=radius,
+        tie_breaking=tie_breaking,
+        out_dir=out,
+        history=history,
+        metadata=metadata,
+    )
 
 
 def seen_unseen_map(

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_mlh.export import ExportValidationError, export_encoder, load_mlh
+from keras_mlh.export import ExportValidationError, export_encoder
 from keras_mlh.export import exporter as exporter_module
 from keras_mlh.export import validation as validation_module
 from keras_mlh_runtime.codes import pack_codes
@@ -117,7 +117,6 @@ def test_exported_codes_equal_keras_codes_on_mnist_queries(
 def test_export_from_keras_file_onnx_only(mnist_mlh, mnist5k, tmp_path):
     path = tmp_path / "mlh.keras"
     mnist_mlh.save(path)
-    assert load_mlh(path).bits == 32
     out = tmp_path / "onnx_only"
     metadata = export_encoder(
         str(path), out, formats="onnx", opset=18, sample_images=mnist5k.x_query[:50]
