@@ -3,7 +3,7 @@
 import os
 
 from keras_mlh.cli import options
-from keras_mlh.cli.options import PROG, default_of
+from keras_mlh.cli.options import default_of
 from keras_mlh.evaluation import EVAL_FOLDER, evaluate_run
 from keras_mlh.metrics import TIE_BREAKING
 
@@ -20,49 +20,31 @@ EPILOG = """examples:
 
 
 def add_arguments(parser):
+    arg, default = parser.add_argument, lambda name: default_of(evaluate_run, name)
     options.add_quiet(parser)
     options.add_batch_size(parser)
-    parser.add_argument(
-        "run", nargs="?", metavar="RUN", help=f"run folder from `{PROG} train`"
+    arg("run", nargs="?", metavar="RUN", help="run folder from `keras-mlh train`")
+    arg("--model", metavar="FILE", help="model file (default: RUN/model.keras)")
+    help = (
+        "an .npz with x_query, y_query, x_database, y_database (default: RUN/split.npz)"
     )
-    parser.add_argument(
-        "--model", metavar="FILE", help="model file (default: RUN/model.keras)"
+    arg("--data", metavar="FILE", help=help)
+    help = f"output folder (default: RUN/{EVAL_FOLDER}, or ./{EVAL_FOLDER} without RUN)"
+    arg("--out", metavar="DIR", help=help)
+    options.add_overwrite(parser, "replace the report and plots of an earlier one")
+    help = "mAP cut-off: a number or all (default: all)"
+    arg("--k", type=options.cutoff, default=default("k"), help=help)
+    cutoffs = list(default("cutoffs"))
+    help = (
+        f"cut-offs of precision@K and recall@K (default: {' '.join(map(str, cutoffs))})"
     )
-    parser.add_argument(
-        "--data",
-        metavar="FILE",
-        help="an .npz with x_query, y_query, x_database, y_database (default: "
-        "RUN/split.npz)",
-    )
-    parser.add_argument(
-        "--out",
-        metavar="DIR",
-        help=f"output folder (default: RUN/{EVAL_FOLDER}, or ./{EVAL_FOLDER} without RUN)",
-    )
-    options.add_overwrite(
-        parser, "replace the report and plots of an earlier evaluation"
-    )
-    parser.add_argument(
-        "--k",
-        type=options.cutoff,
-        default=default_of(evaluate_run, "k"),
-        help="mAP cut-off: a number or all (default: all)",
-    )
-    cutoffs = list(default_of(evaluate_run, "cutoffs"))
-    parser.add_argument(
-        "--precision-at", type=options.positive_int, nargs="+", default=cutoffs,
-        metavar="K",
-        help=f"cut-offs of precision@K and recall@K (default: {' '.join(map(str, cutoffs))})",
-    )  # fmt: skip
-    options.add_number(
-        parser, "--radius", default_of(evaluate_run, "radius"),
-        "Hamming radius of the precision-within-radius", type=options.non_negative_int,
-    )  # fmt: skip
-    ties = default_of(evaluate_run, "tie_breaking")
-    parser.add_argument(
-        "--tie-breaking", choices=TIE_BREAKING, default=ties,
-        help=f"order of items at equal distance (default: {ties})",
-    )  # fmt: skip
+    type = options.positive_int
+    arg("--precision-at", type=type, nargs="+", default=cutoffs, metavar="K", help=help)
+    help, type = "Hamming radius of the precision within it", options.non_negative_int
+    options.add_number(parser, "--radius", default("radius"), help, type=type)
+    help = "order of items at equal distance (default: %(default)s)"
+    ties = default("tie_breaking")
+    arg("--tie-breaking", choices=TIE_BREAKING, default=ties, help=help)
     parser.set_defaults(handler=run, parser=parser)
 
 

@@ -18,34 +18,21 @@ EPILOG = """examples:
 
 
 def add_arguments(parser):
-    export = exporter.export_encoder
-    parser.add_argument("model", metavar="MODEL", help="a .keras MLH model")
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create")
-    parser.add_argument("--onnx", action="store_true", help="write model.onnx")
-    parser.add_argument(
-        "--saved-model", action="store_true", help="write a TensorFlow SavedModel"
-    )
-    opset = default_of(export, "opset")
+    arg, default = parser.add_argument, lambda n: default_of(exporter.export_encoder, n)
+    arg("model", metavar="MODEL", help="a .keras MLH model")
+    arg("out_dir", metavar="OUT_DIR", help="folder to create")
+    arg("--onnx", action="store_true", help="write model.onnx")
+    arg("--saved-model", action="store_true", help="write a TensorFlow SavedModel")
+    opset = default("opset")
     options.add_number(parser, "--opset", opset, f"ONNX opset, >= {opset}", type=int)
-    options.add_number(
-        parser, "--atol", default_of(export, "atol"),
-        "largest allowed embedding difference to Keras", type=options.positive_float,
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-validate",
-        action="store_true",
-        help="skip checking the exports against Keras",
-    )
-    parser.add_argument(
-        "--sample-images",
-        metavar="FILE",
-        help="real images for the validation (.npy, .npz, folder); default: random pixels",
-    )
+    help, type = "largest allowed embedding difference to Keras", options.positive_float
+    options.add_number(parser, "--atol", default("atol"), help, type=type)
+    arg("--no-validate", action="store_true", help="skip checking the exports")
+    help = "real images for the validation (.npy, .npz, folder); default: random pixels"
+    arg("--sample-images", metavar="FILE", help=help)
     options.add_image_key(parser, "the sample images")
-    max_samples = default_of(export, "max_samples")
-    options.add_number(
-        parser, "--max-samples", max_samples, "sample images used at most"
-    )
+    help = "sample images used at most"
+    options.add_number(parser, "--max-samples", default("max_samples"), help)
     options.add_overwrite(parser, "replace a non-empty OUT_DIR")
     parser.set_defaults(handler=run)
 
@@ -70,8 +57,10 @@ def run(args):
         max_samples=args.max_samples,
         overwrite_flag="--overwrite",
     )
-    print(f"Exported the {metadata['bits']}-bit encoder ({', '.join(formats)}) to "
-          f"{os.path.abspath(args.out_dir)}")  # fmt: skip
+    print(
+        f"Exported the {metadata['bits']}-bit encoder ({', '.join(formats)}) to "
+        f"{os.path.abspath(args.out_dir)}"
+    )
     validation = metadata["validation"]
     if not validation:
         print("  not validated (--no-validate)")

@@ -1,10 +1,5 @@
-"""`keras-mlh index build` and `search`: `keras_mlh_runtime.index.HammingIndex`.
-
-An index is one file (`HammingIndex.save`): the faiss index, its settings
-and, for codes of image files, their paths, which `search` reports instead
-of ids. Queries are a codes file, or images encoded with `--model`
-(`keras_mlh.encoding.encode_path`).
-"""
+"""`keras-mlh index build` and `search`: `keras_mlh_runtime.index.HammingIndex`,
+of codes files, searched with codes or images (`keras_mlh.encoding.encode_path`)."""
 
 import os
 
@@ -47,31 +42,28 @@ KNOBS = {
 
 
 def add_arguments(parser):
-    commands = parser.add_subparsers(
-        dest="index_command", metavar="COMMAND", required=True
-    )
-    options.add_command(
-        commands, "build", "codes file -> saved index", add_build_arguments,
-        description=BUILD_DESCRIPTION,
-        epilog="example:\n  keras-mlh index build codes.npz db.index --kind hnsw",
-    )  # fmt: skip
-    options.add_command(
-        commands, "search", "query codes or images -> nearest ids and distances",
-        add_search_arguments, description=SEARCH_DESCRIPTION, epilog=SEARCH_EPILOG,
-    )  # fmt: skip
+    commands = parser.add_subparsers(dest="index_command", metavar="COMMAND")
+    commands.required = True
+    for name, help, add, description, epilog in (
+        ("build", "codes file -> saved index", add_build_arguments,
+         BUILD_DESCRIPTION, "example:\n  keras-mlh index build codes.npz db.index --kind hnsw"),
+        ("search", "query codes or images -> nearest ids and distances",
+         add_search_arguments, SEARCH_DESCRIPTION, SEARCH_EPILOG),
+    ):  # fmt: skip
+        options.add_command(
+            commands, name, help, add, description=description, epilog=epilog
+        )
 
 
 def add_build_arguments(parser):
-    parser.add_argument(
-        "codes", metavar="CODES", nargs="+",
-        help="codes files, .npy or .npz (several are concatenated in order, e.g. "
-        "the shards of keras_mlh_runtime.beam_encode)",
-    )  # fmt: skip
-    parser.add_argument("index", metavar="INDEX", help="index file to write")
+    arg = parser.add_argument
+    help = "codes files, .npy or .npz (several are concatenated in order, e.g. Beam's shards)"
+    arg("codes", metavar="CODES", nargs="+", help=help)
+    arg("index", metavar="INDEX", help="index file to write")
     kind = default_of(HammingIndex, "kind")
     approximate = " or ".join(name for name in KINDS if name != "flat")
     help = f"{kind} (exact, default), {approximate} (approximate)"
-    parser.add_argument("--kind", choices=KINDS, default=kind, help=help)
+    arg("--kind", choices=KINDS, default=kind, help=help)
     for name, help in KNOBS.items():
         flag = "--" + name.replace("_", "-")
         options.add_number(parser, flag, default_of(HammingIndex, name), help)
@@ -80,30 +72,23 @@ def add_build_arguments(parser):
 
 
 def add_search_arguments(parser):
+    arg = parser.add_argument
     options.add_quiet(parser)
     options.add_batch_size(parser)
     options.add_image_key(parser)
-    parser.add_argument("index", metavar="INDEX", help="index from `index build`")
-    parser.add_argument(
-        "queries", metavar="QUERIES", help="codes file, or images with --model"
-    )
+    arg("index", metavar="INDEX", help="index from `index build`")
+    arg("queries", metavar="QUERIES", help="codes file, or images with --model")
     options.add_number(parser, "-k", 10, "neighbours per query")
-    parser.add_argument(
-        "--radius", type=options.non_negative_int,
-        help="return every item within this Hamming distance instead of the top k "
-        "(flat and ivf indexes)",
-    )  # fmt: skip
+    help = "every item within this Hamming distance instead of the top k (flat, ivf)"
+    arg("--radius", type=options.non_negative_int, help=help)
     for name in ("nprobe", "ef_search"):  # None keeps the index's own setting
         help = f"{KNOBS[name].split(',')[0]} (default: the index's)"
-        flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, type=options.positive_int, help=help)
-    parser.add_argument("--model", metavar="FILE", help="encode image queries with it")
-    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+        arg("--" + name.replace("_", "-"), type=options.positive_int, help=help)
+    arg("--model", metavar="FILE", help="encode image queries with it")
+    arg("--json", metavar="FILE", help="write the results as JSON")
     options.add_overwrite(parser, "replace an existing --json file")
-    options.add_number(
-        parser, "--show", 10, "print the results of the first N queries",
-        type=options.non_negative_int, metavar="N",
-    )  # fmt: skip
+    help, type = "print the results of the first N queries", options.non_negative_int
+    options.add_number(parser, "--show", 10, help, type=type, metavar="N")
     parser.set_defaults(handler=search)
 
 

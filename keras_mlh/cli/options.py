@@ -115,9 +115,14 @@ DEBUG_HELP = "show the full traceback on errors"
 def add_quiet(parser):
     """`-q/--quiet`: no progress bars (`args.verbose` 0 instead of 1)."""
     parser.add_argument(
-        "-q", "--quiet", dest="verbose", action="store_const", const=0, default=1,
+        "-q",
+        "--quiet",
+        dest="verbose",
+        action="store_const",
+        const=0,
+        default=1,
         help="no progress bars",
-    )  # fmt: skip
+    )
 
 
 def add_number(parser, flag, default, help, type=positive_int, **kwargs):

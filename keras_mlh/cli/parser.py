@@ -39,17 +39,10 @@ COMMANDS = {
 
 
 def build_parser(commands=None):
-    """The argument parser of `keras-mlh`.
-
-    Args:
-        commands: the commands whose options to declare (the others get
-            their line in `--help` only, so their modules are not imported);
-            `None` declares every command.
-
-    Returns:
-        An `argparse.ArgumentParser`; a command's parsed arguments hold its
-        function as `handler`.
-    """
+    """The parser of `keras-mlh`, declaring the options of `commands` (all
+    for `None`; the others get their line in `--help` only, their modules are
+    not imported). A command's parsed arguments hold its function as
+    `handler`."""
     from keras_mlh.version import __version__
 
     parser = argparse.ArgumentParser(
@@ -82,17 +75,9 @@ def build_parser(commands=None):
 
 
 def main(argv=None):
-    """Runs the `keras-mlh` command line.
-
-    Args:
-        argv: the arguments after the program name; `None` reads
-            `sys.argv` (and records the command in a run's `run.json`).
-
-    Returns:
-        The exit code: 0 success, 1 error, 130 interrupted (Ctrl-C), 143
-        terminated (SIGTERM). Usage errors and `--help` exit through
-        `SystemExit` (2 and 0), as argparse does.
-    """
+    """Runs `keras-mlh` with `argv` (`None`: `sys.argv`, recorded in a run's
+    `run.json`); returns the exit code (usage errors and `--help` exit
+    through `SystemExit`, as argparse does)."""
     words = list(sys.argv[1:] if argv is None else argv)
     # Only the command that runs (the first word; `keras-mlh`'s own options
     # take no values) is imported.

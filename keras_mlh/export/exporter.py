@@ -1,18 +1,10 @@
 """Export a trained MLH model as a deployable encoder: SavedModel and ONNX.
 
-The encoder is preprocessing + backbone + hash head + the retrieval branch,
-with three outputs: `embedding` (float32 continuous code, tanh range),
-`codes` (int8 ±1, `where(embedding >= 0, 1, -1)`) and `packed` (uint8,
-`bits / 8` bytes per code, in `keras_mlh_runtime.codes.BIT_ORDER`, the order of the
-faiss index). Its input `images` is float32 raw pixels
-`(batch, height, width, channels)` in [0, 255]; the TensorFlow-free runtime
-(`keras_mlh_runtime.HashEncoder`) casts uint8 images.
-
-Keras's own exporter (`Model.export`) writes both formats, on the model's
-backend where it can (`KERAS_FORMATS`), else under TensorFlow in a
-subprocess. Everything is written to a temporary folder beside `out_dir`,
-validated against the Keras model, and only then renamed into place: a
-failed export never leaves a folder that looks like a good one.
+The encoder (preprocessing, backbone, hash head, retrieval branch) is
+written by Keras's own exporter (`keras_mlh.export.artifacts`) into a
+temporary folder beside `out_dir`, validated against the Keras model, and
+only then renamed into place: a failed export never leaves a folder that
+looks like a good one.
 """
 
 import math
@@ -63,47 +55,39 @@ def export_encoder(
 
     Writes `out_dir/saved_model/` (serving signature `serving_default`),
     `out_dir/model.onnx` (batch dimension named `batch`) and
-    `out_dir/metadata.json`. Both exports take `images`, float32 raw pixels
+    `out_dir/metadata.json` (with the sha256 of `model.onnx`, which
+    `HashEncoder.load` checks). Both take `images`, float32 raw pixels
     `(batch, *model.image_shape)` in [0, 255], and give `embedding` (float32
-    `(batch, bits)`), `codes` (int8 ±1) and `packed` (uint8 `(batch, bits / 8)`,
-    the bit order of `keras_mlh_runtime.codes.pack_codes` and `HammingIndex`).
-    `metadata.json` records the sha256 of `model.onnx` (`onnx_sha256`), which
-    `HashEncoder.load` checks before parsing the file. The model file, the
-    folder and the sample images are checked before the model is loaded.
+    `(batch, bits)`), `codes` (int8 ±1) and `packed` (uint8 `(batch, bits /
+    8)`, the bit order of `keras_mlh_runtime.codes.pack_codes`). The model
+    file, the folder and the arguments are checked before the model loads.
 
     Args:
-        model_or_path: a built `keras_mlh.MLH` or the path of its `.keras`
-            file.
+        model_or_path: a built `keras_mlh.MLH` or the path of its `.keras`.
         out_dir: folder to create.
         formats: `"saved_model"`, `"onnx"` or a sequence of them.
         opset: ONNX opset, 17 or 18 (tf2onnx's newest).
-        atol: largest allowed absolute difference of `embedding` against
-            Keras, > 0.
+        atol: largest allowed absolute difference of `embedding` to Keras.
         validate: run sample images through Keras, the reloaded SavedModel
             and onnxruntime (batches of 1 and of all images) and fail unless
             every export agrees: `embedding` within `atol`, >= 99.9% equal
             bits, `packed` equal to the packed `codes`.
         sample_images: images for validation (real ones are best): raw
-            pixels `(n, *image_shape)`, or the path of an `.npy`, an `.npz`
-            or a folder of images (`keras_mlh.encoding.open_images`), of
-            which the first `max_samples` are used; default 64 seeded random
-            images.
-        overwrite: replace an existing non-empty `out_dir` (only after the
-            new export has passed validation).
+            pixels `(n, *image_shape)`, or an `.npy`, `.npz` or folder
+            (`keras_mlh.encoding.open_images`) of which the first
+            `max_samples` are used; default 64 seeded random images.
+        overwrite: replace an earlier export in `out_dir` (only after the new
+            one has passed validation; never a folder of other files).
         resize_to: for a model trained on image files with a resize-then-crop
-            recipe (`from_list_files(..., resize_to=(256, 256))`), that size;
-            recorded in `metadata.json` so that `HashEncoder.encode_files`
-            and the Beam encoder resize files to it and take the central crop,
-            as evaluation does. `None`: files are resized straight to the
-            input size.
-        sample_key: the array of a `sample_images` `.npz` holding the images.
-        max_samples: images of a `sample_images` path used at most.
+            recipe, that size: the runtime then resizes files to it and takes
+            the central crop, as evaluation does; `None` resizes straight.
+        sample_key: the array of a `sample_images` `.npz` holding them.
+        max_samples: images of a `sample_images` file used at most.
         overwrite_flag: how the caller spells `overwrite`, for messages.
 
     Returns:
-        The metadata written to `metadata.json`, validation results included
-        (`metadata["validation"][format]` holds `max_abs_diff`,
-        `bit_agreement` and `packed_matches_codes`).
+        The metadata written to `metadata.json`; `metadata["validation"]
+        [format]` holds `max_abs_diff`, `bit_agreement`, `packed_matches_codes`.
 
     Raises:
         ValueError: bad arguments, a missing or non-MLH model, an existing
@@ -117,11 +101,7 @@ def export_encoder(
     >>> meta["validation"]["onnx"]["bit_agreement"]  # doctest: +SKIP
     1.0
     """
-    # Before loading: a bad model file or folder fails fast.
-    source = _path_or_none(model_or_path)
-    if source is not None:
-        files.check_model_file(source)
-    samples = _path_or_none(sample_images)
+    source, samples = _path_or_none(model_or_path), _path_or_none(sample_images)
     # Only an earlier export (with metadata.json) is ever replaced, and never
     # a folder holding an input: replacing the folder would delete it.
     out_dir = files.check_output(
@@ -133,23 +113,18 @@ def export_encoder(
         what="export",
         overwrite_flag=overwrite_flag,
     )
+    if source is not None:
+        files.check_model_file(source)
     if samples is not None and not os.path.exists(samples):
         raise ValueError(f"Sample images not found: {samples!r}.")
-    formats = _check_formats(formats)
-    opset = _check_opset(opset) if "onnx" in formats else None
-    if (
-        isinstance(atol, bool)
-        or not isinstance(atol, (int, float, np.integer, np.floating))
-        or not (0 < atol < math.inf)
-    ):
-        raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
+    formats, opset, atol = _check_arguments(formats, opset, atol)
     model = _as_mlh(model_or_path)
     shape = _image_shape(model)
     resize_to = check_resize_to(resize_to, shape)
     images = None
     if validate:
         images = _sample_images(sample_images, shape, sample_key, max_samples, source)
-    return _write(model, out_dir, formats, opset, float(atol), images, resize_to)
+    return _write(model, out_dir, formats, opset, atol, images, resize_to)
 
 
 def _write(model, out_dir, formats, opset, atol, images, resize_to):
@@ -193,7 +168,8 @@ def _path_or_none(value):
 
 
 # ------------------------------------------------------------- arguments
-def _check_formats(formats):
+def _check_arguments(formats, opset, atol):
+    """`formats` as a tuple, `opset` (for ONNX) and `atol`, checked."""
     if isinstance(formats, str):
         formats = (formats,)
     try:
@@ -205,16 +181,19 @@ def _check_formats(formats):
             f"`formats` must be one of {FORMATS} or a non-empty list of them. "
             f"Received: formats={formats!r}"
         )
-    return formats
+    if "onnx" in formats:
+        import tf2onnx.constants
 
-
-def _check_opset(opset):
-    import tf2onnx.constants
-
-    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
-    return check_int_in_range(
-        "opset", opset, MIN_OPSET, newest, why=" (the newest tf2onnx converts to)"
-    )
+        newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
+        why = " (the newest tf2onnx converts to)"
+        opset = check_int_in_range("opset", opset, MIN_OPSET, newest, why=why)
+    if (
+        isinstance(atol, bool)
+        or not isinstance(atol, (int, float, np.integer, np.floating))
+        or not (0 < atol < math.inf)
+    ):
+        raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
+    return formats, opset if "onnx" in formats else None, float(atol)
 
 
 def _as_mlh(model_or_path):
