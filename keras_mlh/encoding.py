@@ -13,6 +13,7 @@ Example:
 >>> codes = encode_images(model, images, batch_size=64)  # doctest: +SKIP
 """
 
+import dataclasses
 import json
 import os
 
@@ -40,6 +41,7 @@ FILE_SPLIT_KEY = "image_root"
 MODEL_FIX = "pass the model.keras of a run folder made by `keras-mlh train`"
 
 
+@dataclasses.dataclass
 class Images:
     """Images to encode: an array, or image files read lazily in chunks.
 
@@ -52,12 +54,11 @@ class Images:
         labels: labels stored beside an array, or `None`.
     """
 
-    def __init__(self, count, chunks, paths=None, ids=None, labels=None):
-        self.count = count
-        self.chunks = chunks
-        self.paths = paths
-        self.ids = ids
-        self.labels = labels
+    count: int
+    chunks: object
+    paths: object = None
+    ids: object = None
+    labels: object = None
 
 
 def encode_file(
@@ -69,14 +70,9 @@ def encode_file(
     under a temporary name and renamed into place (never half-written).
 
     Args:
-        model: the `.keras` file of an MLH model.
-        images: an `.npy`, an `.npz` or a folder of image files (see
-            `open_images`).
+        model, images, key, batch_size, verbose: as in `encode_path`.
         output: the codes file: `.npy` (packed codes only) or `.npz` (codes,
             ids, bits, and paths or labels).
-        key: the array of an `.npz` holding the images.
-        batch_size: inference batch size.
-        verbose: show a progress bar.
         overwrite: replace an existing `output`.
 
     Returns:

@@ -308,6 +308,23 @@ def test_bad_sample_images(mnist_mlh, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_sample_images_of_a_file_are_its_first_max_samples(
+    mnist_mlh, mnist5k, tmp_path
+):
+    np.save(tmp_path / "samples.npy", mnist5k.x_query[:300])
+    with pytest.raises(ValueError, match="Sample images not found"):
+        export_encoder(mnist_mlh, tmp_path / "out", sample_images=tmp_path / "x.npy")
+    assert sorted(os.listdir(tmp_path)) == ["samples.npy"]
+    metadata = export_encoder(
+        mnist_mlh,
+        tmp_path / "out",
+        formats="onnx",
+        sample_images=tmp_path / "samples.npy",
+        max_samples=40,
+    )
+    assert metadata["validation"]["num_images"] == 40
+
+
 def test_backbone_with_caffe_preprocessing_exports(tmp_path):
     # ResNet50's preprocessing layer (channel flip, mean) converts to ONNX; a
     # tiny backbone stands in for ResNet50, too slow to export in the suite.

@@ -101,22 +101,8 @@ def export_encoder(
     >>> meta["validation"]["onnx"]["bit_agreement"]  # doctest: +SKIP
     1.0
     """
-    source, samples = _path_or_none(model_or_path), _path_or_none(sample_images)
-    # Only an earlier export (with metadata.json) is ever replaced, and never
-    # a folder holding an input: replacing the folder would delete it.
-    out_dir = files.check_output(
-        out_dir,
-        inputs=[source, samples],
-        overwrite=overwrite,
-        kind="folder",
-        marker=METADATA_FILE,
-        what="export",
-        overwrite_flag=overwrite_flag,
-    )
-    if source is not None:
-        files.check_model_file(source)
-    if samples is not None and not os.path.exists(samples):
-        raise ValueError(f"Sample images not found: {samples!r}.")
+    source = _path_or_none(model_or_path)
+    out_dir = _check_paths(source, out_dir, sample_images, overwrite, overwrite_flag)
     formats, opset, atol = _check_arguments(formats, opset, atol)
     model = _as_mlh(model_or_path)
     shape = _image_shape(model)
@@ -161,6 +147,27 @@ def _write(model, out_dir, formats, opset, atol, images, resize_to):
                 metadata[ONNX_SHA256] = fingerprint(file.read())
         files.write_json(metadata, os.path.join(work, METADATA_FILE))
     return metadata
+
+
+def _check_paths(source, out_dir, sample_images, overwrite, overwrite_flag):
+    """The absolute `out_dir`, once it, the model file and the samples pass."""
+    samples = _path_or_none(sample_images)
+    # Only an earlier export (with metadata.json) is ever replaced, and never
+    # a folder holding an input: replacing the folder would delete it.
+    out_dir = files.check_output(
+        out_dir,
+        inputs=[source, samples],
+        overwrite=overwrite,
+        kind="folder",
+        marker=METADATA_FILE,
+        what="export",
+        overwrite_flag=overwrite_flag,
+    )
+    if source is not None:
+        files.check_model_file(source)
+    if samples is not None and not os.path.exists(samples):
+        raise ValueError(f"Sample images not found: {samples!r}.")
+    return out_dir
 
 
 def _path_or_none(value):
