@@ -63,14 +63,8 @@ def build_parser(commands=None):
             options.add_command(subparsers, name, help)
             continue
         module = importlib.import_module(f"keras_mlh.cli.{name}")
-        options.add_command(
-            subparsers,
-            name,
-            help,
-            module.add_arguments,
-            description=module.DESCRIPTION,
-            epilog=module.EPILOG,
-        )
+        text = {"description": module.DESCRIPTION, "epilog": module.EPILOG}
+        options.add_command(subparsers, name, help, module.add_arguments, **text)
     return parser
 
 
