@@ -2,9 +2,9 @@
 
 `encode_file` is `keras-mlh encode`: images from an `.npy`, an `.npz` or a
 folder of image files, encoded by a saved model into a codes file
-(`keras_mlh_runtime.code_files`). `open_images` and `encode_images` are its
-two halves, used by evaluation, the index search and the exporter's sample
-images too.
+(`keras_mlh_runtime.code_files`); `encode_path` (the index search's image
+queries) stops before the file. `open_images` and `encode_images` are their
+two halves, used by evaluation and the exporter's sample images too.
 
 Example:
 >>> import keras_mlh  # doctest: +SKIP
@@ -13,6 +13,7 @@ Example:
 >>> codes = encode_images(model, images, batch_size=64)  # doctest: +SKIP
 """
 
+import dataclasses
 import json
 import os
 
@@ -40,6 +41,7 @@ FILE_SPLIT_KEY = "image_root"
 MODEL_FIX = "pass the model.keras of a run folder made by `keras-mlh train`"
 
 
+@dataclasses.dataclass
 class Images:
     """Images to encode: an array, or image files read lazily in chunks.
 
@@ -52,12 +54,11 @@ class Images:
         labels: labels stored beside an array, or `None`.
     """
 
-    def __init__(self, count, chunks, paths=None, ids=None, labels=None):
-        self.count = count
-        self.chunks = chunks
-        self.paths = paths
-        self.ids = ids
-        self.labels = labels
+    count: int
+    chunks: object
+    paths: object = None
+    ids: object = None
+    labels: object = None
 
 
 def encode_file(
@@ -69,14 +70,9 @@ def encode_file(
     under a temporary name and renamed into place (never half-written).
 
     Args:
-        model: the `.keras` file of an MLH model.
-        images: an `.npy`, an `.npz` or a folder of image files (see
-            `open_images`).
+        model, images, key, batch_size, verbose: as in `encode_path`.
         output: the codes file: `.npy` (packed codes only) or `.npz` (codes,
             ids, bits, and paths or labels).
-        key: the array of an `.npz` holding the images.
-        batch_size: inference batch size.
-        verbose: show a progress bar.
         overwrite: replace an existing `output`.
 
     Returns:
@@ -87,9 +83,7 @@ def encode_file(
             f"The codes file must end in .npy (packed codes only) or .npz (codes, "
             f"ids, paths); got {output!r}."
         )
-    check_model_file(model, fix=MODEL_FIX)
-    if not os.path.exists(images):
-        raise ValueError(f"Images not found: {images!r}.")
+    _check_inputs(model, images)
     files.check_output(
         output,
         inputs=[model, images],
@@ -99,15 +93,42 @@ def encode_file(
     )
     # Entered first: an unwritable output fails before the model is loaded.
     with files.atomic_path(output, make_folders=True) as temp:
-        from keras_mlh.models.loading import load_checked_model
-
-        mlh = load_checked_model(model)
-        found = open_images(images, mlh.image_shape, key=key, model_path=model)
-        codes = encode_images(mlh, found, batch_size, verbose)
+        codes, found, mlh = encode_path(model, images, key, batch_size, verbose)
         save_codes(
             temp, codes, mlh.bits, ids=found.ids, paths=found.paths, labels=found.labels
         )
     return len(codes), mlh.bits
+
+
+def encode_path(model, images, key=None, batch_size=256, verbose=1, what="Images"):
+    """Loads a saved model and encodes the images at a path with it.
+
+    Args:
+        model: the `.keras` file of an MLH model.
+        images: an `.npy`, an `.npz` or a folder of image files (see
+            `open_images`; folder images get the run's resize-and-crop).
+        key: the array of an `.npz` holding the images.
+        batch_size: inference batch size.
+        verbose: show a progress bar.
+        what: what the images are, for messages.
+
+    Returns:
+        `(codes, images, model)`: the ±1 int8 codes, the `Images` (with
+        their ids, paths or labels) and the loaded `keras_mlh.MLH`.
+    """
+    _check_inputs(model, images, what)
+    from keras_mlh.models.loading import load_checked_model
+
+    mlh = load_checked_model(model)
+    found = open_images(images, mlh.image_shape, key=key, what=what, model_path=model)
+    return encode_images(mlh, found, batch_size, verbose), found, mlh
+
+
+def _check_inputs(model, images, what="Images"):
+    """A model file and images that exist, checked before any slow import."""
+    check_model_file(model, fix=MODEL_FIX)
+    if not os.path.exists(images):
+        raise ValueError(f"{what} not found: {images!r}.")
 
 
 def open_images(path, image_shape, key=None, what="Images", model_path=None):
@@ -134,7 +155,7 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
     elif path.lower().endswith(".npz"):
         arrays = load_npz(path, what)
         if FILE_SPLIT_KEY in arrays:
-            return split_file_images(arrays, key or "x_query", image_shape, path)
+            return split_images(arrays, key or "x_query", image_shape, path)
         key = pick(
             arrays,
             (key,) if key else IMAGE_KEYS,
@@ -271,8 +292,11 @@ def file_images(paths, image_shape, resize_to=None, where=None):
     return Images(len(paths), chunks)
 
 
-def split_file_images(arrays, key, image_shape, path):
-    """The images of a file-backed split (`query_paths`, ...) named by `key`.
+def split_images(arrays, key, image_shape, path):
+    """The images of a split named by `key`: an array, or files by path.
+
+    A file-backed split (`image_root` and `query_paths`, ...) names its
+    images by path, read again here with the split's resize-and-crop.
 
     Args:
         arrays: the split file's arrays.
@@ -281,8 +305,10 @@ def split_file_images(arrays, key, image_shape, path):
         path: the split file, for messages.
 
     Returns:
-        `Images`, with the split's labels and relative paths.
+        `Images`; for files with the split's labels and relative paths.
     """
+    if FILE_SPLIT_KEY not in arrays:
+        return array_images(arrays[key], image_shape, key, path)
     role = key[2:] if key.startswith("x_") else key
     if f"{role}_paths" not in arrays:
         roles = sorted(k[: -len("_paths")] for k in arrays if k.endswith("_paths"))

@@ -1,7 +1,8 @@
 """One call for a full retrieval evaluation: numbers as JSON, plots as PNG.
 
-`keras-mlh evaluate`, the examples and users' own scripts share this, so a
-report means the same everywhere. numpy and numba (the ranking kernel of
+`retrieval_report` of codes, `evaluate_run` of a run folder (`keras-mlh
+evaluate`); the examples and users' own scripts share them, so a report
+means the same everywhere. numpy and numba (the ranking kernel of
 `keras_mlh.metrics`), matplotlib for the plots; no TensorFlow or faiss.
 """
 
@@ -10,7 +11,7 @@ import os
 
 import numpy as np
 
-from keras_mlh.files import atomic_path, write_json
+from keras_mlh.files import atomic_path, check_model_file, check_output, write_json
 from keras_mlh.metrics import (
     mean_average_precision,
     precision_at_k,
@@ -22,17 +23,13 @@ from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"
+EVAL_FOLDER = "eval"  # in the run folder by default
 PLOT_FILES = {
     "pr_curve": "pr_curve.png",
     "precision_at_k": "precision_at_k.png",
     "bit_balance": "bit_balance.png",
     "history": "history.png",
 }
-
-
-def _json_number(value):
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 def bit_balance(codes, name="codes"):
@@ -77,15 +74,13 @@ def retrieval_report(
         out_dir: when given, writes `report.json` and the PNG plots
             (`pr_curve.png`, `precision_at_k.png`, `bit_balance.png` of the
             database codes and, with `history`, `history.png`) into this
-            folder, all or none: nothing is renamed into place unless every
-            file was written.
+            folder, all or none.
         history: optional `keras.callbacks.History` or its dict, plotted.
         radius: Hamming radius of the precision within radius (inclusive).
         tie_breaking: how mAP orders items at equal distance, `"stable"`
             (database order) or `"average"`, as in `mean_average_precision`.
-        metadata: optional dict of extra JSON-safe entries for the report
-            (e.g. where the codes came from); its keys must not be report
-            keys.
+        metadata: optional dict of extra JSON-safe entries (e.g. where the
+            codes came from); its keys must not be report keys.
 
     Returns:
         A JSON-serializable dict: `map`, `map_k` (the cut-off, `"all"` for
@@ -97,10 +92,6 @@ def retrieval_report(
         the `metadata` entries and, with `out_dir`, `plots` (the PNG file
         names) and `files` (name -> path, `report` included).
 
-    Raises:
-        ValueError: for mismatched codes and labels, a bad `radius`,
-            `tie_breaking` or `metadata`, or an unwritable `out_dir`.
-
     Example:
     >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
     >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
@@ -110,16 +101,34 @@ def retrieval_report(
     >>> report["map"], os.path.relpath(report["files"]["pr_curve"])
     (1.0, 'runs/eval/pr_curve.png')
     """
-    n = len(database_codes)
-    ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
     args = (query_codes, query_labels, database_codes, database_labels)
     curve = precision_recall_curve(*args)
-    balance = bit_balance(database_codes, name="database_codes")
-    report = {
+    report = _metrics(args, k, cutoffs, radius, tie_breaking, curve)
+    clashes = sorted(set(metadata or {}) & {*report, "plots", "files"})
+    if clashes:
+        raise ValueError(
+            f"`metadata` must not replace report entries; rename {clashes}."
+        )
+    report.update(metadata or {})
+    if out_dir is not None:
+        _write_report(report, curve, database_codes, out_dir, history)
+    return report
+
+
+def _metrics(args, k, cutoffs, radius, tie_breaking, curve):
+    """The numbers of `retrieval_report`."""
+    n = len(args[2])
+    ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
+    balance = bit_balance(args[2], name="database_codes")
+
+    def numbers(values):  # NaN (no query retrieves anything) -> None
+        return [float(v) if np.isfinite(v) else None for v in values]
+
+    return {
         "map": mean_average_precision(*args, k=k, tie_breaking=tie_breaking),
         "map_k": "all" if k is None else int(k),
         "tie_breaking": tie_breaking,
-        "num_queries": int(len(query_codes)),
+        "num_queries": int(len(args[0])),
         "num_database": int(n),
         "bits": int(len(balance)),
         "precision_at_k": {str(c): v for c, v in precision_at_k(*args, ks).items()},
@@ -130,21 +139,89 @@ def retrieval_report(
         },
         "pr_curve": {
             "radius": [int(r) for r in curve["radius"]],
-            "precision": [_json_number(v) for v in curve["precision"]],
-            "recall": [_json_number(v) for v in curve["recall"]],
+            "precision": numbers(curve["precision"]),
+            "recall": numbers(curve["recall"]),
         },
         "bit_balance_mean_abs_deviation": float(np.abs(balance - 0.5).mean()),
     }
-    metadata = metadata or {}
-    clashes = sorted(set(metadata) & {*report, "plots", "files"})
-    if clashes:
+
+
+def evaluate_run(
+    run=None,
+    model=None,
+    data=None,
+    out=None,
+    overwrite=False,
+    k=None,
+    cutoffs=DEFAULT_CUTOFFS,
+    radius=2,
+    tie_breaking="stable",
+    batch_size=256,
+    verbose=1,
+):
+    """Encodes the queries and database of a run and writes their report.
+
+    The model file, the output, the split and the history are checked before
+    the model is loaded; the report is `retrieval_report`'s, written all or
+    none.
+
+    Args:
+        run: a run folder of `keras-mlh train`, or `None` with `model` and
+            `data`.
+        model: the `.keras` file; default `RUN/model.keras`.
+        data: an `.npz` with `x_query`, `y_query`, `x_database`,
+            `y_database` (or, file-backed, their paths); default
+            `RUN/split.npz`.
+        out: the report's folder; default `RUN/eval` (`./eval` without a run).
+        overwrite: replace the report and plots of an earlier evaluation.
+        k, cutoffs, radius, tie_breaking: as in `retrieval_report`.
+        batch_size: inference batch size.
+        verbose: show progress bars.
+
+    Returns:
+        The report, with `model`, `data` and, for a split with
+        `unseen_classes`, `seen_unseen` (`seen_unseen_map`).
+
+    Example:
+    >>> evaluate_run("runs/mnist")["map"]  # doctest: +SKIP
+    0.9512
+    """
+    from keras_mlh import runs
+    from keras_mlh.encoding import MODEL_FIX, encode_images, split_images
+
+    if run is None and (model is None or data is None):
+        raise ValueError("Give a run folder, or both `model` and `data`.")
+    if run is not None and not os.path.isdir(run):
         raise ValueError(
-            f"`metadata` must not replace report entries; rename {clashes}."
+            f"Run folder not found: {run!r}. Give the --out folder of "
+            "`keras-mlh train`, or a model and its data (--model, --data)."
         )
-    report.update(metadata)
-    if out_dir is not None:
-        _write_report(report, curve, database_codes, out_dir, history)
-    return report
+    model = os.fspath(model or os.path.join(run, runs.MODEL_FILE))
+    data = os.fspath(data or os.path.join(run, runs.SPLIT_FILE))
+    out = os.path.abspath(out or os.path.join(run or os.curdir, EVAL_FOLDER))
+    check_model_file(model, fix=MODEL_FIX)
+    check_output(  # before the slow part
+        os.path.join(out, REPORT_FILE),
+        inputs=[model, data, runs.history_file(run)],
+        overwrite=overwrite,
+        companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
+    )
+    split, history = runs.load_split(data), runs.load_history(run)
+    from keras_mlh.models.loading import load_checked_model
+
+    mlh = load_checked_model(model)
+    codes = []
+    for side, what in (("query", "queries"), ("database", "database images")):
+        images = split_images(split, f"x_{side}", mlh.image_shape, data)
+        codes.append(encode_images(mlh, images, batch_size, verbose, what))
+    args = (codes[0], split["y_query"], codes[1], split["y_database"])
+    metadata = {"model": os.path.abspath(model), "data": os.path.abspath(data)}
+    if "unseen_classes" in split:
+        unseen = [int(c) for c in split["unseen_classes"]]
+        metadata["seen_unseen"] = seen_unseen_map(*args, unseen, k, tie_breaking)
+    return retrieval_report(
+        *args, k, cutoffs, out, history, radius, tie_breaking, metadata
+    )
 
 
 def seen_unseen_map(
@@ -184,48 +261,41 @@ def seen_unseen_map(
     """
     from keras_mlh.datasets.holdout import unseen_mask
 
-    query_codes, database_codes = np.asarray(query_codes), np.asarray(database_codes)
-    query_labels, database_labels = (
-        np.asarray(query_labels),
-        np.asarray(database_labels),
+    q_codes, q_labels, db_codes, db_labels = map(
+        np.asarray, (query_codes, query_labels, database_codes, database_labels)
     )
-    query_unseen = unseen_mask(query_labels, unseen_classes)
-    database_unseen = unseen_mask(database_labels, unseen_classes)
-    groups = {"seen": ~query_unseen, "unseen": query_unseen}
-    databases = {"seen": ~database_unseen, "unseen": database_unseen}
+    q_unseen = unseen_mask(q_labels, unseen_classes)
+    db_unseen = unseen_mask(db_labels, unseen_classes)
+    groups = {"seen": ~q_unseen, "unseen": q_unseen}
+    databases = {"seen": ~db_unseen, "unseen": db_unseen, "all": db_unseen | True}
     result = {}
     for group, queries in groups.items():
         for against in (group, "all"):
-            items = databases.get(against, np.ones(len(database_codes), bool))
-            if not queries.any() or not items.any():
-                result[f"{group}@{against}"] = None
-                continue
-            result[f"{group}@{against}"] = mean_average_precision(
-                query_codes[queries],
-                query_labels[queries],
-                database_codes[items],
-                database_labels[items],
-                k=k,
-                tie_breaking=tie_breaking,
-            )
+            items = databases[against]
+            result[f"{group}@{against}"] = None
+            if queries.any() and items.any():
+                result[f"{group}@{against}"] = mean_average_precision(
+                    q_codes[queries],
+                    q_labels[queries],
+                    db_codes[items],
+                    db_labels[items],
+                    k=k,
+                    tie_breaking=tie_breaking,
+                )
     result["unseen_classes"] = [int(c) for c in sorted(unseen_classes)]
     result["num_queries"] = {g: int(m.sum()) for g, m in groups.items()}
+    del databases["all"]
     result["num_database"] = {g: int(m.sum()) for g, m in databases.items()}
     return result
 
 
 def _write_report(report, curve, database_codes, out_dir, history):
     """Adds `plots` and `files` to `report` and writes everything, or nothing."""
-    from keras_mlh.plot import (
-        plot_bit_balance,
-        plot_history,
-        plot_pr_curve,
-        plot_precision_at_k,
-    )
+    from keras_mlh import plot
 
-    names = dict(PLOT_FILES)
-    if not history:
-        del names["history"]
+    names = {
+        key: name for key, name in PLOT_FILES.items() if history or key != "history"
+    }
     out_dir = os.fspath(out_dir)
     report["plots"] = list(names.values())
     report["files"] = {key: os.path.join(out_dir, name) for key, name in names.items()}
@@ -239,9 +309,9 @@ def _write_report(report, curve, database_codes, out_dir, history):
             return stack.enter_context(atomic_path(path, make_folders=True))
 
         report_temp = stage(REPORT_FILE)
-        plot_pr_curve(curve, stage(names["pr_curve"]))
-        plot_precision_at_k(at_k, stage(names["precision_at_k"]))
-        plot_bit_balance(database_codes, stage(names["bit_balance"]))
+        plot.plot_pr_curve(curve, stage(names["pr_curve"]))
+        plot.plot_precision_at_k(at_k, stage(names["precision_at_k"]))
+        plot.plot_bit_balance(database_codes, stage(names["bit_balance"]))
         if history:
-            plot_history(history, stage(names["history"]))
+            plot.plot_history(history, stage(names["history"]))
         write_json(report, report_temp)

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from keras_mlh import cli
-from keras_mlh.cli import export as cli_export
 from keras_mlh.cli import io as cli_io
 from keras_mlh.cli import parser as cli_parser
+from keras_mlh.export import exporter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # As a user runs it: no TensorFlow logging settings of the test session.
@@ -227,35 +227,26 @@ def test_export_writes_validated_encoders(run, codes, work):
         (["--onnx", "--saved-model"], {"formats": ["saved_model", "onnx"]}),
         (
             ["--opset", "18", "--atol", "1e-3", "--no-validate", "--overwrite"],
-            # --overwrite reaches check_out_dir, run before the model loads.
-            {"opset": 18, "atol": 1e-3, "validate": False},
+            {"opset": 18, "atol": 1e-3, "validate": False, "overwrite": True},
         ),
     ],
 )
-def test_export_flags_reach_write_encoder(flags, expected, tmp_path, monkeypatch):
-    import zipfile
-
-    import keras_mlh.export
+def test_export_flags_reach_export_encoder(flags, expected, tmp_path, monkeypatch):
+    import functools
 
     seen = {}
 
-    class FakeModel:
-        bits = 16
-        image_shape = (28, 28, 1)
-
+    @functools.wraps(exporter.export_encoder)  # its defaults for the parser
     def fake_export(model, out_dir, **kwargs):
         seen.update(model=model, out_dir=out_dir, **kwargs)
-        return {"validation": None}
+        return {"bits": 16, "validation": None}
 
-    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
-        archive.writestr("config.json", "{}")
-    monkeypatch.setattr(keras_mlh.export, "write_encoder", fake_export)
-    monkeypatch.setattr(cli_export, "load_model", lambda path: FakeModel())
-    out = str(tmp_path / "out")
-    assert cli.main(["export", str(tmp_path / "m.keras"), out, *flags]) == 0
-    assert isinstance(seen["model"], FakeModel) and seen["out_dir"] == out
-    assert seen["sample_images"] is None
-    defaults = {"opset": 17, "atol": 1e-4, "validate": True}
+    monkeypatch.setattr(exporter, "export_encoder", fake_export)
+    model, out = str(tmp_path / "m.keras"), str(tmp_path / "out")
+    assert cli.main(["export", model, out, *flags]) == 0
+    assert (seen["model"], seen["out_dir"]) == (model, out)
+    assert seen["sample_images"] is None and seen["overwrite_flag"] == "--overwrite"
+    defaults = {"opset": 17, "atol": 1e-4, "validate": True, "overwrite": False}
     for key, value in {**defaults, **expected}.items():
         assert seen[key] == value, key
 
@@ -598,11 +589,17 @@ def test_tfds_options_reach_from_tfds(tmp_path, monkeypatch, capsys):
 def test_the_cli_lists_match_the_library():
     from keras_mlh.models.backbones import APPLICATIONS
     from keras_mlh.models.mlh import MODES
-    from keras_mlh_runtime.codes import MAX_BITS
+    from keras_mlh_runtime.index import KINDS
 
-    assert set(cli_parser.MODES) == set(MODES)
-    assert set(cli_parser.BACKBONES) == {"small", *APPLICATIONS}
-    assert cli_parser.MAX_BITS == MAX_BITS
+    commands = cli_parser.build_parser()._subparsers._group_actions[0].choices
+
+    def choices(parser, flag):
+        return next(a.choices for a in parser._actions if flag in a.option_strings)
+
+    assert set(choices(commands["train"], "--mode")) == set(MODES)
+    assert set(choices(commands["train"], "--backbone")) == {"small", *APPLICATIONS}
+    build = commands["index"]._subparsers._group_actions[0].choices["build"]
+    assert list(choices(build, "--kind")) == list(KINDS)
 
 
 def test_export_refuses_to_replace_a_folder_that_is_not_an_export(run, tmp_path):
@@ -922,29 +919,34 @@ def test_commands_print_no_tensorflow_startup_lines(run, evaluation, codes):
             assert noise not in result.stderr, result.stderr
 
 
-def test_import_quietly_drops_only_the_startup_lines(tmp_path, monkeypatch, capfd):
-    # A module that logs from "C++" (file descriptor 2) as TensorFlow does.
-    (tmp_path / "fake_tensorflow.py").write_text(
-        "import os\n"
-        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is "
-        "called are written to STDERR\\n')\n"
-        "os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\\n')\n"
-        "os.write(2, b'a real warning\\n')\n"
+def test_startup_lines_are_dropped_from_stderr_and_nothing_else(capfd):
+    # Lines logged from "C++" (file descriptor 2) as TensorFlow does, and by a
+    # child process, while a command runs.
+    noise = (
+        b"WARNING: All log messages before absl::InitializeLog() is called\n"
+        b"I0000 port.cc:153] oneDNN custom operations are on.\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "fake_tensorflow", raising=False)
-    cli_io.import_quietly(["fake_tensorflow"])
-    assert capfd.readouterr().err == "a real warning\n"
-    # --debug shows them.
-    monkeypatch.delitem(sys.modules, "fake_tensorflow")
-    monkeypatch.setattr(cli_io, "show_startup_logs", True)
-    cli_io.import_quietly(["fake_tensorflow"])
-    err = capfd.readouterr().err
-    assert all(noise in err for noise in cli_io.STARTUP_NOISE), err
+    with cli_io.startup_lines_hidden():
+        os.write(2, noise + b"a real warning\n")
+        subprocess.run(
+            [sys.executable, "-c", "import sys; sys.stderr.write('child\\n')"]
+        )
+    assert capfd.readouterr().err == "a real warning\nchild\n"
+    os.write(2, noise)  # after the command: passed on again
+    assert capfd.readouterr().err == noise.decode()
 
 
-def test_debug_turns_the_startup_lines_on(monkeypatch, tmp_path):
-    monkeypatch.setattr(cli_io, "show_startup_logs", False)
+def test_debug_shows_the_startup_lines(monkeypatch, tmp_path):
+    entered = []
+    hidden = cli_io.startup_lines_hidden
+
+    def recorded():
+        entered.append(True)
+        return hidden()
+
+    monkeypatch.setattr(cli_io, "startup_lines_hidden", recorded)
+    argv = ["index", "build", str(tmp_path / "x.npz"), "i.index"]
+    assert cli.main(argv) == 1 and entered == [True]
     with pytest.raises(ValueError, match="Codes file not found"):
-        cli.main(["--debug", "index", "build", str(tmp_path / "x.npz"), "i.index"])
-    assert cli_io.show_startup_logs
+        cli.main(["--debug", *argv])
+    assert entered == [True]

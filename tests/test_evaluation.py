@@ -208,3 +208,35 @@ def test_bit_balance_of_codes_in_any_form():
     assert bit_balance(codes)[0] == 1.0
     with pytest.raises(ValueError, match="multiple of 8"):
         bit_balance(np.ones((3, 12)))
+
+
+def test_evaluate_run_reports_the_codes_of_its_model(tmp_path):
+    import keras
+
+    import keras_mlh
+    from keras_mlh.evaluation import evaluate_run, seen_unseen_map
+
+    keras.utils.set_random_seed(0)
+    model = keras_mlh.MLH(num_classes=4, bits=16)
+    model.build((None, 8, 8, 1))
+    model.save(tmp_path / "model.keras")
+    rng = np.random.default_rng(0)
+    split = {
+        "x_query": rng.integers(0, 256, (12, 8, 8, 1), np.uint8),
+        "y_query": np.arange(12) % 4,
+        "x_database": rng.integers(0, 256, (40, 8, 8, 1), np.uint8),
+        "y_database": np.arange(40) % 4,
+        "unseen_classes": np.array([3]),
+    }
+    np.savez(tmp_path / "split.npz", **split)
+    paths = {"model": tmp_path / "model.keras", "data": tmp_path / "split.npz"}
+    report = evaluate_run(**paths, out=tmp_path / "eval", verbose=0)
+    codes = [model.encode(split[f"x_{side}"]) for side in ("query", "database")]
+    args = (codes[0], split["y_query"], codes[1], split["y_database"])
+    assert report["map"] == retrieval_report(*args)["map"]
+    assert report["seen_unseen"] == seen_unseen_map(*args, [3])
+    assert report["data"] == str(paths["data"])
+    written = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert written["map"] == report["map"]
+    with pytest.raises(ValueError, match="report.json' exists; pass --overwrite"):
+        evaluate_run(**paths, out=tmp_path / "eval", verbose=0)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_mlh.export import ExportValidationError, export_encoder, load_mlh
+from keras_mlh.export import ExportValidationError, export_encoder
 from keras_mlh.export import exporter as exporter_module
 from keras_mlh.export import validation as validation_module
 from keras_mlh_runtime.codes import pack_codes
@@ -117,7 +117,6 @@ def test_exported_codes_equal_keras_codes_on_mnist_queries(
 def test_export_from_keras_file_onnx_only(mnist_mlh, mnist5k, tmp_path):
     path = tmp_path / "mlh.keras"
     mnist_mlh.save(path)
-    assert load_mlh(path).bits == 32
     out = tmp_path / "onnx_only"
     metadata = export_encoder(
         str(path), out, formats="onnx", opset=18, sample_images=mnist5k.x_query[:50]
@@ -307,6 +306,23 @@ def test_bad_sample_images(mnist_mlh, tmp_path):
     with pytest.raises(ValueError, match="channels=3 but the model expects channels=1"):
         export_encoder(mnist_mlh, tmp_path / "out", sample_images=rgb)
     assert os.listdir(tmp_path) == []
+
+
+def test_sample_images_of_a_file_are_its_first_max_samples(
+    mnist_mlh, mnist5k, tmp_path
+):
+    np.save(tmp_path / "samples.npy", mnist5k.x_query[:300])
+    with pytest.raises(ValueError, match="Sample images not found"):
+        export_encoder(mnist_mlh, tmp_path / "out", sample_images=tmp_path / "x.npy")
+    assert sorted(os.listdir(tmp_path)) == ["samples.npy"]
+    metadata = export_encoder(
+        mnist_mlh,
+        tmp_path / "out",
+        formats="onnx",
+        sample_images=tmp_path / "samples.npy",
+        max_samples=40,
+    )
+    assert metadata["validation"]["num_images"] == 40
 
 
 def test_backbone_with_caffe_preprocessing_exports(tmp_path):

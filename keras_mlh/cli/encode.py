@@ -1,16 +1,8 @@
-"""`keras-mlh encode`: images -> a file of packed binary codes.
-
-`keras_mlh.encoding.encode_file`; the format is
-`keras_mlh_runtime.code_files`'s: `.npy` output holds the packed uint8
-codes `(n, bits / 8)` only; `.npz` output holds `codes` (packed), `ids`
-(int64: the input's `ids`, else 0..n-1), `bits`, and `paths` (folder input)
-or `labels` (the input's `labels`/`y`, or `y_query` beside `x_query`).
-"""
+"""`keras-mlh encode`: `keras_mlh.encoding.encode_file`, printed."""
 
 import os
 
 from keras_mlh.cli import options
-from keras_mlh.cli.io import quiet_tensorflow
 from keras_mlh.encoding import encode_file
 
 DESCRIPTION = (
@@ -27,11 +19,6 @@ EPILOG = """examples:
 
 
 def add_arguments(parser):
-    """Declares the options of `keras-mlh encode` on `parser`.
-
-    Args:
-        parser: the `encode` command's `argparse.ArgumentParser`.
-    """
     options.add_quiet(parser)
     options.add_batch_size(parser)
     options.add_image_key(parser)
@@ -43,15 +30,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    """Encodes `args.input` with `args.model` into the codes file `args.output`.
-
-    Args:
-        args: the parsed `encode` options.
-
-    Returns:
-        0, after printing how many codes of how many bits were written.
-    """
-    quiet_tensorflow()
+    """Encodes INPUT into OUTPUT; prints how many codes of how many bits."""
     count, bits = encode_file(
         args.model,
         args.input,

@@ -1,9 +1,4 @@
-"""Errors of the `keras-mlh` command line and how they are shown.
-
-Every error a user can fix is a `ValueError` (the library's own, or a
-`CLIError` raised here) whose message says what to do; `main` prints it as
-one line, `one_line` makes sure of that.
-"""
+"""Errors of the `keras-mlh` command line, shown by `main` as one line."""
 
 
 class CLIError(ValueError):
@@ -13,19 +8,13 @@ class CLIError(ValueError):
 def one_line(error):
     """The message of `error` on one line, for `keras-mlh: error: ...`.
 
-    Args:
-        error: any exception.
-
-    Returns:
-        The first line of the message (an `OSError`'s reason and file name);
-        the exception type first for errors other than `ValueError` and
-        `OSError` (those are bugs or surprises, the type helps), and a hint
-        to `--debug` when lines were left out.
+    The first line of the message (an `OSError`'s reason and file name), the
+    exception type first for errors other than `ValueError` and `OSError`
+    (bugs or surprises: the type helps), and a hint to `--debug` when lines
+    were left out.
     """
     if isinstance(error, OSError) and error.strerror:
-        message = error.strerror
-        if error.filename:
-            message += f": {error.filename!r}"
+        message = error.strerror + (f": {error.filename!r}" if error.filename else "")
     else:
         message = str(error)
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]

@@ -1,17 +1,15 @@
 """The `keras-mlh` argument parser and entry point: `build_parser`, `main`.
 
-Each command module (`keras_mlh.cli.train`, `evaluate`, `encode`, `index`,
-`export`) declares its options in `add_arguments(parser)` and runs in
-`run(args)`; the options several commands share are declared once in
-`keras_mlh.cli.options`. `main` imports only the module of the command it
-runs (and with it numpy, faiss or numba; TensorFlow only once a command
-needs it), so `keras-mlh --help` starts fast. Exit codes: 0 success, 2
-usage error (argparse), 1 any other error, shown as one line on stderr
-(`keras-mlh: error: ...`); `--debug` shows the traceback instead, 130 on
-Ctrl-C, 143 on SIGTERM (which cleans up as Ctrl-C does).
+`main` imports only the module of the command it runs (TensorFlow only once
+a library call needs it), so `keras-mlh --help` starts fast. Exit codes: 0
+success, 2 usage error (argparse), 1 any other error, shown as one line on
+stderr (`keras-mlh: error: ...`; `--debug` shows the traceback and
+TensorFlow's start-up lines instead), 130 on Ctrl-C, 143 on SIGTERM (which
+cleans up as Ctrl-C does).
 """
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
@@ -30,8 +28,7 @@ EXAMPLES = """examples:
   keras-mlh index search db.index queries.npz -k 10
 
 `keras-mlh COMMAND --help` describes each command."""
-# Command -> its line in `keras-mlh --help`; `keras_mlh.cli.COMMAND` declares
-# and runs it.
+# Command -> its line in `keras-mlh --help`; `keras_mlh.cli.COMMAND` runs it.
 COMMANDS = {
     "train": "train an MLH model into a run folder",
     "evaluate": "mAP, precision@K, PR data and plots of a run",
@@ -39,27 +36,13 @@ COMMANDS = {
     "index": "build and search Hamming indexes",
     "export": "export the encoder as SavedModel and/or ONNX",
 }
-# The library's lists that the commands offer, by their former names here.
-_LISTS = {
-    "MODES": "keras_mlh.cli.train",
-    "BACKBONES": "keras_mlh.cli.train",
-    "MAX_BITS": "keras_mlh_runtime.codes",
-    "KINDS": "keras_mlh.cli.index",
-}
 
 
 def build_parser(commands=None):
-    """The argument parser of `keras-mlh`.
-
-    Args:
-        commands: the names of the commands whose options to declare (the
-            others get their line in `--help` only), so that only their
-            modules are imported; `None` declares every command.
-
-    Returns:
-        An `argparse.ArgumentParser`. The parsed arguments of a command hold
-        its function as `handler`.
-    """
+    """The parser of `keras-mlh`, declaring the options of `commands` (all
+    for `None`; the others get their line in `--help` only, their modules are
+    not imported). A command's parsed arguments hold its function as
+    `handler`."""
     from keras_mlh.version import __version__
 
     parser = argparse.ArgumentParser(
@@ -70,7 +53,7 @@ def build_parser(commands=None):
         epilog=EXAMPLES,
         formatter_class=options.HelpFormatter,
     )
-    options.add_debug(parser, everywhere=False)
+    parser.add_argument("--debug", action="store_true", help=options.DEBUG_HELP)
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
@@ -80,56 +63,35 @@ def build_parser(commands=None):
             options.add_command(subparsers, name, help)
             continue
         module = importlib.import_module(f"keras_mlh.cli.{name}")
-        options.add_command(
-            subparsers,
-            name,
-            help,
-            module.add_arguments,
-            description=module.DESCRIPTION,
-            epilog=module.EPILOG,
-        )
+        text = {"description": module.DESCRIPTION, "epilog": module.EPILOG}
+        options.add_command(subparsers, name, help, module.add_arguments, **text)
     return parser
 
 
-def _commands_of(argv):
-    """The command `argv` runs, in a list: its first word (`keras-mlh`'s own
-    options, `--debug`, `--version` and `--help`, take no values)."""
-    word = next((arg for arg in argv if not arg.startswith("-")), None)
-    return [word] if word in COMMANDS else []
-
-
 def main(argv=None):
-    """Runs the `keras-mlh` command line.
-
-    Args:
-        argv: the arguments after the program name; `None` reads
-            `sys.argv` (and records the command in a run's `run.json`).
-
-    Returns:
-        The exit code: 0 success, 1 error, 130 interrupted (Ctrl-C), 143
-        terminated (SIGTERM). Usage errors
-        and `--help` exit through `SystemExit` (2 and 0), as argparse does.
-    """
+    """Runs `keras-mlh` with `argv` (`None`: `sys.argv`, recorded in a run's
+    `run.json`); returns the exit code (usage errors and `--help` exit
+    through `SystemExit`, as argparse does)."""
     words = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(_commands_of(words)).parse_args(words)
+    # Only the command that runs (the first word; `keras-mlh`'s own options
+    # take no values) is imported.
+    word = next((arg for arg in words if not arg.startswith("-")), None)
+    args = build_parser([word] if word in COMMANDS else []).parse_args(words)
     args.from_command_line = argv is None
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.argv = words
     debug = getattr(args, "debug", False)
-    if debug:
-        from keras_mlh.cli import io
-
-        io.show_startup_logs = True  # TensorFlow's start-up lines too
     previous = _on_sigterm(_terminate)
     try:
-        return args.handler(args) or 0
+        from keras_mlh.cli.io import startup_lines_hidden
+
+        with contextlib.nullcontext() if debug else startup_lines_hidden():
+            return args.handler(args) or 0
     except KeyboardInterrupt as interrupt:
         if debug:
             raise
         sys.stdout.flush()
-        print(
-            f"{PROG}: {interrupt.args[0] if interrupt.args else 'interrupted'}",
-            file=sys.stderr,
-        )
+        reason = interrupt.args[0] if interrupt.args else "interrupted"
+        print(f"{PROG}: {reason}", file=sys.stderr)
         return 143 if isinstance(interrupt, Terminated) else 130
     except Exception as error:
         if debug:
@@ -154,9 +116,3 @@ def _on_sigterm(handler):
     if handler is None or threading.current_thread() is not threading.main_thread():
         return None
     return signal.signal(signal.SIGTERM, handler)
-
-
-def __getattr__(name):
-    if name in _LISTS:
-        return getattr(importlib.import_module(_LISTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

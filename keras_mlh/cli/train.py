@@ -14,7 +14,6 @@ import time
 
 from keras_mlh import runs
 from keras_mlh.cli import options
-from keras_mlh.cli.io import quiet_tensorflow
 from keras_mlh.cli.options import PROG, default_of
 from keras_mlh.datasets.data_source import (
     NUM_QUERIES,
@@ -187,7 +186,6 @@ def run(args):
         overwrite=args.overwrite,
         resume=args.resume,
     )  # fmt: skip
-    quiet_tensorflow()  # before the data sources, which may import it
     data, source = training_data(
         **{name: getattr(args, name) for name in DATA_OPTIONS},
         unseen_classes=args.unseen_classes and args.unseen_classes.split(","),

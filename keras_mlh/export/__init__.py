@@ -4,12 +4,7 @@ What an export folder holds (file names, outputs, dtypes, `metadata.json`)
 is the runtime's contract, `keras_mlh_runtime.contract`.
 """
 
-from keras_mlh.export.exporter import (
-    check_out_dir,
-    export_encoder,
-    load_mlh,
-    write_encoder,
-)
+from keras_mlh.export.exporter import export_encoder
 from keras_mlh.export.validation import ExportValidationError
 from keras_mlh_runtime.contract import FORMATS, OUTPUT_NAMES
 
@@ -17,8 +12,5 @@ __all__ = [
     "FORMATS",
     "OUTPUT_NAMES",
     "ExportValidationError",
-    "check_out_dir",
     "export_encoder",
-    "load_mlh",
-    "write_encoder",
 ]

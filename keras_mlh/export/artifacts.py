@@ -9,6 +9,7 @@ model's `.keras` file, in a subprocess (`tensorflow_worker`).
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def keras_export(model, folder, formats, opset):
             verbose=False,
         )
     if "onnx" in formats:
+        logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines
         try:
             with warnings.catch_warnings():
                 # The converters' notes on traced constants: the validation
