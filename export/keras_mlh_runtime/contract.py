@@ -1,20 +1,15 @@
 """The export contract: what an exported keras-mlh encoder folder holds.
 
-One home for what the exporter (`keras_mlh.export.export_encoder`) writes
-and every reader (`HashEncoder`, the Beam pipeline) checks: the file names,
-the graph's input and outputs with their dtypes, and the `metadata.json`
-schema. numpy only.
-
-A folder holds `model.onnx` and/or `saved_model/` and `metadata.json`. The
-graph takes `images`, float32 raw pixels `(batch, height, width,
-channels)` in [0, 255], and gives `embedding` (float32 `(batch, bits)`),
-`codes` (int8 ±1) and `packed` (uint8 `(batch, bits / 8)`, in
-`keras_mlh_runtime.codes.BIT_ORDER`).
+What the exporter (`keras_mlh.export.export_encoder`) writes and every
+reader (`HashEncoder`, the Beam pipeline) checks. A folder holds
+`model.onnx` and/or `saved_model/` and `metadata.json`. The graph takes
+`images`, float32 raw pixels `(batch, height, width, channels)` in [0, 255],
+and gives `embedding` (float32 `(batch, bits)`), `codes` (int8 ±1) and
+`packed` (uint8 `(batch, bits / 8)`, in `keras_mlh_runtime.codes.BIT_ORDER`).
 """
 
 import hashlib
 import json
-import os
 
 import numpy as np
 
@@ -26,14 +21,13 @@ METADATA_FILE = "metadata.json"
 METADATA_FORMAT = "keras-mlh-encoder"
 FORMATS = ("saved_model", "onnx")
 INPUT_NAME = "images"
-INPUT_DTYPE = "float32"
-INPUT_RANGE = (0, 255)
 OUTPUT_NAMES = ("embedding", "codes", "packed")
 OUTPUT_DTYPES = {"embedding": "float32", "codes": "int8", "packed": "uint8"}
 # onnxruntime's names of those dtypes.
 ONNX_TYPES = {
-    name: {"float32": "tensor(float)"}.get(dtype, f"tensor({dtype})")
-    for name, dtype in OUTPUT_DTYPES.items()
+    "embedding": "tensor(float)",
+    "codes": "tensor(int8)",
+    "packed": "tensor(uint8)",
 }
 REEXPORT = "export the model again with keras_mlh.export.export_encoder"
 # metadata.json's key for the sha256 of the model.onnx it was written with.
@@ -47,8 +41,7 @@ def encoder_metadata(bits, image_shape, formats, **fields):
         bits: the code length.
         image_shape: `(height, width, channels)` of the input.
         formats: the formats written (a subset of `FORMATS`).
-        **fields: further entries (the model's mode, classes, versions,
-            opset, input scaling), stored as given.
+        **fields: further entries (mode, classes, versions, opset, ...).
 
     Returns:
         The metadata dict.
@@ -64,8 +57,8 @@ def encoder_metadata(bits, image_shape, formats, **fields):
         "bit_order": BIT_ORDER,
         "input_name": INPUT_NAME,
         "input_shape": [int(d) for d in image_shape],
-        "input_dtype": INPUT_DTYPE,
-        "input_range": list(INPUT_RANGE),
+        "input_dtype": "float32",
+        "input_range": [0, 255],
         "output_names": list(OUTPUT_NAMES),
         "output_dtypes": dict(OUTPUT_DTYPES),
         "formats": list(formats),
@@ -77,8 +70,7 @@ def check_resize_to(resize_to, image_shape):
     """The checked `resize_to` of an encoder: `None` or `(height, width)`.
 
     An encoder trained with a resize-then-crop recipe (e.g. 256 -> 224)
-    reads image files the same way: resized to `resize_to`, then the
-    central crop of the input size.
+    reads files resized to `resize_to`, then center-cropped to its input.
 
     Args:
         resize_to: `None`, or two ints at least the input's height and width.
@@ -87,16 +79,13 @@ def check_resize_to(resize_to, image_shape):
     Returns:
         `None` or a `(height, width)` tuple of ints.
 
-    Raises:
-        ValueError: for anything else.
-
     Example:
     >>> check_resize_to([256, 256], (224, 224, 3))
     (256, 256)
     """
     if resize_to is None:
         return None
-    height, width = int(image_shape[0]), int(image_shape[1])
+    size = (int(image_shape[0]), int(image_shape[1]))
     if (
         isinstance(resize_to, (str, bytes))
         or not hasattr(resize_to, "__len__")
@@ -105,32 +94,14 @@ def check_resize_to(resize_to, image_shape):
             isinstance(s, (int, np.integer)) and not isinstance(s, bool)
             for s in resize_to
         )
-        or resize_to[0] < height
-        or resize_to[1] < width
+        or resize_to[0] < size[0]
+        or resize_to[1] < size[1]
     ):
         raise ValueError(
             f"`resize_to` must be None or (height, width) ints at least the input "
-            f"size {(height, width)}; received resize_to={resize_to!r}."
+            f"size {size}; received resize_to={resize_to!r}."
         )
     return int(resize_to[0]), int(resize_to[1])
-
-
-def read_metadata(path):
-    """The checked contents of the `metadata.json` at `path` (see `parse_metadata`).
-
-    Args:
-        path: the file.
-
-    Returns:
-        The metadata dict.
-
-    Raises:
-        ValueError: when it is missing, corrupt or not encoder metadata.
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"{path!r} is missing; {REEXPORT}.")
-    with open(path, "rb") as f:
-        return parse_metadata(f.read(), path)
 
 
 def parse_metadata(data, path):
@@ -141,10 +112,12 @@ def parse_metadata(data, path):
         path: the file, for messages.
 
     Returns:
-        The metadata dict, with valid `bits`, `input_shape` and `input_name`.
+        The metadata dict, with valid `bits`, `input_shape`, `input_name`
+        and `resize_to`.
 
-    Raises:
-        ValueError: when it is corrupt or not keras-mlh encoder metadata.
+    Example:
+    >>> parse_metadata(json.dumps(encoder_metadata(32, (28, 28, 1), [])).encode(), "m")["bits"]
+    32
     """
     try:
         metadata = json.loads(data.decode("utf-8"))
@@ -182,17 +155,67 @@ def parse_metadata(data, path):
     return metadata
 
 
+def read_export(folder, open_file, join):
+    """The checked `metadata.json`, `model.onnx` path and bytes of a folder.
+
+    `model.onnx` must be the file `metadata.json` was written with (its
+    sha256), checked before onnxruntime parses it: one copied from another
+    export (or damaged) would otherwise load and give other codes.
+
+    Args:
+        folder: the export folder.
+        open_file: opens a path for reading bytes (`open`, or a Beam file
+            system's `FileSystems.open`).
+        join: joins a folder and a name (`os.path.join`, `FileSystems.join`).
+
+    Returns:
+        `(metadata, onnx_path, onnx_bytes)`.
+
+    Example:
+    >>> metadata, onnx_path, data = read_export("encoder", open, os.path.join)  # doctest: +SKIP
+    """
+    contents = {}
+    for name, fix in ((METADATA_FILE, ""), (ONNX_FILE, "(..., formats=('onnx',))")):
+        path = join(folder, name)
+        try:
+            with open_file(path) as file:
+                contents[name] = file.read()
+        except Exception as error:  # OSError, or a remote file system's own
+            raise ValueError(
+                f"{path!r} is missing or unreadable ({type(error).__name__}); "
+                f"{REEXPORT}{fix}."
+            ) from None
+    metadata = parse_metadata(contents[METADATA_FILE], join(folder, METADATA_FILE))
+    data = contents[ONNX_FILE]
+    expected, actual = metadata.get(ONNX_SHA256), fingerprint(data)
+    if expected is None:
+        raise ValueError(
+            f"Export folder {folder!r}: metadata.json has no {ONNX_SHA256} (the "
+            f"fingerprint of {ONNX_FILE}), so the file cannot be checked; {REEXPORT}."
+        )
+    if actual != expected:
+        raise ValueError(
+            f"Export folder {folder!r}: {ONNX_FILE} is not the file its "
+            f"metadata.json was written with (sha256 {actual[:12]}... != "
+            f"{str(expected)[:12]}...): it is damaged or comes from another "
+            f"export; {REEXPORT} into this folder."
+        )
+    return metadata, join(folder, ONNX_FILE), data
+
+
 def check_session(session, metadata, onnx_path):
     """Checks an onnxruntime session of `model.onnx` against its metadata.
 
     Args:
         session: the `onnxruntime.InferenceSession`.
-        metadata: the checked `metadata.json` (see `parse_metadata`).
+        metadata: the checked `metadata.json` (`parse_metadata`).
         onnx_path: the ONNX file, for the message.
 
-    Raises:
-        ValueError: when the graph's input or outputs differ from the
-            metadata's.
+    Returns:
+        `metadata`.
+
+    Example:
+    >>> check_session(session, metadata, "encoder/model.onnx")  # doctest: +SKIP
     """
     inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
     expected_inputs = [
@@ -210,49 +233,14 @@ def check_session(session, metadata, onnx_path):
             f"and outputs {outputs}, metadata.json expects inputs {expected_inputs} "
             f"and outputs {expected_outputs}; {REEXPORT}."
         )
+    return metadata
 
 
 def fingerprint(data):
     """The sha256 of a file's bytes, as `metadata.json` records it.
-
-    Args:
-        data: the file's bytes.
-
-    Returns:
-        The hex digest.
 
     Example:
     >>> fingerprint(b"")[:8]
     'e3b0c442'
     """
     return hashlib.sha256(data).hexdigest()
-
-
-def check_fingerprint(data, metadata, folder):
-    """Checks `model.onnx`'s bytes against the sha256 in its `metadata.json`.
-
-    Run before onnxruntime parses the bytes: a `model.onnx` copied from
-    another export (or damaged) otherwise loads and gives other codes.
-
-    Args:
-        data: the bytes of the folder's `model.onnx`.
-        metadata: the checked `metadata.json` (see `parse_metadata`).
-        folder: the export folder, for the message.
-
-    Raises:
-        ValueError: when the sha256 is missing or differs.
-    """
-    expected = metadata.get(ONNX_SHA256)
-    if expected is None:
-        raise ValueError(
-            f"Export folder {folder!r}: metadata.json has no {ONNX_SHA256} (the "
-            f"fingerprint of {ONNX_FILE}), so the file cannot be checked; {REEXPORT}."
-        )
-    actual = fingerprint(data)
-    if actual != expected:
-        raise ValueError(
-            f"Export folder {folder!r}: {ONNX_FILE} is not the file its "
-            f"metadata.json was written with (sha256 {actual[:12]}... != "
-            f"{str(expected)[:12]}...): it is damaged or comes from another "
-            f"export; {REEXPORT} into this folder."
-        )

@@ -1,46 +1,69 @@
-"""`HashEncoder`: an exported keras-mlh encoder run with onnxruntime.
-
-numpy, onnxruntime and (to search) faiss-cpu only: this module and the
-modules of `keras_mlh_runtime` it uses never import TensorFlow, Keras or
-keras_mlh.
-"""
+"""`HashEncoder`: an exported keras-mlh encoder run with onnxruntime, and
+`read_ahead`, which prepares its next batch beside inference."""
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from keras_mlh_runtime.contract import (
-    METADATA_FILE,
-    ONNX_FILE,
     OUTPUT_NAMES,
-    REEXPORT,
-    check_fingerprint,
     check_resize_to,
     check_session,
-    parse_metadata,
-    read_metadata,
+    read_export,
 )
-from keras_mlh_runtime.errors import check_positive_int, first_line
+from keras_mlh_runtime.errors import check_positive_int, first_line, validate_images
 from keras_mlh_runtime.images import color_mode, read_image
-from keras_mlh_runtime.pixels import validate_images
-from keras_mlh_runtime.read_ahead import read_ahead
 
-OUTPUTS = OUTPUT_NAMES
-# Re-exported for the Beam pipeline and older callers.
-__all__ = ["HashEncoder", "check_session", "parse_metadata"]
+_END = object()
+
+
+def read_ahead(iterable, depth=2):
+    """Yields the items of `iterable` in order, computed ahead in a thread.
+
+    Decoding (Pillow, numpy) and inference (onnxruntime, TensorFlow) release
+    the GIL, so a thread a few items ahead keeps the model busy. At most
+    `depth` computed items wait; an exception of the iterable is raised at
+    its item; closing the generator stops the thread after its current item.
+
+    Args:
+        iterable: any iterable, iterated in one background thread.
+        depth: how many items may wait, computed, for the consumer.
+
+    Returns:
+        A generator of the same items in the same order.
+
+    Example:
+    >>> list(read_ahead(x * x for x in range(4)))
+    [0, 1, 4, 9]
+    """
+    depth = check_positive_int("depth", depth)
+
+    def items():
+        iterator = iter(iterable)
+        # One worker: the iterator is advanced by one thread at a time.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="keras-mlh-read-ahead")
+        try:
+            pending = deque(pool.submit(next, iterator, _END) for _ in range(depth))
+            while (item := pending.popleft().result()) is not _END:
+                pending.append(pool.submit(next, iterator, _END))
+                yield item
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return items()
 
 
 class HashEncoder:
     """An exported keras-mlh encoder, run with onnxruntime (no TensorFlow).
 
-    Open the folder written by `keras_mlh.export.export_encoder` with
-    `HashEncoder.load`; it needs `model.onnx` and `metadata.json`.
+    Open the folder written by `keras_mlh.export.export_encoder` (with
+    `model.onnx` and `metadata.json`) with `HashEncoder.load`.
 
     Args:
         session: an `onnxruntime.InferenceSession` of `model.onnx`.
-        metadata: the parsed `metadata.json`, already checked against the
-            session (use `load`).
+        metadata: its `metadata.json`, checked against the session (`load`).
 
     Example:
     >>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
@@ -62,21 +85,17 @@ class HashEncoder:
     def load(cls, artifact_dir, providers=("CPUExecutionProvider",), threads=None):
         """Opens an export folder and checks it.
 
+        `model.onnx` must be the file `metadata.json` was written with (its
+        sha256) and its graph must match the metadata.
+
         Args:
             artifact_dir: folder with `model.onnx` and `metadata.json`.
             providers: onnxruntime execution providers, in order of preference.
             threads: onnxruntime intra-op threads; `None` is onnxruntime's
-                default (one per physical core). On a CPU busy with other
-                work, `threads=1` avoids waiting for descheduled threads.
+                default (one per physical core); `1` suits a busy CPU.
 
         Returns:
             A `HashEncoder`.
-
-        Raises:
-            ValueError: when a file is missing or corrupt, `model.onnx` is
-                not the file `metadata.json` was written with (its sha256),
-                or the ONNX graph's input and outputs do not match
-                `metadata.json`.
 
         Example:
         >>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
@@ -92,45 +111,31 @@ class HashEncoder:
                 f"Export folder not found: {artifact_dir!r}. Pass the folder "
                 "written by keras_mlh.export.export_encoder."
             )
-        meta_path = os.path.join(artifact_dir, METADATA_FILE)
-        onnx_path = os.path.join(artifact_dir, ONNX_FILE)
-        metadata = read_metadata(meta_path)
-        try:
-            with open(onnx_path, "rb") as file:
-                data = file.read()
-        except OSError:  # no such file, a folder of that name, no permission
-            raise ValueError(
-                f"{onnx_path!r} is missing or unreadable; "
-                f"{REEXPORT}(..., formats=('onnx',))."
-            ) from None
-        # onnxruntime parses the bytes that were checked, not the file again.
-        check_fingerprint(data, metadata, artifact_dir)
+        metadata, onnx_path, data = read_export(
+            artifact_dir, lambda path: open(path, "rb"), os.path.join
+        )
         try:
             options = ort.SessionOptions()
-            options.intra_op_num_threads = int(threads or 0)  # 0: the default
+            options.intra_op_num_threads = threads or 0  # 0: the default
+            # onnxruntime parses the bytes that were checked, not the file again.
             session = ort.InferenceSession(data, options, providers=list(providers))
         except Exception as error:  # onnxruntime raises its own exception types
             raise ValueError(
                 f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); "
-                f"{REEXPORT}."
+                "export the model again with keras_mlh.export.export_encoder."
             ) from None
-        check_session(session, metadata, onnx_path)
-        return cls(session, metadata)
+        return cls(session, check_session(session, metadata, onnx_path))
 
     def check_images(self, images):
         """Checks images against `metadata.json` and returns them as float32.
 
         Args:
             images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; one
-                image of shape `input_shape` is read as a batch of one, and
-                `(n, height, width)` as single-channel images.
+                image of shape `input_shape` is a batch of one, `(n, height,
+                width)` single-channel images.
 
         Returns:
             float32 array `(n, *input_shape)`.
-
-        Raises:
-            ValueError: on another dtype, a wrong shape or channel count, an
-                empty batch, or NaN / infinite values.
 
         Example:
         >>> encoder.check_images(np.zeros((2, 28, 28, 1), np.uint8)).dtype  # doctest: +SKIP
@@ -139,9 +144,9 @@ class HashEncoder:
         return self._validated(images).astype(np.float32, copy=False)
 
     def _validated(self, images):
-        """`check_images` without the float32 copy (`encode` makes it per batch)."""
+        """`check_images` without the float32 copy (made per batch)."""
         array = np.asarray(images)
-        if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
+        if array.dtype != np.uint8 and array.dtype.kind != "f":
             raise ValueError(
                 "`images` must be uint8 or float (float32) pixel values in "
                 f"[0, 255], shape (batch, {', '.join(map(str, self.input_shape))}); "
@@ -161,9 +166,8 @@ class HashEncoder:
             images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; see
                 `check_images`.
             batch_size: images per onnxruntime call.
-            output: `"packed"` (uint8 `(n, bits / 8)`, `keras_mlh_runtime.codes` bit
-                order), `"codes"` (int8 ±1 `(n, bits)`) or `"embedding"`
-                (float32 `(n, bits)`).
+            output: `"packed"` (uint8 `(n, bits / 8)`), `"codes"` (int8 ±1
+                `(n, bits)`) or `"embedding"` (float32 `(n, bits)`).
 
         Returns:
             The requested output for all images.
@@ -172,30 +176,24 @@ class HashEncoder:
         >>> encoder.encode(images).shape  # 32-bit codes  # doctest: +SKIP
         (1000, 4)
         """
-        output, batch_size = self._check_options(output, batch_size)
+        batch_size = self._check_options(output, batch_size)
         images = self._validated(images)
         batches = (
             images[i : i + batch_size].astype(np.float32, copy=False)
             for i in range(0, len(images), batch_size)
         )
         if len(images) > batch_size:
-            # Each batch's float32 copy is made a batch ahead, beside inference,
-            # instead of one copy of all images (4x the memory of uint8 pixels).
-            # One batch (serving latency) does without the thread.
+            # Each batch's float32 copy is made a batch ahead, beside
+            # inference, not one copy of all images (4x uint8's memory).
             batches = read_ahead(batches)
         return self._run(batches, output)
 
     def encode_files(self, paths, batch_size=256, output="packed", workers=None):
         """Encodes image files, decoding the next batch while this one runs.
 
-        Files are read with Pillow (`keras_mlh_runtime.images.read_image`:
-        converted to the encoder's channels, resized with the training
-        pipeline's antialiased bilinear filter when their size differs, and
-        center-cropped after resizing to `metadata.json`'s `resize_to` when
-        the encoder was trained with a resize-then-crop recipe), the
-        pixels `keras-mlh encode` reads from a folder (to within one level
-        where a resized value falls on .5). At most two decoded batches
-        wait in memory.
+        Files are read as `keras_mlh_runtime.images.read_image` reads them
+        (with `metadata.json`'s `resize_to`): the pixels `keras-mlh encode`
+        reads from a folder. At most two decoded batches wait in memory.
 
         Args:
             paths: image file paths; codes come back in this order.
@@ -206,16 +204,11 @@ class HashEncoder:
         Returns:
             The requested output, one row per path.
 
-        Raises:
-            ValueError: on an empty list or a file that is not a readable
-                image (named in the message).
-
         Example:
-        >>> packed = encoder.encode_files(["a.png", "b.png"])  # doctest: +SKIP
-        >>> packed.shape  # doctest: +SKIP
+        >>> encoder.encode_files(["a.png", "b.png"]).shape  # doctest: +SKIP
         (2, 4)
         """
-        output, batch_size = self._check_options(output, batch_size)
+        batch_size = self._check_options(output, batch_size)
         workers = check_positive_int("workers", workers, allow_none=True)
         if isinstance(paths, (str, bytes, os.PathLike)):
             # A string is iterable: its characters would be read as paths.
@@ -241,9 +234,11 @@ class HashEncoder:
             return self._run(batches, output)
 
     def _check_options(self, output, batch_size):
-        if output not in OUTPUTS:
-            raise ValueError(f"`output` must be one of {OUTPUTS}. Received: {output!r}")
-        return output, check_positive_int("batch_size", batch_size)
+        if output not in OUTPUT_NAMES:
+            raise ValueError(
+                f"`output` must be one of {OUTPUT_NAMES}. Received: {output!r}"
+            )
+        return check_positive_int("batch_size", batch_size)
 
     def _run(self, batches, output):
         """One onnxruntime call per float32 batch, concatenated in order."""
@@ -253,42 +248,35 @@ class HashEncoder:
             ]
         finally:
             # On an error, stop a read-ahead thread now, not when the
-            # traceback (which holds this frame) is freed: `encode_files`
-            # shuts its decoding pool down right after.
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
+            # traceback (which holds this frame) is freed.
+            getattr(batches, "close", lambda: None)()
         return np.concatenate(parts)
 
     def build_index(
         self, images=None, packed=None, ids=None, paths=None, kind="flat", **options
     ):
-        """A `keras_mlh_runtime.index.HammingIndex` of images (encoded here) or codes.
+        """A `HammingIndex` of images (encoded here) or of their codes.
 
         Args:
             images: images to encode and index.
-            packed: already encoded codes (packed uint8 or ±1), instead of
-                `images`.
+            packed: already encoded codes (packed uint8 or ±1) instead.
             ids: int64-compatible ids of the items; default 0..n-1.
-            paths: optional file path of each item (e.g. the image it came
-                from), kept in the index and saved with it (`paths_of`).
+            paths: optional file path of each item, kept in the index.
             kind: `"flat"` (exact), `"hnsw"` or `"ivf"`.
             **options: further `HammingIndex` arguments (`nlist`, ...).
 
         Returns:
-            The `HammingIndex`, with `bits` of this encoder.
+            The `HammingIndex`, of this encoder's `bits`.
 
         Example:
         >>> index = encoder.build_index(database_images, ids=database_ids)  # doctest: +SKIP
-        >>> index.save("db.faiss")  # doctest: +SKIP
         """
         from keras_mlh_runtime.index import HammingIndex
 
         if (images is None) == (packed is None):
             raise ValueError("Pass exactly one of `images` or `packed`.")
-        codes = self.encode(images) if images is not None else packed
         index = HammingIndex(self.bits, kind=kind, **options)
-        index.add(codes, ids=ids, paths=paths)
+        index.add(self.encode(images) if packed is None else packed, ids, paths)
         return index
 
     def search(self, images, index, k=10):

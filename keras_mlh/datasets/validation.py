@@ -1,6 +1,6 @@
 """Checks on user images and labels, run before any training starts.
 
-Images follow the rule the serving side shares (`keras_mlh_runtime.pixels`),
+Images follow the rule the serving side shares (`keras_mlh_runtime.errors`),
 labels (and the rule that a `(n, 1)` column holds class ids) the one of
 `keras_mlh.labels`. Re-exported here for the datasets.
 """
@@ -12,7 +12,7 @@ from keras_mlh.labels import (
     is_class_id_column,
     validate_labels,
 )
-from keras_mlh_runtime.pixels import validate_images
+from keras_mlh_runtime.errors import validate_images
 
 __all__ = [
     "check_labels",
