@@ -2,11 +2,7 @@
 
 Its own distribution (`pip install ./export`: numpy, onnxruntime, faiss-cpu;
 Pillow with the `images` extra, Apache Beam with `beam`); it never imports
-TensorFlow, Keras or keras-mlh. `codes` holds the bit rules, `code_files`
-the codes files, `contract` the export folder's, `errors` the argument and
-pixel checks, `files` the atomic writes, `encoder` `HashEncoder` (onnxruntime),
-`images` the Pillow reader, `index` `HammingIndex` (faiss) and
-`beam_encode` the Apache Beam batch encoder.
+TensorFlow, Keras or keras-mlh.
 
 Example:
 >>> from keras_mlh_runtime import HashEncoder  # doctest: +SKIP

@@ -3,16 +3,11 @@
     python -m keras_mlh_runtime.beam_encode --export DIR --images GLOB \\
         --output PREFIX [--num-shards N] [--debug] [Beam pipeline options]
 
-Reads the files matching `GLOB` (any Beam file system: local, `gs://`,
-`s3://`, ...), decodes them as `keras_mlh_runtime.images` does (the pixels
-`keras-mlh encode` reads), runs the export's `model.onnx` with Beam's
-`RunInference` and writes `PREFIX-SSSSS-of-NNNNN.npz` shards (codes files
-with `codes`, `bits` and the matched `paths`, sorted within a shard; a shard
-that gets no image is not written). `keras-mlh index build PREFIX-*.npz
-db.index` indexes them all. It runs where the pipeline options say
-(`--runner DirectRunner` by default, `DataflowRunner`, `FlinkRunner`, ...;
-the export folder must be readable by the workers), which need
-`pip install "keras-mlh-runtime[beam]"`, never TensorFlow or Keras.
+Files matching `GLOB` (any Beam file system) are decoded as
+`keras_mlh_runtime.images` does, encoded with Beam's `RunInference` and
+written as `PREFIX-SSSSS-of-NNNNN.npz` codes files (with the `paths`, sorted
+within a shard) for `keras-mlh index build PREFIX-*.npz db.index`. Workers
+need `pip install "keras-mlh-runtime[beam]"`, never TensorFlow or Keras.
 """
 
 import argparse
@@ -28,7 +23,7 @@ import numpy as np
 from keras_mlh_runtime.code_files import write_npz_codes
 from keras_mlh_runtime.contract import check_session, read_export
 from keras_mlh_runtime.errors import check_positive_int, first_line
-from keras_mlh_runtime.images import color_mode, decode_image
+from keras_mlh_runtime.images import color_mode, read_image
 
 try:
     import apache_beam as beam
@@ -48,8 +43,7 @@ SHARD_PATTERN = "{prefix}-{shard:05d}-of-{num_shards:05d}.npz"
 
 
 def shard_of(path, num_shards):
-    """The shard of an image path, the same in every process and machine
-    (unlike Python's `hash` of a string).
+    """The shard of an image path, the same on every machine (not `hash`).
 
     Example:
     >>> shard_of("images/0.png", 4)
@@ -59,14 +53,12 @@ def shard_of(path, num_shards):
 
 
 class PackedOnnxModelHandler(OnnxModelHandlerNumpy):
-    """Beam's ONNX model handler for an exported keras-mlh encoder: runs only
-    the graph's `packed` output and checks on load that the graph matches
-    `metadata.json`.
+    """Beam's ONNX model handler of an export: only the `packed` output, the
+    graph checked against `metadata.json` on load.
 
     Args:
-        onnx_path: the export's `model.onnx` (any Beam file system).
-        metadata: its checked `metadata.json`.
-        providers: onnxruntime execution providers, in order of preference.
+        onnx_path, metadata: from `read_export`.
+        providers: onnxruntime execution providers, preferred first.
         **kwargs: further `OnnxModelHandlerNumpy` arguments (batch sizes).
 
     Example:
@@ -94,14 +86,13 @@ def _packed(session, batch, inference_args=None, input_name=None):
 
 def _decode(readable_file, image_shape, resize_to=None):
     path = readable_file.metadata.path
-    pixels = decode_image(readable_file.read(), image_shape, path, resize_to)
+    pixels = read_image(path, image_shape, resize_to, data=readable_file.read())
     return path, pixels.astype(np.float32)
 
 
 def _write_shard(shard, items, prefix, num_shards):
     """Writes one shard under a unique temporary name (a retried bundle may
-    write at once) and renames it over its name: never a delete first, so a
-    reader sees the earlier shard or this one, whole."""
+    write at once), renamed over the shard: a reader sees one whole shard."""
     items = sorted(items, key=lambda item: item[0])
     final = SHARD_PATTERN.format(prefix=prefix, shard=shard, num_shards=num_shards)
     folder, name = os.path.split(final)
@@ -124,10 +115,10 @@ class EncodeImages(beam.PTransform):
 
     Args:
         images: a glob of image files (any Beam file system).
-        export_dir: the export folder (`model.onnx`, `metadata.json`).
-        output: the shards' path prefix (`PREFIX-SSSSS-of-NNNNN.npz`).
+        export_dir: the export folder.
+        output: the shards' path prefix.
         num_shards: how many shards to spread the codes over.
-        batch_size: the largest batch one onnxruntime call gets.
+        batch_size: the largest batch of one onnxruntime call.
 
     Returns:
         (applied to a pipeline) a `PCollection` of the written shards' paths.
@@ -188,11 +179,11 @@ def main(argv=None):
     """Runs the pipeline; returns the exit code (1 with a one-line error).
 
     Args:
-        argv: the arguments after the program name (`None`: `sys.argv`);
-            those this module does not know go to Beam's `PipelineOptions`.
+        argv: the arguments (`None`: `sys.argv`); those not ours go to Beam's
+            `PipelineOptions`.
 
     Returns:
-        0 after printing how many images went into how many shards.
+        The exit code.
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -209,10 +200,7 @@ def main(argv=None):
     parser.add_argument("--num-shards", "--num_shards", type=int, default=1)
     parser.add_argument("--batch-size", "--batch_size", type=int, default=256)
     parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the shards of an earlier run with this prefix (removed "
-        "only once this run's shards are written)",
+        "--overwrite", action="store_true", help="replace earlier shards"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args, beam_args = parser.parse_known_args(argv)
@@ -240,13 +228,8 @@ def main(argv=None):
         with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
             pipeline | "EncodeImages" >> transform  # noqa: B018 (applied for effect)
         # The earlier run's shards this run did not write over (another count).
-        written = {
-            SHARD_PATTERN.format(
-                prefix=args.output, shard=s, num_shards=args.num_shards
-            )
-            for s in range(args.num_shards)
-        }
-        if stale := [path for path in earlier if path not in written]:
+        ours = f"-of-{transform.num_shards:05d}.npz"
+        if stale := [path for path in earlier if not path.endswith(ours)]:
             FileSystems.delete(stale)
     except Exception as error:  # Beam re-raises workers' errors in its own types
         if args.debug:

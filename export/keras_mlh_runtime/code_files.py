@@ -1,10 +1,6 @@
-"""Codes files: packed codes with their ids, paths, labels and code length.
-
-Written by `keras-mlh encode` and (as shards) `keras_mlh_runtime.beam_encode`,
-read by `keras-mlh index build`. An `.npy` holds the packed uint8 codes
-`(n, bits / 8)` only; an `.npz` holds `codes` (packed uint8, or ±1 codes)
-and optionally `ids` (int64, one per code), `bits`, `paths` (the image
-files, one per code) and `labels`. Arrays are read without pickles.
+"""Codes files of `keras-mlh encode` and `beam_encode`: an `.npy` of packed
+uint8 codes, or an `.npz` of `codes` (packed or ±1) and optionally `bits`
+and, one per code, `ids` (int64), `paths` (image files) and `labels`.
 
 Example:
 >>> save_codes("codes.npz", np.array([[1, -1] * 8], np.int8), bits=16)
@@ -82,10 +78,9 @@ def save_codes(path, codes, bits=None, ids=None, paths=None, labels=None):
     """Writes a codes file to exactly `path` (numpy would add a suffix).
 
     Args:
-        path: the file, usually an atomic write's temporary; an `.npy`
-            suffix gets the packed codes only.
-        codes: the codes in any form (`keras_mlh_runtime.codes.to_packed`).
-        bits: the code length, needed for packed codes in an `.npz`.
+        path: the file (`.npy`: the packed codes only).
+        codes: the codes in any form (`codes.to_packed`).
+        bits: the code length.
         ids: int64 ids, one per code; `None` numbers them 0..n-1.
         paths, labels: one per code each, or `None`.
     """

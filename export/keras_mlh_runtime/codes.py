@@ -1,13 +1,8 @@
 """Binary codes: ±1 codes, {0, 1} bits and packed bytes (numpy only).
 
-Bit order, a contract with the ONNX exporter (which packs in-graph) and with
-faiss: code dimension `8 * k + j` is bit `j` (value `2**j`) of byte `k`, +1
-is 1 and -1 is 0; `np.packbits(bits, axis=-1, bitorder="little")`, the order
-of `faiss.real_to_binary`.
-
-Where codes come "in any form", a uint8 array is packed bytes; ±1 codes come
-as a signed or float dtype (`MLH.encode` gives int8), 0/1 bits as bool or
-another integer dtype.
+Bit order, shared with the ONNX graph and faiss (`faiss.real_to_binary`):
+code dimension `8 * k + j` is bit `j` of byte `k`, +1 is 1 and -1 is 0.
+Codes "in any form": uint8 is packed bytes, other dtypes ±1 or 0/1 values.
 """
 
 import numpy as np
@@ -53,20 +48,8 @@ def validate_bits(bits):
     return int(bits)
 
 
-def code_bits(codes, name="codes"):
-    """±1 codes or {0, 1} bits as a {0, 1} uint8 array `(n, bits)`.
-
-    Args:
-        codes: ±1 or 0/1 values, `(n, bits)`, or `(bits,)` for one code.
-        name: the argument's name, for messages.
-
-    Returns:
-        uint8 array `(n, bits)` (+1 -> 1, -1 -> 0).
-
-    Example:
-    >>> code_bits([1, -1, -1, -1, -1, -1, -1, 1])
-    array([[1, 0, 0, 0, 0, 0, 0, 1]], dtype=uint8)
-    """
+def _code_bits(codes, name):
+    """±1 codes or 0/1 bits, `(n, bits)` or `(bits,)`, as 0/1 uint8 `(n, bits)`."""
     array = np.asarray(codes)
     if array.dtype.kind not in "biuf":
         raise ValueError(
@@ -96,8 +79,8 @@ def code_bits(codes, name="codes"):
 
 
 def binarize(embedding):
-    """±1 codes of continuous codes: the sign, 0 mapped to +1 (`MLH.encode`'s
-    rule, and the exported graph's).
+    """±1 int8 codes of continuous ones: the sign, 0 mapped to +1 (the rule of
+    `MLH.encode` and of the exported graph).
 
     Example:
     >>> binarize([[0.3, -0.2, 0.0]])
@@ -120,7 +103,7 @@ def pack_codes(codes, name="codes"):
     >>> pack_codes([[1, -1, -1, -1, -1, -1, -1, -1]])
     array([[1]], dtype=uint8)
     """
-    return np.packbits(code_bits(codes, name), axis=-1, bitorder=BIT_ORDER)
+    return np.packbits(_code_bits(codes, name), axis=-1, bitorder=BIT_ORDER)
 
 
 def unpack_codes(packed, bits=None):
@@ -175,7 +158,7 @@ def to_packed(codes, bits=None, name="codes"):
 
 
 def _packed(packed, name):
-    """Packed codes checked: uint8, rank 2 (rank 1 is one code)."""
+    """Packed codes checked: uint8 `(n, bytes)` (`(bytes,)` is one code)."""
     array = np.asarray(packed)
     if array.dtype != np.uint8:
         raise ValueError(

@@ -1,11 +1,10 @@
-"""The export contract: what an exported keras-mlh encoder folder holds.
+"""The export contract: what `keras_mlh.export.export_encoder` writes and
+`HashEncoder` and the Beam pipeline check.
 
-What the exporter (`keras_mlh.export.export_encoder`) writes and every
-reader (`HashEncoder`, the Beam pipeline) checks. A folder holds
-`model.onnx` and/or `saved_model/` and `metadata.json`. The graph takes
-`images`, float32 raw pixels `(batch, height, width, channels)` in [0, 255],
-and gives `embedding` (float32 `(batch, bits)`), `codes` (int8 ±1) and
-`packed` (uint8 `(batch, bits / 8)`, in `keras_mlh_runtime.codes.BIT_ORDER`).
+A folder holds `model.onnx` and/or `saved_model/` and `metadata.json`. The
+graph takes `images`, float32 pixels `(batch, height, width, channels)` in
+[0, 255], and gives `embedding` (float32 `(batch, bits)`), `codes` (int8
+±1) and `packed` (uint8 `(batch, bits / 8)`, `codes.BIT_ORDER`).
 """
 
 import hashlib
@@ -23,19 +22,17 @@ FORMATS = ("saved_model", "onnx")
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("embedding", "codes", "packed")
 OUTPUT_DTYPES = {"embedding": "float32", "codes": "int8", "packed": "uint8"}
-# onnxruntime's names of those dtypes.
 ONNX_TYPES = {
     "embedding": "tensor(float)",
     "codes": "tensor(int8)",
     "packed": "tensor(uint8)",
 }
 REEXPORT = "export the model again with keras_mlh.export.export_encoder"
-# metadata.json's key for the sha256 of the model.onnx it was written with.
-ONNX_SHA256 = "onnx_sha256"
+ONNX_SHA256 = "onnx_sha256"  # metadata.json's key for model.onnx's sha256
 
 
 def encoder_metadata(bits, image_shape, formats, **fields):
-    """The `metadata.json` of an export, in the schema `parse_metadata` reads.
+    """The `metadata.json` of an export, in the schema `read_export` reads.
 
     Args:
         bits: the code length.
@@ -67,10 +64,8 @@ def encoder_metadata(bits, image_shape, formats, **fields):
 
 
 def check_resize_to(resize_to, image_shape):
-    """The checked `resize_to` of an encoder: `None` or `(height, width)`.
-
-    An encoder trained with a resize-then-crop recipe (e.g. 256 -> 224)
-    reads files resized to `resize_to`, then center-cropped to its input.
+    """The checked `resize_to` of an encoder trained with a resize-then-crop
+    recipe (e.g. 256 -> 224): files are resized to it, then center-cropped.
 
     Args:
         resize_to: `None`, or two ints at least the input's height and width.
@@ -104,21 +99,9 @@ def check_resize_to(resize_to, image_shape):
     return int(resize_to[0]), int(resize_to[1])
 
 
-def parse_metadata(data, path):
-    """The checked contents of a `metadata.json`.
-
-    Args:
-        data: the file's bytes.
-        path: the file, for messages.
-
-    Returns:
-        The metadata dict, with valid `bits`, `input_shape`, `input_name`
-        and `resize_to`.
-
-    Example:
-    >>> parse_metadata(json.dumps(encoder_metadata(32, (28, 28, 1), [])).encode(), "m")["bits"]
-    32
-    """
+def _parse_metadata(data, path):
+    """The dict of `metadata.json`'s bytes, with valid `bits`, `input_shape`,
+    `input_name` and `resize_to`."""
     try:
         metadata = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -156,17 +139,14 @@ def parse_metadata(data, path):
 
 
 def read_export(folder, open_file, join):
-    """The checked `metadata.json`, `model.onnx` path and bytes of a folder.
-
-    `model.onnx` must be the file `metadata.json` was written with (its
-    sha256), checked before onnxruntime parses it: one copied from another
-    export (or damaged) would otherwise load and give other codes.
+    """The checked `metadata.json`, `model.onnx` path and bytes of a folder;
+    `model.onnx` must have the sha256 of `metadata.json` (one damaged or of
+    another export would load and give other codes).
 
     Args:
         folder: the export folder.
-        open_file: opens a path for reading bytes (`open`, or a Beam file
-            system's `FileSystems.open`).
-        join: joins a folder and a name (`os.path.join`, `FileSystems.join`).
+        open_file: opens a path to read bytes (`FileSystems.open` on Beam).
+        join: joins a folder and a name (`FileSystems.join` on Beam).
 
     Returns:
         `(metadata, onnx_path, onnx_bytes)`.
@@ -185,7 +165,7 @@ def read_export(folder, open_file, join):
                 f"{path!r} is missing or unreadable ({type(error).__name__}); "
                 f"{REEXPORT}{fix}."
             ) from None
-    metadata = parse_metadata(contents[METADATA_FILE], join(folder, METADATA_FILE))
+    metadata = _parse_metadata(contents[METADATA_FILE], join(folder, METADATA_FILE))
     data = contents[ONNX_FILE]
     expected, actual = metadata.get(ONNX_SHA256), fingerprint(data)
     if expected is None:
@@ -208,7 +188,7 @@ def check_session(session, metadata, onnx_path):
 
     Args:
         session: the `onnxruntime.InferenceSession`.
-        metadata: the checked `metadata.json` (`parse_metadata`).
+        metadata: the checked `metadata.json` (`read_export`).
         onnx_path: the ONNX file, for the message.
 
     Returns:

@@ -1,5 +1,4 @@
-"""`HashEncoder`: an exported keras-mlh encoder run with onnxruntime, and
-`read_ahead`, which prepares its next batch beside inference."""
+"""`HashEncoder`: an exported keras-mlh encoder run with onnxruntime."""
 
 import os
 from collections import deque
@@ -20,16 +19,11 @@ _END = object()
 
 
 def read_ahead(iterable, depth=2):
-    """Yields the items of `iterable` in order, computed ahead in a thread.
+    """The items of `iterable`, computed up to `depth` ahead in a thread (the
+    next batch is decoded while one runs: both release the GIL).
 
-    Decoding (Pillow, numpy) and inference (onnxruntime, TensorFlow) release
-    the GIL, so a thread a few items ahead keeps the model busy. At most
-    `depth` computed items wait; an exception of the iterable is raised at
-    its item; closing the generator stops the thread after its current item.
-
-    Args:
-        iterable: any iterable, iterated in one background thread.
-        depth: how many items may wait, computed, for the consumer.
+    The iterable's exception is raised at its item; closing the generator
+    stops the thread after its current item.
 
     Returns:
         A generator of the same items in the same order.
@@ -58,9 +52,6 @@ def read_ahead(iterable, depth=2):
 class HashEncoder:
     """An exported keras-mlh encoder, run with onnxruntime (no TensorFlow).
 
-    Open the folder written by `keras_mlh.export.export_encoder` (with
-    `model.onnx` and `metadata.json`) with `HashEncoder.load`.
-
     Args:
         session: an `onnxruntime.InferenceSession` of `model.onnx`.
         metadata: its `metadata.json`, checked against the session (`load`).
@@ -83,24 +74,17 @@ class HashEncoder:
 
     @classmethod
     def load(cls, artifact_dir, providers=("CPUExecutionProvider",), threads=None):
-        """Opens an export folder and checks it.
-
-        `model.onnx` must be the file `metadata.json` was written with (its
-        sha256) and its graph must match the metadata.
+        """Opens the folder written by `keras_mlh.export.export_encoder`:
+        `model.onnx` must be the file its `metadata.json` vouches for (sha256)
+        and match it.
 
         Args:
             artifact_dir: folder with `model.onnx` and `metadata.json`.
-            providers: onnxruntime execution providers, in order of preference.
-            threads: onnxruntime intra-op threads; `None` is onnxruntime's
-                default (one per physical core); `1` suits a busy CPU.
+            providers: onnxruntime execution providers, preferred first.
+            threads: onnxruntime intra-op threads (`None`: its default).
 
         Returns:
             A `HashEncoder`.
-
-        Example:
-        >>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
-        >>> encoder.bits, encoder.input_shape  # doctest: +SKIP
-        (32, (28, 28, 1))
         """
         import onnxruntime as ort
 
@@ -126,55 +110,27 @@ class HashEncoder:
             ) from None
         return cls(session, check_session(session, metadata, onnx_path))
 
-    def check_images(self, images):
-        """Checks images against `metadata.json` and returns them as float32.
-
-        Args:
-            images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; one
-                image of shape `input_shape` is a batch of one, `(n, height,
-                width)` single-channel images.
-
-        Returns:
-            float32 array `(n, *input_shape)`.
-
-        Example:
-        >>> encoder.check_images(np.zeros((2, 28, 28, 1), np.uint8)).dtype  # doctest: +SKIP
-        dtype('float32')
-        """
-        return self._validated(images).astype(np.float32, copy=False)
-
     def _validated(self, images):
-        """`check_images` without the float32 copy (made per batch)."""
+        """Images checked against `metadata.json`, not yet float32."""
         array = np.asarray(images)
-        if array.dtype != np.uint8 and array.dtype.kind != "f":
-            raise ValueError(
-                "`images` must be uint8 or float (float32) pixel values in "
-                f"[0, 255], shape (batch, {', '.join(map(str, self.input_shape))}); "
-                f"convert them, e.g. images.astype(np.float32). "
-                f"Received: dtype={array.dtype}"
-            )
         if array.shape == self.input_shape:
             array = array[None]  # one image
         if array.ndim == 1 and array.size == 0:
             array = array.reshape(0, *self.input_shape)  # [] is an empty batch
-        return validate_images(array, self.input_shape, name="images")
+        return validate_images(array, self.input_shape, any_int=False)
 
     def encode(self, images, batch_size=256, output="packed"):
         """Encodes images.
 
         Args:
-            images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; see
-                `check_images`.
+            images: `(n, *input_shape)` uint8 or float pixels in [0, 255]
+                (`(n, height, width)` for one channel; one image alone).
             batch_size: images per onnxruntime call.
             output: `"packed"` (uint8 `(n, bits / 8)`), `"codes"` (int8 ±1
                 `(n, bits)`) or `"embedding"` (float32 `(n, bits)`).
 
         Returns:
             The requested output for all images.
-
-        Example:
-        >>> encoder.encode(images).shape  # 32-bit codes  # doctest: +SKIP
-        (1000, 4)
         """
         batch_size = self._check_options(output, batch_size)
         images = self._validated(images)
@@ -191,22 +147,16 @@ class HashEncoder:
     def encode_files(self, paths, batch_size=256, output="packed", workers=None):
         """Encodes image files, decoding the next batch while this one runs.
 
-        Files are read as `keras_mlh_runtime.images.read_image` reads them
-        (with `metadata.json`'s `resize_to`): the pixels `keras-mlh encode`
-        reads from a folder. At most two decoded batches wait in memory.
+        Files are read by `keras_mlh_runtime.images.read_image` (with
+        `metadata.json`'s `resize_to`), as training reads them.
 
         Args:
             paths: image file paths; codes come back in this order.
-            batch_size: images per onnxruntime call.
-            output: `"packed"`, `"codes"` or `"embedding"`, as in `encode`.
+            batch_size, output: as in `encode`.
             workers: threads decoding files; `None` is the CPU count.
 
         Returns:
             The requested output, one row per path.
-
-        Example:
-        >>> encoder.encode_files(["a.png", "b.png"]).shape  # doctest: +SKIP
-        (2, 4)
         """
         batch_size = self._check_options(output, batch_size)
         workers = check_positive_int("workers", workers, allow_none=True)
@@ -258,18 +208,13 @@ class HashEncoder:
         """A `HammingIndex` of images (encoded here) or of their codes.
 
         Args:
-            images: images to encode and index.
-            packed: already encoded codes (packed uint8 or ±1) instead.
-            ids: int64-compatible ids of the items; default 0..n-1.
-            paths: optional file path of each item, kept in the index.
-            kind: `"flat"` (exact), `"hnsw"` or `"ivf"`.
-            **options: further `HammingIndex` arguments (`nlist`, ...).
+            images: images to encode and index, or
+            packed: their codes (packed uint8 or ±1).
+            ids, paths: see `HammingIndex.add`.
+            kind, **options: see `HammingIndex`.
 
         Returns:
             The `HammingIndex`, of this encoder's `bits`.
-
-        Example:
-        >>> index = encoder.build_index(database_images, ids=database_ids)  # doctest: +SKIP
         """
         from keras_mlh_runtime.index import HammingIndex
 
@@ -283,16 +228,13 @@ class HashEncoder:
         """Encodes query images and searches them in `index`.
 
         Args:
-            images: query images, see `check_images`.
+            images: query images, as `encode` takes them.
             index: a `HammingIndex` of codes of this encoder's length.
             k: number of neighbours per query.
 
         Returns:
             `(distances, ids)`: int32 Hamming distances and int64 ids,
             `(n, k)`, nearest first.
-
-        Example:
-        >>> distances, ids = encoder.search(query_images, index, k=10)  # doctest: +SKIP
         """
         if getattr(index, "bits", None) != self.bits:
             raise ValueError(

@@ -19,16 +19,8 @@ def first_line(error):
 
 
 def check_int_in_range(name, value, low, high, why=""):
-    """An integer argument (Python or numpy, not bool) in `[low, high]`.
-
-    Args:
-        name: the argument's name, for the message.
-        value: the value passed.
-        low, high: the bounds, both allowed.
-        why: a note after the bounds in the message.
-
-    Returns:
-        `value` as a Python int.
+    """`value`, an integer (Python or numpy, not bool) in `[low, high]`, as
+    an int; else a `ValueError` naming the argument `name` (and `why`).
 
     Example:
     >>> check_int_in_range("nprobe", np.int32(8), 1, 1024)
@@ -63,15 +55,16 @@ def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def validate_images(images, image_shape=None, name="images"):
+def validate_images(images, image_shape=None, name="images", any_int=True):
     """A batch of raw pixels as a rank-4 numpy array, checked.
 
     Args:
-        images: `(n, height, width, channels)` uint8 or float pixels in
-            [0, 255]; `(n, height, width)` is read as single-channel.
-        image_shape: the expected `(height, width, channels)`; `None` (or a
-            `None` entry) is not checked.
+        images: `(n, height, width, channels)` pixels in [0, 255] (or
+            `(n, height, width)`: single-channel).
+        image_shape: the expected `(height, width, channels)`; `None`
+            entries are not checked.
         name: the argument's name, for messages.
+        any_int: accept any integer dtype, not only uint8 (and floats).
 
     Returns:
         The images, a numpy array of rank 4.
@@ -81,10 +74,10 @@ def validate_images(images, image_shape=None, name="images"):
     (2, 28, 28, 1)
     """
     array = np.asarray(images)
-    if array.dtype.kind not in "iuf":
+    if array.dtype.kind not in ("iuf" if any_int else "f") and array.dtype != np.uint8:
         raise ValueError(
-            f"`{name}` must be numeric pixel values (uint8 or float). "
-            f"Received: dtype={array.dtype}"
+            f"`{name}` must be uint8 or float pixel values in [0, 255]; convert "
+            f"them, e.g. {name}.astype(np.float32). Received: dtype={array.dtype}"
         )
     if array.ndim == 3:
         array = array[..., None]

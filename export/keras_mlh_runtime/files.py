@@ -1,12 +1,10 @@
 """Atomic writes: an output is replaced whole, or not at all.
 
-A file is written under a hidden temporary name (`TEMP_PREFIX...`) in its
-own folder, flushed to disk (`os.fsync`) and renamed over its final name
-(`os.replace`, atomic on POSIX and Windows): a crash, `kill -9` or a full
-disk leaves the previous file or nothing, and a failed write removes its
-temporary and raises a `ValueError` naming the user's path. Temporaries are
-made with mode 0666/0777 for the umask to apply (not `tempfile`'s 0600).
-Whether an output may be written at all is `keras_mlh.files.check_output`.
+A file is written under a hidden temporary name (`TEMP_PREFIX...`) beside
+it, fsynced and renamed over it (`os.replace`): a crash, `kill -9` or a full
+disk leaves the previous file or nothing; a failed write removes its
+temporary and raises a `ValueError` naming the path. Temporaries get mode
+0666/0777 less the umask (not `tempfile`'s 0600).
 """
 
 import contextlib
@@ -22,12 +20,11 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
 
 
 def check_writable(path, kind=None):
-    """Fails early when `path` cannot be created or replaced; creates nothing.
+    """Fails early (creating nothing) when `path` cannot be written.
 
     Args:
         path: the file or folder to write.
-        kind: `"file"` also refuses an existing folder at `path`, `"folder"`
-            an existing file; `None` checks only the location.
+        kind: `"file"` refuses a folder at `path`, `"folder"` a file.
 
     Returns:
         The absolute path.
@@ -59,10 +56,8 @@ def check_writable(path, kind=None):
 
 @contextlib.contextmanager
 def atomic_path(path, make_folders=False):
-    """Yields a temporary path beside `path`, renamed to `path` on success.
-
-    The temporary keeps the name's ending (writers that go by it). On any
-    error it is removed and `path` keeps its previous content.
+    """Yields a temporary path beside `path` (with its ending), renamed to
+    `path` on success.
 
     Args:
         path: the destination file.
@@ -94,10 +89,8 @@ def atomic_path(path, make_folders=False):
 
 @contextlib.contextmanager
 def atomic_folder(path):
-    """Yields a temporary folder beside `path`, moved to `path` on success.
-
-    A folder cannot be renamed over a non-empty one: an existing `path` is
-    renamed aside first and removed after the swap (put back if it fails).
+    """Yields a temporary folder beside `path`, moved to `path` on success (a
+    previous `path` is renamed aside, then removed, or put back on failure).
 
     Args:
         path: the folder to create or replace.
@@ -172,8 +165,5 @@ def _temporary(path):
 
 
 def _fsync(path):
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())

@@ -1,15 +1,10 @@
-"""Image files as the exported encoder's input pixels, with Pillow only.
+"""Image files as an encoder's input pixels, with Pillow: the one decoding
+rule (`decode_planes`) of the training pipeline, `HashEncoder.encode_files`
+and the Beam pipeline, so a file gives them all the same pixels.
 
-The one image reader of training and serving: the training pipeline
-(`keras_mlh.datasets.image_pipeline`), `HashEncoder.encode_files` and the
-Beam pipeline all decode with `decode_planes`, so a file gives them the same
-pixels whatever its format and mode. Pillow converts it to the model's
-colour mode (16-bit grayscale rescaled by 1/257, grayscale as the float luma
-of RGB, JPEGs with the accurate integer DCT, Pillow's rules for palettes,
-transparency and 1-bit images); it is resized with TensorFlow's antialiased
-bilinear kernel (Pillow's BILINEAR on float32 planes: the same triangle
-kernel, widened when shrinking, the same half-pixel centres) and rounded
-once at the end (uint8 resizing would round twice).
+Resizing is TensorFlow's antialiased bilinear (Pillow's BILINEAR on float32
+planes: the same triangle kernel and half-pixel centres), rounded once at
+the end (uint8 resizing would round twice).
 """
 
 import io
@@ -19,7 +14,6 @@ import numpy as np
 
 from keras_mlh_runtime.errors import first_line
 
-# Channels of the model's input -> Pillow mode.
 COLOR_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 # Pillow's modes of 16-bit grayscale files (PNG, TIFF).
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -41,16 +35,18 @@ def color_mode(image_shape):
             "read as 1 (grayscale), 3 (RGB) or 4 (RGBA) channels. Pass arrays "
             "to HashEncoder.encode instead."
         )
-    return COLOR_MODES[channels]
+    return COLOR_MODES[int(channels)]
 
 
-def read_image(path, image_shape, resize_to=None):
-    """One image file as uint8 pixels (see `decode_image`).
+def read_image(path, image_shape, resize_to=None, data=None):
+    """One image file as uint8 pixels, decoded by `decode_planes`.
 
     Args:
         path: the image file.
         image_shape: the encoder's `(height, width, channels)`.
-        resize_to: see `decode_image`.
+        resize_to: `None` resizes to the input size; `(height, width)` to
+            that, then crops the centre (`metadata.json`'s `resize_to`).
+        data: the file's bytes, if already read (`path` then names it).
 
     Returns:
         uint8 array of shape `image_shape`.
@@ -62,42 +58,18 @@ def read_image(path, image_shape, resize_to=None):
     dtype('uint8')
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as error:
-        raise ValueError(
-            f"Cannot read image {path!r} ({error.strerror or error}); check the path."
-        ) from None
-    return decode_image(data, image_shape, name=path, resize_to=resize_to)
-
-
-def decode_image(data, image_shape, name="image", resize_to=None):
-    """One encoded image (PNG, JPEG, ... bytes) as uint8 pixels.
-
-    Args:
-        data: the file's bytes.
-        image_shape: the encoder's `(height, width, channels)`.
-        name: the file, for messages.
-        resize_to: `None` resizes straight to the input size; `(height,
-            width)` resizes to it, then takes the central crop of the input
-            size (the resize-then-crop recipe of `metadata.json`).
-
-    Returns:
-        uint8 array of shape `image_shape`.
-
-    Example:
-    >>> from PIL import Image
-    >>> Image.fromarray(np.zeros((28, 28), np.uint8)).save("digit.png")
-    >>> with open("digit.png", "rb") as file:
-    ...     decode_image(file.read(), (28, 28, 1)).shape
-    (28, 28, 1)
-    """
+    color_mode(image_shape)  # checked before any reading
+    if data is None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            raise ValueError(
+                f"Cannot read image {path!r} ({error.strerror or error}); check "
+                "the path."
+            ) from None
     height, width = int(image_shape[0]), int(image_shape[1])
-    color_mode(image_shape)  # checked before any decoding
-    planes = decode_planes(
-        data, int(image_shape[-1]), resize_to or (height, width), name
-    )
+    planes = decode_planes(data, image_shape[-1], resize_to or (height, width), path)
     # The pipeline's central crop (corner `(size - crop) // 2`) of float pixels.
     top = (planes.shape[0] - height) // 2
     left = (planes.shape[1] - width) // 2
@@ -106,26 +78,22 @@ def decode_image(data, image_shape, name="image", resize_to=None):
 
 
 def decode_planes(data, channels, size=None, name="image"):
-    """One encoded image as float32 pixels: the one decoding rule of training
-    and serving.
+    """One encoded image as float32 pixels: the decoding rule of training and
+    serving.
 
-    Pillow converts any mode to grayscale, RGB or RGBA by its own rules (a
-    palette's transparent colour is its colour in RGB and alpha 0 in RGBA,
-    1-bit images are 0 or 255, alpha 255 where a file has none), except that
-    16-bit grayscale is divided by 257 and grayscale is the float luma of
-    RGB. Float images (unknown range) and images of more than
-    `PIL.Image.MAX_IMAGE_PIXELS` (decompression bombs) are refused.
+    Pillow converts any mode by its own rules (palettes, transparency, 1-bit
+    images), except that 16-bit grayscale is divided by 257 and grayscale is
+    the float luma of RGB. Float images (unknown range) and decompression
+    bombs (over `PIL.Image.MAX_IMAGE_PIXELS`) are refused.
 
     Args:
         data: the file's bytes.
         channels: 1, 3 or 4.
-        size: `(height, width)` to resize to (as
-            `tf.image.resize(antialias=True)`), or `None` for the file's size.
+        size: `(height, width)` to resize to, or `None` for the file's size.
         name: the file, for messages.
 
     Returns:
-        float32 array `(height, width, channels)`, not rounded: the caller
-        crops, flips and rounds once (half to even).
+        float32 array `(height, width, channels)`, for the caller to round.
 
     Example:
     >>> from PIL import Image
@@ -139,7 +107,7 @@ def decode_planes(data, channels, size=None, name="image"):
         with Image.open(io.BytesIO(data)) as image:
             check_opened(image, name)
             height, width = size or (image.height, image.width)
-            return _planes(image, COLOR_MODES[channels], (int(width), int(height)))
+            return _planes(image, COLOR_MODES[int(channels)], (int(width), int(height)))
     except Exception as error:  # Pillow raises OSError subclasses and others
         if str(error).startswith(f"Cannot read image {name!r}"):
             raise  # check_opened's
@@ -154,12 +122,8 @@ def decode_planes(data, channels, size=None, name="image"):
 
 
 def check_opened(image, name="image"):
-    """Refuses an opened (not yet decoded) image the pixel rules cannot take:
-    float pixels, or more than `PIL.Image.MAX_IMAGE_PIXELS`.
-
-    Args:
-        image: a `PIL.Image.Image` from `Image.open`.
-        name: the file, for messages.
+    """Refuses an opened `PIL.Image.Image` of float pixels or of more than
+    `PIL.Image.MAX_IMAGE_PIXELS`, before it is decoded; `name` is the file.
 
     Example:
     >>> from PIL import Image

@@ -21,20 +21,16 @@ except ImportError:
 
 KINDS = ("flat", "hnsw", "ivf")
 FORMAT = "keras-mlh-hamming-index"
-# 3: one file, faiss's bytes with the settings and paths (2: four files).
-FORMAT_VERSION = 3
-# Distance reported for result slots that hold no item (an approximate
-# index may find fewer than k items).
+FORMAT_VERSION = 3  # one file: faiss's bytes, the settings and the paths
+# The distance of a result slot an approximate index found no item for.
 MISSING_DISTANCE = np.iinfo(np.int32).max
 _MAX_ID = np.iinfo(np.int64).max
-# faiss takes its parameters as C ints; HNSW's degree, at most 1024.
-_RANGES = {"hnsw_neighbors": (2, 1024)}
-_MAX_PARAMETER = np.iinfo(np.int32).max
+_MAX_PARAMETER = np.iinfo(np.int32).max  # faiss takes C ints
 _SETTINGS = ("hnsw_neighbors", "nlist", "nprobe", "ef_search", "ef_construction")
 
 
 def _check_setting(name, value):
-    low, high = _RANGES.get(name, (1, _MAX_PARAMETER))
+    low, high = (2, 1024) if name == "hnsw_neighbors" else (1, _MAX_PARAMETER)
     return check_int_in_range(name, value, low, high)
 
 
@@ -53,25 +49,21 @@ def _setting(name, doc, settable=True):
 class HammingIndex:
     """A Hamming-distance index of binary codes, on faiss binary indexes.
 
-    Items carry user ids (non-negative int64) and, optionally, a path each
-    (e.g. the image file a code came from). `kind="flat"` is faiss's exact
-    `IndexBinaryFlat` (the default; fast up to millions of 64-bit codes),
-    `"hnsw"` an `IndexBinaryHNSW` graph and `"ivf"` an `IndexBinaryIVF` with
-    `nlist` lists, trained on the first batch added (at least `nlist`
-    codes). Codes are ±1 codes or packed uint8 bytes (a uint8 array is
-    always read as packed). `nprobe`, `ef_search` and `ef_construction` can
-    be changed at any time, also after `load` (their recall and speed:
-    `benchmarks/results/ann.md`).
+    Items carry user ids (non-negative int64) and optionally a path each.
+    Codes are ±1 codes or packed uint8 bytes (uint8 is always packed).
+    `"flat"` is faiss's exact `IndexBinaryFlat`, `"hnsw"` an
+    `IndexBinaryHNSW` and `"ivf"` an `IndexBinaryIVF`, trained on the first
+    batch added. `nprobe`, `ef_search` and `ef_construction` can be set at
+    any time (recall and speed: `benchmarks/results/ann.md`).
 
     Args:
         bits: code length, a positive multiple of 8.
         kind: `"flat"`, `"hnsw"` or `"ivf"`.
         hnsw_neighbors: graph degree of HNSW (faiss's `M`), 2 to 1024.
         nlist: number of inverted lists of IVF.
-        nprobe: lists visited per IVF query (capped at `nlist` by faiss).
-        ef_search: HNSW candidate list length per query (faiss uses at least
-            `k`); higher is slower and finds more of the true neighbours.
-        ef_construction: HNSW candidate list length while adding.
+        nprobe: lists visited per IVF query (at most `nlist`).
+        ef_search: HNSW candidates per query (at least `k`): slower, better.
+        ef_construction: HNSW candidates while adding.
 
     Example:
     >>> rng = np.random.default_rng(0)
@@ -89,9 +81,7 @@ class HammingIndex:
     nlist = _setting("nlist", "Number of IVF lists.", settable=False)
     nprobe = _setting("nprobe", "IVF lists visited per query; settable.")
     ef_search = _setting("ef_search", "HNSW candidates per query; settable.")
-    ef_construction = _setting(
-        "ef_construction", "HNSW candidates while adding; settable, for later adds."
-    )
+    ef_construction = _setting("ef_construction", "HNSW candidates while adding.")
 
     def __init__(
         self,
@@ -123,7 +113,6 @@ class HammingIndex:
         return faiss.downcast_IndexBinary(self._index.index)
 
     def _apply(self):
-        """Puts the search settings on the faiss index."""
         base = self._base()
         if self.kind == "ivf":
             base.nprobe = self.nprobe
@@ -145,14 +134,8 @@ class HammingIndex:
         return self._paths is not None
 
     def paths_of(self, ids):
-        """The paths of items (`None` for an item without one, or id -1).
-
-        Args:
-            ids: ids, e.g. a row of the ids `search` returns.
-
-        Returns:
-            A list of `str` or `None`, one per id.
-        """
+        """The paths of `ids` (e.g. a row of `search`'s): a list of `str`, or
+        `None` for an item without one or id -1."""
         paths = self._paths or {}
         return [paths.get(int(i)) for i in np.asarray(ids).reshape(-1)]
 
@@ -167,7 +150,7 @@ class HammingIndex:
                 and returned by `paths_of`.
 
         Returns:
-            The ids of the added items; on invalid input nothing is added.
+            The ids of the added items (on invalid input, nothing is added).
         """
         packed = to_packed(codes, self.bits)
         n = len(packed)
@@ -262,13 +245,12 @@ class HammingIndex:
         return results
 
     def save(self, path):
-        """Writes the index, its settings and its paths as one file, atomically.
+        """Writes the index, its settings and paths as one file, atomically.
 
-        The file is an `.npz` (a zip, every member with a CRC-32 that `load`
-        checks) of `faiss` (`faiss.serialize_index_binary`'s bytes) and
-        `meta` (JSON). It is written under a temporary name and renamed over
-        `path`: a reader loads the previous index or the new one, never a
-        mix, with no lock; a full disk or a kill leaves the previous file.
+        An `.npz` (every zip member has a CRC-32, checked by `load`) of
+        `faiss.serialize_index_binary`'s bytes and JSON settings, renamed
+        over `path`: readers load the previous index or this one, with no
+        lock; a full disk or a kill leaves the previous file.
 
         Args:
             path: the index file; its folder must exist.
@@ -293,11 +275,8 @@ class HammingIndex:
 
     @classmethod
     def load(cls, path):
-        """Loads an index written by `save`, with its paths.
-
-        The file (zip signature, CRC-32 of every member, format, settings)
-        is checked before faiss parses a byte of it: a truncated, damaged
-        or foreign file raises a one-line `ValueError`.
+        """Loads an index written by `save`; a truncated, damaged or foreign
+        file gets a one-line `ValueError` before faiss parses a byte of it.
 
         Args:
             path: the index file.
@@ -337,7 +316,7 @@ class HammingIndex:
 
 def _check_ids(ids, n):
     """`ids` as `n` unique int64 ids in [0, 2**63 - 1] (faiss reports -1 for
-    an empty slot; numpy reads Python ints above int64 as object)."""
+    an empty slot)."""
     array = np.asarray(ids)
     if (
         array.shape != (n,)
@@ -371,22 +350,19 @@ def _not_ours(path, reason):
 
 def _read(path):
     """`(meta, faiss bytes)` of an index file, checked before faiss reads it."""
+    if not os.path.isfile(path):
+        raise ValueError(f"Index file not found: {path!r}")
     try:
-        file = open(path, "rb")
-    except FileNotFoundError:
-        raise ValueError(f"Index file not found: {path!r}") from None
-    with file:
-        if file.read(4) != b"PK\x03\x04":  # a zip, as np.savez writes
-            raise _not_ours(path, "not a zip archive")
-        file.seek(0)
-        try:
+        with open(path, "rb") as file:
+            if file.read(4) != b"PK\x03\x04":  # a zip, as np.savez writes
+                raise zipfile.BadZipFile("not a zip archive")
+            file.seek(0)
             # Reading a member to its end checks its CRC-32.
             with np.load(file, allow_pickle=False) as data:
-                meta = json.loads(data["meta"].tobytes())
-                blob = data["faiss"]
-        except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError,
-                NotImplementedError) as error:  # fmt: skip
-            raise _not_ours(path, first_line(error)) from None
+                meta, blob = json.loads(data["meta"].tobytes()), data["faiss"]
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError,
+            NotImplementedError) as error:  # fmt: skip
+        raise _not_ours(path, first_line(error)) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _not_ours(path, "another format")
     if meta.get("format_version") != FORMAT_VERSION:
