@@ -476,7 +476,10 @@ def test_metadata_with_an_invalid_resize_to(export_copy, resize_to):
     metadata = json.loads((export_copy / "metadata.json").read_text())
     metadata["resize_to"] = resize_to  # the input is 28 x 28
     (export_copy / "metadata.json").write_text(json.dumps(metadata))
-    with pytest.raises(ValueError, match="resize_to=.*at least the input size"):
+    with pytest.raises(
+        ValueError,
+        match="metadata.json': `resize_to` must be None or .*at least the input",
+    ):
         HashEncoder.load(export_copy)
 
 

@@ -1,13 +1,12 @@
 """Batch encoding on Apache Beam: image files -> sharded packed-code files.
 
     python -m keras_mlh_runtime.beam_encode --export DIR --images GLOB \\
-        --output PREFIX [--num-shards N] [--debug] [Beam pipeline options]
+        --output PREFIX [--num-shards N] [--overwrite] [Beam pipeline options]
 
-Files matching `GLOB` (any Beam file system) are decoded as
-`keras_mlh_runtime.images` does, encoded with Beam's `RunInference` and
-written as `PREFIX-SSSSS-of-NNNNN.npz` codes files (with the `paths`, sorted
-within a shard) for `keras-mlh index build PREFIX-*.npz db.index`. Workers
-need `pip install "keras-mlh-runtime[beam]"`, never TensorFlow or Keras.
+Files matching `GLOB` (any Beam file system) are read as `images` reads
+them and written as `PREFIX-SSSSS-of-NNNNN.npz` codes files (with their
+`paths`) for `keras-mlh index build PREFIX-*.npz db.index`. Workers need
+`pip install "keras-mlh-runtime[beam]"`, not TensorFlow or Keras.
 """
 
 import argparse
@@ -21,7 +20,7 @@ import zlib
 import numpy as np
 
 from keras_mlh_runtime.code_files import write_npz_codes
-from keras_mlh_runtime.contract import check_session, read_export
+from keras_mlh_runtime.contract import open_export
 from keras_mlh_runtime.errors import check_positive_int, first_line
 from keras_mlh_runtime.images import color_mode, read_image
 
@@ -52,42 +51,18 @@ def shard_of(path, num_shards):
     return zlib.crc32(path.encode("utf-8")) % num_shards
 
 
-class PackedOnnxModelHandler(OnnxModelHandlerNumpy):
-    """Beam's ONNX model handler of an export: only the `packed` output, the
-    graph checked against `metadata.json` on load.
-
-    Args:
-        onnx_path, metadata: from `read_export`.
-        providers: onnxruntime execution providers, preferred first.
-        **kwargs: further `OnnxModelHandlerNumpy` arguments (batch sizes).
-
-    Example:
-    >>> handler = PackedOnnxModelHandler("encoder/model.onnx", metadata)  # doctest: +SKIP
-    """
-
-    def __init__(
-        self, onnx_path, metadata, providers=("CPUExecutionProvider",), **kwargs
-    ):
-        inference = functools.partial(_packed, input_name=metadata["input_name"])
-        super().__init__(
-            onnx_path, providers=list(providers), inference_fn=inference, **kwargs
-        )
-        self._metadata, self._onnx_path = metadata, onnx_path
-
-    def load_model(self):
-        session = super().load_model()
-        check_session(session, self._metadata, self._onnx_path)
-        return session
+def _packed(session, batch, inference_args=None, name=None):
+    return session.run(["packed"], {name: np.stack(batch)})[0]
 
 
-def _packed(session, batch, inference_args=None, input_name=None):
-    return session.run(["packed"], {input_name: np.stack(batch)})[0]
-
-
-def _decode(readable_file, image_shape, resize_to=None):
+def _decode(readable_file, image_shape, resize_to):
     path = readable_file.metadata.path
     pixels = read_image(path, image_shape, resize_to, data=readable_file.read())
     return path, pixels.astype(np.float32)
+
+
+def _assign(path, result, num_shards):
+    return shard_of(path, num_shards), (path, np.asarray(result.inference))
 
 
 def _write_shard(shard, items, prefix, num_shards):
@@ -133,41 +108,29 @@ class EncodeImages(beam.PTransform):
         self.images, self.output = images, output
         self.num_shards = check_positive_int("num_shards", num_shards)
         self.batch_size = check_positive_int("batch_size", batch_size)
-        # Checked here, before any worker starts: a model.onnx of another
-        # export would otherwise encode every image with the wrong weights.
-        self.metadata, self.onnx_path, _ = read_export(
+        # Before any worker starts.
+        self.metadata, self.onnx_path, _ = open_export(
             export_dir, FileSystems.open, FileSystems.join
         )
         color_mode(self.metadata["input_shape"])
 
     def expand(self, pipeline):
-        num_shards, output = self.num_shards, self.output
-        handler = PackedOnnxModelHandler(
-            self.onnx_path, self.metadata, max_batch_size=self.batch_size
+        handler = OnnxModelHandlerNumpy(
+            self.onnx_path,
+            providers=["CPUExecutionProvider"],
+            inference_fn=functools.partial(_packed, name=self.metadata["input_name"]),
+            max_batch_size=self.batch_size,
         )
-        decode = functools.partial(
-            _decode,
-            image_shape=tuple(self.metadata["input_shape"]),
-            resize_to=self.metadata.get("resize_to"),  # checked with the metadata
-        )
+        shape, resize_to = self.metadata["input_shape"], self.metadata.get("resize_to")
         return (
             pipeline
             | "MatchImages" >> fileio.MatchFiles(self.images)
             | "ReadImages" >> fileio.ReadMatches()
-            | "DecodeImages" >> beam.Map(decode)
+            | "DecodeImages" >> beam.Map(_decode, shape, resize_to)
             | "Encode" >> RunInference(KeyedModelHandler(handler))
-            | "AssignShards"
-            >> beam.MapTuple(
-                lambda path, result: (
-                    shard_of(path, num_shards),
-                    (path, np.asarray(result.inference)),
-                )
-            )
+            | "AssignShards" >> beam.MapTuple(_assign, self.num_shards)
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShards"
-            >> beam.MapTuple(
-                lambda shard, items: _write_shard(shard, items, output, num_shards)
-            )
+            | "WriteShards" >> beam.MapTuple(_write_shard, self.output, self.num_shards)
         )
 
 
@@ -187,26 +150,20 @@ def main(argv=None):
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Encodes image files with an exported keras-mlh encoder on "
-        "Apache Beam and writes sharded packed-code files for `keras-mlh index "
-        "build`. Other options are Beam pipeline options (e.g. --runner).",
+        description=__doc__.split("\n")[0] + " Other options go to Beam (--runner).",
         allow_abbrev=False,  # an abbreviation must not swallow a Beam option
     )
     parser.add_argument("--export", required=True, help="export folder (model.onnx)")
     parser.add_argument("--images", required=True, help="glob of image files")
     parser.add_argument("--output", required=True, help="prefix of the shard files")
-    # Beam's spelling with underscores too: PipelineOptions would drop ours
-    # with only a log warning.
+    # Beam's spelling too: PipelineOptions would drop ours with a warning.
     parser.add_argument("--num-shards", "--num_shards", type=int, default=1)
     parser.add_argument("--batch-size", "--batch_size", type=int, default=256)
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace earlier shards"
-    )
+    parser.add_argument("--overwrite", action="store_true", help="replace shards")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args, beam_args = parser.parse_known_args(argv)
     if not args.debug:
-        # Beam logs a failed element's traceback, then raises it here, where
-        # it is printed on one line.
+        # Beam logs a failed element's traceback; it is printed on one line.
         logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
     shards = f"{args.output}-*-of-*.npz"
     try:

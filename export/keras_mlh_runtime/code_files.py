@@ -16,17 +16,13 @@ import numpy as np
 from keras_mlh_runtime.codes import to_packed
 from keras_mlh_runtime.errors import first_line
 
-# The names an images file stores its images under (`x_query`: a run's split).
 IMAGE_KEYS = ("images", "x", "x_query")
 
 
 def load_npy(path, what, archive=False):
     """The array of an `.npy` file (all arrays of an `.npz` as a dict, with
     `archive`), read without pickles; `what` names the file in messages."""
-    if os.path.isdir(path):
-        raise ValueError(f"{what} {path!r} is a folder, not a file.")
-    if not os.path.isfile(path):
-        raise ValueError(f"{what} not found: {path!r}.")
+    _require_file(path, what)
     try:
         data = np.load(path, allow_pickle=False)
         if not archive:
@@ -94,9 +90,8 @@ def save_codes(path, codes, bits=None, ids=None, paths=None, labels=None):
 
 
 def write_npz_codes(f, packed, ids=None, paths=None, labels=None):
-    """Writes packed codes and what goes with them as an `.npz` to a binary
-    file object (a local file, or a Beam file system's): the layout
-    `load_codes` reads. `ids`, `paths`, `labels`: `None` leaves one out."""
+    """Writes packed codes, and `ids`, `paths`, `labels` unless `None`, as an
+    `.npz` to a binary file object (also a Beam file system's)."""
     extra = {k: v for k, v in (("paths", paths), ("labels", labels)) if v is not None}
     if ids is not None:
         extra["ids"] = np.asarray(ids).astype(np.int64)
@@ -107,44 +102,29 @@ def load_codes(path, what="Codes file"):
     """Packed codes with their ids and paths from a codes file.
 
     Args:
-        path: an `.npy` of codes, or an `.npz` with `codes` and optional
-            `ids`, `paths` and `bits`; packed uint8 or ±1 codes.
+        path: an `.npy` or `.npz` codes file.
         what: what the file is, for messages.
 
     Returns:
         `(packed, ids, paths, bits)`: uint8 codes `(n, bits / 8)`, int64 ids
-        or `None`, paths (one per code) or `None`, and the code length.
+        or `None`, paths or `None`, and the code length.
     """
     ids = paths = bits = None
-    if os.path.isdir(path):
-        raise ValueError(
-            f"{path!r} is a folder: pass --model MODEL.keras to encode its images, "
-            "or give a codes file from `keras-mlh encode`."
-        )
     if path.lower().endswith(".npy"):
         codes = load_npy(path, what)
     elif path.lower().endswith(".npz"):
         arrays = load_npz(path, what)
-        if "codes" not in arrays and any(k in arrays for k in IMAGE_KEYS):
-            raise ValueError(
-                f"{path!r} holds images, not codes; pass --model MODEL.keras to "
-                "encode them, or encode them first with `keras-mlh encode`."
-            )
         codes = arrays[
             pick(arrays, ("codes",), path, "make one with `keras-mlh encode`.")
         ]
         ids, paths = arrays.get("ids"), arrays.get("paths")
         bits = int(arrays["bits"]) if "bits" in arrays else None
     else:
-        if not os.path.isfile(path):
-            raise ValueError(f"{what} not found: {path!r}.")
+        _require_file(path, what)
         raise ValueError(
             f"{what} must be an .npy or .npz file from `keras-mlh encode`; got {path!r}."
         )
-    try:
-        packed = to_packed(codes, bits, name=f"codes of {path}")
-    except ValueError as error:
-        raise ValueError(first_line(error)) from None
+    packed = to_packed(codes, bits, name=f"codes of {path}")
     if ids is not None:
         ids = check_ids(ids, len(packed), path, "code")
     if paths is not None and len(paths) != len(packed):
@@ -160,9 +140,8 @@ def load_code_files(files, what="Codes file"):
         what: what the files are, for messages.
 
     Returns:
-        `(packed, ids, paths, bits)` as `load_codes`: ids are `None` when no
-        file has ids (the index numbers the codes in this order); paths are
-        kept when every file has them.
+        `(packed, ids, paths, bits)` as `load_codes`; ids or paths are `None`
+        unless every file has them.
     """
     if len(files) == 1:
         return load_codes(files[0], what)
@@ -203,3 +182,10 @@ def load_code_files(files, what="Codes file"):
                 "shards of one run."
             )
     return tuple(joined)
+
+
+def _require_file(path, what):
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a folder, not a file.")
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} not found: {path!r}.")

@@ -7,23 +7,10 @@ Codes "in any form": uint8 is packed bytes, other dtypes ±1 or 0/1 values.
 
 import numpy as np
 
+from keras_mlh_runtime.errors import is_int
+
 BIT_ORDER = "little"
 MAX_BITS = 4096  # longest code length `validate_bits` accepts
-
-
-def is_code_length(bits):
-    """Whether `bits` is a positive multiple of 8 (codes pack into bytes).
-
-    Example:
-    >>> is_code_length(32), is_code_length(12)
-    (True, False)
-    """
-    return (
-        isinstance(bits, (int, np.integer))
-        and not isinstance(bits, bool)
-        and bits > 0
-        and bits % 8 == 0
-    )
 
 
 def validate_bits(bits):
@@ -33,7 +20,7 @@ def validate_bits(bits):
     >>> validate_bits(np.int64(32))
     32
     """
-    if not is_code_length(bits):
+    if not is_int(bits) or bits <= 0 or bits % 8:
         raise ValueError(
             "`bits` must be a positive multiple of 8 (codes are packed into "
             f"bytes), e.g. 16, 32 or 64. Received: bits={bits!r}"
@@ -60,7 +47,7 @@ def _code_bits(codes, name):
         raise ValueError(
             f"`{name}` must have shape (num_codes, bits). Received: shape={array.shape}"
         )
-    if not is_code_length(array.shape[1]):
+    if array.shape[1] == 0 or array.shape[1] % 8:
         raise ValueError(
             "Codes must have a positive multiple of 8 bits to be packed into bytes. "
             f"Received: {array.shape[1]} bits"

@@ -10,9 +10,8 @@ graph takes `images`, float32 pixels `(batch, height, width, channels)` in
 import hashlib
 import json
 
-import numpy as np
-
-from keras_mlh_runtime.codes import BIT_ORDER, is_code_length
+from keras_mlh_runtime.codes import BIT_ORDER
+from keras_mlh_runtime.errors import first_line, is_int
 
 ONNX_FILE = "model.onnx"
 SAVED_MODEL_DIR = "saved_model"
@@ -32,7 +31,7 @@ ONNX_SHA256 = "onnx_sha256"  # metadata.json's key for model.onnx's sha256
 
 
 def encoder_metadata(bits, image_shape, formats, **fields):
-    """The `metadata.json` of an export, in the schema `read_export` reads.
+    """The `metadata.json` of an export, in the schema `open_export` reads.
 
     Args:
         bits: the code length.
@@ -85,10 +84,7 @@ def check_resize_to(resize_to, image_shape):
         isinstance(resize_to, (str, bytes))
         or not hasattr(resize_to, "__len__")
         or len(resize_to) != 2
-        or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-            for s in resize_to
-        )
+        or not all(is_int(s) for s in resize_to)
         or resize_to[0] < size[0]
         or resize_to[1] < size[1]
     ):
@@ -100,8 +96,7 @@ def check_resize_to(resize_to, image_shape):
 
 
 def _parse_metadata(data, path):
-    """The dict of `metadata.json`'s bytes, with valid `bits`, `input_shape`,
-    `input_name` and `resize_to`."""
+    """The dict of `metadata.json`'s bytes, with a valid `bits`."""
     try:
         metadata = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -111,49 +106,39 @@ def _parse_metadata(data, path):
             f"{path!r} is not keras-mlh encoder metadata (expected "
             f'"format": "{METADATA_FORMAT}"); {REEXPORT}.'
         )
-    bits, shape = metadata.get("bits"), metadata.get("input_shape")
-    problems = []
-    if not (isinstance(bits, int) and is_code_length(bits)):
-        problems.append(f"bits={bits!r} (expected a positive multiple of 8)")
-    if not (
-        isinstance(shape, list)
-        and len(shape) == 3
-        and all(isinstance(d, int) and d > 0 for d in shape)
-    ):
-        problems.append(f"input_shape={shape!r} (expected [height, width, channels])")
-    if not isinstance(metadata.get("input_name"), str):
-        problems.append(
-            f"input_name={metadata.get('input_name')!r} (expected a string)"
+    bits = metadata.get("bits")
+    if not (is_int(bits) and bits > 0 and bits % 8 == 0):
+        raise ValueError(
+            f"{path!r} has invalid bits={bits!r} (expected a positive multiple of "
+            f"8); {REEXPORT}."
         )
-    if not problems:
-        try:
-            check_resize_to(metadata.get("resize_to"), shape)
-        except ValueError:
-            problems.append(
-                f"resize_to={metadata.get('resize_to')!r} (expected null or "
-                "[height, width] at least the input size)"
-            )
-    if problems:
-        raise ValueError(f"{path!r} has invalid {', '.join(problems)}; {REEXPORT}.")
     return metadata
 
 
-def read_export(folder, open_file, join):
-    """The checked `metadata.json`, `model.onnx` path and bytes of a folder;
-    `model.onnx` must have the sha256 of `metadata.json` (one damaged or of
-    another export would load and give other codes).
+def open_export(
+    folder, open_file, join, providers=("CPUExecutionProvider",), threads=None
+):
+    """An export folder's checked `metadata.json` and onnxruntime session.
+
+    `model.onnx` must have the sha256 recorded in `metadata.json` (one
+    damaged or of another export would load and give other codes), and its
+    input and outputs must be the metadata's.
 
     Args:
         folder: the export folder.
         open_file: opens a path to read bytes (`FileSystems.open` on Beam).
         join: joins a folder and a name (`FileSystems.join` on Beam).
+        providers: onnxruntime execution providers, preferred first.
+        threads: onnxruntime intra-op threads (`None`: its default).
 
     Returns:
-        `(metadata, onnx_path, onnx_bytes)`.
+        `(metadata, onnx_path, session)`.
 
     Example:
-    >>> metadata, onnx_path, data = read_export("encoder", open, os.path.join)  # doctest: +SKIP
+    >>> metadata, _, session = open_export("encoder", open, os.path.join)  # doctest: +SKIP
     """
+    import onnxruntime as ort
+
     contents = {}
     for name, fix in ((METADATA_FILE, ""), (ONNX_FILE, "(..., formats=('onnx',))")):
         path = join(folder, name)
@@ -165,8 +150,9 @@ def read_export(folder, open_file, join):
                 f"{path!r} is missing or unreadable ({type(error).__name__}); "
                 f"{REEXPORT}{fix}."
             ) from None
-    metadata = _parse_metadata(contents[METADATA_FILE], join(folder, METADATA_FILE))
-    data = contents[ONNX_FILE]
+    meta_path = join(folder, METADATA_FILE)
+    metadata = _parse_metadata(contents[METADATA_FILE], meta_path)
+    data, onnx_path = contents[ONNX_FILE], join(folder, ONNX_FILE)
     expected, actual = metadata.get(ONNX_SHA256), fingerprint(data)
     if expected is None:
         raise ValueError(
@@ -180,40 +166,34 @@ def read_export(folder, open_file, join):
             f"{str(expected)[:12]}...): it is damaged or comes from another "
             f"export; {REEXPORT} into this folder."
         )
-    return metadata, join(folder, ONNX_FILE), data
-
-
-def check_session(session, metadata, onnx_path):
-    """Checks an onnxruntime session of `model.onnx` against its metadata.
-
-    Args:
-        session: the `onnxruntime.InferenceSession`.
-        metadata: the checked `metadata.json` (`read_export`).
-        onnx_path: the ONNX file, for the message.
-
-    Returns:
-        `metadata`.
-
-    Example:
-    >>> check_session(session, metadata, "encoder/model.onnx")  # doctest: +SKIP
-    """
+    try:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0: the default
+        # onnxruntime parses the bytes that were checked, not the file again.
+        session = ort.InferenceSession(data, options, providers=list(providers))
+    except Exception as error:  # onnxruntime raises its own exception types
+        raise ValueError(
+            f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); {REEXPORT}."
+        ) from None
     inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
-    expected_inputs = [
-        (metadata["input_name"], "tensor(float)", list(metadata["input_shape"]))
-    ]
     outputs = {o.name: (o.type, o.shape[1:]) for o in session.get_outputs()}
-    bits = metadata["bits"]
+    bits, shape = metadata["bits"], metadata.get("input_shape")
     widths = {"embedding": bits, "codes": bits, "packed": bits // 8}
-    expected_outputs = {
-        name: (ONNX_TYPES[name], [widths[name]]) for name in OUTPUT_NAMES
-    }
-    if inputs != expected_inputs or outputs != expected_outputs:
+    expected = (
+        [(metadata.get("input_name"), "tensor(float)", shape)],
+        {name: (ONNX_TYPES[name], [widths[name]]) for name in OUTPUT_NAMES},
+    )
+    if (inputs, outputs) != expected:
         raise ValueError(
             f"{onnx_path!r} does not match its metadata.json: it has inputs {inputs} "
-            f"and outputs {outputs}, metadata.json expects inputs {expected_inputs} "
-            f"and outputs {expected_outputs}; {REEXPORT}."
+            f"and outputs {outputs}, metadata.json expects inputs {expected[0]} "
+            f"and outputs {expected[1]}; {REEXPORT}."
         )
-    return metadata
+    try:
+        check_resize_to(metadata.get("resize_to"), shape)
+    except ValueError as error:
+        raise ValueError(f"{meta_path!r}: {error} {REEXPORT}.") from None
+    return metadata, onnx_path, session
 
 
 def fingerprint(data):

@@ -6,13 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from keras_mlh_runtime.contract import (
-    OUTPUT_NAMES,
-    check_resize_to,
-    check_session,
-    read_export,
-)
-from keras_mlh_runtime.errors import check_positive_int, first_line, validate_images
+from keras_mlh_runtime.contract import OUTPUT_NAMES, check_resize_to, open_export
+from keras_mlh_runtime.errors import check_positive_int, validate_images
 from keras_mlh_runtime.images import color_mode, read_image
 
 _END = object()
@@ -86,8 +81,6 @@ class HashEncoder:
         Returns:
             A `HashEncoder`.
         """
-        import onnxruntime as ort
-
         threads = check_positive_int("threads", threads, allow_none=True)
         artifact_dir = os.fspath(artifact_dir)
         if not os.path.isdir(artifact_dir):
@@ -95,20 +88,10 @@ class HashEncoder:
                 f"Export folder not found: {artifact_dir!r}. Pass the folder "
                 "written by keras_mlh.export.export_encoder."
             )
-        metadata, onnx_path, data = read_export(
-            artifact_dir, lambda path: open(path, "rb"), os.path.join
+        metadata, _, session = open_export(
+            artifact_dir, lambda p: open(p, "rb"), os.path.join, providers, threads
         )
-        try:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads or 0  # 0: the default
-            # onnxruntime parses the bytes that were checked, not the file again.
-            session = ort.InferenceSession(data, options, providers=list(providers))
-        except Exception as error:  # onnxruntime raises its own exception types
-            raise ValueError(
-                f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); "
-                "export the model again with keras_mlh.export.export_encoder."
-            ) from None
-        return cls(session, check_session(session, metadata, onnx_path))
+        return cls(session, metadata)
 
     def _validated(self, images):
         """Images checked against `metadata.json`, not yet float32."""
@@ -138,11 +121,9 @@ class HashEncoder:
             images[i : i + batch_size].astype(np.float32, copy=False)
             for i in range(0, len(images), batch_size)
         )
-        if len(images) > batch_size:
-            # Each batch's float32 copy is made a batch ahead, beside
-            # inference, not one copy of all images (4x uint8's memory).
-            batches = read_ahead(batches)
-        return self._run(batches, output)
+        # Each batch's float32 copy is made beside inference, not one copy of
+        # all images (4x uint8's memory); one batch does without the thread.
+        return self._run(batches, output, ahead=len(images) > batch_size)
 
     def encode_files(self, paths, batch_size=256, output="packed", workers=None):
         """Encodes image files, decoding the next batch while this one runs.
@@ -175,11 +156,11 @@ class HashEncoder:
             return read_image(path, self.input_shape, resize_to=self.resize_to)
 
         with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            batches = read_ahead(
-                np.stack(list(pool.map(read, paths[i : i + batch_size]))).astype(
-                    np.float32
-                )
-                for i in range(0, len(paths), batch_size)
+            chunks = (
+                paths[i : i + batch_size] for i in range(0, len(paths), batch_size)
+            )
+            batches = (
+                np.stack(list(pool.map(read, c))).astype(np.float32) for c in chunks
             )
             return self._run(batches, output)
 
@@ -190,17 +171,17 @@ class HashEncoder:
             )
         return check_positive_int("batch_size", batch_size)
 
-    def _run(self, batches, output):
-        """One onnxruntime call per float32 batch, concatenated in order."""
+    def _run(self, batches, output, ahead=True):
+        """One onnxruntime call per float32 batch, each made a batch ahead."""
+        batches = read_ahead(batches) if ahead else batches
         try:
-            parts = [
-                self.session.run([output], {self.input_name: b})[0] for b in batches
-            ]
+            return np.concatenate(
+                [self.session.run([output], {self.input_name: b})[0] for b in batches]
+            )
         finally:
-            # On an error, stop a read-ahead thread now, not when the
+            # On an error, stop the read-ahead thread now, not when the
             # traceback (which holds this frame) is freed.
-            getattr(batches, "close", lambda: None)()
-        return np.concatenate(parts)
+            batches.close()
 
     def build_index(
         self, images=None, packed=None, ids=None, paths=None, kind="flat", **options

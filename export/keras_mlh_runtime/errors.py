@@ -1,8 +1,5 @@
-"""Checks of arguments and image arrays, and one-line messages of errors.
-
-A problem raises a `ValueError` that names it and the fix; the multi-line
-messages of faiss, onnxruntime and Pillow are quoted by their first line.
-"""
+"""Checks of arguments and pixels: a `ValueError` naming the problem and
+the fix; other libraries' multi-line messages are quoted by `first_line`."""
 
 import numpy as np
 
@@ -26,7 +23,7 @@ def check_int_in_range(name, value, low, high, why=""):
     >>> check_int_in_range("nprobe", np.int32(8), 1, 1024)
     8
     """
-    if not _is_int(value) or not low <= value <= high:
+    if not is_int(value) or not low <= value <= high:
         raise ValueError(
             f"`{name}` must be an integer from {low} to {high}{why}. "
             f"Received: {name}={value!r}"
@@ -43,7 +40,7 @@ def check_positive_int(name, value, allow_none=False):
     """
     if value is None and allow_none:
         return None
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         either = "None or " if allow_none else ""
         raise ValueError(
             f"`{name}` must be {either}a positive integer. Received: {name}={value!r}"
@@ -51,7 +48,8 @@ def check_positive_int(name, value, allow_none=False):
     return int(value)
 
 
-def _is_int(value):
+def is_int(value):
+    """Whether `value` is an integer, Python or numpy (not a bool)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 

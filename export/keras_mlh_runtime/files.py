@@ -15,7 +15,6 @@ import secrets
 import shutil
 
 TEMP_PREFIX = ".keras-mlh-"
-# Errors of the block that are failures to write, not to read an input.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
 
 
@@ -145,8 +144,8 @@ def write_json(data, path):
 
 @contextlib.contextmanager
 def _temporary(path):
-    """A new temporary name beside `path`, its folder made; a failure to
-    write becomes a `ValueError` naming `path`."""
+    """A new temporary name beside `path`; a failure to write (not to read
+    an input) becomes a `ValueError` naming `path`."""
     folder = os.path.dirname(path)
     temp = os.path.join(
         folder, f"{TEMP_PREFIX}{secrets.token_hex(4)}-{os.path.basename(path)}"
@@ -155,9 +154,9 @@ def _temporary(path):
         os.makedirs(folder, exist_ok=True)
         yield temp
     except OSError as error:
-        ours = (None, temp, path, folder)
-        if error.errno not in _WRITE_ERRNOS and error.filename not in ours:
-            raise  # an input's error, not the write's
+        if error.errno not in _WRITE_ERRNOS and error.filename not in (
+            None, temp, path, folder):  # fmt: skip
+            raise
         raise ValueError(
             f"Cannot write {path!r}: {error.strerror or error}; free some space or "
             "choose a writable location."

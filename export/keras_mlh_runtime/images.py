@@ -35,7 +35,7 @@ def color_mode(image_shape):
             "read as 1 (grayscale), 3 (RGB) or 4 (RGBA) channels. Pass arrays "
             "to HashEncoder.encode instead."
         )
-    return COLOR_MODES[int(channels)]
+    return COLOR_MODES[channels]
 
 
 def read_image(path, image_shape, resize_to=None, data=None):
@@ -78,13 +78,9 @@ def read_image(path, image_shape, resize_to=None, data=None):
 
 
 def decode_planes(data, channels, size=None, name="image"):
-    """One encoded image as float32 pixels: the decoding rule of training and
-    serving.
-
-    Pillow converts any mode by its own rules (palettes, transparency, 1-bit
-    images), except that 16-bit grayscale is divided by 257 and grayscale is
-    the float luma of RGB. Float images (unknown range) and decompression
-    bombs (over `PIL.Image.MAX_IMAGE_PIXELS`) are refused.
+    """One encoded image as float32 pixels: Pillow's conversion of its mode,
+    except that 16-bit grayscale is divided by 257 and grayscale is the luma
+    of RGB; float images and decompression bombs are refused (`check_opened`).
 
     Args:
         data: the file's bytes.
@@ -173,14 +169,8 @@ def _planes(image, mode, size):
     planes = planes.reshape(planes.shape[0], planes.shape[1], -1)
     if image.size == size:
         return planes
-    return np.stack(
-        [
-            np.asarray(
-                Image.fromarray(np.ascontiguousarray(planes[..., c]), "F").resize(
-                    size, Image.Resampling.BILINEAR
-                )
-            )
-            for c in range(planes.shape[-1])
-        ],
-        axis=-1,
-    )
+    planes = [
+        Image.fromarray(np.ascontiguousarray(p), "F")
+        for p in np.moveaxis(planes, -1, 0)
+    ]
+    return np.stack([np.asarray(p.resize(size, Image.BILINEAR)) for p in planes], -1)

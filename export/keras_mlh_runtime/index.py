@@ -4,20 +4,13 @@ import json
 import os
 import zipfile
 
+import faiss
 import numpy as np
 
 from keras_mlh_runtime import __version__
 from keras_mlh_runtime.codes import to_packed, validate_bits
 from keras_mlh_runtime.errors import check_int_in_range, check_positive_int, first_line
 from keras_mlh_runtime.files import atomic_path
-
-try:
-    import faiss
-except ImportError:
-    raise ImportError(
-        "keras_mlh_runtime.index needs faiss: pip install faiss-cpu "
-        "(a dependency of keras-mlh-runtime)."
-    ) from None
 
 KINDS = ("flat", "hnsw", "ivf")
 FORMAT = "keras-mlh-hamming-index"
@@ -49,16 +42,15 @@ def _setting(name, doc, settable=True):
 class HammingIndex:
     """A Hamming-distance index of binary codes, on faiss binary indexes.
 
-    Items carry user ids (non-negative int64) and optionally a path each.
-    Codes are ±1 codes or packed uint8 bytes (uint8 is always packed).
-    `"flat"` is faiss's exact `IndexBinaryFlat`, `"hnsw"` an
-    `IndexBinaryHNSW` and `"ivf"` an `IndexBinaryIVF`, trained on the first
-    batch added. `nprobe`, `ef_search` and `ef_construction` can be set at
-    any time (recall and speed: `benchmarks/results/ann.md`).
+    Items carry ids (non-negative int64) and optionally a path each; codes
+    are ±1 codes or packed uint8 bytes. `nprobe`, `ef_search` and
+    `ef_construction` can be set at any time (their recall and speed:
+    `benchmarks/results/ann.md`).
 
     Args:
         bits: code length, a positive multiple of 8.
-        kind: `"flat"`, `"hnsw"` or `"ivf"`.
+        kind: `"flat"` (exact), `"hnsw"` or `"ivf"` (trained on the first
+            batch added): faiss's `IndexBinaryFlat`, `...HNSW`, `...IVF`.
         hnsw_neighbors: graph degree of HNSW (faiss's `M`), 2 to 1024.
         nlist: number of inverted lists of IVF.
         nprobe: lists visited per IVF query (at most `nlist`).
@@ -160,10 +152,8 @@ class HammingIndex:
         else:
             ids = _check_ids(ids, n)
             # Ids above every stored one are new by construction.
-            repeated = (
-                ids[np.isin(ids, self.ids)] if n and ids.min() <= self._largest else []
-            )
-            if len(repeated):
+            stored = self.ids if n and ids.min() <= self._largest else []
+            if (repeated := ids[np.isin(ids, stored)]).size:
                 raise ValueError(
                     "`ids` must be unique, also across earlier add() calls; id "
                     f"{int(repeated[0])} is already in the index."
@@ -202,17 +192,15 @@ class HammingIndex:
             k: number of neighbours, > 0; capped at `len(self)`.
 
         Returns:
-            `(distances, ids)`, int32 and int64 arrays `(nq, min(k,
-            len(self)))`, nearest first. An approximate index may find
-            fewer: its empty slots hold id -1 and distance
-            `MISSING_DISTANCE`. The order at equal distance is faiss's.
+            `(distances, ids)`, int32 and int64 `(nq, min(k, len(self)))`,
+            nearest first; a slot an approximate index left empty holds id
+            -1 and distance `MISSING_DISTANCE`.
         """
         k = min(check_positive_int("k", k), len(self))
         packed = to_packed(queries, self.bits, name="queries")
         if k == 0:
-            return np.zeros((len(packed), 0), np.int32), np.zeros(
-                (len(packed), 0), np.int64
-            )
+            empty = np.zeros((len(packed), 0))
+            return empty.astype(np.int32), empty.astype(np.int64)
         distances, ids = self._index.search(packed, k)
         distances = distances.astype(np.int32)
         distances[ids < 0] = MISSING_DISTANCE
