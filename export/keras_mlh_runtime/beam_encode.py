@@ -61,11 +61,11 @@ def _decode(readable_file, image_shape, resize_to):
     return path, pixels.astype(np.float32)
 
 
-def _assign(path, result, num_shards):
+def _assign(path, result, num_shards=1):  # Beam: side inputs have defaults
     return shard_of(path, num_shards), (path, np.asarray(result.inference))
 
 
-def _write_shard(shard, items, prefix, num_shards):
+def _write_shard(shard, items, prefix=None, num_shards=1):
     """Writes one shard under a unique temporary name (a retried bundle may
     write at once), renamed over the shard: a reader sees one whole shard."""
     items = sorted(items, key=lambda item: item[0])
