@@ -2,12 +2,7 @@
 
 Its own distribution (`pip install ./export`: numpy, onnxruntime, faiss-cpu;
 Pillow with the `images` extra, Apache Beam with `beam`); it never imports
-TensorFlow, Keras or keras-mlh.
-
-Example:
->>> from keras_mlh_runtime import HashEncoder  # doctest: +SKIP
->>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
->>> distances, ids = encoder.search(queries, encoder.build_index(database), k=10)  # doctest: +SKIP
+TensorFlow, Keras or keras-mlh. Start with `HashEncoder` and `HammingIndex`.
 """
 
 from keras_mlh_runtime.encoder import HashEncoder

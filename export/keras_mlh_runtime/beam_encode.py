@@ -41,16 +41,6 @@ PROG = "python -m keras_mlh_runtime.beam_encode"
 SHARD_PATTERN = "{prefix}-{shard:05d}-of-{num_shards:05d}.npz"
 
 
-def shard_of(path, num_shards):
-    """The shard of an image path, the same on every machine (not `hash`).
-
-    Example:
-    >>> shard_of("images/0.png", 4)
-    3
-    """
-    return zlib.crc32(path.encode("utf-8")) % num_shards
-
-
 def _packed(session, batch, inference_args=None, name=None):
     return session.run(["packed"], {name: np.stack(batch)})[0]
 
@@ -62,7 +52,9 @@ def _decode(readable_file, image_shape, resize_to):
 
 
 def _assign(path, result, num_shards=1):  # Beam: side inputs have defaults
-    return shard_of(path, num_shards), (path, np.asarray(result.inference))
+    # The same shard on every machine (unlike Python's `hash` of a string).
+    shard = zlib.crc32(path.encode("utf-8")) % num_shards
+    return shard, (path, np.asarray(result.inference))
 
 
 def _write_shard(shard, items, prefix=None, num_shards=1):
@@ -96,7 +88,7 @@ class EncodeImages(beam.PTransform):
         batch_size: the largest batch of one onnxruntime call.
 
     Returns:
-        (applied to a pipeline) a `PCollection` of the written shards' paths.
+        (applied) a `PCollection` of the written shards' paths.
 
     Example:
     >>> with beam.Pipeline() as pipeline:  # doctest: +SKIP

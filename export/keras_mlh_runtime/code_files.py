@@ -1,6 +1,5 @@
-"""Codes files of `keras-mlh encode` and `beam_encode`: an `.npy` of packed
-uint8 codes, or an `.npz` of `codes` (packed or ±1) and optionally `bits`
-and, one per code, `ids` (int64), `paths` (image files) and `labels`.
+"""Codes files: an `.npy` of packed uint8 codes, or an `.npz` of `codes`
+(packed or ±1), `bits` and, one per code, `ids`, `paths` and `labels`.
 
 Example:
 >>> save_codes("codes.npz", np.array([[1, -1] * 8], np.int8), bits=16)

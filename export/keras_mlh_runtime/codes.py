@@ -26,8 +26,7 @@ def validate_bits(bits):
             f"bytes), e.g. 16, 32 or 64. Received: bits={bits!r}"
         )
     if bits > MAX_BITS:
-        # A hash layer has features x bits weights: 10**8 bits would ask for
-        # tens of GiB and hang instead of failing.
+        # features x bits hash weights: 10**8 bits would hang, not fail.
         raise ValueError(
             f"`bits` must be at most {MAX_BITS}; hash codes are usually 16 to 256 "
             f"bits. Received: bits={bits!r}"

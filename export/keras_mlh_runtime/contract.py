@@ -71,7 +71,7 @@ def check_resize_to(resize_to, image_shape):
         image_shape: the encoder's `(height, width, channels)`.
 
     Returns:
-        `None` or a `(height, width)` tuple of ints.
+        `None` or a `(height, width)` tuple.
 
     Example:
     >>> check_resize_to([256, 256], (224, 224, 3))

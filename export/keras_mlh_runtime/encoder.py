@@ -14,14 +14,9 @@ _END = object()
 
 
 def read_ahead(iterable, depth=2):
-    """The items of `iterable`, computed up to `depth` ahead in a thread (the
-    next batch is decoded while one runs: both release the GIL).
-
-    The iterable's exception is raised at its item; closing the generator
+    """The items of `iterable` in order, computed up to `depth` ahead in a
+    thread; its exception is raised at its item, and closing the generator
     stops the thread after its current item.
-
-    Returns:
-        A generator of the same items in the same order.
 
     Example:
     >>> list(read_ahead(x * x for x in range(4)))
@@ -64,7 +59,6 @@ class HashEncoder:
         self.bits = int(metadata["bits"])
         self.input_name = metadata["input_name"]
         self.input_shape = tuple(int(d) for d in metadata["input_shape"])
-        # Set for an encoder trained on resized-then-cropped files.
         self.resize_to = check_resize_to(metadata.get("resize_to"), self.input_shape)
 
     @classmethod
@@ -121,8 +115,7 @@ class HashEncoder:
             images[i : i + batch_size].astype(np.float32, copy=False)
             for i in range(0, len(images), batch_size)
         )
-        # Each batch's float32 copy is made beside inference, not one copy of
-        # all images (4x uint8's memory); one batch does without the thread.
+        # A float32 copy per batch, not of all images (4x uint8's memory).
         return self._run(batches, output, ahead=len(images) > batch_size)
 
     def encode_files(self, paths, batch_size=256, output="packed", workers=None):
@@ -179,8 +172,7 @@ class HashEncoder:
                 [self.session.run([output], {self.input_name: b})[0] for b in batches]
             )
         finally:
-            # On an error, stop the read-ahead thread now, not when the
-            # traceback (which holds this frame) is freed.
+            # Now, not when a traceback holding this frame is freed.
             batches.close()
 
     def build_index(

@@ -57,10 +57,8 @@ def validate_images(images, image_shape=None, name="images", any_int=True):
     """A batch of raw pixels as a rank-4 numpy array, checked.
 
     Args:
-        images: `(n, height, width, channels)` pixels in [0, 255] (or
-            `(n, height, width)`: single-channel).
-        image_shape: the expected `(height, width, channels)`; `None`
-            entries are not checked.
+        images: `(n, height, width[, channels])` pixels in [0, 255].
+        image_shape: the expected `(height, width, channels)` (`None`: any).
         name: the argument's name, for messages.
         any_int: accept any integer dtype, not only uint8 (and floats).
 
@@ -74,7 +72,7 @@ def validate_images(images, image_shape=None, name="images", any_int=True):
     array = np.asarray(images)
     if array.dtype.kind not in ("iuf" if any_int else "f") and array.dtype != np.uint8:
         raise ValueError(
-            f"`{name}` must be uint8 or float pixel values in [0, 255]; convert "
+            f"`{name}` must be uint8 or float (numeric) pixels in [0, 255]; convert "
             f"them, e.g. {name}.astype(np.float32). Received: dtype={array.dtype}"
         )
     if array.ndim == 3:

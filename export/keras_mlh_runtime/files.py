@@ -111,17 +111,16 @@ def atomic_folder(path):
             for root, _, names in os.walk(work):
                 for name in names:
                     _fsync(os.path.join(root, name))
-            old = work + "old" if os.path.isdir(path) and os.listdir(path) else None
-            if old:
+            old = work + "old"
+            if os.path.isdir(path) and os.listdir(path):
                 os.replace(path, old)
             try:
                 os.replace(work, path)
             except BaseException:
-                if old:
-                    os.replace(old, path)
+                if os.path.isdir(old):
+                    os.replace(old, path)  # the previous folder back
                 raise
-            if old:
-                shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

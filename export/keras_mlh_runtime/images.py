@@ -1,10 +1,7 @@
 """Image files as an encoder's input pixels, with Pillow: the one decoding
-rule (`decode_planes`) of the training pipeline, `HashEncoder.encode_files`
-and the Beam pipeline, so a file gives them all the same pixels.
-
-Resizing is TensorFlow's antialiased bilinear (Pillow's BILINEAR on float32
-planes: the same triangle kernel and half-pixel centres), rounded once at
-the end (uint8 resizing would round twice).
+rule (`decode_planes`) of training, `HashEncoder` and Beam. Resizing is
+TensorFlow's antialiased bilinear (Pillow's BILINEAR on float32 planes),
+rounded once at the end (uint8 resizing would round twice).
 """
 
 import io
@@ -15,8 +12,7 @@ import numpy as np
 from keras_mlh_runtime.errors import first_line
 
 COLOR_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
-# Pillow's modes of 16-bit grayscale files (PNG, TIFF).
-SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")  # grayscale PNG, TIFF
 # ITU-R 601-2 luma (Pillow's "L" weights), applied in float32 before resizing.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 

@@ -40,12 +40,9 @@ def _setting(name, doc, settable=True):
 
 
 class HammingIndex:
-    """A Hamming-distance index of binary codes, on faiss binary indexes.
-
-    Items carry ids (non-negative int64) and optionally a path each; codes
-    are ±1 codes or packed uint8 bytes. `nprobe`, `ef_search` and
-    `ef_construction` can be set at any time (their recall and speed:
-    `benchmarks/results/ann.md`).
+    """A Hamming-distance index of ±1 or packed uint8 codes, on faiss binary
+    indexes; items carry int64 ids and optionally paths. The search settings
+    can be set at any time (their recall and speed: `benchmarks/results/ann.md`).
 
     Args:
         bits: code length, a positive multiple of 8.
@@ -58,12 +55,10 @@ class HammingIndex:
         ef_construction: HNSW candidates while adding.
 
     Example:
-    >>> rng = np.random.default_rng(0)
-    >>> database_codes = rng.integers(0, 256, (100, 4), dtype=np.uint8)  # packed
-    >>> database_files = [f"images/{i}.png" for i in range(100)]
-    >>> index = HammingIndex(bits=32)
-    >>> ids = index.add(database_codes, ids=np.arange(100) + 1000, paths=database_files)
-    >>> distances, ids = index.search(database_codes[:2], k=3)
+    >>> codes = np.random.default_rng(0).integers(0, 256, (100, 4), np.uint8)
+    >>> index = HammingIndex(bits=32)  # packed codes: 4 bytes of 8 bits
+    >>> _ = index.add(codes, ids=np.arange(100) + 1000, paths=[f"images/{i}.png" for i in range(100)])
+    >>> distances, ids = index.search(codes[:2], k=3)
     >>> index.save("db.faiss"); again = HammingIndex.load("db.faiss")
     >>> int(ids[0, 0]), int(distances[0, 0]), again.paths_of(ids[0])[0]
     (1000, 0, 'images/0.png')
@@ -214,7 +209,7 @@ class HammingIndex:
             radius: maximum distance, >= 0.
 
         Returns:
-            One `(distances, ids)` pair per query, by distance, then id.
+            A `(distances, ids)` pair per query, by distance, then id.
         """
         radius = check_int_in_range("radius", radius, 0, _MAX_PARAMETER - 1)
         if self.kind == "hnsw":
@@ -233,12 +228,9 @@ class HammingIndex:
         return results
 
     def save(self, path):
-        """Writes the index, its settings and paths as one file, atomically.
-
-        An `.npz` (every zip member has a CRC-32, checked by `load`) of
-        `faiss.serialize_index_binary`'s bytes and JSON settings, renamed
-        over `path`: readers load the previous index or this one, with no
-        lock; a full disk or a kill leaves the previous file.
+        """Writes the index, its settings and paths as one `.npz` (CRC-checked
+        by `load`), renamed over `path`: readers load the previous index or
+        this one, with no lock; a full disk or a kill leaves the previous one.
 
         Args:
             path: the index file; its folder must exist.
@@ -303,8 +295,7 @@ class HammingIndex:
 
 
 def _check_ids(ids, n):
-    """`ids` as `n` unique int64 ids in [0, 2**63 - 1] (faiss reports -1 for
-    an empty slot)."""
+    """`ids` as `n` unique int64 ids (faiss reports -1 for an empty slot)."""
     array = np.asarray(ids)
     if (
         array.shape != (n,)
