@@ -132,10 +132,7 @@ def open_export(
         threads: onnxruntime intra-op threads (`None`: its default).
 
     Returns:
-        `(metadata, onnx_path, session)`.
-
-    Example:
-    >>> metadata, _, session = open_export("encoder", open, os.path.join)  # doctest: +SKIP
+        `(metadata, onnx_path, session)`; `HashEncoder.load` is the example.
     """
     import onnxruntime as ort
 
