@@ -353,7 +353,7 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
     import keras
 
     from keras_mlh_runtime.codes import binarize
-    from keras_mlh_runtime.read_ahead import read_ahead
+    from keras_mlh_runtime.encoder import read_ahead
 
     # Whole batches per chunk: only the very last batch is partial, so the
     # progress bar can count batches.

@@ -213,17 +213,17 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from keras_mlh_runtime import beam_encode
 prefix, rename = sys.argv[1], FileSystems.rename
-beam_encode._write_shard(0, [("a.png", np.zeros(2, np.uint8))], prefix, 1, 16)
+beam_encode._write_shard(0, [("a.png", np.zeros(2, np.uint8))], prefix, 1)
 
 def killed(*args):
     raise KeyboardInterrupt  # stands for a kill at the rename
 FileSystems.rename = killed
 try:
-    beam_encode._write_shard(0, [("b.png", np.ones(2, np.uint8))], prefix, 1, 16)
+    beam_encode._write_shard(0, [("b.png", np.ones(2, np.uint8))], prefix, 1)
 except KeyboardInterrupt:
     print(np.load(prefix + "-00000-of-00001.npz")["paths"].tolist())
 FileSystems.rename = rename
-beam_encode._write_shard(0, [("c.png", np.ones(2, np.uint8))], prefix, 1, 16)
+beam_encode._write_shard(0, [("c.png", np.ones(2, np.uint8))], prefix, 1)
 print(np.load(prefix + "-00000-of-00001.npz")["paths"].tolist())
 """
 

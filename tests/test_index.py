@@ -228,7 +228,7 @@ def _edit_meta(path, faiss_index=None, **fields):
         ({"nprobe": "8"}, "`nprobe` is missing or of the wrong type"),
         ({"count": True}, "`count` is missing"),
         ({"paths": {"1": "a"}}, "`paths` is missing"),
-        ({"kind": "lsh"}, "unknown kind 'lsh'"),
+        ({"kind": "lsh"}, "Damaged index .*`kind` must be one of .*'lsh'"),
         ({"kind": "hnsw"}, "holds a IndexBinaryFlat"),
         ({"nprobe": 0}, "`nprobe` must be an integer"),
         ({"count": 7}, "holds 5 codes of 16 bits, its settings say 7"),

@@ -1,11 +1,11 @@
-"""`keras_mlh_runtime.read_ahead`: the bounded background reader of chunks."""
+"""`keras_mlh_runtime.encoder.read_ahead`: the bounded background reader of chunks."""
 
 import threading
 import time
 
 import pytest
 
-from keras_mlh_runtime.read_ahead import read_ahead
+from keras_mlh_runtime.encoder import read_ahead
 
 pytestmark = pytest.mark.backend_independent  # threads
 

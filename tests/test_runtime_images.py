@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_mlh_runtime.images import color_mode, decode_image, read_image
+from keras_mlh_runtime.images import color_mode, read_image
 
 pytestmark = pytest.mark.backend_independent  # serving: onnxruntime on image files
 
@@ -145,7 +145,8 @@ def test_codes_of_resized_files_match_keras_mlh_encode(
 def test_decode_bytes(files):
     data = files["gray.png"].read_bytes()
     np.testing.assert_array_equal(
-        decode_image(data, (28, 28, 1)), read_image(files["gray.png"], (28, 28, 1))
+        read_image("gray.png", (28, 28, 1), data=data),
+        read_image(files["gray.png"], (28, 28, 1)),
     )
 
 

@@ -1,17 +1,9 @@
-"""Codes files: packed codes with their ids, paths, labels and code length.
-
-The format written by `keras-mlh encode` (`keras_mlh.encoding`) and, as
-shards, by `keras_mlh_runtime.beam_encode`, and read by `keras-mlh index
-build`. An `.npy` holds the packed uint8 codes `(n, bits / 8)` only; an
-`.npz` holds `codes` (packed uint8, or ±1 codes), and optionally `ids`
-(int64, one per code), `bits`, `paths` (the image files, one per code) and
-`labels`. numpy only; arrays are read without pickles.
+"""Codes files: an `.npy` of packed uint8 codes, or an `.npz` of `codes`
+(packed or ±1), `bits` and, one per code, `ids`, `paths` and `labels`.
 
 Example:
->>> import os, tempfile
->>> path = os.path.join(tempfile.mkdtemp(), "codes.npz")
->>> save_codes(path, np.array([[1, -1] * 8], np.int8), bits=16)
->>> packed, ids, paths, bits = load_codes(path)
+>>> save_codes("codes.npz", np.array([[1, -1] * 8], np.int8), bits=16)
+>>> packed, ids, paths, bits = load_codes("codes.npz")
 >>> packed.shape, ids.tolist(), bits
 ((1, 2), [0], 16)
 """
@@ -23,75 +15,40 @@ import numpy as np
 from keras_mlh_runtime.codes import to_packed
 from keras_mlh_runtime.errors import first_line
 
-# The names an images file stores its images under (`x_query`: a run's split).
 IMAGE_KEYS = ("images", "x", "x_query")
 
 
-def require_file(path, what, hint=""):
-    """Raises a `ValueError` unless `path` is an existing file.
-
-    Args:
-        path: the path to check.
-        what: what the file is, for the message (e.g. "Codes file").
-        hint: a sentence appended to the message.
-    """
-    if os.path.isdir(path):
-        raise ValueError(f"{what} {path!r} is a folder, not a file.{hint}")
-    if not os.path.isfile(path):
-        raise ValueError(f"{what} not found: {path!r}.{hint}")
+def load_npy(path, what, archive=False):
+    """The array of an `.npy` file (all arrays of an `.npz` as a dict, with
+    `archive`), read without pickles; `what` names the file in messages."""
+    _require_file(path, what)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not archive:
+            return data
+        with data:
+            return {key: data[key] for key in data.files}
+    except Exception as error:
+        kind = "numpy .npz archive" if archive else "numpy .npy array"
+        raise ValueError(
+            f"Cannot read {what} {path!r} as a {kind}: {first_line(error)}"
+        ) from None
 
 
 def load_npz(path, what):
-    """All arrays of an `.npz` file, read without pickles.
+    """All arrays of an `.npz` file as a dict (see `load_npy`).
 
-    Args:
-        path: the `.npz` file.
-        what: what the file is, for messages.
-
-    Returns:
-        A dict of name -> array.
+    Example:
+    >>> np.savez("data.npz", images=np.zeros((2, 4)))
+    >>> sorted(load_npz("data.npz", "Data file"))
+    ['images']
     """
-    require_file(path, what)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except Exception as error:
-        raise ValueError(
-            f"Cannot read {what} {path!r} as a numpy .npz archive: {first_line(error)}"
-        ) from None
-
-
-def load_npy(path, what):
-    """The array of an `.npy` file, read without pickles.
-
-    Args:
-        path: the `.npy` file.
-        what: what the file is, for messages.
-
-    Returns:
-        The array.
-    """
-    require_file(path, what)
-    try:
-        return np.load(path, allow_pickle=False)
-    except Exception as error:
-        raise ValueError(
-            f"Cannot read {what} {path!r} as a numpy .npy array: {first_line(error)}"
-        ) from None
+    return load_npy(path, what, archive=True)
 
 
 def pick(arrays, keys, path, fix):
-    """The first of `keys` present in `arrays`.
-
-    Args:
-        arrays: the arrays of a file, name -> array.
-        keys: the accepted names, preferred first.
-        path: the file, for the message.
-        fix: what to do when none is there, for the message.
-
-    Returns:
-        The key found.
-    """
+    """The first of `keys` present in `arrays` (a file's arrays by name);
+    else a `ValueError` naming `path` and ending with `fix`."""
     for key in keys:
         if key in arrays:
             return key
@@ -102,19 +59,9 @@ def pick(arrays, keys, path, fix):
 
 
 def check_ids(ids, count, path, per):
-    """`ids` from a file as int64, one per image or code.
-
-    Args:
-        ids: the array stored as `ids`.
-        count: how many there must be.
-        path: the file, for the message.
-        per: "image" or "code", for the message.
-
-    Returns:
-        int64 array `(count,)`.
-    """
+    """`ids` from the file `path` as int64, one per `per` ("image", "code")."""
     ids = np.asarray(ids)
-    if not np.issubdtype(ids.dtype, np.integer) or ids.shape != (count,):
+    if ids.dtype.kind not in "iu" or ids.shape != (count,):
         raise ValueError(
             f"`ids` in {path!r} must be {count} integers, one per {per}. "
             f"Received: shape={ids.shape}, dtype={ids.dtype}"
@@ -126,34 +73,24 @@ def save_codes(path, codes, bits=None, ids=None, paths=None, labels=None):
     """Writes a codes file to exactly `path` (numpy would add a suffix).
 
     Args:
-        path: the file, usually a temporary name from an atomic write; its
-            final name's suffix picks the format: an `.npy` gets the packed
-            codes only.
-        codes: the codes in any form (`keras_mlh_runtime.codes.to_packed`).
-        bits: the code length, needed for packed codes in an `.npz`.
+        path: the file (`.npy`: the packed codes only).
+        codes: the codes in any form (`codes.to_packed`).
+        bits: the code length.
         ids: int64 ids, one per code; `None` numbers them 0..n-1.
-        paths: the image files, one per code, or `None`.
-        labels: the labels, one per code, or `None`.
-        (`.npz` only: `ids`, `paths` and `labels`.)
+        paths, labels: one per code each, or `None`.
     """
     packed = to_packed(codes, bits)
     with open(path, "wb") as f:
         if str(path).lower().endswith(".npy"):
             np.save(f, packed, allow_pickle=False)
-            return
-        ids = np.arange(len(packed)) if ids is None else ids
-        write_npz_codes(f, packed, ids=ids, paths=paths, labels=labels)
+        else:
+            ids = np.arange(len(packed)) if ids is None else ids
+            write_npz_codes(f, packed, ids=ids, paths=paths, labels=labels)
 
 
 def write_npz_codes(f, packed, ids=None, paths=None, labels=None):
-    """Writes packed codes and what goes with them as an `.npz` to a file
-    object: the one layout `load_codes` reads, also that of Beam's shards.
-
-    Args:
-        f: a binary file object (a local file, or a Beam file system's).
-        packed: uint8 packed codes `(n, bits / 8)`.
-        ids, paths, labels: one per code each, or `None` to leave out.
-    """
+    """Writes packed codes, and `ids`, `paths`, `labels` unless `None`, as an
+    `.npz` to a binary file object (also a Beam file system's)."""
     extra = {k: v for k, v in (("paths", paths), ("labels", labels)) if v is not None}
     if ids is not None:
         extra["ids"] = np.asarray(ids).astype(np.int64)
@@ -164,45 +101,29 @@ def load_codes(path, what="Codes file"):
     """Packed codes with their ids and paths from a codes file.
 
     Args:
-        path: an `.npy` of codes, or an `.npz` with `codes` and optional
-            `ids`, `paths` and `bits`; packed uint8 or ±1 codes.
+        path: an `.npy` or `.npz` codes file.
         what: what the file is, for messages.
 
     Returns:
         `(packed, ids, paths, bits)`: uint8 codes `(n, bits / 8)`, int64 ids
-        or `None`, paths (one per code) or `None`, and the code length.
+        or `None`, paths or `None`, and the code length.
     """
     ids = paths = bits = None
     if path.lower().endswith(".npy"):
         codes = load_npy(path, what)
     elif path.lower().endswith(".npz"):
         arrays = load_npz(path, what)
-        if "codes" not in arrays and any(k in arrays for k in IMAGE_KEYS):
-            raise ValueError(
-                f"{path!r} holds images, not codes; pass --model MODEL.keras to "
-                "encode them, or encode them first with `keras-mlh encode`."
-            )
         codes = arrays[
             pick(arrays, ("codes",), path, "make one with `keras-mlh encode`.")
         ]
-        ids = arrays.get("ids")
-        paths = arrays.get("paths")
-        if "bits" in arrays:
-            bits = int(arrays["bits"])
-    elif os.path.isdir(path):
-        raise ValueError(
-            f"{path!r} is a folder: pass --model MODEL.keras to encode its images, "
-            "or give a codes file from `keras-mlh encode`."
-        )
+        ids, paths = arrays.get("ids"), arrays.get("paths")
+        bits = int(arrays["bits"]) if "bits" in arrays else None
     else:
-        require_file(path, what)
+        _require_file(path, what)
         raise ValueError(
             f"{what} must be an .npy or .npz file from `keras-mlh encode`; got {path!r}."
         )
-    try:
-        packed = to_packed(codes, bits, name=f"codes of {path}")
-    except ValueError as error:
-        raise ValueError(first_line(error)) from None
+    packed = to_packed(codes, bits, name=f"codes of {path}")
     if ids is not None:
         ids = check_ids(ids, len(packed), path, "code")
     if paths is not None and len(paths) != len(packed):
@@ -210,78 +131,60 @@ def load_codes(path, what="Codes file"):
     return packed, ids, paths, packed.shape[1] * 8
 
 
-def load_code_files(paths, what="Codes file"):
-    """The codes of one or several codes files, concatenated in order.
-
-    Several files are, e.g., the shards of `keras_mlh_runtime.beam_encode`.
+def load_code_files(files, what="Codes file"):
+    """The codes of one or several codes files (e.g. Beam's shards), in order.
 
     Args:
-        paths: the files (see `load_codes`).
+        files: the files (see `load_codes`), each given once.
         what: what the files are, for messages.
 
     Returns:
-        `(packed, ids, paths, bits)` as `load_codes`: ids are `None` when no
-        file has ids (the index numbers the codes 0..n-1 in this order);
-        paths are kept when every file has them.
+        `(packed, ids, paths, bits)` as `load_codes`; ids or paths are `None`
+        unless every file has them.
     """
-    if len(paths) == 1:
-        return load_codes(paths[0], what)
-    real = [os.path.realpath(path) for path in paths]
-    twice = next(
-        (p for p, r in zip(paths, real, strict=True) if real.count(r) > 1), None
-    )
-    if twice is not None:
-        raise ValueError(
-            f"{twice!r} is given twice: its codes would be indexed twice; give "
-            "each codes file once."
-        )
-    parts = [load_codes(path, what) for path in paths]
-    lengths = {bits for _, _, _, bits in parts}
-    if len(lengths) > 1:
-        found = ", ".join(
-            f"{p!r}: {bits}" for p, (*_, bits) in zip(paths, parts, strict=True)
-        )
+    if len(files) == 1:
+        return load_codes(files[0], what)
+    real = [os.path.realpath(file) for file in files]
+    for file, path in zip(files, real, strict=True):
+        if real.count(path) > 1:
+            raise ValueError(
+                f"{file!r} is given twice: its codes would be indexed twice; give "
+                "each codes file once."
+            )
+    parts = [load_codes(file, what) for file in files]
+    if len({bits for *_, bits in parts}) > 1:
+        found = ", ".join(f"{f!r}: {p[3]}" for f, p in zip(files, parts, strict=True))
         raise ValueError(
             f"The codes files hold codes of different lengths ({found} bits); "
             "encode them all with the same model."
         )
-    packed = np.concatenate([part[0] for part in parts])
-    ids = _all_or_none(
-        paths,
-        [part[1] for part in parts],
-        "has no `ids` but other codes files do; give every file ids, or none "
+    lacking = {
+        1: "has no `ids` but other codes files do; give every file ids, or none "
         "(the index then numbers the codes in order).",
-    )
-    names = _all_or_none(
-        paths,
-        [part[2] for part in parts],
-        "has no image `paths` (one per code) but other codes files do: the "
+        2: "has no image `paths` (one per code) but other codes files do: the "
         "index would lose them all; encode every file from image files, or "
         "index the files without paths separately.",
-    )
-    if names is not None:
-        unique, counts = np.unique(names, return_counts=True)
+    }
+    joined = [np.concatenate([part[0] for part in parts]), None, None, parts[0][3]]
+    for field, message in lacking.items():
+        given = [part[field] is not None for part in parts]
+        if any(given) and not all(given):
+            raise ValueError(f"{files[given.index(False)]!r} {message}")
+        if all(given):
+            joined[field] = np.concatenate([part[field] for part in parts])
+    if joined[2] is not None:
+        unique, counts = np.unique(joined[2], return_counts=True)
         if counts.max() > 1:
             raise ValueError(
                 f"The image {str(unique[counts.argmax()])!r} is in several codes "
                 "files (shards of two runs over the same images?); give the "
                 "shards of one run."
             )
-    return packed, ids, names, lengths.pop()
+    return tuple(joined)
 
 
-def _all_or_none(files, arrays, lacking):
-    """The `arrays` of every file concatenated, `None` when no file has one.
-
-    Args:
-        files: the codes files, for the message.
-        arrays: one array or `None` per file.
-        lacking: the message after the name of a file without one, when
-            some files have one and others not.
-    """
-    given = [array is not None for array in arrays]
-    if not any(given):
-        return None
-    if not all(given):
-        raise ValueError(f"{files[given.index(False)]!r} {lacking}")
-    return np.concatenate(arrays)
+def _require_file(path, what):
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a folder, not a file.")
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} not found: {path!r}.")

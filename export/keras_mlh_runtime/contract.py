@@ -1,24 +1,17 @@
-"""The export contract: what an exported keras-mlh encoder folder holds.
-
-One home for what the exporter (`keras_mlh.export.export_encoder`) writes
-and every reader (`HashEncoder`, the Beam pipeline) checks: the file names,
-the graph's input and outputs with their dtypes, and the `metadata.json`
-schema. numpy only.
+"""The export contract: what `keras_mlh.export.export_encoder` writes and
+`HashEncoder` and the Beam pipeline check.
 
 A folder holds `model.onnx` and/or `saved_model/` and `metadata.json`. The
-graph takes `images`, float32 raw pixels `(batch, height, width,
-channels)` in [0, 255], and gives `embedding` (float32 `(batch, bits)`),
-`codes` (int8 ±1) and `packed` (uint8 `(batch, bits / 8)`, in
-`keras_mlh_runtime.codes.BIT_ORDER`).
+graph takes `images`, float32 pixels `(batch, height, width, channels)` in
+[0, 255], and gives `embedding` (float32 `(batch, bits)`), `codes` (int8
+±1) and `packed` (uint8 `(batch, bits / 8)`, `codes.BIT_ORDER`).
 """
 
 import hashlib
 import json
-import os
 
-import numpy as np
-
-from keras_mlh_runtime.codes import BIT_ORDER, is_code_length
+from keras_mlh_runtime.codes import BIT_ORDER
+from keras_mlh_runtime.errors import first_line, is_int
 
 ONNX_FILE = "model.onnx"
 SAVED_MODEL_DIR = "saved_model"
@@ -26,29 +19,25 @@ METADATA_FILE = "metadata.json"
 METADATA_FORMAT = "keras-mlh-encoder"
 FORMATS = ("saved_model", "onnx")
 INPUT_NAME = "images"
-INPUT_DTYPE = "float32"
-INPUT_RANGE = (0, 255)
 OUTPUT_NAMES = ("embedding", "codes", "packed")
 OUTPUT_DTYPES = {"embedding": "float32", "codes": "int8", "packed": "uint8"}
-# onnxruntime's names of those dtypes.
 ONNX_TYPES = {
-    name: {"float32": "tensor(float)"}.get(dtype, f"tensor({dtype})")
-    for name, dtype in OUTPUT_DTYPES.items()
+    "embedding": "tensor(float)",
+    "codes": "tensor(int8)",
+    "packed": "tensor(uint8)",
 }
 REEXPORT = "export the model again with keras_mlh.export.export_encoder"
-# metadata.json's key for the sha256 of the model.onnx it was written with.
-ONNX_SHA256 = "onnx_sha256"
+ONNX_SHA256 = "onnx_sha256"  # metadata.json's key for model.onnx's sha256
 
 
 def encoder_metadata(bits, image_shape, formats, **fields):
-    """The `metadata.json` of an export, in the schema `parse_metadata` reads.
+    """The `metadata.json` of an export, in the schema `open_export` reads.
 
     Args:
         bits: the code length.
         image_shape: `(height, width, channels)` of the input.
         formats: the formats written (a subset of `FORMATS`).
-        **fields: further entries (the model's mode, classes, versions,
-            opset, input scaling), stored as given.
+        **fields: further entries (mode, classes, versions, opset, ...).
 
     Returns:
         The metadata dict.
@@ -64,8 +53,8 @@ def encoder_metadata(bits, image_shape, formats, **fields):
         "bit_order": BIT_ORDER,
         "input_name": INPUT_NAME,
         "input_shape": [int(d) for d in image_shape],
-        "input_dtype": INPUT_DTYPE,
-        "input_range": list(INPUT_RANGE),
+        "input_dtype": "float32",
+        "input_range": [0, 255],
         "output_names": list(OUTPUT_NAMES),
         "output_dtypes": dict(OUTPUT_DTYPES),
         "formats": list(formats),
@@ -74,21 +63,15 @@ def encoder_metadata(bits, image_shape, formats, **fields):
 
 
 def check_resize_to(resize_to, image_shape):
-    """The checked `resize_to` of an encoder: `None` or `(height, width)`.
-
-    An encoder trained with a resize-then-crop recipe (e.g. 256 -> 224)
-    reads image files the same way: resized to `resize_to`, then the
-    central crop of the input size.
+    """The checked `resize_to` of an encoder trained with a resize-then-crop
+    recipe (e.g. 256 -> 224): files are resized to it, then center-cropped.
 
     Args:
         resize_to: `None`, or two ints at least the input's height and width.
         image_shape: the encoder's `(height, width, channels)`.
 
     Returns:
-        `None` or a `(height, width)` tuple of ints.
-
-    Raises:
-        ValueError: for anything else.
+        `None` or a `(height, width)` tuple.
 
     Example:
     >>> check_resize_to([256, 256], (224, 224, 3))
@@ -96,56 +79,24 @@ def check_resize_to(resize_to, image_shape):
     """
     if resize_to is None:
         return None
-    height, width = int(image_shape[0]), int(image_shape[1])
+    size = (int(image_shape[0]), int(image_shape[1]))
     if (
         isinstance(resize_to, (str, bytes))
         or not hasattr(resize_to, "__len__")
         or len(resize_to) != 2
-        or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-            for s in resize_to
-        )
-        or resize_to[0] < height
-        or resize_to[1] < width
+        or not all(is_int(s) for s in resize_to)
+        or resize_to[0] < size[0]
+        or resize_to[1] < size[1]
     ):
         raise ValueError(
             f"`resize_to` must be None or (height, width) ints at least the input "
-            f"size {(height, width)}; received resize_to={resize_to!r}."
+            f"size {size}; received resize_to={resize_to!r}."
         )
     return int(resize_to[0]), int(resize_to[1])
 
 
-def read_metadata(path):
-    """The checked contents of the `metadata.json` at `path` (see `parse_metadata`).
-
-    Args:
-        path: the file.
-
-    Returns:
-        The metadata dict.
-
-    Raises:
-        ValueError: when it is missing, corrupt or not encoder metadata.
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"{path!r} is missing; {REEXPORT}.")
-    with open(path, "rb") as f:
-        return parse_metadata(f.read(), path)
-
-
-def parse_metadata(data, path):
-    """The checked contents of a `metadata.json`.
-
-    Args:
-        data: the file's bytes.
-        path: the file, for messages.
-
-    Returns:
-        The metadata dict, with valid `bits`, `input_shape` and `input_name`.
-
-    Raises:
-        ValueError: when it is corrupt or not keras-mlh encoder metadata.
-    """
+def _parse_metadata(data, path):
+    """The dict of `metadata.json`'s bytes, with a valid `bits`."""
     try:
         metadata = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -155,100 +106,56 @@ def parse_metadata(data, path):
             f"{path!r} is not keras-mlh encoder metadata (expected "
             f'"format": "{METADATA_FORMAT}"); {REEXPORT}.'
         )
-    bits, shape = metadata.get("bits"), metadata.get("input_shape")
-    problems = []
-    if not (isinstance(bits, int) and is_code_length(bits)):
-        problems.append(f"bits={bits!r} (expected a positive multiple of 8)")
-    if not (
-        isinstance(shape, list)
-        and len(shape) == 3
-        and all(isinstance(d, int) and d > 0 for d in shape)
-    ):
-        problems.append(f"input_shape={shape!r} (expected [height, width, channels])")
-    if not isinstance(metadata.get("input_name"), str):
-        problems.append(
-            f"input_name={metadata.get('input_name')!r} (expected a string)"
+    bits = metadata.get("bits")
+    if not (is_int(bits) and bits > 0 and bits % 8 == 0):
+        raise ValueError(
+            f"{path!r} has invalid bits={bits!r} (expected a positive multiple of "
+            f"8); {REEXPORT}."
         )
-    if not problems:
-        try:
-            check_resize_to(metadata.get("resize_to"), shape)
-        except ValueError:
-            problems.append(
-                f"resize_to={metadata.get('resize_to')!r} (expected null or "
-                "[height, width] at least the input size)"
-            )
-    if problems:
-        raise ValueError(f"{path!r} has invalid {', '.join(problems)}; {REEXPORT}.")
     return metadata
 
 
-def check_session(session, metadata, onnx_path):
-    """Checks an onnxruntime session of `model.onnx` against its metadata.
+def open_export(
+    folder, open_file, join, providers=("CPUExecutionProvider",), threads=None
+):
+    """An export folder's checked `metadata.json` and onnxruntime session.
+
+    `model.onnx` must have the sha256 recorded in `metadata.json` (one
+    damaged or of another export would load and give other codes), and its
+    input and outputs must be the metadata's.
 
     Args:
-        session: the `onnxruntime.InferenceSession`.
-        metadata: the checked `metadata.json` (see `parse_metadata`).
-        onnx_path: the ONNX file, for the message.
-
-    Raises:
-        ValueError: when the graph's input or outputs differ from the
-            metadata's.
-    """
-    inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
-    expected_inputs = [
-        (metadata["input_name"], "tensor(float)", list(metadata["input_shape"]))
-    ]
-    outputs = {o.name: (o.type, o.shape[1:]) for o in session.get_outputs()}
-    bits = metadata["bits"]
-    widths = {"embedding": bits, "codes": bits, "packed": bits // 8}
-    expected_outputs = {
-        name: (ONNX_TYPES[name], [widths[name]]) for name in OUTPUT_NAMES
-    }
-    if inputs != expected_inputs or outputs != expected_outputs:
-        raise ValueError(
-            f"{onnx_path!r} does not match its metadata.json: it has inputs {inputs} "
-            f"and outputs {outputs}, metadata.json expects inputs {expected_inputs} "
-            f"and outputs {expected_outputs}; {REEXPORT}."
-        )
-
-
-def fingerprint(data):
-    """The sha256 of a file's bytes, as `metadata.json` records it.
-
-    Args:
-        data: the file's bytes.
+        folder: the export folder.
+        open_file: opens a path to read bytes (`FileSystems.open` on Beam).
+        join: joins a folder and a name (`FileSystems.join` on Beam).
+        providers: onnxruntime execution providers, preferred first.
+        threads: onnxruntime intra-op threads (`None`: its default).
 
     Returns:
-        The hex digest.
-
-    Example:
-    >>> fingerprint(b"")[:8]
-    'e3b0c442'
+        `(metadata, onnx_path, session)`; `HashEncoder.load` is the example.
     """
-    return hashlib.sha256(data).hexdigest()
+    import onnxruntime as ort
 
-
-def check_fingerprint(data, metadata, folder):
-    """Checks `model.onnx`'s bytes against the sha256 in its `metadata.json`.
-
-    Run before onnxruntime parses the bytes: a `model.onnx` copied from
-    another export (or damaged) otherwise loads and gives other codes.
-
-    Args:
-        data: the bytes of the folder's `model.onnx`.
-        metadata: the checked `metadata.json` (see `parse_metadata`).
-        folder: the export folder, for the message.
-
-    Raises:
-        ValueError: when the sha256 is missing or differs.
-    """
-    expected = metadata.get(ONNX_SHA256)
+    contents = {}
+    for name, fix in ((METADATA_FILE, ""), (ONNX_FILE, "(..., formats=('onnx',))")):
+        path = join(folder, name)
+        try:
+            with open_file(path) as file:
+                contents[name] = file.read()
+        except Exception as error:  # OSError, or a remote file system's own
+            raise ValueError(
+                f"{path!r} is missing or unreadable ({type(error).__name__}); "
+                f"{REEXPORT}{fix}."
+            ) from None
+    meta_path = join(folder, METADATA_FILE)
+    metadata = _parse_metadata(contents[METADATA_FILE], meta_path)
+    data, onnx_path = contents[ONNX_FILE], join(folder, ONNX_FILE)
+    expected, actual = metadata.get(ONNX_SHA256), fingerprint(data)
     if expected is None:
         raise ValueError(
             f"Export folder {folder!r}: metadata.json has no {ONNX_SHA256} (the "
             f"fingerprint of {ONNX_FILE}), so the file cannot be checked; {REEXPORT}."
         )
-    actual = fingerprint(data)
     if actual != expected:
         raise ValueError(
             f"Export folder {folder!r}: {ONNX_FILE} is not the file its "
@@ -256,3 +163,41 @@ def check_fingerprint(data, metadata, folder):
             f"{str(expected)[:12]}...): it is damaged or comes from another "
             f"export; {REEXPORT} into this folder."
         )
+    try:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0: the default
+        # onnxruntime parses the bytes that were checked, not the file again.
+        session = ort.InferenceSession(data, options, providers=list(providers))
+    except Exception as error:  # onnxruntime raises its own exception types
+        raise ValueError(
+            f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); {REEXPORT}."
+        ) from None
+    inputs = [(i.name, i.type, i.shape[1:]) for i in session.get_inputs()]
+    outputs = {o.name: (o.type, o.shape[1:]) for o in session.get_outputs()}
+    bits, shape = metadata["bits"], metadata.get("input_shape")
+    widths = {"embedding": bits, "codes": bits, "packed": bits // 8}
+    expected = (
+        [(metadata.get("input_name"), "tensor(float)", shape)],
+        {name: (ONNX_TYPES[name], [widths[name]]) for name in OUTPUT_NAMES},
+    )
+    if (inputs, outputs) != expected:
+        raise ValueError(
+            f"{onnx_path!r} does not match its metadata.json: it has inputs {inputs} "
+            f"and outputs {outputs}, metadata.json expects inputs {expected[0]} "
+            f"and outputs {expected[1]}; {REEXPORT}."
+        )
+    try:
+        check_resize_to(metadata.get("resize_to"), shape)
+    except ValueError as error:
+        raise ValueError(f"{meta_path!r}: {error} {REEXPORT}.") from None
+    return metadata, onnx_path, session
+
+
+def fingerprint(data):
+    """The sha256 of a file's bytes, as `metadata.json` records it.
+
+    Example:
+    >>> fingerprint(b"")[:8]
+    'e3b0c442'
+    """
+    return hashlib.sha256(data).hexdigest()

@@ -1,46 +1,50 @@
-"""`HashEncoder`: an exported keras-mlh encoder run with onnxruntime.
-
-numpy, onnxruntime and (to search) faiss-cpu only: this module and the
-modules of `keras_mlh_runtime` it uses never import TensorFlow, Keras or
-keras_mlh.
-"""
+"""`HashEncoder`: an exported keras-mlh encoder run with onnxruntime."""
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from keras_mlh_runtime.contract import (
-    METADATA_FILE,
-    ONNX_FILE,
-    OUTPUT_NAMES,
-    REEXPORT,
-    check_fingerprint,
-    check_resize_to,
-    check_session,
-    parse_metadata,
-    read_metadata,
-)
-from keras_mlh_runtime.errors import check_positive_int, first_line
+from keras_mlh_runtime.contract import OUTPUT_NAMES, check_resize_to, open_export
+from keras_mlh_runtime.errors import check_positive_int, validate_images
 from keras_mlh_runtime.images import color_mode, read_image
-from keras_mlh_runtime.pixels import validate_images
-from keras_mlh_runtime.read_ahead import read_ahead
 
-OUTPUTS = OUTPUT_NAMES
-# Re-exported for the Beam pipeline and older callers.
-__all__ = ["HashEncoder", "check_session", "parse_metadata"]
+_END = object()
+
+
+def read_ahead(iterable, depth=2):
+    """The items of `iterable` in order, computed up to `depth` ahead in a
+    thread; its exception is raised at its item, and closing the generator
+    stops the thread after its current item.
+
+    Example:
+    >>> list(read_ahead(x * x for x in range(4)))
+    [0, 1, 4, 9]
+    """
+    depth = check_positive_int("depth", depth)
+
+    def items():
+        iterator = iter(iterable)
+        # One worker: the iterator is advanced by one thread at a time.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="keras-mlh-read-ahead")
+        try:
+            pending = deque(pool.submit(next, iterator, _END) for _ in range(depth))
+            while (item := pending.popleft().result()) is not _END:
+                pending.append(pool.submit(next, iterator, _END))
+                yield item
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return items()
 
 
 class HashEncoder:
     """An exported keras-mlh encoder, run with onnxruntime (no TensorFlow).
 
-    Open the folder written by `keras_mlh.export.export_encoder` with
-    `HashEncoder.load`; it needs `model.onnx` and `metadata.json`.
-
     Args:
         session: an `onnxruntime.InferenceSession` of `model.onnx`.
-        metadata: the parsed `metadata.json`, already checked against the
-            session (use `load`).
+        metadata: its `metadata.json`, checked against the session (`load`).
 
     Example:
     >>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
@@ -55,36 +59,22 @@ class HashEncoder:
         self.bits = int(metadata["bits"])
         self.input_name = metadata["input_name"]
         self.input_shape = tuple(int(d) for d in metadata["input_shape"])
-        # Set for an encoder trained on resized-then-cropped files.
         self.resize_to = check_resize_to(metadata.get("resize_to"), self.input_shape)
 
     @classmethod
     def load(cls, artifact_dir, providers=("CPUExecutionProvider",), threads=None):
-        """Opens an export folder and checks it.
+        """Opens the folder written by `keras_mlh.export.export_encoder`:
+        `model.onnx` must be the file its `metadata.json` vouches for (sha256)
+        and match it.
 
         Args:
             artifact_dir: folder with `model.onnx` and `metadata.json`.
-            providers: onnxruntime execution providers, in order of preference.
-            threads: onnxruntime intra-op threads; `None` is onnxruntime's
-                default (one per physical core). On a CPU busy with other
-                work, `threads=1` avoids waiting for descheduled threads.
+            providers: onnxruntime execution providers, preferred first.
+            threads: onnxruntime intra-op threads (`None`: its default).
 
         Returns:
             A `HashEncoder`.
-
-        Raises:
-            ValueError: when a file is missing or corrupt, `model.onnx` is
-                not the file `metadata.json` was written with (its sha256),
-                or the ONNX graph's input and outputs do not match
-                `metadata.json`.
-
-        Example:
-        >>> encoder = HashEncoder.load("mnist_encoder")  # doctest: +SKIP
-        >>> encoder.bits, encoder.input_shape  # doctest: +SKIP
-        (32, (28, 28, 1))
         """
-        import onnxruntime as ort
-
         threads = check_positive_int("threads", threads, allow_none=True)
         artifact_dir = os.fspath(artifact_dir)
         if not os.path.isdir(artifact_dir):
@@ -92,130 +82,57 @@ class HashEncoder:
                 f"Export folder not found: {artifact_dir!r}. Pass the folder "
                 "written by keras_mlh.export.export_encoder."
             )
-        meta_path = os.path.join(artifact_dir, METADATA_FILE)
-        onnx_path = os.path.join(artifact_dir, ONNX_FILE)
-        metadata = read_metadata(meta_path)
-        try:
-            with open(onnx_path, "rb") as file:
-                data = file.read()
-        except OSError:  # no such file, a folder of that name, no permission
-            raise ValueError(
-                f"{onnx_path!r} is missing or unreadable; "
-                f"{REEXPORT}(..., formats=('onnx',))."
-            ) from None
-        # onnxruntime parses the bytes that were checked, not the file again.
-        check_fingerprint(data, metadata, artifact_dir)
-        try:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = int(threads or 0)  # 0: the default
-            session = ort.InferenceSession(data, options, providers=list(providers))
-        except Exception as error:  # onnxruntime raises its own exception types
-            raise ValueError(
-                f"{onnx_path!r} is corrupt or unreadable ({first_line(error)}); "
-                f"{REEXPORT}."
-            ) from None
-        check_session(session, metadata, onnx_path)
+        metadata, _, session = open_export(
+            artifact_dir, lambda p: open(p, "rb"), os.path.join, providers, threads
+        )
         return cls(session, metadata)
 
-    def check_images(self, images):
-        """Checks images against `metadata.json` and returns them as float32.
-
-        Args:
-            images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; one
-                image of shape `input_shape` is read as a batch of one, and
-                `(n, height, width)` as single-channel images.
-
-        Returns:
-            float32 array `(n, *input_shape)`.
-
-        Raises:
-            ValueError: on another dtype, a wrong shape or channel count, an
-                empty batch, or NaN / infinite values.
-
-        Example:
-        >>> encoder.check_images(np.zeros((2, 28, 28, 1), np.uint8)).dtype  # doctest: +SKIP
-        dtype('float32')
-        """
-        return self._validated(images).astype(np.float32, copy=False)
-
     def _validated(self, images):
-        """`check_images` without the float32 copy (`encode` makes it per batch)."""
+        """Images checked against `metadata.json`, not yet float32."""
         array = np.asarray(images)
-        if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
-            raise ValueError(
-                "`images` must be uint8 or float (float32) pixel values in "
-                f"[0, 255], shape (batch, {', '.join(map(str, self.input_shape))}); "
-                f"convert them, e.g. images.astype(np.float32). "
-                f"Received: dtype={array.dtype}"
-            )
         if array.shape == self.input_shape:
             array = array[None]  # one image
         if array.ndim == 1 and array.size == 0:
             array = array.reshape(0, *self.input_shape)  # [] is an empty batch
-        return validate_images(array, self.input_shape, name="images")
+        return validate_images(array, self.input_shape, any_int=False)
 
     def encode(self, images, batch_size=256, output="packed"):
         """Encodes images.
 
         Args:
-            images: `(n, *input_shape)` uint8 or float pixels in [0, 255]; see
-                `check_images`.
+            images: `(n, *input_shape)` uint8 or float pixels in [0, 255]
+                (`(n, height, width)` for one channel; one image alone).
             batch_size: images per onnxruntime call.
-            output: `"packed"` (uint8 `(n, bits / 8)`, `keras_mlh_runtime.codes` bit
-                order), `"codes"` (int8 ±1 `(n, bits)`) or `"embedding"`
-                (float32 `(n, bits)`).
+            output: `"packed"` (uint8 `(n, bits / 8)`), `"codes"` (int8 ±1
+                `(n, bits)`) or `"embedding"` (float32 `(n, bits)`).
 
         Returns:
             The requested output for all images.
-
-        Example:
-        >>> encoder.encode(images).shape  # 32-bit codes  # doctest: +SKIP
-        (1000, 4)
         """
-        output, batch_size = self._check_options(output, batch_size)
+        batch_size = self._check_options(output, batch_size)
         images = self._validated(images)
         batches = (
             images[i : i + batch_size].astype(np.float32, copy=False)
             for i in range(0, len(images), batch_size)
         )
-        if len(images) > batch_size:
-            # Each batch's float32 copy is made a batch ahead, beside inference,
-            # instead of one copy of all images (4x the memory of uint8 pixels).
-            # One batch (serving latency) does without the thread.
-            batches = read_ahead(batches)
-        return self._run(batches, output)
+        # A float32 copy per batch, not of all images (4x uint8's memory).
+        return self._run(batches, output, ahead=len(images) > batch_size)
 
     def encode_files(self, paths, batch_size=256, output="packed", workers=None):
         """Encodes image files, decoding the next batch while this one runs.
 
-        Files are read with Pillow (`keras_mlh_runtime.images.read_image`:
-        converted to the encoder's channels, resized with the training
-        pipeline's antialiased bilinear filter when their size differs, and
-        center-cropped after resizing to `metadata.json`'s `resize_to` when
-        the encoder was trained with a resize-then-crop recipe), the
-        pixels `keras-mlh encode` reads from a folder (to within one level
-        where a resized value falls on .5). At most two decoded batches
-        wait in memory.
+        Files are read by `keras_mlh_runtime.images.read_image` (with
+        `metadata.json`'s `resize_to`), as training reads them.
 
         Args:
             paths: image file paths; codes come back in this order.
-            batch_size: images per onnxruntime call.
-            output: `"packed"`, `"codes"` or `"embedding"`, as in `encode`.
+            batch_size, output: as in `encode`.
             workers: threads decoding files; `None` is the CPU count.
 
         Returns:
             The requested output, one row per path.
-
-        Raises:
-            ValueError: on an empty list or a file that is not a readable
-                image (named in the message).
-
-        Example:
-        >>> packed = encoder.encode_files(["a.png", "b.png"])  # doctest: +SKIP
-        >>> packed.shape  # doctest: +SKIP
-        (2, 4)
         """
-        output, batch_size = self._check_options(output, batch_size)
+        batch_size = self._check_options(output, batch_size)
         workers = check_positive_int("workers", workers, allow_none=True)
         if isinstance(paths, (str, bytes, os.PathLike)):
             # A string is iterable: its characters would be read as paths.
@@ -232,79 +149,65 @@ class HashEncoder:
             return read_image(path, self.input_shape, resize_to=self.resize_to)
 
         with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            batches = read_ahead(
-                np.stack(list(pool.map(read, paths[i : i + batch_size]))).astype(
-                    np.float32
-                )
-                for i in range(0, len(paths), batch_size)
+            chunks = (
+                paths[i : i + batch_size] for i in range(0, len(paths), batch_size)
+            )
+            batches = (
+                np.stack(list(pool.map(read, c))).astype(np.float32) for c in chunks
             )
             return self._run(batches, output)
 
     def _check_options(self, output, batch_size):
-        if output not in OUTPUTS:
-            raise ValueError(f"`output` must be one of {OUTPUTS}. Received: {output!r}")
-        return output, check_positive_int("batch_size", batch_size)
+        if output not in OUTPUT_NAMES:
+            raise ValueError(
+                f"`output` must be one of {OUTPUT_NAMES}. Received: {output!r}"
+            )
+        return check_positive_int("batch_size", batch_size)
 
-    def _run(self, batches, output):
-        """One onnxruntime call per float32 batch, concatenated in order."""
+    def _run(self, batches, output, ahead=True):
+        """One onnxruntime call per float32 batch, each made a batch ahead."""
+        batches = read_ahead(batches) if ahead else batches
         try:
-            parts = [
-                self.session.run([output], {self.input_name: b})[0] for b in batches
-            ]
+            return np.concatenate(
+                [self.session.run([output], {self.input_name: b})[0] for b in batches]
+            )
         finally:
-            # On an error, stop a read-ahead thread now, not when the
-            # traceback (which holds this frame) is freed: `encode_files`
-            # shuts its decoding pool down right after.
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-        return np.concatenate(parts)
+            # Now, not when a traceback holding this frame is freed.
+            batches.close()
 
     def build_index(
         self, images=None, packed=None, ids=None, paths=None, kind="flat", **options
     ):
-        """A `keras_mlh_runtime.index.HammingIndex` of images (encoded here) or codes.
+        """A `HammingIndex` of images (encoded here) or of their codes.
 
         Args:
-            images: images to encode and index.
-            packed: already encoded codes (packed uint8 or ±1), instead of
-                `images`.
-            ids: int64-compatible ids of the items; default 0..n-1.
-            paths: optional file path of each item (e.g. the image it came
-                from), kept in the index and saved with it (`paths_of`).
-            kind: `"flat"` (exact), `"hnsw"` or `"ivf"`.
-            **options: further `HammingIndex` arguments (`nlist`, ...).
+            images: images to encode and index, or
+            packed: their codes (packed uint8 or ±1).
+            ids, paths: see `HammingIndex.add`.
+            kind, **options: see `HammingIndex`.
 
         Returns:
-            The `HammingIndex`, with `bits` of this encoder.
-
-        Example:
-        >>> index = encoder.build_index(database_images, ids=database_ids)  # doctest: +SKIP
-        >>> index.save("db.faiss")  # doctest: +SKIP
+            The `HammingIndex`, of this encoder's `bits`.
         """
         from keras_mlh_runtime.index import HammingIndex
 
         if (images is None) == (packed is None):
             raise ValueError("Pass exactly one of `images` or `packed`.")
-        codes = self.encode(images) if images is not None else packed
         index = HammingIndex(self.bits, kind=kind, **options)
-        index.add(codes, ids=ids, paths=paths)
+        index.add(self.encode(images) if packed is None else packed, ids, paths)
         return index
 
     def search(self, images, index, k=10):
         """Encodes query images and searches them in `index`.
 
         Args:
-            images: query images, see `check_images`.
+            images: query images, as `encode` takes them.
             index: a `HammingIndex` of codes of this encoder's length.
             k: number of neighbours per query.
 
         Returns:
             `(distances, ids)`: int32 Hamming distances and int64 ids,
             `(n, k)`, nearest first.
-
-        Example:
-        >>> distances, ids = encoder.search(query_images, index, k=10)  # doctest: +SKIP
         """
         if getattr(index, "bits", None) != self.bits:
             raise ValueError(

@@ -1,23 +1,11 @@
-"""Argument checks and third-party exceptions as one-line `ValueError`s.
-
-Libraries underneath (faiss, onnxruntime, PIL, Keras's loader) raise their own
-exception types with multi-line messages; the package re-raises them as a
-`ValueError` naming the problem and the fix, quoting only the first line.
-TensorFlow-free: the deployment runtime uses it too.
-"""
+"""Checks of arguments and pixels: a `ValueError` naming the problem and
+the fix; other libraries' multi-line messages are quoted by `first_line`."""
 
 import numpy as np
 
 
 def first_line(error):
-    """The first non-empty line of an exception's message.
-
-    Args:
-        error: any exception.
-
-    Returns:
-        That line, stripped, or the exception's type name when the message is
-        empty.
+    """The first non-empty line of an exception's message (else its type).
 
     Example:
     >>> first_line(RuntimeError("bad header\\n  at foo.cc:12"))
@@ -27,19 +15,24 @@ def first_line(error):
     return lines[0] if lines else type(error).__name__
 
 
+def check_int_in_range(name, value, low, high, why=""):
+    """`value`, an integer (Python or numpy, not bool) in `[low, high]`, as
+    an int; else a `ValueError` naming the argument `name` (and `why`).
+
+    Example:
+    >>> check_int_in_range("nprobe", np.int32(8), 1, 1024)
+    8
+    """
+    if not is_int(value) or not low <= value <= high:
+        raise ValueError(
+            f"`{name}` must be an integer from {low} to {high}{why}. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
 def check_positive_int(name, value, allow_none=False):
-    """Checks an integer argument (Python or numpy) that must be >= 1.
-
-    Args:
-        name: the argument's name, for the message.
-        value: the value passed.
-        allow_none: whether `None` (meaning "not set") is accepted.
-
-    Returns:
-        `value` as a Python int, or `None`.
-
-    Raises:
-        ValueError: for booleans, floats, strings, zero or negatives.
+    """An integer argument >= 1 (or `None` with `allow_none`), as an int.
 
     Example:
     >>> check_positive_int("batch_size", np.int64(64))
@@ -47,7 +40,7 @@ def check_positive_int(name, value, allow_none=False):
     """
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_int(value) or value < 1:
         either = "None or " if allow_none else ""
         raise ValueError(
             f"`{name}` must be {either}a positive integer. Received: {name}={value!r}"
@@ -55,33 +48,60 @@ def check_positive_int(name, value, allow_none=False):
     return int(value)
 
 
-def check_int_in_range(name, value, low, high, why=""):
-    """Checks an integer argument (Python or numpy) in `[low, high]`.
+def is_int(value):
+    """Whether `value` is an integer, Python or numpy (not a bool)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def validate_images(images, image_shape=None, name="images", any_int=True):
+    """A batch of raw pixels as a rank-4 numpy array, checked.
 
     Args:
-        name: the argument's name, for the message.
-        value: the value passed.
-        low, high: the bounds, both allowed.
-        why: an optional note after the bounds in the message, e.g.
-            `" (the newest tf2onnx converts to)"`.
+        images: `(n, height, width[, channels])` pixels in [0, 255].
+        image_shape: the expected `(height, width, channels)` (`None`: any).
+        name: the argument's name, for messages.
+        any_int: accept any integer dtype, not only uint8 (and floats).
 
     Returns:
-        `value` as a Python int.
-
-    Raises:
-        ValueError: for booleans, floats, strings and values out of range.
+        The images, a numpy array of rank 4.
 
     Example:
-    >>> check_int_in_range("nprobe", np.int32(8), 1, 1024)
-    8
+    >>> validate_images(np.zeros((2, 28, 28), np.uint8), (28, 28, 1)).shape
+    (2, 28, 28, 1)
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not low <= value <= high
-    ):
+    array = np.asarray(images)
+    if array.dtype.kind not in ("iuf" if any_int else "f") and array.dtype != np.uint8:
         raise ValueError(
-            f"`{name}` must be an integer from {low} to {high}{why}. "
-            f"Received: {name}={value!r}"
+            f"`{name}` must be uint8 or float (numeric) pixels in [0, 255]; convert "
+            f"them, e.g. {name}.astype(np.float32). Received: dtype={array.dtype}"
         )
-    return int(value)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4:
+        known = image_shape is not None and None not in tuple(image_shape)
+        example = ", ".join(map(str, image_shape)) if known else "28, 28, 1"
+        raise ValueError(
+            f"`{name}` must have shape (num_images, height, width, channels); "
+            f"reshape flat images first, e.g. x.reshape(-1, {example}). "
+            f"Received: shape={array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty: pass at least one image.")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"`{name}` contains {int(np.sum(~np.isfinite(array)))} NaN or infinite "
+            "values; clean or drop those images before training or encoding."
+        )
+    for what, got, want in zip(
+        ("height", "width", "channels"),
+        array.shape[1:],
+        image_shape or (),
+        strict=False,
+    ):
+        if want is not None and got != want:
+            raise ValueError(
+                f"`{name}` have {what}={got} but the model expects {what}={want} "
+                f"(image shape {tuple(image_shape)}); resize or convert the images. "
+                f"Received: shape={array.shape}"
+            )
+    return array

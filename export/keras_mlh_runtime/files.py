@@ -1,18 +1,10 @@
 """Atomic writes: an output is replaced whole, or not at all.
 
-Every file is written under a temporary name in its own folder, flushed to
-disk (`os.fsync`) and renamed over its final name (`os.replace`, atomic on
-POSIX and Windows). A crash, `kill -9` or a full disk at any write leaves the
-previous file or nothing, never a truncated one; a failed write removes its
-temporary and raises a `ValueError` that names the user's path. Only a kill
-can leave a temporary (hidden, `TEMP_PREFIX...`) behind; it is never read.
-
-Temporaries are created with mode 0666/0777 for the OS to apply the umask,
-so outputs get an ordinary file's permissions (not `tempfile`'s 0600/0700).
-
-Whether an output may be written at all (no file replaced without
-`overwrite`, never an input of the same command) is keras-mlh's guard
-`keras_mlh.files.check_output`.
+A file is written under a hidden temporary name (`TEMP_PREFIX...`) beside
+it, fsynced and renamed over it (`os.replace`): a crash, `kill -9` or a full
+disk leaves the previous file or nothing; a failed write removes its
+temporary and raises a `ValueError` naming the path. Temporaries get mode
+0666/0777 less the umask (not `tempfile`'s 0600).
 """
 
 import contextlib
@@ -23,26 +15,22 @@ import secrets
 import shutil
 
 TEMP_PREFIX = ".keras-mlh-"
-# Errors of the block that are failures to write, not to read an input.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
 
 
 def check_writable(path, kind=None):
-    """Fails early when `path` cannot be created or replaced; creates nothing.
-
-    Looks at the nearest existing folder above `path`: it must be a folder
-    the user may write into. Meant to run before long work.
+    """Fails early (creating nothing) when `path` cannot be written.
 
     Args:
         path: the file or folder to write.
-        kind: `"file"` also refuses an existing folder at `path`, `"folder"`
-            an existing file; `None` checks only the location.
+        kind: `"file"` refuses a folder at `path`, `"folder"` a file.
 
     Returns:
         The absolute path.
 
-    Raises:
-        ValueError: when `path` cannot be written, saying why.
+    Example:
+    >>> check_writable("out/codes.npz") == os.path.abspath("out/codes.npz")
+    True
     """
     path = os.path.abspath(os.fspath(path))
     if kind == "file" and os.path.isdir(path):
@@ -67,23 +55,15 @@ def check_writable(path, kind=None):
 
 @contextlib.contextmanager
 def atomic_path(path, make_folders=False):
-    """Yields a temporary path beside `path`, renamed to `path` on success.
-
-    The temporary keeps the name's ending (`.keras`, `.png`: writers that go
-    by it). After the block it is fsynced, then renamed over `path`; on any
-    error it is removed and `path` keeps its previous content.
+    """Yields a temporary path beside `path` (with its ending), renamed to
+    `path` on success.
 
     Args:
         path: the destination file.
-        make_folders: create the missing folders of `path`; otherwise its
-            folder must exist.
+        make_folders: create the missing folders; otherwise they must exist.
 
     Yields:
         The temporary path to write.
-
-    Raises:
-        ValueError: when the folder is missing (without `make_folders`),
-            `path` is a folder, or writing fails (disk full, ...).
 
     Example:
     >>> with atomic_path("codes.npy") as temp, open(temp, "wb") as file:
@@ -95,7 +75,7 @@ def atomic_path(path, make_folders=False):
     folder = os.path.dirname(path)
     if not make_folders and not os.path.isdir(folder):
         raise ValueError(f"Folder does not exist: {folder!r}; create it first.")
-    with _naming(path, folder) as temp:
+    with _temporary(path) as temp:
         os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         try:
             yield temp
@@ -108,23 +88,14 @@ def atomic_path(path, make_folders=False):
 
 @contextlib.contextmanager
 def atomic_folder(path):
-    """Yields a temporary folder beside `path`, moved to `path` on success.
-
-    Its files are fsynced, then it is renamed into place. A folder cannot be
-    renamed over a non-empty one, so an existing `path` is first renamed
-    aside (a hidden `TEMP_PREFIX...old` beside it) and removed after the
-    swap; a kill between the two renames leaves it there to recover. On an
-    exception the temporary folder is removed and `path` is left as it was.
+    """Yields a temporary folder beside `path`, moved to `path` on success (a
+    previous `path` is renamed aside, then removed, or put back on failure).
 
     Args:
-        path: the folder to create or replace; the caller decides whether an
-            existing one may be replaced (`keras_mlh.files.check_output`).
+        path: the folder to create or replace.
 
     Yields:
         The temporary folder to fill.
-
-    Raises:
-        ValueError: when `path` is a file, or writing fails.
 
     Example:
     >>> with atomic_folder("runs/mnist") as work:
@@ -133,43 +104,36 @@ def atomic_folder(path):
     ['run.json']
     """
     path = check_writable(path, kind="folder")
-    with _naming(path, os.path.dirname(path)) as work:
+    with _temporary(path) as work:
         os.mkdir(work, 0o777)
         try:
             yield work
             for root, _, names in os.walk(work):
                 for name in names:
                     _fsync(os.path.join(root, name))
+            old = work + "old"
             if os.path.isdir(path) and os.listdir(path):
-                old = work + "old"
                 os.replace(path, old)
-                try:
-                    os.replace(work, path)
-                except BaseException:
-                    os.replace(old, path)  # put the previous folder back
-                    raise
-                shutil.rmtree(old, ignore_errors=True)
-            else:
+            try:
                 os.replace(work, path)
+            except BaseException:
+                if os.path.isdir(old):
+                    os.replace(old, path)  # the previous folder back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
 
 def write_json(data, path):
-    """Writes `data` as indented JSON to `path` atomically, creating its folder.
-
-    NaN and infinity are refused (they are not JSON); store them as `None`.
-
-    Args:
-        data: a JSON-serializable object.
-        path: the file to write.
+    """Writes `data` as indented JSON (no NaN) atomically, making its folder.
 
     Returns:
         The path written.
 
-    Raises:
-        TypeError: for data that is not JSON-serializable.
-        ValueError: for NaN or infinite numbers, or an unwritable location.
+    Example:
+    >>> write_json({"bits": 32}, "report.json")
+    'report.json'
     """
     with atomic_path(path, make_folders=True) as temp, open(temp, "w") as f:
         json.dump(data, f, indent=2, allow_nan=False)
@@ -178,9 +142,10 @@ def write_json(data, path):
 
 
 @contextlib.contextmanager
-def _naming(path, folder):
-    """Makes `folder` and yields a new temporary name in it for `path`;
-    a failure to write becomes a `ValueError` that names `path`."""
+def _temporary(path):
+    """A new temporary name beside `path`; a failure to write (not to read
+    an input) becomes a `ValueError` naming `path`."""
+    folder = os.path.dirname(path)
     temp = os.path.join(
         folder, f"{TEMP_PREFIX}{secrets.token_hex(4)}-{os.path.basename(path)}"
     )
@@ -188,13 +153,8 @@ def _naming(path, folder):
         os.makedirs(folder, exist_ok=True)
         yield temp
     except OSError as error:
-        # Ours (the temporary, the rename) or a full disk; not an input's.
         if error.errno not in _WRITE_ERRNOS and error.filename not in (
-            None,
-            temp,
-            path,
-            folder,
-        ):
+            None, temp, path, folder):  # fmt: skip
             raise
         raise ValueError(
             f"Cannot write {path!r}: {error.strerror or error}; free some space or "
@@ -203,9 +163,5 @@ def _naming(path, folder):
 
 
 def _fsync(path):
-    """Flushes a written file to disk: the rename must never come first."""
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())

@@ -6,7 +6,7 @@ import numpy as np
 
 from keras_mlh.labels import check_labels, infer_num_classes
 from keras_mlh_runtime.errors import check_positive_int
-from keras_mlh_runtime.pixels import validate_images
+from keras_mlh_runtime.errors import validate_images
 
 
 class SplitViews:

@@ -28,8 +28,7 @@ from keras_mlh_runtime.contract import (
     encoder_metadata,
     fingerprint,
 )
-from keras_mlh_runtime.errors import check_int_in_range
-from keras_mlh_runtime.pixels import validate_images
+from keras_mlh_runtime.errors import check_int_in_range, validate_images
 
 __all__ = ["export_encoder"]
 NUM_RANDOM_IMAGES = 64

@@ -3,7 +3,7 @@
 Images and labels (numpy arrays, or the first batch of a `tf.data` dataset)
 are validated the same way for training, validation and evaluation: shape,
 channels, dtype, NaN/inf, emptiness, and labels in the model's class range
-(`keras_mlh_runtime.pixels.validate_images`, `keras_mlh.labels.check_labels`). A problem raises a `ValueError` that says how to fix it.
+(`keras_mlh_runtime.errors.validate_images`, `keras_mlh.labels.check_labels`). A problem raises a `ValueError` that says how to fix it.
 """
 
 import contextlib
