@@ -105,22 +105,6 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     return values
 
 
-def validate_labels(labels, num_classes, num_images=None, name="labels"):
-    """`check_labels`, returning multi-hot float32 `(n, num_classes)` rows.
-
-    Example:
-    >>> validate_labels([1], num_classes=2)
-    array([[0., 1.]], dtype=float32)
-    """
-    labels = check_labels(labels, num_classes, num_images, name)
-    if labels.ndim == 2:
-        return labels
-    # Row by row into zeros: n * num_classes, never np.eye's num_classes².
-    multi_hot = np.zeros((len(labels), num_classes), dtype=np.float32)
-    multi_hot[np.arange(len(labels)), labels] = 1.0
-    return multi_hot
-
-
 def infer_num_classes(labels):
     """The number of classes labels imply when the caller gives none.
 

@@ -50,11 +50,7 @@ class MLHObjective:
         centers: `(num_classes, bits)` ±1 hash centers.
         branches: the model's branches, e.g. `("center", "pairwise")`.
         weights: a `keras_mlh.models.modes.LossWeights`.
-        center_loss_normalization, center_quantization_weight:
-            `normalization` and `quantization_weight` of `CenterHashLoss`;
-            the quantization weight is also CSQ's `lambda` (`CSQHashLoss`).
-        pairwise_theta_scale, pairwise_quantization_weight: see
-            `PairwiseHashLoss`.
+        center_loss_normalization: `normalization` of `CenterHashLoss`.
         seed: seed of `CSQHashLoss`'s tie center (multi-label data).
 
     Call arguments:
@@ -88,31 +84,18 @@ class MLHObjective:
         branches,
         weights,
         center_loss_normalization="sample_class",
-        center_quantization_weight=1e-4,
-        pairwise_theta_scale=0.5,
-        pairwise_quantization_weight=0.1,
         seed=0,
     ):
         self.branches = tuple(branches)
         self.weights = weights
+        # The losses' own quantization weights (MDSH's 1e-4, CSQ's 1e-4,
+        # DPSH's 0.1) and DPSH's theta scale 1/2.
         self.center_loss = CenterHashLoss(
-            centers,
-            normalization=center_loss_normalization,
-            quantization_weight=center_quantization_weight,
-            reduction="none",
+            centers, normalization=center_loss_normalization, reduction="none"
         )
-        self.pairwise_loss = PairwiseHashLoss(
-            theta_scale=pairwise_theta_scale,
-            quantization_weight=pairwise_quantization_weight,
-            reduction="none",
-        )
+        self.pairwise_loss = PairwiseHashLoss(reduction="none")
         self.mutual_loss = MutualHashLoss(reduction="none")
-        self.csq_loss = CSQHashLoss(
-            centers,
-            quantization_weight=center_quantization_weight,
-            seed=seed,
-            reduction="none",
-        )
+        self.csq_loss = CSQHashLoss(centers, seed=seed, reduction="none")
         active = {
             "center_loss": weights.center > 0 and "center" in self.branches,
             "pairwise_loss": weights.pairwise > 0 and "pairwise" in self.branches,
