@@ -29,11 +29,8 @@ def is_class_id_column(shape):
 
 
 def check_labels(labels, num_classes=None, num_images=None, name="labels"):
-    """Checks labels and returns them as the model and the metrics take them.
-
-    The one check of labels: shape, dtype, NaN, whole and in-range ids, 0/1
-    rows, count. Ids are checked by their range, never expanded to one-hot
-    rows, and come back exact int64 (a float detour could merge large ids).
+    """The one check of labels (shape, dtype, NaN, whole and in-range ids,
+    0/1 rows, count); returns them as the model and the metrics take them.
 
     Args:
         labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,

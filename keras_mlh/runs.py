@@ -216,21 +216,11 @@ def _write_run_folder(
 
 
 def split_arrays(data, validation=None, unseen_classes=None):
-    """What the run folder's `split.npz` holds for `data`: the pixels of
-    arrays, or for image files their paths relative to `image_root` and the
-    image recipe (the training set's too when it is not the database).
-
-    Args:
-        data: a `HashingData` or `FileHashingData` (the training set is the
-            one trained on).
-        validation: the `--val-split` `ValidationSplit`, or `None`: its
-            held-out images are recorded (`val_paths`, or `val_indices` into
-            the original training set for arrays).
-        unseen_classes: the `--unseen-classes` ids, or `None`.
-
-    Returns:
-        A dict of name -> array for `save_npz`.
-    """
+    """What the run folder's `split.npz` holds for `data` (as trained on): the
+    pixels of arrays, or for image files their paths relative to `image_root`
+    and the image recipe (the training set's too when it is not the
+    database); the `validation` hold-out (`ValidationSplit`) and the
+    `unseen_classes` ids when given. Returns a dict of name -> array."""
     from keras_mlh.datasets import FileHashingData
 
     split = {"num_classes": np.int64(data.num_classes)}
@@ -272,14 +262,8 @@ def same_files(a, b):
 
 
 def load_split(path):
-    """The arrays of a split file, checked for the four evaluation arrays.
-
-    Args:
-        path: an `.npz` such as a run folder's `split.npz`.
-
-    Returns:
-        A dict of name -> array.
-    """
+    """The arrays of a split file (a run folder's `split.npz`), checked for
+    the four evaluation arrays; a dict of name -> array."""
     arrays = load_npz(path, "Evaluation data")
     keys = FILE_SPLIT_KEYS if FILE_SPLIT_KEY in arrays else SPLIT_KEYS
     missing = [key for key in keys if key not in arrays]

@@ -9,8 +9,6 @@ which terms run; nothing else does.
 import dataclasses
 
 BRANCHES = ("center", "pairwise")
-# The `csq` baseline's single branch, trained with CSQ's own loss.
-CSQ_BRANCH = "csq"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +89,7 @@ MODES = {
         Mode("pairwise", ("pairwise",), False, LossWeights(0.0, 1.0, 0.0)),
         Mode("mlh_no_moh", BRANCHES, False, _MLH_WEIGHTS),
         Mode("mlh_no_mutual", BRANCHES, True, _MLH_WEIGHTS.replace(mutual=0.0)),
-        Mode("csq", (CSQ_BRANCH,), False, LossWeights(0.0, 0.0, 0.0, csq=1.0)),
+        Mode("csq", ("csq",), False, LossWeights(0.0, 0.0, 0.0, csq=1.0)),
     )
 }
 
