@@ -1,11 +1,4 @@
-"""Training-time augmentation: core Keras layers, keras-cv behind an adapter.
-
-keras-cv is frozen upstream (last release 0.9.0, April 2024) and reaches into
-private Keras modules, so a future Keras can break it. The core package never
-imports it; `keras_cv_layer` does, only when asked, and says how to install it.
-"""
-
-import importlib
+"""Training-time augmentation: any Keras layers (keras-cv's too, as they are)."""
 
 import keras
 
@@ -53,31 +46,3 @@ def augmentation_layer(augmentation):
     if isinstance(augmentation, (list, tuple)):
         return keras.Sequential(list(augmentation), name="augmentation")
     return augmentation
-
-
-def keras_cv_layer(name, **kwargs):
-    """A keras-cv preprocessing layer by class name (optional dependency).
-
-    Args:
-        name: class name in `keras_cv.layers`, e.g. `"RandomCutout"`.
-        **kwargs: the layer's constructor arguments.
-
-    Returns:
-        The keras-cv layer, usable in `MLH(augmentation=[...])`.
-
-    Example:
-    >>> cutout = keras_cv_layer("RandomCutout", height_factor=0.3, width_factor=0.3)
-    >>> model = keras_mlh.MLH(num_classes=10, augmentation=[cutout])
-    """
-    try:
-        layers = importlib.import_module("keras_cv.layers")
-    except ImportError as error:
-        raise ImportError(
-            "keras-cv is an optional extra: pip install 'keras-mlh[keras-cv]'. "
-            "Core Keras has RandAugment, MixUp, CutMix, AugMix, RandomErasing and "
-            "more under keras.layers, which need no extra install."
-        ) from error
-    layer_class = getattr(layers, name, None)
-    if layer_class is None or not isinstance(layer_class, type):
-        raise ValueError(f"keras_cv.layers has no layer named {name!r}.")
-    return layer_class(**kwargs)

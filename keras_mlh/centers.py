@@ -10,14 +10,9 @@ The construction follows the center-based hashing lineage (CSQ, MDSH):
    distance `bits / 2` or `bits`, which meets the bound for every such case.
 3. Otherwise rows are drawn at random (seeded, balanced) and improved by a
    deterministic local search that flips the bit reducing the largest inner
-   products the most, until every pair has inner product `<= bits - 2 d`.
-   A step touches one row, so it costs O(num_classes * bits) (a numba
-   kernel), and only the pairs still too close are kept: thousands of
-   classes build in seconds, in memory linear in the classes.
-
-The result reports the minimum distance actually reached; when the search does
-not reach the target a warning says so (the centers are still usable, merely
-less separated than the bound allows).
+   products the most, until every pair has inner product `<= bits - 2 d`
+   (a step costs O(num_classes * bits); thousands of classes take seconds).
+   A warning says when the target is not reached.
 """
 
 import dataclasses

@@ -29,11 +29,8 @@ def is_class_id_column(shape):
 
 
 def check_labels(labels, num_classes=None, num_images=None, name="labels"):
-    """Checks labels and returns them as the model and the metrics take them.
-
-    The one check of labels: shape, dtype, NaN, whole and in-range ids, 0/1
-    rows, count. Ids are checked by their range, never expanded to one-hot
-    rows, and come back exact int64 (a float detour could merge large ids).
+    """The one check of labels (shape, dtype, NaN, whole and in-range ids,
+    0/1 rows, count); returns them as the model and the metrics take them.
 
     Args:
         labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,
@@ -103,22 +100,6 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
             f"a 1-D integer array. Received values: {np.unique(values)[:5]}"
         )
     return values
-
-
-def validate_labels(labels, num_classes, num_images=None, name="labels"):
-    """`check_labels`, returning multi-hot float32 `(n, num_classes)` rows.
-
-    Example:
-    >>> validate_labels([1], num_classes=2)
-    array([[0., 1.]], dtype=float32)
-    """
-    labels = check_labels(labels, num_classes, num_images, name)
-    if labels.ndim == 2:
-        return labels
-    # Row by row into zeros: n * num_classes, never np.eye's num_classes².
-    multi_hot = np.zeros((len(labels), num_classes), dtype=np.float32)
-    multi_hot[np.arange(len(labels)), labels] = 1.0
-    return multi_hot
 
 
 def infer_num_classes(labels):

@@ -1,10 +1,8 @@
 """The training of a run (`keras_mlh.runs.train`), resumable after a kill.
 
-The model, its seed and the recipe are built here in one fixed order (so a
-fixed seed trains to the same weights); training is backed up after every
-epoch in the run's staging folder by `RunBackup` (Keras's
-`BackupAndRestore`), whose `settings.json` records the settings and data a
-resumed run must share.
+The model, its seed and the recipe are built in one fixed order (a fixed seed
+trains to the same weights); `settings.json` in the staging folder records
+what a resumed run must share.
 """
 
 import json
@@ -21,16 +19,8 @@ INFERENCE_BATCH_SIZE = 256  # the validation encoding's smallest batch
 
 
 def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None):
-    """Builds, compiles and fits the model of a run in its staging folder.
-
-    Args:
-        stage: the staging folder (kept when a completed epoch is backed up).
-        data: the training data (`keras_mlh.datasets`).
-        source: JSON-safe description of the data.
-        settings: `keras_mlh.runs.train`'s model and recipe arguments.
-        verbose: `fit`'s verbosity.
-        resume: continue the backed-up run in `stage`.
-        command: the command line of this session.
+    """Builds, compiles and fits the model of a run in its staging folder
+    (arguments as `keras_mlh.runs.train`'s; `settings` its model and recipe).
 
     Returns:
         A dict: the `model` kept, the `logs` of every epoch, the training
@@ -54,8 +44,16 @@ def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None
         backbone_weights=settings["backbone_weights"],
         augmentation="default" if settings["augment"] else None,
     )
-    validation = _validation(data, settings["val_split"], settings["seed"])
-    if validation is not None:
+    validation = None
+    if settings["val_split"] is not None:
+        from keras_mlh.datasets.holdout import hold_out_validation
+
+        try:
+            validation = hold_out_validation(
+                data, settings["val_split"], seed=settings["seed"]
+            )
+        except ValueError as error:
+            raise ValueError(f"--val-split: {error}") from None
         data = validation.data  # trains without the held-out images
     recipe = default_training(
         epochs=settings["epochs"],
@@ -63,9 +61,7 @@ def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None
         learning_rate=settings["learning_rate"],
     )
     model.compile(optimizer=recipe.optimizer)
-    command = _open_stage(
-        stage, _recorded(settings, recipe, data, source), resume, command
-    )
+    command = _open_stage(stage, settings, recipe, data, source, resume, command)
     backup, metrics = _callbacks(stage, data, validation, settings["val_every"])
     streamed = not isinstance(data, HashingData)
     print(
@@ -86,29 +82,17 @@ def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None
     except BaseException as error:
         if not (resume or backup.backed_up):  # no epoch to resume from
             shutil.rmtree(stage, ignore_errors=True)
-        _raise_decode_failure(error, streamed)
+        if streamed and isinstance(error, Exception):
+            from keras_mlh.datasets.image_pipeline import decode_failure
+
+            failure = decode_failure(error)
+            if failure is not None:  # an image file that cannot be decoded
+                raise ValueError(str(failure)) from None
         raise
-    return {
-        "model": model,
-        "logs": backup.history,
-        "seconds": backup.seconds(),
-        "command": command,
-        "data": data,
-        "validation": validation,
-        "selection": _selection(backup, validation, settings["val_split"]),
-    }
-
-
-def _validation(data, val_split, seed):
-    """The `val_split` hold-out of the training set, or `None`."""
-    if val_split is None:
-        return None
-    from keras_mlh.datasets.holdout import hold_out_validation
-
-    try:
-        return hold_out_validation(data, val_split, seed=seed)
-    except ValueError as error:
-        raise ValueError(f"--val-split: {error}") from None
+    selection = _selection(backup, validation, settings["val_split"])
+    return dict(model=model, logs=backup.history, seconds=backup.seconds(),
+                command=command, data=data, validation=validation,
+                selection=selection)  # fmt: skip
 
 
 def _callbacks(stage, data, validation, val_every):
@@ -164,8 +148,10 @@ def _selection(backup, validation, val_split):
     return selection
 
 
-def _recorded(settings, recipe, data, source):
-    """What a resumed run must share: settings, data source and counts."""
+def _open_stage(stage, settings, recipe, data, source, resume, command):
+    """Records what a resumed run must share (settings, data source and
+    counts), or checks a resumed run's; returns the command of the run's
+    first session."""
     recorded = {**settings, "epochs": recipe.epochs, "source": source}
     recorded.update(
         batch_size=data.batch_size,
@@ -173,12 +159,7 @@ def _recorded(settings, recipe, data, source):
         image_shape=[int(d) for d in data.image_shape],
         counts=[len(data.y_train), len(data.y_query), len(data.y_database)],
     )
-    return json.loads(json.dumps(recorded))  # as stored: lists, not tuples
-
-
-def _open_stage(stage, recorded, resume, command):
-    """Records the settings of a new run, or checks a resumed run's; returns
-    the command of the run's first session."""
+    recorded = json.loads(json.dumps(recorded))  # as stored: lists, not tuples
     path = os.path.join(stage, SETTINGS_FILE)
     if not resume:
         files.write_json({"settings": recorded, "command": command}, path)
@@ -201,16 +182,6 @@ def _open_stage(stage, recorded, resume, command):
             "--overwrite."
         )
     return stored.get("command")
-
-
-def _raise_decode_failure(error, streamed):
-    """A pipeline's failure to decode an image file, as its one-line error."""
-    if streamed and isinstance(error, Exception):
-        from keras_mlh.datasets.image_pipeline import decode_failure
-
-        failure = decode_failure(error)
-        if failure is not None:
-            raise ValueError(str(failure)) from None
 
 
 def read_log(folder):

@@ -2,16 +2,11 @@
 files are read back here.
 
 A run folder holds `model.keras` (the model kept), `history.json` (per-epoch
-logs), `split.npz` (the evaluation split: pixels, or for image files paths
-relative to `image_root` with the image recipe; see `split_arrays`) and
-`run.json` (`RUN_FORMAT`: the settings, data source, image recipe and the
-model selection by validation mAP). `keras-mlh evaluate` reads it back.
-
-A run trains in a staging folder beside it, `.keras-mlh-train-NAME`, backed
-up after every epoch (`keras_mlh.callbacks.run_backup.RunBackup`, built on
-`keras.callbacks.BackupAndRestore`): `train(..., resume=True)` continues an
-interrupted run after its last completed epoch. The run folder is written
-in a temporary folder and moved into place only when complete.
+logs), `split.npz` (the evaluation split, `split_arrays`) and `run.json`
+(`RUN_FORMAT`). A run trains in a staging folder beside it,
+`.keras-mlh-train-NAME`, backed up after every epoch (`RunBackup`), so
+`train(..., resume=True)` continues it after a kill; the run folder is moved
+into place only when complete.
 """
 
 import json
@@ -57,11 +52,7 @@ def train(
 ):
     """Trains an MLH model with the default recipe and writes a run folder.
 
-    `MLH(num_classes, bits, mode, backbone, ...)`, seeded with `seed`, trained
-    with `keras_mlh.training.default_training` (Adam, cosine decay). With
-    `val_split` training images held out as validation queries, the epoch
-    with the best validation mAP is kept. Prints a line before training and
-    one on the epoch kept.
+    With `val_split`, the epoch with the best validation mAP is kept.
 
     Args:
         folder: the run folder; an earlier run is replaced only with `overwrite`.
@@ -99,13 +90,12 @@ def train(
                     backbone_weights=backbone_weights, epochs=epochs, seed=seed,
                     learning_rate=learning_rate, val_split=val_split,
                     val_every=val_every)  # fmt: skip
-    out = check_run_folder(
-        folder, inputs=_source_paths(source), overwrite=overwrite, resume=resume
-    )
+    source = source or {}
+    inputs = [source.get("path"), source.get("image_root")]
+    out = check_run_folder(folder, inputs=inputs, overwrite=overwrite, resume=resume)
     stage = stage_of(out)
     if not resume:  # nothing to resume there (checked), or `overwrite`
         shutil.rmtree(stage, ignore_errors=True)
-    source = source or {}
     trained = fit_run(stage, data, source, settings, verbose, resume, command)
     with files.atomic_folder(out) as work:
         run_info = _write_run_folder(work, out, settings, source, **trained)
@@ -115,10 +105,6 @@ def train(
 
 def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=False):
     """Checks that `folder` may become a run folder; creates nothing.
-
-    An earlier run (with `run.json`) is replaced only with `overwrite`, never
-    a folder holding an input; an interrupted run is resumed only with
-    `resume` and discarded only with `overwrite`.
 
     Args:
         folder: the run folder.
@@ -178,11 +164,6 @@ def epochs_done(folder):
     return max(map(len, read_log(stage)["history"].values()), default=0)
 
 
-def _source_paths(source):
-    source = source or {}
-    return [source.get("path"), source.get("image_root")]
-
-
 def _write_run_folder(
     work, out, settings, source, model, logs, seconds, command, data, validation,
     selection,
@@ -220,7 +201,11 @@ def _write_run_folder(
         or same_files(data.train_paths, data.database_paths),
         "validation": selection,
         "unseen_classes": source.get("unseen_classes"),
-        "image_recipe": _recipe_info(data),
+        "image_recipe": ImageRecipe(
+            data.image_size, data.resize_to, data.horizontal_flip
+        ).run_info(data.color_mode)
+        if hasattr(data, "resize_to")
+        else None,
         "train_seconds": round(seconds, 3),
         "final_logs": {key: values[-1] for key, values in logs.items()},
         "files": {"model": MODEL_FILE, "history": HISTORY_FILE, "split": SPLIT_FILE},
@@ -230,34 +215,12 @@ def _write_run_folder(
     return run_info
 
 
-def _recipe_info(data):
-    """How image files are prepared, for run.json; `None` for arrays."""
-    if not hasattr(data, "resize_to"):
-        return None
-    recipe = ImageRecipe(data.image_size, data.resize_to, data.horizontal_flip)
-    return recipe.run_info(data.color_mode)
-
-
 def split_arrays(data, validation=None, unseen_classes=None):
-    """What the run folder's `split.npz` holds for `data`.
-
-    Array-backed data keeps its pixels (`x_query`, `x_database`, ...);
-    file-backed data (folders, list files) only paths relative to
-    `image_root`, the labels and the image recipe, so `evaluate`, `encode`
-    and `export --sample-images` read the files again. When the training set
-    is not the database (list files), it is recorded too.
-
-    Args:
-        data: a `HashingData` or `FileHashingData` (the training set is the
-            one trained on).
-        validation: the `--val-split` `ValidationSplit`, or `None`: its
-            held-out images are recorded (`val_paths`, or `val_indices` into
-            the original training set for arrays).
-        unseen_classes: the `--unseen-classes` ids, or `None`.
-
-    Returns:
-        A dict of name -> array for `save_npz`.
-    """
+    """What the run folder's `split.npz` holds for `data` (as trained on): the
+    pixels of arrays, or for image files their paths relative to `image_root`
+    and the image recipe (the training set's too when it is not the
+    database); the `validation` hold-out (`ValidationSplit`) and the
+    `unseen_classes` ids when given. Returns a dict of name -> array."""
     from keras_mlh.datasets import FileHashingData
 
     split = {"num_classes": np.int64(data.num_classes)}
@@ -299,16 +262,8 @@ def same_files(a, b):
 
 
 def load_split(path):
-    """The arrays of a split file, checked for the four evaluation arrays.
-
-    Args:
-        path: an `.npz` such as a run folder's `split.npz`: pixels
-            (`x_query`, ...) or, for file-backed data, paths relative to
-            `image_root` (`query_paths`, ...).
-
-    Returns:
-        A dict of name -> array.
-    """
+    """The arrays of a split file (a run folder's `split.npz`), checked for
+    the four evaluation arrays; a dict of name -> array."""
     arrays = load_npz(path, "Evaluation data")
     keys = FILE_SPLIT_KEYS if FILE_SPLIT_KEY in arrays else SPLIT_KEYS
     missing = [key for key in keys if key not in arrays]
@@ -355,23 +310,7 @@ def load_history(run_folder):
     return history
 
 
-def save_npy(path, array):
-    """Writes one array to exactly `path` (`np.save` would add `.npy`).
-
-    Args:
-        path: the file, usually a temporary name from `keras_mlh.files`.
-        array: the array; pickled objects are refused.
-    """
-    with open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-
-
 def save_npz(path, **arrays):
-    """Writes arrays, compressed, to exactly `path` (`np.savez` would add `.npz`).
-
-    Args:
-        path: the file, usually a temporary name from `keras_mlh.files`.
-        **arrays: the arrays by name.
-    """
+    """Writes arrays, compressed, to exactly `path` (`np.savez` would add `.npz`)."""
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)

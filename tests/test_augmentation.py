@@ -1,11 +1,9 @@
-import builtins
-
 import keras
 import numpy as np
 import pytest
 
 import keras_mlh
-from keras_mlh.augmentation import default_augmentation, keras_cv_layer
+from keras_mlh.augmentation import default_augmentation
 
 
 def _images():
@@ -21,8 +19,9 @@ def test_default_augmentation_changes_images_only_in_training():
 
 
 def test_keras_cv_layer_trains_and_saves_inside_mlh(tmp_path):
-    pytest.importorskip("keras_cv")
-    cutout = keras_cv_layer("RandomCutout", height_factor=0.3, width_factor=0.3)
+    # keras-cv layers go into MLH(augmentation=[...]) as they are.
+    keras_cv = pytest.importorskip("keras_cv")
+    cutout = keras_cv.layers.RandomCutout(height_factor=0.3, width_factor=0.3)
     x = _images()
     assert np.abs(np.asarray(cutout(x, training=True)) - x).sum() > 0
     model = keras_mlh.MLH(num_classes=3, bits=8, augmentation=[cutout])
@@ -32,24 +31,3 @@ def test_keras_cv_layer_trains_and_saves_inside_mlh(tmp_path):
     model.save(path)
     again = keras.saving.load_model(path)
     np.testing.assert_array_equal(again.encode(x), model.encode(x))
-
-
-def test_keras_cv_unknown_layer():
-    pytest.importorskip("keras_cv")
-    with pytest.raises(ValueError, match="no layer named"):
-        keras_cv_layer("NoSuchLayer")
-
-
-def test_keras_cv_missing_says_how_to_install(monkeypatch):
-    real_import = builtins.__import__
-
-    def blocked(name, *args, **kwargs):
-        if name.startswith("keras_cv"):
-            raise ImportError("blocked")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", blocked)
-    monkeypatch.delitem(__import__("sys").modules, "keras_cv.layers", raising=False)
-    monkeypatch.delitem(__import__("sys").modules, "keras_cv", raising=False)
-    with pytest.raises(ImportError, match=r"keras-mlh\[keras-cv\]"):
-        keras_cv_layer("RandomCutout", height_factor=0.3, width_factor=0.3)

@@ -9,20 +9,14 @@ from keras_mlh_runtime.errors import check_positive_int
 class RetrievalMetricsCallback(keras.callbacks.Callback):
     """Computes validation mAP@K during `fit` and writes it into the logs.
 
-    Every `every_n_epochs` epochs (and at the last epoch), the model encodes
-    the query and database images and `logs[name]` gets mAP@K, so that
-    `EarlyStopping(monitor="val_map", mode="max")` and `ModelCheckpoint` can
-    use it and `History` records it. In the epochs in between, the last value
-    is repeated, so monitors always find the key (a stale value never
-    improves, which is what patience counts).
+    Every `every_n_epochs` epochs (and at the last), `logs[name]` gets mAP@K
+    for `EarlyStopping`, `ModelCheckpoint` and `History`; the epochs in
+    between repeat the last value, so monitors always find the key.
 
     Args:
-        query_data: `(images, labels)` of the queries: arrays, or a batched
-            dataset (of images or `(images, labels)`, in the order of
-            `labels`; e.g. `(data.query, data.y_query)` of a
-            `FileHashingData`, streamed from files and encoded batch by
-            batch). A dataset of `(images, labels)` alone also works; its
-            labels are then read in one pass first.
+        query_data: `(images, labels)` of the queries; the images an array
+            or a batched dataset (streamed, encoded batch by batch), or a
+            dataset of `(images, labels)` alone (labels read in one pass).
         database_data: the same for the items searched; `None` uses the
             queries themselves (each query then also finds itself).
         k: mAP cut-off; `None` for mAP@all.

@@ -1,14 +1,4 @@
-"""`RunBackup`: Keras's `BackupAndRestore`, plus the logs and the best epoch.
-
-A training run that is killed (even by `kill -9`) and started again with
-the same folder continues after its last completed epoch: the model and
-optimizer come back from `BackupAndRestore`'s backup (`folder/backup`). This
-subclass also keeps, in `folder`, what the backup does not: the logs of every
-epoch and the training seconds (`epochs.json`, replaced atomically before
-each backup), and with a `monitor` the weights of the best epoch so far
-(`best-EPOCH.weights.h5`, by a `ModelCheckpoint` that runs before the backup),
-so a resumed run keeps the best epoch of the whole run.
-"""
+"""`RunBackup`: Keras's `BackupAndRestore`, plus the logs and the best epoch."""
 
 import os
 import re
@@ -26,8 +16,14 @@ _BEST_NAME = re.compile(r"best-(\d+)\.weights\.h5")
 class RunBackup(keras.callbacks.BackupAndRestore):
     """Backs up a run after every epoch; a new `fit` on `folder` resumes it.
 
-    Pass `backup.callbacks` to `fit` after the callbacks that add to the logs
-    (`RetrievalMetricsCallback`): the best-epoch checkpoint, then this one.
+    A run killed (even by `kill -9`) continues after its last completed
+    epoch: the model and optimizer come back from `BackupAndRestore`'s backup
+    (`folder/backup`). `folder` also keeps what the backup does not: the logs
+    of every epoch and the training seconds (`epochs.json`, replaced
+    atomically before each backup), and with a `monitor` the weights of the
+    best epoch so far (`best-EPOCH.weights.h5`), so a resumed run keeps the
+    best epoch of the whole run. Pass `backup.callbacks` to `fit` after the
+    callbacks that add to the logs (`RetrievalMetricsCallback`).
 
     Args:
         folder: a folder of this run only (created when needed).
@@ -67,8 +63,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             )
 
     @property
-    def callbacks(self):
-        """The callbacks for `fit`, in order: the best epoch's, the backup."""
+    def callbacks(self):  # the best epoch's checkpoint runs before the backup
         return [c for c in (self.best_checkpoint, self) if c is not None]
 
     def on_train_begin(self, logs=None):
@@ -96,16 +91,12 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)  # the backup, last
         self.backed_up += 1
 
-    def seconds(self):
-        """Training seconds of the run, earlier sessions included."""
+    def seconds(self):  # earlier sessions included
         return self.earlier_seconds + time.perf_counter() - self.started
 
     def best(self):
-        """`{"epoch" (1-based), "value"}` of the best epoch so far, or `None`.
-
-        The newest best-epoch weights file among the epochs logged (the
-        checkpoint writes only improvements).
-        """
+        """`{"epoch" (1-based), "value"}` of the best epoch so far, or `None`:
+        the newest best-epoch file logged (only improvements are written)."""
         values = self.history.get(self.monitor) if self.monitor else None
         epochs = [e for e in _best_epochs(self.folder) if e <= len(values or ())]
         if not epochs:

@@ -6,11 +6,7 @@ from keras_mlh.datasets.image_pipeline import image_dataset
 from keras_mlh.datasets.list_files import from_list_files
 from keras_mlh.datasets.sources import from_directory, from_tfds, mnist5k
 from keras_mlh.datasets.tfds_data import TfdsHashingData
-from keras_mlh.datasets.validation import (
-    check_labels,
-    validate_images,
-    validate_labels,
-)
+from keras_mlh.datasets.validation import check_labels, validate_images
 
 __all__ = [
     "FileHashingData",
@@ -27,5 +23,4 @@ __all__ = [
     "image_dataset",
     "mnist5k",
     "validate_images",
-    "validate_labels",
 ]

@@ -1,11 +1,4 @@
-"""Which training data a run uses: the rules of `keras-mlh train`'s sources.
-
-One of an `.npz` of arrays, a folder of class subfolders, list files,
-Fashion-MNIST's idx files or a tensorflow-datasets name; none of them gives
-the offline MNIST-5k digits. `training_data` checks that the options given
-apply to the source chosen, loads it split into queries and database, drops
-`unseen_classes` from training, and describes the source for `run.json`.
-"""
+"""Which training data a run uses: the rules of `keras-mlh train`'s sources."""
 
 import inspect
 import os
@@ -52,10 +45,8 @@ def training_data(
     tfds_data_dir=None,
     unseen_classes=None,
 ):
-    """The training data of a run, split into queries and database.
-
-    Folders and list files are streamed from disk with the image recipe of
-    `backbone` (`image_size`, `resize_size`, `flip` override its parts).
+    """The training data of a run, split into queries and database; checks
+    that the options given apply to the source chosen.
 
     Args:
         npz, folder, lists, fashion_mnist, tfds: at most one source: an `.npz`
@@ -64,9 +55,8 @@ def training_data(
             and `database.txt`, Fashion-MNIST's idx files, a tfds name. None:
             the MNIST-5k digits.
         backbone: `"small"` or a Keras Applications name: its image recipe.
-        image_size, resize_size, flip, color_mode: how image files are read
-            (`(height, width)`, horizontal flips, `"rgb"`); `image_size` for
-            tfds too.
+        image_size, resize_size, flip, color_mode: how image files (and for
+            `image_size` tfds) are read.
         image_root: the folder the paths of `lists` resolve against.
         num_queries: query images, a count or a fraction (default 1000; with
             tfds a count from the query split; Fashion-MNIST: of its test set).
@@ -79,9 +69,6 @@ def training_data(
     Returns:
         `(data, source)`: a `HashingData` (or `FileHashingData`,
         `TfdsHashingData`) and a JSON-safe description of the source.
-
-    Raises:
-        ValueError: an option not for the source, or data that cannot be read.
 
     Example:
     >>> data, source = training_data(limit=500, num_queries=100)
@@ -108,19 +95,14 @@ def training_data(
     if limit is not None:
         source["limit"] = limit
     if unseen_classes:
-        data, source["unseen_classes"] = _drop(data, unseen_classes)
+        from keras_mlh.datasets.holdout import class_ids_of, drop_classes
+
+        try:
+            ids = class_ids_of(list(unseen_classes), data.num_classes, data.class_names)
+            data, source["unseen_classes"] = drop_classes(data, ids), ids
+        except ValueError as error:
+            raise ValueError(f"--unseen-classes: {error}") from None
     return data, source
-
-
-def _drop(data, unseen_classes):
-    """`(data, ids)`: `data` without the classes named in training."""
-    from keras_mlh.datasets.holdout import class_ids_of, drop_classes
-
-    try:
-        ids = class_ids_of(list(unseen_classes), data.num_classes, data.class_names)
-        return drop_classes(data, ids), ids
-    except ValueError as error:
-        raise ValueError(f"--unseen-classes: {error}") from None
 
 
 def _check_image_options(folder, lists, tfds, image_size, resize, flip, root):

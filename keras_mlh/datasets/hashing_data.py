@@ -5,8 +5,7 @@ import dataclasses
 import numpy as np
 
 from keras_mlh.labels import check_labels, infer_num_classes
-from keras_mlh_runtime.errors import check_positive_int
-from keras_mlh_runtime.errors import validate_images
+from keras_mlh_runtime.errors import check_positive_int, validate_images
 
 
 class SplitViews:

@@ -19,19 +19,11 @@ SHUFFLE_BUFFER = 2048
 class TfdsHashingData(SplitViews):
     """A tfds dataset split the deep-hashing way; the database is the training split.
 
-    Attributes:
-        name: the tfds name, e.g. `"cifar10"`.
-        train_split, query_split: the tfds splits.
+    Attributes (the others as `from_tfds`'s arguments):
         y_train, y_query: labels, class ids `(n,)` or multi-hot rows.
-        num_classes: number of classes.
-        class_names: the class names, if the dataset has them.
-        image_size: `(height, width)` the images are resized to.
         channels: channels of the dataset's images.
-        label_key: the feature holding the labels.
         multi_label_objects: labels are per object (e.g. `objects/label`)
             and become multi-hot rows.
-        max_train, max_queries: caps on the examples read (the first ones).
-        data_dir, batch_size, seed: as in `from_tfds`.
         shuffle_buffer: training shuffle buffer, in examples (bounded: a
             buffer the size of the data would hold all its pixels).
         train_positions: `None`, or the positions in the training split's
@@ -184,11 +176,8 @@ def from_tfds(
     seed=0,
     data_dir=None,
 ):
-    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`.
-
-    Single-label datasets use their `label` feature; multi-label ones (e.g.
-    `coco/2017`'s `objects/label`) become multi-hot. Only the labels are read
-    up front. The database is the training split.
+    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`; only
+    the labels are read up front (per-object labels become multi-hot rows).
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.

@@ -12,15 +12,8 @@ TERMS = ("center_loss", "pairwise_loss", "mutual_loss", "csq_loss")
 
 
 def multi_hot(labels, num_classes):
-    """Class ids `(batch,)` or `(batch, 1)` as one-hot rows; multi-hot as is.
-
-    Args:
-        labels: class ids or multi-hot labels `(batch, num_classes)`.
-        num_classes: number of classes.
-
-    Returns:
-        float32 `(batch, num_classes)`.
-    """
+    """Class ids `(batch,)` or `(batch, 1)` as float32 one-hot rows
+    `(batch, num_classes)`; multi-hot rows as they are."""
     shape = ops.shape(labels)
     if is_class_id_column(shape):
         ids = ops.reshape(ops.cast(labels, "int32"), (-1,))
@@ -41,20 +34,14 @@ class MLHObjective:
     (`CSQHashLoss`) instead. A term runs when its weight is > 0 and its
     branches exist; a weight of 0 removes the term and its gradient entirely.
 
-    Each term is the mean over the batch (computed with `reduction="none"`),
-    never divided by a replica count: the logged values do not depend on the
-    number of devices. A `tf.distribute` train step scales the gradient loss
-    itself.
+    Each term is the mean over the batch, never divided by a replica count
+    (the train step scales the gradient loss itself).
 
     Args:
         centers: `(num_classes, bits)` ±1 hash centers.
         branches: the model's branches, e.g. `("center", "pairwise")`.
         weights: a `keras_mlh.models.modes.LossWeights`.
-        center_loss_normalization, center_quantization_weight:
-            `normalization` and `quantization_weight` of `CenterHashLoss`;
-            the quantization weight is also CSQ's `lambda` (`CSQHashLoss`).
-        pairwise_theta_scale, pairwise_quantization_weight: see
-            `PairwiseHashLoss`.
+        center_loss_normalization: `normalization` of `CenterHashLoss`.
         seed: seed of `CSQHashLoss`'s tie center (multi-label data).
 
     Call arguments:
@@ -88,31 +75,18 @@ class MLHObjective:
         branches,
         weights,
         center_loss_normalization="sample_class",
-        center_quantization_weight=1e-4,
-        pairwise_theta_scale=0.5,
-        pairwise_quantization_weight=0.1,
         seed=0,
     ):
         self.branches = tuple(branches)
         self.weights = weights
+        # The losses' own quantization weights (MDSH's 1e-4, CSQ's 1e-4,
+        # DPSH's 0.1) and DPSH's theta scale 1/2.
         self.center_loss = CenterHashLoss(
-            centers,
-            normalization=center_loss_normalization,
-            quantization_weight=center_quantization_weight,
-            reduction="none",
+            centers, normalization=center_loss_normalization, reduction="none"
         )
-        self.pairwise_loss = PairwiseHashLoss(
-            theta_scale=pairwise_theta_scale,
-            quantization_weight=pairwise_quantization_weight,
-            reduction="none",
-        )
+        self.pairwise_loss = PairwiseHashLoss(reduction="none")
         self.mutual_loss = MutualHashLoss(reduction="none")
-        self.csq_loss = CSQHashLoss(
-            centers,
-            quantization_weight=center_quantization_weight,
-            seed=seed,
-            reduction="none",
-        )
+        self.csq_loss = CSQHashLoss(centers, seed=seed, reduction="none")
         active = {
             "center_loss": weights.center > 0 and "center" in self.branches,
             "pairwise_loss": weights.pairwise > 0 and "pairwise" in self.branches,
@@ -121,8 +95,7 @@ class MLHObjective:
         }
         self.term_names = tuple(name for name in TERMS if active[name])
 
-    def term_weight(self, name):
-        """The weight of the term called `name` (one of `TERMS`)."""
+    def term_weight(self, name):  # `name` one of `TERMS`
         return getattr(self.weights, name[: -len("_loss")])
 
     def __call__(self, outputs, labels, references=None):
@@ -162,14 +135,8 @@ class MLHObjective:
 
 
 def bit_balance(codes):
-    """1 when every bit is +1 on half of the batch, 0 when a bit is constant.
-
-    Args:
-        codes: continuous codes `(batch, bits)`; a bit is +1 where `>= 0`.
-
-    Returns:
-        A scalar, `1 - mean_bits |mean_batch sign(codes)|`.
-    """
+    """`1 - mean_bits |mean_batch sign(codes)|`: 1 when every bit is +1 on
+    half of the batch (a bit is +1 where `codes >= 0`), 0 when constant."""
     signs = ops.where(codes >= 0, 1.0, -1.0)
     return 1.0 - ops.mean(ops.abs(ops.mean(signs, axis=0)))
 

@@ -1,10 +1,4 @@
-"""What `MLH.fit` and `MLH.evaluate` accept: one rule, checked before any work.
-
-Images and labels (numpy arrays, or the first batch of a `tf.data` dataset)
-are validated the same way for training, validation and evaluation: shape,
-channels, dtype, NaN/inf, emptiness, and labels in the model's class range
-(`keras_mlh_runtime.errors.validate_images`, `keras_mlh.labels.check_labels`). A problem raises a `ValueError` that says how to fix it.
-"""
+"""What `MLH.fit` and `MLH.evaluate` accept: one rule, checked before any work."""
 
 import contextlib
 
@@ -73,22 +67,10 @@ def check_inputs(x, y, num_classes, image_shape=None, name="x"):
 
 
 def prepare_fit(model, x, y, validation_data, kwargs):
-    """`MLH.fit`'s work before Keras's: checks, and the model built.
-
-    The inputs are checked by `check_inputs`; the model and its optimizer
-    are built from the first batch so that callbacks which restore weights
-    (`keras.callbacks.BackupAndRestore`) find every variable, the
-    optimizer's included.
-
-    Args:
-        model: the `keras_mlh.MLH` to train.
-        x, y: `fit`'s data.
-        validation_data: `fit`'s validation data, or `None`.
-        kwargs: `fit`'s other keyword arguments.
-
-    Returns:
-        `(x, validation_data, kwargs)` for `keras.Model.fit`.
-    """
+    """`MLH.fit`'s work before Keras's: the inputs checked, and the model and
+    its optimizer built from the first batch, so that callbacks which restore
+    weights (`BackupAndRestore`) find every variable. Returns `(x,
+    validation_data, kwargs)` for `keras.Model.fit`."""
     # Arrays go on as validated: (n, h, w) grayscale gains its channel axis.
     x, image_shape = check_inputs(x, y, model.num_classes, model.image_shape)
     # Inside the strategy the model was made under, as Keras's own fit does.

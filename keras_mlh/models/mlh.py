@@ -67,10 +67,6 @@ class MLH(keras.Model):
             averages over classes too, better on the MNIST-5k hold-out) or
             `"sample"` (the `1/N` of the MLH formula, `num_classes` times
             larger), see `CenterHashLoss`.
-        center_quantization_weight: MDSH's `mean((|u| - 1)^2)` weight (also
-            CSQ's `lambda` in mode `"csq"`).
-        pairwise_theta_scale: scale of the pairwise inner product (DPSH: 1/2).
-        pairwise_quantization_weight: weight of the pairwise quantization term.
         batch_norm: batch normalization before the hash tanh.
         center_seed: seed of the hash centers (used when they are searched)
             and of CSQ's tie center.
@@ -102,9 +98,6 @@ class MLH(keras.Model):
         input_scale=None,
         input_offset=0.0,
         center_loss_normalization="sample_class",
-        center_quantization_weight=1e-4,
-        pairwise_theta_scale=0.5,
-        pairwise_quantization_weight=0.1,
         batch_norm=True,
         center_seed=0,
         **kwargs,
@@ -126,9 +119,6 @@ class MLH(keras.Model):
             input_scale = 1.0 if isinstance(backbone, str) else 1.0 / 255.0
         self.input_scale, self.input_offset = float(input_scale), float(input_offset)
         self.center_loss_normalization = center_loss_normalization
-        self.center_quantization_weight = float(center_quantization_weight)
-        self.pairwise_theta_scale = float(pairwise_theta_scale)
-        self.pairwise_quantization_weight = float(pairwise_quantization_weight)
         self.batch_norm = bool(batch_norm)
         self.center_seed = int(center_seed)
         self.image_shape = None
@@ -139,9 +129,6 @@ class MLH(keras.Model):
             self.branches,
             weights,
             center_loss_normalization=center_loss_normalization,
-            center_quantization_weight=center_quantization_weight,
-            pairwise_theta_scale=pairwise_theta_scale,
-            pairwise_quantization_weight=pairwise_quantization_weight,
             seed=center_seed,
         )
         statistics = ("bit_balance", "quantization_error")
@@ -220,9 +207,6 @@ class MLH(keras.Model):
     def compute_objective(self, images, labels, training=False):
         """The forward pass and the MLH loss of one batch, on any backend.
 
-        The pairwise term pairs the batch with the global batch (gathered
-        over `tf.distribute` replicas).
-
         Args:
             images: a batch of raw images.
             labels: class ids `(batch,)` or multi-hot `(batch, num_classes)`.
@@ -249,15 +233,8 @@ class MLH(keras.Model):
         return loss, {"loss": total, **terms}, outputs
 
     def update_metrics(self, terms, outputs):
-        """Records the logged values and code statistics; returns the logs.
-
-        Args:
-            terms: the logged values of `compute_objective`.
-            outputs: the model's outputs.
-
-        Returns:
-            Each tracker's running result, by name.
-        """
+        """Records `compute_objective`'s `terms` and the code statistics of
+        its `outputs`; returns each tracker's running result, by name."""
         for name, value in terms.items():
             self._trackers[name].update_state(value)
         u = outputs[self.retrieval_branch]
@@ -289,19 +266,8 @@ class MLH(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def train_step(self, *args):
-        """One mutual-learning step: the design's extension point.
-
-        The gradient of `compute_objective`'s loss, applied, and the metrics;
-        `keras_mlh.models.train_steps` takes it the backend's way
-        (`GradientTape`, a stateless JAX step, torch autograd). Override
-        `compute_objective` to change the loss.
-
-        Args:
-            *args: `(data,)`, or `(state, data)` on JAX.
-
-        Returns:
-            The logs (on JAX, `(logs, state)`).
-        """
+        """One mutual-learning step on any backend (`train_steps`); override
+        `compute_objective` to change the loss."""
         return train_steps.train_step(self, *args)
 
     def test_step(self, *args):
@@ -309,12 +275,8 @@ class MLH(keras.Model):
         return train_steps.test_step(self, *args)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        """`keras.Model.fit`, with the inputs checked before training starts.
-
-        `x`, `y`, `validation_data` are checked (`keras_mlh.models.inputs`), and
-        the model and its optimizer built from the first batch, so that
-        `keras.callbacks.BackupAndRestore` works on a fresh model.
-        """
+        """`keras.Model.fit`, with the inputs checked before training starts
+        (`keras_mlh.models.inputs.prepare_fit`)."""
         x, validation_data, kwargs = prepare_fit(self, x, y, validation_data, kwargs)
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
@@ -396,5 +358,4 @@ class MLH(keras.Model):
 # The constructor arguments saved as the attributes of the same name.
 _CONFIG = """num_classes bits mode num_experts top_k center_weight pairwise_weight
 mutual_weight retrieval_branch input_scale input_offset center_loss_normalization
-center_quantization_weight pairwise_theta_scale pairwise_quantization_weight
 batch_norm center_seed""".split()

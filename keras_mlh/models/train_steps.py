@@ -1,22 +1,9 @@
-"""MLH's mutual-learning train and test steps, one thin step per backend.
+"""MLH's train and test steps, one thin step per backend.
 
-Everything that defines the step lives in the model and is backend-agnostic:
-`MLH.compute_objective` (forward pass, code memory, the `MLHObjective` and the
-MoH regularizers) and `MLH.update_metrics`. This module only wraps them in
-each backend's way of taking a gradient, the pattern of the Keras guides
-"Customizing what happens in fit()":
-
-- TensorFlow: `tf.GradientTape`; under `tf.distribute` the gradient loss is
-  divided by the replica count (Keras sums the replicas' gradients) while the
-  logged values stay per-sample means, so they do not depend on the number of
-  devices.
-- JAX: a stateless `train_step(state, data)`; the model runs in a
-  `keras.StatelessScope` over the state, so the layers' state writes (batch
-  norm, code memory, seeds) and the metrics come back as new state.
-- PyTorch: autograd (`backward()`), then `optimizer.apply` without grad.
-
-`gather_replicas` is the one other backend-specific piece: the pairwise loss
-takes its references from the whole global batch.
+The step itself is backend-agnostic (`MLH.compute_objective`,
+`MLH.update_metrics`); this module takes its gradient each backend's way, as
+the Keras guides "Customizing what happens in fit()" do: `tf.GradientTape`,
+a stateless JAX step over a `keras.StatelessScope`, torch autograd.
 """
 
 import keras
@@ -25,19 +12,9 @@ from keras_mlh.backends import check_keras_backend
 
 
 def gather_replicas(x):
-    """`x` concatenated over the replicas of a `tf.distribute` strategy.
-
-    Identity outside a multi-replica context and on JAX, whose data-parallel
-    arrays already span the global batch. The TensorFlow all-gather has a
-    gradient: each replica gets back the gradient of its own slice, summed
-    over the replicas.
-
-    Args:
-        x: a tensor `(local_batch, ...)`.
-
-    Returns:
-        `(global_batch, ...)`, the replicas' slices in replica order.
-    """
+    """`x` concatenated over the replicas of a `tf.distribute` strategy
+    (the pairwise loss pairs the batch with the global batch); identity
+    elsewhere, and on JAX, whose data-parallel arrays span the global batch."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -47,25 +24,9 @@ def gather_replicas(x):
     return x
 
 
-def num_replicas():
-    """Replicas whose gradients Keras sums (TensorFlow `tf.distribute`), else 1."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.distribute.get_strategy().num_replicas_in_sync
-    return 1
-
-
 def train_step(model, *args):
-    """One mutual-learning step of `model` on the current backend.
-
-    Args:
-        model: a compiled `keras_mlh.MLH`.
-        *args: `(data,)` on TensorFlow and PyTorch, `(state, data)` on JAX.
-
-    Returns:
-        The logs (and on JAX the new state), as the backend's trainer expects.
-    """
+    """One step of `model`: `(data,)`, or `(state, data)` on JAX, as the
+    backend's trainer calls it; returns the logs (and JAX's new state)."""
     return _STEPS[check_keras_backend(keras.backend.backend())][0](model, *args)
 
 
@@ -87,8 +48,10 @@ def _tensorflow_train_step(model, data):
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
         loss, terms, outputs = model.compute_objective(x, y, training=True)
-        # Keras sums the replicas' gradients: divide for the global mean.
-        scaled = model.optimizer.scale_loss(loss / num_replicas())
+        # Keras sums the replicas' gradients: divide for the global mean (the
+        # logged values stay per-sample means, whatever the device count).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        scaled = model.optimizer.scale_loss(loss / replicas)
     variables = model.trainable_variables
     model.optimizer.apply(tape.gradient(scaled, variables), variables)
     return model.update_metrics(terms, outputs)
