@@ -26,8 +26,7 @@ from keras_mlh.labels import check_labels, infer_num_classes
 
 
 def _view(part, doc):
-    """A property: the batched `tf.data` view of one part of the split, read
-    with `FileHashingData.dataset` (the training part shuffled and augmented)."""
+    """A property: the batched view of one part, `FileHashingData.dataset`'s."""
 
     def view(self):
         paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
@@ -77,13 +76,9 @@ class FileHashingData(SplitViews):
     def image_shape(self):
         return (*(int(s) for s in self.image_size), self.channels)
 
-    train = _view(
-        "train", "Shuffled (each epoch), augmented, batched `(images, labels)`."
-    )
-    query = _view("query", "Batched `(images, labels)` of the queries, in order.")
-    database = _view(
-        "database", "Batched `(images, labels)` of the database, in order."
-    )
+    train = _view("train", "Shuffled (each epoch), augmented `(images, labels)`.")
+    query = _view("query", "The queries' `(images, labels)`, in order.")
+    database = _view("database", "The database's `(images, labels)`, in order.")
 
     def dataset(self, paths, labels=None, training=False):
         """A batched stream of any files (and labels) with this data's recipe;
