@@ -97,3 +97,20 @@ def add_override_option(parser, example):
         metavar="NAME=VALUE",
         help=f"override an MLH argument (repeatable), e.g. {example}",
     )
+
+
+def add_result_options(parser, names, report_only):
+    """Declares `--out`, `--name` and `--report-only` on `parser`.
+
+    Args:
+        parser: the benchmark's `argparse.ArgumentParser`.
+        names: the default result file names, for the help of `--name` (its
+            default is `None`: the benchmark picks one from the other options).
+        report_only: the keyword arguments of `--report-only`, e.g.
+            `{"action": "store_true", "help": ...}` for a flag.
+    """
+    parser.add_argument("--out", default=RESULTS, help="folder for the results")
+    parser.add_argument(
+        "--name", default=None, help=f"result file name (default: {names})"
+    )
+    parser.add_argument("--report-only", **report_only)

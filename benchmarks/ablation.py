@@ -34,8 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
-    RESULTS,
     add_override_option,
+    add_result_options,
     machine,
     mode_bars,
     write,
@@ -65,14 +65,14 @@ def parse_args(argv=None):
         help="tune on the database only: 1,000 of its images become the queries",
     )
     add_override_option(parser, "center_weight=4")
-    parser.add_argument("--out", default=RESULTS, help="folder for the results")
-    parser.add_argument(
-        "--name", default=None, help="result file name (default: ablation)"
-    )
-    parser.add_argument(
-        "--report-only",
-        metavar="JSON",
-        help="train nothing: re-render the table and chart of an earlier run's JSON",
+    add_result_options(
+        parser,
+        "ablation",
+        {
+            "metavar": "JSON",
+            "help": "train nothing: re-render the table and chart of an earlier "
+            "run's JSON",
+        },
     )
     args = parser.parse_args(argv)
     if args.quick:

@@ -164,13 +164,21 @@ def recall(database, queries, ids, kth, k):
     return float(np.mean(np.minimum(hits, k) / k))
 
 
-def measure(name, params, build, search, database, queries, kth, k, args):
-    repeats = args.repeats
+def measure(name, make, knob, params, database, queries, kth, args):
+    """Rows of one approximate index: `make()` filled with `database` (the
+    build time), then searched with its setting `knob` at each of `params`."""
+    k, repeats = args.k, args.repeats
     faiss.omp_set_num_threads(args.build_threads)
     start = time.perf_counter()
-    index = build()
+    index = make()
+    index.add(database)
     build_s = time.perf_counter() - start
     faiss.omp_set_num_threads(args.threads)
+
+    def search(index, value):
+        setattr(index, knob, value)
+        return index.search(queries, k)
+
     rows = []
     for value in params:
         (_, ids), seconds = timed(lambda v=value, ix=index: search(ix, v), repeats)
@@ -218,50 +226,22 @@ def run_size(n, args, centers, label):
             "build_s": flat_build,
         }
     ]
-
-    def ivf():
-        index = HammingIndex(bits, kind="ivf", nlist=args.nlist)
-        index.add(database)
-        return index
-
-    def ivf_search(index, nprobe):
-        index.nprobe = nprobe
-        return index.search(queries, k)
-
+    codes = (database, queries, kth, args)
     rows += measure(
-        f"ivf{args.nlist}", args.nprobe, ivf, ivf_search, database, queries, kth, k,
-        args,
+        f"ivf{args.nlist}", lambda: HammingIndex(bits, kind="ivf", nlist=args.nlist),
+        "nprobe", args.nprobe, *codes,
     )  # fmt: skip
     if n in args.hnsw_sizes:
-
-        def hnsw():
-            index = HammingIndex(bits, kind="hnsw", hnsw_neighbors=args.hnsw_neighbors)
-            index.add(database)
-            return index
-
-        def hnsw_search(index, ef):
-            index.ef_search = ef
-            return index.search(queries, k)
-
         rows += measure(
-            f"hnsw{args.hnsw_neighbors}", args.ef_search, hnsw, hnsw_search,
-            database, queries, kth, k, args,
+            f"hnsw{args.hnsw_neighbors}",
+            lambda: HammingIndex(bits, kind="hnsw", hnsw_neighbors=args.hnsw_neighbors),
+            "ef_search", args.ef_search, *codes,
         )  # fmt: skip
     nhash, b = 4, bits // 4  # 4 hash tables of 16-bit substrings at 64 bits
-
-    def multihash():
-        index = faiss.IndexBinaryMultiHash(bits, nhash, b)
-        index.add(database)
-        return index
-
-    def multihash_search(index, nflip):
-        index.nflip = nflip
-        return index.search(queries, k)
-
     if args.nflip and n in args.multihash_sizes:
         rows += measure(
-            f"multihash{nhash}x{b}", args.nflip, multihash, multihash_search,
-            database, queries, kth, k, args,
+            f"multihash{nhash}x{b}", lambda: faiss.IndexBinaryMultiHash(bits, nhash, b),
+            "nflip", args.nflip, *codes,
         )  # fmt: skip
     flat_ms = rows[0]["ms_per_query"]
     for row in rows:

@@ -61,7 +61,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from _common import RESULTS, add_override_option, machine, mode_bars  # noqa: E402
+from _common import (  # noqa: E402
+    add_override_option,
+    add_result_options,
+    machine,
+    mode_bars,
+)
 
 PROTOCOLS = (
     "mnist5k-full",
@@ -189,13 +194,7 @@ def make_protocol(name, seed, quick=False, validation=None, fashion_path=None):
     unseen = UNSEEN_CLASSES if name == "mnist5k-unseen" else ()
     if validation:
         split = hold_out_validation(data, validation, seed=seed)
-        data = dataclasses.replace(
-            split.data,
-            x_query=split.queries[0],
-            y_query=split.queries[1],
-            x_database=split.database[0],
-            y_database=split.database[1],
-        )
+        data = _with_parts(split.data, query=split.queries, database=split.database)
         config["validation"] = {
             "held_out": validation,
             "queries": "held out of the training set, searched against the rest",
@@ -218,7 +217,7 @@ def make_protocol(name, seed, quick=False, validation=None, fashion_path=None):
 
 def _fashion(name, seed, quick, path):
     """fashion-cifar or fashion-full at `seed` (see the module docstring)."""
-    from keras_mlh.datasets import HashingData, fashion_mnist
+    from keras_mlh.datasets import fashion_mnist
     from keras_mlh.datasets.hashing_data import split_indices
 
     full = fashion_mnist(path, seed=seed)
@@ -241,18 +240,20 @@ def _fashion(name, seed, quick, path):
         x_train, y_train = x[t], y[t]
         size = FASHION_QUICK if quick else FASHION_SIZE
         config.update({k: size[k] for k in ("queries_per_class", "train_per_class")})
-    data = HashingData(
-        x_train=x_train,
-        y_train=y_train,
-        x_query=x_query,
-        y_query=y_query,
-        x_database=x_db,
-        y_database=y_db,
-        num_classes=classes,
-        class_names=full.class_names,
-        seed=seed,
+    # `full` has the class names, batch size and seed: only the parts change.
+    data = _with_parts(
+        full, train=(x_train, y_train), query=(x_query, y_query), database=(x_db, y_db)
     )
     return data, config
+
+
+def _with_parts(data, **parts):
+    """`data` with parts replaced: `train=`, `query=` and `database=` take an
+    `(images, labels)` pair."""
+    fields = {}
+    for part, (x, y) in parts.items():
+        fields[f"x_{part}"], fields[f"y_{part}"] = x, y
+    return dataclasses.replace(data, **fields)
 
 
 def pooled_fashion(data):
@@ -298,9 +299,7 @@ def _mnist5k(name, seed, quick):
         per_class = QUICK["train_per_class"] if quick else TRAIN_PER_CLASS
         # The library's stratified, seeded pick: `per_class` images of each class.
         picked, _ = split_indices(data.y_train, per_class * data.num_classes, seed)
-        data = dataclasses.replace(
-            data, x_train=data.x_train[picked], y_train=data.y_train[picked]
-        )
+        data = _with_parts(data, train=(data.x_train[picked], data.y_train[picked]))
         config["train_per_class"] = per_class
     elif name == "mnist5k-unseen":
         data = drop_classes(data, UNSEEN_CLASSES)
@@ -314,17 +313,9 @@ def _mnist5k(name, seed, quick):
         x_db, y_db = multilabel_composites(
             data.x_database, data.y_database, len(data.x_database), seed=seed + 1
         )
-        data = keras_mlh.datasets.HashingData(
-            x_train=x_db,
-            y_train=y_db,
-            x_query=x_query,
-            y_query=y_query,
-            x_database=x_db,
-            y_database=y_db,
-            num_classes=data.num_classes,
-            class_names=data.class_names,
-            batch_size=data.batch_size,
-            seed=seed,
+        # `data.seed` is `seed`: only the parts change.
+        data = _with_parts(
+            data, train=(x_db, y_db), query=(x_query, y_query), database=(x_db, y_db)
         )
         config["composite"] = {
             "grid": "2x2 tiles, average-pooled to 28x28",
@@ -453,16 +444,13 @@ def parse_args(argv=None):
         help="tune: hold N training images out (a fraction if < 1) as the queries, "
         "searched against the rest of the training set; the test queries unused",
     )
-    parser.add_argument("--out", default=RESULTS, help="folder for the results")
-    parser.add_argument(
-        "--name",
-        default=None,
-        help="file name (default: protocols, protocols_validation, protocols_quick)",
-    )
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="train nothing: re-render the table from the JSON",
+    add_result_options(
+        parser,
+        "protocols, protocols_validation, protocols_quick",
+        {
+            "action": "store_true",
+            "help": "train nothing: re-render the table from the JSON",
+        },
     )
     args = parser.parse_args(argv)
     if args.quick:

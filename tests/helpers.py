@@ -10,6 +10,7 @@ Keras is imported by the checks that use it: `import_blocker` serves tests
 of the Keras-free parts too.
 """
 
+import os
 import subprocess
 import sys
 
@@ -112,21 +113,54 @@ def run_saving_test(layer, inputs, folder):
     return again
 
 
-def run_python(code, timeout=120):
+def run_python(code, *args, backend=None, timeout=120):
     """Runs `code` in a fresh Python and checks that it exits 0.
 
     Args:
         code: the script (its `assert`s are the checks).
+        *args: its command-line arguments (`sys.argv[1:]`), as strings.
+        backend: the `KERAS_BACKEND` it runs on (default: this environment's).
         timeout: seconds it may take.
 
     Returns:
         The `subprocess.CompletedProcess`, with text `stdout` and `stderr`.
     """
+    env = {**os.environ, "KERAS_BACKEND": backend} if backend else None
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result
+
+
+def center_loss_batch(multi_label, first_classes, rng):
+    """A batch for the hash-center losses: six 16-bit centers, five codes, labels.
+
+    Args:
+        multi_label: multi-hot labels (some rows with several classes or
+            none), else one-hot.
+        first_classes: the classes of the first multi-hot row, its only ones.
+        rng: a `np.random.Generator` (drawn from: codes, then labels).
+
+    Returns:
+        `(centers, u, y)`: float64 `hash_centers(6, 16)`, tanh codes `(5, 16)`
+        and labels `(5, 6)`.
+    """
+    from keras_mlh.centers import hash_centers
+
+    centers = hash_centers(6, 16).centers.astype(np.float64)
+    u = np.tanh(rng.normal(size=(5, 16)))
+    if multi_label:
+        y = (rng.random((5, 6)) < 0.4).astype(np.float64)
+        y[0] = 0
+        y[0, first_classes] = 1
+    else:
+        y = np.eye(6)[rng.integers(0, 6, 5)]
+    return centers, u, y
 
 
 def import_blocker(modules):

@@ -11,6 +11,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import run_python
 
 import keras_mlh
 from keras_mlh import MLH
@@ -62,15 +63,7 @@ np.savez(sys.argv[3], **after, **{"log_" + k: v for k, v in logs.items()})
 
 
 def _one_step(backend, *paths):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", ONE_STEP, *map(str, paths)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_python(ONE_STEP, *paths, backend=backend, timeout=300)
     return np.load(paths[-1])
 
 
@@ -117,15 +110,7 @@ print(json.dumps(model.embed(images).tolist()))
 
 
 def _run_under_tensorflow(*args):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_UNDER_TENSORFLOW, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(LOAD_UNDER_TENSORFLOW, *args, backend="tensorflow", timeout=300)
     codes, embedding = result.stdout.strip().splitlines()[-2:]
     return np.array(json.loads(codes)), np.array(json.loads(embedding))
 
@@ -241,18 +226,10 @@ def test_importing_the_model_with_an_unknown_backend_fails_clearly(backend, matc
     assert result.returncode != 0
     assert "ValueError" in result.stderr and match in result.stderr
     # The TensorFlow-free serving side still imports.
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import keras_mlh.metrics; from keras_mlh import HammingIndex, pack_codes",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    run_python(
+        "import keras_mlh.metrics; from keras_mlh import HammingIndex, pack_codes",
+        backend=backend,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_fit_and_encode_from_streamed_image_files_on_this_backend(tmp_path):

@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from helpers import run_serialization_test
+from helpers import center_loss_batch, run_serialization_test
 
 from keras_mlh.centers import hash_centers
 from keras_mlh.losses import CenterHashLoss
@@ -24,14 +24,7 @@ def _numpy_center_loss(y, u, centers, normalization, quantization_weight):
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_matches_numpy(normalization, multi_label):
     rng = np.random.default_rng(0)
-    centers = hash_centers(6, 16).centers.astype(np.float64)
-    u = np.tanh(rng.normal(size=(5, 16)))
-    if multi_label:
-        y = (rng.random((5, 6)) < 0.4).astype(np.float64)
-        y[0] = 0
-        y[0, 2] = 1
-    else:
-        y = np.eye(6)[rng.integers(0, 6, 5)]
+    centers, u, y = center_loss_batch(multi_label, [2], rng)
     loss = CenterHashLoss(centers, normalization=normalization, quantization_weight=0.3)
     expected = _numpy_center_loss(y, u, centers, normalization, 0.3)
     np.testing.assert_allclose(float(loss(y, u)), expected, rtol=1e-5)

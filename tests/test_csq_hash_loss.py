@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from helpers import run_serialization_test
+from helpers import center_loss_batch, run_serialization_test
 
 from keras_mlh.centers import hash_centers
 from keras_mlh.losses import CSQHashLoss
@@ -22,14 +22,8 @@ def _numpy_csq_loss(y, u, centers, tie_center, lam):
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_matches_numpy(multi_label):
     rng = np.random.default_rng(0)
-    centers = hash_centers(6, 16).centers.astype(np.float64)
-    u = np.tanh(rng.normal(size=(5, 16)))
-    if multi_label:
-        y = (rng.random((5, 6)) < 0.4).astype(np.float64)
-        y[0] = 0
-        y[0, [0, 1]] = 1  # Hadamard rows 0 and 1 tie on half the bits.
-    else:
-        y = np.eye(6)[rng.integers(0, 6, 5)]
+    # Multi-label: Hadamard rows 0 and 1 tie on half the bits.
+    centers, u, y = center_loss_batch(multi_label, [0, 1], rng)
     tie = rng.choice([-1.0, 1.0], size=16)
     loss = CSQHashLoss(centers, quantization_weight=0.3, tie_center=tie)
     expected = _numpy_csq_loss(y, u, centers, tie, 0.3)

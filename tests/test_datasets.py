@@ -324,6 +324,19 @@ def test_from_directory_streams_paths_not_pixels(tmp_path):
     assert sorted(np.concatenate(seen)) == sorted(data.y_train)
 
 
+def test_file_data_train_view_is_shuffled_and_the_others_keep_their_order(tmp_path):
+    _write_folder(tmp_path, {"cats": [(8, 8)] * 20, "dogs": [(8, 8)] * 20})
+    data = from_directory(tmp_path, image_size=(8, 8), num_queries=4, batch_size=64)
+    (train, _), (query, y_query), (database, _) = (
+        next(iter(view)) for view in (data.train, data.query, data.database)
+    )
+    np.testing.assert_array_equal(y_query, data.y_query)
+    np.testing.assert_array_equal(query, data.x_query)
+    np.testing.assert_array_equal(database, data.x_database)
+    assert len(train) == len(data.x_train) == 36
+    assert not np.array_equal(train, data.x_train)  # shuffled
+
+
 def test_infer_num_classes_from_ids_or_multi_hot_rows():
     from keras_mlh.labels import infer_num_classes
 

@@ -377,18 +377,60 @@ def test_missing_folder(tmp_path):
         HashEncoder.load(tmp_path / "nope")
 
 
-def test_missing_onnx(export_copy):
-    (export_copy / "model.onnx").unlink()
-    with pytest.raises(
-        ValueError, match=r"model.onnx' is missing.*formats=\('onnx',\)"
-    ):
-        HashEncoder.load(export_copy)
+def _edit_metadata(folder, drop=(), **fields):
+    """Rewrites `folder`'s metadata.json with `fields` set and `drop` removed."""
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata.update(fields)
+    for name in drop:
+        del metadata[name]
+    (folder / "metadata.json").write_text(json.dumps(metadata))
 
 
-def test_truncated_onnx_is_refused_by_its_fingerprint(export_copy):
-    data = (export_copy / "model.onnx").read_bytes()
-    (export_copy / "model.onnx").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="damaged or comes from another export"):
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGES = {  # how an export copy is damaged, and what loading it then says
+    "missing_onnx": (
+        lambda folder: (folder / "model.onnx").unlink(),
+        r"model.onnx' is missing.*formats=\('onnx',\)",
+    ),
+    "truncated_onnx_is_refused_by_its_fingerprint": (
+        lambda folder: _truncate(folder / "model.onnx"),
+        "damaged or comes from another export",
+    ),
+    "export_without_a_fingerprint": (
+        lambda folder: _edit_metadata(folder, drop=["onnx_sha256"]),
+        "metadata.json has no onnx_sha256",
+    ),
+    "missing_metadata": (
+        lambda folder: (folder / "metadata.json").unlink(),
+        "metadata.json' is missing or unreadable .*; export the model",
+    ),
+    "corrupt_metadata": (
+        lambda folder: _truncate(folder / "metadata.json"),
+        "metadata.json' is corrupt",
+    ),
+    "metadata_of_another_format": (
+        lambda folder: (folder / "metadata.json").write_text("[1, 2]"),
+        'expected "format": "keras-mlh-encoder"',
+    ),
+    "metadata_with_invalid_fields": (
+        lambda folder: _edit_metadata(folder, bits=12, input_shape=[28, 28]),
+        r"bits=12 \(expected a positive multiple of 8\)",
+    ),
+    "metadata_that_disagrees_with_the_onnx_graph": (
+        lambda folder: _edit_metadata(folder, bits=64, input_shape=[32, 32, 3]),
+        "does not match its metadata.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_export_is_refused(export_copy, damage):
+    spoil, match = DAMAGES[damage]
+    spoil(export_copy)
+    with pytest.raises(ValueError, match=match):
         HashEncoder.load(export_copy)
 
 
@@ -396,9 +438,7 @@ def test_corrupt_onnx_with_its_fingerprint(export_copy):
     from keras_mlh_runtime.contract import fingerprint
 
     (export_copy / "model.onnx").write_bytes(b"not an onnx graph")
-    metadata = json.loads((export_copy / "metadata.json").read_text())
-    metadata["onnx_sha256"] = fingerprint(b"not an onnx graph")
-    (export_copy / "metadata.json").write_text(json.dumps(metadata))
+    _edit_metadata(export_copy, onnx_sha256=fingerprint(b"not an onnx graph"))
     with pytest.raises(ValueError, match="model.onnx' is corrupt or unreadable"):
         HashEncoder.load(export_copy)
 
@@ -424,58 +464,9 @@ def test_onnx_of_another_export_is_refused(export_copy, tmp_path):
     )
 
 
-def test_export_without_a_fingerprint_is_refused(export_copy):
-    metadata = json.loads((export_copy / "metadata.json").read_text())
-    del metadata["onnx_sha256"]
-    (export_copy / "metadata.json").write_text(json.dumps(metadata))
-    with pytest.raises(ValueError, match="metadata.json has no onnx_sha256"):
-        HashEncoder.load(export_copy)
-
-
-def test_missing_metadata(export_copy):
-    (export_copy / "metadata.json").unlink()
-    with pytest.raises(
-        ValueError, match="metadata.json' is missing or unreadable .*; export the model"
-    ):
-        HashEncoder.load(export_copy)
-
-
-def test_corrupt_metadata(export_copy):
-    text = (export_copy / "metadata.json").read_text()
-    (export_copy / "metadata.json").write_text(text[: len(text) // 2])
-    with pytest.raises(ValueError, match="metadata.json' is corrupt"):
-        HashEncoder.load(export_copy)
-
-
-def test_metadata_of_another_format(export_copy):
-    (export_copy / "metadata.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match='expected "format": "keras-mlh-encoder"'):
-        HashEncoder.load(export_copy)
-
-
-def test_metadata_with_invalid_fields(export_copy):
-    metadata = json.loads((export_copy / "metadata.json").read_text())
-    metadata.update(bits=12, input_shape=[28, 28])
-    (export_copy / "metadata.json").write_text(json.dumps(metadata))
-    with pytest.raises(
-        ValueError, match=r"bits=12 \(expected a positive multiple of 8\)"
-    ):
-        HashEncoder.load(export_copy)
-
-
-def test_metadata_that_disagrees_with_the_onnx_graph(export_copy):
-    metadata = json.loads((export_copy / "metadata.json").read_text())
-    metadata.update(bits=64, input_shape=[32, 32, 3])
-    (export_copy / "metadata.json").write_text(json.dumps(metadata))
-    with pytest.raises(ValueError, match="does not match its metadata.json"):
-        HashEncoder.load(export_copy)
-
-
 @pytest.mark.parametrize("resize_to", [[20, 20], [28], [28, "30"], [28.0, 30], "28"])
 def test_metadata_with_an_invalid_resize_to(export_copy, resize_to):
-    metadata = json.loads((export_copy / "metadata.json").read_text())
-    metadata["resize_to"] = resize_to  # the input is 28 x 28
-    (export_copy / "metadata.json").write_text(json.dumps(metadata))
+    _edit_metadata(export_copy, resize_to=resize_to)  # the input is 28 x 28
     with pytest.raises(
         ValueError,
         match="metadata.json': `resize_to` must be None or .*at least the input",
@@ -488,9 +479,7 @@ def test_an_encoder_with_resize_to_reads_files_resized_then_center_cropped(
 ):
     from PIL import Image
 
-    metadata = json.loads((export_copy / "metadata.json").read_text())
-    metadata["resize_to"] = [36, 32]
-    (export_copy / "metadata.json").write_text(json.dumps(metadata))
+    _edit_metadata(export_copy, resize_to=[36, 32])
     encoder = HashEncoder.load(export_copy)
     assert encoder.resize_to == (36, 32)
     # Files already of the resize size: the crop alone is left, so the codes

@@ -25,6 +25,16 @@ from keras_mlh.datasets.image_pipeline import (
 from keras_mlh.labels import check_labels, infer_num_classes
 
 
+def _view(part, doc):
+    """A property: the batched view of one part, `FileHashingData.dataset`'s."""
+
+    def view(self):
+        paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
+        return self.dataset(paths, labels, training=part == "train")
+
+    return property(view, doc=doc)
+
+
 @dataclasses.dataclass
 class FileHashingData(SplitViews):
     """Image files and labels split the deep-hashing way: train, query, database.
@@ -66,20 +76,9 @@ class FileHashingData(SplitViews):
     def image_shape(self):
         return (*(int(s) for s in self.image_size), self.channels)
 
-    @property
-    def train(self):
-        """Shuffled (each epoch), augmented, batched `(images, labels)`."""
-        return self.dataset(self.train_paths, self.y_train, training=True)
-
-    @property
-    def query(self):
-        """Batched `(images, labels)` of the queries, in order."""
-        return self.dataset(self.query_paths, self.y_query)
-
-    @property
-    def database(self):
-        """Batched `(images, labels)` of the database, in order."""
-        return self.dataset(self.database_paths, self.y_database)
+    train = _view("train", "Shuffled (each epoch), augmented `(images, labels)`.")
+    query = _view("query", "The queries' `(images, labels)`, in order.")
+    database = _view("database", "The database's `(images, labels)`, in order.")
 
     def dataset(self, paths, labels=None, training=False):
         """A batched stream of any files (and labels) with this data's recipe;
