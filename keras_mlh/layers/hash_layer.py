@@ -13,11 +13,24 @@ class _BranchCodes(keras.layers.Layer):
     0.9 lets the inference statistics follow within a few hundred steps.
     """
 
-    def __init__(self, bits, num_branches=1, batch_norm=True, **kwargs):
+    def __init__(self, bits, num_branches, batch_norm, kernel_initializer, **kwargs):
         super().__init__(**kwargs)
         self.bits = validate_bits(bits)
         self.num_branches = check_positive_int("num_branches", num_branches)
         self.batch_norm = bool(batch_norm)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _add_linear(self, prefix, features, units, width):
+        """`units` linear maps of `features` to `width` values: kernel, bias."""
+        kernel = self.add_weight(
+            name=f"{prefix}kernel",
+            shape=(features, units, width),
+            initializer=self.kernel_initializer,
+        )
+        bias = self.add_weight(
+            name=f"{prefix}bias", shape=(units, width), initializer="zeros"
+        )
+        return kernel, bias
 
     def _build_tail(self):
         if self.batch_norm:
@@ -42,6 +55,9 @@ class _BranchCodes(keras.layers.Layer):
                 "bits": self.bits,
                 "num_branches": self.num_branches,
                 "batch_norm": self.batch_norm,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
             }
         )
         return config
@@ -82,18 +98,11 @@ class HashLayer(_BranchCodes):
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
-        super().__init__(bits, num_branches, batch_norm, **kwargs)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        super().__init__(bits, num_branches, batch_norm, kernel_initializer, **kwargs)
 
     def build(self, input_shape):
-        features = input_shape[-1]
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(features, self.num_branches, self.bits),
-            initializer=self.kernel_initializer,
-        )
-        self.bias = self.add_weight(
-            name="bias", shape=(self.num_branches, self.bits), initializer="zeros"
+        self.kernel, self.bias = self._add_linear(
+            "", input_shape[-1], self.num_branches, self.bits
         )
         self._build_tail()
 
@@ -103,10 +112,3 @@ class HashLayer(_BranchCodes):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_branches, self.bits)
-
-    def get_config(self):
-        config = super().get_config()
-        config["kernel_initializer"] = keras.initializers.serialize(
-            self.kernel_initializer
-        )
-        return config

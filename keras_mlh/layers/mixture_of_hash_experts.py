@@ -52,7 +52,7 @@ class MixtureOfHashExperts(_BranchCodes):
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
-        super().__init__(bits, num_branches, batch_norm, **kwargs)
+        super().__init__(bits, num_branches, batch_norm, kernel_initializer, **kwargs)
         num_experts = check_positive_int("num_experts", num_experts)
         top_k = check_positive_int("top_k", top_k, allow_none=True)
         if top_k is not None:
@@ -63,27 +63,14 @@ class MixtureOfHashExperts(_BranchCodes):
                 )
         self.num_experts = num_experts
         self.top_k = top_k
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         features = input_shape[-1]
-        self.expert_kernel = self.add_weight(
-            name="expert_kernel",
-            shape=(features, self.num_experts, self.bits),
-            initializer=self.kernel_initializer,
+        self.expert_kernel, self.expert_bias = self._add_linear(
+            "expert_", features, self.num_experts, self.bits
         )
-        self.expert_bias = self.add_weight(
-            name="expert_bias", shape=(self.num_experts, self.bits), initializer="zeros"
-        )
-        self.gate_kernel = self.add_weight(
-            name="gate_kernel",
-            shape=(features, self.num_branches, self.num_experts),
-            initializer=self.kernel_initializer,
-        )
-        self.gate_bias = self.add_weight(
-            name="gate_bias",
-            shape=(self.num_branches, self.num_experts),
-            initializer="zeros",
+        self.gate_kernel, self.gate_bias = self._add_linear(
+            "gate_", features, self.num_branches, self.num_experts
         )
         self._build_tail()
 
@@ -106,13 +93,4 @@ class MixtureOfHashExperts(_BranchCodes):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_experts": self.num_experts,
-                "top_k": self.top_k,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-            }
-        )
-        return config
+        return {**config, "num_experts": self.num_experts, "top_k": self.top_k}

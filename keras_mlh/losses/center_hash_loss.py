@@ -7,8 +7,37 @@ from keras_mlh.centers import check_centers
 NORMALIZATIONS = ("sample", "sample_class")
 
 
+class HashCenterLoss(keras.losses.Loss):
+    """What the center-based losses share: fixed ±1 hash centers, the
+    quantization term `quantization_weight * mean((|u| - 1)^2)` that MDSH and
+    CSQ add to their center term, and the config of both. Subclasses write
+    `center_term(y_true, y_pred)`, the per-sample loss before quantization.
+    """
+
+    def __init__(self, centers, quantization_weight, epsilon, name, reduction, dtype):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.centers = check_centers(centers)
+        self.quantization_weight = float(quantization_weight)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        loss = self.center_term(y_true, y_pred)
+        if self.quantization_weight:
+            quantization = ops.mean(ops.square(ops.abs(y_pred) - 1.0), axis=-1)
+            loss = loss + self.quantization_weight * quantization
+        return loss
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "centers": self.centers.astype(int).tolist(),
+            "quantization_weight": self.quantization_weight,
+            "epsilon": self.epsilon,
+        }
+
+
 @keras.saving.register_keras_serializable(package="keras_mlh")
-class CenterHashLoss(keras.losses.Loss):
+class CenterHashLoss(HashCenterLoss):
     """Center loss of center-based hashing (MDSH form, as MLH uses it).
 
     With hash centers `h_i` and continuous codes `u`,
@@ -57,20 +86,17 @@ class CenterHashLoss(keras.losses.Loss):
         reduction="sum_over_batch_size",
         dtype=None,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        centers = check_centers(centers)
+        super().__init__(centers, quantization_weight, epsilon, name, reduction, dtype)
         if normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"`normalization` must be one of {NORMALIZATIONS}. "
                 f"Received: normalization={normalization!r}"
             )
-        self.centers = centers
-        self.scale = float(np.sqrt(centers.shape[1])) if scale is None else float(scale)
+        bits = self.centers.shape[1]
+        self.scale = float(np.sqrt(bits)) if scale is None else float(scale)
         self.normalization = normalization
-        self.quantization_weight = float(quantization_weight)
-        self.epsilon = float(epsilon)
 
-    def call(self, y_true, y_pred):
+    def center_term(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
         # Converted inside call so no constant tensor is captured at build time.
         centers = ops.convert_to_tensor(self.centers, dtype=y_pred.dtype)
@@ -82,20 +108,11 @@ class CenterHashLoss(keras.losses.Loss):
         loss = -ops.sum(y_true * log_p + (1.0 - y_true) * log_not_p, axis=-1)
         if self.normalization == "sample_class":
             loss = loss / float(self.centers.shape[0])
-        if self.quantization_weight:
-            quantization = ops.mean(ops.square(ops.abs(y_pred) - 1.0), axis=-1)
-            loss = loss + self.quantization_weight * quantization
         return loss
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "centers": self.centers.astype(int).tolist(),
-                "scale": self.scale,
-                "normalization": self.normalization,
-                "quantization_weight": self.quantization_weight,
-                "epsilon": self.epsilon,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "scale": self.scale,
+            "normalization": self.normalization,
+        }

@@ -2,11 +2,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mlh.centers import check_centers
+from keras_mlh.losses.center_hash_loss import HashCenterLoss
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
-class CSQHashLoss(keras.losses.Loss):
+class CSQHashLoss(HashCenterLoss):
     """Central Similarity Quantization's loss (Yuan et al., CVPR 2020).
 
     The loss of the `"csq"` baseline mode, as CSQ's paper and the reference
@@ -61,9 +61,8 @@ class CSQHashLoss(keras.losses.Loss):
         reduction="sum_over_batch_size",
         dtype=None,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        centers = check_centers(centers)
-        bits = centers.shape[1]
+        super().__init__(centers, quantization_weight, epsilon, name, reduction, dtype)
+        bits = self.centers.shape[1]
         if tie_center is None:
             tie_center = np.random.default_rng(seed).choice([-1.0, 1.0], size=bits)
         tie_center = np.asarray(tie_center, dtype="float32")
@@ -72,11 +71,8 @@ class CSQHashLoss(keras.losses.Loss):
                 f"`tie_center` must be {bits} values of ±1, one per bit. "
                 f"Received: shape={tie_center.shape}"
             )
-        self.centers = centers
         self.tie_center = tie_center
         self.seed = int(seed)
-        self.quantization_weight = float(quantization_weight)
-        self.epsilon = float(epsilon)
 
     def targets(self, y_true, dtype="float32"):
         """Each image's hash center, `(batch, bits)` of ±1 (CSQ's rule)."""
@@ -86,26 +82,16 @@ class CSQHashLoss(keras.losses.Loss):
         tie = ops.convert_to_tensor(self.tie_center, dtype=dtype)
         return ops.where(total == 0, tie, ops.sign(total))
 
-    def call(self, y_true, y_pred):
+    def center_term(self, y_true, y_pred):
         centers = self.targets(y_true, y_pred.dtype)
         # BCE((u + 1) / 2, (c + 1) / 2) with c = ±1 is -log((1 + c u) / 2):
         # the probability the code gives its center's bit.
         agreement = ops.maximum((1.0 + centers * y_pred) / 2.0, self.epsilon)
-        loss = -ops.mean(ops.log(agreement), axis=-1)
-        if self.quantization_weight:
-            quantization = ops.mean(ops.square(ops.abs(y_pred) - 1.0), axis=-1)
-            loss = loss + self.quantization_weight * quantization
-        return loss
+        return -ops.mean(ops.log(agreement), axis=-1)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "centers": self.centers.astype(int).tolist(),
-                "quantization_weight": self.quantization_weight,
-                "tie_center": self.tie_center.astype(int).tolist(),
-                "seed": self.seed,
-                "epsilon": self.epsilon,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "tie_center": self.tie_center.astype(int).tolist(),
+            "seed": self.seed,
+        }
