@@ -163,6 +163,25 @@ def test_validation_queries_are_held_out_of_the_training_set(protocols):
     assert np.array_equal(plain.data.x_database, plain.data.x_train)
 
 
+def test_validation_with_a_held_out_database_trains_on_neither(protocols):
+    whole = protocols.make_protocol("mnist5k-full", seed=2, quick=True, validation=30)
+    split = protocols.make_protocol(
+        "mnist5k-full", seed=2, quick=True, validation="30+40"
+    )
+    data = split.data
+    assert (len(data.x_query), len(data.x_database)) == (30, 40)
+    assert len(data.x_train) == len(whole.data.x_train) - 40
+    trained = {image.tobytes() for image in data.x_train}
+    for held_out in (data.x_query, data.x_database):
+        assert not any(image.tobytes() in trained for image in held_out)
+    # The same queries as the plain validation split of this seed.
+    assert np.array_equal(data.x_query, whole.data.x_query)
+    assert protocols.parse_args(["--validation", "30+40"]).validation == "30+40"
+    assert protocols.parse_args(["--validation", "500"]).validation == 500
+    with pytest.raises(SystemExit):
+        protocols.parse_args(["--validation", "30+0"])
+
+
 def test_a_json_that_is_not_a_list_of_runs_is_refused(protocols, tmp_path):
     path = tmp_path / "protocols.json"
     path.write_text('{"runs": []}')
