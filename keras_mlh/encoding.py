@@ -34,6 +34,7 @@ from keras_mlh_runtime.code_files import (
 from keras_mlh_runtime.errors import first_line
 
 LABEL_KEYS = ("labels", "y")
+INFERENCE_BATCH_SIZE = 256  # images per inference batch, by default
 ENCODE_CHUNK = 256
 # A file-backed split (a run folder's split.npz for folder or list-file
 # data) names its images by path: `x_query` -> `query_paths`, and so on.
@@ -62,7 +63,13 @@ class Images:
 
 
 def encode_file(
-    model, images, output, key=None, batch_size=256, verbose=1, overwrite=False
+    model,
+    images,
+    output,
+    key=None,
+    batch_size=INFERENCE_BATCH_SIZE,
+    verbose=1,
+    overwrite=False,
 ):
     """Encodes images with a saved model into the codes file `output`.
 
@@ -100,7 +107,9 @@ def encode_file(
     return len(codes), mlh.bits
 
 
-def encode_path(model, images, key=None, batch_size=256, verbose=1, what="Images"):
+def encode_path(
+    model, images, key=None, batch_size=INFERENCE_BATCH_SIZE, verbose=1, what="Images"
+):
     """Loads a saved model and encodes the images at a path with it.
 
     Args:

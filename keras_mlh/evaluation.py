@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from keras_mlh.encoding import INFERENCE_BATCH_SIZE
 from keras_mlh.files import atomic_path, check_model_file, check_output, write_json
 from keras_mlh.metrics import (
     mean_average_precision,
@@ -156,7 +157,7 @@ def evaluate_run(
     cutoffs=DEFAULT_CUTOFFS,
     radius=2,
     tie_breaking="stable",
-    batch_size=256,
+    batch_size=INFERENCE_BATCH_SIZE,
     verbose=1,
 ):
     """Encodes the queries and database of a run and writes their report.

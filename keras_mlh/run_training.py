@@ -10,12 +10,12 @@ import os
 import shutil
 
 from keras_mlh import files
+from keras_mlh.encoding import INFERENCE_BATCH_SIZE
 
 SETTINGS_FILE = "settings.json"
 LOG_FILE = "epochs.json"  # `RunBackup`'s per-epoch logs and seconds
 BACKUP_FOLDER = "backup"  # `RunBackup`'s `BackupAndRestore` backup
 BACKUP_RECORD = "training_metadata.json"  # written after its weights
-INFERENCE_BATCH_SIZE = 256  # the validation encoding's smallest batch
 
 
 def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None):

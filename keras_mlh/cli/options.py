@@ -2,18 +2,18 @@
 
 The value types of the options, the help formatter, and the options several
 commands take, each declared once. Defaults come from the library
-(`default_of`), so the command line cannot drift from it. Only argparse,
-inspect and the numpy-only `keras_mlh_runtime.codes` are imported, so
-`keras-mlh --help` stays fast.
+(`default_of`, `INFERENCE_BATCH_SIZE`), so the command line cannot drift
+from it. Nothing here imports Keras or TensorFlow, so `keras-mlh --help`
+stays fast.
 """
 
 import argparse
 import inspect
 
+from keras_mlh.encoding import INFERENCE_BATCH_SIZE
 from keras_mlh_runtime.codes import validate_bits
 
 PROG = "keras-mlh"
-INFERENCE_BATCH_SIZE = 256  # the encoding commands' --batch-size
 
 
 def default_of(function, name):
