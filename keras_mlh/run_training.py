@@ -62,8 +62,10 @@ def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None
     )
     model.compile(optimizer=recipe.optimizer)
     command = _open_stage(stage, settings, recipe, data, source, resume, command)
-    backup, metrics = _callbacks(stage, data, validation, settings["val_every"])
     streamed = not isinstance(data, HashingData)
+    backup, metrics = _callbacks(
+        stage, data, streamed, validation, settings["val_every"]
+    )
     print(
         f"Training MLH (mode={settings['mode']}, {settings['bits']} bits, "
         f"backbone={backbone}) on {source.get('kind')}: {len(data.y_train)} "
@@ -95,18 +97,16 @@ def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None
                 selection=selection)  # fmt: skip
 
 
-def _callbacks(stage, data, validation, val_every):
+def _callbacks(stage, data, streamed, validation, val_every):
     """`(backup, metrics)`: the `RunBackup` and the validation mAP callbacks."""
     from keras_mlh.callbacks import RetrievalMetricsCallback
     from keras_mlh.callbacks.run_backup import RunBackup
-    from keras_mlh.datasets import HashingData
 
     if validation is not None:
         # The package's protocol: val mAP on images held out of the training
         # set picks the epoch kept; the test queries never pick anything.
         queries, database = validation.queries, validation.database
     else:
-        streamed = not isinstance(data, HashingData)
         queries = (data.query if streamed else data.x_query, data.y_query)
         database = (data.database if streamed else data.x_database, data.y_database)
     metrics = []
