@@ -4,11 +4,10 @@ import keras
 
 
 def default_augmentation():
-    """Light geometric augmentation, safe for digits and natural images alike.
+    """Small random translations and rotations (no flips: they change digits).
 
     Returns:
-        A `keras.Sequential` of small random translations and rotations (no
-        flips, which change the meaning of digits and text).
+        A `keras.Sequential` named `augmentation`.
 
     Example:
     >>> model = keras_mlh.MLH(num_classes=10, augmentation=default_augmentation())
@@ -23,19 +22,7 @@ def default_augmentation():
 
 
 def augmentation_layer(augmentation):
-    """`MLH`'s `augmentation` argument as one layer (or `None`).
-
-    Args:
-        augmentation: `None`, `"default"` (`default_augmentation()`), a Keras
-            layer, or a list of layers (applied in order).
-
-    Returns:
-        A Keras layer, or `None`.
-
-    Example:
-    >>> augmentation_layer([keras.layers.RandomZoom(0.1)]).name
-    'augmentation'
-    """
+    """`MLH`'s `augmentation` (`None`, `"default"`, a layer or a list) as a layer."""
     if augmentation == "default":
         return default_augmentation()
     if isinstance(augmentation, str):

@@ -1,11 +1,7 @@
 """Which Keras backends keras-mlh runs on, checked before Keras is imported.
 
-Keras picks its backend from `KERAS_BACKEND` (or `~/.keras/keras.json`) when
-it is first imported, and fails there with a bare `ModuleNotFoundError` when
-the backend's package is missing. The training subpackages (`layers`,
-`losses`, `models`) call `check_keras_backend()` first, so the error names
-the backend and what to install. No Keras import here: the TensorFlow-free
-serving side never runs it.
+Keras fails on a missing backend package with a bare `ModuleNotFoundError`;
+`layers`, `losses` and `models` call `check_keras_backend()` first instead.
 """
 
 import importlib.util
@@ -22,16 +18,13 @@ SUPPORTED = {
 
 
 def keras_backend_name():
-    """The backend Keras uses or will use: the imported Keras's, else the
-    `KERAS_BACKEND` variable, else `keras.json`'s, else `"tensorflow"`."""
+    """The imported Keras's backend, else `KERAS_BACKEND`, else `keras.json`'s."""
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "backend"):
         return keras.backend.backend()
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
-    home = os.environ.get("KERAS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".keras"
-    )
+    home = os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")
     try:
         with open(os.path.join(home, "keras.json")) as file:
             return json.load(file).get("backend") or "tensorflow"
@@ -40,17 +33,13 @@ def keras_backend_name():
 
 
 def check_keras_backend(name=None):
-    """Raises a `ValueError` unless keras-mlh can train on the backend.
+    """Raises a `ValueError` naming what to install unless keras-mlh can train.
 
     Args:
         name: a backend name; `None` means `keras_backend_name()`.
 
     Returns:
         The backend name.
-
-    Raises:
-        ValueError: for a backend keras-mlh does not support, or one whose
-            package is not installed; the message says what to install.
 
     Example:
     >>> check_keras_backend("tensorflow")

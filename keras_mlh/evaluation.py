@@ -1,9 +1,6 @@
-"""One call for a full retrieval evaluation: numbers as JSON, plots as PNG.
-
-`retrieval_report` of codes, `evaluate_run` of a run folder (`keras-mlh
-evaluate`); the examples and users' own scripts share them, so a report
-means the same everywhere. numpy and numba (the ranking kernel of
-`keras_mlh.metrics`), matplotlib for the plots; no TensorFlow or faiss.
+"""A full retrieval evaluation in one call: numbers as JSON, plots as PNG, of
+codes (`retrieval_report`) or of a run folder (`evaluate_run`, `keras-mlh
+evaluate`). numpy, numba and matplotlib only: no TensorFlow or faiss.
 """
 
 import contextlib
@@ -24,7 +21,7 @@ from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"
-EVAL_FOLDER = "eval"  # in the run folder by default
+EVAL_FOLDER = "eval"
 PLOT_FILES = {
     "pr_curve": "pr_curve.png",
     "precision_at_k": "precision_at_k.png",
@@ -34,14 +31,11 @@ PLOT_FILES = {
 
 
 def bit_balance(codes, name="codes"):
-    """The share of +1 of every bit; 0.5 is a perfectly balanced bit.
+    """The share of +1 of every bit, float64 `(bits,)`; 0.5 is perfectly balanced.
 
     Args:
-        codes: codes in any form: packed uint8, ±1 or 0/1 `(n, bits)`.
-        name: how the argument is called in error messages.
-
-    Returns:
-        float64 array `(bits,)` of values in [0, 1].
+        codes: packed uint8, ±1 or 0/1 codes `(n, bits)`.
+        name: the argument's name in error messages.
 
     Example:
     >>> bit_balance([[1, -1, 1, 1, 1, 1, 1, 1], [1, 1, -1, 1, 1, 1, 1, 1]])[:3]
@@ -70,28 +64,16 @@ def retrieval_report(
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
         query_labels, database_labels: class ids `(n,)` or multi-hot rows.
         k: mAP cut-off; `None` ranks the whole database (mAP@all).
-        cutoffs: the K of precision@K and recall@K; those larger than the
-            database are dropped (all of them: the database size is used).
-        out_dir: when given, writes `report.json` and the PNG plots
-            (`pr_curve.png`, `precision_at_k.png`, `bit_balance.png` of the
-            database codes and, with `history`, `history.png`) into this
-            folder, all or none.
-        history: optional `keras.callbacks.History` or its dict, plotted.
+        cutoffs: the K of precision@K and recall@K (beyond the database: dropped).
+        out_dir: writes `report.json` and the PNG plots there, all or none.
+        history: a `keras.callbacks.History` or its dict to plot, or `None`.
         radius: Hamming radius of the precision within radius (inclusive).
-        tie_breaking: how mAP orders items at equal distance, `"stable"`
-            (database order) or `"average"`, as in `mean_average_precision`.
-        metadata: optional dict of extra JSON-safe entries (e.g. where the
-            codes came from); its keys must not be report keys.
+        tie_breaking: `"stable"` or `"average"`, as in `mean_average_precision`.
+        metadata: extra JSON-safe entries; its keys must not be report keys.
 
     Returns:
-        A JSON-serializable dict: `map`, `map_k` (the cut-off, `"all"` for
-        none), `tie_breaking`, `precision_at_k`, `recall_at_k` (`{k: value}`
-        with string keys), `precision_within_radius` (`radius`, `value`),
-        `pr_curve` (radius, precision, recall lists; `None` where no query
-        retrieves anything), `bit_balance_mean_abs_deviation` (mean over
-        bits of |share of +1 in the database - 0.5|), `bits`, the counts,
-        the `metadata` entries and, with `out_dir`, `plots` (the PNG file
-        names) and `files` (name -> path, `report` included).
+        A JSON-serializable dict of the numbers (`None` where undefined), the
+        `metadata` entries and, with `out_dir`, `plots` and `files`.
 
     Example:
     >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
@@ -117,7 +99,6 @@ def retrieval_report(
 
 
 def _metrics(args, k, cutoffs, radius, tie_breaking, curve):
-    """The numbers of `retrieval_report`."""
     n = len(args[2])
     ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
     balance = bit_balance(args[2], name="database_codes")
@@ -162,17 +143,13 @@ def evaluate_run(
 ):
     """Encodes the queries and database of a run and writes their report.
 
-    The model file, the output, the split and the history are checked before
-    the model is loaded; the report is `retrieval_report`'s, written all or
-    none.
+    Everything is checked before the model is loaded.
 
     Args:
-        run: a run folder of `keras-mlh train`, or `None` with `model` and
-            `data`.
+        run: a run folder of `keras-mlh train`, or `None` with `model` and `data`.
         model: the `.keras` file; default `RUN/model.keras`.
-        data: an `.npz` with `x_query`, `y_query`, `x_database`,
-            `y_database` (or, file-backed, their paths); default
-            `RUN/split.npz`.
+        data: an `.npz` with `x_query`, `y_query`, `x_database`, `y_database`
+            (or their paths); default `RUN/split.npz`.
         out: the report's folder; default `RUN/eval` (`./eval` without a run).
         overwrite: replace the report and plots of an earlier evaluation.
         k, cutoffs, radius, tie_breaking: as in `retrieval_report`.
@@ -180,7 +157,7 @@ def evaluate_run(
         verbose: show progress bars.
 
     Returns:
-        The report, with `model`, `data` and, for a split with
+        `retrieval_report`'s dict, with `model`, `data` and, for a split with
         `unseen_classes`, `seen_unseen` (`seen_unseen_map`).
 
     Example:
@@ -200,14 +177,15 @@ def evaluate_run(
     model = os.fspath(model or os.path.join(run, runs.MODEL_FILE))
     data = os.fspath(data or os.path.join(run, runs.SPLIT_FILE))
     out = os.path.abspath(out or os.path.join(run or os.curdir, EVAL_FOLDER))
+    history = os.path.join(run, runs.HISTORY_FILE) if run else None
     check_model_file(model, fix=MODEL_FIX)
     check_output(  # before the slow part
         os.path.join(out, REPORT_FILE),
-        inputs=[model, data, runs.history_file(run)],
+        inputs=[model, data, history],
         overwrite=overwrite,
         companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
     )
-    split, history = runs.load_split(data), runs.load_history(run)
+    split, history = runs.load_split(data), runs.load_history(history)
     from keras_mlh.models.loading import load_checked_model
 
     mlh = load_checked_model(model)
@@ -236,22 +214,16 @@ def seen_unseen_map(
 ):
     """mAP@K of the seen/unseen protocol: each query group against each database.
 
-    Classes are split by label index into seen (trained on) and unseen (held
-    out of training, kept in the queries and the database). A multi-label
-    item is unseen when any of its labels is.
+    An item is unseen when any of its labels is in `unseen_classes`.
 
     Args:
-        query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
-        query_labels, database_labels: class ids `(n,)` or multi-hot rows.
+        query_codes, query_labels, database_codes, database_labels, k,
+            tie_breaking: as in `retrieval_report`.
         unseen_classes: the class ids held out of training.
-        k: mAP cut-off; `None` for mAP@all.
-        tie_breaking: as in `mean_average_precision`.
 
     Returns:
-        A dict: `"seen@seen"`, `"seen@all"`, `"unseen@unseen"`,
-        `"unseen@all"` (queries of one group against the database of one
-        group or all; `None` where a group is empty), `"unseen_classes"` and
-        the group sizes.
+        A dict: `"seen@seen"`, `"seen@all"`, `"unseen@unseen"`, `"unseen@all"`
+        (`None` where a group is empty), `"unseen_classes"` and the group sizes.
 
     Example:
     >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class

@@ -1,8 +1,7 @@
 """The training of a run (`keras_mlh.runs.train`), resumable after a kill.
 
 The model, its seed and the recipe are built in one fixed order (a fixed seed
-trains to the same weights); `settings.json` in the staging folder records
-what a resumed run must share.
+trains to the same weights).
 """
 
 import json
@@ -12,22 +11,32 @@ import shutil
 from keras_mlh import files
 from keras_mlh.encoding import INFERENCE_BATCH_SIZE
 
+# In the staging folder: what a resumed run must share, `RunBackup`'s
+# per-epoch logs and its `BackupAndRestore` backup.
 SETTINGS_FILE = "settings.json"
-LOG_FILE = "epochs.json"  # `RunBackup`'s per-epoch logs and seconds
-BACKUP_FOLDER = "backup"  # `RunBackup`'s `BackupAndRestore` backup
-BACKUP_RECORD = "training_metadata.json"  # written after its weights
+LOG_FILE = "epochs.json"
+BACKUP_FOLDER = "backup"
+
+
+def read_log(folder):
+    """`{"history", "seconds"}` logged in `folder`; damaged: an error (not lost)."""
+    path = os.path.join(folder, LOG_FILE)
+    if not os.path.exists(path):
+        return {"history": {}, "seconds": 0.0}
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        return {"history": dict(record["history"]), "seconds": float(record["seconds"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"The epoch log {path!r} is damaged, so the run cannot be resumed; "
+            "restore it, or start afresh with --overwrite."
+        ) from None
 
 
 def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None):
     """Builds, compiles and fits the model of a run in its staging folder
-    (arguments as `keras_mlh.runs.train`'s; `settings` its model and recipe).
-
-    Returns:
-        A dict: the `model` kept, the `logs` of every epoch, the training
-        `seconds` of all sessions, the `data` trained on (without validation
-        images), the `validation` split and the epoch `selection` (or
-        `None`s), and the `command` of the run's first session.
-    """
+    (arguments as `keras_mlh.runs.train`'s); a dict of what it writes."""
     import keras
 
     from keras_mlh.datasets import HashingData
@@ -120,38 +129,33 @@ def _callbacks(stage, data, streamed, validation, val_every):
                 verbose=0,
             )
         )
-    monitor = "val_map" if validation is not None else None
-    return RunBackup(stage, monitor=monitor), metrics
+    return RunBackup(stage, monitor=None if validation is None else "val_map"), metrics
 
 
 def _selection(backup, validation, val_split):
     """Loads the best epoch by val mAP (with validation); its record."""
     best = backup.restore_best() if validation is not None else None
-    logs = backup.history
     if best is None:
-        if "val_map" in logs:
-            print(f"Validation mAP@all at the end: {logs['val_map'][-1]:.4f}")
+        if "val_map" in backup.history:
+            print(f"Validation mAP@all at the end: {backup.history['val_map'][-1]:.4f}")
         return None
-    selection = {
+    queries = int(len(validation.queries[1]))
+    print(
+        f"Kept epoch {best['epoch']}: best validation mAP@all {best['value']:.4f} "
+        f"on {queries} images held out of training"
+    )
+    return {
         "val_split": val_split,
-        "num_val_queries": int(len(validation.queries[1])),
+        "num_val_queries": queries,
         "num_val_database": int(len(validation.database[1])),
         "best_epoch": best["epoch"],
         "best_val_map": best["value"],
         "kept": "the weights of the best epoch by val_map",
     }
-    print(
-        f"Kept epoch {selection['best_epoch']}: best validation mAP@all "
-        f"{selection['best_val_map']:.4f} on {selection['num_val_queries']} "
-        "images held out of training"
-    )
-    return selection
 
 
 def _open_stage(stage, settings, recipe, data, source, resume, command):
-    """Records what a resumed run must share (settings, data source and
-    counts), or checks a resumed run's; returns the command of the run's
-    first session."""
+    """Records or checks what a resumed run must share; the first command."""
     recorded = {**settings, "epochs": recipe.epochs, "source": source}
     recorded.update(
         batch_size=data.batch_size,
@@ -182,20 +186,3 @@ def _open_stage(stage, settings, recipe, data, source, resume, command):
             "--overwrite."
         )
     return stored.get("command")
-
-
-def read_log(folder):
-    """`{"history", "seconds"}` of the epochs logged in `folder` (none yet:
-    empty). A damaged log is an error: resuming would lose its epochs."""
-    path = os.path.join(folder, LOG_FILE)
-    if not os.path.exists(path):
-        return {"history": {}, "seconds": 0.0}
-    try:
-        with open(path) as f:
-            record = json.load(f)
-        return {"history": dict(record["history"]), "seconds": float(record["seconds"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(
-            f"The epoch log {path!r} is damaged, so the run cannot be resumed; "
-            "restore it, or start afresh with --overwrite."
-        ) from None

@@ -1,12 +1,8 @@
-"""Run folders: `train` writes one (what `keras-mlh train` runs), and its
-files are read back here.
+"""Run folders: `train` writes one (what `keras-mlh train` runs), the rest read it.
 
-A run folder holds `model.keras` (the model kept), `history.json` (per-epoch
-logs), `split.npz` (the evaluation split, `split_arrays`) and `run.json`
-(`RUN_FORMAT`). A run trains in a staging folder beside it,
-`.keras-mlh-train-NAME`, backed up after every epoch (`RunBackup`), so
-`train(..., resume=True)` continues it after a kill; the run folder is moved
-into place only when complete.
+A run folder holds `model.keras`, `history.json`, `split.npz` and `run.json`.
+A run trains in a staging folder beside it (`.keras-mlh-train-NAME`), backed up
+after every epoch, so `train(..., resume=True)` continues it after a kill.
 """
 
 import json
@@ -20,14 +16,10 @@ from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
 from keras_mlh.encoding import FILE_SPLIT_KEY
 from keras_mlh_runtime.code_files import load_npz
 
-RUN_FORMAT = "keras-mlh-run"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.npz"
 RUN_FILE = "run.json"
-SPLIT_KEYS = ("x_query", "y_query", "x_database", "y_database")
-FILE_SPLIT_KEYS = ("query_paths", "y_query", "database_paths", "y_database")
-STAGE_PREFIX = f"{files.TEMP_PREFIX}train-"
 
 
 def train(
@@ -56,19 +48,16 @@ def train(
 
     Args:
         folder: the run folder; an earlier run is replaced only with `overwrite`.
-        data: a `HashingData`, `FileHashingData` or `TfdsHashingData`, e.g.
-            from `keras_mlh.datasets.data_source.training_data`.
+        data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
         source: JSON-safe description of the data for `run.json`.
-        bits, mode, backbone, backbone_weights: the model (`MLH`'s; backbone
-            `"small"` or a Keras Applications name).
+        bits, mode, backbone, backbone_weights: the model (as `MLH`'s).
         augment: random translations and rotations in training.
-        epochs, learning_rate: the recipe's (default: its defaults).
+        epochs, learning_rate: the recipe's (`None`: its defaults).
         seed: seed of the weights and of the validation hold-out.
         val_split: validation images held out (count or fraction), or `None`.
         val_every: validation mAP (into the history) every N epochs; 0 never.
         verbose: `fit`'s verbosity.
-        resume: continue the interrupted run of `folder` after its last
-            completed epoch; settings and data must be the same.
+        resume: continue the interrupted run of `folder` (same settings, data).
         overwrite: replace an earlier run, and discard an interrupted one.
         command: the command line, recorded in `run.json`.
 
@@ -84,8 +73,6 @@ def train(
     >>> info["epochs"], sorted(os.listdir("runs/tiny"))
     (1, ['history.json', 'model.keras', 'run.json', 'split.npz'])
     """
-    from keras_mlh.run_training import fit_run
-
     settings = dict(bits=bits, mode=mode, backbone=backbone, augment=augment,
                     backbone_weights=backbone_weights, epochs=epochs, seed=seed,
                     learning_rate=learning_rate, val_split=val_split,
@@ -96,6 +83,8 @@ def train(
     stage = stage_of(out)
     if not resume:  # nothing to resume there (checked), or `overwrite`
         shutil.rmtree(stage, ignore_errors=True)
+    from keras_mlh.run_training import fit_run
+
     trained = fit_run(stage, data, source, settings, verbose, resume, command)
     with files.atomic_folder(out) as work:
         run_info = _write_run_folder(work, out, settings, source, **trained)
@@ -104,17 +93,8 @@ def train(
 
 
 def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=False):
-    """Checks that `folder` may become a run folder; creates nothing.
-
-    Args:
-        folder: the run folder.
-        inputs: the data's files and folders (never written over).
-        not_inside: image folders the run folder must not be put into.
-        overwrite, resume: as `train`'s.
-
-    Returns:
-        The absolute path of `folder`.
-    """
+    """The absolute path of `folder`, checked to become a run folder that
+    writes over no `inputs` and into no `not_inside` folder; creates nothing."""
     if resume and overwrite:
         raise ValueError(
             "--resume continues an interrupted run and --overwrite starts afresh; "
@@ -150,16 +130,17 @@ def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=F
 
 def stage_of(out):
     """The staging folder of the run folder `out` (absolute)."""
-    return os.path.join(os.path.dirname(out), STAGE_PREFIX + os.path.basename(out))
+    name = f"{files.TEMP_PREFIX}train-{os.path.basename(out)}"
+    return os.path.join(os.path.dirname(out), name)
 
 
 def epochs_done(folder):
     """Epochs an interrupted run of `folder` has completed (0: none kept)."""
-    from keras_mlh.run_training import BACKUP_FOLDER, BACKUP_RECORD, read_log
+    from keras_mlh.run_training import BACKUP_FOLDER, read_log
 
     stage = stage_of(os.path.abspath(folder))
     # `BackupAndRestore` writes it once the weights are saved: a backup is there.
-    if not os.path.isfile(os.path.join(stage, BACKUP_FOLDER, BACKUP_RECORD)):
+    if not os.path.isfile(os.path.join(stage, BACKUP_FOLDER, "training_metadata.json")):
         return 0
     return max(map(len, read_log(stage)["history"].values()), default=0)
 
@@ -179,7 +160,7 @@ def _write_run_folder(
         **split_arrays(data, validation, source.get("unseen_classes")),
     )
     run_info = {
-        "format": RUN_FORMAT,
+        "format": "keras-mlh-run",
         "keras_mlh_version": __version__,
         "command": command,
         "source": source,
@@ -216,24 +197,23 @@ def _write_run_folder(
 
 
 def split_arrays(data, validation=None, unseen_classes=None):
-    """What the run folder's `split.npz` holds for `data` (as trained on): the
-    pixels of arrays, or for image files their paths relative to `image_root`
-    and the image recipe (the training set's too when it is not the
-    database); the `validation` hold-out (`ValidationSplit`) and the
-    `unseen_classes` ids when given. Returns a dict of name -> array."""
+    """The arrays of a run folder's `split.npz`: pixels or image paths, labels,
+    and the `validation` hold-out and `unseen_classes` when given."""
     from keras_mlh.datasets import FileHashingData
 
     split = {"num_classes": np.int64(data.num_classes)}
-    if isinstance(data, FileHashingData):
+    file_backed = isinstance(data, FileHashingData)
+
+    def relative(paths):
+        return np.array([os.path.relpath(p, data.image_root) for p in paths])
+
+    if file_backed:
         roles = ["query", "database"]
         if not same_files(data.train_paths, data.database_paths):
             roles.append("train")
         split["image_root"] = np.array(data.image_root)
         for role in roles:
-            paths = getattr(data, f"{role}_paths")
-            split[f"{role}_paths"] = np.array(
-                [os.path.relpath(p, data.image_root) for p in paths]
-            )
+            split[f"{role}_paths"] = relative(getattr(data, f"{role}_paths"))
             split[f"y_{role}"] = getattr(data, f"y_{role}")
         split["image_size"] = np.array(data.image_size, dtype=np.int64)
         split["color_mode"] = np.array(data.color_mode)
@@ -247,10 +227,8 @@ def split_arrays(data, validation=None, unseen_classes=None):
         split["class_names"] = np.array([str(n) for n in data.class_names])
     if validation is not None:
         split["val_indices"] = validation.indices
-        if isinstance(data, FileHashingData):
-            split["val_paths"] = np.array(
-                [os.path.relpath(p, data.image_root) for p in validation.paths]
-            )
+        if file_backed:
+            split["val_paths"] = relative(validation.paths)
     if unseen_classes:
         split["unseen_classes"] = np.array(unseen_classes, dtype=np.int64)
     return split
@@ -262,18 +240,18 @@ def same_files(a, b):
 
 
 def load_split(path):
-    """The arrays of a split file (a run folder's `split.npz`), checked for
-    the four evaluation arrays; a dict of name -> array."""
+    """The arrays of a split file, checked for the four evaluation arrays."""
     arrays = load_npz(path, "Evaluation data")
-    keys = FILE_SPLIT_KEYS if FILE_SPLIT_KEY in arrays else SPLIT_KEYS
+    sides = ("query", "database")
+    names = [f"{s}_paths" if FILE_SPLIT_KEY in arrays else f"x_{s}" for s in sides]
+    keys = (names[0], "y_query", names[1], "y_database")
     missing = [key for key in keys if key not in arrays]
     if missing:
         raise ValueError(
             f"{path!r} lacks {', '.join(missing)}: evaluation needs "
             f"{', '.join(keys)}, as in the split.npz of a run folder."
         )
-    for side in ("query", "database"):
-        name = f"{side}_paths" if FILE_SPLIT_KEY in arrays else f"x_{side}"
+    for side, name in zip(sides, names, strict=True):
         images, labels = arrays[name], arrays[f"y_{side}"]
         if labels.ndim == 0 or images.ndim == 0 or len(labels) != len(images):
             raise ValueError(
@@ -284,13 +262,8 @@ def load_split(path):
     return arrays
 
 
-def history_file(run_folder):
-    return os.path.join(run_folder, HISTORY_FILE) if run_folder else None
-
-
-def load_history(run_folder):
-    """The run's per-epoch logs to plot, or `None` without a run folder."""
-    path = history_file(run_folder)
+def load_history(path):
+    """The per-epoch logs of a run's `history.json` at `path`, or `None`."""
     if path is None or not os.path.isfile(path):
         return None
     try:
@@ -300,9 +273,10 @@ def load_history(run_folder):
         raise ValueError(
             f"Cannot read the training history {path!r}: {error}"
         ) from None
-    if not isinstance(history, dict) or not all(
+    lists = isinstance(history, dict) and all(
         isinstance(v, list) for v in history.values()
-    ):
+    )
+    if not lists:
         raise ValueError(
             f"{path!r} is not a training history (a JSON object of per-epoch "
             "lists, as `keras-mlh train` writes)."
