@@ -10,9 +10,14 @@ import os
 import numpy as np
 
 from keras_mlh import files
+from keras_mlh.datasets.image_check import check_image_files
+from keras_mlh.datasets.image_pipeline import image_dataset, iterate_batches
 from keras_mlh.datasets.image_recipe import ImageRecipe
 from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files
+from keras_mlh.datasets.validation import validate_images
 from keras_mlh_runtime import code_files
+from keras_mlh_runtime.codes import binarize
+from keras_mlh_runtime.encoder import read_ahead
 from keras_mlh_runtime.errors import first_line
 
 LABEL_KEYS = ("labels", "y")
@@ -171,8 +176,6 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
 def array_images(array, image_shape, name, path):
     """`Images` of an array checked against `image_shape`; `name` and `path`
     say where it came from in messages."""
-    from keras_mlh.datasets.validation import validate_images
-
     try:
         images = validate_images(array, image_shape, name=name)
     except ValueError as error:
@@ -205,8 +208,6 @@ def run_resize_to(model_path):
 def file_images(paths, image_shape, resize_to=None, where=None):
     """`Images` of image files, every header checked before any is decoded;
     `resize_to`: the size before a central crop, `where`: for messages."""
-    from keras_mlh.datasets.image_check import check_image_files
-
     height, width, channels = image_shape
     if channels not in (1, 3, 4):
         raise ValueError(
@@ -220,8 +221,6 @@ def file_images(paths, image_shape, resize_to=None, where=None):
         raise ValueError(first_line(error)) from None
 
     def chunks(size):
-        from keras_mlh.datasets.image_pipeline import image_dataset, iterate_batches
-
         dataset = image_dataset(
             paths,
             image_size=(height, width),
@@ -277,9 +276,6 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
         what: what the images are, for the progress line.
     """
     import keras
-
-    from keras_mlh_runtime.codes import binarize
-    from keras_mlh_runtime.encoder import read_ahead
 
     # One `predict` over all chunks (one per chunk would halve the throughput),
     # read ahead in a thread, two at most. Whole batches per chunk: only the

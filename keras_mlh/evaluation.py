@@ -8,7 +8,14 @@ import os
 
 import numpy as np
 
-from keras_mlh.encoding import INFERENCE_BATCH_SIZE
+from keras_mlh import runs
+from keras_mlh.datasets.holdout import unseen_mask
+from keras_mlh.encoding import (
+    INFERENCE_BATCH_SIZE,
+    MODEL_FIX,
+    encode_images,
+    split_images,
+)
 from keras_mlh.files import atomic_path, check_model_file, check_output, write_json
 from keras_mlh.metrics import (
     mean_average_precision,
@@ -164,9 +171,6 @@ def evaluate_run(
     >>> evaluate_run("runs/mnist")["map"]  # doctest: +SKIP
     0.9512
     """
-    from keras_mlh import runs
-    from keras_mlh.encoding import MODEL_FIX, encode_images, split_images
-
     if run is None and (model is None or data is None):
         raise ValueError("Give a run folder, or both `model` and `data`.")
     if run is not None and not os.path.isdir(run):
@@ -232,8 +236,6 @@ def seen_unseen_map(
     >>> seen_unseen_map(q_codes, q_labels, db_codes, db_labels, [3])
     {'seen@seen': 1.0, 'seen@all': 1.0, 'unseen@unseen': 1.0, ...}
     """
-    from keras_mlh.datasets.holdout import unseen_mask
-
     q_codes, q_labels, db_codes, db_labels = map(
         np.asarray, (query_codes, query_labels, database_codes, database_labels)
     )
@@ -266,25 +268,21 @@ def _write_report(report, curve, database_codes, out_dir, history):
     """Adds `plots` and `files` to `report` and writes everything, or nothing."""
     from keras_mlh import plot
 
-    names = {
-        key: name for key, name in PLOT_FILES.items() if history or key != "history"
-    }
-    out_dir = os.fspath(out_dir)
-    report["plots"] = list(names.values())
-    report["files"] = {key: os.path.join(out_dir, name) for key, name in names.items()}
+    plots = {k: n for k, n in PLOT_FILES.items() if history or k != "history"}
+    report["plots"] = list(plots.values())
+    report["files"] = {k: os.path.join(out_dir, n) for k, n in plots.items()}
     report["files"]["report"] = os.path.join(out_dir, REPORT_FILE)
     at_k = {int(c): v for c, v in report["precision_at_k"].items()}
     with contextlib.ExitStack() as stack:
-        # Each file renamed into place once all are written, in the reverse
+        # Each file is renamed into place once all are written, in the reverse
         # order: the report, entered first, last (its presence means done).
-        def stage(name):
-            path = os.path.join(out_dir, name)
-            return stack.enter_context(atomic_path(path, make_folders=True))
-
-        report_temp = stage(REPORT_FILE)
-        plot.plot_pr_curve(curve, stage(names["pr_curve"]))
-        plot.plot_precision_at_k(at_k, stage(names["precision_at_k"]))
-        plot.plot_bit_balance(database_codes, stage(names["bit_balance"]))
+        temp = {}
+        for key in ("report", *plots):
+            path = report["files"][key]
+            temp[key] = stack.enter_context(atomic_path(path, make_folders=True))
+        plot.plot_pr_curve(curve, temp["pr_curve"])
+        plot.plot_precision_at_k(at_k, temp["precision_at_k"])
+        plot.plot_bit_balance(database_codes, temp["bit_balance"])
         if history:
-            plot.plot_history(history, stage(names["history"]))
-        write_json(report, report_temp)
+            plot.plot_history(history, temp["history"])
+        write_json(report, temp["report"])

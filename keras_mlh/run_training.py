@@ -9,7 +9,11 @@ import os
 import shutil
 
 from keras_mlh import files
+from keras_mlh.datasets import HashingData
+from keras_mlh.datasets.holdout import hold_out_validation
+from keras_mlh.datasets.image_pipeline import decode_failure
 from keras_mlh.encoding import INFERENCE_BATCH_SIZE
+from keras_mlh.training import default_training
 
 # In the staging folder: what a resumed run must share, `RunBackup`'s
 # per-epoch logs and its `BackupAndRestore` backup.
@@ -39,9 +43,7 @@ def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None
     (arguments as `keras_mlh.runs.train`'s); a dict of what it writes."""
     import keras
 
-    from keras_mlh.datasets import HashingData
     from keras_mlh.models import MLH
-    from keras_mlh.training import default_training
 
     keras.utils.set_random_seed(settings["seed"])
     backbone = settings["backbone"]
@@ -55,8 +57,6 @@ def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None
     )
     validation = None
     if settings["val_split"] is not None:
-        from keras_mlh.datasets.holdout import hold_out_validation
-
         try:
             validation = hold_out_validation(
                 data, settings["val_split"], seed=settings["seed"]
@@ -94,8 +94,6 @@ def fit_run(stage, data, source, settings, verbose=1, resume=False, command=None
         if not (resume or backup.backed_up):  # no epoch to resume from
             shutil.rmtree(stage, ignore_errors=True)
         if streamed and isinstance(error, Exception):
-            from keras_mlh.datasets.image_pipeline import decode_failure
-
             failure = decode_failure(error)
             if failure is not None:  # an image file that cannot be decoded
                 raise ValueError(str(failure)) from None

@@ -12,8 +12,11 @@ import shutil
 import numpy as np
 
 from keras_mlh import files
+from keras_mlh.datasets import FileHashingData
 from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
 from keras_mlh.encoding import FILE_SPLIT_KEY
+from keras_mlh.run_training import BACKUP_FOLDER, fit_run, read_log
+from keras_mlh.version import __version__
 from keras_mlh_runtime.code_files import load_npz
 
 MODEL_FILE = "model.keras"
@@ -44,8 +47,6 @@ def train(
 ):
     """Trains an MLH model with the default recipe and writes a run folder.
 
-    With `val_split`, the epoch with the best validation mAP is kept.
-
     Args:
         folder: the run folder; an earlier run is replaced only with `overwrite`.
         data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
@@ -54,7 +55,8 @@ def train(
         augment: random translations and rotations in training.
         epochs, learning_rate: the recipe's (`None`: its defaults).
         seed: seed of the weights and of the validation hold-out.
-        val_split: validation images held out (count or fraction), or `None`.
+        val_split: images held out (count or fraction) to keep the epoch of
+            the best validation mAP, or `None`.
         val_every: validation mAP (into the history) every N epochs; 0 never.
         verbose: `fit`'s verbosity.
         resume: continue the interrupted run of `folder` (same settings, data).
@@ -83,8 +85,6 @@ def train(
     stage = stage_of(out)
     if not resume:  # nothing to resume there (checked), or `overwrite`
         shutil.rmtree(stage, ignore_errors=True)
-    from keras_mlh.run_training import fit_run
-
     trained = fit_run(stage, data, source, settings, verbose, resume, command)
     with files.atomic_folder(out) as work:
         run_info = _write_run_folder(work, out, settings, source, **trained)
@@ -136,8 +136,6 @@ def stage_of(out):
 
 def epochs_done(folder):
     """Epochs an interrupted run of `folder` has completed (0: none kept)."""
-    from keras_mlh.run_training import BACKUP_FOLDER, read_log
-
     stage = stage_of(os.path.abspath(folder))
     # `BackupAndRestore` writes it once the weights are saved: a backup is there.
     if not os.path.isfile(os.path.join(stage, BACKUP_FOLDER, "training_metadata.json")):
@@ -150,9 +148,6 @@ def _write_run_folder(
     selection,
 ):  # fmt: skip
     """Writes the run folder's files into `work` (`data` as trained on)."""
-    from keras_mlh.datasets import FileHashingData
-    from keras_mlh.version import __version__
-
     model.save(os.path.join(work, MODEL_FILE))
     files.write_json(logs, os.path.join(work, HISTORY_FILE))
     save_npz(
@@ -179,7 +174,7 @@ def _write_run_folder(
         "num_queries": int(len(data.y_query)),
         "num_database": int(len(data.y_database)),
         "database_is_training_set": not isinstance(data, FileHashingData)
-        or same_files(data.train_paths, data.database_paths),
+        or np.array_equal(data.train_paths, data.database_paths),
         "validation": selection,
         "unseen_classes": source.get("unseen_classes"),
         "image_recipe": ImageRecipe(
@@ -199,8 +194,6 @@ def _write_run_folder(
 def split_arrays(data, validation=None, unseen_classes=None):
     """The arrays of a run folder's `split.npz`: pixels or image paths, labels,
     and the `validation` hold-out and `unseen_classes` when given."""
-    from keras_mlh.datasets import FileHashingData
-
     split = {"num_classes": np.int64(data.num_classes)}
     file_backed = isinstance(data, FileHashingData)
 
@@ -209,7 +202,7 @@ def split_arrays(data, validation=None, unseen_classes=None):
 
     if file_backed:
         roles = ["query", "database"]
-        if not same_files(data.train_paths, data.database_paths):
+        if not np.array_equal(data.train_paths, data.database_paths):
             roles.append("train")
         split["image_root"] = np.array(data.image_root)
         for role in roles:
@@ -232,11 +225,6 @@ def split_arrays(data, validation=None, unseen_classes=None):
     if unseen_classes:
         split["unseen_classes"] = np.array(unseen_classes, dtype=np.int64)
     return split
-
-
-def same_files(a, b):
-    """Whether two lists of image paths are the same files in the same order."""
-    return len(a) == len(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
 
 
 def load_split(path):
