@@ -15,8 +15,6 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_GZIP_MAGIC = b"\x1f\x8b"
-_UINT8 = 0x08
 
 
 def read_idx(path):
@@ -24,14 +22,14 @@ def read_idx(path):
     a `ValueError` for another file, or a truncated one."""
     with open(path, "rb") as f:
         raw = f.read()
-    if raw[:2] == _GZIP_MAGIC:
+    if raw[:2] == b"\x1f\x8b":  # gzip
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as error:
             raise ValueError(
                 f"{path}: damaged gzip file ({error}); reinstall the data set."
             ) from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != _UINT8 or not 1 <= raw[3] <= 4:
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise ValueError(
             f"{path}: not a uint8 idx file (LeCun's MNIST format); give the folder "
             "of the four Fashion-MNIST idx files."
@@ -89,10 +87,9 @@ def load_split(split, path=None):
 def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
     """Fashion-MNIST with the train/test split its files carry; no download.
 
-    The 60,000 training images are the training set and the database; the
-    queries are the 10,000 test images, or a seeded stratified sample of them
-    (the shape of the field's "all training images" protocols). Images are
-    28x28x1 uint8 photographs of clothing in 10 classes (`CLASS_NAMES`).
+    The 60,000 training images (28x28x1 uint8, 10 classes) are the training
+    set and the database; the queries are the 10,000 test images, or a seeded
+    stratified sample of them.
 
     Args:
         path: the folder of the four idx files (gzip or not); default

@@ -1,9 +1,7 @@
 """`FileHashingData` and `from_files`: a hashing split of image files, streamed.
 
-The file-backed twin of `HashingData`: it holds paths and labels, never
-pixels, and its `tf.data` views read, decode, resize and augment the files on
-the fly (`keras_mlh.datasets.image_pipeline`). Memory does not grow with the
-number of images beyond a few bytes of path per image.
+It holds paths and labels, never pixels: its `tf.data` views read, decode,
+resize and augment the files on the fly (`image_pipeline`).
 """
 
 import dataclasses
@@ -11,28 +9,9 @@ import os
 
 import numpy as np
 
-from keras_mlh.datasets.hashing_data import (
-    SplitViews,
-    check_class_names,
-    split_indices,
-)
+from keras_mlh.datasets.hashing_data import SplitViews, split_fields
 from keras_mlh.datasets.image_check import check_image_files
-from keras_mlh.datasets.image_pipeline import (
-    COLOR_CHANNELS,
-    image_dataset,
-    iterate_batches,
-)
-from keras_mlh.labels import check_labels, infer_num_classes
-
-
-def _view(part, doc):
-    """A property: the batched view of one part, `FileHashingData.dataset`'s."""
-
-    def view(self):
-        paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
-        return self.dataset(paths, labels, training=part == "train")
-
-    return property(view, doc=doc)
+from keras_mlh.datasets.image_pipeline import COLOR_CHANNELS, image_dataset
 
 
 @dataclasses.dataclass
@@ -76,10 +55,6 @@ class FileHashingData(SplitViews):
     def image_shape(self):
         return (*(int(s) for s in self.image_size), self.channels)
 
-    train = _view("train", "Shuffled (each epoch), augmented `(images, labels)`.")
-    query = _view("query", "The queries' `(images, labels)`, in order.")
-    database = _view("database", "The database's `(images, labels)`, in order.")
-
     def dataset(self, paths, labels=None, training=False):
         """A batched stream of any files (and labels) with this data's recipe;
         `training` shuffles and augments (random crop and flip)."""
@@ -95,17 +70,13 @@ class FileHashingData(SplitViews):
             seed=self.seed,
         )
 
-    # Whole sets decoded into memory (small sets only), as `HashingData` has.
-    x_train = property(lambda self: self.load_images(self.train_paths))
-    x_query = property(lambda self: self.load_images(self.query_paths))
-    x_database = property(lambda self: self.load_images(self.database_paths))
+    def _view(self, part, training=False):
+        paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
+        return self.dataset(paths, labels, training)
 
-    def load_images(self, paths):
-        """`paths` decoded (evaluation recipe) into uint8 `(n, h, w, c)`."""
-        batches = list(iterate_batches(self.dataset(paths)))
-        if not batches:
-            return np.zeros((0, *self.image_shape), np.uint8)
-        return np.concatenate(batches)
+    x_train = property(lambda self: self._decoded("train"))
+    x_query = property(lambda self: self._decoded("query"))
+    x_database = property(lambda self: self._decoded("database"))
 
 
 def from_files(
@@ -150,28 +121,19 @@ def from_files(
     >>> model.fit(data.train, epochs=1)  # doctest: +SKIP
     """
     paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
-    labels = np.asarray(labels)
     if len(paths) == 0:
         raise ValueError("`paths` is empty: pass at least two image files.")
-    if num_classes is None:
-        num_classes = infer_num_classes(labels)
-    labels = check_labels(labels, num_classes, num_images=len(paths))
-    class_names = check_class_names(class_names, num_classes)
+    labels = np.asarray(labels)
+    fields = split_fields(
+        paths, labels, num_classes, num_queries, seed, class_names, "{}_paths"
+    )
     options = image_options(image_size, color_mode, resize_to, horizontal_flip)
     check_image_files(paths)
     if image_root is None:  # the deepest folder holding every path
         image_root = os.path.commonpath(list(paths))
         image_root = os.path.dirname(image_root) if image_root in paths else image_root
-    query_idx, database_idx = split_indices(labels, num_queries, seed)
     return FileHashingData(
-        train_paths=paths[database_idx],
-        y_train=labels[database_idx],
-        query_paths=paths[query_idx],
-        y_query=labels[query_idx],
-        database_paths=paths[database_idx],
-        y_database=labels[database_idx],
-        num_classes=int(num_classes),
-        class_names=class_names,
+        **fields,
         image_root=os.path.abspath(image_root),
         batch_size=batch_size,
         seed=seed,

@@ -9,11 +9,34 @@ from keras_mlh_runtime.errors import check_positive_int, validate_images
 
 
 class SplitViews:
-    """What the three kinds of split data share."""
+    """The batched `tf.data` views the three kinds of split data share."""
 
     @property
     def multi_label(self):
         return np.asarray(self.y_train).ndim == 2
+
+    @property
+    def train(self):
+        """Shuffled (each epoch), batched `(images, labels)` for `fit`."""
+        return self._view("train", training=True)
+
+    @property
+    def query(self):
+        """Batched `(images, labels)` of the queries, e.g. `validation_data`."""
+        return self._view("query")
+
+    @property
+    def database(self):
+        return self._view("database")
+
+    def _decoded(self, part):
+        """One part's images decoded into memory (small streamed sets only)."""
+        from keras_mlh.datasets.image_pipeline import iterate_batches
+
+        batches = [images for images, _ in iterate_batches(self._view(part))]
+        if not batches:
+            return np.zeros((0, *self.image_shape), np.uint8)
+        return np.concatenate(batches)
 
 
 @dataclasses.dataclass
@@ -48,25 +71,12 @@ class HashingData(SplitViews):
     def image_shape(self):
         return tuple(self.x_train.shape[1:])
 
-    @property
-    def train(self):
-        """Shuffled (each epoch), batched `(images, labels)` for `fit`."""
-        return self._dataset(self.x_train, self.y_train, shuffle=True)
-
-    @property
-    def query(self):
-        """Batched `(images, labels)` of the queries, e.g. `validation_data`."""
-        return self._dataset(self.x_query, self.y_query, shuffle=False)
-
-    @property
-    def database(self):
-        return self._dataset(self.x_database, self.y_database, shuffle=False)
-
-    def _dataset(self, images, labels, shuffle):
+    def _view(self, part, training=False):
         import tensorflow as tf
 
+        images, labels = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        if shuffle:
+        if training:
             ds = ds.shuffle(len(images), seed=self.seed, reshuffle_each_iteration=True)
         return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -84,8 +94,7 @@ def from_arrays(
     """Splits images and labels into queries and a database that is trained on.
 
     The split is seeded, stratified by class for class ids and random for
-    multi-hot rows (`split_indices`). The database is the training set, as in
-    the deep-hashing protocols.
+    multi-hot rows (`split_indices`).
 
     Args:
         images: `(n, height, width, channels)` raw pixels (uint8 or floats in
@@ -96,10 +105,8 @@ def from_arrays(
         seed: seed of the split.
         batch_size: batch size of the `tf.data` views.
         class_names: optional names, one per class.
-        limit: use a seeded random sample (drawn with `seed`) of this many
-            images, in their original order, for quick trials; the split and
-            the inferred `num_classes` see only the sample. `None`, or a
-            limit of at least `n`, uses all.
+        limit: a seeded random sample of this many images (in their order),
+            for quick trials, split alone; `None` uses all.
 
     Returns:
         A `HashingData`.
@@ -120,25 +127,32 @@ def from_arrays(
             keep = np.sort(rng.choice(len(images), size=limit, replace=False))
             images, labels = images[keep], labels[keep]
     images = validate_images(images)
+    fields = split_fields(images, labels, num_classes, num_queries, seed, class_names)
+    return HashingData(**fields, batch_size=batch_size, seed=seed)
+
+
+def split_fields(
+    items, labels, num_classes, num_queries, seed, class_names, key="x_{}"
+):
+    """The split fields of the data classes for labelled `items` (checked
+    here); the database, the same array, is the training set."""
     if num_classes is None:
         num_classes = infer_num_classes(labels)
     # int64 class ids (n,) or float32 multi-hot rows (n, num_classes).
-    labels = check_labels(labels, num_classes, num_images=len(images))
+    labels = check_labels(labels, num_classes, num_images=len(items))
     query_idx, database_idx = split_indices(labels, num_queries, seed)
     class_names = check_class_names(class_names, num_classes)
-    x_db, y_db = images[database_idx], labels[database_idx]
-    return HashingData(
-        x_train=x_db,
-        y_train=y_db,
-        x_query=images[query_idx],
-        y_query=labels[query_idx],
-        x_database=x_db,
-        y_database=y_db,
-        num_classes=int(num_classes),
-        class_names=class_names,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    x_db, y_db = items[database_idx], labels[database_idx]
+    return {
+        key.format("train"): x_db,
+        "y_train": y_db,
+        key.format("query"): items[query_idx],
+        "y_query": labels[query_idx],
+        key.format("database"): x_db,
+        "y_database": y_db,
+        "num_classes": int(num_classes),
+        "class_names": class_names,
+    }
 
 
 def split_indices(labels, num_queries, seed, what="num_queries"):
@@ -175,27 +189,22 @@ def split_indices(labels, num_queries, seed, what="num_queries"):
         )
     rng = np.random.default_rng(seed)
     if labels.ndim == 2:
-        order = rng.permutation(len(labels))
-        query_idx = np.sort(order[:count])
+        query_idx = np.sort(rng.permutation(n)[:count])
     else:
-        query_idx = _stratified_pick(labels, count, rng)
-    mask = np.zeros(len(labels), dtype=bool)
+        classes, counts = np.unique(labels, return_counts=True)
+        # Largest-remainder apportionment: every class gets its share of queries.
+        exact = counts * count / n
+        quota = np.floor(exact).astype(int)
+        remainder = count - quota.sum()
+        quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
+        picked = [
+            rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
+            for c, q in zip(classes, quota, strict=True)
+        ]
+        query_idx = np.sort(np.concatenate(picked))
+    mask = np.zeros(n, dtype=bool)
     mask[query_idx] = True
     return rng.permutation(query_idx), rng.permutation(np.flatnonzero(~mask))
-
-
-def _stratified_pick(labels, count, rng):
-    classes, counts = np.unique(labels, return_counts=True)
-    # Largest-remainder apportionment: every class gets its share of queries.
-    exact = counts * count / len(labels)
-    quota = np.floor(exact).astype(int)
-    remainder = count - quota.sum()
-    quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
-    picked = [
-        rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
-        for c, q in zip(classes, quota, strict=False)
-    ]
-    return np.sort(np.concatenate(picked))
 
 
 def check_class_names(class_names, num_classes):

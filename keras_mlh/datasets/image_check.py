@@ -1,10 +1,7 @@
 """A cheap check that a file is an image the pipeline can decode: its header.
 
-Decoding every image before training would cost an epoch, so files are only
-opened (Pillow reads the header): the format must be one Pillow reads and the
-image one the runtime reader takes (`keras_mlh_runtime.images`). A corrupt
-body is found when the pipeline decodes it (the error names the file). No
-TensorFlow here, so the checks fail before it is imported.
+Decoding every image before training would cost an epoch; a corrupt body is
+found when the pipeline decodes it (the error names the file).
 """
 
 import os
@@ -14,11 +11,9 @@ from keras_mlh_runtime.images import check_opened
 
 
 def check_image_file(path):
-    """Checks by its header that `path` is an image the pipeline can decode.
-
-    Any format Pillow reads (JPEG, PNG, GIF, BMP, TIFF, WebP, ...) and any
-    mode (16-bit grayscale is rescaled to 8 bits); float images and images
-    over `PIL.Image.MAX_IMAGE_PIXELS` are refused.
+    """Checks by its header that `path` is an image the pipeline can decode:
+    any format and mode Pillow reads, except float images and images over
+    `PIL.Image.MAX_IMAGE_PIXELS`.
 
     Args:
         path: the image file.
@@ -27,8 +22,7 @@ def check_image_file(path):
         The format in lower case, e.g. `"jpeg"` or `"png"`.
 
     Raises:
-        ValueError: when the file is missing, empty, unreadable, or not an
-            image the pipeline takes; the message names the file and the fix.
+        ValueError: naming the file and the fix.
 
     Example:
     >>> check_image_file("photos/cat/1.jpg")  # doctest: +SKIP

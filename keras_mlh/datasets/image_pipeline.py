@@ -1,14 +1,7 @@
 """The streaming input pipeline: image files -> batches of uint8 pixels.
 
-A `tf.data` pipeline (Keras 3's input pipeline under every backend): the file
-names are shuffled (never pixels), files are read and decoded in parallel,
-resized, cropped and flipped on the fly, batched and prefetched. Memory is a
-few batches of pixels whatever the number of images.
-
-Files are decoded and resized by the TensorFlow-free runtime reader
-(`keras_mlh_runtime.images.decode_planes`, Pillow), the one decoding rule of
-training and of the exported encoder: both give a file the same pixels and
-refuse the same files, with a message naming the file.
+Files are decoded by the runtime's reader (`keras_mlh_runtime.images`), so
+training and the exported encoder give a file the same pixels.
 """
 
 import re
@@ -89,8 +82,11 @@ def image_dataset(
             decode, [tf.io.read_file(item[0]), item[0]], tf.float32, stateful=False
         )
         image.set_shape((*size, channels))
-        if resize_to is not None:
-            image = _crop(image, height, width, channels, training, random_seed)
+        if resize_to is not None and training:
+            crop = (height, width, channels)
+            image = tf.image.stateless_random_crop(image, crop, seed=random_seed)
+        elif resize_to is not None:  # central
+            image = tf.image.resize_with_crop_or_pad(image, height, width)
         if training and horizontal_flip:
             image = tf.image.stateless_random_flip_left_right(
                 image, seed=random_seed[::-1]
@@ -102,31 +98,14 @@ def image_dataset(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _crop(image, height, width, channels, training, random_seed):
-    import tensorflow as tf
-
-    if training:
-        return tf.image.stateless_random_crop(
-            image, (height, width, channels), seed=random_seed
-        )
-    top = (tf.shape(image)[0] - height) // 2
-    left = (tf.shape(image)[1] - width) // 2
-    return image[top : top + height, left : left + width]
-
-
 def iterate_batches(dataset):
     """The numpy batches of an `image_dataset`, a decoding failure as a `ValueError`."""
     import tensorflow as tf
 
-    iterator = dataset.as_numpy_iterator()
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except tf.errors.OpError as error:
-            raise decode_failure(error) from None
-        yield batch
+    try:
+        yield from dataset.as_numpy_iterator()
+    except tf.errors.OpError as error:
+        raise decode_failure(error) from None
 
 
 def decode_failure(error):

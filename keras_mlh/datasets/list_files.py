@@ -1,15 +1,7 @@
 """`from_list_files`: the field's list files (HashNet / DeepHash-pytorch format).
 
-A list folder holds `train.txt` (training images), `test.txt` (the queries)
-and `database.txt` (the images searched), one image a line:
-
-    relative/path.jpg 0 1 0 0 1 ...
-
-a path (no spaces) and a multi-hot label vector; single-label sets have one
-1 per row and become class ids. Everything is checked before training, each
-problem reported with its list file and line: a missing image or one Pillow
-cannot read by its header, a wrong number of labels, a label other than 0/1
-or none at all, a duplicate path, an empty list file.
+One image a line, `relative/path.jpg 0 1 0 0 1 ...`: a path (no spaces) and a
+multi-hot label vector. Every line is checked before training.
 """
 
 import collections
@@ -26,20 +18,9 @@ LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.t
 
 
 def read_list_file(path, image_root, num_labels=None):
-    """The paths and multi-hot labels of one list file, checked line by line.
-
-    Args:
-        path: the list file.
-        image_root: the folder the relative paths resolve against.
-        num_labels: the expected label width; `None` takes that of most rows.
-
-    Returns:
-        `(paths, labels, sha256)`: absolute paths, a uint8 `(n, num_labels)`
-        multi-hot array and the hex SHA-256 of the file's bytes.
-
-    Raises:
-        ValueError: naming the file and line of the first problem.
-    """
+    """`(absolute paths, uint8 multi-hot rows, sha256)` of one list file,
+    checked line by line against `image_root` and `num_labels` (`None`: the
+    width of most rows); a `ValueError` names the file and line."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -163,11 +144,8 @@ def from_list_files(
     split = {}
     for role, (paths, labels) in sets.items():
         split[f"{role}_paths"] = paths
-        split[f"y_{role}"] = (
-            np.argmax(labels, axis=1).astype(np.int64)
-            if single
-            else labels.astype(np.float32)
-        )
+        ids = np.argmax(labels, axis=1).astype(np.int64)
+        split[f"y_{role}"] = ids if single else labels.astype(np.float32)
     return FileHashingData(
         **split,
         num_classes=int(num_labels),

