@@ -44,30 +44,10 @@ def training_data(
     tfds_data_dir=None,
     unseen_classes=None,
 ):
-    """The training data of a run, split into queries and database; checks
-    that the options given apply to the source chosen.
-
-    Args:
-        npz, folder, lists, fashion_mnist, tfds: at most one source: an `.npz`
-            with `images`/`x` and `labels`/`y` (optional `class_names`), a
-            folder of class subfolders, a folder with `train.txt`, `test.txt`
-            and `database.txt`, Fashion-MNIST's idx files, a tfds name. None:
-            the MNIST-5k digits.
-        backbone: `"small"` or a Keras Applications name: its image recipe.
-        image_size, resize_size, flip, color_mode: how image files (and for
-            `image_size` tfds) are read.
-        image_root: the folder the paths of `lists` resolve against.
-        num_queries: query images, a count or a fraction (default 1000; with
-            tfds a count from the query split; Fashion-MNIST: of its test set).
-        limit: train on a seeded sample of this many images (arrays), or the
-            first ones of a tfds split.
-        seed, batch_size: seed of the split (and sample); training batch size.
-        tfds_train_split, tfds_query_split, tfds_data_dir: for `tfds`.
-        unseen_classes: class ids or names (strings) left out of training.
-
-    Returns:
-        `(data, source)`: a `HashingData` (or `FileHashingData`,
-        `TfdsHashingData`) and a JSON-safe description of the source.
+    """The training data of a run and a JSON-safe description of its source,
+    from `keras-mlh train`'s data options (see `docs/cli.md`): at most one of
+    `npz`, `folder`, `lists`, `fashion_mnist`, `tfds` (none: MNIST-5k). An
+    option given with a source it does not apply to is refused.
 
     Example:
     >>> data, source = training_data(limit=500, num_queries=100)

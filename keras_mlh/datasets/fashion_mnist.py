@@ -59,17 +59,8 @@ def _find(folder, name):
 
 
 def load_split(split, path=None):
-    """uint8 images `(n, 28, 28, 1)` and int64 labels of the `"train"`
-    (60,000) or `"test"` (10,000) split in the idx files of `path`."""
-    if split not in FILES:
-        raise ValueError(f"`split` must be 'train' or 'test'. Received: {split!r}")
+    """uint8 images `(n, 28, 28, 1)` and int64 labels of a split's idx files."""
     folder = DEFAULT_PATH if path is None else os.fspath(path)
-    if not os.path.isdir(folder):
-        raise ValueError(
-            f"Fashion-MNIST folder not found: {folder!r}. Install it with "
-            "`apt-get install dataset-fashion-mnist`, or give the folder of the "
-            "four idx files."
-        )
     image_file, label_file = (_find(folder, name) for name in FILES[split])
     images, labels = read_idx(image_file), read_idx(label_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):

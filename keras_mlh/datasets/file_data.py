@@ -18,12 +18,10 @@ from keras_mlh.datasets.image_pipeline import COLOR_CHANNELS, image_dataset
 class FileHashingData(SplitViews):
     """Image files and labels split the deep-hashing way: train, query, database.
 
-    The fields are those of `HashingData` with absolute paths instead of
-    pixels (`train_paths`, `query_paths`, `database_paths`) and the image
-    recipe of `from_files` (`image_size`, `color_mode`, `resize_to`,
-    `horizontal_flip`); `image_root` is the folder the paths are recorded
-    against in a run folder, and `list_files` (data from list files) maps each
-    list file's name to its `{"path", "sha256", "images"}`.
+    The fields of `HashingData` with absolute paths for pixels (`train_paths`,
+    ...), the image recipe of `from_files`, `image_root` (the folder a run
+    folder records paths against) and `list_files` (`from_list_files`: each
+    list file's `{"path", "sha256", "images"}`).
 
     Example:
     >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
@@ -56,18 +54,11 @@ class FileHashingData(SplitViews):
         return (*(int(s) for s in self.image_size), self.channels)
 
     def dataset(self, paths, labels=None, training=False):
-        """A batched stream of any files (and labels) with this data's recipe;
-        `training` shuffles and augments (random crop and flip)."""
+        """`image_dataset` of any files (and labels) with this data's recipe."""
+        names = ("image_size", "resize_to", "horizontal_flip", "batch_size", "seed")
+        recipe = {name: getattr(self, name) for name in names}
         return image_dataset(
-            paths,
-            labels,
-            image_size=self.image_size,
-            channels=self.channels,
-            batch_size=self.batch_size,
-            training=training,
-            resize_to=self.resize_to,
-            horizontal_flip=self.horizontal_flip,
-            seed=self.seed,
+            paths, labels, channels=self.channels, training=training, **recipe
         )
 
     def _view(self, part, training=False):
@@ -93,11 +84,8 @@ def from_files(
     class_names=None,
     image_root=None,
 ):
-    """Splits image files into queries and a database that is trained on.
-
-    The file-backed `from_arrays`: the same seeded split, with paths instead
-    of pixels. Every file's header is checked first, so a missing or foreign
-    file fails before training.
+    """Splits image files into queries and a database that is trained on, as
+    `from_arrays` splits; every file's header is checked before training.
 
     Args:
         paths: image files (any format Pillow reads).

@@ -43,17 +43,13 @@ class SplitViews:
 class HashingData(SplitViews):
     """Images and labels split the deep-hashing way: train, query, database.
 
-    Labels are class ids `(n,)` or multi-hot rows `(n, num_classes)`. The
-    `tf.data` views are made on access.
-
     Attributes:
-        x_train, y_train: training images and labels.
+        x_train, y_train: training images and labels (class ids `(n,)` or
+            multi-hot rows `(n, num_classes)`).
         x_query, y_query: query images and labels (never trained on).
         x_database, y_database: the images searched at evaluation time.
-        num_classes: number of classes.
-        class_names: optional class names.
-        batch_size: batch size of the `tf.data` views.
-        seed: seed of the split and of the training shuffle.
+        num_classes, class_names: the classes (names optional).
+        batch_size, seed: of the `tf.data` views (and the split).
     """
 
     x_train: np.ndarray
@@ -134,8 +130,8 @@ def from_arrays(
 def split_fields(
     items, labels, num_classes, num_queries, seed, class_names, key="x_{}"
 ):
-    """The split fields of the data classes for labelled `items` (checked
-    here); the database, the same array, is the training set."""
+    """The fields of a data class for labelled `items`, split and checked; the
+    database (the same array) is the training set."""
     if num_classes is None:
         num_classes = infer_num_classes(labels)
     # int64 class ids (n,) or float32 multi-hot rows (n, num_classes).
@@ -156,22 +152,9 @@ def split_fields(
 
 
 def split_indices(labels, num_queries, seed, what="num_queries"):
-    """Seeded indices of a query/database split of labelled items.
-
-    Stratified by class for class ids, random for multi-hot rows. Both sets
-    come in a seeded random order: sources are often sorted by class, which
-    would bias the stable tie-breaking of Hamming ranking (database order)
-    and make validation batches single-class.
-
-    Args:
-        labels: class ids `(n,)` or multi-hot rows `(n, num_classes)`.
-        num_queries: number of queries, or a fraction of `n` if < 1.
-        seed: seed of the split.
-        what: the argument's name, for messages.
-
-    Returns:
-        `(query_indices, database_indices)`, disjoint, covering `range(n)`.
-    """
+    """Seeded `(query_indices, database_indices)` of labelled items, stratified
+    by class for class ids; `num_queries` is a count or a fraction in (0, 1),
+    named `what` in messages."""
     labels, n = np.asarray(labels), len(labels)
     if isinstance(num_queries, float) and 0 < num_queries < 1:
         count = int(round(num_queries * n))
@@ -202,9 +185,10 @@ def split_indices(labels, num_queries, seed, what="num_queries"):
             for c, q in zip(classes, quota, strict=True)
         ]
         query_idx = np.sort(np.concatenate(picked))
-    mask = np.zeros(n, dtype=bool)
-    mask[query_idx] = True
-    return rng.permutation(query_idx), rng.permutation(np.flatnonzero(~mask))
+    # Both in a seeded random order: sources sorted by class would bias the
+    # stable tie-breaking of Hamming ranking and make batches single-class.
+    database_idx = np.setdiff1d(np.arange(n), query_idx)
+    return rng.permutation(query_idx), rng.permutation(database_idx)
 
 
 def check_class_names(class_names, num_classes):

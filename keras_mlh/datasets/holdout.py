@@ -139,7 +139,8 @@ def _train_only(data, keep):
     """`data` training on the training images at `keep` (indices or a mask)."""
     labels = np.asarray(data.y_train)[keep]
     if isinstance(data, TfdsHashingData):
-        return data.restricted(data.positions[keep], labels)
+        positions = data.positions[keep]
+        return dataclasses.replace(data, train_positions=positions, y_train=labels)
     field = "train_paths" if isinstance(data, FileHashingData) else "x_train"
     kept = np.asarray(getattr(data, field))[keep]
     return dataclasses.replace(data, y_train=labels, **{field: kept})

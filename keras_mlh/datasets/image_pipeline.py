@@ -29,17 +29,14 @@ def image_dataset(
 
     Args:
         paths: the image files, in order.
-        labels: `None` (the dataset yields images only) or one label per
-            path: class ids `(n,)` or multi-hot rows `(n, num_classes)`.
+        labels: `None` (images only) or one label per path.
         image_size: `(height, width)` of the images yielded.
         channels: 1 (grayscale), 3 (RGB) or 4 (RGBA).
         batch_size: images per batch.
-        training: shuffle the files each epoch (seeded), crop at random and
-            flip (with `horizontal_flip`); otherwise keep the order, crop at
-            the center.
+        training: shuffle the files each epoch, crop at random and flip (with
+            `horizontal_flip`); otherwise keep the order, crop at the center.
         resize_to: `None` resizes straight to `image_size`; `(height, width)`
-            resizes to it first, then crops `image_size` out of it (the
-            "resize 256, crop 224" recipe).
+            resizes to it, then crops `image_size` out of it.
         horizontal_flip: flip half of the training images left-right.
         seed: seed of the shuffle, the crops and the flips.
 

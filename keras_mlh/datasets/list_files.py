@@ -97,7 +97,8 @@ def from_list_files(
     seed=0,
     batch_size=64,
 ):
-    """Train, query and database sets from the field's list files, streamed.
+    """Train, query and database sets from the field's list files, streamed;
+    a `ValueError` names the list file and line of the first problem.
 
     Args:
         directory: the folder holding `train.txt`, `test.txt` (the queries)
@@ -105,17 +106,12 @@ def from_list_files(
         image_root: the folder the listed paths resolve against (default:
             `directory`).
         image_size, color_mode, resize_to, horizontal_flip, seed,
-            batch_size: as in `from_files`; e.g. `image_size=(224, 224)` with
-            `resize_to=(256, 256)` for the "resize 256, crop 224" recipe.
+            batch_size: as in `from_files`.
         class_names: optional names, one per label column.
 
     Returns:
         A `FileHashingData` (class ids when every row has exactly one 1,
-        multi-hot rows otherwise) whose `list_files` records each file's path,
-        line count and SHA-256.
-
-    Raises:
-        ValueError: naming the list file and line of the first problem.
+        multi-hot rows otherwise); `list_files` records each list file.
 
     Example:
     >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",  # doctest: +SKIP

@@ -1,4 +1,4 @@
-"""Where images come from: the offline MNIST-5k digits, folders, tfds."""
+"""Where images come from: the offline MNIST-5k digits, folders of images."""
 
 import os
 
@@ -6,9 +6,6 @@ import numpy as np
 
 from keras_mlh.datasets.file_data import from_files
 from keras_mlh.datasets.hashing_data import from_arrays
-from keras_mlh.datasets.tfds_data import from_tfds
-
-__all__ = ["from_directory", "from_tfds", "image_files", "mnist5k"]
 
 # What `from_directory` and the command line read as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -19,11 +16,7 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
     split as `from_arrays` splits: 1,000 queries, 4,000 database images.
 
     Args:
-        num_queries: number of query images, or a fraction if < 1.
-        seed: seed of the split (and of the sample with `limit`).
-        batch_size: batch size of the `tf.data` views.
-        limit: use a seeded random sample of this many digits, for quick
-            trials; `None` uses all 5,000.
+        num_queries, seed, batch_size, limit: as in `from_arrays`.
 
     Returns:
         A `HashingData` with integer labels and `num_classes=10`.
@@ -92,11 +85,7 @@ def from_directory(
             f"Image folder not found: {directory!r}. Give a folder with one "
             "subfolder of images per class."
         )
-    class_dirs = sorted(
-        d
-        for d in os.listdir(directory)
-        if os.path.isdir(os.path.join(directory, d)) and not d.startswith(".")
-    )
+    class_dirs = sorted(d for d in next(os.walk(directory))[1] if d[0] != ".")
     if not class_dirs:
         raise ValueError(
             f"{directory!r} has no class subfolders: put each class's images in "

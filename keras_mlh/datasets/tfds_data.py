@@ -18,12 +18,11 @@ class TfdsHashingData(SplitViews):
     """A tfds dataset split the deep-hashing way; the database is the training split.
 
     Attributes (the others as `from_tfds`'s arguments):
-        y_train, y_query: labels, class ids `(n,)` or multi-hot rows.
+        y_train, y_query, y_database: class ids `(n,)` or multi-hot rows.
         multi_label_objects: per-object labels (`objects/label`), multi-hot.
         shuffle_buffer: training shuffle buffer, in examples (bounded).
-        train_positions: `None`, or the positions (file order) of the
-            examples trained on; `split_labels` then holds the labels of the
-            whole split, which stays the database.
+        train_positions: `None`, or the positions (file order) in the
+            training split, which stays the database, of those trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
@@ -35,6 +34,7 @@ class TfdsHashingData(SplitViews):
     query_split: str
     y_train: np.ndarray
     y_query: np.ndarray
+    y_database: np.ndarray
     num_classes: int
     class_names: list | None
     image_size: tuple
@@ -48,11 +48,6 @@ class TfdsHashingData(SplitViews):
     seed: int = 0
     shuffle_buffer: int = SHUFFLE_BUFFER
     train_positions: np.ndarray | None = None
-    split_labels: np.ndarray | None = None
-
-    @property
-    def y_database(self):
-        return self.y_train if self.train_positions is None else self.split_labels
 
     @property
     def positions(self):
@@ -60,15 +55,6 @@ class TfdsHashingData(SplitViews):
         if self.train_positions is None:
             return np.arange(len(self.y_train))
         return np.asarray(self.train_positions)
-
-    def restricted(self, positions, labels):
-        """A copy training on the examples at `positions` (file order) only."""
-        return dataclasses.replace(
-            self,
-            train_positions=np.asarray(positions, np.int64),
-            y_train=np.asarray(labels),
-            split_labels=self.y_database,
-        )
 
     def subset(self, positions):
         """The examples at increasing `positions` of the training split, streamed."""
@@ -92,10 +78,8 @@ class TfdsHashingData(SplitViews):
 
         # A subset is picked by position in the fixed file order, so its
         # files are not shuffled: the bounded buffer shuffles alone.
-        shuffled_files = training and positions is None
-        ds = _examples(
-            self.name, split, limit, self.data_dir, shuffled_files, self.seed
-        )
+        shuffled = training and positions is None
+        ds = _examples(self.name, split, limit, self.data_dir, shuffled, self.seed)
         if positions is not None:
             positions = np.asarray(positions, np.int64)
             keep = np.zeros(int(positions.max(initial=-1)) + 1, bool)
@@ -157,15 +141,14 @@ def from_tfds(
     seed=0,
     data_dir=None,
 ):
-    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`; only
-    the labels are read up front (per-object labels become multi-hot rows).
+    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`;
+    per-object labels become multi-hot rows.
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
         train_split, query_split: tfds split names.
         image_size: `(height, width)` the images are resized to.
-        max_train, max_queries: caps on the number of examples read (the
-            first ones, in tfds's file order).
+        max_train, max_queries: read the first examples only (file order).
         label_key: feature holding the labels; found automatically if `None`.
         batch_size, seed: as in `from_arrays`.
         data_dir: tfds data directory.
@@ -216,6 +199,7 @@ def from_tfds(
         query_split=query_split,
         y_train=y_train,
         y_query=y_query,
+        y_database=y_train,
         num_classes=int(num_classes),
         class_names=list(feature.names) if feature.names else None,
         image_size=tuple(int(s) for s in image_size),
