@@ -155,8 +155,7 @@ def _npz(npz, num_queries, limit, split):
 
 
 def _first_line(loader, *args, **kwargs):
-    """Calls a file-backed loader; its `ValueError` (a bad list line, a
-    missing or foreign image) is cut to its first line."""
+    """`loader(*args, **kwargs)`, a `ValueError` cut to its first line."""
     try:
         return loader(*args, **kwargs)
     except ValueError as error:

@@ -18,8 +18,7 @@ FILES = {
 
 
 def read_idx(path):
-    """The uint8 array of one idx file (LeCun's MNIST format), gzip or not;
-    a `ValueError` for another file, or a truncated one."""
+    """The uint8 array of one idx file (LeCun's MNIST format), gzip or not."""
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":  # gzip

@@ -69,8 +69,7 @@ def hold_out_validation(data, val_split, seed=None):
 
 
 def unseen_mask(labels, unseen_classes):
-    """Which items (class ids or multi-hot rows) belong to an unseen class, as
-    a bool array `(n,)`: a multi-label item does when any of its labels does."""
+    """Whether each item has a label among `unseen_classes`, as a bool `(n,)`."""
     labels = np.asarray(labels)
     unseen = np.asarray(sorted(unseen_classes), dtype=np.int64)
     if labels.ndim == 2:
@@ -79,9 +78,7 @@ def unseen_mask(labels, unseen_classes):
 
 
 def class_ids_of(names_or_ids, num_classes, class_names=None):
-    """The sorted distinct ids of classes given by id or name (as on a command
-    line); a `ValueError` for an unknown name, an id out of range, none, or
-    every class."""
+    """The sorted ids of classes given by id or name, some but not all."""
     ids = set()
     names = list(class_names or [])
     for item in names_or_ids:

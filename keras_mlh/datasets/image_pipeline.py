@@ -106,8 +106,7 @@ def iterate_batches(dataset):
 
 
 def decode_failure(error):
-    """The `ValueError` saying an image could not be decoded, for a TensorFlow
-    op error of the pipeline (e.g. in `model.fit`); `None` for other errors."""
+    """The `ValueError` for a pipeline's TensorFlow op error, else `None`."""
     import sys
 
     tf = sys.modules.get("tensorflow")

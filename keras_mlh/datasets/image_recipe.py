@@ -10,14 +10,8 @@ NAMED_RESIZE_RATIO = 256 / 224
 
 @dataclasses.dataclass(frozen=True)
 class ImageRecipe:
-    """The image size a model gets, the resize before its crop, and flips.
-
-    Attributes:
-        image_size: `(height, width)` of the model's input.
-        resize_to: `None` (a straight resize to `image_size`), or the
-            `(height, width)` resized to before a crop of `image_size`
-            (random in training, central otherwise).
-        horizontal_flip: random horizontal flips of training images.
+    """The image size a model gets, the resize before its crop (`None`: a
+    straight resize), and flips of training images.
 
     Example:
     >>> ImageRecipe.for_backbone("resnet50")
@@ -48,11 +42,8 @@ class ImageRecipe:
                 "crop size."
             )
         resize_to = None if resize_to is None else tuple(resize_to)
-        return cls(
-            image_size=size,
-            resize_to=None if resize_to == size else resize_to,
-            horizontal_flip=named if horizontal_flip is None else bool(horizontal_flip),
-        )
+        flip = named if horizontal_flip is None else bool(horizontal_flip)
+        return cls(size, None if resize_to == size else resize_to, flip)
 
     def kwargs(self):
         """The keyword arguments of `from_directory` and `from_list_files`."""

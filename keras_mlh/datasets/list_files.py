@@ -18,7 +18,7 @@ LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.t
 
 
 def read_list_file(path, image_root, num_labels=None):
-    """`(absolute paths, uint8 multi-hot rows, sha256)` of one list file,
+    """`(absolute paths, uint8 multi-hot rows, record)` of one list file,
     checked line by line against `image_root` and `num_labels` (`None`: the
     width of most rows); a `ValueError` names the file and line."""
     try:
@@ -83,7 +83,8 @@ def read_list_file(path, image_root, num_labels=None):
     if not paths:
         raise ValueError(f"list file {path!r} is empty: it lists no image")
     digest = hashlib.sha256(raw).hexdigest()
-    return np.asarray(paths), rows[: len(paths)], digest
+    record = {"path": os.path.abspath(path), "sha256": digest, "images": len(paths)}
+    return np.asarray(paths), rows[: len(paths)], record
 
 
 def from_list_files(
@@ -127,14 +128,9 @@ def from_list_files(
     sets, records, num_labels = {}, {}, None
     for role, name in LIST_FILES.items():
         path = os.path.join(directory, name)
-        paths, labels, digest = read_list_file(path, image_root, num_labels)
+        paths, labels, records[name] = read_list_file(path, image_root, num_labels)
         num_labels = labels.shape[1]
         sets[role] = (paths, labels)
-        records[name] = {
-            "path": os.path.abspath(path),
-            "sha256": digest,
-            "images": len(paths),
-        }
     # Class ids when every row of every file has exactly one 1.
     single = all((labels.sum(axis=1) == 1).all() for _, labels in sets.values())
     split = {}
