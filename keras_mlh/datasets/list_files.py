@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_mlh.datasets.file_data import FileHashingData, image_options
 from keras_mlh.datasets.hashing_data import check_class_names
-from keras_mlh.datasets.image_check import check_image_file
+from keras_mlh.datasets.image_pipeline import check_image_file
 
 LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
 
