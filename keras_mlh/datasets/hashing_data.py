@@ -101,8 +101,8 @@ def from_arrays(
         seed: seed of the split.
         batch_size: batch size of the `tf.data` views.
         class_names: optional names, one per class.
-        limit: a seeded random sample of this many images (in their order),
-            for quick trials, split alone; `None` uses all.
+        limit: for quick trials, split only a seeded random sample of this
+            many images (kept in order); `None` uses all.
 
     Returns:
         A `HashingData`.
