@@ -10,15 +10,17 @@ import os
 import numpy as np
 
 from keras_mlh import files
-from keras_mlh.datasets.image_check import check_image_files
-from keras_mlh.datasets.image_pipeline import image_dataset, iterate_batches
+from keras_mlh.datasets.file_data import IMAGE_EXTENSIONS, image_files
+from keras_mlh.datasets.image_pipeline import (
+    check_image_files,
+    image_dataset,
+    iterate_batches,
+)
 from keras_mlh.datasets.image_recipe import ImageRecipe
-from keras_mlh.datasets.sources import IMAGE_EXTENSIONS, image_files
-from keras_mlh.datasets.validation import validate_images
 from keras_mlh_runtime import code_files
 from keras_mlh_runtime.codes import binarize
 from keras_mlh_runtime.encoder import read_ahead
-from keras_mlh_runtime.errors import first_line
+from keras_mlh_runtime.errors import first_line, validate_images
 
 LABEL_KEYS = ("labels", "y")
 INFERENCE_BATCH_SIZE = 256

@@ -2,7 +2,7 @@
 
 import pytest
 
-from keras_mlh.datasets import sources
+from keras_mlh.datasets import file_data
 from keras_mlh.datasets.image_recipe import SMALL_IMAGE_SIZE, ImageRecipe
 
 
@@ -13,7 +13,7 @@ def _default_size(function):
 
 
 def test_the_small_size_is_from_directorys_default():
-    assert SMALL_IMAGE_SIZE == _default_size(sources.from_directory)
+    assert SMALL_IMAGE_SIZE == _default_size(file_data.from_directory)
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,8 @@
 import inspect
 import os
 
-from keras_mlh.datasets.hashing_data import from_arrays
+from keras_mlh import datasets  # looked up at call time: tests replace loaders
 from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
-from keras_mlh.datasets.tfds_data import from_tfds
 from keras_mlh.encoding import LABEL_KEYS
 from keras_mlh_runtime.code_files import IMAGE_KEYS, load_npz, pick
 
@@ -15,12 +14,12 @@ def _default(function, name):
 
 
 # The loaders' own defaults, where a source leaves them in place.
-NUM_QUERIES = _default(from_arrays, "num_queries")
-TFDS_NUM_QUERIES = _default(from_tfds, "max_queries")
-TFDS_IMAGE_SIZE = _default(from_tfds, "image_size")
-TFDS_TRAIN_SPLIT = _default(from_tfds, "train_split")
-TFDS_QUERY_SPLIT = _default(from_tfds, "query_split")
-BATCH_SIZE = _default(from_arrays, "batch_size")
+NUM_QUERIES = _default(datasets.from_arrays, "num_queries")
+TFDS_NUM_QUERIES = _default(datasets.from_tfds, "max_queries")
+TFDS_IMAGE_SIZE = _default(datasets.from_tfds, "image_size")
+TFDS_TRAIN_SPLIT = _default(datasets.from_tfds, "train_split")
+TFDS_QUERY_SPLIT = _default(datasets.from_tfds, "query_split")
+BATCH_SIZE = _default(datasets.from_arrays, "batch_size")
 
 
 def training_data(
@@ -45,53 +44,55 @@ def training_data(
     tfds_data_dir=None,
     unseen_classes=None,
 ):
-    """The training data of a run, split into queries and database; checks
-    that the options given apply to the source chosen.
-
-    Args:
-        npz, folder, lists, fashion_mnist, tfds: at most one source: an `.npz`
-            with `images`/`x` and `labels`/`y` (optional `class_names`), a
-            folder of class subfolders, a folder with `train.txt`, `test.txt`
-            and `database.txt`, Fashion-MNIST's idx files, a tfds name. None:
-            the MNIST-5k digits.
-        backbone: `"small"` or a Keras Applications name: its image recipe.
-        image_size, resize_size, flip, color_mode: how image files (and for
-            `image_size` tfds) are read.
-        image_root: the folder the paths of `lists` resolve against.
-        num_queries: query images, a count or a fraction (default 1000; with
-            tfds a count from the query split; Fashion-MNIST: of its test set).
-        limit: train on a seeded sample of this many images (arrays), or the
-            first ones of a tfds split.
-        seed, batch_size: seed of the split (and sample); training batch size.
-        tfds_train_split, tfds_query_split, tfds_data_dir: for `tfds`.
-        unseen_classes: class ids or names (strings) left out of training.
-
-    Returns:
-        `(data, source)`: a `HashingData` (or `FileHashingData`,
-        `TfdsHashingData`) and a JSON-safe description of the source.
+    """The training data of a run and a JSON-safe description of its source,
+    from `keras-mlh train`'s data options (see `docs/cli.md`): at most one of
+    `npz`, `folder`, `lists`, `fashion_mnist`, `tfds` (none: MNIST-5k). An
+    option given with a source it does not apply to is refused.
 
     Example:
     >>> data, source = training_data(limit=500, num_queries=100)
     >>> source, len(data.y_query)
     ({'kind': 'mnist5k', 'limit': 500}, 100)
     """
-    _check_image_options(folder, lists, tfds, image_size, resize_size, flip, image_root)
+    given = {"tfds": tfds, "lists": lists, "folder": folder}
+    given.update({"fashion-mnist": fashion_mnist, "npz": npz})  # in precedence
+    kind = next((kind for kind in given if given[kind]), "mnist5k")
+    _check_options(kind, image_size, resize_size, flip, image_root, limit, num_queries)
     split = {"seed": seed, "batch_size": batch_size}
     recipe = ImageRecipe.for_backbone(
         backbone, image_size=image_size, resize_to=resize_size, horizontal_flip=flip
     )
     files = {"color_mode": color_mode, **recipe.kwargs(), **split}
+    queries = NUM_QUERIES if num_queries is None else num_queries
+    source = {"kind": kind}
+    if kind != "tfds" and kind in given:
+        source["path"] = os.path.abspath(given[kind])
     if tfds:
-        data, source = _tfds(tfds, image_size, num_queries, limit, split, tfds_data_dir,
-                             tfds_train_split, tfds_query_split)  # fmt: skip
+        data = datasets.from_tfds(
+            tfds,
+            train_split=tfds_train_split,
+            query_split=tfds_query_split,
+            image_size=image_size or TFDS_IMAGE_SIZE,
+            max_train=limit,
+            max_queries=num_queries or TFDS_NUM_QUERIES,
+            data_dir=tfds_data_dir,
+            **split,
+        )
+        source["name"] = tfds
     elif lists:
-        data, source = _lists(lists, image_root, limit, num_queries, files)
+        data = _first_line(datasets.from_list_files, lists, image_root, **files)
+        source.update(image_root=data.image_root, list_files=data.list_files)
     elif folder:
-        data, source = _folder(folder, limit, num_queries, files)
+        data = _first_line(
+            datasets.from_directory, folder, num_queries=queries, **files
+        )
     elif fashion_mnist:
-        data, source = _fashion_mnist(fashion_mnist, limit, num_queries, split)
+        loader = datasets.fashion_mnist
+        data = _first_line(loader, fashion_mnist, num_queries=num_queries, **split)
+    elif npz:
+        data = _npz(npz, queries, limit, split)
     else:
-        data, source = _arrays(npz, limit, num_queries, split)
+        data = datasets.mnist5k(num_queries=queries, limit=limit, **split)
     if limit is not None:
         source["limit"] = limit
     if unseen_classes:
@@ -105,112 +106,56 @@ def training_data(
     return data, source
 
 
-def _check_image_options(folder, lists, tfds, image_size, resize, flip, root):
-    """Refuses the image-file options with a source they do not apply to."""
-    if image_size is not None and not (folder or tfds or lists):
+def _check_options(kind, image_size, resize, flip, root, limit, num_queries):
+    """Refuses the options given with a source they do not apply to."""
+    if image_size is not None and kind not in ("folder", "lists", "tfds"):
         raise ValueError(
             "--image-size applies to --folder, --lists and --tfds data; arrays "
             "(mnist5k, --npz) are used at their own size."
         )
-    if root and not lists:
+    if root and kind != "lists":
         raise ValueError("--image-root applies to --lists data.")
-    if (resize or flip) and not (folder or lists):
+    if (resize or flip) and kind not in ("folder", "lists"):
         raise ValueError(
             "--resize-size and --flip apply to image files (--folder, --lists)."
         )
-
-
-def _tfds(name, image_size, num_queries, limit, split, data_dir, train, query):
-    from keras_mlh import datasets  # looked up here: tests replace `from_tfds`
-
-    if isinstance(num_queries, float):
+    if kind == "tfds" and isinstance(num_queries, float):
         raise ValueError(
             "With --tfds the queries come from the query split: give "
             f"--num-queries as a count (default {TFDS_NUM_QUERIES})."
         )
-    data = datasets.from_tfds(
-        name,
-        train_split=train,
-        query_split=query,
-        image_size=image_size or TFDS_IMAGE_SIZE,
-        max_train=limit,
-        max_queries=num_queries or TFDS_NUM_QUERIES,
-        data_dir=data_dir,
-        **split,
-    )
-    return data, {"kind": "tfds", "name": name}
-
-
-def _lists(lists, image_root, limit, num_queries, files):
-    from keras_mlh import datasets
-
-    if limit is not None or num_queries is not None:
+    if kind == "lists" and (limit is not None or num_queries is not None):
         raise ValueError(
             "--limit and --num-queries do not apply to --lists data: the "
             "list files name the training images and the queries."
         )
-    data = _loaded(datasets.from_list_files, lists, image_root=image_root, **files)
-    source = {
-        "kind": "lists",
-        "path": os.path.abspath(lists),
-        "image_root": data.image_root,
-        "list_files": data.list_files,
-    }
-    return data, source
-
-
-def _folder(folder, limit, num_queries, files):
-    from keras_mlh import datasets
-
-    if limit is not None:
+    if kind == "folder" and limit is not None:
         raise ValueError("--limit applies to mnist5k, --npz and --tfds data.")
-    if not os.path.isdir(folder):
-        raise ValueError(
-            f"Image folder not found: {folder!r}. Give a folder with one "
-            "subfolder of images per class."
-        )
-    queries = NUM_QUERIES if num_queries is None else num_queries
-    data = _loaded(datasets.from_directory, folder, num_queries=queries, **files)
-    return data, {"kind": "folder", "path": os.path.abspath(folder)}
-
-
-def _fashion_mnist(path, limit, num_queries, split):
-    from keras_mlh import datasets
-
-    if limit is not None or isinstance(num_queries, float):
+    if kind == "fashion-mnist" and (
+        limit is not None or isinstance(num_queries, float)
+    ):
         raise ValueError(
             "--fashion-mnist trains on the files' 60,000 training images: "
             "--limit does not apply, and --num-queries is a count of test images."
         )
-    data = _loaded(datasets.fashion_mnist, path, num_queries=num_queries, **split)
-    return data, {"kind": "fashion-mnist", "path": os.path.abspath(path)}
 
 
-def _arrays(npz, limit, num_queries, split):
-    """An `.npz`'s arrays, or the MNIST-5k digits without one."""
-    queries = NUM_QUERIES if num_queries is None else num_queries
-    if npz is None:
-        from keras_mlh import datasets
-
-        data = datasets.mnist5k(num_queries=queries, limit=limit, **split)
-        return data, {"kind": "mnist5k"}
+def _npz(npz, num_queries, limit, split):
     arrays = load_npz(npz, "Training data")
     fix = "save with np.savez(FILE, images=images, labels=labels)."
     names = arrays.get("class_names")
-    data = from_arrays(
+    return datasets.from_arrays(
         arrays[pick(arrays, IMAGE_KEYS[:2], npz, fix)],
         arrays[pick(arrays, LABEL_KEYS, npz, fix)],
-        num_queries=queries,
+        num_queries=num_queries,
         class_names=None if names is None else [str(n) for n in names],
         limit=limit,
         **split,
     )
-    return data, {"kind": "npz", "path": os.path.abspath(npz)}
 
 
-def _loaded(loader, *args, **kwargs):
-    """Calls a file-backed loader; its `ValueError` (a bad list line, a
-    missing or foreign image) is cut to its first line."""
+def _first_line(loader, *args, **kwargs):
+    """`loader(*args, **kwargs)`, a `ValueError` cut to its first line."""
     try:
         return loader(*args, **kwargs)
     except ValueError as error:

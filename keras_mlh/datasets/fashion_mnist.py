@@ -15,23 +15,20 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_GZIP_MAGIC = b"\x1f\x8b"
-_UINT8 = 0x08
 
 
 def read_idx(path):
-    """The uint8 array of one idx file (LeCun's MNIST format), gzip or not;
-    a `ValueError` for another file, or a truncated one."""
+    """The uint8 array of one idx file (LeCun's MNIST format), gzip or not."""
     with open(path, "rb") as f:
         raw = f.read()
-    if raw[:2] == _GZIP_MAGIC:
+    if raw[:2] == b"\x1f\x8b":  # gzip
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as error:
             raise ValueError(
                 f"{path}: damaged gzip file ({error}); reinstall the data set."
             ) from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != _UINT8 or not 1 <= raw[3] <= 4:
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise ValueError(
             f"{path}: not a uint8 idx file (LeCun's MNIST format); give the folder "
             "of the four Fashion-MNIST idx files."
@@ -61,17 +58,8 @@ def _find(folder, name):
 
 
 def load_split(split, path=None):
-    """uint8 images `(n, 28, 28, 1)` and int64 labels of the `"train"`
-    (60,000) or `"test"` (10,000) split in the idx files of `path`."""
-    if split not in FILES:
-        raise ValueError(f"`split` must be 'train' or 'test'. Received: {split!r}")
+    """uint8 images `(n, 28, 28, 1)` and int64 labels of a split's idx files."""
     folder = DEFAULT_PATH if path is None else os.fspath(path)
-    if not os.path.isdir(folder):
-        raise ValueError(
-            f"Fashion-MNIST folder not found: {folder!r}. Install it with "
-            "`apt-get install dataset-fashion-mnist`, or give the folder of the "
-            "four idx files."
-        )
     image_file, label_file = (_find(folder, name) for name in FILES[split])
     images, labels = read_idx(image_file), read_idx(label_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -89,10 +77,9 @@ def load_split(split, path=None):
 def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
     """Fashion-MNIST with the train/test split its files carry; no download.
 
-    The 60,000 training images are the training set and the database; the
-    queries are the 10,000 test images, or a seeded stratified sample of them
-    (the shape of the field's "all training images" protocols). Images are
-    28x28x1 uint8 photographs of clothing in 10 classes (`CLASS_NAMES`).
+    The 60,000 training images (28x28x1 uint8, 10 classes) are the training
+    set and the database; the queries are the 10,000 test images, or a seeded
+    stratified sample of them.
 
     Args:
         path: the folder of the four idx files (gzip or not); default

@@ -1,9 +1,7 @@
-"""`FileHashingData` and `from_files`: a hashing split of image files, streamed.
+"""`FileHashingData`, `from_files`, `from_directory`: image files, streamed.
 
-The file-backed twin of `HashingData`: it holds paths and labels, never
-pixels, and its `tf.data` views read, decode, resize and augment the files on
-the fly (`keras_mlh.datasets.image_pipeline`). Memory does not grow with the
-number of images beyond a few bytes of path per image.
+The data holds paths and labels, never pixels: its `tf.data` views read,
+decode, resize and augment the files on the fly (`image_pipeline`).
 """
 
 import dataclasses
@@ -11,40 +9,25 @@ import os
 
 import numpy as np
 
-from keras_mlh.datasets.hashing_data import (
-    SplitViews,
-    check_class_names,
-    split_indices,
-)
-from keras_mlh.datasets.image_check import check_image_files
+from keras_mlh.datasets.hashing_data import SplitViews, split_fields
 from keras_mlh.datasets.image_pipeline import (
     COLOR_CHANNELS,
+    check_image_files,
     image_dataset,
-    iterate_batches,
 )
-from keras_mlh.labels import check_labels, infer_num_classes
 
-
-def _view(part, doc):
-    """A property: the batched view of one part, `FileHashingData.dataset`'s."""
-
-    def view(self):
-        paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
-        return self.dataset(paths, labels, training=part == "train")
-
-    return property(view, doc=doc)
+# What `from_directory` and the command line read as images.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 @dataclasses.dataclass
 class FileHashingData(SplitViews):
     """Image files and labels split the deep-hashing way: train, query, database.
 
-    The fields are those of `HashingData` with absolute paths instead of
-    pixels (`train_paths`, `query_paths`, `database_paths`) and the image
-    recipe of `from_files` (`image_size`, `color_mode`, `resize_to`,
-    `horizontal_flip`); `image_root` is the folder the paths are recorded
-    against in a run folder, and `list_files` (data from list files) maps each
-    list file's name to its `{"path", "sha256", "images"}`.
+    The fields of `HashingData` with absolute paths for pixels (`train_paths`,
+    ...), the image recipe of `from_files`, `image_root` (the folder a run
+    folder records paths against) and `list_files` (`from_list_files`: each
+    list file's `{"path", "sha256", "images"}`).
 
     Example:
     >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
@@ -76,36 +59,21 @@ class FileHashingData(SplitViews):
     def image_shape(self):
         return (*(int(s) for s in self.image_size), self.channels)
 
-    train = _view("train", "Shuffled (each epoch), augmented `(images, labels)`.")
-    query = _view("query", "The queries' `(images, labels)`, in order.")
-    database = _view("database", "The database's `(images, labels)`, in order.")
-
     def dataset(self, paths, labels=None, training=False):
-        """A batched stream of any files (and labels) with this data's recipe;
-        `training` shuffles and augments (random crop and flip)."""
+        """`image_dataset` of any files (and labels) with this data's recipe."""
+        names = ("image_size", "resize_to", "horizontal_flip", "batch_size", "seed")
+        recipe = {name: getattr(self, name) for name in names}
         return image_dataset(
-            paths,
-            labels,
-            image_size=self.image_size,
-            channels=self.channels,
-            batch_size=self.batch_size,
-            training=training,
-            resize_to=self.resize_to,
-            horizontal_flip=self.horizontal_flip,
-            seed=self.seed,
+            paths, labels, channels=self.channels, training=training, **recipe
         )
 
-    # Whole sets decoded into memory (small sets only), as `HashingData` has.
-    x_train = property(lambda self: self.load_images(self.train_paths))
-    x_query = property(lambda self: self.load_images(self.query_paths))
-    x_database = property(lambda self: self.load_images(self.database_paths))
+    def _view(self, part, training=False):
+        paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
+        return self.dataset(paths, labels, training)
 
-    def load_images(self, paths):
-        """`paths` decoded (evaluation recipe) into uint8 `(n, h, w, c)`."""
-        batches = list(iterate_batches(self.dataset(paths)))
-        if not batches:
-            return np.zeros((0, *self.image_shape), np.uint8)
-        return np.concatenate(batches)
+    x_train = property(lambda self: self._decoded("train"))
+    x_query = property(lambda self: self._decoded("query"))
+    x_database = property(lambda self: self._decoded("database"))
 
 
 def from_files(
@@ -122,11 +90,8 @@ def from_files(
     class_names=None,
     image_root=None,
 ):
-    """Splits image files into queries and a database that is trained on.
-
-    The file-backed `from_arrays`: the same seeded split, with paths instead
-    of pixels. Every file's header is checked first, so a missing or foreign
-    file fails before training.
+    """Splits image files into queries and a database that is trained on, as
+    `from_arrays` splits; every file's header is checked before training.
 
     Args:
         paths: image files (any format Pillow reads).
@@ -150,28 +115,19 @@ def from_files(
     >>> model.fit(data.train, epochs=1)  # doctest: +SKIP
     """
     paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
-    labels = np.asarray(labels)
     if len(paths) == 0:
         raise ValueError("`paths` is empty: pass at least two image files.")
-    if num_classes is None:
-        num_classes = infer_num_classes(labels)
-    labels = check_labels(labels, num_classes, num_images=len(paths))
-    class_names = check_class_names(class_names, num_classes)
+    labels = np.asarray(labels)
+    fields = split_fields(
+        paths, labels, num_classes, num_queries, seed, class_names, "{}_paths"
+    )
     options = image_options(image_size, color_mode, resize_to, horizontal_flip)
     check_image_files(paths)
     if image_root is None:  # the deepest folder holding every path
         image_root = os.path.commonpath(list(paths))
         image_root = os.path.dirname(image_root) if image_root in paths else image_root
-    query_idx, database_idx = split_indices(labels, num_queries, seed)
     return FileHashingData(
-        train_paths=paths[database_idx],
-        y_train=labels[database_idx],
-        query_paths=paths[query_idx],
-        y_query=labels[query_idx],
-        database_paths=paths[database_idx],
-        y_database=labels[database_idx],
-        num_classes=int(num_classes),
-        class_names=class_names,
+        **fields,
         image_root=os.path.abspath(image_root),
         batch_size=batch_size,
         seed=seed,
@@ -197,3 +153,76 @@ def image_options(image_size, color_mode, resize_to, horizontal_flip):
             f"Received: {color_mode!r}"
         )
     return dict(sizes, color_mode=color_mode, horizontal_flip=bool(horizontal_flip))
+
+
+def image_files(folder):
+    """The image files under `folder`, sorted; hidden ones (`._IMG.jpg`) skipped."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(
+            os.path.join(root, name)
+            for name in sorted(names)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+        )
+    return found
+
+
+def from_directory(
+    directory,
+    image_size=(64, 64),
+    color_mode="rgb",
+    num_queries=0.2,
+    seed=0,
+    batch_size=64,
+    resize_to=None,
+    horizontal_flip=False,
+):
+    """A folder with one subfolder of images per class, streamed from disk.
+
+    Args:
+        directory: path of the folder; each subfolder is a class (sorted by
+            name), the images inside it (jpeg, png, bmp, gif) belong to it.
+        image_size, color_mode, num_queries, seed, batch_size, resize_to,
+            horizontal_flip: as in `from_files`.
+
+    Returns:
+        A `FileHashingData` whose `class_names` are the subfolder names.
+
+    Example:
+    >>> data = from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
+    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
+    """
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"Image folder not found: {directory!r}. Give a folder with one "
+            "subfolder of images per class."
+        )
+    class_dirs = sorted(d for d in next(os.walk(directory))[1] if d[0] != ".")
+    if not class_dirs:
+        raise ValueError(
+            f"{directory!r} has no class subfolders: put each class's images in "
+            "its own subfolder, e.g. DIR/cat/1.jpg, DIR/dog/2.jpg."
+        )
+    found = [image_files(os.path.join(directory, name)) for name in class_dirs]
+    paths = [path for files in found for path in files]
+    labels = np.repeat(np.arange(len(found)), [len(files) for files in found])
+    if not paths:
+        raise ValueError(
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the subfolders of "
+            f"{directory!r}."
+        )
+    return from_files(
+        paths,
+        labels,
+        num_classes=len(class_dirs),
+        num_queries=num_queries,
+        image_size=image_size,
+        color_mode=color_mode,
+        resize_to=resize_to,
+        horizontal_flip=horizontal_flip,
+        seed=seed,
+        batch_size=batch_size,
+        class_names=class_dirs,
+        image_root=os.path.abspath(directory),
+    )

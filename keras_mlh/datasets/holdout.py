@@ -1,10 +1,4 @@
-"""Held-out validation and seen/unseen class splits of a training set.
-
-The test queries never pick anything: model selection uses validation
-queries held out of the training set, searched against the rest of it
-(`hold_out_validation`). The seen/unseen protocol trains without some
-classes, whose queries and database images stay (`drop_classes`).
-"""
+"""Held-out validation and seen/unseen class splits of a training set."""
 
 import dataclasses
 
@@ -20,15 +14,12 @@ class ValidationSplit:
     """A training set with validation queries held out of it.
 
     Attributes:
-        data: the data to train on: its training set lacks the held-out
-            images (queries and database are unchanged).
+        data: the data to train on, without the held-out images.
         queries: `(images, labels)` of the validation queries; images are
-            an array, or a streaming dataset for file-backed data.
-        database: `(images, labels)` searched by them: the rest of the
-            training set.
-        indices: positions of the held-out images in the original training
-            set.
-        paths: the held-out files (file-backed data), else `None`.
+            an array, or a stream for file and tfds data.
+        database: `(images, labels)` searched by them: the rest of training.
+        indices: positions of the held-out images in the training set.
+        paths: the held-out files (file data), else `None`.
     """
 
     data: object
@@ -39,11 +30,11 @@ class ValidationSplit:
 
 
 def hold_out_validation(data, val_split, seed=None):
-    """Holds validation queries out of the training set, stratified, seeded.
+    """Holds validation queries out of the training set, stratified, seeded:
+    model selection never looks at the test queries.
 
     Args:
-        data: a `HashingData`, `FileHashingData` or `TfdsHashingData` (the
-            held-out examples are picked by position and streamed).
+        data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
         val_split: number of training images held out, or a fraction of the
             training set if < 1.
         seed: seed of the pick (default: `data.seed`).
@@ -78,23 +69,16 @@ def hold_out_validation(data, val_split, seed=None):
 
 
 def unseen_mask(labels, unseen_classes):
-    """Which items (class ids or multi-hot rows) belong to an unseen class, as
-    a bool array `(n,)`: a multi-label item does when any of its labels does."""
+    """Whether each item has a label among `unseen_classes`, as a bool `(n,)`."""
     labels = np.asarray(labels)
     unseen = np.asarray(sorted(unseen_classes), dtype=np.int64)
     if labels.ndim == 2:
-        return (
-            labels[:, unseen].any(axis=1)
-            if unseen.size
-            else np.zeros(len(labels), bool)
-        )
+        return labels[:, unseen].any(axis=1)
     return np.isin(labels, unseen)
 
 
 def class_ids_of(names_or_ids, num_classes, class_names=None):
-    """The sorted distinct ids of classes given by id or name (as on a command
-    line); a `ValueError` for an unknown name, an id out of range, none, or
-    every class."""
+    """The sorted ids of classes given by id or name, some but not all."""
     ids = set()
     names = list(class_names or [])
     for item in names_or_ids:
@@ -120,10 +104,8 @@ def class_ids_of(names_or_ids, num_classes, class_names=None):
 
 
 def drop_classes(data, unseen_classes):
-    """Removes the images of `unseen_classes` from the training set only.
-
-    The queries and the database keep them, so retrieval can be measured on
-    seen and unseen classes (`keras_mlh.evaluation.seen_unseen_map`).
+    """Removes the images of `unseen_classes` from the training set only;
+    queries and database keep them (`keras_mlh.evaluation.seen_unseen_map`).
 
     Args:
         data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
@@ -154,7 +136,8 @@ def _train_only(data, keep):
     """`data` training on the training images at `keep` (indices or a mask)."""
     labels = np.asarray(data.y_train)[keep]
     if isinstance(data, TfdsHashingData):
-        return data.restricted(data.positions[keep], labels)
+        positions = data.positions[keep]
+        return dataclasses.replace(data, train_positions=positions, y_train=labels)
     field = "train_paths" if isinstance(data, FileHashingData) else "x_train"
     kept = np.asarray(getattr(data, field))[keep]
     return dataclasses.replace(data, y_train=labels, **{field: kept})

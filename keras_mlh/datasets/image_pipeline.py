@@ -1,21 +1,17 @@
 """The streaming input pipeline: image files -> batches of uint8 pixels.
 
-A `tf.data` pipeline (Keras 3's input pipeline under every backend): the file
-names are shuffled (never pixels), files are read and decoded in parallel,
-resized, cropped and flipped on the fly, batched and prefetched. Memory is a
-few batches of pixels whatever the number of images.
-
-Files are decoded and resized by the TensorFlow-free runtime reader
-(`keras_mlh_runtime.images.decode_planes`, Pillow), the one decoding rule of
-training and of the exported encoder: both give a file the same pixels and
-refuse the same files, with a message naming the file.
+Files are decoded by the runtime's reader (`keras_mlh_runtime.images`), so
+training and the exported encoder give a file the same pixels. Before
+training only their headers are checked: decoding all would cost an epoch.
 """
 
+import os
 import re
 
 import numpy as np
 
-from keras_mlh_runtime.images import decode_planes
+from keras_mlh_runtime.errors import first_line
+from keras_mlh_runtime.images import check_opened, decode_planes
 
 # Channels of the color modes `from_directory` and the CLI accept.
 COLOR_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
@@ -36,17 +32,14 @@ def image_dataset(
 
     Args:
         paths: the image files, in order.
-        labels: `None` (the dataset yields images only) or one label per
-            path: class ids `(n,)` or multi-hot rows `(n, num_classes)`.
+        labels: `None` (images only) or one label per path.
         image_size: `(height, width)` of the images yielded.
         channels: 1 (grayscale), 3 (RGB) or 4 (RGBA).
         batch_size: images per batch.
-        training: shuffle the files each epoch (seeded), crop at random and
-            flip (with `horizontal_flip`); otherwise keep the order, crop at
-            the center.
+        training: shuffle the files each epoch, crop at random and flip (with
+            `horizontal_flip`); otherwise keep the order, crop at the center.
         resize_to: `None` resizes straight to `image_size`; `(height, width)`
-            resizes to it first, then crops `image_size` out of it (the
-            "resize 256, crop 224" recipe).
+            resizes to it, then crops `image_size` out of it.
         horizontal_flip: flip half of the training images left-right.
         seed: seed of the shuffle, the crops and the flips.
 
@@ -89,8 +82,11 @@ def image_dataset(
             decode, [tf.io.read_file(item[0]), item[0]], tf.float32, stateful=False
         )
         image.set_shape((*size, channels))
-        if resize_to is not None:
-            image = _crop(image, height, width, channels, training, random_seed)
+        if resize_to is not None and training:
+            crop = (height, width, channels)
+            image = tf.image.stateless_random_crop(image, crop, seed=random_seed)
+        elif resize_to is not None:  # central
+            image = tf.image.resize_with_crop_or_pad(image, height, width)
         if training and horizontal_flip:
             image = tf.image.stateless_random_flip_left_right(
                 image, seed=random_seed[::-1]
@@ -102,36 +98,18 @@ def image_dataset(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _crop(image, height, width, channels, training, random_seed):
-    import tensorflow as tf
-
-    if training:
-        return tf.image.stateless_random_crop(
-            image, (height, width, channels), seed=random_seed
-        )
-    top = (tf.shape(image)[0] - height) // 2
-    left = (tf.shape(image)[1] - width) // 2
-    return image[top : top + height, left : left + width]
-
-
 def iterate_batches(dataset):
     """The numpy batches of an `image_dataset`, a decoding failure as a `ValueError`."""
     import tensorflow as tf
 
-    iterator = dataset.as_numpy_iterator()
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except tf.errors.OpError as error:
-            raise decode_failure(error) from None
-        yield batch
+    try:
+        yield from dataset.as_numpy_iterator()
+    except tf.errors.OpError as error:
+        raise decode_failure(error) from None
 
 
 def decode_failure(error):
-    """The `ValueError` saying an image could not be decoded, for a TensorFlow
-    op error of the pipeline (e.g. in `model.fit`); `None` for other errors."""
+    """The `ValueError` for a pipeline's TensorFlow op error, else `None`."""
     import sys
 
     tf = sys.modules.get("tensorflow")
@@ -149,3 +127,62 @@ def decode_failure(error):
         f"(truncated or corrupt): {' '.join(text.split()) or type(error).__name__}. "
         "Find it with PIL (Image.open(path).load()) and replace it."
     )
+
+
+def check_image_file(path):
+    """Checks by its header that `path` is an image the pipeline can decode:
+    any format and mode Pillow reads, except float images and images over
+    `PIL.Image.MAX_IMAGE_PIXELS`.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        The format in lower case, e.g. `"jpeg"` or `"png"`.
+
+    Raises:
+        ValueError: naming the file and the fix.
+
+    Example:
+    >>> check_image_file("photos/cat/1.jpg")  # doctest: +SKIP
+    'jpeg'
+    """
+    from PIL import Image
+
+    path = str(os.fspath(path))  # np.str_ would show as np.str_('...')
+    try:
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"image file {path!r} is empty; remove or replace it")
+        with Image.open(path) as image:
+            check_opened(image, path)
+            return image.format.lower()
+    except FileNotFoundError:
+        raise ValueError(f"image file not found: {path!r}") from None
+    except ValueError:
+        raise
+    except Image.DecompressionBombError as error:  # twice Pillow's limit
+        raise ValueError(
+            f"image file {path!r}: {first_line(error)}; shrink the image, or raise "
+            "PIL.Image.MAX_IMAGE_PIXELS if it is trusted"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise ValueError(
+            f"image file {path!r} is not an image Pillow can read; convert it to "
+            "PNG or JPEG"
+        ) from None
+    except (PermissionError, IsADirectoryError) as error:
+        raise ValueError(
+            f"cannot read image file {path!r} ({error.strerror or error}); check "
+            "its permissions"
+        ) from None
+    except Exception as error:  # Pillow's header parsers raise others too
+        raise ValueError(
+            f"image file {path!r} is truncated or corrupt "
+            f"({type(error).__name__}: {first_line(error)}); replace it"
+        ) from None
+
+
+def check_image_files(paths):
+    """`check_image_file` on every path, stopping at the first bad one."""
+    for path in paths:
+        check_image_file(path)

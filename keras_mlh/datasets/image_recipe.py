@@ -1,11 +1,4 @@
-"""How image files become a model's input: size, resize-then-crop, flips.
-
-`ImageRecipe.for_backbone` is the one home of the rule: a named Keras
-Applications backbone gets the HashNet/CSQ/MDSH recipe (resize to 256, random
-224 crop and flips in training, central crop otherwise), the small backbone
-64x64 images, resized straight. The same `resize_to` goes into `run.json`,
-`split.npz` and the export's `metadata.json`.
-"""
+"""How image files become a model's input: size, resize-then-crop, flips."""
 
 import dataclasses
 
@@ -17,14 +10,8 @@ NAMED_RESIZE_RATIO = 256 / 224
 
 @dataclasses.dataclass(frozen=True)
 class ImageRecipe:
-    """The image size a model gets, the resize before its crop, and flips.
-
-    Attributes:
-        image_size: `(height, width)` of the model's input.
-        resize_to: `None` (a straight resize to `image_size`), or the
-            `(height, width)` resized to before a crop of `image_size`
-            (random in training, central otherwise).
-        horizontal_flip: random horizontal flips of training images.
+    """The image size a model gets, the resize before its crop (`None`: a
+    straight resize), and flips of training images.
 
     Example:
     >>> ImageRecipe.for_backbone("resnet50")
@@ -42,9 +29,8 @@ class ImageRecipe:
         cls, backbone, image_size=None, resize_to=None, horizontal_flip=None
     ):
         """The standard recipe of `backbone` (`"small"` or a Keras Applications
-        name), with any part given overriding it: by default a named backbone
-        gets 224x224 crops of `image_size * 256 / 224` and flips, the small
-        one 64x64 images, resized straight, unflipped."""
+        name), any part given overriding it: a named backbone gets HashNet's
+        224x224 crops of 256x256 and flips, the small one 64x64 images."""
         named = backbone != SMALL_BACKBONE
         size = tuple(image_size or (NAMED_IMAGE_SIZE if named else SMALL_IMAGE_SIZE))
         if resize_to is None and named:
@@ -56,11 +42,8 @@ class ImageRecipe:
                 "crop size."
             )
         resize_to = None if resize_to is None else tuple(resize_to)
-        return cls(
-            image_size=size,
-            resize_to=None if resize_to == size else resize_to,
-            horizontal_flip=named if horizontal_flip is None else bool(horizontal_flip),
-        )
+        flip = named if horizontal_flip is None else bool(horizontal_flip)
+        return cls(size, None if resize_to == size else resize_to, flip)
 
     def kwargs(self):
         """The keyword arguments of `from_directory` and `from_list_files`."""
@@ -68,12 +51,11 @@ class ImageRecipe:
 
     def run_info(self, color_mode):
         """The recipe, with `color_mode`, as `run.json` records it."""
+        cropped = self.resize_to is not None
         return {
             "image_size": list(self.image_size),
-            "resize_to": None if self.resize_to is None else list(self.resize_to),
-            "crop": None
-            if self.resize_to is None
-            else "random in training, central otherwise",
+            "resize_to": list(self.resize_to) if cropped else None,
+            "crop": "random in training, central otherwise" if cropped else None,
             "horizontal_flip": bool(self.horizontal_flip),
             "color_mode": color_mode,
         }
@@ -83,13 +65,8 @@ class ImageRecipe:
         """The `resize_to` of a `run.json`'s `image_recipe`; `None` (a straight
         resize) for a missing or odd entry, as `run.json` is read leniently."""
         size = info.get("resize_to") if isinstance(info, dict) else None
-        if (
-            isinstance(size, list)
-            and len(size) == 2
-            and all(isinstance(s, int) for s in size)
-        ):
-            return tuple(size)
-        return None
+        valid = isinstance(size, list) and len(size) == 2
+        return tuple(size) if valid and all(isinstance(s, int) for s in size) else None
 
 
 def named_resize(size):

@@ -1,15 +1,7 @@
 """`from_list_files`: the field's list files (HashNet / DeepHash-pytorch format).
 
-A list folder holds `train.txt` (training images), `test.txt` (the queries)
-and `database.txt` (the images searched), one image a line:
-
-    relative/path.jpg 0 1 0 0 1 ...
-
-a path (no spaces) and a multi-hot label vector; single-label sets have one
-1 per row and become class ids. Everything is checked before training, each
-problem reported with its list file and line: a missing image or one Pillow
-cannot read by its header, a wrong number of labels, a label other than 0/1
-or none at all, a duplicate path, an empty list file.
+One image a line, `relative/path.jpg 0 1 0 0 1 ...`: a path (no spaces) and a
+multi-hot label vector. Every line is checked before training.
 """
 
 import collections
@@ -20,26 +12,15 @@ import numpy as np
 
 from keras_mlh.datasets.file_data import FileHashingData, image_options
 from keras_mlh.datasets.hashing_data import check_class_names
-from keras_mlh.datasets.image_check import check_image_file
+from keras_mlh.datasets.image_pipeline import check_image_file
 
 LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
 
 
 def read_list_file(path, image_root, num_labels=None):
-    """The paths and multi-hot labels of one list file, checked line by line.
-
-    Args:
-        path: the list file.
-        image_root: the folder the relative paths resolve against.
-        num_labels: the expected label width; `None` takes that of most rows.
-
-    Returns:
-        `(paths, labels, sha256)`: absolute paths, a uint8 `(n, num_labels)`
-        multi-hot array and the hex SHA-256 of the file's bytes.
-
-    Raises:
-        ValueError: naming the file and line of the first problem.
-    """
+    """`(absolute paths, uint8 multi-hot rows, record)` of one list file,
+    checked line by line against `image_root` and `num_labels` (`None`: the
+    width of most rows); a `ValueError` names the file and line."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -102,7 +83,8 @@ def read_list_file(path, image_root, num_labels=None):
     if not paths:
         raise ValueError(f"list file {path!r} is empty: it lists no image")
     digest = hashlib.sha256(raw).hexdigest()
-    return np.asarray(paths), rows[: len(paths)], digest
+    record = {"path": os.path.abspath(path), "sha256": digest, "images": len(paths)}
+    return np.asarray(paths), rows[: len(paths)], record
 
 
 def from_list_files(
@@ -116,7 +98,8 @@ def from_list_files(
     seed=0,
     batch_size=64,
 ):
-    """Train, query and database sets from the field's list files, streamed.
+    """Train, query and database sets from the field's list files, streamed;
+    a `ValueError` names the list file and line of the first problem.
 
     Args:
         directory: the folder holding `train.txt`, `test.txt` (the queries)
@@ -124,17 +107,12 @@ def from_list_files(
         image_root: the folder the listed paths resolve against (default:
             `directory`).
         image_size, color_mode, resize_to, horizontal_flip, seed,
-            batch_size: as in `from_files`; e.g. `image_size=(224, 224)` with
-            `resize_to=(256, 256)` for the "resize 256, crop 224" recipe.
+            batch_size: as in `from_files`.
         class_names: optional names, one per label column.
 
     Returns:
         A `FileHashingData` (class ids when every row has exactly one 1,
-        multi-hot rows otherwise) whose `list_files` records each file's path,
-        line count and SHA-256.
-
-    Raises:
-        ValueError: naming the list file and line of the first problem.
+        multi-hot rows otherwise); `list_files` records each list file.
 
     Example:
     >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",  # doctest: +SKIP
@@ -150,24 +128,16 @@ def from_list_files(
     sets, records, num_labels = {}, {}, None
     for role, name in LIST_FILES.items():
         path = os.path.join(directory, name)
-        paths, labels, digest = read_list_file(path, image_root, num_labels)
+        paths, labels, records[name] = read_list_file(path, image_root, num_labels)
         num_labels = labels.shape[1]
         sets[role] = (paths, labels)
-        records[name] = {
-            "path": os.path.abspath(path),
-            "sha256": digest,
-            "images": len(paths),
-        }
     # Class ids when every row of every file has exactly one 1.
     single = all((labels.sum(axis=1) == 1).all() for _, labels in sets.values())
     split = {}
     for role, (paths, labels) in sets.items():
         split[f"{role}_paths"] = paths
-        split[f"y_{role}"] = (
-            np.argmax(labels, axis=1).astype(np.int64)
-            if single
-            else labels.astype(np.float32)
-        )
+        ids = np.argmax(labels, axis=1).astype(np.int64)
+        split[f"y_{role}"] = ids if single else labels.astype(np.float32)
     return FileHashingData(
         **split,
         num_classes=int(num_labels),

@@ -1,8 +1,6 @@
 """`TfdsHashingData` and `from_tfds`: a `tensorflow-datasets` split, streamed.
 
-The images stay in tfds's files: the views read, resize and batch them on
-the fly, with a bounded shuffle buffer (of resized images) and tfds's own
-file shuffling for training. Only the labels are read up front, in one pass.
+The images stay in tfds's files; only the labels are read up front.
 """
 
 import dataclasses
@@ -20,16 +18,11 @@ class TfdsHashingData(SplitViews):
     """A tfds dataset split the deep-hashing way; the database is the training split.
 
     Attributes (the others as `from_tfds`'s arguments):
-        y_train, y_query: labels, class ids `(n,)` or multi-hot rows.
-        channels: channels of the dataset's images.
-        multi_label_objects: labels are per object (e.g. `objects/label`)
-            and become multi-hot rows.
-        shuffle_buffer: training shuffle buffer, in examples (bounded: a
-            buffer the size of the data would hold all its pixels).
-        train_positions: `None`, or the positions in the training split's
-            file order of the examples trained on (`hold_out_validation`,
-            `drop_classes`); `split_labels` then holds the labels of the whole
-            split, which stays the database.
+        y_train, y_query, y_database: class ids `(n,)` or multi-hot rows.
+        multi_label_objects: per-object labels (`objects/label`), multi-hot.
+        shuffle_buffer: training shuffle buffer, in examples (bounded).
+        train_positions: `None`, or the positions (file order) in the
+            training split, which stays the database, of those trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
@@ -41,6 +34,7 @@ class TfdsHashingData(SplitViews):
     query_split: str
     y_train: np.ndarray
     y_query: np.ndarray
+    y_database: np.ndarray
     num_classes: int
     class_names: list | None
     image_size: tuple
@@ -54,11 +48,6 @@ class TfdsHashingData(SplitViews):
     seed: int = 0
     shuffle_buffer: int = SHUFFLE_BUFFER
     train_positions: np.ndarray | None = None
-    split_labels: np.ndarray | None = None
-
-    @property
-    def y_database(self):
-        return self.y_train if self.train_positions is None else self.split_labels
 
     @property
     def positions(self):
@@ -66,15 +55,6 @@ class TfdsHashingData(SplitViews):
         if self.train_positions is None:
             return np.arange(len(self.y_train))
         return np.asarray(self.train_positions)
-
-    def restricted(self, positions, labels):
-        """A copy training on the examples at `positions` (file order) only."""
-        return dataclasses.replace(
-            self,
-            train_positions=np.asarray(positions, np.int64),
-            y_train=np.asarray(labels),
-            split_labels=self.y_database,
-        )
 
     def subset(self, positions):
         """The examples at increasing `positions` of the training split, streamed."""
@@ -84,33 +64,22 @@ class TfdsHashingData(SplitViews):
     def image_shape(self):
         return (*self.image_size, self.channels)
 
-    @property
-    def train(self):
-        """Shuffled (tfds files, then a bounded buffer), batched `(images, labels)`."""
-        split, limit, positions = self.train_split, self.max_train, self.train_positions
-        return self._dataset(split, limit, training=True, positions=positions)
+    def _view(self, part, training=False):
+        if part == "query":
+            return self._dataset(self.query_split, self.max_queries)
+        positions = self.train_positions if training else None
+        return self._dataset(self.train_split, self.max_train, training, positions)
 
-    @property
-    def query(self):
-        return self._dataset(self.query_split, self.max_queries)
-
-    @property
-    def database(self):
-        return self._dataset(self.train_split, self.max_train)
-
-    # Whole sets decoded into memory (small sets only), as `HashingData` has.
-    x_query = property(lambda self: _images(self.query))
-    x_database = x_train = property(lambda self: _images(self.database))
+    x_query = property(lambda self: self._decoded("query"))
+    x_database = x_train = property(lambda self: self._decoded("database"))
 
     def _dataset(self, split, limit, training=False, positions=None):
         import tensorflow as tf
 
         # A subset is picked by position in the fixed file order, so its
         # files are not shuffled: the bounded buffer shuffles alone.
-        shuffled_files = training and positions is None
-        ds = _examples(
-            self.name, split, limit, self.data_dir, shuffled_files, self.seed
-        )
+        shuffled = training and positions is None
+        ds = _examples(self.name, split, limit, self.data_dir, shuffled, self.seed)
         if positions is not None:
             positions = np.asarray(positions, np.int64)
             keep = np.zeros(int(positions.max(initial=-1)) + 1, bool)
@@ -160,10 +129,6 @@ def _examples(name, split, limit, data_dir, training=False, seed=0):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _images(dataset):
-    return np.concatenate([images for images, _ in dataset.as_numpy_iterator()])
-
-
 def from_tfds(
     name,
     train_split="train",
@@ -176,15 +141,14 @@ def from_tfds(
     seed=0,
     data_dir=None,
 ):
-    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`; only
-    the labels are read up front (per-object labels become multi-hot rows).
+    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`;
+    per-object labels become multi-hot rows.
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
         train_split, query_split: tfds split names.
         image_size: `(height, width)` the images are resized to.
-        max_train, max_queries: caps on the number of examples read (the
-            first ones, in tfds's file order).
+        max_train, max_queries: read the first examples only (file order).
         label_key: feature holding the labels; found automatically if `None`.
         batch_size, seed: as in `from_arrays`.
         data_dir: tfds data directory.
@@ -201,7 +165,17 @@ def from_tfds(
     key, feature, objects = _tfds_label_feature(builder.info.features, label_key)
     num_classes = feature.num_classes
     if not builder.is_prepared():
-        _download(builder, name)
+        # tfds retries an unreachable download for minutes and leaves
+        # temporary folders behind: offline, fail at once.
+        error = network_error()
+        if error is not None:
+            raise ValueError(
+                f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
+                f"cannot be downloaded: no network ({error}). Download it where "
+                f"there is network (`tfds build {name}`) and pass its folder as "
+                "data_dir (--tfds-data-dir), or train from files."
+            )
+        builder.download_and_prepare()
 
     def labels_of(split, limit):
         ds = _examples(name, split, limit, data_dir)
@@ -225,6 +199,7 @@ def from_tfds(
         query_split=query_split,
         y_train=y_train,
         y_query=y_query,
+        y_database=y_train,
         num_classes=int(num_classes),
         class_names=list(feature.names) if feature.names else None,
         image_size=tuple(int(s) for s in image_size),
@@ -239,33 +214,13 @@ def from_tfds(
     )
 
 
-# Where tfds fetches prepared datasets first (its GCS mirror): reachable or
-# not within a few seconds tells an offline machine from a slow download.
-DOWNLOAD_HOST = ("storage.googleapis.com", 443)
-NETWORK_TIMEOUT = 3.0
-
-
-def _download(builder, name):
-    """Downloads and prepares `builder`'s data, failing fast when offline
-    (tfds retries an unreachable download for minutes and leaves temporary
-    folders behind)."""
-    error = network_error()
-    if error is not None:
-        raise ValueError(
-            f"The tfds dataset {name!r} is not in {builder.data_dir!r} and cannot "
-            f"be downloaded: no network ({error}). Download it where there is "
-            f"network (`tfds build {name}`) and pass its folder as data_dir "
-            "(--tfds-data-dir), or train from files."
-        ) from None
-    builder.download_and_prepare()
-
-
 def network_error():
-    """`None` when tfds's download host answers, else the `OSError` why not."""
+    """`None` when tfds's download host (its GCS mirror) answers within 3
+    seconds, else the `OSError` why not."""
     import socket
 
     try:
-        socket.create_connection(DOWNLOAD_HOST, timeout=NETWORK_TIMEOUT).close()
+        socket.create_connection(("storage.googleapis.com", 443), timeout=3).close()
     except OSError as error:
         return error
     return None

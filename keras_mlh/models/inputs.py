@@ -4,7 +4,8 @@ import contextlib
 
 import numpy as np
 
-from keras_mlh.datasets.validation import check_labels, validate_images
+from keras_mlh.labels import check_labels
+from keras_mlh_runtime.errors import validate_images
 
 
 def is_tf_dataset(x):

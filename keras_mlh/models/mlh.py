@@ -4,7 +4,6 @@ from keras import ops
 
 from keras_mlh.augmentation import augmentation_layer
 from keras_mlh.centers import hash_centers
-from keras_mlh.datasets.validation import validate_images
 from keras_mlh.layers.hash_layer import HashLayer
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
 from keras_mlh.losses.mlh_objective import (
@@ -19,7 +18,7 @@ from keras_mlh.models.inputs import check_inputs, prepare_fit
 from keras_mlh.models.modes import MODES as MODES  # re-exported
 from keras_mlh.models.modes import get_mode
 from keras_mlh_runtime.codes import binarize, validate_bits
-from keras_mlh_runtime.errors import check_positive_int
+from keras_mlh_runtime.errors import check_positive_int, validate_images
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
