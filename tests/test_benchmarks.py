@@ -11,6 +11,7 @@ import pytest
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks")
 
 
+@pytest.mark.end_to_end
 def test_ablation_quick_writes_table_json_and_chart(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     sys.modules.pop("ablation", None)
@@ -33,6 +34,7 @@ def test_ablation_quick_writes_table_json_and_chart(tmp_path, monkeypatch):
     assert image.shape[:2] == (400, 700) and image.std() > 0.01
 
 
+@pytest.mark.backend_independent
 def test_ablation_overrides_and_holdout_parse(monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     import ablation
@@ -44,6 +46,7 @@ def test_ablation_overrides_and_holdout_parse(monkeypatch):
     assert args.name == "tuning" and args.holdout
 
 
+@pytest.mark.backend_independent
 def test_backends_benchmark_table_has_one_row_per_backend(monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     import backends
@@ -81,6 +84,7 @@ def test_backends_benchmark_table_has_one_row_per_backend(monkeypatch):
     assert args.seeds == [0] and args.epochs == 2 and args.timing_rounds == 3
 
 
+@pytest.mark.backend_independent
 def test_backends_benchmark_ratio_is_the_median_of_interleaved_rounds(monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     import backends
@@ -94,6 +98,7 @@ def test_backends_benchmark_ratio_is_the_median_of_interleaved_rounds(monkeypatc
     )
 
 
+@pytest.mark.backend_independent
 def test_data_scale_report_marks_the_extrapolation(monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     import data_scale
@@ -114,6 +119,7 @@ def test_data_scale_report_marks_the_extrapolation(monkeypatch):
     assert data["summary"]["pipeline_over_train_400"] == 6.0
 
 
+@pytest.mark.backend_independent
 def test_ann_quick_writes_recall_table_and_json(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     sys.modules.pop("ann", None)
@@ -138,6 +144,7 @@ def test_ann_quick_writes_recall_table_and_json(tmp_path, monkeypatch):
     ]
 
 
+@pytest.mark.backend_independent
 def test_ann_recall_counts_ties_at_the_kth_distance(monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     import ann
@@ -152,6 +159,7 @@ def test_ann_recall_counts_ties_at_the_kth_distance(monkeypatch):
     assert ann.recall(database, query, np.array([[4, -1]]), kth, 2) == 0.5
 
 
+@pytest.mark.backend_independent
 def test_encode_ceiling_is_inference_over_inference_plus_decoding(monkeypatch):
     monkeypatch.syspath_prepend(BENCHMARKS)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
@@ -175,6 +183,7 @@ def test_encode_ceiling_is_inference_over_inference_plus_decoding(monkeypatch):
     assert "**0.75x**" in table and "**0.60x**" in table
 
 
+@pytest.mark.backend_independent
 def test_index_memory_case_reports_memory_beyond_its_baseline(monkeypatch):
     """One case in its own process (as the benchmark runs them), tiny."""
     import subprocess

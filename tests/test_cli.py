@@ -22,6 +22,8 @@ from keras_mlh.cli import io as cli_io
 from keras_mlh.cli import parser as cli_parser
 from keras_mlh.export import exporter
 
+pytestmark = pytest.mark.end_to_end  # the commands as a user runs them
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # As a user runs it: no TensorFlow logging settings of the test session.
 ENV = {

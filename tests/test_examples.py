@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from helpers import import_blocker
 
+pytestmark = pytest.mark.end_to_end  # the examples as a user runs them
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
 
 

@@ -22,10 +22,10 @@ def trained(small_mnist):
 
 # ------------------------------------------------------------- training
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_two_epochs_on_mnist5k_lower_the_loss_in_every_mode(mode, mnist5k):
+def test_two_epochs_on_mnist5k_lower_the_loss_in_every_mode(mode, small_mnist):
     keras.utils.set_random_seed(0)
     model = MLH(num_classes=10, bits=32, mode=mode)
-    history = _fit(model, mnist5k, epochs=2, validation_data=mnist5k.query)
+    history = _fit(model, small_mnist, epochs=2, validation_data=small_mnist.query)
     losses = history.history["loss"]
     assert losses[1] < losses[0]
     assert np.isfinite(history.history["val_loss"]).all()
@@ -36,7 +36,7 @@ def test_two_epochs_on_mnist5k_lower_the_loss_in_every_mode(mode, mnist5k):
     assert ("mutual_loss" in logged) == bool(weights.mutual)
     assert ("csq_loss" in logged) == bool(weights.csq)
     assert {"bit_balance", "quantization_error", "val_bit_balance"} <= logged
-    codes = model.encode(mnist5k.x_query[:50])
+    codes = model.encode(small_mnist.x_query[:50])
     assert codes.dtype == np.int8 and codes.shape == (50, 32)
     assert set(np.unique(codes)) <= {-1, 1}
 

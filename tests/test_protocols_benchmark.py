@@ -20,6 +20,7 @@ def protocols(monkeypatch):
     return protocols
 
 
+@pytest.mark.end_to_end
 def test_quick_run_writes_rows_and_table_then_resumes(protocols, tmp_path, monkeypatch):
     argv = ["--quick", "--out", str(tmp_path), "--modes", "mlh", "center"]
     assert protocols.main(argv) == 0
@@ -80,6 +81,7 @@ def test_quick_run_writes_rows_and_table_then_resumes(protocols, tmp_path, monke
     assert len(json.loads((tmp_path / "protocols_quick.json").read_text())) == 6
 
 
+@pytest.mark.backend_independent
 def test_composites_show_exactly_the_labelled_digits(protocols):
     # Class c's digits are flat tiles of value 20 * (c + 1): after pooling,
     # each 14x14 quadrant is one class's value or black.
@@ -100,6 +102,7 @@ def test_composites_show_exactly_the_labelled_digits(protocols):
         protocols.multilabel_composites(images, labels, 5, 0, digits=(2, 5))
 
 
+@pytest.mark.backend_independent
 def test_protocol_data_is_built_with_the_library_splits(protocols):
     # The full-size split (no training here): 400 database digits per class.
     small = protocols.make_protocol("mnist5k-small-train", seed=1)
@@ -117,6 +120,7 @@ def test_protocol_data_is_built_with_the_library_splits(protocols):
         protocols.make_protocol("cifar", seed=0)
 
 
+@pytest.mark.backend_independent
 def test_paired_differences_use_seeds_that_ran_both(protocols):
     rows = [
         {"protocol": "p", "bits": 32, "epochs": 15, "seed": s, "mode": m, "map": v}
@@ -143,6 +147,7 @@ def test_paired_differences_use_seeds_that_ran_both(protocols):
     assert diffs == pytest.approx({0: 0.04, 2: 0.06})
 
 
+@pytest.mark.backend_independent
 def test_validation_queries_are_held_out_of_the_training_set(protocols):
     split = protocols.make_protocol("mnist5k-unseen", seed=2, quick=True, validation=30)
     data = split.data
@@ -163,6 +168,7 @@ def test_validation_queries_are_held_out_of_the_training_set(protocols):
     assert np.array_equal(plain.data.x_database, plain.data.x_train)
 
 
+@pytest.mark.backend_independent
 def test_validation_with_a_held_out_database_trains_on_neither(protocols):
     whole = protocols.make_protocol("mnist5k-full", seed=2, quick=True, validation=30)
     split = protocols.make_protocol(
@@ -182,6 +188,7 @@ def test_validation_with_a_held_out_database_trains_on_neither(protocols):
         protocols.parse_args(["--validation", "30+0"])
 
 
+@pytest.mark.backend_independent
 def test_a_json_that_is_not_a_list_of_runs_is_refused(protocols, tmp_path):
     path = tmp_path / "protocols.json"
     path.write_text('{"runs": []}')
@@ -189,6 +196,7 @@ def test_a_json_that_is_not_a_list_of_runs_is_refused(protocols, tmp_path):
         protocols.load_rows(str(path))
 
 
+@pytest.mark.backend_independent
 def test_the_chart_has_a_panel_per_protocol_of_default_runs_only(protocols):
     def row(protocol, mode, seed, setting=""):
         return {
@@ -228,6 +236,7 @@ def test_the_chart_has_a_panel_per_protocol_of_default_runs_only(protocols):
     assert heights == [0.5, 0.55]  # pairwise's one seed, mlh's mean of two
 
 
+@pytest.mark.backend_independent
 def test_fashion_protocols_have_the_fields_shape(protocols, tmp_path):
     from test_fashion_mnist import make_folder
 
@@ -251,6 +260,7 @@ def test_fashion_protocols_have_the_fields_shape(protocols, tmp_path):
     assert all(image[..., 0].tobytes() in test_images for image in full.x_query)
 
 
+@pytest.mark.backend_independent
 def test_seen_unseen_table_columns_follow_its_header(protocols):
     values = {"seen@seen": 0.1, "seen@all": 0.2, "unseen@unseen": 0.3}
     values["unseen@all"] = 0.4
