@@ -100,9 +100,9 @@ def encode_path(
         loaded `keras_mlh.MLH`.
     """
     _check_inputs(model, images, what)
-    from keras_mlh.models.loading import load_checked_model
+    from keras_mlh.models import load_model
 
-    mlh = load_checked_model(model)
+    mlh = load_model(model)
     found = open_images(images, mlh.image_shape, key=key, what=what, model_path=model)
     return encode_images(mlh, found, batch_size, verbose), found, mlh
 

@@ -190,9 +190,9 @@ def evaluate_run(
         companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
     )
     split, history = runs.load_split(data), runs.load_history(history)
-    from keras_mlh.models.loading import load_checked_model
+    from keras_mlh.models import load_model
 
-    mlh = load_checked_model(model)
+    mlh = load_model(model)
     codes = []
     for side, what in (("query", "queries"), ("database", "database images")):
         images = split_images(split, f"x_{side}", mlh.image_shape, data)

@@ -1,8 +1,11 @@
+"""`RetrievalMetricsCallback`: validation mAP@K in the logs during `fit`."""
+
 import keras
 import numpy as np
 
 from keras_mlh.labels import check_labels
 from keras_mlh.metrics import mean_average_precision
+from keras_mlh.models.inputs import is_tf_dataset
 from keras_mlh_runtime.errors import check_positive_int
 
 
@@ -10,15 +13,15 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
     """Computes validation mAP@K during `fit` and writes it into the logs.
 
     Every `every_n_epochs` epochs (and at the last), `logs[name]` gets mAP@K
-    for `EarlyStopping`, `ModelCheckpoint` and `History`; the epochs in
-    between repeat the last value, so monitors always find the key.
+    for `EarlyStopping`, `ModelCheckpoint` and `History`; the epochs between
+    repeat the last value, so monitors always find the key.
 
     Args:
-        query_data: `(images, labels)` of the queries; the images an array
-            or a batched dataset (streamed, encoded batch by batch), or a
-            dataset of `(images, labels)` alone (labels read in one pass).
+        query_data: `(images, labels)` of the queries, the images an array or
+            a batched dataset (encoded batch by batch); or a dataset of
+            `(images, labels)` (its labels read in one pass).
         database_data: the same for the items searched; `None` uses the
-            queries themselves (each query then also finds itself).
+            queries (each query then also finds itself).
         k: mAP cut-off; `None` for mAP@all.
         every_n_epochs: how often to evaluate.
         name: log key.
@@ -42,18 +45,14 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
         verbose=1,
     ):
         super().__init__()
-        every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
+        self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self.query_images, self.query_labels = _pair(query_data, "query_data")
         self.database_images, self.database_labels = (
             (self.query_images, self.query_labels)
             if database_data is None
             else _pair(database_data, "database_data")
         )
-        self.k = k
-        self.every_n_epochs = every_n_epochs
-        self.name = name
-        self.batch_size = batch_size
-        self.verbose = verbose
+        self.k, self.name, self.batch_size, self.verbose = k, name, batch_size, verbose
         self.last_value = None
 
     def on_train_begin(self, logs=None):
@@ -77,33 +76,24 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
             logs[self.name] = self.last_value
 
     def _encode(self, images):
-        if not _is_dataset(images):
+        if not is_tf_dataset(images):
             return self.model.encode(images, batch_size=self.batch_size)
-        # Batch by batch: the pixels of a streamed set are never all in memory;
-        # rebatched to `batch_size`, as one predict call per small batch is slow.
-        dataset = images.rebatch(self.batch_size)
-        codes = [
-            self.model.encode(
-                batch[0] if isinstance(batch, tuple) else batch,
-                batch_size=self.batch_size,
-            )
-            for batch in dataset.as_numpy_iterator()
-        ]
-        return np.concatenate(codes)
-
-
-def _is_dataset(data):
-    import sys
-
-    # Only a program that made a dataset has TensorFlow's data module loaded.
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(data, tf.data.Dataset)
+        # Batch by batch, never all pixels in memory; rebatched, as one predict
+        # call per small batch is slow.
+        return np.concatenate(
+            [
+                self.model.encode(
+                    batch[0] if isinstance(batch, tuple) else batch,
+                    batch_size=self.batch_size,
+                )
+                for batch in images.rebatch(self.batch_size).as_numpy_iterator()
+            ]
+        )
 
 
 def _pair(data, name):
-    if _is_dataset(data):
-        # Labels read once here (a pass over the data); pass (dataset, labels)
-        # to skip it.
+    """`(images, labels)` of one side, checked."""
+    if is_tf_dataset(data):
         labels = [np.asarray(y) for _, y in data.as_numpy_iterator()]
         if not labels:
             raise ValueError(f"`{name}` is empty: it yields no batch.")
@@ -113,7 +103,7 @@ def _pair(data, name):
             f"`{name}` must be an (images, labels) pair of arrays or a batched "
             "tf.data dataset of (images, labels)."
         )
-    if _is_dataset(data[0]):
+    if is_tf_dataset(data[0]):
         return data[0], check_labels(data[1], name=f"{name} labels")
     images = np.asarray(data[0])
     if not len(images):

@@ -16,20 +16,18 @@ _BEST_NAME = re.compile(r"best-(\d+)\.weights\.h5")
 class RunBackup(keras.callbacks.BackupAndRestore):
     """Backs up a run after every epoch; a new `fit` on `folder` resumes it.
 
-    A run killed (even by `kill -9`) continues after its last completed
-    epoch: the model and optimizer come back from `BackupAndRestore`'s backup
-    (`folder/backup`). `folder` also keeps what the backup does not: the logs
-    of every epoch and the training seconds (`epochs.json`, replaced
-    atomically before each backup), and with a `monitor` the weights of the
-    best epoch so far (`best-EPOCH.weights.h5`), so a resumed run keeps the
-    best epoch of the whole run. Pass `backup.callbacks` to `fit` after the
-    callbacks that add to the logs (`RetrievalMetricsCallback`).
+    A run killed (even by `kill -9`) continues after its last completed epoch,
+    from `BackupAndRestore`'s backup (`folder/backup`). `folder` also keeps
+    each epoch's logs and the training seconds (`epochs.json`, replaced
+    atomically before each backup) and, with a `monitor`, the best epoch's
+    weights (`best-EPOCH.weights.h5`), so a resumed run keeps the best epoch
+    of the whole run. Pass `backup.callbacks` to `fit` after the callbacks
+    that add to the logs (`RetrievalMetricsCallback`).
 
     Args:
         folder: a folder of this run only (created when needed).
         monitor: `None`, or a log to maximize (`"val_map"`): the weights of
-            the epoch with its highest value (the earlier of a tie) are kept,
-            and `restore_best()` loads them after training.
+            its best epoch (the earlier of a tie) are kept for `restore_best()`.
 
     Example:
     >>> backup = RunBackup("runs/.stage", monitor="val_map")  # doctest: +SKIP
@@ -47,8 +45,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.folder = folder
         self.monitor = monitor
         record = read_log(folder)
-        self.history = record["history"]
-        self.earlier_seconds = record["seconds"]
+        self.history, self.earlier_seconds = record["history"], record["seconds"]
         self.resumed_at = None
         self.backed_up = 0  # epochs backed up by this session
         self.started = time.perf_counter()
@@ -81,7 +78,12 @@ class RunBackup(keras.callbacks.BackupAndRestore):
                 self.best_checkpoint.best = best["value"]
             if epoch:
                 print(f"Resuming after epoch {epoch} of {self.params['epochs']}")
-        self._remove_best_files(keep=self.best(), before=epoch)
+        # Best-epoch files other than the best go; the best one is replaced
+        # only once a later epoch's backup is written.
+        keep = self.best()
+        for old in _best_epochs(self.folder):
+            if old > epoch or keep is None or old < keep["epoch"]:
+                os.remove(os.path.join(self.folder, BEST_FILE.format(epoch=old)))
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -95,8 +97,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         return self.earlier_seconds + time.perf_counter() - self.started
 
     def best(self):
-        """`{"epoch" (1-based), "value"}` of the best epoch so far, or `None`:
-        the newest best-epoch file logged (only improvements are written)."""
+        """`{"epoch" (1-based), "value"}` of the best epoch so far, or `None`
+        (the newest best-epoch file logged: only improvements are written)."""
         values = self.history.get(self.monitor) if self.monitor else None
         epochs = [e for e in _best_epochs(self.folder) if e <= len(values or ())]
         if not epochs:
@@ -110,13 +112,6 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             name = BEST_FILE.format(epoch=best["epoch"])
             self.model.load_weights(os.path.join(self.folder, name))
         return best
-
-    def _remove_best_files(self, keep, before):
-        """Removes the best-epoch files other than `keep`'s; the kept one is
-        replaced only once a later epoch's backup is written (`before`)."""
-        for epoch in _best_epochs(self.folder):
-            if epoch > before or keep is None or epoch < keep["epoch"]:
-                os.remove(os.path.join(self.folder, BEST_FILE.format(epoch=epoch)))
 
 
 def _best_epochs(folder):

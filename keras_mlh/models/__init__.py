@@ -1,25 +1,20 @@
 """MLH models, their backbones and training modes.
 
-The names are resolved on first use (PEP 562), so the Keras-free parts
-(`keras_mlh.models.modes`, `keras_mlh.models.applications`) import without
-Keras: the command line takes its choices from them for `--help`.
+Names resolve on first use (PEP 562): `modes` and `applications` import
+without Keras, for the command line's `--help`.
 """
 
 import importlib
 import sys
 
-# Before any Keras import: a missing backend package gets a clear error.
 from keras_mlh.backends import check_keras_backend
 
-check_keras_backend()
+check_keras_backend()  # before any Keras import: a clear error for a bad backend
 
-# A process that has imported Keras gets the classes registered on import, as
-# before, so `keras.saving.load_model` finds them; without Keras (the command
-# line's --help) nothing heavy is imported.
+# With Keras imported, the classes register now, for `keras.saving.load_model`.
 if "keras" in sys.modules:
     importlib.import_module("keras_mlh.models.mlh")
 
-# Public name -> module that defines it.
 _PUBLIC = {
     "APPLICATIONS": "keras_mlh.models.applications",
     "MLH": "keras_mlh.models.mlh",
@@ -27,7 +22,7 @@ _PUBLIC = {
     "LossWeights": "keras_mlh.models.modes",
     "Mode": "keras_mlh.models.modes",
     "SmallConvBackbone": "keras_mlh.models.backbones",
-    "load_model": "keras_mlh.models.loading",
+    "load_model": "keras_mlh.models.mlh",
 }
 
 __all__ = sorted(_PUBLIC)

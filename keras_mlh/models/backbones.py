@@ -1,3 +1,5 @@
+"""MLH's backbones: the small default CNN and the `keras.applications` ones."""
+
 import keras
 import numpy as np
 from keras import ops
@@ -10,10 +12,9 @@ class SmallConvBackbone(keras.layers.Layer):
     """A small CNN for small images (MNIST, CIFAR size): the default backbone.
 
     Blocks of `Conv3x3 -> BatchNorm -> ReLU -> MaxPool2`, global average
-    pooling, then a ReLU dense layer of `feature_dim` features. Batch norm
-    uses momentum 0.9: with Keras's 0.99 the moving statistics still lag after
-    the few hundred steps of a small dataset, and inference codes collapse.
-    Works for any image size of at least `2**len(filters)` pixels per side.
+    pooling, then a ReLU dense layer. Batch norm momentum is 0.9: with 0.99
+    the moving statistics still lag after the few hundred steps of a small
+    dataset, and inference codes collapse.
 
     Args:
         filters: filters of each convolution block.
@@ -67,31 +68,26 @@ class SmallConvBackbone(keras.layers.Layer):
         return (input_shape[0], self.feature_dim)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "filters": list(self.filters),
-                "feature_dim": self.feature_dim,
-                "dropout": self.dropout,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "filters": list(self.filters),
+            "feature_dim": self.feature_dim,
+            "dropout": self.dropout,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class CaffePreprocessing(keras.layers.Layer):
     """ResNet50's ImageNet preprocessing: RGB to BGR, minus the channel means.
 
-    What `keras.applications.resnet50.preprocess_input` does, as a layer, so
-    that it is saved with the model and exported to ONNX (a `Lambda` would
-    not load under Keras's safe mode).
+    `keras.applications.resnet50.preprocess_input` as a layer, saved with the
+    model and exported to ONNX (a `Lambda` would not load in safe mode).
 
     Example:
     >>> tuple(CaffePreprocessing()(np.full((1, 2, 2, 3), 128.0)).shape)
     (1, 2, 2, 3)
     """
 
-    # ImageNet channel means in BGR order, as keras.applications uses them.
     MEAN_BGR = (103.939, 116.779, 123.68)
 
     def call(self, images):
@@ -107,11 +103,8 @@ class CaffePreprocessing(keras.layers.Layer):
 
 
 def application_backbone(name, input_shape, weights=None):
-    """A `keras.applications` model by name: raw pixels in, pooled features out.
-
-    The model expects pixels in [0, 255] (`MLH` passes them unscaled for a
-    named backbone) and applies the preprocessing its ImageNet weights were
-    trained with.
+    """A `keras.applications` model by name: pixels in [0, 255] in, pooled
+    features out, with the preprocessing its ImageNet weights expect.
 
     Args:
         name: one of `APPLICATIONS` (case-insensitive).
@@ -127,6 +120,7 @@ def application_backbone(name, input_shape, weights=None):
             f"Unknown backbone {name!r}. Use one of {sorted(APPLICATIONS)}, or pass "
             "any keras.Model / keras.layers.Layer that maps images to features."
         )
+    input_shape = tuple(input_shape)
     if input_shape[-1] != 3:
         raise ValueError(
             f"Backbone {name!r} expects 3-channel (RGB) images. Received "
@@ -135,13 +129,10 @@ def application_backbone(name, input_shape, weights=None):
         )
     constructor = getattr(keras.applications, APPLICATIONS[key])
     base = constructor(
-        include_top=False,
-        weights=weights,
-        input_shape=tuple(input_shape),
-        pooling="avg",
+        include_top=False, weights=weights, input_shape=input_shape, pooling="avg"
     )
     if key != "resnet50":
         return base
-    images = keras.Input(shape=tuple(input_shape), name="pixels")
+    images = keras.Input(shape=input_shape, name="pixels")
     features = base(CaffePreprocessing(name="caffe_preprocessing")(images))
     return keras.Model(images, features, name="resnet50_backbone")

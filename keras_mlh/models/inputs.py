@@ -1,6 +1,7 @@
 """What `MLH.fit` and `MLH.evaluate` accept: one rule, checked before any work."""
 
 import contextlib
+import sys
 
 import numpy as np
 
@@ -9,10 +10,10 @@ from keras_mlh_runtime.errors import validate_images
 
 
 def is_tf_dataset(x):
-    """Whether `x` is a `tf.data.Dataset` (TensorFlow imported on demand)."""
-    import tensorflow as tf
-
-    return isinstance(x, tf.data.Dataset)
+    """Whether `x` is a `tf.data.Dataset` (never imports TensorFlow: a program
+    that made a dataset has it loaded)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(x, tf.data.Dataset)
 
 
 def check_inputs(x, y, num_classes, image_shape=None, name="x"):
@@ -20,20 +21,15 @@ def check_inputs(x, y, num_classes, image_shape=None, name="x"):
 
     Args:
         x: images `(n, height, width[, channels])`, or a `tf.data.Dataset` of
-            `(images, labels)` batches; generators and `PyDataset`s (with
-            `y=None`) pass unchecked.
-        y: labels for array images: class ids or multi-hot rows.
+            `(images, labels)` batches; generators and `PyDataset`s pass as is.
+        y: labels of array images: class ids or multi-hot rows.
         num_classes: the model's number of classes.
         image_shape: the image shape the model was built for, if built.
-        name: how the argument is called in error messages.
+        name: the argument's name in error messages.
 
     Returns:
-        `(x, image shape or None)`: `x` as it should be used (grayscale
-        arrays gain their channel axis; datasets as given) and the shape of
-        one image when it could be read.
-
-    Raises:
-        ValueError: naming the problem and the fix.
+        `(x, shape of one image or None)`; grayscale arrays gain their channel
+        axis.
 
     Example:
     >>> x, shape = check_inputs(np.zeros((2, 8, 8), "uint8"), [0, 1], 3)
@@ -59,7 +55,7 @@ def check_inputs(x, y, num_classes, image_shape=None, name="x"):
             raise ValueError(f"`{name}` is empty: it yields no batch.")
         images, labels = np.asarray(first[0]), np.asarray(first[1])
     elif x is None or y is None:
-        return x, None  # Generators and PyDatasets are consumed by Keras as is.
+        return x, None  # Keras consumes generators and PyDatasets as they are.
     else:
         images, labels = x, y
     images = validate_images(images, image_shape, name=f"{name} images")
@@ -68,22 +64,19 @@ def check_inputs(x, y, num_classes, image_shape=None, name="x"):
 
 
 def prepare_fit(model, x, y, validation_data, kwargs):
-    """`MLH.fit`'s work before Keras's: the inputs checked, and the model and
-    its optimizer built from the first batch, so that callbacks which restore
-    weights (`BackupAndRestore`) find every variable. Returns `(x,
-    validation_data, kwargs)` for `keras.Model.fit`."""
-    # Arrays go on as validated: (n, h, w) grayscale gains its channel axis.
+    """`MLH.fit`'s work before Keras's: the inputs checked, the model and its
+    optimizer built from the first batch, so that `BackupAndRestore` finds
+    every variable. Returns `(x, validation_data, kwargs)` for Keras's fit."""
     x, image_shape = check_inputs(x, y, model.num_classes, model.image_shape)
     # Inside the strategy the model was made under, as Keras's own fit does.
     strategy = getattr(model, "distribute_strategy", None)
     with strategy.scope() if strategy else contextlib.nullcontext():
         if not model.built and image_shape is not None:
             model.build((None, *image_shape))
-        if model.built and getattr(model, "optimizer", None) is not None:
-            if not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-    if is_tf_dataset(x):
-        # Keras ignores `shuffle` for datasets but warns about its default.
+        optimizer = getattr(model, "optimizer", None)
+        if model.built and optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+    if is_tf_dataset(x):  # Keras ignores `shuffle` here but warns of its default
         kwargs = {"shuffle": False, **kwargs}
     name = "validation_data"
     if isinstance(validation_data, tuple):

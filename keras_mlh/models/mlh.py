@@ -1,9 +1,12 @@
+"""`MLH`, the Mutual Learning for Hashing model, and `load_model`."""
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_mlh.augmentation import augmentation_layer
 from keras_mlh.centers import hash_centers
+from keras_mlh.files import check_model_file
 from keras_mlh.layers.hash_layer import HashLayer
 from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
 from keras_mlh.losses.mlh_objective import (
@@ -18,57 +21,44 @@ from keras_mlh.models.inputs import check_inputs, prepare_fit
 from keras_mlh.models.modes import MODES as MODES  # re-exported
 from keras_mlh.models.modes import get_mode
 from keras_mlh_runtime.codes import binarize, validate_bits
-from keras_mlh_runtime.errors import check_positive_int, validate_images
+from keras_mlh_runtime.errors import check_positive_int, first_line, validate_images
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class MLH(keras.Model):
     """Mutual Learning for Hashing: two hash branches on one shared backbone.
 
-    Raw images go in (pixels in [0, 255], scaled inside the model), a shared
-    backbone extracts features, and a mixture of hash experts (MoH) gives two
-    continuous codes: the center branch `u_c`, pulled to fixed, well-separated
-    hash centers by the center loss, and the pairwise branch `u_p`, trained
-    with the DPSH pairwise likelihood; a cosine mutual loss lets each branch
-    learn from the other's detached codes. The loss is `center_weight * L_C +
-    pairwise_weight * L_P + mutual_weight * L_M` (`MLHObjective`); retrieval
-    codes are `sign(u_c)`, the strong branch, by default.
-
-    The modes give the baselines from the same code: `"center"` (CSQ/MDSH-like,
-    one hash layer), `"pairwise"` (DPSH-like), `"mlh_no_moh"` (each branch its
-    own hash layer), `"mlh_no_mutual"` (no mutual loss) and `"csq"` (CSQ's own
-    per-bit loss, `CSQHashLoss`, on one hash layer).
+    Raw images go in (pixels in [0, 255], scaled inside), a shared backbone
+    extracts features, and a mixture of hash experts (MoH) gives two codes:
+    the center branch `u_c`, pulled to fixed hash centers by the center loss,
+    and the pairwise branch `u_p`, trained with DPSH's pairwise likelihood; a
+    cosine mutual loss lets each learn from the other's detached codes. The
+    loss is `center_weight * L_C + pairwise_weight * L_P + mutual_weight *
+    L_M` (`MLHObjective`); retrieval codes are `sign(u_c)` by default.
+    The other `MODES` are the baselines: `"center"` (CSQ/MDSH-like),
+    `"pairwise"` (DPSH-like), `"mlh_no_moh"`, `"mlh_no_mutual"` and `"csq"`.
 
     Args:
         num_classes: number of classes (hash centers).
         bits: code length, a positive multiple of 8.
         mode: one of `MODES`.
-        backbone: `None` for `SmallConvBackbone`, a `keras.applications` name
-            (see `keras_mlh.models.backbones.APPLICATIONS`), or any Keras layer
-            or model mapping images to a feature vector.
-        backbone_weights: weights of a named backbone: `None` (offline) or
-            `"imagenet"` (downloads them once).
+        backbone: `None` (`SmallConvBackbone`), a name in `APPLICATIONS`, or
+            any Keras layer mapping images to a feature vector.
+        backbone_weights: a named backbone's weights: `None` or `"imagenet"`.
         num_experts: number of shared hash experts of the MoH.
         top_k: experts kept by each gate (`None`: dense gating).
         center_weight, pairwise_weight, mutual_weight: loss weights; `None`
-            takes the mode's default (0.25, 1, 2 for MLH, tuned on validation
-            splits; the paper's 4, 1, 1 goes with `"sample"` normalization).
-        retrieval_branch: one of the mode's branches; `None` picks the first
-            (the center branch when there is one).
-        augmentation: `None`, `"default"` (`default_augmentation()`), a Keras
-            layer, or a list of layers; applied in training only.
+            takes the mode's (0.25, 1, 2 for MLH, tuned on validation splits).
+        retrieval_branch: one of the mode's branches; `None` picks the first.
+        augmentation: `None`, `"default"`, a Keras layer or a list of layers;
+            applied in training only.
         image_size: optional `(height, width)` the model resizes images to.
         input_scale, input_offset: the backbone gets `pixels * input_scale +
-            input_offset`; `input_scale=None` picks 1/255, or 1 for a
-            `keras.applications` name (raw pixels, which it preprocesses as
-            its ImageNet weights expect).
-        center_loss_normalization: `"sample_class"` (default; MDSH's code,
-            averages over classes too, better on the MNIST-5k hold-out) or
-            `"sample"` (the `1/N` of the MLH formula, `num_classes` times
-            larger), see `CenterHashLoss`.
+            input_offset`; `None` scale: 1/255, or 1 for a named backbone.
+        center_loss_normalization: `"sample_class"` (MDSH's) or `"sample"`
+            (the MLH formula's `1/N`), see `CenterHashLoss`.
         batch_norm: batch normalization before the hash tanh.
-        center_seed: seed of the hash centers (used when they are searched)
-            and of CSQ's tie center.
+        center_seed: seed of the hash centers and of CSQ's tie center.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -212,19 +202,16 @@ class MLH(keras.Model):
             training: training mode (augmentation, batch statistics).
 
         Returns:
-            `(loss, terms, outputs)`: the loss to differentiate (the weighted
-            total, plus the layers' `self.losses` in training), the logged
-            values (`"loss"`, the total, and each term, unweighted) and the
-            model's outputs.
+            `(loss, terms, outputs)`: the loss to differentiate (with the
+            layers' `self.losses` in training), the logged values (`"loss"`
+            and each unweighted term) and the model's outputs.
         """
         outputs = self(images, training=training)
         y = multi_hot(labels, self.num_classes)
         references = None
         if "pairwise_loss" in self.objective.term_names:
-            references = {
-                "codes": train_steps.gather_replicas(outputs["pairwise"]),
-                "labels": train_steps.gather_replicas(y),
-            }
+            gather = train_steps.gather_replicas
+            references = {"codes": gather(outputs["pairwise"]), "labels": gather(y)}
         total, terms = self.objective(outputs, y, references)
         loss = total
         if training and self.losses:  # e.g. a custom backbone's regularizers
@@ -232,8 +219,8 @@ class MLH(keras.Model):
         return loss, {"loss": total, **terms}, outputs
 
     def update_metrics(self, terms, outputs):
-        """Records `compute_objective`'s `terms` and the code statistics of
-        its `outputs`; returns each tracker's running result, by name."""
+        """Records `compute_objective`'s terms and its outputs' code
+        statistics; returns each tracker's result, by name."""
         for name, value in terms.items():
             self._trackers[name].update_state(value)
         u = outputs[self.retrieval_branch]
@@ -264,23 +251,17 @@ class MLH(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def train_step(self, *args):
-        """One mutual-learning step on any backend (`train_steps`); override
-        `compute_objective` to change the loss."""
-        return train_steps.train_step(self, *args)
-
-    def test_step(self, *args):
-        """The evaluation step: `compute_objective` without training."""
-        return train_steps.test_step(self, *args)
+    # One objective (override `compute_objective`), each backend's gradient.
+    train_step = train_steps.train_step
+    test_step = train_steps.test_step
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        """`keras.Model.fit`, with the inputs checked before training starts
-        (`keras_mlh.models.inputs.prepare_fit`)."""
+        """`keras.Model.fit`, with the inputs checked before training starts."""
         x, validation_data, kwargs = prepare_fit(self, x, y, validation_data, kwargs)
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.evaluate`, with the inputs checked as `fit` checks them."""
+        """`keras.Model.evaluate`, with the inputs checked as `fit` does."""
         x, _ = check_inputs(x, y, self.num_classes, self.image_shape)
         return super().evaluate(x, y, *args, **kwargs)
 
@@ -358,3 +339,35 @@ class MLH(keras.Model):
 _CONFIG = """num_classes bits mode num_experts top_k center_weight pairwise_weight
 mutual_weight retrieval_branch input_scale input_offset center_loss_normalization
 batch_norm center_seed""".split()
+
+
+def load_model(path):
+    """Loads a `.keras` file (checked first) that holds an MLH model.
+
+    Args:
+        path: a `.keras` file saved with `model.save(...)`.
+
+    Returns:
+        The `keras_mlh.MLH` model (not compiled).
+
+    Example:
+    >>> model = keras_mlh.MLH(num_classes=10, bits=32)
+    >>> model.encode(np.zeros((2, 28, 28, 1), np.uint8)).shape
+    (2, 32)
+    >>> model.save("mlh.keras")
+    >>> keras_mlh.models.load_model("mlh.keras").bits
+    32
+    """
+    path = check_model_file(path)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a bad archive.
+        raise ValueError(
+            f"Could not load {path!r} as a Keras model: {first_line(error)}"
+        ) from None
+    if not isinstance(model, MLH):
+        raise ValueError(
+            f"{path!r} holds a {type(model).__name__}, not a keras_mlh.MLH model; "
+            "only MLH models can be exported as hash encoders."
+        )
+    return model

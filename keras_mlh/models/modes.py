@@ -1,9 +1,8 @@
 """The training modes of `keras_mlh.MLH`: MLH and the baselines it contains.
 
-A mode says which hash branches the model has, whether they share a mixture
-of hash experts, and the default weight of each loss term. The objective
-(`keras_mlh.losses.MLHObjective`) decides from the branches and the weights
-which terms run; nothing else does.
+A mode gives the hash branches, whether they share a mixture of hash experts,
+and the default loss weights; `keras_mlh.losses.MLHObjective` runs the terms
+whose branches exist and whose weight is above 0.
 """
 
 import dataclasses
@@ -19,8 +18,7 @@ class LossWeights:
         center: weight of the center loss `L_C`.
         pairwise: weight of the DPSH pairwise loss `L_P`.
         mutual: weight of the cosine mutual loss `L_M`.
-        csq: weight of CSQ's loss (`CSQHashLoss`), the `csq` baseline's only
-            term; 0 in every MLH mode.
+        csq: weight of CSQ's loss, the `csq` baseline's only term.
     """
 
     center: float
@@ -29,20 +27,19 @@ class LossWeights:
     csq: float = 0.0
 
     def __post_init__(self):
-        for name in ("center", "pairwise", "mutual", "csq"):
-            value = getattr(self, name)
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
             if isinstance(value, bool) or not float(value) >= 0:
                 raise ValueError(
-                    f"Loss weights must be >= 0. Received: {name}_weight={value!r}"
+                    f"Loss weights must be >= 0. Received: {field.name}_weight={value!r}"
                 )
-            object.__setattr__(self, name, float(value))
+            object.__setattr__(self, field.name, float(value))
 
     def replace(self, center=None, pairwise=None, mutual=None):
-        return LossWeights(
-            self.center if center is None else center,
-            self.pairwise if pairwise is None else pairwise,
-            self.mutual if mutual is None else mutual,
-            self.csq,
+        """A copy with the weights that are not `None` replaced."""
+        given = dict(center=center, pairwise=pairwise, mutual=mutual)
+        return dataclasses.replace(
+            self, **{k: v for k, v in given.items() if v is not None}
         )
 
 
@@ -52,11 +49,10 @@ class Mode:
 
     Attributes:
         name: the `mode` argument of `MLH`.
-        branches: hash branches, a tuple of `"center"` and/or `"pairwise"`,
-            or `("csq",)`.
+        branches: a tuple of `"center"` and/or `"pairwise"`, or `("csq",)`.
         uses_moh: whether the branches share a `MixtureOfHashExperts`
-            (otherwise each branch has its own `HashLayer`).
-        weights: default `LossWeights`; a baseline zeroes what it lacks.
+            (otherwise each has its own `HashLayer`).
+        weights: default `LossWeights`.
     """
 
     name: str
@@ -65,7 +61,8 @@ class Mode:
     weights: LossWeights
 
     def check_branch(self, branch=None, argument="retrieval_branch"):
-        if branch is None:  # the first branch
+        """`branch`, or the first branch for `None`; a `ValueError` if unknown."""
+        if branch is None:
             return self.branches[0]
         if branch not in self.branches:
             raise ValueError(
@@ -75,11 +72,10 @@ class Mode:
         return branch
 
 
-# The paper's best weights are 4/1/1 (with its 1/N center-loss normalization);
-# with "sample_class", 0.25/1/2 won on the protocols' validation splits
-# (+0.79 mAP points over 1/1/2 on average; benchmarks/README.md, "Tuning
-# log"). The baselines zero what they lack. `csq` is CSQ (Yuan et al., CVPR
-# 2020) as DeepHash-pytorch writes it: one hash layer, CSQ's per-bit loss.
+# The paper's 4/1/1 goes with its 1/N center-loss normalization; with
+# "sample_class", 0.25/1/2 won on the protocols' validation splits
+# (benchmarks/README.md, "Tuning log"). `csq` is CSQ (Yuan et al., CVPR 2020)
+# as DeepHash-pytorch writes it.
 _MLH_WEIGHTS = LossWeights(center=0.25, pairwise=1.0, mutual=2.0)
 MODES = {
     mode.name: mode
@@ -95,8 +91,7 @@ MODES = {
 
 
 def get_mode(name):
+    """The `Mode` called `name`; a `ValueError` naming the modes otherwise."""
     if name not in MODES:
-        raise ValueError(
-            f"Unknown mode {name!r}; use one of {sorted(MODES)}. Received: mode={name!r}"
-        )
+        raise ValueError(f"Unknown mode {name!r}; use one of {sorted(MODES)}.")
     return MODES[name]

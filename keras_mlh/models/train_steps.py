@@ -1,20 +1,18 @@
-"""MLH's train and test steps, one thin step per backend.
+"""MLH's train and test steps: one objective, each backend's gradient.
 
-The step itself is backend-agnostic (`MLH.compute_objective`,
-`MLH.update_metrics`); this module takes its gradient each backend's way, as
-the Keras guides "Customizing what happens in fit()" do: `tf.GradientTape`,
-a stateless JAX step over a `keras.StatelessScope`, torch autograd.
+`MLH.compute_objective` and `MLH.update_metrics` are backend-agnostic; the
+gradient is taken as the Keras guides "Customizing what happens in fit()" do:
+`tf.GradientTape`, a stateless JAX step in a `keras.StatelessScope`, torch
+autograd.
 """
 
 import keras
 
-from keras_mlh.backends import check_keras_backend
-
 
 def gather_replicas(x):
-    """`x` concatenated over the replicas of a `tf.distribute` strategy
-    (the pairwise loss pairs the batch with the global batch); identity
-    elsewhere, and on JAX, whose data-parallel arrays span the global batch."""
+    """`x` concatenated over a `tf.distribute` strategy's replicas (the
+    pairwise loss pairs the batch with the global batch); else `x` itself
+    (JAX's data-parallel arrays already span the global batch)."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -25,14 +23,16 @@ def gather_replicas(x):
 
 
 def train_step(model, *args):
-    """One step of `model`: `(data,)`, or `(state, data)` on JAX, as the
-    backend's trainer calls it; returns the logs (and JAX's new state)."""
-    return _STEPS[check_keras_backend(keras.backend.backend())][0](model, *args)
+    """One step: `(data,)`, or `(state, data)` on JAX; returns the logs (and
+    JAX's new state)."""
+    return _TRAIN_STEPS[keras.backend.backend()](model, *args)
 
 
 def test_step(model, *args):
-    """The evaluation step: objective and metrics, no gradient, no memory write."""
-    return _STEPS[check_keras_backend(keras.backend.backend())][1](model, *args)
+    """The evaluation step: objective and metrics, no gradient."""
+    if keras.backend.backend() == "jax":
+        return _jax_test_step(model, *args)
+    return _evaluate(model, args[0])
 
 
 def _evaluate(model, data):
@@ -41,7 +41,6 @@ def _evaluate(model, data):
     return model.update_metrics(terms, outputs)
 
 
-# ---------------------------------------------------------------- TensorFlow
 def _tensorflow_train_step(model, data):
     import tensorflow as tf
 
@@ -57,61 +56,6 @@ def _tensorflow_train_step(model, data):
     return model.update_metrics(terms, outputs)
 
 
-# ------------------------------------------------------------------------ JAX
-def _stateless(variables, values):
-    return keras.StatelessScope(
-        state_mapping=list(zip(variables, values, strict=True)), collect_losses=True
-    )
-
-
-def _current(scope, variables):
-    values = [scope.get_current_value(v) for v in variables]
-    return [
-        v.value if new is None else new
-        for v, new in zip(variables, values, strict=True)
-    ]
-
-
-def _jax_train_step(model, state, data):
-    import jax
-
-    trainable, non_trainable, optimizer_values, metric_values = state
-    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-    tracked = model.non_trainable_variables + model.metrics_variables
-
-    def loss_and_state(trainable_values):
-        with _stateless(
-            model.trainable_variables + tracked,
-            [*trainable_values, *non_trainable, *metric_values],
-        ) as scope:
-            loss, terms, outputs = model.compute_objective(x, y, training=True)
-            logs = model.update_metrics(terms, outputs)
-        return loss, (logs, _current(scope, tracked))
-
-    (_, (logs, new_state)), gradients = jax.value_and_grad(
-        loss_and_state, has_aux=True
-    )(trainable)
-    trainable, optimizer_values = model.optimizer.stateless_apply(
-        optimizer_values, gradients, trainable
-    )
-    count = len(model.non_trainable_variables)
-    return logs, (trainable, new_state[:count], optimizer_values, new_state[count:])
-
-
-def _jax_test_step(model, state, data):
-    trainable, non_trainable, metric_values = state
-    tracked = model.non_trainable_variables + model.metrics_variables
-    with _stateless(
-        model.trainable_variables + tracked,
-        [*trainable, *non_trainable, *metric_values],
-    ) as scope:
-        logs = _evaluate(model, data)
-    new_state = _current(scope, tracked)
-    count = len(model.non_trainable_variables)
-    return logs, (trainable, new_state[:count], new_state[count:])
-
-
-# -------------------------------------------------------------------- PyTorch
 def _torch_train_step(model, data):
     import torch
 
@@ -126,8 +70,57 @@ def _torch_train_step(model, data):
     return model.update_metrics(terms, outputs)
 
 
-_STEPS = {
-    "tensorflow": (_tensorflow_train_step, _evaluate),
-    "jax": (_jax_train_step, _jax_test_step),
-    "torch": (_torch_train_step, _evaluate),
+def _stateless_run(model, function, trainable, non_trainable, metric_values):
+    """`function()` with the model's variables set to the given values; returns
+    its result and the new non-trainable and metric values."""
+    tracked = model.non_trainable_variables + model.metrics_variables
+    variables = model.trainable_variables + tracked
+    values = [*trainable, *non_trainable, *metric_values]
+    with keras.StatelessScope(
+        state_mapping=list(zip(variables, values, strict=True)), collect_losses=True
+    ) as scope:
+        result = function()
+    new = [scope.get_current_value(v) for v in tracked]
+    new = [v.value if n is None else n for v, n in zip(tracked, new, strict=True)]
+    count = len(model.non_trainable_variables)
+    return result, new[:count], new[count:]
+
+
+def _jax_train_step(model, state, data):
+    import jax
+
+    trainable, non_trainable, optimizer_values, metric_values = state
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+
+    def objective():
+        loss, terms, outputs = model.compute_objective(x, y, training=True)
+        return loss, model.update_metrics(terms, outputs)
+
+    def loss_and_state(trainable_values):
+        (loss, logs), *new = _stateless_run(
+            model, objective, trainable_values, non_trainable, metric_values
+        )
+        return loss, (logs, new)
+
+    (_, (logs, new)), gradients = jax.value_and_grad(loss_and_state, has_aux=True)(
+        trainable
+    )
+    trainable, optimizer_values = model.optimizer.stateless_apply(
+        optimizer_values, gradients, trainable
+    )
+    return logs, (trainable, new[0], optimizer_values, new[1])
+
+
+def _jax_test_step(model, state, data):
+    trainable, non_trainable, metric_values = state
+    logs, *new = _stateless_run(
+        model, lambda: _evaluate(model, data), trainable, non_trainable, metric_values
+    )
+    return logs, (trainable, *new)
+
+
+_TRAIN_STEPS = {
+    "tensorflow": _tensorflow_train_step,
+    "jax": _jax_train_step,
+    "torch": _torch_train_step,
 }
