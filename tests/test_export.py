@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from keras_mlh.export import ExportValidationError, export_encoder
-from keras_mlh.export import exporter as exporter_module
 from keras_mlh.export import validation as validation_module
+from keras_mlh.files import TEMP_PREFIX
 from keras_mlh_runtime.codes import pack_codes
 
 
 def _leftovers(folder):
-    return [n for n in os.listdir(folder) if n.startswith(exporter_module.TEMP_PREFIX)]
+    return [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
 
 
 def test_export_writes_folder_and_metadata(mnist_export, mnist_mlh):

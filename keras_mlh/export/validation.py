@@ -1,9 +1,8 @@
 """Checks an export folder against the Keras model it came from.
 
-Every export is run on sample images (batches of one and of all images) and
-compared with the Keras encoder on the model's own backend: `embedding`
-within `atol`, >= 99.9% equal bits, `packed` equal to the packed `codes`,
-one dynamic batch dimension and the contract's input and output dtypes.
+Each export runs on sample images (batches of one and of all images) and must
+match the Keras encoder on the model's own backend: `embedding` within `atol`,
+>= 99.9% equal bits, `packed` the packed `codes`, the contract's dtypes.
 """
 
 import os
@@ -14,14 +13,12 @@ from keras_mlh_runtime.codes import pack_codes
 from keras_mlh_runtime.contract import (
     INPUT_NAME,
     ONNX_FILE,
-    ONNX_TYPES,
     OUTPUT_DTYPES,
     OUTPUT_NAMES,
     SAVED_MODEL_DIR,
 )
 from keras_mlh_runtime.errors import first_line
 
-__all__ = ["ExportValidationError", "check_export", "keras_embedding"]
 MIN_BIT_AGREEMENT = 0.999
 
 
@@ -34,29 +31,9 @@ def keras_embedding(encoder, images):
     return np.asarray(encoder.predict(images, verbose=0), dtype=np.float32)
 
 
-def check_export(encoder, folder, formats, images, atol, image_shape):
-    """Runs each export in `folder` on `images` and compares it with Keras.
-
-    Args:
-        encoder: the Keras encoder (`MLH.build_encoder()`).
-        folder: the export folder.
-        formats: the formats in it.
-        images: float32 sample images `(n, *image_shape)`.
-        atol: largest allowed absolute difference of `embedding`.
-        image_shape: `(height, width, channels)`.
-
-    Returns:
-        `metadata.json`'s `validation`: `num_images`, `atol`,
-        `min_bit_agreement` and per format `max_abs_diff`, `bit_agreement`,
-        `packed_matches_codes`.
-
-    Raises:
-        ExportValidationError: when an export disagrees with Keras.
-
-    Example:
-    >>> check_export(model.build_encoder(), "encoder", ["onnx"], x, 1e-4, (28, 28, 1))["onnx"]["bit_agreement"]  # doctest: +SKIP
-    1.0
-    """
+def check_export(encoder, folder, formats, images, atol):
+    """`metadata.json`'s `validation` of the exports in `folder`, or raises
+    `ExportValidationError` (`encoder`: `MLH.build_encoder()`)."""
     batches = [images[:1], images]  # two batch sizes
     reference = np.concatenate([keras_embedding(encoder, b) for b in batches])
     results = {
@@ -66,7 +43,7 @@ def check_export(encoder, folder, formats, images, atol, image_shape):
     }
     runners = {"saved_model": _saved_model_runner, "onnx": _onnx_runner}
     for name in formats:
-        run = runners[name](folder, image_shape)
+        run = runners[name](folder, images.shape[1:])
         outputs = [run(batch) for batch in batches]
         merged = {k: np.concatenate([o[k] for o in outputs]) for k in OUTPUT_NAMES}
         results[name] = _compare(name, merged, reference, atol)
@@ -76,9 +53,8 @@ def check_export(encoder, folder, formats, images, atol, image_shape):
 def _saved_model_runner(folder, image_shape):
     import tensorflow as tf
 
-    signature = tf.saved_model.load(os.path.join(folder, SAVED_MODEL_DIR)).signatures[
-        "serving_default"
-    ]
+    model = tf.saved_model.load(os.path.join(folder, SAVED_MODEL_DIR))
+    signature = model.signatures["serving_default"]
 
     def run(images):
         outputs = signature(**{INPUT_NAME: tf.constant(images)})
@@ -100,16 +76,12 @@ def _onnx_runner(folder, image_shape):
         ) from None
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     inputs = [(i.name, i.type, i.shape) for i in session.get_inputs()]
-    expected_inputs = [(INPUT_NAME, "tensor(float)", ["batch", *image_shape])]
-    if inputs != expected_inputs:
+    expected = [(INPUT_NAME, "tensor(float)", ["batch", *image_shape])]
+    if inputs != expected:
         raise ExportValidationError(
-            f"The ONNX graph has inputs {inputs}; expected {expected_inputs} (did a "
+            f"The ONNX graph has inputs {inputs}; expected {expected} (did a "
             "captured constant become an input?)."
         )
-    types = {o.name: o.type for o in session.get_outputs()}
-    expected = dict(ONNX_TYPES)
-    if types != expected:
-        raise ExportValidationError(f"ONNX outputs are {types}; expected {expected}.")
 
     def run(images):
         values = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
@@ -119,10 +91,7 @@ def _onnx_runner(folder, image_shape):
 
 
 def _compare(name, outputs, reference, atol):
-    """Checks one export's outputs against the Keras embedding.
-
-    Returns the comparison; raises `ExportValidationError` when it fails.
-    """
+    """One export's entry of `validation`, or raises `ExportValidationError`."""
     embedding, codes, packed = (outputs[k] for k in OUTPUT_NAMES)
     dtypes = {k: str(outputs[k].dtype) for k in OUTPUT_NAMES}
     if dtypes != OUTPUT_DTYPES or embedding.shape != reference.shape:

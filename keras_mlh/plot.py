@@ -1,4 +1,4 @@
-"""PNG plots of retrieval quality and training, with matplotlib's Agg backend.
+"""PNG plots of retrieval quality and training (matplotlib, Agg backend).
 
 Each function draws on its own `Figure` (never pyplot's global state), writes
 a PNG of `figsize * DPI` pixels (creating its folder) and returns the path.
@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+__all__ = ["plot_bit_balance", "plot_history", "plot_pr_curve", "plot_precision_at_k"]
 FIGSIZE, DPI = (6.4, 4.8), 100
 
 
@@ -28,8 +29,7 @@ def _save(figure, path):
 
 
 def _precision_lines(values, name, points, xlabel, title, **style):
-    """A figure of one precision line per series of `values` (one result, or
-    a dict of label -> result); `points(result)` gives a line's x and y."""
+    """One precision line per result (`values`: one, or a dict label -> result)."""
     from matplotlib.figure import Figure
 
     if not isinstance(values, dict):
