@@ -7,6 +7,8 @@ a PNG of `figsize * DPI` pixels (creating its folder) and returns the path.
 import os
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["plot_bit_balance", "plot_history", "plot_pr_curve", "plot_precision_at_k"]
 FIGSIZE, DPI = (6.4, 4.8), 100
@@ -30,8 +32,6 @@ def _save(figure, path):
 
 def _precision_lines(values, name, points, xlabel, title, **style):
     """One precision line per result (`values`: one, or a dict label -> result)."""
-    from matplotlib.figure import Figure
-
     if not isinstance(values, dict):
         raise ValueError(f"`{name}` must be a dict, or a dict of name -> dict.")
     series = values
@@ -104,9 +104,6 @@ def plot_history(history, path, title="Training"):
     Returns:
         The path written.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
         raise ValueError(
@@ -121,7 +118,7 @@ def plot_history(history, path, title="Training"):
         if key.endswith("loss"):
             style = "--" if key.startswith("val_") else "-"
             losses.plot(epochs, values, label=key, linestyle=style)
-        elif key.endswith("map") or key.endswith("bit_balance"):
+        elif key.endswith(("map", "bit_balance")):
             quality.plot(epochs, values, label=key, marker=".")
     for axes in (losses, quality):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -143,8 +140,6 @@ def plot_bit_balance(codes, path, title="Bit balance"):
     Returns:
         The path written.
     """
-    from matplotlib.figure import Figure
-
     from keras_mlh.evaluation import bit_balance
 
     fraction = bit_balance(codes)

@@ -358,3 +358,31 @@ def test_overwrite_never_deletes_the_source_model(tmp_path):
     with pytest.raises(ValueError, match="holds .*model.keras.*an input"):
         export_encoder(earlier / "model.keras", earlier, overwrite=True)
     assert (earlier / "model.keras").read_text() == "the only copy"
+
+
+def test_a_tensorflow_worker_failure_reaches_the_caller(monkeypatch, tmp_path):
+    # What Model.export cannot write on JAX or PyTorch is written by a
+    # TensorFlow process; its uncaught ValueError is the caller's ValueError.
+    import subprocess
+
+    from keras_mlh.export import artifacts
+
+    calls = []
+
+    def worker(stderr, status=1):
+        def run(argv, **kwargs):
+            calls.append((argv, kwargs["env"]["KERAS_BACKEND"]))
+            return subprocess.CompletedProcess(argv, status, "", stderr)
+
+        monkeypatch.setattr(artifacts.subprocess, "run", run)
+
+    model = type("Model", (), {"save": lambda self, path: None})()
+    worker("Traceback ...\nValueError: Keras could not convert the encoder")
+    with pytest.raises(ValueError, match="^Keras could not convert the encoder$"):
+        artifacts._export_under_tensorflow(model, tmp_path, ["onnx"], 17)
+    argv, backend = calls[0]
+    assert argv[1:3] == ["-m", "keras_mlh.export.tensorflow_worker"]
+    assert argv[-2:] == ["17", "onnx"] and backend == "tensorflow"
+    worker("Fatal Python error: Segmentation fault", status=-11)
+    with pytest.raises(RuntimeError, match="exit status -11.*Segmentation fault"):
+        artifacts._export_under_tensorflow(model, tmp_path, ["onnx"], 17)

@@ -99,32 +99,23 @@ def _compare(name, outputs, reference, atol):
             f"The {name} export gives dtypes {dtypes} and embedding shape "
             f"{embedding.shape}; expected {OUTPUT_DTYPES} and {reference.shape}."
         )
-    expected_codes = np.where(reference >= 0, 1, -1).astype(np.int8)
     try:
         packed_ok = bool(np.array_equal(packed, pack_codes(codes)))
     except ValueError:  # codes that are not all ±1
         packed_ok = False
-    result = {
-        "max_abs_diff": float(np.max(np.abs(embedding - reference))),
-        "bit_agreement": float(np.mean(codes == expected_codes)),
+    diff = float(np.max(np.abs(embedding - reference)))
+    agreement = float(np.mean(codes == np.where(reference >= 0, 1, -1)))
+    if not (diff <= atol and agreement >= MIN_BIT_AGREEMENT and packed_ok):  # NaN too
+        raise ExportValidationError(
+            f"The {name} export disagrees with the Keras model: embedding differs "
+            f"by {diff:.3g} (atol={atol:g}), {100 * agreement:.3f}% of bits agree "
+            f"(need {100 * MIN_BIT_AGREEMENT:g}%), `packed` is "
+            f"{'' if packed_ok else 'not '}the packed `codes`. Nothing was written "
+            "to the output folder; re-export, or pass a larger `atol` if the "
+            "differences are float round-off."
+        )
+    return {
+        "max_abs_diff": diff,
+        "bit_agreement": agreement,
         "packed_matches_codes": packed_ok,
     }
-    problems = []
-    if not result["max_abs_diff"] <= atol:  # also catches NaN
-        problems.append(
-            f"embedding differs by {result['max_abs_diff']:.3g} > atol={atol:g}"
-        )
-    if result["bit_agreement"] < MIN_BIT_AGREEMENT:
-        problems.append(
-            f"only {100 * result['bit_agreement']:.3f}% of bits agree "
-            f"(need {100 * MIN_BIT_AGREEMENT:g}%)"
-        )
-    if not packed_ok:
-        problems.append("`packed` is not the packed `codes`")
-    if problems:
-        raise ExportValidationError(
-            f"The {name} export disagrees with the Keras model: {'; '.join(problems)}. "
-            "Nothing was written to the output folder; re-export, or pass a larger "
-            "`atol` if the differences are float round-off."
-        )
-    return result
