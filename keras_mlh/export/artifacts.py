@@ -1,8 +1,7 @@
 """The encoder's files, written by Keras's own exporter (`Model.export`).
 
-A format `Model.export` cannot write on this backend (`KERAS_FORMATS`) is
-written by `Model.export` under TensorFlow, from the model's `.keras` file, in
-a subprocess (`tensorflow_worker`).
+A format it cannot write on this backend (`KERAS_FORMATS`) is written by it
+under TensorFlow, from the model's `.keras` file, in a subprocess.
 """
 
 import json
