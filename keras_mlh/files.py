@@ -1,7 +1,6 @@
-"""The guard of every output of keras-mlh (`check_output`) and of model files.
+"""The guard of every output (`check_output`) and of model files.
 
-The atomic writes it guards live in `keras_mlh_runtime.files` (serving uses
-them without keras-mlh); they are re-exported here.
+The atomic writes live in `keras_mlh_runtime.files`, re-exported here.
 """
 
 import contextlib
@@ -28,15 +27,8 @@ __all__ = [
 
 
 def check_model_file(path, fix="save the model with model.save('model.keras')"):
-    """Checks that `path` is a `.keras` (zip) archive, before any slow import.
-
-    Args:
-        path: the `.keras` file.
-        fix: what the user should do instead, for the messages.
-
-    Returns:
-        `path` as a string.
-    """
+    """`path` as a string, once it is a `.keras` (zip) file; `fix` ends the
+    messages. Runs before any slow import."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"Model file {path!r} is a folder, not a file; {fix}.")
@@ -71,11 +63,10 @@ def check_output(
         path: the output file or folder.
         inputs: the paths the command reads (`None` entries skipped).
         overwrite: whether existing outputs may be replaced.
-        kind: `"file"` or `"folder"`. A folder may be replaced only when it
-            is empty or holds `marker`, the file every such folder of ours
-            has.
-        companions: further files written with `path` (an index's sidecars).
-        marker: for folders, see `kind`.
+        kind: `"file"`, or `"folder"`: replaced only when empty or holding
+            `marker`, the file every such folder of ours has.
+        companions: further files written with `path`.
+        marker: see `kind`.
         what: what the output is, for messages (e.g. `"run folder"`).
         overwrite_flag: how the caller spells `overwrite`, for messages.
         not_inside: folders the output must not be written into.
@@ -128,8 +119,7 @@ def check_output(
 
 
 def _check_folder(path, overwrite, marker, what, overwrite_flag):
-    # A non-empty folder without `marker` is the user's own: replacing it
-    # would delete it.
+    # A non-empty folder without `marker` is the user's own.
     path = check_writable(path, kind="folder")
     if os.path.isdir(path) and os.listdir(path):
         if not overwrite:
@@ -147,9 +137,8 @@ def _check_folder(path, overwrite, marker, what, overwrite_flag):
 
 def _same_file(a, b):
     """Whether `a` and `b` are one file or folder (by real path, or inode)."""
-    if os.path.exists(a) and os.path.exists(b):
-        with contextlib.suppress(OSError):
-            return os.path.samefile(a, b)
+    with contextlib.suppress(OSError):  # either missing
+        return os.path.samefile(a, b)
     return os.path.realpath(a) == os.path.realpath(b)
 
 

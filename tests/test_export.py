@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from keras_mlh.export import ExportValidationError, export_encoder
-from keras_mlh.export import exporter as exporter_module
 from keras_mlh.export import validation as validation_module
+from keras_mlh.files import TEMP_PREFIX
 from keras_mlh_runtime.codes import pack_codes
 
 
 def _leftovers(folder):
-    return [n for n in os.listdir(folder) if n.startswith(exporter_module.TEMP_PREFIX)]
+    return [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
 
 
 def test_export_writes_folder_and_metadata(mnist_export, mnist_mlh):
@@ -358,3 +358,31 @@ def test_overwrite_never_deletes_the_source_model(tmp_path):
     with pytest.raises(ValueError, match="holds .*model.keras.*an input"):
         export_encoder(earlier / "model.keras", earlier, overwrite=True)
     assert (earlier / "model.keras").read_text() == "the only copy"
+
+
+def test_a_tensorflow_worker_failure_reaches_the_caller(monkeypatch, tmp_path):
+    # What Model.export cannot write on JAX or PyTorch is written by a
+    # TensorFlow process; its uncaught ValueError is the caller's ValueError.
+    import subprocess
+
+    from keras_mlh.export import artifacts
+
+    calls = []
+
+    def worker(stderr, status=1):
+        def run(argv, **kwargs):
+            calls.append((argv, kwargs["env"]["KERAS_BACKEND"]))
+            return subprocess.CompletedProcess(argv, status, "", stderr)
+
+        monkeypatch.setattr(artifacts.subprocess, "run", run)
+
+    model = type("Model", (), {"save": lambda self, path: None})()
+    worker("Traceback ...\nValueError: Keras could not convert the encoder")
+    with pytest.raises(ValueError, match="^Keras could not convert the encoder$"):
+        artifacts._export_under_tensorflow(model, tmp_path, ["onnx"], 17)
+    argv, backend = calls[0]
+    assert argv[1:3] == ["-m", "keras_mlh.export.tensorflow_worker"]
+    assert argv[-2:] == ["17", "onnx"] and backend == "tensorflow"
+    worker("Fatal Python error: Segmentation fault", status=-11)
+    with pytest.raises(RuntimeError, match="exit status -11.*Segmentation fault"):
+        artifacts._export_under_tensorflow(model, tmp_path, ["onnx"], 17)

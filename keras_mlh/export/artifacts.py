@@ -1,11 +1,7 @@
-"""The encoder's artifacts, written by Keras's own exporter (`Model.export`).
+"""The encoder's files, written by Keras's own exporter (`Model.export`).
 
-`export_model` adds the `codes` and `packed` outputs to the encoder in
-`keras.ops`, so every backend converts the same graph; `keras_export` writes
-it with `Model.export` (ONNX: tf2onnx on TensorFlow, torch.onnx on PyTorch;
-SavedModel: TensorFlow, jax2tf on JAX). What `Model.export` cannot write on a backend
-(`KERAS_FORMATS`) is written by `Model.export` under TensorFlow, from the
-model's `.keras` file, in a subprocess (`tensorflow_worker`).
+A format it cannot write on this backend (`KERAS_FORMATS`) is written by it
+under TensorFlow, from the model's `.keras` file, in a subprocess.
 """
 
 import json
@@ -26,13 +22,11 @@ from keras_mlh_runtime.contract import (
 )
 from keras_mlh_runtime.errors import first_line
 
-__all__ = ["KERAS_FORMATS", "export_model", "keras_export", "write_artifacts"]
 MIN_OPSET = 17
-# The formats `Model.export` writes a valid artifact of, per backend (Keras
-# 3.15). On JAX, jax2onnx 0.17 writes a MaxPool of a 4-D window, which
-# onnxruntime refuses ("Unsupported pooling size"); on PyTorch, a SavedModel
-# needs torch_xla, which has no build for torch 2.13. Those formats are
-# exported under TensorFlow (`_export_under_tensorflow`).
+# The formats `Model.export` writes a valid file of, per backend (Keras 3.15).
+# On JAX, jax2onnx 0.17 writes a MaxPool of a 4-D window, which onnxruntime
+# refuses ("Unsupported pooling size"); on PyTorch, a SavedModel needs
+# torch_xla, which has no build for torch 2.13.
 KERAS_FORMATS = {
     "tensorflow": ("saved_model", "onnx"),
     "jax": ("saved_model",),
@@ -40,20 +34,13 @@ KERAS_FORMATS = {
 }
 
 
-def export_model(model):
-    """The encoder as Keras exports it: raw images in, the three outputs out.
+def keras_export(model, folder, formats, opset):
+    """Writes `formats` of the encoder of `model` into `folder` with `Model.export`.
 
-    A functional model around `model.build_encoder()` that adds `codes`
-    (int8 ±1, `where(embedding >= 0, 1, -1)`) and `packed` (uint8, bit j of
-    each byte weighing 2**j: `keras_mlh_runtime.codes.BIT_ORDER`), in
-    `keras.ops`, so every backend's exporter converts the same graph.
-
-    Args:
-        model: a built `keras_mlh.MLH`.
-
-    Returns:
-        A `keras.Model` with input `images` and outputs `embedding`, `codes`
-        and `packed` (a dict).
+    The exported model adds `codes` (int8 ±1) and `packed` (uint8, bit j of
+    each byte weighing 2**j: `keras_mlh_runtime.codes.BIT_ORDER`) to
+    `model.build_encoder()` in `keras.ops`, so every backend's exporter
+    converts the same graph.
     """
     import keras
     from keras import ops
@@ -69,28 +56,12 @@ def export_model(model):
         "codes": ops.cast(signs * 2.0 - 1.0, "int8"),
         "packed": ops.cast(packed, "uint8"),
     }
-    return keras.Model(images, outputs, name="mlh_export")
-
-
-def keras_export(model, folder, formats, opset):
-    """Writes `formats` of `export_model(model)` into `folder` with `Model.export`.
-
-    Args:
-        model: a built `keras_mlh.MLH`.
-        folder: where `saved_model/` and `model.onnx` go.
-        formats: the formats to write.
-        opset: the ONNX opset.
-    """
-    import keras
-
-    exported = export_model(model)
+    exported = keras.Model(images, outputs, name="mlh_export")
     spec = keras.InputSpec(shape=exported.input_shape, dtype="float32", name=INPUT_NAME)
     if "saved_model" in formats:
+        path = os.path.join(folder, SAVED_MODEL_DIR)
         exported.export(
-            os.path.join(folder, SAVED_MODEL_DIR),
-            format="tf_saved_model",
-            input_signature=[spec],
-            verbose=False,
+            path, format="tf_saved_model", input_signature=[spec], verbose=False
         )
     if "onnx" in formats:
         logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines
@@ -115,17 +86,10 @@ def keras_export(model, folder, formats, opset):
 
 
 def write_artifacts(model, folder, formats, opset, metadata):
-    """Writes `formats` of the encoder into `folder`, ready for validation.
-
-    Keras's exporter on this backend; a TensorFlow process for the rest.
-
-    `KERAS_FORMATS` lists what `Model.export` gives a valid artifact of on
-    each backend; the other formats are exported from the model's `.keras`
-    file (the same on every backend) by `Model.export` under TensorFlow.
-    """
+    """Writes `formats` of the encoder into `folder`, ready for validation."""
     import keras
 
-    here = KERAS_FORMATS.get(keras.backend.backend(), ())
+    here = KERAS_FORMATS[keras.backend.backend()]
     keras_export(model, folder, [f for f in formats if f in here], opset)
     others = [f for f in formats if f not in here]
     if others:
@@ -135,22 +99,23 @@ def write_artifacts(model, folder, formats, opset, metadata):
 
 
 def _export_under_tensorflow(model, folder, formats, opset):
-    """`keras_export` in a TensorFlow process (`tensorflow_worker`)."""
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         model_path = os.path.join(scratch, "model.keras")
         model.save(model_path)
         worker = "keras_mlh.export.tensorflow_worker"
         argv = [model_path, folder, str(opset or MIN_OPSET), *formats]
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
         result = subprocess.run(
             [sys.executable, "-m", worker, *argv],
             capture_output=True,
             text=True,
-            env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+            env={**env, "KERAS_BACKEND": "tensorflow"},
         )
     if result.returncode != 0:
+        # The worker's uncaught exception is the last line of its stderr.
         last = (result.stderr.strip().splitlines() or [""])[-1]
-        if result.returncode == 2 and last.startswith(ValueError.__name__):
-            raise ValueError(last.partition(": ")[2])
+        if last.startswith("ValueError: "):
+            raise ValueError(last.removeprefix("ValueError: "))
         raise RuntimeError(
             f"The TensorFlow export of {formats} failed (exit status "
             f"{result.returncode}): {result.stderr[-2000:]}"

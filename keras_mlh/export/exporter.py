@@ -1,13 +1,12 @@
 """Export a trained MLH model as a deployable encoder: SavedModel and ONNX.
 
-The encoder (preprocessing, backbone, hash head, retrieval branch) is
-written by Keras's own exporter (`keras_mlh.export.artifacts`) into a
-temporary folder beside `out_dir`, validated against the Keras model, and
-only then renamed into place: a failed export never leaves a folder that
-looks like a good one.
+Keras's own exporter (`artifacts`) writes into a temporary folder beside
+`out_dir`; the export is validated against the Keras model and only then
+renamed into place, so a failed export never looks like a good one.
 """
 
 import math
+import numbers
 import os
 
 import numpy as np
@@ -16,9 +15,6 @@ from keras_mlh import files
 from keras_mlh.export.artifacts import MIN_OPSET, write_artifacts
 from keras_mlh.export.validation import check_export
 from keras_mlh.version import __version__
-
-# The export contract (file names, input, outputs, dtypes, metadata schema)
-# is the runtime's, which reads what this writes.
 from keras_mlh_runtime.contract import (
     FORMATS,
     METADATA_FILE,
@@ -30,10 +26,8 @@ from keras_mlh_runtime.contract import (
 )
 from keras_mlh_runtime.errors import check_int_in_range, validate_images
 
-__all__ = ["export_encoder"]
 NUM_RANDOM_IMAGES = 64
-MAX_SAMPLES = 256  # images of a `sample_images` file used at most
-TEMP_PREFIX = files.TEMP_PREFIX
+MAX_SAMPLES = 256
 
 
 def export_encoder(
@@ -52,13 +46,9 @@ def export_encoder(
 ):
     """Exports the encoder of a trained MLH model and validates it.
 
-    Writes `out_dir/saved_model/` (serving signature `serving_default`),
-    `out_dir/model.onnx` (batch dimension named `batch`) and
-    `out_dir/metadata.json` (with the sha256 of `model.onnx`, which
-    `HashEncoder.load` checks). Both take `images`, float32 raw pixels
-    `(batch, *model.image_shape)` in [0, 255], and give `embedding` (float32
-    `(batch, bits)`), `codes` (int8 ±1) and `packed` (uint8 `(batch, bits /
-    8)`, the bit order of `keras_mlh_runtime.codes.pack_codes`). The model
+    Writes `out_dir/saved_model/`, `out_dir/model.onnx` (dynamic batch) and
+    `out_dir/metadata.json`, as `keras_mlh_runtime.contract` describes: raw
+    pixels in; `embedding`, ±1 `codes` and `packed` codes out. The model
     file, the folder and the arguments are checked before the model loads.
 
     Args:
@@ -67,19 +57,14 @@ def export_encoder(
         formats: `"saved_model"`, `"onnx"` or a sequence of them.
         opset: ONNX opset, 17 or 18 (tf2onnx's newest).
         atol: largest allowed absolute difference of `embedding` to Keras.
-        validate: run sample images through Keras, the reloaded SavedModel
-            and onnxruntime (batches of 1 and of all images) and fail unless
-            every export agrees: `embedding` within `atol`, >= 99.9% equal
-            bits, `packed` equal to the packed `codes`.
-        sample_images: images for validation (real ones are best): raw
-            pixels `(n, *image_shape)`, or an `.npy`, `.npz` or folder
-            (`keras_mlh.encoding.open_images`) of which the first
-            `max_samples` are used; default 64 seeded random images.
+        validate: fail unless each export agrees with Keras on the sample
+            images (`keras_mlh.export.validation`).
+        sample_images: raw pixels `(n, *image_shape)`, or an `.npy`, `.npz` or
+            folder; default 64 seeded random images (real ones are best).
         overwrite: replace an earlier export in `out_dir` (only after the new
             one has passed validation; never a folder of other files).
-        resize_to: for a model trained on image files with a resize-then-crop
-            recipe, that size: the runtime then resizes files to it and takes
-            the central crop, as evaluation does; `None` resizes straight.
+        resize_to: the resize of a resize-then-crop training recipe, for the
+            runtime to read image files as evaluation does; `None` resizes straight.
         sample_key: the array of a `sample_images` `.npz` holding them.
         max_samples: images of a `sample_images` file used at most.
         overwrite_flag: how the caller spells `overwrite`, for messages.
@@ -89,8 +74,7 @@ def export_encoder(
         [format]` holds `max_abs_diff`, `bit_agreement`, `packed_matches_codes`.
 
     Raises:
-        ValueError: bad arguments, a missing or non-MLH model, an existing
-            non-empty folder, an unwritable location.
+        ValueError: bad arguments, model, folder or location.
         ExportValidationError: an export disagrees with Keras; nothing is
             written to `out_dir` then.
 
@@ -116,10 +100,9 @@ def _write(model, out_dir, formats, opset, atol, images, resize_to):
     """Writes the export, validates it on `images` (unless `None`), moves it."""
     import keras
 
-    image_shape = _image_shape(model)
     metadata = encoder_metadata(
         model.bits,
-        image_shape,
+        model.image_shape,
         formats,
         keras_mlh_version=__version__,
         trained_backend=keras.backend.backend(),
@@ -137,9 +120,7 @@ def _write(model, out_dir, formats, opset, atol, images, resize_to):
         metadata["validation"] = None
         if images is not None:
             encoder = model.build_encoder()
-            metadata["validation"] = check_export(
-                encoder, work, formats, images, atol, image_shape
-            )
+            metadata["validation"] = check_export(encoder, work, formats, images, atol)
         if "onnx" in formats:
             # Lets the runtime refuse a model.onnx of another export.
             with open(os.path.join(work, ONNX_FILE), "rb") as file:
@@ -173,7 +154,6 @@ def _path_or_none(value):
     return os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
 
 
-# ------------------------------------------------------------- arguments
 def _check_arguments(formats, opset, atol):
     """`formats` as a tuple, `opset` (for ONNX) and `atol`, checked."""
     if isinstance(formats, str):
@@ -193,11 +173,8 @@ def _check_arguments(formats, opset, atol):
         newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
         why = " (the newest tf2onnx converts to)"
         opset = check_int_in_range("opset", opset, MIN_OPSET, newest, why=why)
-    if (
-        isinstance(atol, bool)
-        or not isinstance(atol, (int, float, np.integer, np.floating))
-        or not (0 < atol < math.inf)
-    ):
+    number = isinstance(atol, numbers.Real) and not isinstance(atol, bool)
+    if not (number and 0 < atol < math.inf):
         raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
     return formats, opset if "onnx" in formats else None, float(atol)
 
@@ -227,9 +204,9 @@ def _image_shape(model):
     return tuple(int(d) for d in shape)
 
 
-def _sample_images(sample_images, image_shape, key, max_samples, model_path, seed=0):
+def _sample_images(sample_images, image_shape, key, max_samples, model_path):
     if sample_images is None:
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(0)
         shape = (NUM_RANDOM_IMAGES, *image_shape)
         return rng.integers(0, 256, shape).astype(np.float32)
     if isinstance(sample_images, (str, os.PathLike)):

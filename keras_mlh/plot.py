@@ -1,4 +1,4 @@
-"""PNG plots of retrieval quality and training, with matplotlib's Agg backend.
+"""PNG plots of retrieval quality and training (matplotlib, Agg backend).
 
 Each function draws on its own `Figure` (never pyplot's global state), writes
 a PNG of `figsize * DPI` pixels (creating its folder) and returns the path.
@@ -7,7 +7,10 @@ a PNG of `figsize * DPI` pixels (creating its folder) and returns the path.
 import os
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+__all__ = ["plot_bit_balance", "plot_history", "plot_pr_curve", "plot_precision_at_k"]
 FIGSIZE, DPI = (6.4, 4.8), 100
 
 
@@ -28,10 +31,7 @@ def _save(figure, path):
 
 
 def _precision_lines(values, name, points, xlabel, title, **style):
-    """A figure of one precision line per series of `values` (one result, or
-    a dict of label -> result); `points(result)` gives a line's x and y."""
-    from matplotlib.figure import Figure
-
+    """One precision line per result (`values`: one, or a dict label -> result)."""
     if not isinstance(values, dict):
         raise ValueError(f"`{name}` must be a dict, or a dict of name -> dict.")
     series = values
@@ -104,9 +104,6 @@ def plot_history(history, path, title="Training"):
     Returns:
         The path written.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
         raise ValueError(
@@ -121,7 +118,7 @@ def plot_history(history, path, title="Training"):
         if key.endswith("loss"):
             style = "--" if key.startswith("val_") else "-"
             losses.plot(epochs, values, label=key, linestyle=style)
-        elif key.endswith("map") or key.endswith("bit_balance"):
+        elif key.endswith(("map", "bit_balance")):
             quality.plot(epochs, values, label=key, marker=".")
     for axes in (losses, quality):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -143,8 +140,6 @@ def plot_bit_balance(codes, path, title="Bit balance"):
     Returns:
         The path written.
     """
-    from matplotlib.figure import Figure
-
     from keras_mlh.evaluation import bit_balance
 
     fraction = bit_balance(codes)
