@@ -1,10 +1,7 @@
-"""Retrieval metrics over Hamming ranking, the deep-hashing way. No TensorFlow.
+"""Retrieval metrics over Hamming ranking, the deep-hashing way (no TensorFlow).
 
-Every database item is ranked by its Hamming distance to the query; an item
-is relevant when it shares a label with the query (class ids `(n,)` or
-multi-hot rows `(n, c)`). Items at equal distance keep database order;
-`tie_breaking="average"` gives the exact expected value over all orders of
-tied items instead. The counts come from `HammingRanking`'s compiled scan.
+An item is relevant when it shares a label with the query; ties keep database
+order, or `tie_breaking="average"` gives the exact mean over tie orders.
 """
 
 import math
@@ -12,21 +9,17 @@ import math
 import numpy as np
 
 from keras_mlh.metrics.hamming_ranking import HammingRanking
+from keras_mlh_runtime.errors import check_positive_int, is_int
 
 TIE_BREAKING = ("stable", "average")
 
 
 def _check_k(k, n, allow_all=True):
-    """A cut-off as an int, at most the database size `n`; `None` is `n`
-    where `allow_all`."""
-    if k is None and allow_all:
-        return n
+    """A cut-off as an int at most `n`; `None` is `n` where `allow_all`."""
     if isinstance(k, np.ndarray) and k.ndim == 0:
         k = k.item()
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        expected = "a positive integer or None" if allow_all else "a positive integer"
-        raise ValueError(f"`k` must be {expected}. Received: {k!r}")
-    return min(int(k), n)
+    k = check_positive_int("k", k, allow_none=allow_all)
+    return n if k is None else min(k, n)
 
 
 def mean_average_precision(
@@ -39,18 +32,15 @@ def mean_average_precision(
 ):
     """mAP@K over Hamming ranking (the HashNet/CSQ/DeepHash convention).
 
-    For each query, AP@K is the mean of the precision at each relevant item's
-    position within the top K, i.e. divided by the number of relevant items
-    in the top K; a query with no relevant item in its top K counts 0. mAP is
-    the mean over all queries.
+    AP@K is the mean precision at the relevant items within the top K (0
+    when there is none); mAP is its mean over the queries.
 
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
-        query_labels, database_labels: class ids `(n,)` (an `(n, 1)` column
-            counts as class ids) or multi-hot 0/1 rows `(n, classes)`.
+        query_labels, database_labels: class ids `(n,)` / `(n, 1)` or
+            multi-hot 0/1 rows `(n, classes)`.
         k: cut-off; `None` ranks the whole database (mAP@all).
-        tie_breaking: `"stable"` (items at equal distance in database order)
-            or `"average"` (expected AP over all orders of tied items).
+        tie_breaking: `"stable"` (database order) or `"average"`.
 
     Returns:
         mAP as a Python float.
@@ -87,10 +77,6 @@ def _ratio(numerator, denominator):
     )
 
 
-def _harmonic(n):
-    return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
-
-
 def _expected_precision_sum(items, relevant, before_items, before_relevant, harmonic):
     """E[sum of precision at relevant positions] of a tie group of `items`
     with `relevant` relevant ones, placed in random order after
@@ -109,7 +95,7 @@ def _expected_precision_sum(items, relevant, before_items, before_relevant, harm
 def _tie_averaged_ap(items, hits, k):
     """Exact expected AP@k per query from per-distance histograms."""
     n = int(items[0].sum())
-    harmonic = _harmonic(n)
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
     before_items = np.cumsum(items, axis=1) - items
     before_hits = np.cumsum(hits, axis=1) - hits
     full = before_items + items <= k
@@ -134,9 +120,8 @@ def _tie_averaged_ap(items, hits, k):
 def _cut_group_ap(
     items, relevant, before_items, before_hits, taken, full_sum, harmonic
 ):
-    """Expected AP when the cut-off falls inside a tie group: the number `m`
-    of relevant items among the `taken` slots is hypergeometric, and AP's
-    denominator depends on it."""
+    """Expected AP when the cut-off falls inside a tie group (the relevant
+    items among the `taken` slots are hypergeometric; AP divides by them)."""
     if relevant == 0:
         return full_sum / before_hits if before_hits else 0.0
     log_total = _log_comb(items, taken)
@@ -163,8 +148,7 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
     Args:
         query_codes, query_labels, database_codes, database_labels: as in
             `mean_average_precision`.
-        k: a cut-off or a list of cut-offs; a cut-off beyond the database
-            size counts as the database size.
+        k: a cut-off or a list of them (at most the database size counts).
 
     Returns:
         A float for one `k`, else a dict `{k: precision}`.
@@ -175,9 +159,8 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
 
 
 def recall_at_k(query_codes, query_labels, database_codes, database_labels, k):
-    """Mean recall of the top-k items (relevant items found in the top k over
-    all relevant items of the query; a query with none counts 0), as
-    `precision_at_k`."""
+    """Mean recall of the top-k items (0 for a query with no relevant item);
+    arguments and result as `precision_at_k`."""
     return _at_k(
         query_codes, query_labels, database_codes, database_labels, k, "recall"
     )
@@ -207,9 +190,8 @@ def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
 def precision_recall_curve(query_codes, query_labels, database_codes, database_labels):
     """Precision and recall of the items within Hamming radius r, r = 0..bits.
 
-    Precision at a radius is averaged over the queries that retrieve at least
-    one item within it (NaN when none does); recall is averaged over queries
-    with at least one relevant item in the database.
+    Precision is averaged over the queries that retrieve an item within r
+    (NaN when none does), recall over those with a relevant item.
 
     Returns:
         A dict with `"radius"`, `"precision"` and `"recall"` arrays.
@@ -239,19 +221,13 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
 def precision_within_radius(
     query_codes, query_labels, database_codes, database_labels, radius=2
 ):
-    """Mean precision of the items within Hamming distance `radius` (inclusive).
-
-    A query that retrieves nothing within the radius counts 0 (the HashNet
-    convention for "precision within Hamming radius 2").
+    """Mean precision of the items within Hamming distance `radius` (inclusive);
+    a query that retrieves nothing counts 0 (HashNet's convention).
 
     Returns:
         A float.
     """
-    if (
-        isinstance(radius, bool)
-        or not isinstance(radius, (int, np.integer))
-        or radius < 0
-    ):
+    if not is_int(radius) or radius < 0:
         raise ValueError(f"`radius` must be an integer >= 0. Received: {radius!r}")
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     radius = min(int(radius), ranking.bits)
