@@ -8,11 +8,10 @@ NORMALIZATIONS = ("sample", "sample_class")
 
 
 class HashCenterLoss(keras.losses.Loss):
-    """What the center-based losses share: fixed ±1 hash centers, the
-    quantization term `quantization_weight * mean((|u| - 1)^2)` that MDSH and
-    CSQ add to their center term, and the config of both. Subclasses write
-    `center_term(y_true, y_pred)`, the per-sample loss before quantization.
-    """
+    """Base of the center losses: ±1 `centers` (numpy, converted inside `call`
+    so no constant tensor is captured), the quantization term
+    `quantization_weight * mean((|u| - 1)^2)` of MDSH and CSQ, and the config.
+    Subclasses write `center_term(y_true, y_pred)`, per sample."""
 
     def __init__(self, centers, quantization_weight, epsilon, name, reduction, dtype):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -40,22 +39,15 @@ class HashCenterLoss(keras.losses.Loss):
 class CenterHashLoss(HashCenterLoss):
     """Center loss of center-based hashing (MDSH form, as MLH uses it).
 
-    With hash centers `h_i` and continuous codes `u`,
-    `P_i = softmax_i(scale * cos(u, h_i))` and the per-sample loss is
-    `-sum_i [y_i log P_i + (1 - y_i) log(1 - P_i)]` for multi-hot targets `y`
-    (one-hot for single-label data), plus
-    `quantization_weight * mean((|u| - 1)^2)`.
-
-    An image with several labels has, by that formula, several positive
-    classes competing in one softmax (CSQ's single multi-label center is
-    `CSQHashLoss`'s).
+    With `P_i = softmax_i(scale * cos(u, h_i))` over the hash centers `h_i`,
+    the per-sample loss is `-sum_i [y_i log P_i + (1 - y_i) log(1 - P_i)]`
+    plus the quantization term.
 
     Args:
-        centers: array `(num_classes, bits)` of ±1 hash centers.
-        scale: logit scale; `None` means `sqrt(bits)` as in MDSH/MLH.
-        normalization: `"sample"` sums over classes (the `1/N` of the MLH
-            formula) and `"sample_class"` averages over classes too (MDSH's
-            code, `1/(N c)`), which makes the term `c` times smaller.
+        centers: `(num_classes, bits)` ±1 hash centers.
+        scale: logit scale; `None` is `sqrt(bits)` as in MDSH/MLH.
+        normalization: `"sample"` sums over classes (MLH's `1/N`),
+            `"sample_class"` averages over them too (MDSH's code, `1/(N c)`).
         quantization_weight: weight of `mean((|u| - 1)^2)`; MDSH uses 1e-4.
         epsilon: floor of `1 - P` inside the log.
         name, reduction, dtype: standard `keras.losses.Loss` arguments.
@@ -98,7 +90,6 @@ class CenterHashLoss(HashCenterLoss):
 
     def center_term(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
-        # Converted inside call so no constant tensor is captured at build time.
         centers = ops.convert_to_tensor(self.centers, dtype=y_pred.dtype)
         centers = centers / ops.sqrt(float(self.centers.shape[1]))
         codes = y_pred / (ops.norm(y_pred, axis=-1, keepdims=True) + self.epsilon)

@@ -6,9 +6,8 @@ from keras import ops
 class MutualHashLoss(keras.losses.Loss):
     """Cosine mutual loss: `1 - cos(y_pred, y_true)` per sample.
 
-    In mutual learning each branch learns from the other's detached codes, so
-    the model calls it twice: `loss(stop_gradient(u_p), u_c)` teaches the
-    center branch and `loss(stop_gradient(u_c), u_p)` the pairwise branch.
+    MLH calls it in both directions, each branch taught by the other's
+    detached codes: `loss(stop_gradient(u_p), u_c)` and the converse.
 
     Args:
         epsilon: added to the norms to keep the cosine finite at zero.
@@ -44,6 +43,4 @@ class MutualHashLoss(keras.losses.Loss):
         return 1.0 - dot / (norms + self.epsilon)
 
     def get_config(self):
-        config = super().get_config()
-        config["epsilon"] = self.epsilon
-        return config
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -6,17 +6,12 @@ from keras import ops
 class PairwiseHashLoss(keras.losses.Loss):
     """Pairwise similarity likelihood loss of DPSH, with a quantization term.
 
-    For codes `u_j` of the batch and reference codes `u_k`, with
-    `S_jk = 1[y_j . y_k > 0]` (the items share a label) and
-    `Theta_jk = theta_scale * u_j . u_k`, the per-sample loss is the mean over
-    references of `softplus(Theta_jk) - S_jk * Theta_jk` (the negative
-    log-likelihood, written with a stable softplus) plus
-    `quantization_weight * mean((u_j - sign(u_j))^2)`.
-
-    By default the references are the batch itself. To compare the batch with
-    other references (e.g. the global batch gathered over replicas), pass
-    dicts: `y_true={"labels", "reference_labels"}` and
-    `y_pred={"codes", "reference_codes"}`.
+    With `S_jk = 1[y_j . y_k > 0]` and `Theta_jk = theta_scale * u_j . u_k`,
+    the per-sample loss is the mean over references `k` of
+    `softplus(Theta_jk) - S_jk * Theta_jk` plus
+    `quantization_weight * mean((u_j - sign(u_j))^2)`. The references are
+    the batch, or pass `y_true={"labels", "reference_labels"}` and
+    `y_pred={"codes", "reference_codes"}` (e.g. gathered over replicas).
 
     Args:
         theta_scale: scale of the inner product; DPSH uses 1/2.
@@ -73,11 +68,8 @@ class PairwiseHashLoss(keras.losses.Loss):
         return loss
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "theta_scale": self.theta_scale,
-                "quantization_weight": self.quantization_weight,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "theta_scale": self.theta_scale,
+            "quantization_weight": self.quantization_weight,
+        }
