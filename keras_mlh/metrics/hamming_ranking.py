@@ -43,20 +43,10 @@ def njit_cached(function):
 
 
 @njit_cached
-def _rank_rows(
-    queries,
-    database,
-    query_keys,
-    database_keys,
-    multi_hot,
-    cuts,
-    items,
-    hits,
-    sums,
-    found,
-):
-    """Fills a `RankingBlock`'s arrays for these query rows. `database` and
-    `database_keys` are word-major `(words, n)` so the item loops vectorize."""
+def _rank_rows(queries, database, query_keys, database_keys, multi_hot, cuts, out):
+    """Fills `out`, a `RankingBlock`'s arrays for these query rows. `database`
+    and `database_keys` are word-major `(words, n)` so item loops vectorize."""
+    items, hits, found, sums = out
     count = database.shape[1]
     width = items.shape[1]
     distances = np.empty(count, np.int32)
@@ -127,12 +117,6 @@ def _threads():
         return max(1, os.cpu_count() or 1)
 
 
-def packed_words(codes, name):
-    """Codes in any form as zero-padded `(n, words)` uint64, and their bits."""
-    packed = to_packed(codes, name=name)
-    return _as_words(packed), packed.shape[1] * 8
-
-
 def _label_keys(query_labels, database_labels):
     """Dense class ids, or multi-hot rows packed into 64-bit words (relevant =
     a shared bit); query keys `(queries, words)`, database keys word-major."""
@@ -167,14 +151,15 @@ class HammingRanking:
     """
 
     def __init__(self, query_codes, query_labels, database_codes, database_labels):
-        self.queries, self.bits = packed_words(query_codes, "query_codes")
-        database, database_bits = packed_words(database_codes, "database_codes")
-        if self.bits != database_bits:
+        queries = to_packed(query_codes, name="query_codes")
+        database = to_packed(database_codes, name="database_codes")
+        self.bits = queries.shape[1] * 8
+        if database.shape[1] != queries.shape[1]:
             raise ValueError(
                 f"Query codes have {self.bits} bits but database codes have "
-                f"{database_bits}: encode both with the same model."
+                f"{database.shape[1] * 8}: encode both with the same model."
             )
-        self.num_queries, self.num_items = len(self.queries), len(database)
+        self.num_queries, self.num_items = len(queries), len(database)
         if not self.num_queries or not self.num_items:
             raise ValueError(
                 f"Ranking needs at least one query code and one database code. "
@@ -193,7 +178,7 @@ class HammingRanking:
                 "Query and database labels must be of the same kind: both class ids "
                 "or both multi-hot with the same number of classes."
             )
-        self.database = database.T.copy()
+        self.queries, self.database = _as_words(queries), _as_words(database).T.copy()
         self.multi_hot = query_labels.ndim == 2
         self.query_keys, self.database_keys = _label_keys(query_labels, database_labels)
 
@@ -215,6 +200,7 @@ class HammingRanking:
         """Ranks rows `offset:offset + step` of `block` (one thread's share)."""
         local = slice(offset, offset + step)
         rows = slice(start + offset, start + min(offset + step, block.rows))
+        out = (block.items, block.hits, block.found, block.precision_sums)
         _rank_rows(
             self.queries[rows],
             self.database,
@@ -222,10 +208,7 @@ class HammingRanking:
             self.database_keys,
             self.multi_hot,
             cuts,
-            block.items[local],
-            block.hits[local],
-            block.precision_sums[local],
-            block.found[local],
+            tuple(array[local] for array in out),
         )
 
 

@@ -69,12 +69,8 @@ def mean_average_precision(
 
 def _ratio(numerator, denominator):
     """numerator / denominator, 0 where the denominator is 0."""
-    return np.divide(
-        numerator,
-        denominator,
-        out=np.zeros(len(numerator)),
-        where=denominator > 0,
-    )
+    out = np.zeros(len(numerator))
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
 def _expected_precision_sum(items, relevant, before_items, before_relevant, harmonic):
@@ -104,38 +100,26 @@ def _tie_averaged_ap(items, hits, k):
     full_hits = np.where(full, hits, 0.0).sum(1)
     ap = np.where(full_hits > 0, full_sum / np.maximum(full_hits, 1), 0.0)
     cut = (before_items < k) & (before_items + items > k)
+    # Where the cut-off falls inside a tie group, the number `m` of relevant
+    # items among its `taken` slots is hypergeometric, and AP divides by it.
     for row, group in zip(*np.nonzero(cut), strict=True):
-        ap[row] = _cut_group_ap(
-            int(items[row, group]),
-            int(hits[row, group]),
-            int(before_items[row, group]),
-            int(before_hits[row, group]),
-            int(k - before_items[row, group]),
-            full_sum[row],
-            harmonic,
-        )
-    return ap
-
-
-def _cut_group_ap(
-    items, relevant, before_items, before_hits, taken, full_sum, harmonic
-):
-    """Expected AP when the cut-off falls inside a tie group (the relevant
-    items among the `taken` slots are hypergeometric; AP divides by them)."""
-    if relevant == 0:
-        return full_sum / before_hits if before_hits else 0.0
-    log_total = _log_comb(items, taken)
-    expected = 0.0
-    for m in range(max(0, taken - (items - relevant)), min(relevant, taken) + 1):
-        probability = math.exp(
-            _log_comb(relevant, m) + _log_comb(items - relevant, taken - m) - log_total
-        )
-        denominator = before_hits + m
-        if denominator == 0 or probability == 0.0:
+        size, relevant = int(items[row, group]), int(hits[row, group])
+        before, seen = int(before_items[row, group]), int(before_hits[row, group])
+        taken, total = int(k - before), full_sum[row]
+        if relevant == 0:
+            ap[row] = total / seen if seen else 0.0
             continue
-        cut_sum = _expected_precision_sum(taken, m, before_items, before_hits, harmonic)
-        expected += probability * (full_sum + float(cut_sum)) / denominator
-    return expected
+        log_total = _log_comb(size, taken)
+        expected = 0.0
+        for m in range(max(0, taken - (size - relevant)), min(relevant, taken) + 1):
+            log_p = _log_comb(relevant, m) + _log_comb(size - relevant, taken - m)
+            probability = math.exp(log_p - log_total)
+            if seen + m == 0 or probability == 0.0:
+                continue
+            cut_sum = _expected_precision_sum(taken, m, before, seen, harmonic)
+            expected += probability * (total + float(cut_sum)) / (seen + m)
+        ap[row] = expected
+    return ap
 
 
 def _log_comb(n, r):
