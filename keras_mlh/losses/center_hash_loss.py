@@ -8,10 +8,9 @@ NORMALIZATIONS = ("sample", "sample_class")
 
 
 class HashCenterLoss(keras.losses.Loss):
-    """Base of the center losses: ±1 `centers` (numpy, converted inside `call`
-    so no constant tensor is captured), the quantization term
-    `quantization_weight * mean((|u| - 1)^2)` of MDSH and CSQ, and the config.
-    Subclasses write `center_term(y_true, y_pred)`, per sample."""
+    """Base of the center losses: numpy ±1 `centers` (no captured constant),
+    `quantization_weight * mean((|u| - 1)^2)` and the config; subclasses
+    write the per-sample `center_term(y_true, y_pred)`."""
 
     def __init__(self, centers, quantization_weight, epsilon, name, reduction, dtype):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -37,11 +36,10 @@ class HashCenterLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class CenterHashLoss(HashCenterLoss):
-    """Center loss of center-based hashing (MDSH form, as MLH uses it).
+    """Center loss of MDSH (as MLH uses it), plus the quantization term.
 
-    With `P_i = softmax_i(scale * cos(u, h_i))` over the hash centers `h_i`,
-    the per-sample loss is `-sum_i [y_i log P_i + (1 - y_i) log(1 - P_i)]`
-    plus the quantization term.
+    Per sample `-sum_i [y_i log P_i + (1 - y_i) log(1 - P_i)]`, with
+    `P_i = softmax_i(scale * cos(u, h_i))` over the hash centers `h_i`.
 
     Args:
         centers: `(num_classes, bits)` ±1 hash centers.
@@ -53,11 +51,7 @@ class CenterHashLoss(HashCenterLoss):
         name, reduction, dtype: standard `keras.losses.Loss` arguments.
 
     Call arguments:
-        y_true: multi-hot float targets `(batch, num_classes)`.
-        y_pred: continuous codes `(batch, bits)`.
-
-    Returns:
-        The reduced loss (a scalar with the default reduction).
+        y_true: multi-hot `(batch, num_classes)`; y_pred: codes `(batch, bits)`.
 
     Example:
     >>> from keras_mlh.centers import hash_centers

@@ -9,10 +9,10 @@ from keras_mlh.losses.center_hash_loss import HashCenterLoss
 class CSQHashLoss(HashCenterLoss):
     """Central Similarity Quantization's loss (Yuan et al., CVPR 2020).
 
-    As CSQ's reference code: each code `u` in (-1, 1) is pulled to its
-    image's center `c` by a per-bit binary cross-entropy between `(u + 1) / 2`
-    and `(c + 1) / 2`, plus the quantization term. A multi-label image's
-    center is `sign(sum of its labels' centers)`, ties taking `tie_center`.
+    As CSQ's reference code: the mean over bits of the binary cross-entropy
+    between `(u + 1) / 2` and `(c + 1) / 2`, `c` the image's center
+    (`sign(sum of its labels' centers)`, ties from `tie_center`), plus the
+    quantization term.
 
     Args:
         centers: `(num_classes, bits)` ±1 hash centers.
@@ -23,19 +23,14 @@ class CSQHashLoss(HashCenterLoss):
         name, reduction, dtype: standard `keras.losses.Loss` arguments.
 
     Call arguments:
-        y_true: multi-hot float targets `(batch, num_classes)`.
-        y_pred: continuous codes `(batch, bits)` in (-1, 1).
-
-    Returns:
-        The reduced loss (a scalar with the default reduction).
+        y_true: multi-hot `(batch, num_classes)`; y_pred: codes in (-1, 1).
 
     Example:
     >>> from keras_mlh.centers import hash_centers
     >>> centers = hash_centers(10, 16).centers
-    >>> loss = CSQHashLoss(centers)
     >>> y = keras.ops.one_hot(keras.ops.array([0, 3]), 10)
     >>> near = 0.9 * centers[[0, 3]].astype("float32")
-    >>> float(loss(y, near)) < float(loss(y, -near))
+    >>> float(CSQHashLoss(centers)(y, near)) < float(CSQHashLoss(centers)(y, -near))
     True
     """
 

@@ -14,8 +14,7 @@ TERMS = ("center_loss", "pairwise_loss", "mutual_loss", "csq_loss")
 def multi_hot(labels, num_classes):
     """Class ids `(batch,)` / `(batch, 1)` as float32 one-hot rows; multi-hot
     rows as they are."""
-    shape = ops.shape(labels)
-    if is_class_id_column(shape):
+    if is_class_id_column(ops.shape(labels)):
         ids = ops.reshape(ops.cast(labels, "int32"), (-1,))
         return ops.one_hot(ids, num_classes)
     return ops.cast(labels, "float32")
@@ -24,12 +23,11 @@ def multi_hot(labels, num_classes):
 class MLHObjective:
     """The weighted MLH loss of one batch, backend-agnostic (`keras.ops`).
 
-    `L_C`: `CenterHashLoss` of the center branch `u_c`; `L_P`:
-    `PairwiseHashLoss` of the pairwise branch `u_p`; `L_M`: `MutualHashLoss`
-    both ways, `(1 - cos(u_c, sg(u_p))) + (1 - cos(u_p, sg(u_c)))` with `sg`
-    the stop-gradient; the `"csq"` branch has `CSQHashLoss`. A term runs when
-    its weight is > 0 and its branches exist. Each term is the batch mean,
-    never divided by a replica count (the train step scales the gradient).
+    `L_C` (`CenterHashLoss` of `u_c`), `L_P` (`PairwiseHashLoss` of `u_p`),
+    `L_M = (1 - cos(u_c, sg(u_p))) + (1 - cos(u_p, sg(u_c)))` (`sg`: stop
+    gradient) and the `"csq"` branch's `CSQHashLoss`. A term runs when its
+    weight is > 0 and its branches exist; each is the batch mean, never
+    divided by a replica count (the train step scales the gradient).
 
     Args:
         centers: `(num_classes, bits)` ±1 hash centers.
@@ -39,14 +37,13 @@ class MLHObjective:
         seed: seed of `CSQHashLoss`'s tie center (multi-label data).
 
     Call arguments:
-        outputs: dict of branch codes, e.g. `{"center": u_c, "pairwise": u_p}`.
+        outputs: branch codes, e.g. `{"center": u_c, "pairwise": u_p}`.
         labels: multi-hot float labels `(batch, num_classes)` (`multi_hot`).
-        references: optional `{"codes", "labels"}` for the pairwise term
-            (the batch by default), e.g. gathered over replicas.
+        references: `{"codes", "labels"}` of the pairwise term (default: the
+            batch), e.g. gathered over replicas.
 
     Returns:
-        `(total, terms)`: the weighted total and the active terms, unweighted,
-        named as in `TERMS`.
+        `(total, terms)`: the weighted total and the unweighted active terms.
 
     Example:
     >>> from keras_mlh.centers import hash_centers
@@ -70,8 +67,7 @@ class MLHObjective:
     ):
         self.branches = tuple(branches)
         self.weights = weights
-        # The losses' own quantization weights (MDSH's 1e-4, CSQ's 1e-4,
-        # DPSH's 0.1) and DPSH's theta scale 1/2.
+        # The losses' defaults are MDSH's, CSQ's and DPSH's settings.
         self.center_loss = CenterHashLoss(
             centers, normalization=center_loss_normalization, reduction="none"
         )

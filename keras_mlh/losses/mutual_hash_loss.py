@@ -14,11 +14,7 @@ class MutualHashLoss(keras.losses.Loss):
         name, reduction, dtype: standard `keras.losses.Loss` arguments.
 
     Call arguments:
-        y_true: the target codes `(batch, bits)` (detach them yourself).
-        y_pred: the codes being taught `(batch, bits)`.
-
-    Returns:
-        The reduced loss, in [0, 2].
+        y_true: target codes (detach them yourself); y_pred: codes taught.
 
     Example:
     >>> u = keras.ops.ones((2, 8))

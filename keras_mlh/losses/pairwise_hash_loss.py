@@ -19,11 +19,7 @@ class PairwiseHashLoss(keras.losses.Loss):
         name, reduction, dtype: standard `keras.losses.Loss` arguments.
 
     Call arguments:
-        y_true: multi-hot labels `(batch, num_classes)`, or the dict above.
-        y_pred: continuous codes `(batch, bits)`, or the dict above.
-
-    Returns:
-        The reduced loss (a scalar with the default reduction).
+        y_true: multi-hot labels, y_pred: codes `(batch, bits)`, or the dicts.
 
     Example:
     >>> loss = PairwiseHashLoss()
