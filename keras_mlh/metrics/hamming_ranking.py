@@ -117,22 +117,6 @@ def _threads():
         return max(1, os.cpu_count() or 1)
 
 
-def _label_keys(query_labels, database_labels):
-    """Dense class ids, or multi-hot rows packed into 64-bit words (relevant =
-    a shared bit); query keys `(queries, words)`, database keys word-major."""
-    if query_labels.ndim == 1:
-        _, dense = np.unique(
-            np.concatenate([query_labels, database_labels]), return_inverse=True
-        )
-        keys = dense.astype(np.int32).reshape(-1, 1)
-        return keys[: len(query_labels)], keys[len(query_labels) :].T.copy()
-    query_keys, database_keys = (
-        _as_words(np.packbits(labels.astype(bool), axis=1))
-        for labels in (query_labels, database_labels)
-    )
-    return query_keys, database_keys.T.copy()
-
-
 def _as_words(rows):
     """uint8 rows zero-padded to whole 64-bit words, viewed as uint64."""
     padding = -rows.shape[1] % 8
@@ -179,8 +163,17 @@ class HammingRanking:
                 "or both multi-hot with the same number of classes."
             )
         self.queries, self.database = _as_words(queries), _as_words(database).T.copy()
+        # Keys: dense class ids, or multi-hot rows as 64-bit words (relevant =
+        # a shared bit); the database's word-major, as its codes.
+        labels = (query_labels, database_labels)
         self.multi_hot = query_labels.ndim == 2
-        self.query_keys, self.database_keys = _label_keys(query_labels, database_labels)
+        if self.multi_hot:
+            keys = [_as_words(np.packbits(y.astype(bool), axis=1)) for y in labels]
+        else:
+            _, dense = np.unique(np.concatenate(labels), return_inverse=True)
+            dense = dense.astype(np.int32).reshape(-1, 1)
+            keys = [dense[: self.num_queries], dense[self.num_queries :]]
+        self.query_keys, self.database_keys = keys[0], keys[1].T.copy()
 
     def blocks(self, cuts=()):
         """Yields a `RankingBlock` per block of queries, in query order; no
