@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from keras_mlh.metrics.hamming_ranking import njit_cached
+from keras_mlh_runtime.errors import check_positive_int
 
 # ImageNet-21k has 21,841 classes; a larger count nearly always comes from
 # sparse or stray label ids, and the search costs about `classes**2 * bits`.
@@ -27,8 +28,7 @@ class HashCenters:
 
     Attributes:
         centers: int8 `(num_classes, bits)` of ±1.
-        min_distance: smallest Hamming distance between two centers (`bits`
-            for a single center).
+        min_distance: smallest distance between two centers (or `bits`).
         target_distance: the Gilbert-Varshamov target distance.
         method: `"hadamard"` or `"search"`.
     """
@@ -47,8 +47,7 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
     """Target minimum Hamming distance between `num_classes` centers of `bits`.
 
     Args:
-        num_classes: number of centers.
-        bits: code length.
+        num_classes, bits: number of centers and code length.
 
     Returns:
         The smallest `d` with `num_classes * sum_{i<d} C(bits, i) >= 2**bits`,
@@ -149,11 +148,8 @@ def hash_centers(
 
 
 def _validate(num_classes, bits):
-    for name, value in (("num_classes", num_classes), ("bits", bits)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"`{name}` must be an integer. Received: {name}={value!r}")
-        if value < 1:
-            raise ValueError(f"`{name}` must be positive. Received: {name}={value}")
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("bits", bits)
     if bits < 63 and num_classes > 2**bits:
         raise ValueError(
             f"Cannot build {num_classes} distinct hash centers with {bits} bits: "
@@ -253,10 +249,6 @@ class _ClosePairs:
         heapq.heappush(heap, pair)
         self.excess += value - self.limit
 
-    def _remove(self, pair, value):
-        self.levels[value][0].remove(pair)  # the heap entry is dropped lazily
-        self.excess -= value - self.limit
-
     def _largest(self):
         while self.levels:
             value = max(self.levels)
@@ -278,6 +270,8 @@ class _ClosePairs:
     def update(self, row, before, after):
         """Row `row`'s inner products change from `before` to `after`."""
         for j in np.flatnonzero(before > self.limit).tolist():
-            self._remove((min(row, j), max(row, j)), int(before[j]))
+            value = int(before[j])  # its heap entry is dropped lazily
+            self.levels[value][0].remove((min(row, j), max(row, j)))
+            self.excess -= value - self.limit
         for j in np.flatnonzero(after > self.limit).tolist():
             self._add((min(row, j), max(row, j)), int(after[j]))

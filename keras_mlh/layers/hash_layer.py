@@ -59,9 +59,8 @@ class _BranchCodes(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class HashLayer(_BranchCodes):
-    """Independent hash layers, one per branch: Dense -> BatchNorm -> tanh.
-
-    The hash head of CSQ/MDSH/DPSH and of the `mlh_no_moh` ablation.
+    """Independent hash layers, one per branch: Dense -> BatchNorm -> tanh
+    (the hash head of CSQ/MDSH/DPSH and of the `mlh_no_moh` ablation).
 
     Args:
         bits: code length, a positive multiple of 8.
@@ -71,11 +70,10 @@ class HashLayer(_BranchCodes):
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
-        features: float tensor `(batch, features)`.
-        training: whether batch norm uses batch statistics.
+        features: `(batch, features)`; training: batch norm's mode.
 
     Returns:
-        Continuous codes in (-1, 1), shape `(batch, num_branches, bits)`.
+        Codes in (-1, 1), `(batch, num_branches, bits)`.
 
     Example:
     >>> layer = HashLayer(bits=16, num_branches=2)

@@ -14,17 +14,13 @@ class MixtureOfHashExperts(_BranchCodes):
     `top_k < num_experts` a gate keeps its `top_k` largest logits (and ties).
 
     Args:
-        bits: code length, a positive multiple of 8.
         num_experts: number of shared hash experts.
-        num_branches: number of branches (gates).
         top_k: experts kept per gate; `None` means all (dense gating).
-        batch_norm: apply batch normalization before tanh.
-        kernel_initializer: initializer of experts and gates.
-        **kwargs: standard `keras.layers.Layer` arguments.
+        bits, num_branches, batch_norm, kernel_initializer, **kwargs: as in
+            `HashLayer` (one gate per branch).
 
     Call arguments:
-        features: float tensor `(batch, features)`.
-        training: whether batch norm uses batch statistics.
+        features: `(batch, features)`; training: batch norm's mode.
 
     Returns:
         `(codes, gates)`: codes in (-1, 1) `(batch, num_branches, bits)` and

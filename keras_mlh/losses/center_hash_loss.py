@@ -12,8 +12,8 @@ class HashCenterLoss(keras.losses.Loss):
     `quantization_weight * mean((|u| - 1)^2)` and the config; subclasses
     write the per-sample `center_term(y_true, y_pred)`."""
 
-    def __init__(self, centers, quantization_weight, epsilon, name, reduction, dtype):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+    def __init__(self, centers, quantization_weight, epsilon, **kwargs):
+        super().__init__(**kwargs)
         self.centers = check_centers(centers)
         self.quantization_weight = float(quantization_weight)
         self.epsilon = float(epsilon)
@@ -48,7 +48,7 @@ class CenterHashLoss(HashCenterLoss):
             `"sample_class"` averages over them too (MDSH's code, `1/(N c)`).
         quantization_weight: weight of `mean((|u| - 1)^2)`; MDSH uses 1e-4.
         epsilon: floor of `1 - P` inside the log.
-        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+        name, **kwargs: standard `keras.losses.Loss` arguments.
 
     Call arguments:
         y_true: multi-hot `(batch, num_classes)`; y_pred: codes `(batch, bits)`.
@@ -69,10 +69,9 @@ class CenterHashLoss(HashCenterLoss):
         quantization_weight=1e-4,
         epsilon=1e-7,
         name="center_hash_loss",
-        reduction="sum_over_batch_size",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(centers, quantization_weight, epsilon, name, reduction, dtype)
+        super().__init__(centers, quantization_weight, epsilon, name=name, **kwargs)
         if normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"`normalization` must be one of {NORMALIZATIONS}. "

@@ -20,7 +20,7 @@ class CSQHashLoss(HashCenterLoss):
         tie_center: `(bits,)` ±1 for tied bits; `None` draws it from `seed`.
         seed: seed of the tie center when it is drawn.
         epsilon: floor of the probabilities inside the logs.
-        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+        name, **kwargs: standard `keras.losses.Loss` arguments.
 
     Call arguments:
         y_true: multi-hot `(batch, num_classes)`; y_pred: codes in (-1, 1).
@@ -42,10 +42,9 @@ class CSQHashLoss(HashCenterLoss):
         seed=0,
         epsilon=1e-7,
         name="csq_hash_loss",
-        reduction="sum_over_batch_size",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(centers, quantization_weight, epsilon, name, reduction, dtype)
+        super().__init__(centers, quantization_weight, epsilon, name=name, **kwargs)
         bits = self.centers.shape[1]
         if tie_center is None:
             tie_center = np.random.default_rng(seed).choice([-1.0, 1.0], size=bits)

@@ -11,7 +11,7 @@ class MutualHashLoss(keras.losses.Loss):
 
     Args:
         epsilon: added to the norms to keep the cosine finite at zero.
-        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+        name, **kwargs: standard `keras.losses.Loss` arguments.
 
     Call arguments:
         y_true: target codes (detach them yourself); y_pred: codes taught.
@@ -22,14 +22,8 @@ class MutualHashLoss(keras.losses.Loss):
     True
     """
 
-    def __init__(
-        self,
-        epsilon=1e-7,
-        name="mutual_hash_loss",
-        reduction="sum_over_batch_size",
-        dtype=None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+    def __init__(self, epsilon=1e-7, name="mutual_hash_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
         self.epsilon = float(epsilon)
 
     def call(self, y_true, y_pred):

@@ -16,7 +16,7 @@ class PairwiseHashLoss(keras.losses.Loss):
     Args:
         theta_scale: scale of the inner product; DPSH uses 1/2.
         quantization_weight: weight of the quantization term.
-        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+        name, **kwargs: standard `keras.losses.Loss` arguments.
 
     Call arguments:
         y_true: multi-hot labels, y_pred: codes `(batch, bits)`, or the dicts.
@@ -33,10 +33,9 @@ class PairwiseHashLoss(keras.losses.Loss):
         theta_scale=0.5,
         quantization_weight=0.1,
         name="pairwise_hash_loss",
-        reduction="sum_over_batch_size",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(name=name, **kwargs)
         if theta_scale <= 0:
             raise ValueError(f"`theta_scale` must be > 0. Received: {theta_scale}")
         self.theta_scale = float(theta_scale)
