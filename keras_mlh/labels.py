@@ -96,10 +96,8 @@ def infer_num_classes(labels):
         labels: class ids `(n,)` / `(n, 1)` or multi-hot rows `(n, c)`.
 
     Returns:
-        `c` for multi-hot rows, else the largest id + 1 (1 for no labels or
-        non-numeric ones, which `check_labels` then refuses). More than
-        `max(distinct ids, 10)` unused ids below the largest (a stray id)
-        is a `ValueError`.
+        `c` for multi-hot rows, else the largest id + 1 (1 for none), or a
+        `ValueError` for a stray id (over `max(distinct ids, 10)` unused).
 
     Example:
     >>> infer_num_classes(np.array([0, 3, 1]))

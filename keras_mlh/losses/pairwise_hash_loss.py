@@ -42,13 +42,11 @@ class PairwiseHashLoss(keras.losses.Loss):
         self.quantization_weight = float(quantization_weight)
 
     def call(self, y_true, y_pred):
+        codes, reference_codes = y_pred, y_pred  # the batch is its own reference
+        labels, reference_labels = y_true, y_true
         if isinstance(y_pred, dict):
             codes, reference_codes = y_pred["codes"], y_pred["reference_codes"]
-            labels = y_true["labels"]
-            reference_labels = y_true["reference_labels"]
-        else:
-            codes, reference_codes = y_pred, y_pred
-            labels, reference_labels = y_true, y_true
+            labels, reference_labels = y_true["labels"], y_true["reference_labels"]
         labels = ops.cast(labels, codes.dtype)
         reference_labels = ops.cast(reference_labels, codes.dtype)
         similar = ops.cast(

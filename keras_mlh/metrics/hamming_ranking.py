@@ -126,13 +126,8 @@ def _as_words(rows):
 
 
 class HammingRanking:
-    """Queries and database checked and packed once, ranked on demand.
-
-    Args:
-        query_codes, database_codes: codes in any form, the same bits.
-        query_labels, database_labels: class ids or multi-hot rows, the same
-            kind on both sides.
-    """
+    """Queries and database checked and packed once, ranked on demand; the
+    arguments are `mean_average_precision`'s."""
 
     def __init__(self, query_codes, query_labels, database_codes, database_labels):
         queries = to_packed(query_codes, name="query_codes")

@@ -30,10 +30,8 @@ def mean_average_precision(
     k=None,
     tie_breaking="stable",
 ):
-    """mAP@K over Hamming ranking (the HashNet/CSQ/DeepHash convention).
-
-    AP@K is the mean precision at the relevant items within the top K (0
-    when there is none); mAP is its mean over the queries.
+    """mAP@K over Hamming ranking (the HashNet/CSQ/DeepHash convention): per
+    query, the mean precision at the relevant items in the top K (0 if none).
 
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
@@ -132,7 +130,7 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
     Args:
         query_codes, query_labels, database_codes, database_labels: as in
             `mean_average_precision`.
-        k: a cut-off or a list of them (at most the database size counts).
+        k: a cut-off or a list of them.
 
     Returns:
         A float for one `k`, else a dict `{k: precision}`.
@@ -172,10 +170,9 @@ def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
 
 
 def precision_recall_curve(query_codes, query_labels, database_codes, database_labels):
-    """Precision and recall of the items within Hamming radius r, r = 0..bits.
-
-    Precision is averaged over the queries that retrieve an item within r
-    (NaN when none does), recall over those with a relevant item.
+    """Precision and recall within Hamming radius r = 0..bits: precision over
+    the queries that retrieve an item within r (else NaN), recall over those
+    with a relevant item.
 
     Returns:
         A dict with `"radius"`, `"precision"` and `"recall"` arrays.
