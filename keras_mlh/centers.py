@@ -57,7 +57,14 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
     >>> gilbert_varshamov_distance(10, 32)
     13
     """
-    _validate(num_classes, bits)
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("bits", bits)
+    if bits < 63 and num_classes > 2**bits:
+        raise ValueError(
+            f"Cannot build {num_classes} distinct hash centers with {bits} bits: "
+            f"there are only {2**bits} distinct codes. Use more bits. "
+            f"Received: num_classes={num_classes}, bits={bits}"
+        )
     total, volume, d = 2**bits, 0, 0
     while num_classes * volume < total:
         volume += math.comb(bits, d)
@@ -113,7 +120,7 @@ def hash_centers(
     >>> hc.centers.shape, hc.min_distance >= hc.target_distance
     ((10, 32), True)
     """
-    _validate(num_classes, bits)
+    target = gilbert_varshamov_distance(num_classes, bits)  # checks both
     if num_classes > MAX_CLASSES:
         raise ValueError(
             f"num_classes={num_classes} is more classes than hash centers are "
@@ -123,7 +130,6 @@ def hash_centers(
             "`np.unique(labels, return_inverse=True)`. "
             f"Received: num_classes={num_classes}, bits={bits}"
         )
-    target = gilbert_varshamov_distance(num_classes, bits)
     # Hadamard rows are bits/2 apart, which misses the target only for very
     # few classes (e.g. 2 classes of 8 bits, where complements are better).
     if bits & (bits - 1) == 0 and num_classes <= 2 * bits and bits // 2 >= target:
@@ -145,17 +151,6 @@ def hash_centers(
             stacklevel=2,
         )
     return HashCenters(centers, reached, target, method)
-
-
-def _validate(num_classes, bits):
-    check_positive_int("num_classes", num_classes)
-    check_positive_int("bits", bits)
-    if bits < 63 and num_classes > 2**bits:
-        raise ValueError(
-            f"Cannot build {num_classes} distinct hash centers with {bits} bits: "
-            f"there are only {2**bits} distinct codes. Use more bits. "
-            f"Received: num_classes={num_classes}, bits={bits}"
-        )
 
 
 def _search_centers(num_classes, bits, target, seed, max_iterations):
