@@ -1,9 +1,6 @@
-"""Hash centers: fixed, well-separated ±1 targets, one per class (CSQ, MDSH).
-
-Rows of `[H; -H]` (H Sylvester's Hadamard matrix) where they reach the
-Gilbert-Varshamov target distance, else seeded balanced rows improved by a
-deterministic local search; a warning says when the target is not reached.
-"""
+"""Hash centers, one per class (CSQ, MDSH): rows of `[H; -H]` (H Sylvester's
+Hadamard matrix) where they reach the Gilbert-Varshamov distance, else seeded
+balanced rows improved by a deterministic local search."""
 
 import dataclasses
 import heapq

@@ -1,7 +1,5 @@
-"""Labels (numpy only): `(n,)` and `(n, 1)` are class ids, `(n, classes)`
-multi-hot 0/1 rows; two items are relevant when they share a class (a
-one-column multi-hot array would make all items relevant, so it is ids).
-"""
+"""Labels (numpy only): `(n,)` and `(n, 1)` are class ids (one multi-hot column
+would make all items relevant), `(n, classes)` multi-hot 0/1 rows."""
 
 import numpy as np
 

@@ -1,9 +1,5 @@
-"""Per-query ranking statistics over Hamming distance, in one numba pass.
-
-Per query: the items and relevant items at each distance and, for cut-offs,
-each relevant item's rank (ties in database order), without sorting and
-without a `(queries, database)` matrix; one thread per CPU core.
-"""
+"""Per-query ranking statistics over Hamming distance in one numba pass: no
+sort, no `(queries, database)` matrix, one thread per CPU core."""
 
 import functools
 import os

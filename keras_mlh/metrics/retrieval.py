@@ -1,8 +1,5 @@
-"""Retrieval metrics over Hamming ranking, the deep-hashing way (no TensorFlow).
-
-An item is relevant when it shares a label with the query; ties keep database
-order, or `tie_breaking="average"` gives the exact mean over tie orders.
-"""
+"""Retrieval metrics over Hamming ranking, the deep-hashing way (no TensorFlow):
+an item is relevant when it shares a label with the query."""
 
 import math
 
