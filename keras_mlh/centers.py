@@ -227,9 +227,7 @@ class _ClosePairs:
         self.limit, self.excess = limit, 0
         self.levels = {}  # inner product -> (set of pairs, heap of pairs)
         for start, gram in _gram_blocks(centers):
-            rows, cols = np.nonzero(gram > limit)
-            keep = cols > rows + start
-            rows, cols = rows[keep], cols[keep]
+            rows, cols = np.nonzero(np.triu(gram > limit, k=start + 1))  # j > i
             values = gram[rows, cols].astype(np.int64).tolist()
             starts = (rows + start).tolist()
             for i, j, value in zip(starts, cols.tolist(), values, strict=True):

@@ -188,10 +188,10 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
         with_relevant = total[:, 0] > 0
         recall_sum += (found[with_relevant] / total[with_relevant]).sum(0)
         recall_count += int(with_relevant.sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(
-            precision_count > 0, precision_sum / precision_count, np.nan
-        )
+    nan = np.full(width, np.nan)
+    precision = np.divide(
+        precision_sum, precision_count, out=nan, where=precision_count > 0
+    )
     recall = recall_sum / max(recall_count, 1)
     return {"radius": np.arange(width), "precision": precision, "recall": recall}
 
