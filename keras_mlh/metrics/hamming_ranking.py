@@ -87,8 +87,7 @@ def _rank_rows(queries, database, query_keys, database_keys, multi_hot, cuts, ou
         if deepest == 0:
             continue
         # A rank is the slot position plus the items closer than its distance.
-        closer_items = 0
-        closer_hits = 0
+        closer_items = closer_hits = 0
         for distance in range(width):
             before_items[distance] = closer_items
             seen_hits[distance] = closer_hits
@@ -115,10 +114,7 @@ def _threads():
 
 def _as_words(rows):
     """uint8 rows zero-padded to whole 64-bit words, viewed as uint64."""
-    padding = -rows.shape[1] % 8
-    if padding:
-        rows = np.pad(rows, ((0, 0), (0, padding)))
-    return np.ascontiguousarray(rows).view(np.uint64)
+    return np.pad(rows, ((0, 0), (0, -rows.shape[1] % 8))).view(np.uint64)
 
 
 class HammingRanking:
@@ -146,9 +142,7 @@ class HammingRanking:
         database_labels = check_labels(
             database_labels, num_images=self.num_items, name="database_labels"
         )
-        if query_labels.ndim != database_labels.ndim or (
-            query_labels.ndim == 2 and query_labels.shape[1] != database_labels.shape[1]
-        ):
+        if query_labels.shape[1:] != database_labels.shape[1:]:  # ids or classes
             raise ValueError(
                 "Query and database labels must be of the same kind: both class ids "
                 "or both multi-hot with the same number of classes."
