@@ -1,12 +1,8 @@
 """keras-mlh: Mutual Learning for Hashing in Keras 3.
 
-Submodules (keras-rs style) and a few headline names (`MLH`, `MODES`,
-`load_model`, `hash_centers`, `mean_average_precision`, `retrieval_report`,
-`RetrievalMetricsCallback`, `export_encoder`, and the serving runtime's
-`HammingIndex`, `pack_codes`, `unpack_codes`), resolved on first use
-(PEP 562) so that the TensorFlow-free parts stay light. With Keras imported
-first, the serializable classes register here, so `import keras, keras_mlh`
-is enough for `keras.saving.load_model` in a fresh process.
+Submodules and headline names load on first use (PEP 562), so the
+TensorFlow-free parts stay light; with Keras imported first the classes
+register here, and `keras.saving.load_model` works in a fresh process.
 
 Example:
 >>> import keras, keras_mlh
@@ -54,6 +50,6 @@ def __dir__():
     return __all__
 
 
-# With Keras loaded, the classes cost little; MLH's module imports them all.
+# With Keras loaded the classes cost little; MLH's module imports them all.
 if "keras" in sys.modules:
     importlib.import_module("keras_mlh.models.mlh")

@@ -1,19 +1,6 @@
-"""Hash centers: fixed, well-separated binary targets, one per class.
-
-The construction follows the center-based hashing lineage (CSQ, MDSH):
-
-1. The target minimum pairwise Hamming distance `d` is the Gilbert-Varshamov
-   bound as MDSH computes it: the smallest `d` with
-   `num_classes * sum_{i<d} C(bits, i) >= 2**bits`.
-2. When `bits` is a power of two and `num_classes <= 2 * bits`, the rows of
-   `[H; -H]` (H the Sylvester Hadamard matrix) are used: any two rows are at
-   distance `bits / 2` or `bits`, which meets the bound for every such case.
-3. Otherwise rows are drawn at random (seeded, balanced) and improved by a
-   deterministic local search that flips the bit reducing the largest inner
-   products the most, until every pair has inner product `<= bits - 2 d`
-   (a step costs O(num_classes * bits); thousands of classes take seconds).
-   A warning says when the target is not reached.
-"""
+"""Hash centers, one per class (CSQ, MDSH): rows of `[H; -H]` (H Sylvester's
+Hadamard matrix) where they reach the Gilbert-Varshamov distance, else seeded
+balanced rows improved by a deterministic local search."""
 
 import dataclasses
 import heapq
@@ -23,11 +10,10 @@ import warnings
 import numpy as np
 
 from keras_mlh.metrics.hamming_ranking import njit_cached
+from keras_mlh_runtime.errors import check_positive_int
 
-# The most classes hash centers are built for (ImageNet-21k has 21,841): the
-# search costs about `classes**2 * bits` operations (seconds at 10,000 classes
-# of 64 bits), and a larger count nearly always comes from sparse or stray
-# label ids, not from real classes.
+# ImageNet-21k has 21,841 classes; a larger count nearly always comes from
+# sparse or stray label ids, and the search costs about `classes**2 * bits`.
 MAX_CLASSES = 25000
 # Rows of the Gram matrix computed at once (memory: _BLOCK * classes floats).
 _BLOCK = 1024
@@ -38,10 +24,8 @@ class HashCenters:
     """Hash centers and how well separated they are.
 
     Attributes:
-        centers: int8 array of shape `(num_classes, bits)` with values in
-            `{-1, +1}`.
-        min_distance: the smallest Hamming distance between two centers
-            (`bits` when there is a single center).
+        centers: int8 `(num_classes, bits)` of ±1.
+        min_distance: smallest distance between two centers (or `bits`).
         target_distance: the Gilbert-Varshamov target distance.
         method: `"hadamard"` or `"search"`.
     """
@@ -60,18 +44,24 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
     """Target minimum Hamming distance between `num_classes` centers of `bits`.
 
     Args:
-        num_classes: number of centers.
-        bits: code length.
+        num_classes, bits: number of centers and code length.
 
     Returns:
         The smallest `d` with `num_classes * sum_{i<d} C(bits, i) >= 2**bits`,
-        capped at `bits` (no two codes can be further apart).
+        capped at `bits`.
 
     Example:
     >>> gilbert_varshamov_distance(10, 32)
     13
     """
-    _validate(num_classes, bits)
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("bits", bits)
+    if bits < 63 and num_classes > 2**bits:
+        raise ValueError(
+            f"Cannot build {num_classes} distinct hash centers with {bits} bits: "
+            f"there are only {2**bits} distinct codes. Use more bits. "
+            f"Received: num_classes={num_classes}, bits={bits}"
+        )
     total, volume, d = 2**bits, 0, 0
     while num_classes * volume < total:
         volume += math.comb(bits, d)
@@ -79,15 +69,18 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
     return min(max(d, 1), bits)
 
 
+def _gram_blocks(centers):
+    """Yields `(start, rows @ centers.T)` per block of rows of ±1 centers."""
+    exact = np.asarray(centers, dtype=np.float32)  # exact: |inner| <= bits
+    for start in range(0, len(exact), _BLOCK):
+        yield start, exact[start : start + _BLOCK] @ exact.T
+
+
 def min_hamming_distance(centers: np.ndarray) -> int:
     """Smallest pairwise Hamming distance between ±1 rows (`bits` if one row)."""
-    # float32 is exact here (|inner products| <= bits); blocks of rows keep
-    # memory at O(block * classes) instead of the whole Gram matrix.
-    centers = np.asarray(centers, dtype=np.float32)
-    bits = centers.shape[1]
+    bits = np.shape(centers)[1]
     largest = -bits
-    for start in range(0, len(centers), _BLOCK):
-        gram = centers[start : start + _BLOCK] @ centers.T
+    for start, gram in _gram_blocks(centers):
         rows = np.arange(len(gram))
         gram[rows, rows + start] = -bits
         largest = max(largest, int(gram.max()))
@@ -95,8 +88,7 @@ def min_hamming_distance(centers: np.ndarray) -> int:
 
 
 def check_centers(centers):
-    """Hash centers (e.g. `hash_centers(...).centers`) as the losses take
-    them: float32 `(num_classes, bits)` of ±1, or a `ValueError`."""
+    """Centers as the losses take them: float32 `(num_classes, bits)` of ±1."""
     centers = np.asarray(centers, dtype="float32")
     if centers.ndim != 2 or not np.all(np.abs(centers) == 1):
         raise ValueError(
@@ -109,14 +101,12 @@ def check_centers(centers):
 def hash_centers(
     num_classes: int, bits: int, seed: int = 0, max_iterations: int = 20000
 ) -> HashCenters:
-    """Builds `num_classes` hash centers of `bits` bits.
+    """Builds `num_classes` hash centers of `bits` bits; warns below the target.
 
     Args:
         num_classes: number of classes (one center each).
-        bits: code length; any positive integer (the model asks for multiples
-            of 8).
-        seed: seed of the random construction; the same arguments always give
-            the same centers.
+        bits: code length, any positive integer.
+        seed: seed of the search; the same arguments give the same centers.
         max_iterations: budget of the local search (bit flips).
 
     Returns:
@@ -127,7 +117,7 @@ def hash_centers(
     >>> hc.centers.shape, hc.min_distance >= hc.target_distance
     ((10, 32), True)
     """
-    _validate(num_classes, bits)
+    target = gilbert_varshamov_distance(num_classes, bits)  # checks both
     if num_classes > MAX_CLASSES:
         raise ValueError(
             f"num_classes={num_classes} is more classes than hash centers are "
@@ -137,11 +127,12 @@ def hash_centers(
             "`np.unique(labels, return_inverse=True)`. "
             f"Received: num_classes={num_classes}, bits={bits}"
         )
-    target = gilbert_varshamov_distance(num_classes, bits)
-    # Hadamard rows are bits/2 apart, which meets the target except for very
+    # Hadamard rows are bits/2 apart, which misses the target only for very
     # few classes (e.g. 2 classes of 8 bits, where complements are better).
     if bits & (bits - 1) == 0 and num_classes <= 2 * bits and bits // 2 >= target:
-        hadamard = _sylvester_hadamard(bits)
+        hadamard = np.ones((1, 1), dtype=np.int64)
+        while len(hadamard) < bits:
+            hadamard = np.block([[hadamard, hadamard], [hadamard, -hadamard]])
         centers = np.concatenate([hadamard, -hadamard])[:num_classes]
         method = "hadamard"
     else:
@@ -159,43 +150,26 @@ def hash_centers(
     return HashCenters(centers, reached, target, method)
 
 
-def _validate(num_classes, bits):
-    for name, value in (("num_classes", num_classes), ("bits", bits)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"`{name}` must be an integer. Received: {name}={value!r}")
-        if value < 1:
-            raise ValueError(f"`{name}` must be positive. Received: {name}={value}")
-    if bits < 63 and num_classes > 2**bits:
-        raise ValueError(
-            f"Cannot build {num_classes} distinct hash centers with {bits} bits: "
-            f"there are only {2**bits} distinct codes. Use more bits. "
-            f"Received: num_classes={num_classes}, bits={bits}"
-        )
-
-
-def _sylvester_hadamard(n):
-    h = np.ones((1, 1), dtype=np.int64)
-    while h.shape[0] < n:
-        h = np.block([[h, h], [h, -h]])
-    return h
-
-
 def _search_centers(num_classes, bits, target, seed, max_iterations):
     rng = np.random.default_rng(seed)
     # Balanced rows (half +1, half -1) start closer to the bound than i.i.d. bits.
     base = np.where(np.arange(bits) < bits // 2, 1, -1)
     centers = np.stack([rng.permutation(base) for _ in range(num_classes)])
-    centers = _make_distinct(centers, rng).astype(np.int8)
+    seen = set()
+    for r in range(num_classes):
+        while centers[r].tobytes() in seen:
+            centers[r] = rng.choice([-1, 1], size=bits)
+        seen.add(centers[r].tobytes())
+    centers = centers.astype(np.int8)
     limit = bits - 2 * target
     close = _ClosePairs(centers, limit)
     flips, best_flips, best_score = [], 0, close.score()
     for _ in range(max_iterations):
         if best_score[0] <= limit:
             break
-        # Take a row of the closest pair and flip the bit that lowers that row's
-        # total excess inner product the most. Only that row's inner products
-        # change, so a step costs O(classes * bits), never the O(classes**2)
-        # Gram matrix (which would not fit in memory for many classes).
+        # Flip the bit of a row of the closest pair that lowers that row's
+        # excess the most: only that row's inner products change, so a step
+        # costs O(classes * bits), never the O(classes**2) Gram matrix.
         i, j = close.closest_pair()
         row = i if rng.random() < 0.5 else j
         inner, excess, spread = _flip_excess(centers, row, limit)
@@ -217,9 +191,8 @@ def _search_centers(num_classes, bits, target, seed, max_iterations):
 
 @njit_cached
 def _flip_excess(centers, row, limit):
-    """Inner products of `row` with every center and, per bit of `row`, what
-    flipping it would leave: the sums over the other rows of
-    `max(inner - limit, 0)` and of `max(inner, 0)`. O(classes * bits)."""
+    """`row`'s inner products and, per bit flipped, the other rows' summed
+    `max(inner - limit, 0)` (excess) and `max(inner, 0)` (spread)."""
     classes, bits = centers.shape
     inner = np.empty(classes, np.int64)
     for r in range(classes):
@@ -231,8 +204,7 @@ def _flip_excess(centers, row, limit):
     excess = np.zeros(bits, np.int64)
     spread = np.zeros(bits, np.int64)
     for r in range(classes):
-        # Flipping a bit moves an inner product by 2: rows at or below -2
-        # stay at or below 0 and add to neither sum (the row itself too).
+        # A flip moves an inner product by 2: rows at or below -2 stay <= 0.
         if inner[r] < -1 or r == row:
             continue
         for b in range(bits):
@@ -245,22 +217,17 @@ def _flip_excess(centers, row, limit):
 
 
 class _ClosePairs:
-    """The pairs of centers whose inner product exceeds `limit`, by inner product.
+    """Pairs of centers with inner product above `limit`, by inner product.
 
-    Holds the search's score, `(largest inner product, summed excess over
-    limit)` (the largest is `limit` when no pair exceeds it), and the closest
-    pair, the first in row-major order (what `argmax` of the Gram matrix gives).
+    `score()` is `(largest inner product or limit, summed excess)`;
+    `closest_pair()` the first such pair in row-major order (as `argmax`).
     """
 
     def __init__(self, centers, limit):
         self.limit, self.excess = limit, 0
         self.levels = {}  # inner product -> (set of pairs, heap of pairs)
-        exact = centers.astype(np.float32)  # exact: |inner products| <= bits
-        for start in range(0, len(centers), _BLOCK):
-            gram = exact[start : start + _BLOCK] @ exact.T
-            rows, cols = np.nonzero(gram > limit)
-            keep = cols > rows + start
-            rows, cols = rows[keep], cols[keep]
+        for start, gram in _gram_blocks(centers):
+            rows, cols = np.nonzero(np.triu(gram > limit, k=start + 1))  # j > i
             values = gram[rows, cols].astype(np.int64).tolist()
             starts = (rows + start).tolist()
             for i, j, value in zip(starts, cols.tolist(), values, strict=True):
@@ -271,10 +238,6 @@ class _ClosePairs:
         members.add(pair)
         heapq.heappush(heap, pair)
         self.excess += value - self.limit
-
-    def _remove(self, pair, value):
-        self.levels[value][0].remove(pair)  # the heap entry is dropped lazily
-        self.excess -= value - self.limit
 
     def _largest(self):
         while self.levels:
@@ -297,15 +260,8 @@ class _ClosePairs:
     def update(self, row, before, after):
         """Row `row`'s inner products change from `before` to `after`."""
         for j in np.flatnonzero(before > self.limit).tolist():
-            self._remove((min(row, j), max(row, j)), int(before[j]))
+            value = int(before[j])  # its heap entry is dropped lazily
+            self.levels[value][0].remove((min(row, j), max(row, j)))
+            self.excess -= value - self.limit
         for j in np.flatnonzero(after > self.limit).tolist():
             self._add((min(row, j), max(row, j)), int(after[j]))
-
-
-def _make_distinct(centers, rng):
-    seen = set()
-    for r in range(len(centers)):
-        while centers[r].tobytes() in seen:
-            centers[r] = rng.choice([-1, 1], size=centers.shape[1])
-        seen.add(centers[r].tobytes())
-    return centers

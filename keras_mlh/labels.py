@@ -1,24 +1,11 @@
-"""Labels: class ids or multi-hot rows, and the one rule that tells them apart.
-
-numpy only (the TensorFlow-free metrics use it). A 1-D array `(n,)` and a
-single column `(n, 1)` are class ids, whatever the number of classes; a 2-D
-array with more columns is multi-hot (`1` = the item has the class). Two
-items are relevant to each other when they share a class. A single-class
-multi-hot column would make every item relevant to every other one, so it is
-read as class ids: `[[0], [1]]` are the classes 0 and 1.
-"""
+"""Labels (numpy only): `(n,)` and `(n, 1)` are class ids (one multi-hot column
+would make all items relevant), `(n, classes)` multi-hot 0/1 rows."""
 
 import numpy as np
 
 
 def is_class_id_column(shape):
-    """Whether labels of this shape are class ids (else multi-hot rows).
-
-    Args:
-        shape: the labels' shape (`None` entries allowed except the rank).
-
-    Returns:
-        `True` for `(n,)` and `(n, 1)`, `False` for `(n, classes)`.
+    """Whether labels of `shape` (`None` entries allowed) are class ids.
 
     Example:
     >>> is_class_id_column((5, 1)), is_class_id_column((5, 3))
@@ -29,16 +16,14 @@ def is_class_id_column(shape):
 
 
 def check_labels(labels, num_classes=None, num_images=None, name="labels"):
-    """The one check of labels (shape, dtype, NaN, whole and in-range ids,
-    0/1 rows, count); returns them as the model and the metrics take them.
+    """The one check of labels, as the model and the metrics take them.
 
     Args:
-        labels: integer class ids `(n,)` or `(n, 1)` in `[0, num_classes)`,
-            or a multi-hot `(n, num_classes)` array of 0/1 for multi-label data.
-        num_classes: number of classes; `None` checks neither the id range
-            nor the multi-hot width (the metrics).
+        labels: class ids `(n,)` / `(n, 1)` in `[0, num_classes)`, or
+            multi-hot `(n, num_classes)` rows of 0/1.
+        num_classes: `None` checks neither the id range nor the width.
         num_images: when given, the number of labels must match it.
-        name: how the argument is called in error messages.
+        name: the argument's name, for messages.
 
     Returns:
         int64 class ids `(n,)`, or float32 multi-hot rows `(n, num_classes)`.
@@ -109,13 +94,8 @@ def infer_num_classes(labels):
         labels: class ids `(n,)` / `(n, 1)` or multi-hot rows `(n, c)`.
 
     Returns:
-        `c` for multi-hot rows, else the largest id + 1 (1 for no labels or
-        non-numeric ones, which `check_labels` then refuses).
-
-    Raises:
-        ValueError: when more than `max(present, 10)` ids below the largest
-            are unused (`present` the distinct ids): a stray or sparse id,
-            which would make a model of that many classes.
+        `c` for multi-hot rows, else the largest id + 1 (1 for none), or a
+        `ValueError` for a stray id (over `max(distinct ids, 10)` unused).
 
     Example:
     >>> infer_num_classes(np.array([0, 3, 1]))

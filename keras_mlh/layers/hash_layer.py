@@ -8,9 +8,8 @@ from keras_mlh_runtime.errors import check_positive_int
 class _BranchCodes(keras.layers.Layer):
     """Common tail of the hash heads: per-branch batch norm, then tanh.
 
-    Batch norm before tanh is the hash layer of the CSQ/MDSH recipe: it keeps
-    the pre-activations in tanh's responsive range early in training. Momentum
-    0.9 lets the inference statistics follow within a few hundred steps.
+    Batch norm (CSQ/MDSH's recipe) keeps tanh's inputs in its responsive range;
+    momentum 0.9 lets the inference statistics follow within a few hundred steps.
     """
 
     def __init__(self, bits, num_branches, batch_norm, kernel_initializer, **kwargs):
@@ -21,7 +20,7 @@ class _BranchCodes(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _add_linear(self, prefix, features, units, width):
-        """`units` linear maps of `features` to `width` values: kernel, bias."""
+        """Kernel and bias of `units` linear maps of `features` to `width`."""
         kernel = self.add_weight(
             name=f"{prefix}kernel",
             shape=(features, units, width),
@@ -40,8 +39,7 @@ class _BranchCodes(keras.layers.Layer):
             self.normalization.build((None, self.num_branches * self.bits))
 
     def _codes(self, mixed, training):
-        # mixed: (batch, branches, bits). One batch norm over the flattened
-        # branches normalizes every (branch, bit) pair on its own.
+        # One batch norm over the flattened (batch, branches * bits).
         if self.batch_norm:
             flat = ops.reshape(mixed, (-1, self.num_branches * self.bits))
             flat = self.normalization(flat, training=training)
@@ -49,26 +47,20 @@ class _BranchCodes(keras.layers.Layer):
         return ops.tanh(mixed)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "bits": self.bits,
-                "num_branches": self.num_branches,
-                "batch_norm": self.batch_norm,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-            }
-        )
-        return config
+        initializer = keras.initializers.serialize(self.kernel_initializer)
+        return {
+            **super().get_config(),
+            "bits": self.bits,
+            "num_branches": self.num_branches,
+            "batch_norm": self.batch_norm,
+            "kernel_initializer": initializer,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class HashLayer(_BranchCodes):
-    """Independent hash layers, one per branch: Dense -> BatchNorm -> tanh.
-
-    This is the hash head of CSQ/MDSH/DPSH and of the `mlh_no_moh` ablation:
-    each branch has its own projection and nothing is shared between branches.
+    """Independent hash layers, one per branch: Dense -> BatchNorm -> tanh
+    (the hash head of CSQ/MDSH/DPSH and of the `mlh_no_moh` ablation).
 
     Args:
         bits: code length, a positive multiple of 8.
@@ -78,11 +70,10 @@ class HashLayer(_BranchCodes):
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
-        features: float tensor `(batch, features)`.
-        training: whether batch norm uses batch statistics.
+        features: `(batch, features)`; training: batch norm's mode.
 
     Returns:
-        Continuous codes in (-1, 1), shape `(batch, num_branches, bits)`.
+        Codes in (-1, 1), `(batch, num_branches, bits)`.
 
     Example:
     >>> layer = HashLayer(bits=16, num_branches=2)

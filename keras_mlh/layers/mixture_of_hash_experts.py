@@ -9,31 +9,22 @@ from keras_mlh_runtime.errors import check_positive_int
 class MixtureOfHashExperts(_BranchCodes):
     """Mixture of hash experts (MoH) shared by several hash branches.
 
-    `num_experts` linear hash projections ("experts") are shared by all
-    branches. Each branch has its own gate, a softmax over the experts computed
-    from the input features (multi-gate mixture of experts); the branch's code
-    is `tanh(BN(sum_e gate_e(x) * expert_e(x)))`. With `top_k < num_experts`
-    each gate keeps only its `top_k` largest logits (sparse gating; ties at the
-    threshold are all kept).
+    Each branch's code is `tanh(BN(sum_e gate_e(x) * expert_e(x)))` over
+    `num_experts` shared linear experts, with its own softmax gate; with
+    `top_k < num_experts` a gate keeps its `top_k` largest logits (and ties).
 
     Args:
-        bits: code length, a positive multiple of 8.
         num_experts: number of shared hash experts.
-        num_branches: number of branches (gates).
         top_k: experts kept per gate; `None` means all (dense gating).
-        batch_norm: apply batch normalization before tanh.
-        kernel_initializer: initializer of experts and gates.
-        **kwargs: standard `keras.layers.Layer` arguments.
+        bits, num_branches, batch_norm, kernel_initializer, **kwargs: as in
+            `HashLayer` (one gate per branch).
 
     Call arguments:
-        features: float tensor `(batch, features)`.
-        training: whether batch norm uses batch statistics.
+        features: `(batch, features)`; training: batch norm's mode.
 
     Returns:
-        A tuple `(codes, gates)`: continuous codes in (-1, 1) of shape
-        `(batch, num_branches, bits)` and gate weights of shape
-        `(batch, num_branches, num_experts)` (rows sum to 1), which show how
-        much each branch uses each expert.
+        `(codes, gates)`: codes in (-1, 1) `(batch, num_branches, bits)` and
+        gate weights `(batch, num_branches, num_experts)` (rows sum to 1).
 
     Example:
     >>> moh = MixtureOfHashExperts(bits=32, num_experts=4, num_branches=2)
@@ -55,12 +46,11 @@ class MixtureOfHashExperts(_BranchCodes):
         super().__init__(bits, num_branches, batch_norm, kernel_initializer, **kwargs)
         num_experts = check_positive_int("num_experts", num_experts)
         top_k = check_positive_int("top_k", top_k, allow_none=True)
-        if top_k is not None:
-            if top_k > num_experts:
-                raise ValueError(
-                    "`top_k` cannot exceed `num_experts`; use top_k=None for "
-                    f"dense gating. Received: top_k={top_k}, num_experts={num_experts}"
-                )
+        if top_k is not None and top_k > num_experts:
+            raise ValueError(
+                "`top_k` cannot exceed `num_experts`; use top_k=None for "
+                f"dense gating. Received: top_k={top_k}, num_experts={num_experts}"
+            )
         self.num_experts = num_experts
         self.top_k = top_k
 

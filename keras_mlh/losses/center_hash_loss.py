@@ -8,14 +8,12 @@ NORMALIZATIONS = ("sample", "sample_class")
 
 
 class HashCenterLoss(keras.losses.Loss):
-    """What the center-based losses share: fixed ±1 hash centers, the
-    quantization term `quantization_weight * mean((|u| - 1)^2)` that MDSH and
-    CSQ add to their center term, and the config of both. Subclasses write
-    `center_term(y_true, y_pred)`, the per-sample loss before quantization.
-    """
+    """Base of the center losses: numpy ±1 `centers` (no captured constant),
+    `quantization_weight * mean((|u| - 1)^2)` and the config; subclasses
+    write the per-sample `center_term(y_true, y_pred)`."""
 
-    def __init__(self, centers, quantization_weight, epsilon, name, reduction, dtype):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+    def __init__(self, centers, quantization_weight, epsilon, **kwargs):
+        super().__init__(**kwargs)
         self.centers = check_centers(centers)
         self.quantization_weight = float(quantization_weight)
         self.epsilon = float(epsilon)
@@ -38,34 +36,22 @@ class HashCenterLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class CenterHashLoss(HashCenterLoss):
-    """Center loss of center-based hashing (MDSH form, as MLH uses it).
+    """Center loss of MDSH (as MLH uses it), plus the quantization term.
 
-    With hash centers `h_i` and continuous codes `u`,
-    `P_i = softmax_i(scale * cos(u, h_i))` and the per-sample loss is
-    `-sum_i [y_i log P_i + (1 - y_i) log(1 - P_i)]` for multi-hot targets `y`
-    (one-hot for single-label data), plus
-    `quantization_weight * mean((|u| - 1)^2)`.
-
-    An image with several labels has, by that formula, several positive
-    classes competing in one softmax (CSQ's single multi-label center is
-    `CSQHashLoss`'s).
+    Per sample `-sum_i [y_i log P_i + (1 - y_i) log(1 - P_i)]`, with
+    `P_i = softmax_i(scale * cos(u, h_i))` over the hash centers `h_i`.
 
     Args:
-        centers: array `(num_classes, bits)` of ±1 hash centers.
-        scale: logit scale; `None` means `sqrt(bits)` as in MDSH/MLH.
-        normalization: `"sample"` sums over classes (the `1/N` of the MLH
-            formula) and `"sample_class"` averages over classes too (MDSH's
-            code, `1/(N c)`), which makes the term `c` times smaller.
+        centers: `(num_classes, bits)` ±1 hash centers.
+        scale: logit scale; `None` is `sqrt(bits)` as in MDSH/MLH.
+        normalization: `"sample"` sums over classes (MLH's `1/N`),
+            `"sample_class"` averages over them too (MDSH's code, `1/(N c)`).
         quantization_weight: weight of `mean((|u| - 1)^2)`; MDSH uses 1e-4.
         epsilon: floor of `1 - P` inside the log.
-        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+        name, **kwargs: standard `keras.losses.Loss` arguments.
 
     Call arguments:
-        y_true: multi-hot float targets `(batch, num_classes)`.
-        y_pred: continuous codes `(batch, bits)`.
-
-    Returns:
-        The reduced loss (a scalar with the default reduction).
+        y_true: multi-hot `(batch, num_classes)`; y_pred: codes `(batch, bits)`.
 
     Example:
     >>> from keras_mlh.centers import hash_centers
@@ -83,10 +69,9 @@ class CenterHashLoss(HashCenterLoss):
         quantization_weight=1e-4,
         epsilon=1e-7,
         name="center_hash_loss",
-        reduction="sum_over_batch_size",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(centers, quantization_weight, epsilon, name, reduction, dtype)
+        super().__init__(centers, quantization_weight, epsilon, name=name, **kwargs)
         if normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"`normalization` must be one of {NORMALIZATIONS}. "
@@ -98,7 +83,6 @@ class CenterHashLoss(HashCenterLoss):
 
     def center_term(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
-        # Converted inside call so no constant tensor is captured at build time.
         centers = ops.convert_to_tensor(self.centers, dtype=y_pred.dtype)
         centers = centers / ops.sqrt(float(self.centers.shape[1]))
         codes = y_pred / (ops.norm(y_pred, axis=-1, keepdims=True) + self.epsilon)

@@ -9,44 +9,28 @@ from keras_mlh.losses.center_hash_loss import HashCenterLoss
 class CSQHashLoss(HashCenterLoss):
     """Central Similarity Quantization's loss (Yuan et al., CVPR 2020).
 
-    The loss of the `"csq"` baseline mode, as CSQ's paper and the reference
-    DeepHash-pytorch code write it: each code `u` in (-1, 1) is pulled to its
-    image's hash center `c` by a binary cross-entropy per bit between
-    `(u + 1) / 2` and `(c + 1) / 2`, averaged over the bits, plus
-    `quantization_weight * mean((|u| - 1)^2)`. With the default reduction
-    the loss is the mean over samples and bits, as `torch.nn.BCELoss` gives.
-
-    An image with one label is pulled to that label's center. An image with
-    several labels is pulled to CSQ's multi-label center, `sign(sum of its
-    labels' centers)`; a bit where they tie takes the bit of one fixed
-    random ±1 center (`tie_center`), as the reference code does. Unlike
-    `CenterHashLoss` (MDSH's softmax over all centers), no other class's
-    center appears in the loss.
+    As CSQ's reference code: the mean over bits of the binary cross-entropy
+    between `(u + 1) / 2` and `(c + 1) / 2`, `c` the image's center
+    (`sign(sum of its labels' centers)`, ties from `tie_center`), plus the
+    quantization term.
 
     Args:
-        centers: array `(num_classes, bits)` of ±1 hash centers.
+        centers: `(num_classes, bits)` ±1 hash centers.
         quantization_weight: CSQ's `lambda`; the reference code uses 1e-4.
-        tie_center: `(bits,)` ±1 bits for the ties of multi-label centers;
-            `None` draws them from `seed`.
+        tie_center: `(bits,)` ±1 for tied bits; `None` draws it from `seed`.
         seed: seed of the tie center when it is drawn.
-        epsilon: floor of the probabilities inside the logs (a saturated
-            tanh code far from its center gives a finite loss).
-        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+        epsilon: floor of the probabilities inside the logs.
+        name, **kwargs: standard `keras.losses.Loss` arguments.
 
     Call arguments:
-        y_true: multi-hot float targets `(batch, num_classes)`.
-        y_pred: continuous codes `(batch, bits)` in (-1, 1).
-
-    Returns:
-        The reduced loss (a scalar with the default reduction).
+        y_true: multi-hot `(batch, num_classes)`; y_pred: codes in (-1, 1).
 
     Example:
     >>> from keras_mlh.centers import hash_centers
     >>> centers = hash_centers(10, 16).centers
-    >>> loss = CSQHashLoss(centers)
     >>> y = keras.ops.one_hot(keras.ops.array([0, 3]), 10)
     >>> near = 0.9 * centers[[0, 3]].astype("float32")
-    >>> float(loss(y, near)) < float(loss(y, -near))
+    >>> float(CSQHashLoss(centers)(y, near)) < float(CSQHashLoss(centers)(y, -near))
     True
     """
 
@@ -58,10 +42,9 @@ class CSQHashLoss(HashCenterLoss):
         seed=0,
         epsilon=1e-7,
         name="csq_hash_loss",
-        reduction="sum_over_batch_size",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(centers, quantization_weight, epsilon, name, reduction, dtype)
+        super().__init__(centers, quantization_weight, epsilon, name=name, **kwargs)
         bits = self.centers.shape[1]
         if tie_center is None:
             tie_center = np.random.default_rng(seed).choice([-1.0, 1.0], size=bits)
@@ -76,7 +59,6 @@ class CSQHashLoss(HashCenterLoss):
 
     def targets(self, y_true, dtype="float32"):
         """Each image's hash center, `(batch, bits)` of ±1 (CSQ's rule)."""
-        # Converted inside call so no constant tensor is captured at build time.
         centers = ops.convert_to_tensor(self.centers, dtype=dtype)
         total = ops.matmul(ops.cast(y_true, dtype), centers)
         tie = ops.convert_to_tensor(self.tie_center, dtype=dtype)
@@ -84,8 +66,7 @@ class CSQHashLoss(HashCenterLoss):
 
     def center_term(self, y_true, y_pred):
         centers = self.targets(y_true, y_pred.dtype)
-        # BCE((u + 1) / 2, (c + 1) / 2) with c = ±1 is -log((1 + c u) / 2):
-        # the probability the code gives its center's bit.
+        # BCE((u + 1) / 2, (c + 1) / 2) with c = ±1 is -log((1 + c u) / 2).
         agreement = ops.maximum((1.0 + centers * y_pred) / 2.0, self.epsilon)
         return -ops.mean(ops.log(agreement), axis=-1)
 

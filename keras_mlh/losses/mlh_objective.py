@@ -12,10 +12,9 @@ TERMS = ("center_loss", "pairwise_loss", "mutual_loss", "csq_loss")
 
 
 def multi_hot(labels, num_classes):
-    """Class ids `(batch,)` or `(batch, 1)` as float32 one-hot rows
-    `(batch, num_classes)`; multi-hot rows as they are."""
-    shape = ops.shape(labels)
-    if is_class_id_column(shape):
+    """Class ids `(batch,)` / `(batch, 1)` as float32 one-hot rows; multi-hot
+    rows as they are."""
+    if is_class_id_column(ops.shape(labels)):
         ids = ops.reshape(ops.cast(labels, "int32"), (-1,))
         return ops.one_hot(ids, num_classes)
     return ops.cast(labels, "float32")
@@ -24,18 +23,11 @@ def multi_hot(labels, num_classes):
 class MLHObjective:
     """The weighted MLH loss of one batch, backend-agnostic (`keras.ops`).
 
-    The terms: the center loss `L_C` of the center branch `u_c`
-    (`CenterHashLoss`), the DPSH pairwise loss `L_P` of the pairwise branch
-    `u_p` (`PairwiseHashLoss`), and the mutual loss
-    `L_M = (1 - cos(u_c, sg(u_p))) + (1 - cos(u_p, sg(u_c)))`
-    (`MutualHashLoss` in both directions, `sg` = stop-gradient): each branch
-    moves towards the other's detached codes and no gradient flows into a
-    target. The `csq` baseline's branch `"csq"` has CSQ's loss
-    (`CSQHashLoss`) instead. A term runs when its weight is > 0 and its
-    branches exist; a weight of 0 removes the term and its gradient entirely.
-
-    Each term is the mean over the batch, never divided by a replica count
-    (the train step scales the gradient loss itself).
+    `L_C` (`CenterHashLoss` of `u_c`), `L_P` (`PairwiseHashLoss` of `u_p`),
+    `L_M = (1 - cos(u_c, sg(u_p))) + (1 - cos(u_p, sg(u_c)))` (`sg`: stop
+    gradient) and the `"csq"` branch's `CSQHashLoss`. A term runs when its
+    weight is > 0 and its branches exist; each is the batch mean, never
+    divided by a replica count (the train step scales the gradient).
 
     Args:
         centers: `(num_classes, bits)` ±1 hash centers.
@@ -45,17 +37,13 @@ class MLHObjective:
         seed: seed of `CSQHashLoss`'s tie center (multi-label data).
 
     Call arguments:
-        outputs: dict of branch codes, `{"center": u_c, "pairwise": u_p}`
-            or `{"csq": u}` (the model's outputs; other keys are ignored).
-        labels: multi-hot float labels `(batch, num_classes)`, see
-            `multi_hot`.
-        references: optional dict `{"codes", "labels"}` of the pairwise
-            term's references (the batch itself by default), e.g. the batch
-            gathered over `tf.distribute` replicas.
+        outputs: branch codes, e.g. `{"center": u_c, "pairwise": u_p}`.
+        labels: multi-hot float labels `(batch, num_classes)` (`multi_hot`).
+        references: `{"codes", "labels"}` of the pairwise term (default: the
+            batch), e.g. gathered over replicas.
 
     Returns:
-        `(total, terms)`: the weighted total (a scalar) and a dict of the
-        active terms, unweighted, named as in `TERMS`.
+        `(total, terms)`: the weighted total and the unweighted active terms.
 
     Example:
     >>> from keras_mlh.centers import hash_centers
@@ -79,8 +67,7 @@ class MLHObjective:
     ):
         self.branches = tuple(branches)
         self.weights = weights
-        # The losses' own quantization weights (MDSH's 1e-4, CSQ's 1e-4,
-        # DPSH's 0.1) and DPSH's theta scale 1/2.
+        # The losses' defaults are MDSH's, CSQ's and DPSH's settings.
         self.center_loss = CenterHashLoss(
             centers, normalization=center_loss_normalization, reduction="none"
         )
@@ -108,21 +95,13 @@ class MLHObjective:
         if "center_loss" in self.term_names:
             terms["center_loss"] = ops.mean(self.center_loss(labels, outputs["center"]))
         if "pairwise_loss" in self.term_names:
-            u_p = outputs["pairwise"]
-            if references is None:
-                value = self.pairwise_loss(labels, u_p)
-            else:
-                value = self.pairwise_loss(
-                    {
-                        "labels": labels,
-                        "reference_labels": references["labels"],
-                    },
-                    {"codes": u_p, "reference_codes": references["codes"]},
-                )
-            terms["pairwise_loss"] = ops.mean(value)
+            y, u_p = labels, outputs["pairwise"]
+            if references is not None:
+                y = {"labels": labels, "reference_labels": references["labels"]}
+                u_p = {"codes": u_p, "reference_codes": references["codes"]}
+            terms["pairwise_loss"] = ops.mean(self.pairwise_loss(y, u_p))
         if "mutual_loss" in self.term_names:
             u_c, u_p = outputs["center"], outputs["pairwise"]
-            # Each branch is taught by the other's detached codes.
             terms["mutual_loss"] = ops.mean(
                 self.mutual_loss(ops.stop_gradient(u_p), u_c)
             ) + ops.mean(self.mutual_loss(ops.stop_gradient(u_c), u_p))
@@ -135,8 +114,8 @@ class MLHObjective:
 
 
 def bit_balance(codes):
-    """`1 - mean_bits |mean_batch sign(codes)|`: 1 when every bit is +1 on
-    half of the batch (a bit is +1 where `codes >= 0`), 0 when constant."""
+    """`1 - mean_bits |mean_batch sign(codes)|` (sign 0 is +1): 1 when each
+    bit is +1 on half of the batch, 0 when constant."""
     signs = ops.where(codes >= 0, 1.0, -1.0)
     return 1.0 - ops.mean(ops.abs(ops.mean(signs, axis=0)))
 

@@ -6,20 +6,15 @@ from keras import ops
 class MutualHashLoss(keras.losses.Loss):
     """Cosine mutual loss: `1 - cos(y_pred, y_true)` per sample.
 
-    In mutual learning each branch learns from the other's detached codes, so
-    the model calls it twice: `loss(stop_gradient(u_p), u_c)` teaches the
-    center branch and `loss(stop_gradient(u_c), u_p)` the pairwise branch.
+    MLH calls it in both directions, each branch taught by the other's
+    detached codes: `loss(stop_gradient(u_p), u_c)` and the converse.
 
     Args:
         epsilon: added to the norms to keep the cosine finite at zero.
-        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+        name, **kwargs: standard `keras.losses.Loss` arguments.
 
     Call arguments:
-        y_true: the target codes `(batch, bits)` (detach them yourself).
-        y_pred: the codes being taught `(batch, bits)`.
-
-    Returns:
-        The reduced loss, in [0, 2].
+        y_true: target codes (detach them yourself); y_pred: codes taught.
 
     Example:
     >>> u = keras.ops.ones((2, 8))
@@ -27,14 +22,8 @@ class MutualHashLoss(keras.losses.Loss):
     True
     """
 
-    def __init__(
-        self,
-        epsilon=1e-7,
-        name="mutual_hash_loss",
-        reduction="sum_over_batch_size",
-        dtype=None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+    def __init__(self, epsilon=1e-7, name="mutual_hash_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
         self.epsilon = float(epsilon)
 
     def call(self, y_true, y_pred):
@@ -44,6 +33,4 @@ class MutualHashLoss(keras.losses.Loss):
         return 1.0 - dot / (norms + self.epsilon)
 
     def get_config(self):
-        config = super().get_config()
-        config["epsilon"] = self.epsilon
-        return config
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -6,29 +6,20 @@ from keras import ops
 class PairwiseHashLoss(keras.losses.Loss):
     """Pairwise similarity likelihood loss of DPSH, with a quantization term.
 
-    For codes `u_j` of the batch and reference codes `u_k`, with
-    `S_jk = 1[y_j . y_k > 0]` (the items share a label) and
-    `Theta_jk = theta_scale * u_j . u_k`, the per-sample loss is the mean over
-    references of `softplus(Theta_jk) - S_jk * Theta_jk` (the negative
-    log-likelihood, written with a stable softplus) plus
-    `quantization_weight * mean((u_j - sign(u_j))^2)`.
-
-    By default the references are the batch itself. To compare the batch with
-    other references (e.g. the global batch gathered over replicas), pass
-    dicts: `y_true={"labels", "reference_labels"}` and
-    `y_pred={"codes", "reference_codes"}`.
+    With `S_jk = 1[y_j . y_k > 0]` and `Theta_jk = theta_scale * u_j . u_k`,
+    the per-sample loss is the mean over references `k` of
+    `softplus(Theta_jk) - S_jk * Theta_jk` plus
+    `quantization_weight * mean((u_j - sign(u_j))^2)`. The references are
+    the batch, or pass `y_true={"labels", "reference_labels"}` and
+    `y_pred={"codes", "reference_codes"}` (e.g. gathered over replicas).
 
     Args:
         theta_scale: scale of the inner product; DPSH uses 1/2.
         quantization_weight: weight of the quantization term.
-        name, reduction, dtype: standard `keras.losses.Loss` arguments.
+        name, **kwargs: standard `keras.losses.Loss` arguments.
 
     Call arguments:
-        y_true: multi-hot labels `(batch, num_classes)`, or the dict above.
-        y_pred: continuous codes `(batch, bits)`, or the dict above.
-
-    Returns:
-        The reduced loss (a scalar with the default reduction).
+        y_true: multi-hot labels, y_pred: codes `(batch, bits)`, or the dicts.
 
     Example:
     >>> loss = PairwiseHashLoss()
@@ -42,23 +33,20 @@ class PairwiseHashLoss(keras.losses.Loss):
         theta_scale=0.5,
         quantization_weight=0.1,
         name="pairwise_hash_loss",
-        reduction="sum_over_batch_size",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(name=name, **kwargs)
         if theta_scale <= 0:
             raise ValueError(f"`theta_scale` must be > 0. Received: {theta_scale}")
         self.theta_scale = float(theta_scale)
         self.quantization_weight = float(quantization_weight)
 
     def call(self, y_true, y_pred):
+        codes, reference_codes = y_pred, y_pred  # the batch is its own reference
+        labels, reference_labels = y_true, y_true
         if isinstance(y_pred, dict):
             codes, reference_codes = y_pred["codes"], y_pred["reference_codes"]
-            labels = y_true["labels"]
-            reference_labels = y_true["reference_labels"]
-        else:
-            codes, reference_codes = y_pred, y_pred
-            labels, reference_labels = y_true, y_true
+            labels, reference_labels = y_true["labels"], y_true["reference_labels"]
         labels = ops.cast(labels, codes.dtype)
         reference_labels = ops.cast(reference_labels, codes.dtype)
         similar = ops.cast(
@@ -73,11 +61,8 @@ class PairwiseHashLoss(keras.losses.Loss):
         return loss
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "theta_scale": self.theta_scale,
-                "quantization_weight": self.quantization_weight,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "theta_scale": self.theta_scale,
+            "quantization_weight": self.quantization_weight,
+        }

@@ -1,16 +1,7 @@
-"""Per-query ranking statistics over Hamming distance, in one compiled pass.
+"""Per-query ranking statistics over Hamming distance in one numba pass: no
+sort, no `(queries, database)` matrix, one thread per CPU core."""
 
-Every retrieval metric is a function of, per query, the items (and relevant
-items) at each Hamming distance and, for cut-off metrics, the rank of each
-relevant item. One numba kernel gives both without sorting: with ties in
-database order, an item's rank is the number of items closer than its
-distance plus its position among the items at that distance, which is the
-histogram count right after the item is added. Codes are compared as packed
-64-bit words (popcount of XOR), labels as dense ids or packed multi-hot
-words: no `(queries, database)` matrix, about 17 bytes per database item per
-thread. The kernel releases the GIL and runs a Python thread per CPU core.
-"""
-
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,8 +13,7 @@ from numba.extending import intrinsic
 from keras_mlh.labels import check_labels
 from keras_mlh_runtime.codes import to_packed
 
-# Rows handed to one kernel call: small enough to spread over threads, large
-# enough that the call overhead does not count.
+# Rows per block: enough to spread over threads and hide the call overhead.
 _BLOCK_ROWS = 1024
 
 
@@ -40,9 +30,8 @@ def _popcount(typingctx, value):
 
 
 def njit_cached(function):
-    """numba.njit, cached on disk where numba finds a writable folder (next
-    to this file, or the user's cache folder); a read-only install without
-    either compiles once per process instead of failing at import."""
+    """numba.njit, cached on disk where numba can write; a read-only install
+    compiles once per process instead of failing at import."""
     try:
         return numba.njit(nogil=True, cache=True)(function)
     except RuntimeError:
@@ -50,23 +39,10 @@ def njit_cached(function):
 
 
 @njit_cached
-def _rank_rows(
-    queries,
-    database,
-    query_keys,
-    database_keys,
-    multi_hot,
-    cuts,
-    items,
-    hits,
-    sums,
-    found,
-):
-    """Per query row: `items`/`hits[row, d]`, the items / relevant items at
-    distance `d`; per cut-off `cuts[c]`, `found[row, c]` (relevant items in
-    the top `cuts[c]`) and `sums[row, c]` (precision summed at them).
-    `database` and `database_keys` are word-major `(words, n)`, so the loops
-    over items vectorize, whatever the number of words."""
+def _rank_rows(queries, database, query_keys, database_keys, multi_hot, cuts, out):
+    """Fills `out`, a `RankingBlock`'s arrays for these query rows. `database`
+    and `database_keys` are word-major `(words, n)` so item loops vectorize."""
+    items, hits, found, sums = out
     count = database.shape[1]
     width = items.shape[1]
     distances = np.empty(count, np.int32)
@@ -94,10 +70,9 @@ def _rank_rows(
             key, keys = query_keys[row, 0], database_keys[0]
             for item in range(count):
                 relevant[item] = keys[item] == key
-        # The histogram count of an item's distance, right after adding the
-        # item, is its position among the items at that distance (ties in
-        # database order). Relevant items keep that position in a slot; the
-        # slot index advances only on relevant items, so no branch is needed.
+        # The histogram count right after adding an item is its position
+        # among the items at its distance. Relevant items keep it in a slot;
+        # the slot index advances only on relevant items (no branch).
         row_items, row_hits = items[row], hits[row]
         relevant_count = 0
         for item in range(count):
@@ -111,10 +86,8 @@ def _rank_rows(
             relevant_count += is_relevant
         if deepest == 0:
             continue
-        # Slot positions count from the first item at their distance: add
-        # the items closer than that distance. Relevant ranks likewise.
-        closer_items = 0
-        closer_hits = 0
+        # A rank is the slot position plus the items closer than its distance.
+        closer_items = closer_hits = 0
         for distance in range(width):
             before_items[distance] = closer_items
             seen_hits[distance] = closer_hits
@@ -139,57 +112,25 @@ def _threads():
         return max(1, os.cpu_count() or 1)
 
 
-def packed_words(codes, name):
-    """Codes in any form (uint8 = packed bytes) as `(n, words)` uint64,
-    zero-padded (distances unchanged), and their bit count."""
-    packed = to_packed(codes, name=name)
-    return _as_words(packed), packed.shape[1] * 8
-
-
-def _label_keys(query_labels, database_labels):
-    """Labels as uint64 keys the kernel compares: one dense class id per row,
-    or multi-hot rows packed into 64-bit words (relevant = a shared bit).
-    Query keys come `(queries, words)`, database keys word-major."""
-    if query_labels.ndim == 1:
-        _, dense = np.unique(
-            np.concatenate([query_labels, database_labels]), return_inverse=True
-        )
-        keys = dense.astype(np.int32).reshape(-1, 1)
-        return keys[: len(query_labels)], keys[len(query_labels) :].T.copy()
-    query_keys, database_keys = (
-        _as_words(np.packbits(labels.astype(bool), axis=1))
-        for labels in (query_labels, database_labels)
-    )
-    return query_keys, database_keys.T.copy()
-
-
 def _as_words(rows):
     """uint8 rows zero-padded to whole 64-bit words, viewed as uint64."""
-    padding = -rows.shape[1] % 8
-    if padding:
-        rows = np.pad(rows, ((0, 0), (0, padding)))
-    return np.ascontiguousarray(rows).view(np.uint64)
+    return np.pad(rows, ((0, 0), (0, -rows.shape[1] % 8))).view(np.uint64)
 
 
 class HammingRanking:
-    """Queries and database checked and packed once, ranked on demand.
-
-    Args:
-        query_codes, database_codes: codes in any form (packed uint8, ±1 or
-            0/1), the same number of bits.
-        query_labels, database_labels: class ids `(n,)` or multi-hot
-            `(n, classes)` rows of 0/1, the same kind on both sides.
-    """
+    """Queries and database checked and packed once, ranked on demand; the
+    arguments are `mean_average_precision`'s."""
 
     def __init__(self, query_codes, query_labels, database_codes, database_labels):
-        self.queries, self.bits = packed_words(query_codes, "query_codes")
-        database, database_bits = packed_words(database_codes, "database_codes")
-        if self.bits != database_bits:
+        queries = to_packed(query_codes, name="query_codes")
+        database = to_packed(database_codes, name="database_codes")
+        self.bits = queries.shape[1] * 8
+        if database.shape[1] != queries.shape[1]:
             raise ValueError(
                 f"Query codes have {self.bits} bits but database codes have "
-                f"{database_bits}: encode both with the same model."
+                f"{database.shape[1] * 8}: encode both with the same model."
             )
-        self.num_queries, self.num_items = len(self.queries), len(database)
+        self.num_queries, self.num_items = len(queries), len(database)
         if not self.num_queries or not self.num_items:
             raise ValueError(
                 f"Ranking needs at least one query code and one database code. "
@@ -201,25 +142,27 @@ class HammingRanking:
         database_labels = check_labels(
             database_labels, num_images=self.num_items, name="database_labels"
         )
-        if query_labels.ndim != database_labels.ndim or (
-            query_labels.ndim == 2 and query_labels.shape[1] != database_labels.shape[1]
-        ):
+        if query_labels.shape[1:] != database_labels.shape[1:]:  # ids or classes
             raise ValueError(
                 "Query and database labels must be of the same kind: both class ids "
                 "or both multi-hot with the same number of classes."
             )
-        self.database = database.T.copy()
+        self.queries, self.database = _as_words(queries), _as_words(database).T.copy()
+        # Keys: dense class ids, or multi-hot rows as 64-bit words (relevant =
+        # a shared bit); the database's word-major, as its codes.
+        labels = (query_labels, database_labels)
         self.multi_hot = query_labels.ndim == 2
-        self.query_keys, self.database_keys = _label_keys(query_labels, database_labels)
+        if self.multi_hot:
+            keys = [_as_words(np.packbits(y.astype(bool), axis=1)) for y in labels]
+        else:
+            _, dense = np.unique(np.concatenate(labels), return_inverse=True)
+            dense = dense.astype(np.int32).reshape(-1, 1)
+            keys = [dense[: self.num_queries], dense[self.num_queries :]]
+        self.query_keys, self.database_keys = keys[0], keys[1].T.copy()
 
     def blocks(self, cuts=()):
-        """Yields a `RankingBlock` per block of queries, in query order.
-
-        Args:
-            cuts: cut-offs (positive ints, at most the database size) for
-                which `found` and `precision_sums` are computed; none skips
-                the ranking scan and gives only the distance histograms.
-        """
+        """Yields a `RankingBlock` per block of queries, in query order; no
+        `cuts` (positive, at most the database size) skips the ranking scan."""
         cuts = np.asarray(cuts, dtype=np.int64).reshape(-1)
         threads = _threads()
         with ThreadPoolExecutor(threads) as pool:
@@ -227,18 +170,15 @@ class HammingRanking:
                 stop = min(start + _BLOCK_ROWS, self.num_queries)
                 block = RankingBlock(stop - start, self.bits + 1, len(cuts))
                 step = -(-block.rows // threads)
-                jobs = [
-                    pool.submit(self._rank, block, start, offset, step, cuts)
-                    for offset in range(0, block.rows, step)
-                ]
-                for job in jobs:
-                    job.result()
+                rank = functools.partial(self._rank, block, start, step, cuts)
+                list(pool.map(rank, range(0, block.rows, step)))
                 yield block
 
-    def _rank(self, block, start, offset, step, cuts):
+    def _rank(self, block, start, step, cuts, offset):
         """Ranks rows `offset:offset + step` of `block` (one thread's share)."""
         local = slice(offset, offset + step)
         rows = slice(start + offset, start + min(offset + step, block.rows))
+        out = (block.items, block.hits, block.found, block.precision_sums)
         _rank_rows(
             self.queries[rows],
             self.database,
@@ -246,24 +186,14 @@ class HammingRanking:
             self.database_keys,
             self.multi_hot,
             cuts,
-            block.items[local],
-            block.hits[local],
-            block.precision_sums[local],
-            block.found[local],
+            tuple(array[local] for array in out),
         )
 
 
 class RankingBlock:
-    """Ranking statistics of a block of queries.
-
-    Attributes:
-        items: `(rows, bits + 1)` int64, items at each Hamming distance.
-        hits: `(rows, bits + 1)` int64, relevant items at each distance.
-        found: `(rows, cuts)` int64, relevant items within each cut-off
-            (ties in database order).
-        precision_sums: `(rows, cuts)` float64, the sum of precision at the
-            position of each of those relevant items.
-    """
+    """Per query row: `items` / `hits[row, d]` the items / relevant items at
+    distance `d`; per cut-off `c`, `found[row, c]` the relevant items in the
+    top `cuts[c]` and `precision_sums[row, c]` the precision summed at them."""
 
     def __init__(self, rows, width, cuts):
         self.rows = rows

@@ -1,32 +1,22 @@
-"""Retrieval metrics over Hamming ranking, the deep-hashing way. No TensorFlow.
-
-Every database item is ranked by its Hamming distance to the query; an item
-is relevant when it shares a label with the query (class ids `(n,)` or
-multi-hot rows `(n, c)`). Items at equal distance keep database order;
-`tie_breaking="average"` gives the exact expected value over all orders of
-tied items instead. The counts come from `HammingRanking`'s compiled scan.
-"""
+"""Retrieval metrics over Hamming ranking, the deep-hashing way (no TensorFlow):
+an item is relevant when it shares a label with the query."""
 
 import math
 
 import numpy as np
 
 from keras_mlh.metrics.hamming_ranking import HammingRanking
+from keras_mlh_runtime.errors import check_positive_int, is_int
 
 TIE_BREAKING = ("stable", "average")
 
 
 def _check_k(k, n, allow_all=True):
-    """A cut-off as an int, at most the database size `n`; `None` is `n`
-    where `allow_all`."""
-    if k is None and allow_all:
-        return n
+    """A cut-off as an int at most `n`; `None` is `n` where `allow_all`."""
     if isinstance(k, np.ndarray) and k.ndim == 0:
         k = k.item()
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        expected = "a positive integer or None" if allow_all else "a positive integer"
-        raise ValueError(f"`k` must be {expected}. Received: {k!r}")
-    return min(int(k), n)
+    k = check_positive_int("k", k, allow_none=allow_all)
+    return n if k is None else min(k, n)
 
 
 def mean_average_precision(
@@ -37,20 +27,15 @@ def mean_average_precision(
     k=None,
     tie_breaking="stable",
 ):
-    """mAP@K over Hamming ranking (the HashNet/CSQ/DeepHash convention).
-
-    For each query, AP@K is the mean of the precision at each relevant item's
-    position within the top K, i.e. divided by the number of relevant items
-    in the top K; a query with no relevant item in its top K counts 0. mAP is
-    the mean over all queries.
+    """mAP@K over Hamming ranking (the HashNet/CSQ/DeepHash convention): per
+    query, the mean precision at the relevant items in the top K (0 if none).
 
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
-        query_labels, database_labels: class ids `(n,)` (an `(n, 1)` column
-            counts as class ids) or multi-hot 0/1 rows `(n, classes)`.
+        query_labels, database_labels: class ids `(n,)` / `(n, 1)` or
+            multi-hot 0/1 rows `(n, classes)`.
         k: cut-off; `None` ranks the whole database (mAP@all).
-        tie_breaking: `"stable"` (items at equal distance in database order)
-            or `"average"` (expected AP over all orders of tied items).
+        tie_breaking: `"stable"` (database order) or `"average"`.
 
     Returns:
         mAP as a Python float.
@@ -79,16 +64,8 @@ def mean_average_precision(
 
 def _ratio(numerator, denominator):
     """numerator / denominator, 0 where the denominator is 0."""
-    return np.divide(
-        numerator,
-        denominator,
-        out=np.zeros(len(numerator)),
-        where=denominator > 0,
-    )
-
-
-def _harmonic(n):
-    return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
+    out = np.zeros(len(numerator))
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
 def _expected_precision_sum(items, relevant, before_items, before_relevant, harmonic):
@@ -109,7 +86,7 @@ def _expected_precision_sum(items, relevant, before_items, before_relevant, harm
 def _tie_averaged_ap(items, hits, k):
     """Exact expected AP@k per query from per-distance histograms."""
     n = int(items[0].sum())
-    harmonic = _harmonic(n)
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
     before_items = np.cumsum(items, axis=1) - items
     before_hits = np.cumsum(hits, axis=1) - hits
     full = before_items + items <= k
@@ -118,39 +95,26 @@ def _tie_averaged_ap(items, hits, k):
     full_hits = np.where(full, hits, 0.0).sum(1)
     ap = np.where(full_hits > 0, full_sum / np.maximum(full_hits, 1), 0.0)
     cut = (before_items < k) & (before_items + items > k)
+    # Where the cut-off falls inside a tie group, the number `m` of relevant
+    # items among its `taken` slots is hypergeometric, and AP divides by it.
     for row, group in zip(*np.nonzero(cut), strict=True):
-        ap[row] = _cut_group_ap(
-            int(items[row, group]),
-            int(hits[row, group]),
-            int(before_items[row, group]),
-            int(before_hits[row, group]),
-            int(k - before_items[row, group]),
-            full_sum[row],
-            harmonic,
-        )
-    return ap
-
-
-def _cut_group_ap(
-    items, relevant, before_items, before_hits, taken, full_sum, harmonic
-):
-    """Expected AP when the cut-off falls inside a tie group: the number `m`
-    of relevant items among the `taken` slots is hypergeometric, and AP's
-    denominator depends on it."""
-    if relevant == 0:
-        return full_sum / before_hits if before_hits else 0.0
-    log_total = _log_comb(items, taken)
-    expected = 0.0
-    for m in range(max(0, taken - (items - relevant)), min(relevant, taken) + 1):
-        probability = math.exp(
-            _log_comb(relevant, m) + _log_comb(items - relevant, taken - m) - log_total
-        )
-        denominator = before_hits + m
-        if denominator == 0 or probability == 0.0:
+        size, relevant = int(items[row, group]), int(hits[row, group])
+        before, seen = int(before_items[row, group]), int(before_hits[row, group])
+        taken, total = int(k - before), full_sum[row]
+        if relevant == 0:
+            ap[row] = total / seen if seen else 0.0
             continue
-        cut_sum = _expected_precision_sum(taken, m, before_items, before_hits, harmonic)
-        expected += probability * (full_sum + float(cut_sum)) / denominator
-    return expected
+        log_total = _log_comb(size, taken)
+        expected = 0.0
+        for m in range(max(0, taken - (size - relevant)), min(relevant, taken) + 1):
+            log_p = _log_comb(relevant, m) + _log_comb(size - relevant, taken - m)
+            probability = math.exp(log_p - log_total)
+            if seen + m == 0 or probability == 0.0:
+                continue
+            cut_sum = _expected_precision_sum(taken, m, before, seen, harmonic)
+            expected += probability * (total + float(cut_sum)) / (seen + m)
+        ap[row] = expected
+    return ap
 
 
 def _log_comb(n, r):
@@ -163,8 +127,7 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
     Args:
         query_codes, query_labels, database_codes, database_labels: as in
             `mean_average_precision`.
-        k: a cut-off or a list of cut-offs; a cut-off beyond the database
-            size counts as the database size.
+        k: a cut-off or a list of them.
 
     Returns:
         A float for one `k`, else a dict `{k: precision}`.
@@ -175,9 +138,8 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
 
 
 def recall_at_k(query_codes, query_labels, database_codes, database_labels, k):
-    """Mean recall of the top-k items (relevant items found in the top k over
-    all relevant items of the query; a query with none counts 0), as
-    `precision_at_k`."""
+    """Mean recall of the top-k items (0 for a query with no relevant item);
+    arguments and result as `precision_at_k`."""
     return _at_k(
         query_codes, query_labels, database_codes, database_labels, k, "recall"
     )
@@ -205,11 +167,9 @@ def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
 
 
 def precision_recall_curve(query_codes, query_labels, database_codes, database_labels):
-    """Precision and recall of the items within Hamming radius r, r = 0..bits.
-
-    Precision at a radius is averaged over the queries that retrieve at least
-    one item within it (NaN when none does); recall is averaged over queries
-    with at least one relevant item in the database.
+    """Precision and recall within Hamming radius r = 0..bits: precision over
+    the queries that retrieve an item within r (else NaN), recall over those
+    with a relevant item.
 
     Returns:
         A dict with `"radius"`, `"precision"` and `"recall"` arrays.
@@ -228,10 +188,10 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
         with_relevant = total[:, 0] > 0
         recall_sum += (found[with_relevant] / total[with_relevant]).sum(0)
         recall_count += int(with_relevant.sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(
-            precision_count > 0, precision_sum / precision_count, np.nan
-        )
+    nan = np.full(width, np.nan)
+    precision = np.divide(
+        precision_sum, precision_count, out=nan, where=precision_count > 0
+    )
     recall = recall_sum / max(recall_count, 1)
     return {"radius": np.arange(width), "precision": precision, "recall": recall}
 
@@ -239,19 +199,13 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
 def precision_within_radius(
     query_codes, query_labels, database_codes, database_labels, radius=2
 ):
-    """Mean precision of the items within Hamming distance `radius` (inclusive).
-
-    A query that retrieves nothing within the radius counts 0 (the HashNet
-    convention for "precision within Hamming radius 2").
+    """Mean precision of the items within Hamming distance `radius` (inclusive);
+    a query that retrieves nothing counts 0 (HashNet's convention).
 
     Returns:
         A float.
     """
-    if (
-        isinstance(radius, bool)
-        or not isinstance(radius, (int, np.integer))
-        or radius < 0
-    ):
+    if not is_int(radius) or radius < 0:
         raise ValueError(f"`radius` must be an integer >= 0. Received: {radius!r}")
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     radius = min(int(radius), ranking.bits)
