@@ -96,14 +96,19 @@ def training_data(
     if limit is not None:
         source["limit"] = limit
     if unseen_classes:
-        from keras_mlh.datasets.holdout import class_ids_of, drop_classes
-
-        try:
-            ids = class_ids_of(list(unseen_classes), data.num_classes, data.class_names)
-            data, source["unseen_classes"] = drop_classes(data, ids), ids
-        except ValueError as error:
-            raise ValueError(f"--unseen-classes: {error}") from None
+        data, source["unseen_classes"] = _drop_unseen(data, unseen_classes)
     return data, source
+
+
+def _drop_unseen(data, unseen_classes):
+    """`data` without the unseen classes' training images, and their ids."""
+    from keras_mlh.datasets.holdout import class_ids_of, drop_classes
+
+    try:
+        ids = class_ids_of(list(unseen_classes), data.num_classes, data.class_names)
+    except ValueError as error:
+        raise ValueError(f"--unseen-classes: {error}") from None
+    return drop_classes(data, ids), ids
 
 
 def _check_options(kind, image_size, resize, flip, root, limit, num_queries):

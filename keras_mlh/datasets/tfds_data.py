@@ -165,17 +165,7 @@ def from_tfds(
     key, feature, objects = _tfds_label_feature(builder.info.features, label_key)
     num_classes = feature.num_classes
     if not builder.is_prepared():
-        # tfds retries an unreachable download for minutes and leaves
-        # temporary folders behind: offline, fail at once.
-        error = network_error()
-        if error is not None:
-            raise ValueError(
-                f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
-                f"cannot be downloaded: no network ({error}). Download it where "
-                f"there is network (`tfds build {name}`) and pass its folder as "
-                "data_dir (--tfds-data-dir), or train from files."
-            )
-        builder.download_and_prepare()
+        _download(builder, name)
 
     def labels_of(split, limit):
         ds = _examples(name, split, limit, data_dir)
@@ -212,6 +202,20 @@ def from_tfds(
         batch_size=batch_size,
         seed=seed,
     )
+
+
+def _download(builder, name):
+    # tfds retries an unreachable download for minutes and leaves temporary
+    # folders behind: offline, fail at once.
+    error = network_error()
+    if error is not None:
+        raise ValueError(
+            f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
+            f"cannot be downloaded: no network ({error}). Download it where "
+            f"there is network (`tfds build {name}`) and pass its folder as "
+            "data_dir (--tfds-data-dir), or train from files."
+        )
+    builder.download_and_prepare()
 
 
 def network_error():
