@@ -144,7 +144,8 @@ def test_csq_mode_is_one_hash_layer_trained_with_csq_loss(trained_in, small_mnis
     outputs = model(x, training=False)
     assert set(outputs) == {"csq"}
     np.testing.assert_array_equal(
-        model.encode(x), np.where(np.asarray(outputs["csq"]) >= 0, 1, -1)
+        model.encode(x),
+        np.where(keras.ops.convert_to_numpy(outputs["csq"]) >= 0, 1, -1),
     )
 
 
