@@ -13,7 +13,8 @@ from keras_mlh.metrics import (
 )
 from keras_mlh_runtime.codes import pack_codes
 
-pytestmark = pytest.mark.backend_independent  # numpy metrics on given codes
+# Every test but the last is `backend_independent` (numpy metrics on given
+# codes); the last loads a model and encodes, so it runs on each backend.
 
 
 def _case(seed=0, queries=30, database=200, bits=16):
@@ -23,6 +24,7 @@ def _case(seed=0, queries=30, database=200, bits=16):
     return q, rng.integers(0, 4, queries), d, rng.integers(0, 4, database)
 
 
+@pytest.mark.backend_independent
 def test_report_numbers_match_the_metrics():
     case = _case()
     report = retrieval_report(*case, cutoffs=(1, 10, 100, 5000))
@@ -44,6 +46,7 @@ def test_report_numbers_match_the_metrics():
     assert "files" not in report
 
 
+@pytest.mark.backend_independent
 def test_report_accepts_packed_codes_and_map_at_k():
     q, ql, d, dl = _case(1)
     report = retrieval_report(pack_codes(q), ql, pack_codes(d), dl, k=50)
@@ -51,6 +54,7 @@ def test_report_accepts_packed_codes_and_map_at_k():
     assert report["map"] == pytest.approx(mean_average_precision(q, ql, d, dl, k=50))
 
 
+@pytest.mark.backend_independent
 def test_report_writes_json_and_plots(tmp_path):
     history = {"loss": [2.0, 1.0], "center_loss": [1.5, 0.7], "val_map": [0.3, 0.5]}
     report = retrieval_report(*_case(), out_dir=tmp_path / "eval", history=history)
@@ -78,18 +82,21 @@ def test_report_writes_json_and_plots(tmp_path):
         assert image.shape[0] > 100 and image.std() > 0.01
 
 
+@pytest.mark.backend_independent
 def test_report_without_history_has_no_history_plot(tmp_path):
     report = retrieval_report(*_case(), out_dir=tmp_path)
     assert "history" not in report["files"]
     assert not (tmp_path / "history.png").exists()
 
 
+@pytest.mark.backend_independent
 def test_report_rejects_label_mismatch():
     q, ql, d, dl = _case()
     with pytest.raises(ValueError):
         retrieval_report(q, ql[:-1], d, dl)
 
 
+@pytest.mark.backend_independent
 def test_report_radius_and_tie_breaking():
     case = _case(2)
     report = retrieval_report(*case, radius=4, tie_breaking="average")
@@ -104,6 +111,7 @@ def test_report_radius_and_tie_breaking():
     assert report["map"] != retrieval_report(*case)["map"]
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -117,6 +125,7 @@ def test_report_rejects_bad_options(kwargs, match):
         retrieval_report(*_case(), **kwargs)
 
 
+@pytest.mark.backend_independent
 def test_report_bit_balance_of_the_database_codes():
     q, ql, d, dl = _case(3, database=100, bits=8)
     d[:, 0] = 1  # always +1: deviation 0.5 for this bit
@@ -129,6 +138,7 @@ def test_report_bit_balance_of_the_database_codes():
     assert packed["bit_balance_mean_abs_deviation"] == pytest.approx(expected)
 
 
+@pytest.mark.backend_independent
 def test_report_metadata_is_recorded(tmp_path):
     report = retrieval_report(
         *_case(), out_dir=tmp_path, metadata={"model": "m.keras", "data": "s.npz"}
@@ -138,6 +148,7 @@ def test_report_metadata_is_recorded(tmp_path):
     assert (saved["model"], saved["data"]) == ("m.keras", "s.npz")
 
 
+@pytest.mark.backend_independent
 def test_report_writes_all_files_or_none(tmp_path, monkeypatch):
     import keras_mlh.plot
 
@@ -164,6 +175,7 @@ def test_report_writes_all_files_or_none(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "new" / "eval") == []
 
 
+@pytest.mark.backend_independent
 def test_seen_unseen_map_equals_map_on_the_sub_splits():
     from keras_mlh.evaluation import seen_unseen_map
     from keras_mlh.metrics import mean_average_precision
@@ -187,6 +199,7 @@ def test_seen_unseen_map_equals_map_on_the_sub_splits():
     assert result["num_queries"]["seen"] == int(seen_q.sum())
 
 
+@pytest.mark.backend_independent
 def test_the_report_needs_neither_faiss_nor_tensorflow():
     from helpers import run_python
 
@@ -198,6 +211,7 @@ def test_the_report_needs_neither_faiss_nor_tensorflow():
     )
 
 
+@pytest.mark.backend_independent
 def test_bit_balance_of_codes_in_any_form():
     codes = np.where(np.random.default_rng(5).random((40, 16)) > 0.5, 1, -1)
     codes[:, 0] = 1
