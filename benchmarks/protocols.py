@@ -355,6 +355,21 @@ def _chance_map(data, seed):
     return mean_average_precision(q, data.y_query, db, data.y_database)
 
 
+def _keras_layers(value):
+    """`--set` values naming Keras layers as Keras layers, e.g. an augmentation.
+
+    `{'class_name': 'RandomFlip', 'config': {'mode': 'horizontal'}}` is
+    `keras.layers.RandomFlip(mode='horizontal')`; a list maps item by item.
+    """
+    import keras
+
+    if isinstance(value, list):
+        return [_keras_layers(v) for v in value]
+    if isinstance(value, dict) and "class_name" in value:
+        return getattr(keras.layers, value["class_name"])(**value.get("config", {}))
+    return value
+
+
 def run_one(protocol, mode, bits, seed, epochs, overrides=None):
     """Trains one mode on one protocol; returns its row.
 
@@ -370,7 +385,10 @@ def run_one(protocol, mode, bits, seed, epochs, overrides=None):
     data = protocol.data
     keras.utils.set_random_seed(seed)
     model = keras_mlh.MLH(
-        num_classes=data.num_classes, bits=bits, mode=mode, **(overrides or {})
+        num_classes=data.num_classes,
+        bits=bits,
+        mode=mode,
+        **{k: _keras_layers(v) for k, v in (overrides or {}).items()},
     )
     recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
     model.compile(optimizer=recipe.optimizer)

@@ -272,3 +272,12 @@ def test_seen_unseen_table_columns_follow_its_header(protocols):
     cells = [c.strip() for c in lines[-1].split("|")]
     for column, value in values.items():
         assert cells[header.index(column)] == f"{value:.4f}"
+
+
+def test_set_can_name_keras_layers_such_as_an_augmentation(protocols):
+    flip = {"class_name": "RandomFlip", "config": {"mode": "horizontal"}}
+    layers = protocols._keras_layers([flip, 3])
+    assert type(layers[0]).__name__ == "RandomFlip"
+    assert layers[0].mode == "horizontal"
+    assert layers[1] == 3
+    assert protocols._keras_layers("sample") == "sample"
