@@ -1,5 +1,6 @@
 """Which training data a run uses: the rules of `keras-mlh train`'s sources."""
 
+import dataclasses
 import inspect
 import os
 
@@ -62,7 +63,7 @@ def training_data(
     recipe = ImageRecipe.for_backbone(
         backbone, image_size=image_size, resize_to=resize_size, horizontal_flip=flip
     )
-    files = {"color_mode": color_mode, **recipe.kwargs(), **split}
+    files = {"color_mode": color_mode, **dataclasses.asdict(recipe), **split}
     queries = NUM_QUERIES if num_queries is None else num_queries
     source = {"kind": kind}
     if kind != "tfds" and kind in given:

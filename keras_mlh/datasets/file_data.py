@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from keras_mlh.datasets.hashing_data import SplitViews, split_fields
+from keras_mlh.datasets.hashing_data import SplitData, split_fields
 from keras_mlh.datasets.image_pipeline import (
     COLOR_CHANNELS,
     check_image_files,
@@ -20,56 +20,48 @@ from keras_mlh.datasets.image_pipeline import (
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
-@dataclasses.dataclass
-class FileHashingData(SplitViews):
-    """Image files and labels split the deep-hashing way: train, query, database.
-
-    The fields of `HashingData` with absolute paths for pixels (`train_paths`,
-    ...), the image recipe of `from_files`, `image_root` (the folder a run
-    folder records paths against) and `list_files` (`from_list_files`: each
-    list file's `{"path", "sha256", "images"}`).
+@dataclasses.dataclass(kw_only=True)
+class FileHashingData(SplitData):
+    """Image files and labels split the deep-hashing way, streamed: absolute
+    `train_paths`, `query_paths`, `database_paths`, the image recipe of
+    `from_files`, `image_root` (what a run folder records paths against) and
+    `list_files` (`from_list_files`: each list file's path, sha256, images).
 
     Example:
-    >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
+    >>> data = keras_mlh.datasets.from_directory("photos/")  # doctest: +SKIP
     >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
 
+    _ITEMS = "{}_paths"
     train_paths: np.ndarray
-    y_train: np.ndarray
     query_paths: np.ndarray
-    y_query: np.ndarray
     database_paths: np.ndarray
-    y_database: np.ndarray
-    num_classes: int
-    class_names: list | None = None
     image_size: tuple = (64, 64)
     color_mode: str = "rgb"
     resize_to: tuple | None = None
     horizontal_flip: bool = False
     image_root: str | None = None
-    batch_size: int = 64
-    seed: int = 0
     list_files: dict | None = None
 
     @property
-    def channels(self):
-        return COLOR_CHANNELS[self.color_mode]
-
-    @property
     def image_shape(self):
-        return (*(int(s) for s in self.image_size), self.channels)
+        return (*(int(s) for s in self.image_size), COLOR_CHANNELS[self.color_mode])
 
     def dataset(self, paths, labels=None, training=False):
         """`image_dataset` of any files (and labels) with this data's recipe."""
         names = ("image_size", "resize_to", "horizontal_flip", "batch_size", "seed")
         recipe = {name: getattr(self, name) for name in names}
+        channels = COLOR_CHANNELS[self.color_mode]
         return image_dataset(
-            paths, labels, channels=self.channels, training=training, **recipe
+            paths, labels, channels=channels, training=training, **recipe
         )
 
     def _view(self, part, training=False):
         paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
         return self.dataset(paths, labels, training)
+
+    def _train_subset(self, index):
+        return self.dataset(np.asarray(self.train_paths)[index])
 
     x_train = property(lambda self: self._decoded("train"))
     x_query = property(lambda self: self._decoded("query"))
@@ -90,8 +82,8 @@ def from_files(
     class_names=None,
     image_root=None,
 ):
-    """Splits image files into queries and a database that is trained on, as
-    `from_arrays` splits; every file's header is checked before training.
+    """Splits image files as `from_arrays` splits arrays; every file's header is
+    checked before training.
 
     Args:
         paths: image files (any format Pillow reads).
@@ -103,8 +95,8 @@ def from_files(
         horizontal_flip: random left-right flips in training.
         seed: seed of the split, the training shuffle and the augmentation.
         batch_size: batch size of the `tf.data` views.
-        image_root: the folder paths are recorded against in a run folder
-            (default: their common folder).
+        image_root: the folder a run folder records paths against (default:
+            their common folder).
 
     Returns:
         A `FileHashingData`.
@@ -112,14 +104,18 @@ def from_files(
     Example:
     >>> data = from_files(["a/1.jpg", "a/2.jpg", "b/3.jpg"], [0, 0, 1],  # doctest: +SKIP
     ...                   num_queries=1, image_size=(32, 32))
-    >>> model.fit(data.train, epochs=1)  # doctest: +SKIP
     """
     paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
     if len(paths) == 0:
         raise ValueError("`paths` is empty: pass at least two image files.")
-    labels = np.asarray(labels)
     fields = split_fields(
-        paths, labels, num_classes, num_queries, seed, class_names, "{}_paths"
+        paths,
+        np.asarray(labels),
+        num_classes,
+        num_queries,
+        seed,
+        class_names,
+        "{}_paths",
     )
     options = image_options(image_size, color_mode, resize_to, horizontal_flip)
     check_image_files(paths)
@@ -128,10 +124,10 @@ def from_files(
         image_root = os.path.dirname(image_root) if image_root in paths else image_root
     return FileHashingData(
         **fields,
+        **options,
         image_root=os.path.abspath(image_root),
         batch_size=batch_size,
         seed=seed,
-        **options,
     )
 
 
@@ -168,30 +164,19 @@ def image_files(folder):
     return found
 
 
-def from_directory(
-    directory,
-    image_size=(64, 64),
-    color_mode="rgb",
-    num_queries=0.2,
-    seed=0,
-    batch_size=64,
-    resize_to=None,
-    horizontal_flip=False,
-):
-    """A folder with one subfolder of images per class, streamed from disk.
+def from_directory(directory, **kwargs):
+    """A folder with one subfolder of images per class (sorted by name; jpeg,
+    png, bmp, gif), streamed from disk.
 
     Args:
-        directory: path of the folder; each subfolder is a class (sorted by
-            name), the images inside it (jpeg, png, bmp, gif) belong to it.
-        image_size, color_mode, num_queries, seed, batch_size, resize_to,
-            horizontal_flip: as in `from_files`.
+        kwargs: `num_queries`, `image_size`, `color_mode`, `resize_to`,
+            `horizontal_flip`, `seed`, `batch_size`, as in `from_files`.
 
     Returns:
         A `FileHashingData` whose `class_names` are the subfolder names.
 
     Example:
     >>> data = from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
-    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     if not os.path.isdir(directory):
         raise ValueError(
@@ -206,23 +191,11 @@ def from_directory(
         )
     found = [image_files(os.path.join(directory, name)) for name in class_dirs]
     paths = [path for files in found for path in files]
-    labels = np.repeat(np.arange(len(found)), [len(files) for files in found])
     if not paths:
         raise ValueError(
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the subfolders of "
             f"{directory!r}."
         )
-    return from_files(
-        paths,
-        labels,
-        num_classes=len(class_dirs),
-        num_queries=num_queries,
-        image_size=image_size,
-        color_mode=color_mode,
-        resize_to=resize_to,
-        horizontal_flip=horizontal_flip,
-        seed=seed,
-        batch_size=batch_size,
-        class_names=class_dirs,
-        image_root=os.path.abspath(directory),
-    )
+    labels = np.repeat(np.arange(len(found)), [len(files) for files in found])
+    named = {"class_names": class_dirs, "image_root": os.path.abspath(directory)}
+    return from_files(paths, labels, len(class_dirs), **kwargs, **named)

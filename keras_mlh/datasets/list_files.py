@@ -19,20 +19,18 @@ LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.t
 
 def read_list_file(path, image_root, num_labels=None):
     """`(absolute paths, uint8 multi-hot rows, record)` of one list file,
-    checked line by line against `image_root` and `num_labels` (`None`: the
-    width of most rows); a `ValueError` names the file and line."""
+    checked line by line; `num_labels=None` takes the width of most rows."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ValueError(f"list file not found: {path!r}") from None
-    except OSError as error:
-        raise ValueError(f"cannot read list file {path!r}: {error}") from None
-    try:
-        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise ValueError(f"{path} line {line}: not UTF-8 text") from None
+    except OSError as error:
+        raise ValueError(f"cannot read list file {path!r}: {error}") from None
     lines = text.splitlines()
     if num_labels is None:  # the width of most rows, so one odd row is the one named
         widths = collections.Counter(len(line.split()) - 1 for line in lines)
@@ -98,17 +96,16 @@ def from_list_files(
     seed=0,
     batch_size=64,
 ):
-    """Train, query and database sets from the field's list files, streamed;
-    a `ValueError` names the list file and line of the first problem.
+    """Train, query and database sets from the field's list files
+    (`train.txt`, `test.txt`: the queries, `database.txt` in `directory`),
+    streamed; a `ValueError` names the list file and line of a problem.
 
     Args:
-        directory: the folder holding `train.txt`, `test.txt` (the queries)
-            and `database.txt`.
         image_root: the folder the listed paths resolve against (default:
             `directory`).
-        image_size, color_mode, resize_to, horizontal_flip, seed,
-            batch_size: as in `from_files`.
         class_names: optional names, one per label column.
+        image_size, color_mode, resize_to, horizontal_flip, seed, batch_size:
+            as in `from_files`.
 
     Returns:
         A `FileHashingData` (class ids when every row has exactly one 1,
@@ -117,7 +114,6 @@ def from_list_files(
     Example:
     >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",  # doctest: +SKIP
     ...                        image_size=(224, 224), resize_to=(256, 256))
-    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
