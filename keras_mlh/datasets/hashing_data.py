@@ -10,10 +10,8 @@ from keras_mlh_runtime.errors import check_positive_int, validate_images
 
 @dataclasses.dataclass(kw_only=True)
 class SplitData:
-    """Labels per split and a batched `tf.data` view of `(images, labels)` per
-    split: `train` (shuffled each epoch), `query`, `database`. Labels are class
-    ids `(n,)` or multi-hot rows `(n, num_classes)`. Subclasses say how a
-    split's images are read (`_view`) and named (`_ITEMS`)."""
+    """Labels (class ids or multi-hot rows) and batched `(images, labels)` views
+    per split: `train` (shuffled), `query`, `database`; subclasses read images."""
 
     _ITEMS = "x_{}"
     y_train: np.ndarray
@@ -29,8 +27,7 @@ class SplitData:
     query = property(lambda self: self._view("query"))
     database = property(lambda self: self._view("database"))
 
-    def _decoded(self, part):
-        """One split's images decoded into memory (small streamed sets only)."""
+    def _decoded(self, part):  # small streamed sets only
         from keras_mlh.datasets.image_pipeline import iterate_batches
 
         batches = [images for images, _ in iterate_batches(self._view(part))]
@@ -38,8 +35,7 @@ class SplitData:
             return np.zeros((0, *self.image_shape), np.uint8)
         return np.concatenate(batches)
 
-    def _train_only(self, keep):
-        """A copy training on the training items at `keep` (indices or a mask)."""
+    def _train_only(self, keep):  # indices or a mask
         name = self._ITEMS.format("train")
         items = np.asarray(getattr(self, name))[keep]
         return dataclasses.replace(
@@ -47,7 +43,6 @@ class SplitData:
         )
 
     def _train_subset(self, index):
-        """The training images at `index`: an array, or a stream."""
         return np.asarray(self.x_train)[index]
 
 
@@ -84,18 +79,15 @@ def from_arrays(
     class_names=None,
     limit=None,
 ):
-    """Splits images and labels into queries and a database that is trained on,
-    seeded, stratified by class (class ids) or random (multi-hot rows).
+    """Splits images into queries and a database that is trained on, seeded,
+    stratified by class (class ids) or random (multi-hot rows).
 
     Args:
-        images: `(n, height, width, channels)` raw pixels (uint8 or floats in
-            [0, 255]); `(n, height, width)` is read as one channel.
+        images: `(n, height, width[, channels])` pixels in [0, 255].
         labels: class ids `(n,)` or multi-hot `(n, num_classes)`.
         num_classes: defaults to `max(id) + 1`, or the multi-hot width.
-        num_queries: number of query images, or a fraction of `n` if < 1.
-        seed: seed of the split (and of the training shuffle).
-        batch_size: batch size of the `tf.data` views.
-        class_names: optional names, one per class.
+        num_queries: a count, or a fraction of `n` if < 1.
+        seed: seed of the split and of the training shuffle.
         limit: split only a seeded random sample of this many images.
 
     Returns:
@@ -150,8 +142,7 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
 def split_fields(
     items, labels, num_classes, num_queries, seed, class_names, key="x_{}"
 ):
-    """A data class's fields for labelled `items`, checked and split; the
-    database is the training set."""
+    """A data class's fields for `items`, checked and split (database = train)."""
     if num_classes is None:
         num_classes = infer_num_classes(labels)
     labels = check_labels(labels, num_classes, num_images=len(items))
@@ -170,8 +161,7 @@ def split_fields(
 
 
 def split_indices(labels, num_queries, seed, what="num_queries"):
-    """Seeded `(query_indices, database_indices)`, stratified by class for class
-    ids; `num_queries` (named `what` in messages) is a count or a fraction."""
+    """Seeded `(query_indices, database_indices)`, stratified for class ids."""
     labels, n = np.asarray(labels), len(labels)
     if isinstance(num_queries, float) and 0 < num_queries < 1:
         count = int(round(num_queries * n))
