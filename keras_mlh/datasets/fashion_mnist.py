@@ -80,11 +80,9 @@ def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
     10,000 test images (or a seeded stratified sample of them) the queries.
 
     Args:
-        path: the folder of the four idx files (gzip or not); default
-            `/usr/share/datasets/fashion-mnist` (Debian's
-            `dataset-fashion-mnist` package).
+        path: the folder of the four idx files (gzip or not); default: where
+            Debian's `dataset-fashion-mnist` package puts them.
         num_queries: `None` for all test images, else a count of them.
-        seed, batch_size: as in `from_arrays`.
 
     Returns:
         A `HashingData` with class ids and `num_classes=10`.

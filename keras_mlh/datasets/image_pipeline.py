@@ -31,10 +31,7 @@ def image_dataset(
     """A batched, prefetched `tf.data.Dataset` of uint8 images read from files.
 
     Args:
-        paths: the image files, in order.
         labels: `None` (images only) or one label per path.
-        image_size: `(height, width)` of the images yielded.
-        channels: 1 (grayscale), 3 (RGB) or 4 (RGBA).
         training: shuffle the files each epoch, crop at random and flip (with
             `horizontal_flip`); otherwise keep the order, crop at the center.
         resize_to: `None` resizes straight to `image_size`, else resizes to
@@ -42,8 +39,7 @@ def image_dataset(
         seed: seed of the shuffle, the crops and the flips.
 
     Returns:
-        A `tf.data.Dataset` of `(batch, height, width, channels)` images, or of
-        `(images, labels)` pairs.
+        A `tf.data.Dataset` of image batches, or of `(images, labels)`.
 
     Example:
     >>> ds = image_dataset(["a.jpg", "b.png"], [0, 1], image_size=(32, 32))  # doctest: +SKIP
@@ -97,7 +93,7 @@ def image_dataset(
 
 
 def iterate_batches(dataset):
-    """The numpy batches of an `image_dataset`, a decoding failure as a `ValueError`."""
+    """The numpy batches of `dataset`, a decoding failure as a `ValueError`."""
     import tensorflow as tf
 
     try:
@@ -128,12 +124,12 @@ def decode_failure(error):
 
 
 def check_image_file(path):
-    """Checks by its header that `path` is an image the pipeline decodes: any
-    format and mode Pillow reads, but float images and decompression bombs.
+    """Checks by its header that `path` is an image the pipeline decodes (what
+    Pillow reads, but float images and decompression bombs); a `ValueError`
+    names the file and the fix.
 
     Returns:
-        The format in lower case, e.g. `"jpeg"`; a `ValueError` names the file
-        and the fix.
+        The format in lower case, e.g. `"jpeg"`.
 
     Example:
     >>> check_image_file("photos/cat/1.jpg")  # doctest: +SKIP
@@ -175,6 +171,5 @@ def check_image_file(path):
 
 
 def check_image_files(paths):
-    """`check_image_file` on every path, stopping at the first bad one."""
     for path in paths:
         check_image_file(path)

@@ -16,27 +16,20 @@ SHUFFLE_BUFFER = 2048
 @dataclasses.dataclass(kw_only=True)
 class TfdsHashingData(SplitData):
     """A tfds dataset split the deep-hashing way, streamed; the database is the
-    training split. `splits` holds the `"train"` and `"query"` splits' read
-    arguments (`name`, `split`, `limit`, `data_dir`); `label_key` the label
-    feature, per-object ids (`multi_label_objects`) read as multi-hot rows;
-    `train_positions`, when set, the positions (file order) in the training
-    split of the examples trained on.
+    training split. `splits`: the `"train"` and `"query"` read arguments;
+    `multi_label_objects`: per-object ids read as multi-hot rows;
+    `train_positions`: `None`, or the positions (file order) trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
     """
 
     splits: dict
-    image_size: tuple
-    channels: int
+    image_shape: tuple
     label_key: str
     multi_label_objects: bool
     shuffle_buffer: int = SHUFFLE_BUFFER
     train_positions: np.ndarray | None = None
-
-    @property
-    def image_shape(self):
-        return (*self.image_size, self.channels)
 
     @property
     def positions(self):
@@ -81,7 +74,7 @@ class TfdsHashingData(SplitData):
             image = example["image"]
             if image.shape.rank == 2:
                 image = image[..., None]
-            image = tf.image.resize(image, self.image_size)
+            image = tf.image.resize(image, self.image_shape[:2])
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
             label = _nested(example, self.label_key)
             if self.multi_label_objects:
@@ -130,12 +123,10 @@ def from_tfds(
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
-        train_split, query_split: tfds split names.
         image_size: `(height, width)` the images are resized to.
         max_train, max_queries: read the first examples only (file order).
-        label_key: feature holding the labels; found automatically if `None`.
+        label_key: the labels' feature; found automatically if `None`.
         batch_size, seed: as in `from_arrays`.
-        data_dir: tfds data directory.
 
     Returns:
         A `TfdsHashingData`.
@@ -171,6 +162,7 @@ def from_tfds(
         return check_labels(np.stack(labels), num_classes)
 
     y_train = labels_of("train")
+    channels = int(builder.info.features["image"].shape[-1] or 3)
     return TfdsHashingData(
         splits=splits,
         y_train=y_train,
@@ -178,8 +170,7 @@ def from_tfds(
         y_database=y_train,
         num_classes=int(num_classes),
         class_names=list(feature.names) if feature.names else None,
-        image_size=tuple(int(s) for s in image_size),
-        channels=int(builder.info.features["image"].shape[-1] or 3),
+        image_shape=(*(int(s) for s in image_size), channels),
         label_key=key,
         multi_label_objects=objects,
         batch_size=batch_size,
