@@ -62,10 +62,8 @@ class TfdsHashingData(SplitData):
             positions = np.asarray(positions, np.int64)
             keep = np.zeros(int(positions.max(initial=-1)) + 1, bool)
             keep[positions] = True
-            mask = tf.constant(keep)
             # Nothing after the last position is read.
-            ds = ds.take(len(keep)).enumerate()
-            ds = ds.filter(lambda i, _: tf.gather(mask, i))
+            ds = ds.take(len(keep)).enumerate().filter(lambda i, _: tf.gather(keep, i))
             ds = ds.map(lambda _, example: example)
             # Filtering hides the count: `len(data.train)` (steps per epoch).
             ds = ds.apply(tf.data.experimental.assert_cardinality(len(positions)))
