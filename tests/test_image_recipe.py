@@ -13,7 +13,7 @@ def _default_size(function):
 
 
 def test_the_small_size_is_from_directorys_default():
-    assert SMALL_IMAGE_SIZE == _default_size(file_data.from_directory)
+    assert SMALL_IMAGE_SIZE == _default_size(file_data.from_files)
 
 
 @pytest.mark.parametrize(

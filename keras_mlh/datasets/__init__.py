@@ -1,8 +1,12 @@
 from keras_mlh.datasets.fashion_mnist import fashion_mnist
-from keras_mlh.datasets.file_data import FileHashingData, from_directory, from_files
+from keras_mlh.datasets.file_data import (
+    FileHashingData,
+    from_directory,
+    from_files,
+    from_list_files,
+)
 from keras_mlh.datasets.hashing_data import HashingData, from_arrays, mnist5k
 from keras_mlh.datasets.image_pipeline import check_image_file, image_dataset
-from keras_mlh.datasets.list_files import from_list_files
 from keras_mlh.datasets.tfds_data import TfdsHashingData, from_tfds
 from keras_mlh.labels import check_labels
 from keras_mlh_runtime.errors import validate_images

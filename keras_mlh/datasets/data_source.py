@@ -1,5 +1,6 @@
 """Which training data a run uses: the rules of `keras-mlh train`'s sources."""
 
+import dataclasses
 import inspect
 import os
 
@@ -62,37 +63,37 @@ def training_data(
     recipe = ImageRecipe.for_backbone(
         backbone, image_size=image_size, resize_to=resize_size, horizontal_flip=flip
     )
-    files = {"color_mode": color_mode, **recipe.kwargs(), **split}
+    files = {"color_mode": color_mode, **dataclasses.asdict(recipe), **split}
     queries = NUM_QUERIES if num_queries is None else num_queries
     source = {"kind": kind}
     if kind != "tfds" and kind in given:
         source["path"] = os.path.abspath(given[kind])
-    if tfds:
-        data = datasets.from_tfds(
-            tfds,
-            train_split=tfds_train_split,
-            query_split=tfds_query_split,
-            image_size=image_size or TFDS_IMAGE_SIZE,
-            max_train=limit,
-            max_queries=num_queries or TFDS_NUM_QUERIES,
-            data_dir=tfds_data_dir,
-            **split,
-        )
-        source["name"] = tfds
-    elif lists:
-        data = _first_line(datasets.from_list_files, lists, image_root, **files)
-        source.update(image_root=data.image_root, list_files=data.list_files)
-    elif folder:
-        data = _first_line(
-            datasets.from_directory, folder, num_queries=queries, **files
-        )
-    elif fashion_mnist:
-        loader = datasets.fashion_mnist
-        data = _first_line(loader, fashion_mnist, num_queries=num_queries, **split)
-    elif npz:
-        data = _npz(npz, queries, limit, split)
-    else:
-        data = datasets.mnist5k(num_queries=queries, limit=limit, **split)
+    try:
+        if tfds:
+            data = datasets.from_tfds(
+                tfds,
+                train_split=tfds_train_split,
+                query_split=tfds_query_split,
+                image_size=image_size or TFDS_IMAGE_SIZE,
+                max_train=limit,
+                max_queries=num_queries or TFDS_NUM_QUERIES,
+                data_dir=tfds_data_dir,
+                **split,
+            )
+            source["name"] = tfds
+        elif lists:
+            data = datasets.from_list_files(lists, image_root, **files)
+            source.update(image_root=data.image_root, list_files=data.list_files)
+        elif folder:
+            data = datasets.from_directory(folder, num_queries=queries, **files)
+        elif fashion_mnist:
+            data = datasets.fashion_mnist(fashion_mnist, num_queries, **split)
+        elif npz:
+            data = _npz(npz, num_queries=queries, limit=limit, **split)
+        else:
+            data = datasets.mnist5k(num_queries=queries, limit=limit, **split)
+    except ValueError as error:  # one line for the command line
+        raise ValueError(str(error).splitlines()[0]) from None
     if limit is not None:
         source["limit"] = limit
     if unseen_classes:
@@ -113,55 +114,38 @@ def _drop_unseen(data, unseen_classes):
 
 def _check_options(kind, image_size, resize, flip, root, limit, num_queries):
     """Refuses the options given with a source they do not apply to."""
-    if image_size is not None and kind not in ("folder", "lists", "tfds"):
-        raise ValueError(
-            "--image-size applies to --folder, --lists and --tfds data; arrays "
-            "(mnist5k, --npz) are used at their own size."
-        )
-    if root and kind != "lists":
-        raise ValueError("--image-root applies to --lists data.")
-    if (resize or flip) and kind not in ("folder", "lists"):
-        raise ValueError(
-            "--resize-size and --flip apply to image files (--folder, --lists)."
-        )
-    if kind == "tfds" and isinstance(num_queries, float):
-        raise ValueError(
-            "With --tfds the queries come from the query split: give "
-            f"--num-queries as a count (default {TFDS_NUM_QUERIES})."
-        )
-    if kind == "lists" and (limit is not None or num_queries is not None):
-        raise ValueError(
-            "--limit and --num-queries do not apply to --lists data: the "
-            "list files name the training images and the queries."
-        )
-    if kind == "folder" and limit is not None:
-        raise ValueError("--limit applies to mnist5k, --npz and --tfds data.")
-    if kind == "fashion-mnist" and (
-        limit is not None or isinstance(num_queries, float)
-    ):
-        raise ValueError(
-            "--fashion-mnist trains on the files' 60,000 training images: "
-            "--limit does not apply, and --num-queries is a count of test images."
-        )
+    fraction = isinstance(num_queries, float)
+    # fmt: off
+    refusals = [
+        (image_size is not None and kind not in ("folder", "lists", "tfds"),
+         "--image-size applies to --folder, --lists and --tfds data; arrays "
+         "(mnist5k, --npz) are used at their own size."),
+        (root and kind != "lists", "--image-root applies to --lists data."),
+        ((resize or flip) and kind not in ("folder", "lists"),
+         "--resize-size and --flip apply to image files (--folder, --lists)."),
+        (kind == "tfds" and fraction,
+         "With --tfds the queries come from the query split: give "
+         f"--num-queries as a count (default {TFDS_NUM_QUERIES})."),
+        (kind == "lists" and (limit is not None or num_queries is not None),
+         "--limit and --num-queries do not apply to --lists data: the "
+         "list files name the training images and the queries."),
+        (kind == "folder" and limit is not None,
+         "--limit applies to mnist5k, --npz and --tfds data."),
+        (kind == "fashion-mnist" and (limit is not None or fraction),
+         "--fashion-mnist trains on the files' 60,000 training images: "
+         "--limit does not apply, and --num-queries is a count of test images."),
+    ]
+    # fmt: on
+    for refused, message in refusals:
+        if refused:
+            raise ValueError(message)
 
 
-def _npz(npz, num_queries, limit, split):
-    arrays = load_npz(npz, "Training data")
+def _npz(path, **kwargs):
+    arrays = load_npz(path, "Training data")
     fix = "save with np.savez(FILE, images=images, labels=labels)."
+    images = arrays[pick(arrays, IMAGE_KEYS[:2], path, fix)]
+    labels = arrays[pick(arrays, LABEL_KEYS, path, fix)]
     names = arrays.get("class_names")
-    return datasets.from_arrays(
-        arrays[pick(arrays, IMAGE_KEYS[:2], npz, fix)],
-        arrays[pick(arrays, LABEL_KEYS, npz, fix)],
-        num_queries=num_queries,
-        class_names=None if names is None else [str(n) for n in names],
-        limit=limit,
-        **split,
-    )
-
-
-def _first_line(loader, *args, **kwargs):
-    """`loader(*args, **kwargs)`, a `ValueError` cut to its first line."""
-    try:
-        return loader(*args, **kwargs)
-    except ValueError as error:
-        raise ValueError(str(error).splitlines()[0]) from None
+    names = None if names is None else [str(n) for n in names]
+    return datasets.from_arrays(images, labels, class_names=names, **kwargs)

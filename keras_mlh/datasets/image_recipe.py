@@ -16,8 +16,6 @@ class ImageRecipe:
     Example:
     >>> ImageRecipe.for_backbone("resnet50")
     ImageRecipe(image_size=(224, 224), resize_to=(256, 256), horizontal_flip=True)
-    >>> ImageRecipe.for_backbone("small").kwargs()
-    {'image_size': (64, 64), 'resize_to': None, 'horizontal_flip': False}
     """
 
     image_size: tuple = SMALL_IMAGE_SIZE
@@ -28,9 +26,9 @@ class ImageRecipe:
     def for_backbone(
         cls, backbone, image_size=None, resize_to=None, horizontal_flip=None
     ):
-        """The standard recipe of `backbone` (`"small"` or a Keras Applications
-        name), any part given overriding it: a named backbone gets HashNet's
-        224x224 crops of 256x256 and flips, the small one 64x64 images."""
+        """`backbone`'s standard recipe, any part given overriding it: HashNet's
+        224x224 crops of 256x256 and flips for a Keras Applications name, 64x64
+        images for `"small"`."""
         named = backbone != SMALL_BACKBONE
         size = tuple(image_size or (NAMED_IMAGE_SIZE if named else SMALL_IMAGE_SIZE))
         if resize_to is None and named:
@@ -45,10 +43,6 @@ class ImageRecipe:
         flip = named if horizontal_flip is None else bool(horizontal_flip)
         return cls(size, None if resize_to == size else resize_to, flip)
 
-    def kwargs(self):
-        """The keyword arguments of `from_directory` and `from_list_files`."""
-        return dataclasses.asdict(self)
-
     def run_info(self, color_mode):
         """The recipe, with `color_mode`, as `run.json` records it."""
         cropped = self.resize_to is not None
@@ -62,8 +56,8 @@ class ImageRecipe:
 
     @staticmethod
     def resize_of_run_info(info):
-        """The `resize_to` of a `run.json`'s `image_recipe`; `None` (a straight
-        resize) for a missing or odd entry, as `run.json` is read leniently."""
+        """The `resize_to` of a `run.json`'s `image_recipe`, `None` if missing
+        or odd (`run.json` is read leniently)."""
         size = info.get("resize_to") if isinstance(info, dict) else None
         valid = isinstance(size, list) and len(size) == 2
         return tuple(size) if valid and all(isinstance(s, int) for s in size) else None

@@ -7,45 +7,27 @@ import dataclasses
 
 import numpy as np
 
-from keras_mlh.datasets.hashing_data import SplitViews
+from keras_mlh.datasets.hashing_data import SplitData
 from keras_mlh.labels import check_labels
 
 SHUFFLE_BUFFER = 2048
 
 
-@dataclasses.dataclass
-class TfdsHashingData(SplitViews):
-    """A tfds dataset split the deep-hashing way; the database is the training split.
-
-    Attributes (the others as `from_tfds`'s arguments):
-        y_train, y_query, y_database: class ids `(n,)` or multi-hot rows.
-        multi_label_objects: per-object labels (`objects/label`), multi-hot.
-        shuffle_buffer: training shuffle buffer, in examples (bounded).
-        train_positions: `None`, or the positions (file order) in the
-            training split, which stays the database, of those trained on.
+@dataclasses.dataclass(kw_only=True)
+class TfdsHashingData(SplitData):
+    """A tfds dataset split the deep-hashing way, streamed; the database is the
+    training split. `splits`: the `"train"` and `"query"` read arguments;
+    `multi_label_objects`: per-object ids read as multi-hot rows;
+    `train_positions`: `None`, or the positions (file order) trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
-    >>> model.fit(data.train, epochs=15)  # doctest: +SKIP
     """
 
-    name: str
-    train_split: str
-    query_split: str
-    y_train: np.ndarray
-    y_query: np.ndarray
-    y_database: np.ndarray
-    num_classes: int
-    class_names: list | None
-    image_size: tuple
-    channels: int
+    splits: dict
+    image_shape: tuple
     label_key: str
     multi_label_objects: bool
-    max_train: int | None = None
-    max_queries: int | None = None
-    data_dir: str | None = None
-    batch_size: int = 64
-    seed: int = 0
     shuffle_buffer: int = SHUFFLE_BUFFER
     train_positions: np.ndarray | None = None
 
@@ -56,38 +38,32 @@ class TfdsHashingData(SplitViews):
             return np.arange(len(self.y_train))
         return np.asarray(self.train_positions)
 
-    def subset(self, positions):
-        """The examples at increasing `positions` of the training split, streamed."""
-        return self._dataset(self.train_split, self.max_train, positions=positions)
+    def _train_only(self, keep):
+        labels = np.asarray(self.y_train)[keep]
+        return dataclasses.replace(
+            self, train_positions=self.positions[keep], y_train=labels
+        )
 
-    @property
-    def image_shape(self):
-        return (*self.image_size, self.channels)
-
-    def _view(self, part, training=False):
-        if part == "query":
-            return self._dataset(self.query_split, self.max_queries)
-        positions = self.train_positions if training else None
-        return self._dataset(self.train_split, self.max_train, training, positions)
+    def _train_subset(self, index):
+        return self._view("database", positions=self.positions[index])
 
     x_query = property(lambda self: self._decoded("query"))
     x_database = x_train = property(lambda self: self._decoded("database"))
 
-    def _dataset(self, split, limit, training=False, positions=None):
+    def _view(self, part, training=False, positions=None):
         import tensorflow as tf
 
+        positions = self.train_positions if training else positions
         # A subset is picked by position in the fixed file order, so its
         # files are not shuffled: the bounded buffer shuffles alone.
-        shuffled = training and positions is None
-        ds = _examples(self.name, split, limit, self.data_dir, shuffled, self.seed)
+        read = self.splits["query" if part == "query" else "train"]
+        ds = _examples(**read, training=training and positions is None, seed=self.seed)
         if positions is not None:
             positions = np.asarray(positions, np.int64)
             keep = np.zeros(int(positions.max(initial=-1)) + 1, bool)
             keep[positions] = True
-            mask = tf.constant(keep)
             # Nothing after the last position is read.
-            ds = ds.take(len(keep)).enumerate()
-            ds = ds.filter(lambda i, _: tf.gather(mask, i))
+            ds = ds.take(len(keep)).enumerate().filter(lambda i, _: tf.gather(keep, i))
             ds = ds.map(lambda _, example: example)
             # Filtering hides the count: `len(data.train)` (steps per epoch).
             ds = ds.apply(tf.data.experimental.assert_cardinality(len(positions)))
@@ -96,7 +72,7 @@ class TfdsHashingData(SplitViews):
             image = example["image"]
             if image.shape.rank == 2:
                 image = image[..., None]
-            image = tf.image.resize(image, self.image_size)
+            image = tf.image.resize(image, self.image_shape[:2])
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
             label = _nested(example, self.label_key)
             if self.multi_label_objects:
@@ -104,8 +80,7 @@ class TfdsHashingData(SplitViews):
             return image, label
 
         ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
-        if training:
-            # Reshuffled each epoch (tf.data's default), seeded.
+        if training:  # reshuffled each epoch (tf.data's default), seeded
             ds = ds.shuffle(self.shuffle_buffer, seed=self.seed)
         return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -146,12 +121,10 @@ def from_tfds(
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
-        train_split, query_split: tfds split names.
         image_size: `(height, width)` the images are resized to.
         max_train, max_queries: read the first examples only (file order).
-        label_key: feature holding the labels; found automatically if `None`.
+        label_key: the labels' feature; found automatically if `None`.
         batch_size, seed: as in `from_arrays`.
-        data_dir: tfds data directory.
 
     Returns:
         A `TfdsHashingData`.
@@ -166,39 +139,38 @@ def from_tfds(
     num_classes = feature.num_classes
     if not builder.is_prepared():
         _download(builder, name)
+    read = {"name": name, "data_dir": data_dir}
+    splits = {
+        "train": dict(read, split=train_split, limit=max_train),
+        "query": dict(read, split=query_split, limit=max_queries),
+    }
 
-    def labels_of(split, limit):
-        ds = _examples(name, split, limit, data_dir)
+    def labels_of(part):
         labels = []
-        for example in ds.map(lambda e: _nested(e, key)).as_numpy_iterator():
+        ds = _examples(**splits[part]).map(lambda example: _nested(example, key))
+        for label in ds.as_numpy_iterator():
             if objects:
                 row = np.zeros(num_classes, np.float32)
-                row[np.asarray(example, np.int64)] = 1.0
-                example = row
-            labels.append(example)
+                row[np.asarray(label, np.int64)] = 1.0
+                label = row
+            labels.append(label)
         if not labels:
+            split = splits[part]["split"]
             raise ValueError(f"tfds split {split!r} of {name!r} has no examples.")
         return check_labels(np.stack(labels), num_classes)
 
-    y_train = labels_of(train_split, max_train)
-    y_query = labels_of(query_split, max_queries)
-    channels = builder.info.features["image"].shape[-1] or 3
+    y_train = labels_of("train")
+    channels = int(builder.info.features["image"].shape[-1] or 3)
     return TfdsHashingData(
-        name=name,
-        train_split=train_split,
-        query_split=query_split,
+        splits=splits,
         y_train=y_train,
-        y_query=y_query,
+        y_query=labels_of("query"),
         y_database=y_train,
         num_classes=int(num_classes),
         class_names=list(feature.names) if feature.names else None,
-        image_size=tuple(int(s) for s in image_size),
-        channels=int(channels),
+        image_shape=(*(int(s) for s in image_size), channels),
         label_key=key,
         multi_label_objects=objects,
-        max_train=max_train,
-        max_queries=max_queries,
-        data_dir=data_dir,
         batch_size=batch_size,
         seed=seed,
     )
@@ -219,8 +191,8 @@ def _download(builder, name):
 
 
 def network_error():
-    """`None` when tfds's download host (its GCS mirror) answers within 3
-    seconds, else the `OSError` why not."""
+    """`None` when tfds's download host answers within 3 seconds, else the
+    `OSError` why not."""
     import socket
 
     try:
