@@ -19,7 +19,6 @@ from keras_mlh_runtime.errors import first_line, validate_images
 
 LABEL_KEYS = ("labels", "y")
 INFERENCE_BATCH_SIZE = 256
-ENCODE_CHUNK = 256  # images read per chunk
 # A file-backed split (of folder or list-file data) names its images by path:
 # `x_query` -> `query_paths`, and so on.
 FILE_SPLIT_KEY = "image_root"
@@ -64,7 +63,6 @@ def encode_file(
             f"The codes file must end in .npy (packed codes only) or .npz (codes, "
             f"ids, paths); got {output!r}."
         )
-    _check_inputs(model, images)
     files.check_output(
         output,
         inputs=[model, images],
@@ -95,7 +93,9 @@ def encode_path(
     Example:
     >>> codes, images, mlh = encode_path("run/model.keras", "x.npy")  # doctest: +SKIP
     """
-    _check_inputs(model, images, what)
+    files.check_model_file(model, fix=MODEL_FIX)  # before the slow import
+    if not os.path.exists(images):
+        raise ValueError(f"{what} not found: {images!r}.")
     from keras_mlh.models import load_model
 
     mlh = load_model(model)
@@ -103,15 +103,8 @@ def encode_path(
     return encode_images(mlh, found, batch_size, verbose), found, mlh
 
 
-def _check_inputs(model, images, what="Images"):
-    """Before any slow import."""
-    files.check_model_file(model, fix=MODEL_FIX)
-    if not os.path.exists(images):
-        raise ValueError(f"{what} not found: {images!r}.")
-
-
 def open_images(path, image_shape, key=None, what="Images", model_path=None):
-    """Images from an `.npy`, an `.npz` or a folder, checked against a model.
+    """`Images` from an `.npy`, an `.npz` or a folder, checked against a model.
 
     Args:
         path: an `.npy`, an `.npz` (read by `split_images`) or a folder searched
@@ -120,9 +113,6 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
         key: the array of an `.npz` holding the images.
         what: what the images are, for messages.
         model_path: folder images get the resize and central crop of its run.
-
-    Returns:
-        `Images`.
 
     Example:
     >>> images = open_images("photos/", model.image_shape)  # doctest: +SKIP
@@ -244,7 +234,7 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
 
     Args:
         model: the `keras_mlh.MLH` model.
-        verbose: show a progress bar (when there is more than a chunk).
+        verbose: show a progress bar (for more than one batch).
         what: what the images are, for the progress line.
 
     Example:
@@ -252,12 +242,8 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
     """
     import keras
 
-    # One `predict` over all chunks (one per chunk would halve the throughput),
-    # read ahead in a thread. Whole batches per chunk: only the last batch is
-    # partial, so the progress bar can count batches.
-    chunk = batch_size * -(-ENCODE_CHUNK // batch_size)
     callbacks = []
-    if verbose and images.count > chunk:
+    if verbose and images.count > batch_size:
         print(f"Encoding {images.count} {what}")
         bar = keras.utils.Progbar(images.count, unit_name="image")
 
@@ -265,12 +251,9 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
             bar.update(min((batch + 1) * batch_size, images.count))
 
         callbacks.append(keras.callbacks.LambdaCallback(on_predict_batch_end=update))
-
-    def batches():
-        for pixels in read_ahead(images.chunks(chunk), depth=2):
-            for start in range(0, len(pixels), batch_size):
-                yield (pixels[start : start + batch_size],)
-
+    # One `predict` over all batches (one per batch would halve the throughput),
+    # read ahead in a thread.
+    batches = ((pixels,) for pixels in read_ahead(images.chunks(batch_size), depth=2))
     steps = -(-images.count // batch_size)
-    outputs = model.predict(batches(), steps=steps, verbose=0, callbacks=callbacks)
+    outputs = model.predict(batches, steps=steps, verbose=0, callbacks=callbacks)
     return binarize(outputs[model.retrieval_branch])

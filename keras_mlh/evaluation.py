@@ -10,7 +10,7 @@ import numpy as np
 from keras_mlh import encoding, metrics, runs
 from keras_mlh.datasets.holdout import unseen_mask
 from keras_mlh.files import atomic_path, check_model_file, check_output, write_json
-from keras_mlh.metrics import mean_average_precision
+from keras_mlh.metrics import mean_average_precision, precision_at_k, recall_at_k
 from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
@@ -66,13 +66,10 @@ def retrieval_report(
         `metadata` entries and, with `out_dir`, `plots` and `files`.
 
     Example:
-    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
-    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
-    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
-    >>> report = retrieval_report(q_codes, q_labels, db_codes, db_labels,
-    ...                           out_dir="runs/eval")
+    >>> codes, labels = np.where(np.eye(4, 16) > 0, 1, -1), np.arange(4)
+    >>> report = retrieval_report(codes, labels, codes, labels, out_dir="eval")
     >>> report["map"], os.path.relpath(report["files"]["pr_curve"])
-    (1.0, 'runs/eval/pr_curve.png')
+    (1.0, 'eval/pr_curve.png')
     """
     args = (query_codes, query_labels, database_codes, database_labels)
     curve = metrics.precision_recall_curve(*args)
@@ -86,13 +83,8 @@ def retrieval_report(
         "num_queries": int(len(query_codes)),
         "num_database": int(n),
         "bits": int(len(balance)),
-        **{
-            name: {str(c): v for c, v in at_k(*args, ks).items()}
-            for name, at_k in (
-                ("precision_at_k", metrics.precision_at_k),
-                ("recall_at_k", metrics.recall_at_k),
-            )
-        },
+        "precision_at_k": {str(c): v for c, v in precision_at_k(*args, ks).items()},
+        "recall_at_k": {str(c): v for c, v in recall_at_k(*args, ks).items()},
         "precision_within_radius": {
             "radius": int(radius),
             "value": metrics.precision_within_radius(*args, radius=radius),
@@ -154,8 +146,7 @@ def evaluate_run(
     batch_size=encoding.INFERENCE_BATCH_SIZE,
     verbose=1,
 ):
-    """Encodes the queries and database of a run and writes their report,
-    everything checked before the model is loaded.
+    """Encodes a run's queries and database and writes their report (checked first).
 
     Args:
         run: a run folder of `keras-mlh train`, or `None` with `model` and `data`.
@@ -226,10 +217,8 @@ def seen_unseen_map(
         (`None` where a group is empty), `"unseen_classes"` and the group sizes.
 
     Example:
-    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
-    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
-    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
-    >>> seen_unseen_map(q_codes, q_labels, db_codes, db_labels, [3])
+    >>> codes, labels = np.where(np.eye(4, 16) > 0, 1, -1), np.arange(4)
+    >>> seen_unseen_map(codes, labels, codes, labels, [3])
     {'seen@seen': 1.0, 'seen@all': 1.0, 'unseen@unseen': 1.0, ...}
     """
     queries = np.asarray(query_codes), np.asarray(query_labels)

@@ -1,13 +1,10 @@
 """PNG plots of retrieval quality and training (matplotlib, Agg backend).
 
 Each function draws on its own `Figure` (never pyplot's global state), writes
-a PNG of `figsize * DPI` pixels to `path` (creating its folder) and returns
-`path`.
+a PNG of `figsize * DPI` pixels to `path` (creating its folder), returns `path`.
 
 Example:
->>> curve = precision_recall_curve(q_codes, q_labels, db_codes, db_labels)  # doctest: +SKIP
 >>> plot_pr_curve({"mlh": curve, "center": other}, "pr.png")  # doctest: +SKIP
-'pr.png'
 """
 
 import os
@@ -36,21 +33,20 @@ def _save(figure, path):
     return path
 
 
-def _precision_lines(values, name, points, path, xlabel, title, **style):
+def _precision_lines(values, name, points, path, xlabel, title, marker, xlim=None):
     """One precision line per result (`values`: one, or a dict label -> result)."""
     if not isinstance(values, dict):
         raise ValueError(f"`{name}` must be a dict, or a dict of name -> dict.")
-    series = values
-    if not (values and all(isinstance(v, dict) for v in values.values())):
-        series = {"": values}
+    nested = values and all(isinstance(v, dict) for v in values.values())
+    series = values if nested else {"": values}
     figure = Figure(figsize=FIGSIZE, dpi=DPI)
     axes = _axes(figure, xlabel, "precision", title)
     for label, result in series.items():
-        axes.plot(*points(result), label=label or None, **style)
+        axes.plot(*points(result), label=label or None, marker=marker)
     if any(series):
         axes.legend()
-    if xlabel == "recall":
-        axes.set_xlim(0, 1.02)
+    if xlim:
+        axes.set_xlim(*xlim)
     return _save(figure, path)
 
 
@@ -66,7 +62,8 @@ def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
         keep = np.isfinite(precision)
         return np.asarray(curve["recall"], dtype=float)[keep], precision[keep]
 
-    return _precision_lines(curves, "curves", points, path, "recall", title, marker=".")
+    xlim = (0, 1.02)
+    return _precision_lines(curves, "curves", points, path, "recall", title, ".", xlim)
 
 
 def plot_precision_at_k(values, path, title="Precision@K"):
@@ -84,7 +81,7 @@ def plot_precision_at_k(values, path, title="Precision@K"):
         return ks, [result[k] for k in ks]
 
     xlabel = "K (items retrieved)"
-    return _precision_lines(values, "values", points, path, xlabel, title, marker="o")
+    return _precision_lines(values, "values", points, path, xlabel, title, "o")
 
 
 def plot_history(history, path, title="Training"):
