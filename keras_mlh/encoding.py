@@ -63,6 +63,7 @@ def encode_file(
             f"The codes file must end in .npy (packed codes only) or .npz (codes, "
             f"ids, paths); got {output!r}."
         )
+    _check_inputs(model, images)
     files.check_output(
         output,
         inputs=[model, images],
@@ -93,14 +94,18 @@ def encode_path(
     Example:
     >>> codes, images, mlh = encode_path("run/model.keras", "x.npy")  # doctest: +SKIP
     """
-    files.check_model_file(model, fix=MODEL_FIX)  # before the slow import
-    if not os.path.exists(images):
-        raise ValueError(f"{what} not found: {images!r}.")
+    _check_inputs(model, images, what)
     from keras_mlh.models import load_model
 
     mlh = load_model(model)
     found = open_images(images, mlh.image_shape, key=key, what=what, model_path=model)
     return encode_images(mlh, found, batch_size, verbose), found, mlh
+
+
+def _check_inputs(model, images, what="Images"):
+    files.check_model_file(model, fix=MODEL_FIX)  # before any slow import
+    if not os.path.exists(images):
+        raise ValueError(f"{what} not found: {images!r}.")
 
 
 def open_images(path, image_shape, key=None, what="Images", model_path=None):

@@ -85,11 +85,8 @@ def plot_precision_at_k(values, path, title="Precision@K"):
 
 
 def plot_history(history, path, title="Training"):
-    """Loss terms (left) and validation mAP / bit balance (right) per epoch.
-
-    Args:
-        history: a `keras.callbacks.History` or its `.history` dict.
-    """
+    """Loss terms (left) and mAP / bit balance (right) per epoch of a
+    `keras.callbacks.History` or its `.history` dict."""
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
         raise ValueError(
