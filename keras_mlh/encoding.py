@@ -1,7 +1,6 @@
 """Images -> codes: `open_images` reads an `.npy`, `.npz` or image folder,
-`encode_images` encodes it; `encode_path` loads a model and does both, and
-`encode_file` (`keras-mlh encode`) writes the codes file.
-"""
+`encode_images` encodes it, `encode_path` loads a model and does both, and
+`encode_file` (`keras-mlh encode`) writes the codes file."""
 
 import dataclasses
 import json
@@ -10,12 +9,8 @@ import os
 import numpy as np
 
 from keras_mlh import files
+from keras_mlh.datasets import image_pipeline
 from keras_mlh.datasets.file_data import IMAGE_EXTENSIONS, image_files
-from keras_mlh.datasets.image_pipeline import (
-    check_image_files,
-    image_dataset,
-    iterate_batches,
-)
 from keras_mlh.datasets.image_recipe import ImageRecipe
 from keras_mlh_runtime import code_files
 from keras_mlh_runtime.codes import binarize
@@ -24,17 +19,16 @@ from keras_mlh_runtime.errors import first_line, validate_images
 
 LABEL_KEYS = ("labels", "y")
 INFERENCE_BATCH_SIZE = 256
-ENCODE_CHUNK = 256  # images read per chunk
-# A file-backed split (for folder or list-file data) names its images by
-# path: `x_query` -> `query_paths`, and so on.
+# A file-backed split (of folder or list-file data) names its images by path:
+# `x_query` -> `query_paths`, and so on.
 FILE_SPLIT_KEY = "image_root"
 MODEL_FIX = "pass the model.keras of a run folder made by `keras-mlh train`"
 
 
 @dataclasses.dataclass
 class Images:
-    """`count` images; `chunks(size)` yields them in order, `size` at a time.
-    `paths` (relative), `ids` and `labels` when the source has them."""
+    """`count` images, yielded in order `size` at a time by `chunks(size)`, with
+    `paths` (relative), `ids` and `labels` where the source has them."""
 
     count: int
     chunks: object
@@ -55,12 +49,14 @@ def encode_file(
     """Encodes images with a saved model into the codes file `output`, atomically.
 
     Args:
-        model, images, key, batch_size, verbose: as in `encode_path`.
-        output: `.npy` (packed codes) or `.npz` (codes, ids, bits, paths or labels).
-        overwrite: replace an existing `output`.
+        output: `.npy` (packed codes) or `.npz` (codes, ids, bits, paths or
+            labels); the other arguments as in `encode_path`.
 
     Returns:
-        `(count, bits)`: the number of codes written and their length.
+        `(count, bits)` of the codes written.
+
+    Example:
+    >>> encode_file("run/model.keras", "photos/", "codes.npz")  # doctest: +SKIP
     """
     if not output.lower().endswith((".npy", ".npz")):
         raise ValueError(
@@ -87,17 +83,16 @@ def encode_file(
 def encode_path(
     model, images, key=None, batch_size=INFERENCE_BATCH_SIZE, verbose=1, what="Images"
 ):
-    """Loads a saved model and encodes the images at a path with it.
+    """Loads a saved model (`.keras` file) and encodes the images at a path.
 
     Args:
-        model: the `.keras` file of an MLH model.
         images, key, what: as in `open_images`.
-        batch_size: inference batch size.
-        verbose: show a progress bar.
 
     Returns:
-        `(codes, images, model)`: the ±1 int8 codes, the `Images` and the
-        loaded `keras_mlh.MLH`.
+        `(codes, images, model)`: ±1 int8 codes, the `Images`, the loaded MLH.
+
+    Example:
+    >>> codes, images, mlh = encode_path("run/model.keras", "x.npy")  # doctest: +SKIP
     """
     _check_inputs(model, images, what)
     from keras_mlh.models import load_model
@@ -108,98 +103,101 @@ def encode_path(
 
 
 def _check_inputs(model, images, what="Images"):
-    """A model file and images that exist, checked before any slow import."""
-    files.check_model_file(model, fix=MODEL_FIX)
+    files.check_model_file(model, fix=MODEL_FIX)  # before any slow import
     if not os.path.exists(images):
         raise ValueError(f"{what} not found: {images!r}.")
 
 
 def open_images(path, image_shape, key=None, what="Images", model_path=None):
-    """Images from an `.npy`, an `.npz` or a folder, checked against a model.
+    """`Images` from an `.npy`, an `.npz` or a folder, checked against a model.
 
     Args:
-        path: an `.npy`, an `.npz` (images under `key`, else `images`, `x` or
-            `x_query`; `ids` and labels carried over) or a folder searched
+        path: an `.npy`, an `.npz` (read by `split_images`) or a folder searched
             recursively for image files, resized to `image_shape`.
         image_shape: the model's `(height, width, channels)`.
         key: the array of an `.npz` holding the images.
         what: what the images are, for messages.
-        model_path: the model's file; folder images get its run's resize and
-            central crop.
-
-    Returns:
-        `Images`.
+        model_path: folder images get the resize and central crop of its run.
 
     Example:
     >>> images = open_images("photos/", model.image_shape)  # doctest: +SKIP
-    >>> codes = encode_images(model, images, batch_size=64)  # doctest: +SKIP
     """
     if os.path.isdir(path):
-        found = image_files(path)
+        found = [os.path.relpath(f, path) for f in image_files(path)]
         if not found:
             raise ValueError(
                 f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {path!r} "
                 "or its subfolders."
             )
-        images = file_images(found, image_shape, run_resize_to(model_path), path)
-        images.paths = np.array([os.path.relpath(f, path) for f in found])
-        return images
+        return file_images(found, image_shape, run_resize_to(model_path), path, path)
     if path.lower().endswith(".npy"):
-        arrays, key = {"images": code_files.load_npy(path, what)}, "images"
-    elif path.lower().endswith(".npz"):
-        arrays = code_files.load_npz(path, what)
-        if FILE_SPLIT_KEY in arrays:
-            return split_images(arrays, key or "x_query", image_shape, path)
-        key = code_files.pick(
-            arrays,
-            (key,) if key else code_files.IMAGE_KEYS,
+        arrays = {"images": code_files.load_npy(path, what)}
+        return split_images(arrays, "images", image_shape, path)
+    if path.lower().endswith(".npz"):
+        return split_images(code_files.load_npz(path, what), key, image_shape, path)
+    if not os.path.exists(path):
+        raise ValueError(f"{what} not found: {path!r}.")
+    raise ValueError(
+        f"{what} must be an .npy or .npz file or a folder of image files; got {path!r}."
+    )
+
+
+def split_images(arrays, key, image_shape, path):
+    """`Images` of the arrays of the file `path`: the array `key` (`None`: the
+    first of `images`, `x`, `x_query`) with `ids` and labels (`labels`, `y`, or
+    `y_query` for `x_query`), or the files of a file-backed split (`x_query`:
+    `query_paths`, with `y_query`) resized and cropped as in training."""
+    if FILE_SPLIT_KEY in arrays:
+        role = (key or "x_query").removeprefix("x_")
+        if f"{role}_paths" not in arrays:
+            roles = sorted(k[: -len("_paths")] for k in arrays if k.endswith("_paths"))
+            raise ValueError(
+                f"{path!r} is a file-backed split of {', '.join(roles)} images; "
+                f"--key {key!r} names none of them (use x_{roles[0]})."
+            )
+        size = tuple(int(s) for s in image_shape[:2])
+        resize_to = tuple(int(s) for s in arrays.get("resize_to", size))
+        images = file_images(
+            arrays[f"{role}_paths"].astype(str),
+            image_shape,
+            None if resize_to == size else resize_to,
             path,
-            "save images with np.savez(FILE, images=images) or name the array "
-            "with --key.",
+            root=str(arrays[FILE_SPLIT_KEY]),
         )
-    else:
-        if not os.path.exists(path):
-            raise ValueError(f"{what} not found: {path!r}.")
-        raise ValueError(
-            f"{what} must be an .npy or .npz file or a folder of image files; "
-            f"got {path!r}."
-        )
-    images = array_images(arrays[key], image_shape, key, path)
-    if "ids" in arrays:
-        images.ids = code_files.check_ids(arrays["ids"], images.count, path, "image")
-    # Labels beside the images: `labels`/`y`, or `y_query` for `x_query`.
-    label_keys = ("y" + key[1:], *LABEL_KEYS) if key.startswith("x_") else LABEL_KEYS
-    label_key = next((k for k in label_keys if k in arrays), None)
-    if label_key is not None and len(arrays[label_key]) == images.count:
-        images.labels = arrays[label_key]
-    return images
-
-
-def array_images(array, image_shape, name, path):
-    """`Images` of an array checked against `image_shape`; `name` and `path`
-    say where it came from in messages."""
+        images.labels = arrays.get(f"y_{role}")
+        return images
+    key = code_files.pick(
+        arrays,
+        (key,) if key else code_files.IMAGE_KEYS,
+        path,
+        "save images with np.savez(FILE, images=images) or name the array with --key.",
+    )
     try:
-        images = validate_images(array, image_shape, name=name)
+        pixels = validate_images(arrays[key], image_shape, name=key)
     except ValueError as error:
         raise ValueError(
             f"{path!r}: {first_line(error)} (image files in a folder are resized "
             "automatically)"
         ) from None
-
-    return Images(
-        len(images),
-        lambda size: (images[i : i + size] for i in range(0, len(images), size)),
-    )
+    count = len(pixels)
+    images = Images(count, lambda n: (pixels[i : i + n] for i in range(0, count, n)))
+    if "ids" in arrays:
+        images.ids = code_files.check_ids(arrays["ids"], count, path, "image")
+    label_keys = ("y" + key[1:], *LABEL_KEYS) if key.startswith("x_") else LABEL_KEYS
+    labels = next((arrays[k] for k in label_keys if k in arrays), None)
+    if labels is not None and len(labels) == count:
+        images.labels = labels
+    return images
 
 
 def run_resize_to(model_path):
-    """The `(height, width)` resized to before the crop by the run holding
-    `model_path`, from its `run.json`; `None` without one, or for a plain resize."""
+    """The resize before the crop of the run holding `model_path`, from its
+    `run.json`; `None` without one, or for a straight resize."""
     if model_path is None:
         return None
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
+    folder = os.path.dirname(os.path.abspath(model_path))
     try:
-        with open(path) as f:
+        with open(os.path.join(folder, "run.json")) as f:
             info = json.load(f)
     except (OSError, ValueError):
         return None
@@ -207,9 +205,10 @@ def run_resize_to(model_path):
     return ImageRecipe.resize_of_run_info(recipe)
 
 
-def file_images(paths, image_shape, resize_to=None, where=None):
-    """`Images` of image files, every header checked before any is decoded;
-    `resize_to`: the size before a central crop, `where`: for messages."""
+def file_images(paths, image_shape, resize_to=None, where=None, root=None):
+    """`Images` of image files (with `root`: `paths` under it, kept as `paths`),
+    every header checked before any is decoded; `resize_to`: the size before a
+    central crop, `where`: for messages."""
     height, width, channels = image_shape
     if channels not in (1, 3, 4):
         raise ValueError(
@@ -217,54 +216,22 @@ def file_images(paths, image_shape, resize_to=None, where=None):
             f"{where or 'the image files'!r} can only be read as 1 (grayscale), 3 "
             "(RGB) or 4 (RGBA) channels. Pass an .npy/.npz array instead."
         )
+    found = paths if root is None else [os.path.join(root, p) for p in paths]
     try:
-        check_image_files(paths)
+        image_pipeline.check_image_files(found)
     except ValueError as error:
         raise ValueError(first_line(error)) from None
 
     def chunks(size):
-        dataset = image_dataset(
-            paths,
-            image_size=(height, width),
-            channels=channels,
-            batch_size=size,
-            resize_to=resize_to,
+        dataset = image_pipeline.image_dataset(
+            found, None, (height, width), channels, size, resize_to=resize_to
         )
         try:
-            yield from iterate_batches(dataset)
+            yield from image_pipeline.iterate_batches(dataset)
         except ValueError as error:
             raise ValueError(first_line(error)) from None
 
-    return Images(len(paths), chunks)
-
-
-def split_images(arrays, key, image_shape, path):
-    """`Images` of the split `arrays` (of the file `path`) named by `key`
-    (`x_query`, `query`, ...): the array, or the files by path (with labels),
-    resized and cropped as in training."""
-    if FILE_SPLIT_KEY not in arrays:
-        return array_images(arrays[key], image_shape, key, path)
-    role = key[2:] if key.startswith("x_") else key
-    if f"{role}_paths" not in arrays:
-        roles = sorted(k[: -len("_paths")] for k in arrays if k.endswith("_paths"))
-        raise ValueError(
-            f"{path!r} is a file-backed split of {', '.join(roles)} images; "
-            f"--key {key!r} names none of them (use x_{roles[0]})."
-        )
-    root = str(arrays[FILE_SPLIT_KEY])
-    relative = [str(p) for p in arrays[f"{role}_paths"]]
-    size = tuple(int(s) for s in image_shape[:2])
-    resize_to = tuple(int(s) for s in arrays.get("resize_to", size))
-    images = file_images(
-        [os.path.join(root, p) for p in relative],
-        image_shape,
-        resize_to=None if resize_to == size else resize_to,
-        where=path,
-    )
-    images.paths = np.array(relative)
-    if f"y_{role}" in arrays:
-        images.labels = arrays[f"y_{role}"]
-    return images
+    return Images(len(found), chunks, None if root is None else np.asarray(paths))
 
 
 def encode_images(model, images, batch_size, verbose=0, what="images"):
@@ -272,34 +239,26 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
 
     Args:
         model: the `keras_mlh.MLH` model.
-        images: `Images`.
-        batch_size: inference batch size.
-        verbose: show a progress bar (when there is more than a chunk).
+        verbose: show a progress bar (for more than one batch).
         what: what the images are, for the progress line.
+
+    Example:
+    >>> codes = encode_images(model, open_images("x.npy", (28, 28, 1)), 256)  # doctest: +SKIP
     """
     import keras
 
-    # One `predict` over all chunks (one per chunk would halve the throughput),
-    # read ahead in a thread, two at most. Whole batches per chunk: only the
-    # last batch is partial, so the progress bar can count batches.
-    chunk = batch_size * -(-ENCODE_CHUNK // batch_size)
     callbacks = []
-    if verbose and images.count > chunk:
+    if verbose and images.count > batch_size:
         print(f"Encoding {images.count} {what}")
         bar = keras.utils.Progbar(images.count, unit_name="image")
-        callbacks.append(
-            keras.callbacks.LambdaCallback(
-                on_predict_batch_end=lambda batch, logs: bar.update(
-                    min((batch + 1) * batch_size, images.count)
-                )
-            )
-        )
 
-    def batches():
-        for pixels in read_ahead(images.chunks(chunk), depth=2):
-            for start in range(0, len(pixels), batch_size):
-                yield (pixels[start : start + batch_size],)
+        def update(batch, logs):
+            bar.update(min((batch + 1) * batch_size, images.count))
 
+        callbacks.append(keras.callbacks.LambdaCallback(on_predict_batch_end=update))
+    # One `predict` over all batches (one per batch would halve the throughput),
+    # read ahead in a thread.
+    batches = ((pixels,) for pixels in read_ahead(images.chunks(batch_size), depth=2))
     steps = -(-images.count // batch_size)
-    outputs = model.predict(batches(), steps=steps, verbose=0, callbacks=callbacks)
+    outputs = model.predict(batches, steps=steps, verbose=0, callbacks=callbacks)
     return binarize(outputs[model.retrieval_branch])

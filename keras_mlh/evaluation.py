@@ -1,40 +1,23 @@
 """A full retrieval evaluation in one call: numbers as JSON, plots as PNG, of
 codes (`retrieval_report`) or of a run folder (`evaluate_run`, `keras-mlh
-evaluate`). numpy, numba and matplotlib only: no TensorFlow or faiss.
-"""
+evaluate`). numpy, numba and matplotlib only: no TensorFlow or faiss."""
 
 import contextlib
 import os
 
 import numpy as np
 
-from keras_mlh import runs
+from keras_mlh import encoding, metrics, runs
 from keras_mlh.datasets.holdout import unseen_mask
-from keras_mlh.encoding import (
-    INFERENCE_BATCH_SIZE,
-    MODEL_FIX,
-    encode_images,
-    split_images,
-)
 from keras_mlh.files import atomic_path, check_model_file, check_output, write_json
-from keras_mlh.metrics import (
-    mean_average_precision,
-    precision_at_k,
-    precision_recall_curve,
-    precision_within_radius,
-    recall_at_k,
-)
+from keras_mlh.metrics import mean_average_precision, precision_at_k, recall_at_k
 from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"
 EVAL_FOLDER = "eval"
-PLOT_FILES = {
-    "pr_curve": "pr_curve.png",
-    "precision_at_k": "precision_at_k.png",
-    "bit_balance": "bit_balance.png",
-    "history": "history.png",
-}
+PLOTS = ("pr_curve", "precision_at_k", "bit_balance", "history")
+PLOT_FILES = {name: f"{name}.png" for name in PLOTS}
 
 
 def bit_balance(codes, name="codes"):
@@ -83,17 +66,38 @@ def retrieval_report(
         `metadata` entries and, with `out_dir`, `plots` and `files`.
 
     Example:
-    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
-    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
-    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
-    >>> report = retrieval_report(q_codes, q_labels, db_codes, db_labels,
-    ...                           out_dir="runs/eval")
+    >>> codes, labels = np.where(np.eye(4, 16) > 0, 1, -1), np.arange(4)
+    >>> report = retrieval_report(codes, labels, codes, labels, out_dir="eval")
     >>> report["map"], os.path.relpath(report["files"]["pr_curve"])
-    (1.0, 'runs/eval/pr_curve.png')
+    (1.0, 'eval/pr_curve.png')
     """
     args = (query_codes, query_labels, database_codes, database_labels)
-    curve = precision_recall_curve(*args)
-    report = _metrics(args, k, cutoffs, radius, tie_breaking, curve)
+    curve = metrics.precision_recall_curve(*args)
+    n = len(database_codes)
+    ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
+    balance = bit_balance(database_codes, name="database_codes")
+    report = {
+        "map": mean_average_precision(*args, k=k, tie_breaking=tie_breaking),
+        "map_k": "all" if k is None else int(k),
+        "tie_breaking": tie_breaking,
+        "num_queries": int(len(query_codes)),
+        "num_database": int(n),
+        "bits": int(len(balance)),
+        "precision_at_k": {str(c): v for c, v in precision_at_k(*args, ks).items()},
+        "recall_at_k": {str(c): v for c, v in recall_at_k(*args, ks).items()},
+        "precision_within_radius": {
+            "radius": int(radius),
+            "value": metrics.precision_within_radius(*args, radius=radius),
+        },
+        "pr_curve": {
+            "radius": [int(r) for r in curve["radius"]],
+            **{  # NaN (no query retrieves anything) -> None
+                key: [float(v) if np.isfinite(v) else None for v in curve[key]]
+                for key in ("precision", "recall")
+            },
+        },
+        "bit_balance_mean_abs_deviation": float(np.abs(balance - 0.5).mean()),
+    }
     clashes = sorted(set(metadata or {}) & {*report, "plots", "files"})
     if clashes:
         raise ValueError(
@@ -105,34 +109,28 @@ def retrieval_report(
     return report
 
 
-def _metrics(args, k, cutoffs, radius, tie_breaking, curve):
-    n = len(args[2])
-    ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
-    balance = bit_balance(args[2], name="database_codes")
+def _write_report(report, curve, database_codes, out_dir, history):
+    """Adds `plots` and `files` to `report` and writes everything, or nothing."""
+    from keras_mlh import plot
 
-    def numbers(values):  # NaN (no query retrieves anything) -> None
-        return [float(v) if np.isfinite(v) else None for v in values]
-
-    return {
-        "map": mean_average_precision(*args, k=k, tie_breaking=tie_breaking),
-        "map_k": "all" if k is None else int(k),
-        "tie_breaking": tie_breaking,
-        "num_queries": int(len(args[0])),
-        "num_database": int(n),
-        "bits": int(len(balance)),
-        "precision_at_k": {str(c): v for c, v in precision_at_k(*args, ks).items()},
-        "recall_at_k": {str(c): v for c, v in recall_at_k(*args, ks).items()},
-        "precision_within_radius": {
-            "radius": int(radius),
-            "value": precision_within_radius(*args, radius=radius),
-        },
-        "pr_curve": {
-            "radius": [int(r) for r in curve["radius"]],
-            "precision": numbers(curve["precision"]),
-            "recall": numbers(curve["recall"]),
-        },
-        "bit_balance_mean_abs_deviation": float(np.abs(balance - 0.5).mean()),
-    }
+    plots = [name for name in PLOTS if history or name != "history"]
+    report["plots"] = [PLOT_FILES[name] for name in plots]
+    names = {**{k: PLOT_FILES[k] for k in plots}, "report": REPORT_FILE}
+    report["files"] = {k: os.path.join(out_dir, name) for k, name in names.items()}
+    with contextlib.ExitStack() as stack:
+        # Each file is renamed into place once all are written, in the reverse
+        # order: the report, entered first, last (its presence means done).
+        temp = {}
+        for key in ("report", *plots):
+            path = report["files"][key]
+            temp[key] = stack.enter_context(atomic_path(path, make_folders=True))
+        plot.plot_pr_curve(curve, temp["pr_curve"])
+        at_k = {int(c): v for c, v in report["precision_at_k"].items()}
+        plot.plot_precision_at_k(at_k, temp["precision_at_k"])
+        plot.plot_bit_balance(database_codes, temp["bit_balance"])
+        if history:
+            plot.plot_history(history, temp["history"])
+        write_json(report, temp["report"])
 
 
 def evaluate_run(
@@ -145,12 +143,10 @@ def evaluate_run(
     cutoffs=DEFAULT_CUTOFFS,
     radius=2,
     tie_breaking="stable",
-    batch_size=INFERENCE_BATCH_SIZE,
+    batch_size=encoding.INFERENCE_BATCH_SIZE,
     verbose=1,
 ):
-    """Encodes the queries and database of a run and writes their report.
-
-    Everything is checked before the model is loaded.
+    """Encodes a run's queries and database and writes their report (checked first).
 
     Args:
         run: a run folder of `keras-mlh train`, or `None` with `model` and `data`.
@@ -158,10 +154,7 @@ def evaluate_run(
         data: an `.npz` with `x_query`, `y_query`, `x_database`, `y_database`
             (or their paths); default `RUN/split.npz`.
         out: the report's folder; default `RUN/eval` (`./eval` without a run).
-        overwrite: replace the report and plots of an earlier evaluation.
         k, cutoffs, radius, tie_breaking: as in `retrieval_report`.
-        batch_size: inference batch size.
-        verbose: show progress bars.
 
     Returns:
         `retrieval_report`'s dict, with `model`, `data` and, for a split with
@@ -182,8 +175,8 @@ def evaluate_run(
     data = os.fspath(data or os.path.join(run, runs.SPLIT_FILE))
     out = os.path.abspath(out or os.path.join(run or os.curdir, EVAL_FOLDER))
     history = os.path.join(run, runs.HISTORY_FILE) if run else None
-    check_model_file(model, fix=MODEL_FIX)
-    check_output(  # before the slow part
+    check_model_file(model, fix=encoding.MODEL_FIX)
+    check_output(
         os.path.join(out, REPORT_FILE),
         inputs=[model, data, history],
         overwrite=overwrite,
@@ -195,8 +188,8 @@ def evaluate_run(
     mlh = load_model(model)
     codes = []
     for side, what in (("query", "queries"), ("database", "database images")):
-        images = split_images(split, f"x_{side}", mlh.image_shape, data)
-        codes.append(encode_images(mlh, images, batch_size, verbose, what))
+        images = encoding.split_images(split, f"x_{side}", mlh.image_shape, data)
+        codes.append(encoding.encode_images(mlh, images, batch_size, verbose, what))
     args = (codes[0], split["y_query"], codes[1], split["y_database"])
     metadata = {"model": os.path.abspath(model), "data": os.path.abspath(data)}
     if "unseen_classes" in split:
@@ -216,73 +209,33 @@ def seen_unseen_map(
     k=None,
     tie_breaking="stable",
 ):
-    """mAP@K of the seen/unseen protocol: each query group against each database.
-
-    An item is unseen when any of its labels is in `unseen_classes`.
-
-    Args:
-        query_codes, query_labels, database_codes, database_labels, k,
-            tie_breaking: as in `retrieval_report`.
-        unseen_classes: the class ids held out of training.
+    """mAP@K of the seen/unseen protocol: each query group against each database;
+    an item is unseen when any of its labels is in `unseen_classes`.
 
     Returns:
         A dict: `"seen@seen"`, `"seen@all"`, `"unseen@unseen"`, `"unseen@all"`
         (`None` where a group is empty), `"unseen_classes"` and the group sizes.
 
     Example:
-    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
-    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
-    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
-    >>> seen_unseen_map(q_codes, q_labels, db_codes, db_labels, [3])
+    >>> codes, labels = np.where(np.eye(4, 16) > 0, 1, -1), np.arange(4)
+    >>> seen_unseen_map(codes, labels, codes, labels, [3])
     {'seen@seen': 1.0, 'seen@all': 1.0, 'unseen@unseen': 1.0, ...}
     """
-    q_codes, q_labels, db_codes, db_labels = map(
-        np.asarray, (query_codes, query_labels, database_codes, database_labels)
-    )
-    q_unseen = unseen_mask(q_labels, unseen_classes)
-    db_unseen = unseen_mask(db_labels, unseen_classes)
+    queries = np.asarray(query_codes), np.asarray(query_labels)
+    database = np.asarray(database_codes), np.asarray(database_labels)
+    q_unseen = unseen_mask(queries[1], unseen_classes)
+    db_unseen = unseen_mask(database[1], unseen_classes)
     groups = {"seen": ~q_unseen, "unseen": q_unseen}
-    databases = {"seen": ~db_unseen, "unseen": db_unseen, "all": db_unseen | True}
+    databases = {"seen": ~db_unseen, "unseen": db_unseen}
     result = {}
-    for group, queries in groups.items():
-        for against in (group, "all"):
-            items = databases[against]
+    for group, q in groups.items():
+        for against, d in ((group, databases[group]), ("all", db_unseen | True)):
             result[f"{group}@{against}"] = None
-            if queries.any() and items.any():
+            if q.any() and d.any():
                 result[f"{group}@{against}"] = mean_average_precision(
-                    q_codes[queries],
-                    q_labels[queries],
-                    db_codes[items],
-                    db_labels[items],
-                    k=k,
-                    tie_breaking=tie_breaking,
+                    *(a[q] for a in queries), *(a[d] for a in database), k, tie_breaking
                 )
-    result["unseen_classes"] = [int(c) for c in sorted(unseen_classes)]
+    result["unseen_classes"] = sorted(int(c) for c in unseen_classes)
     result["num_queries"] = {g: int(m.sum()) for g, m in groups.items()}
-    del databases["all"]
     result["num_database"] = {g: int(m.sum()) for g, m in databases.items()}
     return result
-
-
-def _write_report(report, curve, database_codes, out_dir, history):
-    """Adds `plots` and `files` to `report` and writes everything, or nothing."""
-    from keras_mlh import plot
-
-    plots = {k: n for k, n in PLOT_FILES.items() if history or k != "history"}
-    report["plots"] = list(plots.values())
-    report["files"] = {k: os.path.join(out_dir, n) for k, n in plots.items()}
-    report["files"]["report"] = os.path.join(out_dir, REPORT_FILE)
-    at_k = {int(c): v for c, v in report["precision_at_k"].items()}
-    with contextlib.ExitStack() as stack:
-        # Each file is renamed into place once all are written, in the reverse
-        # order: the report, entered first, last (its presence means done).
-        temp = {}
-        for key in ("report", *plots):
-            path = report["files"][key]
-            temp[key] = stack.enter_context(atomic_path(path, make_folders=True))
-        plot.plot_pr_curve(curve, temp["pr_curve"])
-        plot.plot_precision_at_k(at_k, temp["precision_at_k"])
-        plot.plot_bit_balance(database_codes, temp["bit_balance"])
-        if history:
-            plot.plot_history(history, temp["history"])
-        write_json(report, temp["report"])

@@ -1,7 +1,10 @@
 """PNG plots of retrieval quality and training (matplotlib, Agg backend).
 
 Each function draws on its own `Figure` (never pyplot's global state), writes
-a PNG of `figsize * DPI` pixels (creating its folder) and returns the path.
+a PNG of `figsize * DPI` pixels to `path` (creating its folder), returns `path`.
+
+Example:
+>>> plot_pr_curve({"mlh": curve, "center": other}, "pr.png")  # doctest: +SKIP
 """
 
 import os
@@ -30,33 +33,28 @@ def _save(figure, path):
     return path
 
 
-def _precision_lines(values, name, points, xlabel, title, **style):
+def _precision_lines(values, name, points, path, xlabel, title, marker, xlim=None):
     """One precision line per result (`values`: one, or a dict label -> result)."""
     if not isinstance(values, dict):
         raise ValueError(f"`{name}` must be a dict, or a dict of name -> dict.")
-    series = values
-    if not (values and all(isinstance(v, dict) for v in values.values())):
-        series = {"": values}
+    nested = values and all(isinstance(v, dict) for v in values.values())
+    series = values if nested else {"": values}
     figure = Figure(figsize=FIGSIZE, dpi=DPI)
     axes = _axes(figure, xlabel, "precision", title)
     for label, result in series.items():
-        axes.plot(*points(result), label=label or None, **style)
+        axes.plot(*points(result), label=label or None, marker=marker)
     if any(series):
         axes.legend()
-    return figure
+    if xlim:
+        axes.set_xlim(*xlim)
+    return _save(figure, path)
 
 
 def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
     """Precision against recall, one line per curve.
 
     Args:
-        curves: a `precision_recall_curve` result, or a dict of name ->
-            result (e.g. one per mode).
-        path: PNG file to write.
-        title: plot title.
-
-    Returns:
-        The path written.
+        curves: a `precision_recall_curve` result, or a dict of name -> result.
     """
 
     def points(curve):
@@ -64,22 +62,16 @@ def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
         keep = np.isfinite(precision)
         return np.asarray(curve["recall"], dtype=float)[keep], precision[keep]
 
-    figure = _precision_lines(curves, "curves", points, "recall", title, marker=".")
-    figure.axes[0].set_xlim(0, 1.02)
-    return _save(figure, path)
+    xlim = (0, 1.02)
+    return _precision_lines(curves, "curves", points, path, "recall", title, ".", xlim)
 
 
 def plot_precision_at_k(values, path, title="Precision@K"):
     """Precision@K against K.
 
     Args:
-        values: a dict `{k: precision}` (from `precision_at_k` with a list),
-            or a dict of name -> such dict.
-        path: PNG file to write.
-        title: plot title.
-
-    Returns:
-        The path written.
+        values: `{k: precision}` (`precision_at_k` of a list), or a dict of
+            name -> such dict.
     """
 
     def points(result):
@@ -89,21 +81,12 @@ def plot_precision_at_k(values, path, title="Precision@K"):
         return ks, [result[k] for k in ks]
 
     xlabel = "K (items retrieved)"
-    figure = _precision_lines(values, "values", points, xlabel, title, marker="o")
-    return _save(figure, path)
+    return _precision_lines(values, "values", points, path, xlabel, title, "o")
 
 
 def plot_history(history, path, title="Training"):
-    """Loss terms (left) and validation mAP / bit balance (right) per epoch.
-
-    Args:
-        history: a `keras.callbacks.History` or its `.history` dict.
-        path: PNG file to write.
-        title: figure title.
-
-    Returns:
-        The path written.
-    """
+    """Loss terms (left) and mAP / bit balance (right) per epoch of a
+    `keras.callbacks.History` or its `.history` dict."""
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
         raise ValueError(
@@ -130,16 +113,7 @@ def plot_history(history, path, title="Training"):
 
 
 def plot_bit_balance(codes, path, title="Bit balance"):
-    """Fraction of +1 per bit; 0.5 is a perfectly balanced bit.
-
-    Args:
-        codes: ±1 codes `(n, bits)` or packed uint8.
-        path: PNG file to write.
-        title: plot title.
-
-    Returns:
-        The path written.
-    """
+    """Fraction of +1 per bit of ±1 or packed codes; 0.5 is a balanced bit."""
     from keras_mlh.evaluation import bit_balance
 
     fraction = bit_balance(codes)

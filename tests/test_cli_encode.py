@@ -1,5 +1,5 @@
 """The read/encode loop of `keras-mlh encode` (`keras_mlh.encoding.encode_images`):
-one `predict` over chunks read ahead gives `MLH.encode`'s codes, in order."""
+one `predict` over batches read ahead gives `MLH.encode`'s codes, in order."""
 
 import numpy as np
 import pytest
@@ -35,17 +35,8 @@ def digits():
     return np.array(images, np.uint8)[..., None]
 
 
-@pytest.fixture
-def small_chunks(monkeypatch):
-    # Batches of 3 in chunks of 6: 7 images are a full chunk, then a chunk
-    # of one partial batch.
-    monkeypatch.setattr(encoding, "ENCODE_CHUNK", 4)
-
-
 @pytest.mark.parametrize("count", [1, 7, 9])
-def test_array_input_matches_one_encode_call(
-    model, digits, count, small_chunks, tmp_path
-):
+def test_array_input_matches_one_encode_call(model, digits, count, tmp_path):
     np.save(tmp_path / "x.npy", digits[:count])
     images = encoding.open_images(str(tmp_path / "x.npy"), (28, 28, 1))
     codes = encoding.encode_images(model, images, batch_size=3, verbose=0)
@@ -55,7 +46,7 @@ def test_array_input_matches_one_encode_call(
     assert count == 1 or len(np.unique(expected, axis=0)) > 1  # order matters
 
 
-def test_folder_input_keeps_paths_and_order(model, digits, small_chunks, tmp_path):
+def test_folder_input_keeps_paths_and_order(model, digits, tmp_path):
     folder = tmp_path / "photos"
     (folder / "b").mkdir(parents=True)
     names = [f"{'ab'[i % 2]}/{i}.png" for i in range(7)]
@@ -69,7 +60,7 @@ def test_folder_input_keeps_paths_and_order(model, digits, small_chunks, tmp_pat
     np.testing.assert_array_equal(codes, model.encode(digits[:7][order]))
 
 
-def test_progress_bar_counts_images(model, digits, small_chunks, tmp_path, capsys):
+def test_progress_bar_counts_images(model, digits, tmp_path, capsys):
     np.save(tmp_path / "x.npy", digits[:7])
     images = encoding.open_images(str(tmp_path / "x.npy"), (28, 28, 1))
     encoding.encode_images(model, images, batch_size=3, verbose=1)
