@@ -378,10 +378,10 @@ def test_a_tensorflow_worker_failure_reaches_the_caller(monkeypatch, tmp_path):
     model = type("Model", (), {"save": lambda self, path: None})()
     worker("Traceback ...\nValueError: Keras could not convert the encoder")
     with pytest.raises(ValueError, match="^Keras could not convert the encoder$"):
-        artifacts._export_under_tensorflow(model, tmp_path, ["onnx"], 17)
+        artifacts.export_under_tensorflow(model, tmp_path, ["onnx"], 17)
     argv, backend = calls[0]
     assert argv[1:3] == ["-c", artifacts._WORKER]
     assert argv[-2:] == ["17", "onnx"] and backend == "tensorflow"
     worker("Fatal Python error: Segmentation fault", status=-11)
     with pytest.raises(RuntimeError, match="exit status -11.*Segmentation fault"):
-        artifacts._export_under_tensorflow(model, tmp_path, ["onnx"], 17)
+        artifacts.export_under_tensorflow(model, tmp_path, ["onnx"], 17)

@@ -90,20 +90,8 @@ def keras_export(model, folder, formats, opset):
             ) from None
 
 
-def write_artifacts(model, folder, formats, opset, metadata):
-    """Writes `formats` of the encoder into `folder`, ready for validation."""
-    import keras
-
-    here = KERAS_FORMATS[keras.backend.backend()]
-    keras_export(model, folder, [f for f in formats if f in here], opset)
-    others = [f for f in formats if f not in here]
-    if others:
-        _export_under_tensorflow(model, folder, others, opset)
-    if "onnx" in formats:
-        _finish_onnx(os.path.join(folder, ONNX_FILE), metadata, model.bits)
-
-
-def _export_under_tensorflow(model, folder, formats, opset):
+def export_under_tensorflow(model, folder, formats, opset):
+    """Writes `formats` with `keras_export` in a TensorFlow subprocess."""
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         model_path = os.path.join(scratch, "model.keras")
         model.save(model_path)
@@ -126,9 +114,10 @@ def _export_under_tensorflow(model, folder, formats, opset):
         )
 
 
-def _finish_onnx(path, metadata, bits):
+def finish_onnx(path, metadata):
     """Names the outputs (Keras flattens the dict in key order, so they are the
     sorted names), their widths and the batch dimension; adds `metadata`."""
+    bits = metadata["bits"]
     import onnx
 
     proto = onnx.load(path)

@@ -1,11 +1,6 @@
-"""Export a trained MLH model as a validated SavedModel and ONNX hash encoder.
-
-Keras's own exporter (`artifacts`) writes into a temporary folder beside
-`out_dir`; each export runs on sample images (batches of one and of all) and
-must match the Keras encoder on the model's own backend (`embedding` within
-`atol`, >= 99.9% equal bits, `packed` the packed `codes`, the contract's
-dtypes) before the folder is renamed into place.
-"""
+"""Export a trained MLH model as a validated SavedModel and ONNX hash encoder:
+written into a temporary folder (`artifacts`), renamed into place once each
+export matches the Keras encoder on sample images (batches of one and of all)."""
 
 import math
 import numbers
@@ -14,22 +9,11 @@ import os
 import numpy as np
 
 from keras_mlh import files
-from keras_mlh.export.artifacts import MIN_OPSET, write_artifacts
+from keras_mlh.export import artifacts
 from keras_mlh.version import __version__
+from keras_mlh_runtime import contract
 from keras_mlh_runtime.codes import pack_codes
-from keras_mlh_runtime.contract import (
-    FORMATS,
-    INPUT_NAME,
-    METADATA_FILE,
-    ONNX_FILE,
-    ONNX_SHA256,
-    OUTPUT_DTYPES,
-    OUTPUT_NAMES,
-    SAVED_MODEL_DIR,
-    check_resize_to,
-    encoder_metadata,
-    fingerprint,
-)
+from keras_mlh_runtime.contract import INPUT_NAME, OUTPUT_DTYPES, OUTPUT_NAMES
 from keras_mlh_runtime.errors import check_int_in_range, first_line, validate_images
 
 MIN_BIT_AGREEMENT = 0.999
@@ -42,8 +26,8 @@ class ExportValidationError(ValueError):
 def export_encoder(
     model_or_path,
     out_dir,
-    formats=FORMATS,
-    opset=MIN_OPSET,
+    formats=contract.FORMATS,
+    opset=artifacts.MIN_OPSET,
     atol=1e-4,
     validate=True,
     sample_images=None,
@@ -55,33 +39,26 @@ def export_encoder(
 ):
     """Exports the encoder of a trained MLH model, validated against Keras.
 
-    Writes `out_dir/saved_model/`, `out_dir/model.onnx` (dynamic batch) and
-    `out_dir/metadata.json` (`keras_mlh_runtime.contract`): raw pixels in;
-    `embedding`, ±1 `codes` and `packed` codes out.
+    Writes `saved_model/`, `model.onnx` (dynamic batch) and `metadata.json`
+    into `out_dir` (`keras_mlh_runtime.contract`): raw pixels in; `embedding`,
+    ±1 `codes` and `packed` codes out. An `ExportValidationError` (an export
+    disagrees with Keras) leaves `out_dir` as it was.
 
     Args:
         model_or_path: a built `keras_mlh.MLH` or the path of its `.keras`.
-        out_dir: folder to create.
         formats: `"saved_model"`, `"onnx"` or a sequence of them.
         opset: ONNX opset, 17 or 18 (tf2onnx's newest).
         atol: largest allowed absolute difference of `embedding` to Keras.
-        validate: fail unless each export agrees with Keras on the samples.
-        sample_images: raw pixels `(n, *image_shape)`, or an `.npy`, `.npz`
-            (array `sample_key`) or folder, of which the first `max_samples`;
-            default 64 seeded random images (real ones are best).
-        overwrite: replace an earlier export in `out_dir`, once the new one
-            passed (never a folder of other files).
+        sample_images: pixels `(n, *image_shape)`, or an `.npy`, `.npz` (array
+            `sample_key`) or folder (its first `max_samples`); default 64
+            seeded random images.
+        overwrite: replace an earlier export (never a folder of other files).
         resize_to: the resize of a resize-then-crop recipe, for the runtime.
         overwrite_flag: how the caller spells `overwrite`, for messages.
 
     Returns:
         The metadata written; `metadata["validation"][format]` holds
         `max_abs_diff`, `bit_agreement`, `packed_matches_codes`.
-
-    Raises:
-        ValueError: bad arguments, model, folder or location.
-        ExportValidationError: an export disagrees with Keras; `out_dir` is
-            left as it was.
 
     Example:
     >>> data = keras_mlh.datasets.mnist5k()  # doctest: +SKIP
@@ -100,7 +77,7 @@ def export_encoder(
         inputs=[source, samples],
         overwrite=overwrite,
         kind="folder",
-        marker=METADATA_FILE,
+        marker=contract.METADATA_FILE,
         what="export",
         overwrite_flag=overwrite_flag,
     )
@@ -109,18 +86,11 @@ def export_encoder(
     if samples is not None and not os.path.exists(samples):
         raise ValueError(f"Sample images not found: {samples!r}.")
     formats, opset, atol = _check_arguments(formats, opset, atol)
-    model = _as_mlh(model_or_path, source)
-    shape = model.image_shape
-    if shape is None or any(d is None for d in shape):
-        raise ValueError(
-            f"The model's image shape must be fully known to export it; got {shape}. "
-            "Train the model, or call model.build((None, height, width, channels))."
-        )
-    shape = tuple(int(d) for d in shape)
-    resize_to = check_resize_to(resize_to, shape)
+    model, shape = _load(model_or_path, source)
+    resize_to = contract.check_resize_to(resize_to, shape)
     images = None
     if validate:
-        images = _sample_images(sample_images, shape, sample_key, max_samples, source)
+        images = _sample(sample_images, shape, sample_key, max_samples, source)
     return _write(model, out_dir, formats, opset, atol, images, resize_to)
 
 
@@ -128,7 +98,7 @@ def _write(model, out_dir, formats, opset, atol, images, resize_to):
     """Writes the export, validates it on `images` (unless `None`), moves it."""
     import keras
 
-    metadata = encoder_metadata(
+    metadata = contract.encoder_metadata(
         model.bits,
         model.image_shape,
         formats,
@@ -144,16 +114,21 @@ def _write(model, out_dir, formats, opset, atol, images, resize_to):
         resize_to=None if resize_to is None else list(resize_to),
     )
     with files.atomic_folder(out_dir) as work:
-        write_artifacts(model, work, formats, opset, metadata)
+        here = artifacts.KERAS_FORMATS[keras.backend.backend()]
+        artifacts.keras_export(model, work, [f for f in formats if f in here], opset)
+        if others := [f for f in formats if f not in here]:
+            artifacts.export_under_tensorflow(model, work, others, opset)
+        if "onnx" in formats:
+            artifacts.finish_onnx(os.path.join(work, contract.ONNX_FILE), metadata)
         metadata["validation"] = None
         if images is not None:
             encoder = model.build_encoder()
             metadata["validation"] = _validate(encoder, work, formats, images, atol)
         if "onnx" in formats:
             # Lets the runtime refuse a model.onnx of another export.
-            with open(os.path.join(work, ONNX_FILE), "rb") as file:
-                metadata[ONNX_SHA256] = fingerprint(file.read())
-        files.write_json(metadata, os.path.join(work, METADATA_FILE))
+            with open(os.path.join(work, contract.ONNX_FILE), "rb") as file:
+                metadata[contract.ONNX_SHA256] = contract.fingerprint(file.read())
+        files.write_json(metadata, os.path.join(work, contract.METADATA_FILE))
     return metadata
 
 
@@ -165,37 +140,43 @@ def _check_arguments(formats, opset, atol):
         formats = tuple(dict.fromkeys(formats))
     except TypeError:
         formats = None
-    if not formats or any(f not in FORMATS for f in formats):
+    if not formats or any(f not in contract.FORMATS for f in formats):
         raise ValueError(
-            f"`formats` must be one of {FORMATS} or a non-empty list of them. "
-            f"Received: formats={formats!r}"
+            f"`formats` must be one of {contract.FORMATS} or a non-empty list of "
+            f"them. Received: formats={formats!r}"
         )
     if "onnx" in formats:
         import tf2onnx.constants
 
         newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
         why = " (the newest tf2onnx converts to)"
-        opset = check_int_in_range("opset", opset, MIN_OPSET, newest, why=why)
+        opset = check_int_in_range("opset", opset, artifacts.MIN_OPSET, newest, why)
     number = isinstance(atol, numbers.Real) and not isinstance(atol, bool)
     if not (number and 0 < atol < math.inf):
         raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
     return formats, opset if "onnx" in formats else None, float(atol)
 
 
-def _as_mlh(model_or_path, source):
+def _load(model_or_path, source):
+    """The MLH model and its image shape, checked."""
     from keras_mlh.models import MLH, load_model
 
-    if source is not None:
-        return load_model(source)
-    if not isinstance(model_or_path, MLH):
+    model = model_or_path if source is None else load_model(source)
+    if not isinstance(model, MLH):
         raise ValueError(
             "`model_or_path` must be a keras_mlh.MLH model or the path of its "
-            f".keras file. Received: {type(model_or_path).__name__}"
+            f".keras file. Received: {type(model).__name__}"
         )
-    return model_or_path
+    shape = model.image_shape
+    if shape is None or any(d is None for d in shape):
+        raise ValueError(
+            f"The model's image shape must be fully known to export it; got {shape}. "
+            "Train the model, or call model.build((None, height, width, channels))."
+        )
+    return model, tuple(int(d) for d in shape)
 
 
-def _sample_images(sample_images, image_shape, key, max_samples, model_path):
+def _sample(sample_images, image_shape, key, max_samples, model_path):
     if sample_images is None:
         shape = (64, *image_shape)
         return np.random.default_rng(0).integers(0, 256, shape).astype(np.float32)
@@ -223,38 +204,31 @@ def _validate(encoder, folder, formats, images, atol):
     """`metadata.json`'s `validation`, or raises `ExportValidationError`."""
     batches = [images[:1], images]  # two batch sizes
     reference = np.concatenate([keras_embedding(encoder, b) for b in batches])
-    results = {
-        "num_images": int(len(images)),
-        "atol": atol,
-        "min_bit_agreement": MIN_BIT_AGREEMENT,
-    }
+    results = dict(
+        num_images=len(images), atol=atol, min_bit_agreement=MIN_BIT_AGREEMENT
+    )
     for name in formats:
-        runner = _onnx_runner if name == "onnx" else _saved_model_runner
-        run = runner(folder, images.shape[1:])
-        outputs = [run(batch) for batch in batches]
-        merged = {k: np.concatenate([o[k] for o in outputs]) for k in OUTPUT_NAMES}
+        run = _run_onnx if name == "onnx" else _run_saved_model
+        per_name = zip(*run(folder, batches), strict=True)  # the batches' arrays
+        merged = dict(zip(OUTPUT_NAMES, map(np.concatenate, per_name), strict=True))
         results[name] = _compare(name, merged, reference, atol)
     return results
 
 
-def _saved_model_runner(folder, image_shape):
+def _run_saved_model(folder, batches):
     import tensorflow as tf
 
-    model = tf.saved_model.load(os.path.join(folder, SAVED_MODEL_DIR))
+    model = tf.saved_model.load(os.path.join(folder, contract.SAVED_MODEL_DIR))
     signature = model.signatures["serving_default"]
-
-    def run(images):
-        outputs = signature(**{INPUT_NAME: tf.constant(images)})
-        return {k: outputs[k].numpy() for k in OUTPUT_NAMES}
-
-    return run
+    outputs = [signature(**{INPUT_NAME: tf.constant(b)}) for b in batches]
+    return [[o[k].numpy() for k in OUTPUT_NAMES] for o in outputs]
 
 
-def _onnx_runner(folder, image_shape):
+def _run_onnx(folder, batches):
     import onnx
     import onnxruntime as ort
 
-    path = os.path.join(folder, ONNX_FILE)
+    path = os.path.join(folder, contract.ONNX_FILE)
     try:
         onnx.checker.check_model(path, full_check=True)
     except Exception as error:  # onnx.checker.ValidationError and others
@@ -263,18 +237,13 @@ def _onnx_runner(folder, image_shape):
         ) from None
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     inputs = [(i.name, i.type, i.shape) for i in session.get_inputs()]
-    expected = [(INPUT_NAME, "tensor(float)", ["batch", *image_shape])]
+    expected = [(INPUT_NAME, "tensor(float)", ["batch", *batches[0].shape[1:]])]
     if inputs != expected:
         raise ExportValidationError(
             f"The ONNX graph has inputs {inputs}; expected {expected} (did a "
             "captured constant become an input?)."
         )
-
-    def run(images):
-        values = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
-        return dict(zip(OUTPUT_NAMES, values, strict=True))
-
-    return run
+    return [session.run(list(OUTPUT_NAMES), {INPUT_NAME: b}) for b in batches]
 
 
 def _compare(name, outputs, reference, atol):
@@ -301,8 +270,6 @@ def _compare(name, outputs, reference, atol):
             "to the output folder; re-export, or pass a larger `atol` if the "
             "differences are float round-off."
         )
-    return {
-        "max_abs_diff": diff,
-        "bit_agreement": agreement,
-        "packed_matches_codes": packed_ok,
-    }
+    return dict(
+        max_abs_diff=diff, bit_agreement=agreement, packed_matches_codes=packed_ok
+    )

@@ -106,10 +106,9 @@ def _rank_rows(queries, database, query_keys, database_keys, multi_hot, cuts, ou
 
 
 def _threads():
-    try:
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may use
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return max(1, os.cpu_count() or 1)
+    return os.cpu_count() or 1  # macOS and Windows
 
 
 def _as_words(rows):
@@ -197,7 +196,6 @@ class RankingBlock:
 
     def __init__(self, rows, width, cuts):
         self.rows = rows
-        self.items = np.zeros((rows, width), np.int64)
-        self.hits = np.zeros((rows, width), np.int64)
+        self.items, self.hits = np.zeros((2, rows, width), np.int64)
         self.found = np.zeros((rows, cuts), np.int64)
         self.precision_sums = np.zeros((rows, cuts), np.float64)

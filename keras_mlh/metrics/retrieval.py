@@ -27,15 +27,17 @@ def mean_average_precision(
     k=None,
     tie_breaking="stable",
 ):
-    """mAP@K over Hamming ranking (the HashNet/CSQ/DeepHash convention): per
-    query, the mean precision at the relevant items in the top K (0 if none).
+    """mAP@k over Hamming ranking (the HashNet/CSQ/DeepHash convention).
+
+    Per query, the mean precision at the relevant items in the top k (0 if none).
 
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
         query_labels, database_labels: class ids `(n,)` / `(n, 1)` or
             multi-hot 0/1 rows `(n, classes)`.
         k: cut-off; `None` ranks the whole database (mAP@all).
-        tie_breaking: `"stable"` (database order) or `"average"`.
+        tie_breaking: `"stable"` (database order) or `"average"` (expected AP
+            over random orders of tied items).
 
     Returns:
         mAP as a Python float.
@@ -64,7 +66,7 @@ def mean_average_precision(
 
 def _ratio(numerator, denominator):
     """numerator / denominator, 0 where the denominator is 0."""
-    out = np.zeros(len(numerator))
+    out = np.zeros(np.shape(numerator))
     return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
@@ -132,21 +134,18 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
     Returns:
         A float for one `k`, else a dict `{k: precision}`.
     """
-    return _at_k(
-        query_codes, query_labels, database_codes, database_labels, k, "precision"
-    )
+    ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
+    return _at_k(ranking, k, "precision")
 
 
 def recall_at_k(query_codes, query_labels, database_codes, database_labels, k):
     """Mean recall of the top-k items (0 for a query with no relevant item);
     arguments and result as `precision_at_k`."""
-    return _at_k(
-        query_codes, query_labels, database_codes, database_labels, k, "recall"
-    )
-
-
-def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
+    return _at_k(ranking, k, "recall")
+
+
+def _at_k(ranking, k, what):
     several = isinstance(k, (list, tuple)) or np.ndim(k) == 1
     ks = list(k) if several else [k]
     if not ks:
@@ -167,13 +166,10 @@ def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
 
 
 def precision_recall_curve(query_codes, query_labels, database_codes, database_labels):
-    """Precision and recall within Hamming radius r = 0..bits: precision over
-    the queries that retrieve an item within r (else NaN), recall over those
-    with a relevant item.
-
-    Returns:
-        A dict with `"radius"`, `"precision"` and `"recall"` arrays.
-    """
+    """Precision and recall within Hamming radius r = 0..bits, as a dict of
+    `"radius"`, `"precision"` and `"recall"` arrays: precision over the queries
+    that retrieve an item within r (else NaN), recall over those with a
+    relevant item."""
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     width = ranking.bits + 1
     precision_sum, precision_count = np.zeros(width), np.zeros(width)
@@ -181,13 +177,10 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
     for block in ranking.blocks():
         retrieved = np.cumsum(block.items, axis=1)
         found = np.cumsum(block.hits, axis=1)
-        has = retrieved > 0
-        precision_sum += np.where(has, found / np.maximum(retrieved, 1), 0.0).sum(0)
-        precision_count += has.sum(0)
-        total = found[:, -1:]
-        with_relevant = total[:, 0] > 0
-        recall_sum += (found[with_relevant] / total[with_relevant]).sum(0)
-        recall_count += int(with_relevant.sum())
+        precision_sum += _ratio(found, retrieved).sum(0)
+        precision_count += (retrieved > 0).sum(0)
+        recall_sum += _ratio(found, found[:, -1:]).sum(0)
+        recall_count += int((found[:, -1] > 0).sum())
     nan = np.full(width, np.nan)
     precision = np.divide(
         precision_sum, precision_count, out=nan, where=precision_count > 0
@@ -199,12 +192,8 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
 def precision_within_radius(
     query_codes, query_labels, database_codes, database_labels, radius=2
 ):
-    """Mean precision of the items within Hamming distance `radius` (inclusive);
-    a query that retrieves nothing counts 0 (HashNet's convention).
-
-    Returns:
-        A float.
-    """
+    """Mean precision (a float) of the items within Hamming distance `radius`
+    (inclusive); a query that retrieves nothing counts 0 (HashNet's convention)."""
     if not is_int(radius) or radius < 0:
         raise ValueError(f"`radius` must be an integer >= 0. Received: {radius!r}")
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
