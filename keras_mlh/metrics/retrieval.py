@@ -56,11 +56,13 @@ def mean_average_precision(
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     k = _check_k(k, ranking.num_items)
     if tie_breaking == "average":
-        scores = [_tie_averaged_ap(b.items, b.hits, k) for b in ranking.blocks()]
+        scores = [
+            _tie_averaged_ap(items, hits, k) for items, hits, *_ in ranking.blocks()
+        ]
         return float(np.mean(np.concatenate(scores)))
     total = 0.0
-    for block in ranking.blocks(cuts=[k]):
-        total += _ratio(block.precision_sums[:, 0], block.found[:, 0]).sum()
+    for _, _, found, sums in ranking.blocks(cuts=[k]):
+        total += _ratio(sums[:, 0], found[:, 0]).sum()
     return float(total / ranking.num_queries)
 
 
@@ -152,13 +154,12 @@ def _at_k(ranking, k, what):
         raise ValueError("`k` must be a positive integer or a non-empty list of them.")
     cuts = [_check_k(value, ranking.num_items, allow_all=False) for value in ks]
     totals = np.zeros(len(cuts))
-    for block in ranking.blocks(cuts=cuts):
+    for _, hits, found, _ in ranking.blocks(cuts=cuts):
         for i, cut in enumerate(cuts):
-            found = block.found[:, i]
             if what == "precision":
-                totals[i] += (found / cut).sum()
+                totals[i] += (found[:, i] / cut).sum()
             else:
-                totals[i] += _ratio(found, block.hits.sum(1)).sum()
+                totals[i] += _ratio(found[:, i], hits.sum(1)).sum()
     values = totals / ranking.num_queries
     if not several:
         return float(values[0])
@@ -174,9 +175,9 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
     width = ranking.bits + 1
     precision_sum, precision_count = np.zeros(width), np.zeros(width)
     recall_sum, recall_count = np.zeros(width), 0
-    for block in ranking.blocks():
-        retrieved = np.cumsum(block.items, axis=1)
-        found = np.cumsum(block.hits, axis=1)
+    for items, hits, *_ in ranking.blocks():
+        retrieved = np.cumsum(items, axis=1)
+        found = np.cumsum(hits, axis=1)
         precision_sum += _ratio(found, retrieved).sum(0)
         precision_count += (retrieved > 0).sum(0)
         recall_sum += _ratio(found, found[:, -1:]).sum(0)
@@ -199,7 +200,7 @@ def precision_within_radius(
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     radius = min(int(radius), ranking.bits)
     total = 0.0
-    for block in ranking.blocks():
-        retrieved = block.items[:, : radius + 1].sum(1)
-        total += _ratio(block.hits[:, : radius + 1].sum(1), retrieved).sum()
+    for items, hits, *_ in ranking.blocks():
+        retrieved = items[:, : radius + 1].sum(1)
+        total += _ratio(hits[:, : radius + 1].sum(1), retrieved).sum()
     return float(total / ranking.num_queries)
