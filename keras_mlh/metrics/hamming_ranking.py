@@ -40,8 +40,9 @@ def njit_cached(function):
 
 @njit_cached
 def _rank_rows(queries, database, query_keys, database_keys, multi_hot, cuts, out):
-    """Fills `out`, a `RankingBlock`'s arrays for these query rows. `database`
-    and `database_keys` are word-major `(words, n)` so item loops vectorize."""
+    """Fills `out`, `HammingRanking.blocks`' arrays, for these query rows.
+    `database` and `database_keys` are word-major `(words, n)`: item loops
+    vectorize."""
     items, hits, found, sums = out
     count = database.shape[1]
     width = items.shape[1]
