@@ -72,8 +72,7 @@ def keras_export(model, folder, formats, opset):
         logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines
         try:
             with warnings.catch_warnings():
-                # The converters' notes on traced constants: the validation
-                # checks what they wrote.
+                # Notes on traced constants: the validation checks the file.
                 warnings.simplefilter("ignore")
                 exported.export(
                     os.path.join(folder, ONNX_FILE),
