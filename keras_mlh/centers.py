@@ -21,14 +21,9 @@ _BLOCK = 1024
 
 @dataclasses.dataclass(frozen=True)
 class HashCenters:
-    """Hash centers and how well separated they are.
-
-    Attributes:
-        centers: int8 `(num_classes, bits)` of ±1.
-        min_distance: smallest distance between two centers (or `bits`).
-        target_distance: the Gilbert-Varshamov target distance.
-        method: `"hadamard"` or `"search"`.
-    """
+    """Hash centers: int8 ±1 `centers` `(num_classes, bits)`, the smallest
+    Hamming distance between two `min_distance` (`bits` for one), the
+    Gilbert-Varshamov `target_distance`, and `method` ("hadamard" or "search")."""
 
     centers: np.ndarray
     min_distance: int
@@ -41,14 +36,8 @@ class HashCenters:
 
 
 def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
-    """Target minimum Hamming distance between `num_classes` centers of `bits`.
-
-    Args:
-        num_classes, bits: number of centers and code length.
-
-    Returns:
-        The smallest `d` with `num_classes * sum_{i<d} C(bits, i) >= 2**bits`,
-        capped at `bits`.
+    """The smallest `d` with `num_classes * sum_{i<d} C(bits, i) >= 2**bits`
+    (capped at `bits`): the target distance between `num_classes` centers.
 
     Example:
     >>> gilbert_varshamov_distance(10, 32)
@@ -104,13 +93,11 @@ def hash_centers(
     """Builds `num_classes` hash centers of `bits` bits; warns below the target.
 
     Args:
-        num_classes: number of classes (one center each).
-        bits: code length, any positive integer.
         seed: seed of the search; the same arguments give the same centers.
         max_iterations: budget of the local search (bit flips).
 
     Returns:
-        A `HashCenters` with the centers and the minimum distance reached.
+        A `HashCenters`.
 
     Example:
     >>> hc = hash_centers(10, 32)
@@ -217,51 +204,41 @@ def _flip_excess(centers, row, limit):
 
 
 class _ClosePairs:
-    """Pairs of centers with inner product above `limit`, by inner product.
+    """Pairs `(i, j)`, `i < j`, of centers with inner product above `limit`.
 
     `score()` is `(largest inner product or limit, summed excess)`;
     `closest_pair()` the first such pair in row-major order (as `argmax`).
     """
 
     def __init__(self, centers, limit):
-        self.limit, self.excess = limit, 0
-        self.levels = {}  # inner product -> (set of pairs, heap of pairs)
+        self.limit, self.excess, self.pairs, self.heap = limit, 0, {}, []
         for start, gram in _gram_blocks(centers):
-            rows, cols = np.nonzero(np.triu(gram > limit, k=start + 1))  # j > i
-            values = gram[rows, cols].astype(np.int64).tolist()
-            starts = (rows + start).tolist()
-            for i, j, value in zip(starts, cols.tolist(), values, strict=True):
-                self._add((i, j), value)
+            rows, cols = np.nonzero(np.triu(gram > limit, k=start + 1))
+            pairs = (rows + start, cols, gram[rows, cols].astype(np.int64))
+            for i, j, value in np.stack(pairs, axis=1).tolist():
+                self._add(i, j, value)
 
-    def _add(self, pair, value):
-        members, heap = self.levels.setdefault(value, (set(), []))
-        members.add(pair)
-        heapq.heappush(heap, pair)
+    def _add(self, i, j, value):
+        self.pairs[i, j] = value
+        heapq.heappush(self.heap, (-value, i, j))
         self.excess += value - self.limit
 
-    def _largest(self):
-        while self.levels:
-            value = max(self.levels)
-            if self.levels[value][0]:
-                return value
-            del self.levels[value]
-        return None
+    def _top(self):
+        # Heap entries of pairs that moved since are dropped when they surface.
+        while self.heap and self.pairs.get(self.heap[0][1:]) != -self.heap[0][0]:
+            heapq.heappop(self.heap)
+        return self.heap[0] if self.heap else None
 
     def score(self):
-        largest = self._largest()
-        return (self.limit if largest is None else largest, self.excess)
+        top = self._top()
+        return (self.limit if top is None else -top[0], self.excess)
 
     def closest_pair(self):
-        members, heap = self.levels[self._largest()]
-        while heap[0] not in members:
-            heapq.heappop(heap)
-        return heap[0]
+        return self._top()[1:]
 
     def update(self, row, before, after):
         """Row `row`'s inner products change from `before` to `after`."""
         for j in np.flatnonzero(before > self.limit).tolist():
-            value = int(before[j])  # its heap entry is dropped lazily
-            self.levels[value][0].remove((min(row, j), max(row, j)))
-            self.excess -= value - self.limit
+            self.excess -= self.pairs.pop((min(row, j), max(row, j))) - self.limit
         for j in np.flatnonzero(after > self.limit).tolist():
-            self._add((min(row, j), max(row, j)), int(after[j]))
+            self._add(min(row, j), max(row, j), int(after[j]))

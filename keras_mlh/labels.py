@@ -16,13 +16,13 @@ def is_class_id_column(shape):
 
 
 def check_labels(labels, num_classes=None, num_images=None, name="labels"):
-    """The one check of labels, as the model and the metrics take them.
+    """Checks labels as the model and the metrics take them.
 
     Args:
         labels: class ids `(n,)` / `(n, 1)` in `[0, num_classes)`, or
             multi-hot `(n, num_classes)` rows of 0/1.
         num_classes: `None` checks neither the id range nor the width.
-        num_images: when given, the number of labels must match it.
+        num_images: the number of labels expected, if given.
         name: the argument's name, for messages.
 
     Returns:
@@ -88,14 +88,9 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
 
 
 def infer_num_classes(labels):
-    """The number of classes labels imply when the caller gives none.
-
-    Args:
-        labels: class ids `(n,)` / `(n, 1)` or multi-hot rows `(n, c)`.
-
-    Returns:
-        `c` for multi-hot rows, else the largest id + 1 (1 for none), or a
-        `ValueError` for a stray id (over `max(distinct ids, 10)` unused).
+    """The number of classes of class ids (the largest + 1; 1 for none) or of
+    multi-hot rows (their width); a `ValueError` for a stray id (more than
+    `max(distinct ids, 10)` ids below it unused).
 
     Example:
     >>> infer_num_classes(np.array([0, 3, 1]))

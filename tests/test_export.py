@@ -7,8 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_mlh.export import ExportValidationError, export_encoder
-from keras_mlh.export import validation as validation_module
+from keras_mlh.export import ExportValidationError, export_encoder, exporter
 from keras_mlh.files import TEMP_PREFIX
 from keras_mlh_runtime.codes import pack_codes
 
@@ -177,10 +176,10 @@ def test_bad_resize_to(resize_to, tmp_path):
 
 
 def test_failed_validation_leaves_no_folder(mnist_mlh, monkeypatch, tmp_path):
-    real = validation_module.keras_embedding
+    real = exporter.keras_embedding
     # A Keras reference with every sign flipped: no export can agree with it.
     monkeypatch.setattr(
-        validation_module, "keras_embedding", lambda encoder, x: -real(encoder, x)
+        exporter, "keras_embedding", lambda encoder, x: -real(encoder, x)
     )
     out = tmp_path / "encoder"
     with pytest.raises(ExportValidationError, match="disagrees with the Keras model"):
@@ -194,7 +193,7 @@ def test_failed_validation_keeps_the_previous_export(mnist_mlh, monkeypatch, tmp
     out.mkdir()
     (out / "metadata.json").write_text('{"previous": true}')
     monkeypatch.setattr(
-        validation_module,
+        exporter,
         "keras_embedding",
         lambda encoder, x: np.full((len(x), 32), 0.5, np.float32),
     )
@@ -379,10 +378,10 @@ def test_a_tensorflow_worker_failure_reaches_the_caller(monkeypatch, tmp_path):
     model = type("Model", (), {"save": lambda self, path: None})()
     worker("Traceback ...\nValueError: Keras could not convert the encoder")
     with pytest.raises(ValueError, match="^Keras could not convert the encoder$"):
-        artifacts._export_under_tensorflow(model, tmp_path, ["onnx"], 17)
+        artifacts.export_under_tensorflow(model, tmp_path, ["onnx"], 17)
     argv, backend = calls[0]
-    assert argv[1:3] == ["-m", "keras_mlh.export.tensorflow_worker"]
+    assert argv[1:3] == ["-c", artifacts._WORKER]
     assert argv[-2:] == ["17", "onnx"] and backend == "tensorflow"
     worker("Fatal Python error: Segmentation fault", status=-11)
     with pytest.raises(RuntimeError, match="exit status -11.*Segmentation fault"):
-        artifacts._export_under_tensorflow(model, tmp_path, ["onnx"], 17)
+        artifacts.export_under_tensorflow(model, tmp_path, ["onnx"], 17)

@@ -1,7 +1,7 @@
 """The encoder's files, written by Keras's own exporter (`Model.export`).
 
-A format it cannot write on this backend (`KERAS_FORMATS`) is written by it
-under TensorFlow, from the model's `.keras` file, in a subprocess.
+A format `Model.export` cannot write on this backend (`KERAS_FORMATS`) is
+written by it under TensorFlow, from the model's `.keras` file, in a subprocess.
 """
 
 import json
@@ -32,15 +32,20 @@ KERAS_FORMATS = {
     "jax": ("saved_model",),
     "torch": ("onnx",),
 }
+# `python -c _WORKER MODEL.keras FOLDER OPSET FORMAT...`, run under TensorFlow.
+_WORKER = """import sys
+from keras_mlh.export.artifacts import keras_export
+from keras_mlh.models import load_model
+path, folder, opset, *formats = sys.argv[1:]
+keras_export(load_model(path), folder, formats, int(opset))"""
 
 
 def keras_export(model, folder, formats, opset):
-    """Writes `formats` of the encoder of `model` into `folder` with `Model.export`.
+    """Writes `formats` of `model`'s encoder into `folder` with `Model.export`.
 
-    The exported model adds `codes` (int8 ±1) and `packed` (uint8, bit j of
-    each byte weighing 2**j: `keras_mlh_runtime.codes.BIT_ORDER`) to
-    `model.build_encoder()` in `keras.ops`, so every backend's exporter
-    converts the same graph.
+    The graph adds `codes` (int8 ±1) and `packed` (uint8, bit j of each byte
+    weighing 2**j: `keras_mlh_runtime.codes.BIT_ORDER`) to
+    `model.build_encoder()` in `keras.ops`, the same on every backend.
     """
     import keras
     from keras import ops
@@ -67,8 +72,7 @@ def keras_export(model, folder, formats, opset):
         logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines
         try:
             with warnings.catch_warnings():
-                # The converters' notes on traced constants: the validation
-                # checks what they wrote.
+                # Notes on traced constants: the validation checks the file.
                 warnings.simplefilter("ignore")
                 exported.export(
                     os.path.join(folder, ONNX_FILE),
@@ -85,28 +89,15 @@ def keras_export(model, folder, formats, opset):
             ) from None
 
 
-def write_artifacts(model, folder, formats, opset, metadata):
-    """Writes `formats` of the encoder into `folder`, ready for validation."""
-    import keras
-
-    here = KERAS_FORMATS[keras.backend.backend()]
-    keras_export(model, folder, [f for f in formats if f in here], opset)
-    others = [f for f in formats if f not in here]
-    if others:
-        _export_under_tensorflow(model, folder, others, opset)
-    if "onnx" in formats:
-        _finish_onnx(os.path.join(folder, ONNX_FILE), metadata, model.bits)
-
-
-def _export_under_tensorflow(model, folder, formats, opset):
+def export_under_tensorflow(model, folder, formats, opset):
+    """Writes `formats` with `keras_export` in a TensorFlow subprocess."""
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         model_path = os.path.join(scratch, "model.keras")
         model.save(model_path)
-        worker = "keras_mlh.export.tensorflow_worker"
         argv = [model_path, folder, str(opset or MIN_OPSET), *formats]
         env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
         result = subprocess.run(
-            [sys.executable, "-m", worker, *argv],
+            [sys.executable, "-c", _WORKER, *argv],
             capture_output=True,
             text=True,
             env={**env, "KERAS_BACKEND": "tensorflow"},
@@ -122,12 +113,10 @@ def _export_under_tensorflow(model, folder, formats, opset):
         )
 
 
-def _finish_onnx(path, metadata, bits):
-    """Names the outputs, their shapes and the batch dimension; adds metadata.
-
-    Each converter names the outputs its own way; Keras flattens the output
-    dict in key order, so the graph's outputs are the sorted names.
-    """
+def finish_onnx(path, metadata):
+    """Names the outputs (Keras flattens the dict in key order, so they are the
+    sorted names), their widths and the batch dimension; adds `metadata`."""
+    bits = metadata["bits"]
     import onnx
 
     proto = onnx.load(path)

@@ -40,8 +40,9 @@ def njit_cached(function):
 
 @njit_cached
 def _rank_rows(queries, database, query_keys, database_keys, multi_hot, cuts, out):
-    """Fills `out`, a `RankingBlock`'s arrays for these query rows. `database`
-    and `database_keys` are word-major `(words, n)` so item loops vectorize."""
+    """Fills `out`, `HammingRanking.blocks`' arrays, for these query rows.
+    `database` and `database_keys` are word-major `(words, n)`: item loops
+    vectorize."""
     items, hits, found, sums = out
     count = database.shape[1]
     width = items.shape[1]
@@ -106,10 +107,9 @@ def _rank_rows(queries, database, query_keys, database_keys, multi_hot, cuts, ou
 
 
 def _threads():
-    try:
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may use
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return max(1, os.cpu_count() or 1)
+    return os.cpu_count() or 1  # macOS and Windows
 
 
 def _as_words(rows):
@@ -161,43 +161,34 @@ class HammingRanking:
         self.query_keys, self.database_keys = keys[0], keys[1].T.copy()
 
     def blocks(self, cuts=()):
-        """Yields a `RankingBlock` per block of queries, in query order; no
-        `cuts` (positive, at most the database size) skips the ranking scan."""
+        """Yields `(items, hits, found, precision_sums)` per block of queries, in
+        query order: per query row, `items` / `hits[row, d]` the items / relevant
+        items at distance `d`; per cut-off `c` (positive, at most the database
+        size; none skips the ranking scan), `found[row, c]` the relevant items in
+        the top `cuts[c]` and `precision_sums[row, c]` the precision summed at
+        them."""
         cuts = np.asarray(cuts, dtype=np.int64).reshape(-1)
         threads = _threads()
         with ThreadPoolExecutor(threads) as pool:
             for start in range(0, self.num_queries, _BLOCK_ROWS):
-                stop = min(start + _BLOCK_ROWS, self.num_queries)
-                block = RankingBlock(stop - start, self.bits + 1, len(cuts))
-                step = -(-block.rows // threads)
-                rank = functools.partial(self._rank, block, start, step, cuts)
-                list(pool.map(rank, range(0, block.rows, step)))
-                yield block
+                rows = min(_BLOCK_ROWS, self.num_queries - start)
+                items, hits = np.zeros((2, rows, self.bits + 1), np.int64)
+                found = np.zeros((rows, len(cuts)), np.int64)
+                out = (items, hits, found, np.zeros((rows, len(cuts))))
+                step = -(-rows // threads)
+                rank = functools.partial(self._rank, out, start, rows, step, cuts)
+                list(pool.map(rank, range(0, rows, step)))
+                yield out
 
-    def _rank(self, block, start, step, cuts, offset):
-        """Ranks rows `offset:offset + step` of `block` (one thread's share)."""
-        local = slice(offset, offset + step)
-        rows = slice(start + offset, start + min(offset + step, block.rows))
-        out = (block.items, block.hits, block.found, block.precision_sums)
+    def _rank(self, out, start, rows, step, cuts, offset):
+        """Ranks rows `offset:offset + step` of a block (one thread's share)."""
+        queries = slice(start + offset, start + min(offset + step, rows))
         _rank_rows(
-            self.queries[rows],
+            self.queries[queries],
             self.database,
-            self.query_keys[rows],
+            self.query_keys[queries],
             self.database_keys,
             self.multi_hot,
             cuts,
-            tuple(array[local] for array in out),
+            tuple(array[offset : offset + step] for array in out),
         )
-
-
-class RankingBlock:
-    """Per query row: `items` / `hits[row, d]` the items / relevant items at
-    distance `d`; per cut-off `c`, `found[row, c]` the relevant items in the
-    top `cuts[c]` and `precision_sums[row, c]` the precision summed at them."""
-
-    def __init__(self, rows, width, cuts):
-        self.rows = rows
-        self.items = np.zeros((rows, width), np.int64)
-        self.hits = np.zeros((rows, width), np.int64)
-        self.found = np.zeros((rows, cuts), np.int64)
-        self.precision_sums = np.zeros((rows, cuts), np.float64)

@@ -27,15 +27,17 @@ def mean_average_precision(
     k=None,
     tie_breaking="stable",
 ):
-    """mAP@K over Hamming ranking (the HashNet/CSQ/DeepHash convention): per
-    query, the mean precision at the relevant items in the top K (0 if none).
+    """mAP@k over Hamming ranking (the HashNet/CSQ/DeepHash convention).
+
+    Per query, the mean precision at the relevant items in the top k (0 if none).
 
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
         query_labels, database_labels: class ids `(n,)` / `(n, 1)` or
             multi-hot 0/1 rows `(n, classes)`.
         k: cut-off; `None` ranks the whole database (mAP@all).
-        tie_breaking: `"stable"` (database order) or `"average"`.
+        tie_breaking: `"stable"` (database order) or `"average"` (expected AP
+            over random orders of tied items).
 
     Returns:
         mAP as a Python float.
@@ -54,17 +56,19 @@ def mean_average_precision(
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     k = _check_k(k, ranking.num_items)
     if tie_breaking == "average":
-        scores = [_tie_averaged_ap(b.items, b.hits, k) for b in ranking.blocks()]
+        scores = [
+            _tie_averaged_ap(items, hits, k) for items, hits, *_ in ranking.blocks()
+        ]
         return float(np.mean(np.concatenate(scores)))
     total = 0.0
-    for block in ranking.blocks(cuts=[k]):
-        total += _ratio(block.precision_sums[:, 0], block.found[:, 0]).sum()
+    for _, _, found, sums in ranking.blocks(cuts=[k]):
+        total += _ratio(sums[:, 0], found[:, 0]).sum()
     return float(total / ranking.num_queries)
 
 
 def _ratio(numerator, denominator):
     """numerator / denominator, 0 where the denominator is 0."""
-    out = np.zeros(len(numerator))
+    out = np.zeros(np.shape(numerator))
     return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
@@ -132,34 +136,30 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
     Returns:
         A float for one `k`, else a dict `{k: precision}`.
     """
-    return _at_k(
-        query_codes, query_labels, database_codes, database_labels, k, "precision"
-    )
+    ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
+    return _at_k(ranking, k, "precision")
 
 
 def recall_at_k(query_codes, query_labels, database_codes, database_labels, k):
     """Mean recall of the top-k items (0 for a query with no relevant item);
     arguments and result as `precision_at_k`."""
-    return _at_k(
-        query_codes, query_labels, database_codes, database_labels, k, "recall"
-    )
-
-
-def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
+    return _at_k(ranking, k, "recall")
+
+
+def _at_k(ranking, k, what):
     several = isinstance(k, (list, tuple)) or np.ndim(k) == 1
     ks = list(k) if several else [k]
     if not ks:
         raise ValueError("`k` must be a positive integer or a non-empty list of them.")
     cuts = [_check_k(value, ranking.num_items, allow_all=False) for value in ks]
     totals = np.zeros(len(cuts))
-    for block in ranking.blocks(cuts=cuts):
+    for _, hits, found, _ in ranking.blocks(cuts=cuts):
         for i, cut in enumerate(cuts):
-            found = block.found[:, i]
             if what == "precision":
-                totals[i] += (found / cut).sum()
+                totals[i] += (found[:, i] / cut).sum()
             else:
-                totals[i] += _ratio(found, block.hits.sum(1)).sum()
+                totals[i] += _ratio(found[:, i], hits.sum(1)).sum()
     values = totals / ranking.num_queries
     if not several:
         return float(values[0])
@@ -167,27 +167,21 @@ def _at_k(query_codes, query_labels, database_codes, database_labels, k, what):
 
 
 def precision_recall_curve(query_codes, query_labels, database_codes, database_labels):
-    """Precision and recall within Hamming radius r = 0..bits: precision over
-    the queries that retrieve an item within r (else NaN), recall over those
-    with a relevant item.
-
-    Returns:
-        A dict with `"radius"`, `"precision"` and `"recall"` arrays.
-    """
+    """Precision and recall within Hamming radius r = 0..bits, as a dict of
+    `"radius"`, `"precision"` and `"recall"` arrays: precision over the queries
+    that retrieve an item within r (else NaN), recall over those with a
+    relevant item."""
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     width = ranking.bits + 1
     precision_sum, precision_count = np.zeros(width), np.zeros(width)
     recall_sum, recall_count = np.zeros(width), 0
-    for block in ranking.blocks():
-        retrieved = np.cumsum(block.items, axis=1)
-        found = np.cumsum(block.hits, axis=1)
-        has = retrieved > 0
-        precision_sum += np.where(has, found / np.maximum(retrieved, 1), 0.0).sum(0)
-        precision_count += has.sum(0)
-        total = found[:, -1:]
-        with_relevant = total[:, 0] > 0
-        recall_sum += (found[with_relevant] / total[with_relevant]).sum(0)
-        recall_count += int(with_relevant.sum())
+    for items, hits, *_ in ranking.blocks():
+        retrieved = np.cumsum(items, axis=1)
+        found = np.cumsum(hits, axis=1)
+        precision_sum += _ratio(found, retrieved).sum(0)
+        precision_count += (retrieved > 0).sum(0)
+        recall_sum += _ratio(found, found[:, -1:]).sum(0)
+        recall_count += int((found[:, -1] > 0).sum())
     nan = np.full(width, np.nan)
     precision = np.divide(
         precision_sum, precision_count, out=nan, where=precision_count > 0
@@ -199,18 +193,14 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
 def precision_within_radius(
     query_codes, query_labels, database_codes, database_labels, radius=2
 ):
-    """Mean precision of the items within Hamming distance `radius` (inclusive);
-    a query that retrieves nothing counts 0 (HashNet's convention).
-
-    Returns:
-        A float.
-    """
+    """Mean precision (a float) of the items within Hamming distance `radius`
+    (inclusive); a query that retrieves nothing counts 0 (HashNet's convention)."""
     if not is_int(radius) or radius < 0:
         raise ValueError(f"`radius` must be an integer >= 0. Received: {radius!r}")
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     radius = min(int(radius), ranking.bits)
     total = 0.0
-    for block in ranking.blocks():
-        retrieved = block.items[:, : radius + 1].sum(1)
-        total += _ratio(block.hits[:, : radius + 1].sum(1), retrieved).sum()
+    for items, hits, *_ in ranking.blocks():
+        retrieved = items[:, : radius + 1].sum(1)
+        total += _ratio(hits[:, : radius + 1].sum(1), retrieved).sum()
     return float(total / ranking.num_queries)
