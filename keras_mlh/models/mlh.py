@@ -37,7 +37,8 @@ class MLH(keras.Model):
             any Keras layer mapping images to a feature vector.
         backbone_weights: a named backbone's weights: `None` or `"imagenet"`.
         num_experts, top_k: the MoH's experts, those each gate keeps (`None`: all).
-        center_weight, pairwise_weight, mutual_weight: `None` takes the mode's.
+        center_weight, pairwise_weight, mutual_weight: `None` takes the mode's
+            (0.25, 1, 2 for MLH).
         retrieval_branch: one of the mode's branches; `None` picks the first.
         augmentation: `None`, `"default"`, a Keras layer or a list of layers.
         image_size: optional `(height, width)` the model resizes images to.

@@ -51,10 +51,9 @@ class Mode:
         return branch
 
 
-# The paper's 4/1/1 goes with its 1/N center-loss normalization; with
-# "sample_class", 0.25/1/2 won on the protocols' validation splits
-# (benchmarks/README.md, "Tuning log"). `csq` is CSQ (Yuan et al., CVPR 2020)
-# as DeepHash-pytorch writes it.
+# The paper's 4/1/1 goes with its 1/N center-loss normalization; 0.25/1/2 with
+# "sample_class" won on the protocols' validation splits (benchmarks/README.md,
+# "Tuning log"). `csq` is CSQ (CVPR 2020) as DeepHash-pytorch writes it.
 _MLH_WEIGHTS = LossWeights(center=0.25, pairwise=1.0, mutual=2.0)
 MODES = {
     mode.name: mode
