@@ -19,7 +19,7 @@ import sys
 import protocols
 
 import keras_mlh.losses.mlh_objective as objective
-from keras_mlh.losses.csq_hash_loss import CSQHashLoss
+from keras_mlh.losses.center_hash_loss import CSQHashLoss
 
 
 def csq_form(centers, quantization_weight=1e-4, reduction="none", **_):

@@ -6,19 +6,12 @@ import keras
 def default_augmentation():
     """Small random translations and rotations (no flips: they change digits).
 
-    Returns:
-        A `keras.Sequential` named `augmentation`.
-
     Example:
     >>> model = keras_mlh.MLH(num_classes=10, augmentation=default_augmentation())
     """
-    return keras.Sequential(
-        [
-            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
-            keras.layers.RandomRotation(0.04, fill_mode="constant"),
-        ],
-        name="augmentation",
-    )
+    translation = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant")
+    rotation = keras.layers.RandomRotation(0.04, fill_mode="constant")
+    return keras.Sequential([translation, rotation], name="augmentation")
 
 
 def augmentation_layer(augmentation):

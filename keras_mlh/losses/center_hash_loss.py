@@ -1,3 +1,5 @@
+"""The center losses: MDSH's `CenterHashLoss` and `CSQHashLoss`."""
+
 import keras
 import numpy as np
 from keras import ops
@@ -8,9 +10,7 @@ NORMALIZATIONS = ("sample", "sample_class")
 
 
 class HashCenterLoss(keras.losses.Loss):
-    """Base of the center losses: numpy ±1 `centers` (no captured constant),
-    `quantization_weight * mean((|u| - 1)^2)` and the config; subclasses
-    write the per-sample `center_term(y_true, y_pred)`."""
+    """Base of the center losses: `center_term` + quantization, numpy centers."""
 
     def __init__(self, centers, quantization_weight, epsilon, **kwargs):
         super().__init__(**kwargs)
@@ -36,10 +36,11 @@ class HashCenterLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class CenterHashLoss(HashCenterLoss):
-    """Center loss of MDSH (as MLH uses it), plus the quantization term.
+    """MDSH's center loss (as MLH uses it), plus the quantization term.
 
     Per sample `-sum_i [y_i log P_i + (1 - y_i) log(1 - P_i)]`, with
-    `P_i = softmax_i(scale * cos(u, h_i))` over the hash centers `h_i`.
+    `P_i = softmax_i(scale * cos(u, h_i))` over the hash centers `h_i`;
+    `y_true` is multi-hot `(batch, num_classes)`, `y_pred` codes `(batch, bits)`.
 
     Args:
         centers: `(num_classes, bits)` ±1 hash centers.
@@ -47,11 +48,6 @@ class CenterHashLoss(HashCenterLoss):
         normalization: `"sample"` sums over classes (MLH's `1/N`),
             `"sample_class"` averages over them too (MDSH's code, `1/(N c)`).
         quantization_weight: weight of `mean((|u| - 1)^2)`; MDSH uses 1e-4.
-        epsilon: floor of `1 - P` inside the log.
-        name, **kwargs: standard `keras.losses.Loss` arguments.
-
-    Call arguments:
-        y_true: multi-hot `(batch, num_classes)`; y_pred: codes `(batch, bits)`.
 
     Example:
     >>> from keras_mlh.centers import hash_centers
@@ -95,8 +91,68 @@ class CenterHashLoss(HashCenterLoss):
         return loss
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "scale": self.scale,
-            "normalization": self.normalization,
-        }
+        config = super().get_config()
+        return {**config, "scale": self.scale, "normalization": self.normalization}
+
+
+@keras.saving.register_keras_serializable(package="keras_mlh")
+class CSQHashLoss(HashCenterLoss):
+    """Central Similarity Quantization's loss (Yuan et al., CVPR 2020).
+
+    As CSQ's code: the mean over bits of the cross-entropy between `(u + 1)/2`
+    and `(c + 1)/2`, `c` the image's center (`sign(sum of its labels'
+    centers)`, ties from `tie_center`), plus the quantization term.
+
+    Args:
+        centers: `(num_classes, bits)` ±1 hash centers.
+        quantization_weight: CSQ's `lambda`; the reference code uses 1e-4.
+        tie_center: `(bits,)` ±1 for tied bits; `None` draws it from `seed`.
+
+    Example:
+    >>> from keras_mlh.centers import hash_centers
+    >>> centers = hash_centers(10, 16).centers
+    >>> y = keras.ops.one_hot(keras.ops.array([0, 3]), 10)
+    >>> near = 0.9 * centers[[0, 3]].astype("float32")
+    >>> float(CSQHashLoss(centers)(y, near)) < float(CSQHashLoss(centers)(y, -near))
+    True
+    """
+
+    def __init__(
+        self,
+        centers,
+        quantization_weight=1e-4,
+        tie_center=None,
+        seed=0,
+        epsilon=1e-7,
+        name="csq_hash_loss",
+        **kwargs,
+    ):
+        super().__init__(centers, quantization_weight, epsilon, name=name, **kwargs)
+        bits = self.centers.shape[1]
+        if tie_center is None:
+            tie_center = np.random.default_rng(seed).choice([-1.0, 1.0], size=bits)
+        tie_center = np.asarray(tie_center, dtype="float32")
+        if tie_center.shape != (bits,) or not np.all(np.abs(tie_center) == 1):
+            raise ValueError(
+                f"`tie_center` must be {bits} values of ±1, one per bit. "
+                f"Received: shape={tie_center.shape}"
+            )
+        self.tie_center = tie_center
+        self.seed = int(seed)
+
+    def targets(self, y_true, dtype="float32"):
+        """Each image's hash center, `(batch, bits)` of ±1 (CSQ's rule)."""
+        centers = ops.convert_to_tensor(self.centers, dtype=dtype)
+        total = ops.matmul(ops.cast(y_true, dtype), centers)
+        tie = ops.convert_to_tensor(self.tie_center, dtype=dtype)
+        return ops.where(total == 0, tie, ops.sign(total))
+
+    def center_term(self, y_true, y_pred):
+        centers = self.targets(y_true, y_pred.dtype)
+        # BCE((u + 1) / 2, (c + 1) / 2) with c = ±1 is -log((1 + c u) / 2).
+        agreement = ops.maximum((1.0 + centers * y_pred) / 2.0, self.epsilon)
+        return -ops.mean(ops.log(agreement), axis=-1)
+
+    def get_config(self):
+        tie_center = self.tie_center.astype(int).tolist()
+        return {**super().get_config(), "tie_center": tie_center, "seed": self.seed}

@@ -3,8 +3,7 @@
 from keras import ops
 
 from keras_mlh.labels import is_class_id_column
-from keras_mlh.losses.center_hash_loss import CenterHashLoss
-from keras_mlh.losses.csq_hash_loss import CSQHashLoss
+from keras_mlh.losses.center_hash_loss import CenterHashLoss, CSQHashLoss
 from keras_mlh.losses.mutual_hash_loss import MutualHashLoss
 from keras_mlh.losses.pairwise_hash_loss import PairwiseHashLoss
 
@@ -12,8 +11,7 @@ TERMS = ("center_loss", "pairwise_loss", "mutual_loss", "csq_loss")
 
 
 def multi_hot(labels, num_classes):
-    """Class ids `(batch,)` / `(batch, 1)` as float32 one-hot rows; multi-hot
-    rows as they are."""
+    """Class ids `(batch,)` / `(batch, 1)` as float32 one-hot rows, or multi-hot."""
     if is_class_id_column(ops.shape(labels)):
         ids = ops.reshape(ops.cast(labels, "int32"), (-1,))
         return ops.one_hot(ids, num_classes)
@@ -25,25 +23,19 @@ class MLHObjective:
 
     `L_C` (`CenterHashLoss` of `u_c`), `L_P` (`PairwiseHashLoss` of `u_p`),
     `L_M = (1 - cos(u_c, sg(u_p))) + (1 - cos(u_p, sg(u_c)))` (`sg`: stop
-    gradient) and the `"csq"` branch's `CSQHashLoss`. A term runs when its
-    weight is > 0 and its branches exist; each is the batch mean, never
-    divided by a replica count (the train step scales the gradient).
+    gradient) and the `"csq"` branch's `CSQHashLoss`, each the batch mean
+    (never divided by a replica count), when its weight is > 0 and its
+    branches exist.
 
     Args:
         centers: `(num_classes, bits)` ±1 hash centers.
-        branches: the model's branches, e.g. `("center", "pairwise")`.
         weights: a `keras_mlh.models.modes.LossWeights`.
-        center_loss_normalization: `normalization` of `CenterHashLoss`.
         seed: seed of `CSQHashLoss`'s tie center (multi-label data).
 
-    Call arguments:
-        outputs: branch codes, e.g. `{"center": u_c, "pairwise": u_p}`.
-        labels: multi-hot float labels `(batch, num_classes)` (`multi_hot`).
-        references: `{"codes", "labels"}` of the pairwise term (default: the
-            batch), e.g. gathered over replicas.
-
     Returns:
-        `(total, terms)`: the weighted total and the unweighted active terms.
+        Called on the branch codes (`{"center": u_c, ...}`), multi-hot labels
+        and the pairwise term's `references` (`{"codes", "labels"}`, default
+        the batch): `(total, unweighted active terms)`.
 
     Example:
     >>> from keras_mlh.centers import hash_centers
@@ -86,27 +78,24 @@ class MLHObjective:
         return getattr(self.weights, name[: -len("_loss")])
 
     def __call__(self, outputs, labels, references=None):
-        outputs = {
-            name: ops.convert_to_tensor(outputs[name])
-            for name in self.branches
-            if name in outputs
+        u = {
+            b: ops.convert_to_tensor(outputs[b]) for b in self.branches if b in outputs
         }
         terms = {}
         if "center_loss" in self.term_names:
-            terms["center_loss"] = ops.mean(self.center_loss(labels, outputs["center"]))
+            terms["center_loss"] = ops.mean(self.center_loss(labels, u["center"]))
         if "pairwise_loss" in self.term_names:
-            y, u_p = labels, outputs["pairwise"]
-            if references is not None:
-                y = {"labels": labels, "reference_labels": references["labels"]}
-                u_p = {"codes": u_p, "reference_codes": references["codes"]}
+            references = references or {"codes": u["pairwise"], "labels": labels}
+            y = {"labels": labels, "reference_labels": references["labels"]}
+            u_p = {"codes": u["pairwise"], "reference_codes": references["codes"]}
             terms["pairwise_loss"] = ops.mean(self.pairwise_loss(y, u_p))
         if "mutual_loss" in self.term_names:
-            u_c, u_p = outputs["center"], outputs["pairwise"]
+            u_c, u_p = u["center"], u["pairwise"]
             terms["mutual_loss"] = ops.mean(
                 self.mutual_loss(ops.stop_gradient(u_p), u_c)
             ) + ops.mean(self.mutual_loss(ops.stop_gradient(u_c), u_p))
         if "csq_loss" in self.term_names:
-            terms["csq_loss"] = ops.mean(self.csq_loss(labels, outputs["csq"]))
+            terms["csq_loss"] = ops.mean(self.csq_loss(labels, u["csq"]))
         total = ops.zeros((), "float32")
         for name, value in terms.items():
             total = total + self.term_weight(name) * value
@@ -114,12 +103,11 @@ class MLHObjective:
 
 
 def bit_balance(codes):
-    """`1 - mean_bits |mean_batch sign(codes)|` (sign 0 is +1): 1 when each
-    bit is +1 on half of the batch, 0 when constant."""
+    """`1 - mean_bits |mean_batch sign(codes)|` (sign 0 is +1): 1 when balanced."""
     signs = ops.where(codes >= 0, 1.0, -1.0)
     return 1.0 - ops.mean(ops.abs(ops.mean(signs, axis=0)))
 
 
 def quantization_error(codes):
-    """`mean((|codes| - 1)^2)`: how far the continuous codes are from ±1."""
+    """`mean((|codes| - 1)^2)`: how far the codes are from ±1."""
     return ops.mean(ops.square(ops.abs(codes) - 1.0))

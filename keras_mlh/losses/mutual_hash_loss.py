@@ -4,17 +4,11 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class MutualHashLoss(keras.losses.Loss):
-    """Cosine mutual loss: `1 - cos(y_pred, y_true)` per sample.
-
-    MLH calls it in both directions, each branch taught by the other's
-    detached codes: `loss(stop_gradient(u_p), u_c)` and the converse.
+    """Cosine mutual loss: `1 - cos(y_pred, y_true)` per sample (MLH detaches
+    `y_true` and calls it both ways between the branches).
 
     Args:
         epsilon: added to the norms to keep the cosine finite at zero.
-        name, **kwargs: standard `keras.losses.Loss` arguments.
-
-    Call arguments:
-        y_true: target codes (detach them yourself); y_pred: codes taught.
 
     Example:
     >>> u = keras.ops.ones((2, 8))

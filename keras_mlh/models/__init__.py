@@ -15,16 +15,10 @@ check_keras_backend()  # before any Keras import: a clear error for a bad backen
 if "keras" in sys.modules:
     importlib.import_module("keras_mlh.models.mlh")
 
-_PUBLIC = {
-    "APPLICATIONS": "keras_mlh.models.applications",
-    "MLH": "keras_mlh.models.mlh",
-    "MODES": "keras_mlh.models.modes",
-    "LossWeights": "keras_mlh.models.modes",
-    "Mode": "keras_mlh.models.modes",
-    "SmallConvBackbone": "keras_mlh.models.backbones",
-    "load_model": "keras_mlh.models.mlh",
-}
-
+_PUBLIC = dict.fromkeys(("MLH", "MODES", "load_model"), "keras_mlh.models.mlh")
+_PUBLIC.update(LossWeights="keras_mlh.models.modes", Mode="keras_mlh.models.modes")
+_PUBLIC.update(APPLICATIONS="keras_mlh.models.applications")
+_PUBLIC.update(SmallConvBackbone="keras_mlh.models.backbones")
 __all__ = sorted(_PUBLIC)
 
 

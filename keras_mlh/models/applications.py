@@ -1,11 +1,9 @@
-"""The `keras.applications` models usable as MLH backbones, by name.
+"""The `keras.applications` backbones of MLH by name (Keras-free, for the CLI).
 
-Keras-free, so that the command line offers them without importing Keras;
-`keras_mlh.models.backbones.application_backbone` builds them.
+Each takes raw pixels in [0, 255]: EfficientNet, MobileNetV3 and ConvNeXt
+rescale inside, ResNet50 gets `CaffePreprocessing` (`application_backbone`).
 """
 
-# Name -> constructor. Each takes raw pixels in [0, 255]: EfficientNet,
-# MobileNetV3 and ConvNeXt rescale inside, ResNet50 gets `CaffePreprocessing`.
 APPLICATIONS = {
     "resnet50": "ResNet50",
     "efficientnetb0": "EfficientNetB0",

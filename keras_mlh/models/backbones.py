@@ -7,94 +7,50 @@ from keras import ops
 from keras_mlh.models.applications import APPLICATIONS
 
 
-@keras.saving.register_keras_serializable(package="keras_mlh")
-class SmallConvBackbone(keras.layers.Layer):
-    """A small CNN for small images (MNIST, CIFAR size): the default backbone.
+def SmallConvBackbone(
+    filters=(32, 64, 128), feature_dim=256, dropout=0.0, name="small_conv_backbone"
+):
+    """The default backbone, a small CNN for MNIST/CIFAR-size images.
 
     Blocks of `Conv3x3 -> BatchNorm -> ReLU -> MaxPool2`, global average
-    pooling, then a ReLU dense layer. Batch norm momentum is 0.9: with 0.99
-    the moving statistics still lag after the few hundred steps of a small
-    dataset, and inference codes collapse.
+    pooling, dropout, a ReLU dense layer. Batch norm momentum 0.9: with 0.99 the
+    statistics lag after a small dataset's few hundred steps; codes collapse.
 
-    Args:
-        filters: filters of each convolution block.
-        feature_dim: size of the output features.
-        dropout: dropout rate before the dense layer (training only).
-        **kwargs: standard `keras.layers.Layer` arguments.
+    Returns:
+        A `keras.Sequential` mapping images to `(batch, feature_dim)` features.
 
     Example:
     >>> backbone = SmallConvBackbone()
     >>> tuple(backbone(keras.ops.zeros((2, 28, 28, 1))).shape)
     (2, 256)
     """
-
-    def __init__(self, filters=(32, 64, 128), feature_dim=256, dropout=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = tuple(int(f) for f in filters)
-        self.feature_dim = int(feature_dim)
-        self.dropout = float(dropout)
-
-    def build(self, input_shape):
-        self.blocks = []
-        shape = tuple(input_shape)
-        for i, f in enumerate(self.filters):
-            block = [
-                keras.layers.Conv2D(
-                    f, 3, padding="same", use_bias=False, name=f"conv{i}"
-                ),
-                keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}"),
-                keras.layers.ReLU(name=f"relu{i}"),
-                keras.layers.MaxPooling2D(2, padding="same", name=f"pool{i}"),
-            ]
-            for layer in block:
-                layer.build(shape)
-                shape = layer.compute_output_shape(shape)
-            self.blocks.append(block)
-        self.pooling = keras.layers.GlobalAveragePooling2D(name="pool")
-        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
-        self.dense = keras.layers.Dense(
-            self.feature_dim, activation="relu", name="dense"
-        )
-        self.dense.build((shape[0], shape[-1]))
-
-    def call(self, images, training=None):
-        x = images
-        for conv, bn, relu, pool in self.blocks:
-            x = pool(relu(bn(conv(x), training=training)))
-        x = self.drop(self.pooling(x), training=training)
-        return self.dense(x)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.feature_dim)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": list(self.filters),
-            "feature_dim": self.feature_dim,
-            "dropout": self.dropout,
-        }
+    layers = []
+    for i, f in enumerate(filters):
+        layers += [
+            keras.layers.Conv2D(
+                int(f), 3, padding="same", use_bias=False, name=f"conv{i}"
+            ),
+            keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}"),
+            keras.layers.ReLU(name=f"relu{i}"),
+            keras.layers.MaxPooling2D(2, padding="same", name=f"pool{i}"),
+        ]
+    layers += [
+        keras.layers.GlobalAveragePooling2D(name="pool"),
+        keras.layers.Dropout(float(dropout), name="dropout"),
+        keras.layers.Dense(int(feature_dim), activation="relu", name="dense"),
+    ]
+    return keras.Sequential(layers, name=name)
 
 
 @keras.saving.register_keras_serializable(package="keras_mlh")
 class CaffePreprocessing(keras.layers.Layer):
-    """ResNet50's ImageNet preprocessing: RGB to BGR, minus the channel means.
-
-    `keras.applications.resnet50.preprocess_input` as a layer, saved with the
-    model and exported to ONNX (a `Lambda` would not load in safe mode).
-
-    Example:
-    >>> tuple(CaffePreprocessing()(np.full((1, 2, 2, 3), 128.0)).shape)
-    (1, 2, 2, 3)
-    """
+    """ResNet50's ImageNet preprocessing as a layer: RGB to BGR, minus the means."""
 
     MEAN_BGR = (103.939, 116.779, 123.68)
 
     def call(self, images):
-        # A numpy constant made here, not a tensor attribute: a captured
-        # tensor would become an extra input of the exported ONNX graph.
-        # ops.subtract, not `-`: torch's tracer (torch.onnx) loses the input
-        # through `tensor - ndarray` and exports a graph without it.
+        # A numpy constant, not a tensor attribute (an extra ONNX input), and
+        # ops.subtract: torch.onnx loses the input through `tensor - ndarray`.
         mean = np.asarray(self.MEAN_BGR, dtype="float32")
         return ops.subtract(ops.flip(images, axis=-1), mean)
 
@@ -103,17 +59,7 @@ class CaffePreprocessing(keras.layers.Layer):
 
 
 def application_backbone(name, input_shape, weights=None):
-    """A `keras.applications` model by name: pixels in [0, 255] in, pooled
-    features out, with the preprocessing its ImageNet weights expect.
-
-    Args:
-        name: one of `APPLICATIONS` (case-insensitive).
-        input_shape: `(height, width, 3)`.
-        weights: `None` (random init, offline) or `"imagenet"` (downloads).
-
-    Returns:
-        A functional `keras.Model` mapping images to pooled features.
-    """
+    """A `keras.applications` backbone by name, with its ImageNet preprocessing."""
     key = name.lower().replace("_", "").replace("-", "")
     if key not in APPLICATIONS:
         raise ValueError(

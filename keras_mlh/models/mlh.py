@@ -1,5 +1,7 @@
 """`MLH`, the Mutual Learning for Hashing model, and `load_model`."""
 
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -7,17 +9,11 @@ from keras import ops
 from keras_mlh.augmentation import augmentation_layer
 from keras_mlh.centers import hash_centers
 from keras_mlh.files import check_model_file
-from keras_mlh.layers.hash_layer import HashLayer
-from keras_mlh.layers.mixture_of_hash_experts import MixtureOfHashExperts
-from keras_mlh.losses.mlh_objective import (
-    MLHObjective,
-    bit_balance,
-    multi_hot,
-    quantization_error,
-)
+from keras_mlh.layers.hash_layer import HashLayer, MixtureOfHashExperts
+from keras_mlh.losses import mlh_objective
 from keras_mlh.models import train_steps
 from keras_mlh.models.backbones import SmallConvBackbone, application_backbone
-from keras_mlh.models.inputs import check_inputs, prepare_fit
+from keras_mlh.models.inputs import check_inputs, is_tf_dataset
 from keras_mlh.models.modes import MODES as MODES  # re-exported
 from keras_mlh.models.modes import get_mode
 from keras_mlh_runtime.codes import binarize, validate_bits
@@ -28,45 +24,36 @@ from keras_mlh_runtime.errors import check_positive_int, first_line, validate_im
 class MLH(keras.Model):
     """Mutual Learning for Hashing: two hash branches on one shared backbone.
 
-    Raw images go in (pixels in [0, 255], scaled inside), a shared backbone
-    extracts features, and a mixture of hash experts (MoH) gives two codes:
-    the center branch `u_c`, pulled to fixed hash centers by the center loss,
-    and the pairwise branch `u_p`, trained with DPSH's pairwise likelihood; a
-    cosine mutual loss lets each learn from the other's detached codes. The
-    loss is `center_weight * L_C + pairwise_weight * L_P + mutual_weight *
-    L_M` (`MLHObjective`); retrieval codes are `sign(u_c)` by default.
-    The other `MODES` are the baselines: `"center"` (CSQ/MDSH-like),
-    `"pairwise"` (DPSH-like), `"mlh_no_moh"`, `"mlh_no_mutual"` and `"csq"`.
+    A backbone and a mixture of hash experts turn raw images (pixels in
+    [0, 255]) into two codes: `u_c`, pulled to hash centers, and `u_p`, trained
+    with DPSH's pairwise likelihood, each also taught by the other's detached
+    codes (`MLHObjective`). Retrieval codes are `sign(u_c)`; the other
+    `MODES` are the baselines.
 
     Args:
-        num_classes: number of classes (hash centers).
         bits: code length, a positive multiple of 8.
         mode: one of `MODES`.
         backbone: `None` (`SmallConvBackbone`), a name in `APPLICATIONS`, or
             any Keras layer mapping images to a feature vector.
         backbone_weights: a named backbone's weights: `None` or `"imagenet"`.
-        num_experts: number of shared hash experts of the MoH.
-        top_k: experts kept by each gate (`None`: dense gating).
-        center_weight, pairwise_weight, mutual_weight: loss weights; `None`
-            takes the mode's (0.25, 1, 2 for MLH, tuned on validation splits).
+        num_experts, top_k: the MoH's experts, those each gate keeps (`None`: all).
+        center_weight, pairwise_weight, mutual_weight: `None` takes the mode's
+            (0.25, 1, 2 for MLH).
         retrieval_branch: one of the mode's branches; `None` picks the first.
-        augmentation: `None`, `"default"`, a Keras layer or a list of layers;
-            applied in training only.
+        augmentation: `None`, `"default"`, a Keras layer or a list of layers.
         image_size: optional `(height, width)` the model resizes images to.
         input_scale, input_offset: the backbone gets `pixels * input_scale +
             input_offset`; `None` scale: 1/255, or 1 for a named backbone.
         center_loss_normalization: `"sample_class"` (MDSH's) or `"sample"`
-            (the MLH formula's `1/N`), see `CenterHashLoss`.
+            (the paper's `1/N`).
         batch_norm: batch normalization before the hash tanh.
         center_seed: seed of the hash centers and of CSQ's tie center.
-        **kwargs: standard `keras.Model` arguments.
 
     Example:
-    >>> data = keras_mlh.datasets.mnist5k()  # doctest: +SKIP
-    >>> model = keras_mlh.MLH(num_classes=10, bits=32)  # doctest: +SKIP
-    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))  # doctest: +SKIP
-    >>> model.fit(data.train, epochs=10, validation_data=data.query)  # doctest: +SKIP
-    >>> codes = model.encode(data.x_query)  # int8 in {-1, +1}, (1000, 32)  # doctest: +SKIP
+    >>> model = keras_mlh.MLH(num_classes=10, bits=32)
+    >>> model.compile()
+    >>> model.fit(x_train, y_train, epochs=10)  # doctest: +SKIP
+    >>> codes = model.encode(x_query)  # int8 in {-1, +1}  # doctest: +SKIP
     """
 
     def __init__(
@@ -97,10 +84,11 @@ class MLH(keras.Model):
         self.bits = validate_bits(bits)
         self.mode, self.branches, self.uses_moh = mode, spec.branches, spec.uses_moh
         self.retrieval_branch = spec.check_branch(retrieval_branch)
-        weights = spec.weights.replace(center_weight, pairwise_weight, mutual_weight)
-        self.center_weight = weights.center
+        weights = spec.weights.replace(
+            center=center_weight, pairwise=pairwise_weight, mutual=mutual_weight
+        )
+        self.center_weight, self.mutual_weight = weights.center, weights.mutual
         self.pairwise_weight = weights.pairwise
-        self.mutual_weight = weights.mutual
         self.backbone_weights = backbone_weights
         self.num_experts, self.top_k = num_experts, top_k
         self.image_size = tuple(image_size) if image_size is not None else None
@@ -111,9 +99,27 @@ class MLH(keras.Model):
         self.batch_norm = bool(batch_norm)
         self.center_seed = int(center_seed)
         self.image_shape = None
-        self._make_layers(backbone, augmentation)
+        # `None` or a name: made in build(), from the input shape.
+        self._named_backbone = backbone is None or isinstance(backbone, str)
+        self._backbone_name = backbone if self._named_backbone else None
+        self.backbone = None if self._named_backbone else backbone
+        self._augmentation_name = (
+            augmentation if isinstance(augmentation, str) else None
+        )
+        self.augmentation = augmentation_layer(augmentation)
+        self.rescaling = keras.layers.Rescaling(
+            self.input_scale, self.input_offset, name="rescaling"
+        )
+        self.resizing = None
+        if self.image_size:
+            self.resizing = keras.layers.Resizing(*self.image_size, name="resizing")
+        head = dict(num_branches=len(self.branches), batch_norm=self.batch_norm)
+        if self.uses_moh:
+            head.update(num_experts=num_experts, top_k=top_k)
+        head_class = MixtureOfHashExperts if self.uses_moh else HashLayer
+        self.hash_head = head_class(self.bits, name="hash_head", **head)
         self.centers = hash_centers(self.num_classes, self.bits, seed=center_seed)
-        self.objective = MLHObjective(
+        self.objective = mlh_objective.MLHObjective(
             self.centers.centers,
             self.branches,
             weights,
@@ -124,33 +130,6 @@ class MLH(keras.Model):
         logged = ("loss", *self.objective.term_names, *statistics)
         self._trackers = {name: keras.metrics.Mean(name=name) for name in logged}
 
-    def _make_layers(self, backbone, augmentation):
-        # A named backbone needs the input shape, so it is made in build().
-        self._backbone_name = backbone if isinstance(backbone, str) else None
-        self._default_backbone = backbone is None
-        if backbone is None:
-            backbone = SmallConvBackbone(name="backbone")
-        self.backbone = None if self._backbone_name else backbone
-        self._augmentation_spec = (
-            augmentation if isinstance(augmentation, str) else None
-        )
-        self.augmentation = augmentation_layer(augmentation)
-        self.rescaling = keras.layers.Rescaling(
-            self.input_scale, self.input_offset, name="rescaling"
-        )
-        self.resizing = (
-            keras.layers.Resizing(*self.image_size, name="resizing")
-            if self.image_size
-            else None
-        )
-        head = dict(num_branches=len(self.branches), batch_norm=self.batch_norm)
-        if self.uses_moh:
-            self.hash_head = MixtureOfHashExperts(
-                self.bits, self.num_experts, top_k=self.top_k, name="hash_head", **head
-            )
-        else:
-            self.hash_head = HashLayer(self.bits, name="hash_head", **head)
-
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -159,13 +138,13 @@ class MLH(keras.Model):
                 f"a known channel count. Received: input_shape={input_shape}"
             )
         self.image_shape = tuple(input_shape[1:])
-        # The backbone sees the resized images.
-        size = self.image_size or input_shape[1:3]
+        size = self.image_size or input_shape[1:3]  # the backbone's, resized
         shape = (input_shape[0], *size, input_shape[-1])
-        if self._backbone_name:
-            self.backbone = application_backbone(
-                self._backbone_name, shape[1:], weights=self.backbone_weights
-            )
+        name, weights = self._backbone_name, self.backbone_weights
+        if self.backbone is None and name:
+            self.backbone = application_backbone(name, shape[1:], weights=weights)
+        elif self.backbone is None:
+            self.backbone = SmallConvBackbone(name="backbone")
         if self.augmentation is not None:
             self.augmentation.build(shape)
         if not self.backbone.built:
@@ -189,43 +168,32 @@ class MLH(keras.Model):
         codes = self.hash_head(features, training=training)
         codes, gates = codes if self.uses_moh else (codes, None)
         outputs = {name: codes[:, i, :] for i, name in enumerate(self.branches)}
-        if gates is not None:
-            outputs["gates"] = gates
-        return outputs
+        return outputs if gates is None else {**outputs, "gates": gates}
 
     def compute_objective(self, images, labels, training=False):
-        """The forward pass and the MLH loss of one batch, on any backend.
-
-        Args:
-            images: a batch of raw images.
-            labels: class ids `(batch,)` or multi-hot `(batch, num_classes)`.
-            training: training mode (augmentation, batch statistics).
-
-        Returns:
-            `(loss, terms, outputs)`: the loss to differentiate (with the
-            layers' `self.losses` in training), the logged values (`"loss"`
-            and each unweighted term) and the model's outputs.
-        """
+        """The forward pass and the MLH loss of one batch, on any backend:
+        `(loss to differentiate, logged terms, outputs)`."""
         outputs = self(images, training=training)
-        y = multi_hot(labels, self.num_classes)
+        y = mlh_objective.multi_hot(labels, self.num_classes)
         references = None
         if "pairwise_loss" in self.objective.term_names:
             gather = train_steps.gather_replicas
             references = {"codes": gather(outputs["pairwise"]), "labels": gather(y)}
         total, terms = self.objective(outputs, y, references)
-        loss = total
-        if training and self.losses:  # e.g. a custom backbone's regularizers
+        loss = total  # and in training the layers' losses, e.g. regularizers
+        if training and self.losses:
             loss = loss + ops.sum(ops.stack(self.losses))
         return loss, {"loss": total, **terms}, outputs
 
     def update_metrics(self, terms, outputs):
-        """Records `compute_objective`'s terms and its outputs' code
-        statistics; returns each tracker's result, by name."""
+        """Records the terms and the codes' statistics; returns the logs."""
         for name, value in terms.items():
             self._trackers[name].update_state(value)
         u = outputs[self.retrieval_branch]
-        self._trackers["bit_balance"].update_state(bit_balance(u))
-        self._trackers["quantization_error"].update_state(quantization_error(u))
+        self._trackers["bit_balance"].update_state(mlh_objective.bit_balance(u))
+        self._trackers["quantization_error"].update_state(
+            mlh_objective.quantization_error(u)
+        )
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 
     @property
@@ -233,12 +201,7 @@ class MLH(keras.Model):
         return list(self._trackers.values())
 
     def compile(self, optimizer=None, **kwargs):
-        """Configures training. The MLH losses are built in: pass no `loss`.
-
-        Args:
-            optimizer: defaults to `keras.optimizers.Adam(1e-3)`.
-            **kwargs: other `keras.Model.compile` arguments.
-        """
+        """`keras.Model.compile` with `Adam(1e-3)` by default and no `loss`."""
         if kwargs.get("loss") is not None:
             raise ValueError(
                 "MLH computes its own losses (center, pairwise, mutual); set their "
@@ -257,7 +220,24 @@ class MLH(keras.Model):
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """`keras.Model.fit`, with the inputs checked before training starts."""
-        x, validation_data, kwargs = prepare_fit(self, x, y, validation_data, kwargs)
+        x, image_shape = check_inputs(x, y, self.num_classes, self.image_shape)
+        # Built now (in the model's strategy, as Keras's fit would), with the
+        # optimizer, so that `BackupAndRestore` finds every variable.
+        strategy = getattr(self, "distribute_strategy", None)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            if not self.built and image_shape is not None:
+                self.build((None, *image_shape))
+            optimizer = getattr(self, "optimizer", None)  # None before compile()
+            if self.built and optimizer is not None and not optimizer.built:
+                optimizer.build(self.trainable_variables)
+        if is_tf_dataset(x):  # Keras ignores `shuffle` here but warns of its default
+            kwargs = {"shuffle": False, **kwargs}
+        checked = (self.num_classes, self.image_shape, "validation_data")
+        if isinstance(validation_data, tuple):
+            images, _ = check_inputs(*validation_data[:2], *checked)
+            validation_data = (images, *validation_data[1:])
+        elif validation_data is not None:
+            check_inputs(validation_data, None, *checked)
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -266,16 +246,7 @@ class MLH(keras.Model):
         return super().evaluate(x, y, *args, **kwargs)
 
     def embed(self, images, batch_size=256, branch=None):
-        """Continuous codes of a branch, in (-1, 1).
-
-        Args:
-            images: `(n, height, width, channels)` raw pixels.
-            batch_size: inference batch size.
-            branch: defaults to `retrieval_branch`.
-
-        Returns:
-            float32 numpy array `(n, bits)`.
-        """
+        """Continuous codes in (-1, 1), float32 `(n, bits)`, of `branch`."""
         branch = branch or self.retrieval_branch
         get_mode(self.mode).check_branch(branch, "branch")
         images = validate_images(images, self.image_shape)
@@ -283,21 +254,11 @@ class MLH(keras.Model):
         return np.asarray(outputs[branch], dtype=np.float32)
 
     def encode(self, images, batch_size=256, branch=None):
-        """Binary codes of the retrieval branch (arguments as `embed`'s).
-
-        Returns:
-            int8 numpy array `(n, bits)` with values in {-1, +1} (0 maps to +1).
-        """
+        """Binary codes, int8 `(n, bits)` in {-1, +1} (0 maps to +1)."""
         return binarize(self.embed(images, batch_size=batch_size, branch=branch))
 
     def build_encoder(self):
-        """The deployable encoder: raw images in, retrieval-branch codes out.
-
-        Returns:
-            A functional `keras.Model` sharing this model's weights, with input
-            `images` (float32 raw pixels, shape `image_shape`) and output
-            `embedding` (float32 `(batch, bits)`, tanh range), inference mode.
-        """
+        """The deployable encoder: `images` in, `embedding` out, same weights."""
         if self.image_shape is None:
             raise ValueError(
                 "The model is not built yet: fit it, call it on images, or call "
@@ -309,22 +270,17 @@ class MLH(keras.Model):
         return keras.Model(inputs, embedding, name="mlh_encoder")
 
     def get_config(self):
-        config = super().get_config()
-        serialize = keras.saving.serialize_keras_object
-        backbone = self._backbone_name or (
-            None if self._default_backbone else serialize(self.backbone)
-        )
-        augmentation = self._augmentation_spec
-        if augmentation is None and self.augmentation is not None:
-            augmentation = serialize(self.augmentation)
-        config.update({name: getattr(self, name) for name in _CONFIG})
-        config.update(
-            backbone=backbone,
-            backbone_weights=None,  # Weights are saved with the model.
-            augmentation=augmentation,
-            image_size=list(self.image_size) if self.image_size else None,
-        )
-        return config
+        serialize = keras.saving.serialize_keras_object  # None stays None
+        return {
+            **super().get_config(),
+            **{name: getattr(self, name) for name in _CONFIG},
+            "backbone": self._backbone_name
+            if self._named_backbone
+            else serialize(self.backbone),
+            "backbone_weights": None,  # Weights are saved with the model.
+            "augmentation": self._augmentation_name or serialize(self.augmentation),
+            "image_size": list(self.image_size) if self.image_size else None,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -342,19 +298,10 @@ batch_norm center_seed""".split()
 
 
 def load_model(path):
-    """Loads a `.keras` file (checked first) that holds an MLH model.
-
-    Args:
-        path: a `.keras` file saved with `model.save(...)`.
-
-    Returns:
-        The `keras_mlh.MLH` model (not compiled).
+    """Loads a `.keras` file (checked first) holding an MLH model, not compiled.
 
     Example:
-    >>> model = keras_mlh.MLH(num_classes=10, bits=32)
-    >>> model.encode(np.zeros((2, 28, 28, 1), np.uint8)).shape
-    (2, 32)
-    >>> model.save("mlh.keras")
+    >>> keras_mlh.MLH(num_classes=10, bits=32).save("mlh.keras")
     >>> keras_mlh.models.load_model("mlh.keras").bits
     32
     """

@@ -1,9 +1,4 @@
-"""The training modes of `keras_mlh.MLH`: MLH and the baselines it contains.
-
-A mode gives the hash branches, whether they share a mixture of hash experts,
-and the default loss weights; `keras_mlh.losses.MLHObjective` runs the terms
-whose branches exist and whose weight is above 0.
-"""
+"""The training modes of `keras_mlh.MLH`: MLH and its baselines (Keras-free)."""
 
 import dataclasses
 
@@ -12,14 +7,7 @@ BRANCHES = ("center", "pairwise")
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-    """Weights of the three MLH loss terms (and CSQ's); 0 switches a term off.
-
-    Attributes:
-        center: weight of the center loss `L_C`.
-        pairwise: weight of the DPSH pairwise loss `L_P`.
-        mutual: weight of the cosine mutual loss `L_M`.
-        csq: weight of CSQ's loss, the `csq` baseline's only term.
-    """
+    """Weights of the center, pairwise, mutual (and CSQ's) loss terms; 0 is off."""
 
     center: float
     pairwise: float
@@ -35,25 +23,16 @@ class LossWeights:
                 )
             object.__setattr__(self, field.name, float(value))
 
-    def replace(self, center=None, pairwise=None, mutual=None):
-        """A copy with the weights that are not `None` replaced."""
-        given = dict(center=center, pairwise=pairwise, mutual=mutual)
-        return dataclasses.replace(
-            self, **{k: v for k, v in given.items() if v is not None}
-        )
+    def replace(self, **weights):
+        """A copy with the weights given and not `None` replaced."""
+        given = {k: v for k, v in weights.items() if v is not None}
+        return dataclasses.replace(self, **given)
 
 
 @dataclasses.dataclass(frozen=True)
 class Mode:
-    """One training configuration of `MLH`.
-
-    Attributes:
-        name: the `mode` argument of `MLH`.
-        branches: a tuple of `"center"` and/or `"pairwise"`, or `("csq",)`.
-        uses_moh: whether the branches share a `MixtureOfHashExperts`
-            (otherwise each has its own `HashLayer`).
-        weights: default `LossWeights`.
-    """
+    """One configuration of `MLH`: its `branches`, whether they share a
+    `MixtureOfHashExperts` (else a `HashLayer`) and its default weights."""
 
     name: str
     branches: tuple
@@ -72,10 +51,9 @@ class Mode:
         return branch
 
 
-# The paper's 4/1/1 goes with its 1/N center-loss normalization; with
-# "sample_class", 0.25/1/2 won on the protocols' validation splits
-# (benchmarks/README.md, "Tuning log"). `csq` is CSQ (Yuan et al., CVPR 2020)
-# as DeepHash-pytorch writes it.
+# The paper's 4/1/1 goes with its 1/N center-loss normalization; 0.25/1/2 with
+# "sample_class" won on the protocols' validation splits (benchmarks/README.md,
+# "Tuning log"). `csq` is CSQ (CVPR 2020) as DeepHash-pytorch writes it.
 _MLH_WEIGHTS = LossWeights(center=0.25, pairwise=1.0, mutual=2.0)
 MODES = {
     mode.name: mode

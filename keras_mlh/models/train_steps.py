@@ -1,18 +1,12 @@
-"""MLH's train and test steps: one objective, each backend's gradient.
-
-`MLH.compute_objective` and `MLH.update_metrics` are backend-agnostic; the
-gradient is taken as the Keras guides "Customizing what happens in fit()" do:
-`tf.GradientTape`, a stateless JAX step in a `keras.StatelessScope`, torch
-autograd.
-"""
+"""MLH's train and test steps: one objective, each backend's gradient, as in
+the Keras guides "Customizing what happens in fit()"."""
 
 import keras
 
 
 def gather_replicas(x):
-    """`x` concatenated over a `tf.distribute` strategy's replicas (the
-    pairwise loss pairs the batch with the global batch); else `x` itself
-    (JAX's data-parallel arrays already span the global batch)."""
+    """`x` over all `tf.distribute` replicas, for the pairwise loss's global
+    batch (JAX's data-parallel arrays already span it)."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -23,15 +17,47 @@ def gather_replicas(x):
 
 
 def train_step(model, *args):
-    """One step: `(data,)`, or `(state, data)` on JAX; returns the logs (and
-    JAX's new state)."""
-    return _TRAIN_STEPS[keras.backend.backend()](model, *args)
+    """One step on `(data,)`, or JAX's `(state, data)`: the logs (, new state)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_train_step(model, *args)
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(args[0])
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, terms, outputs = model.compute_objective(x, y, training=True)
+            # Keras sums the replicas' gradients: divide for the global mean
+            # (the logged values stay per-sample means, whatever the devices).
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = model.optimizer.scale_loss(loss / replicas)
+        variables = model.trainable_variables
+        model.optimizer.apply(tape.gradient(scaled, variables), variables)
+    else:
+        import torch
+
+        model.zero_grad()
+        loss, terms, outputs = model.compute_objective(x, y, training=True)
+        model.optimizer.scale_loss(loss).backward()
+        variables = model.trainable_weights[:]
+        with torch.no_grad():
+            model.optimizer.apply([v.value.grad for v in variables], variables)
+    return model.update_metrics(terms, outputs)
 
 
 def test_step(model, *args):
     """The evaluation step: objective and metrics, no gradient."""
     if keras.backend.backend() == "jax":
-        return _jax_test_step(model, *args)
+        state, data = args
+        trainable, non_trainable, metric_values = state
+        logs, *new = _stateless_run(
+            model,
+            lambda: _evaluate(model, data),
+            trainable,
+            non_trainable,
+            metric_values,
+        )
+        return logs, (trainable, *new)
     return _evaluate(model, args[0])
 
 
@@ -41,38 +67,9 @@ def _evaluate(model, data):
     return model.update_metrics(terms, outputs)
 
 
-def _tensorflow_train_step(model, data):
-    import tensorflow as tf
-
-    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-    with tf.GradientTape() as tape:
-        loss, terms, outputs = model.compute_objective(x, y, training=True)
-        # Keras sums the replicas' gradients: divide for the global mean (the
-        # logged values stay per-sample means, whatever the device count).
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        scaled = model.optimizer.scale_loss(loss / replicas)
-    variables = model.trainable_variables
-    model.optimizer.apply(tape.gradient(scaled, variables), variables)
-    return model.update_metrics(terms, outputs)
-
-
-def _torch_train_step(model, data):
-    import torch
-
-    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-    model.zero_grad()
-    loss, terms, outputs = model.compute_objective(x, y, training=True)
-    model.optimizer.scale_loss(loss).backward()
-    variables = model.trainable_weights[:]
-    gradients = [v.value.grad for v in variables]
-    with torch.no_grad():
-        model.optimizer.apply(gradients, variables)
-    return model.update_metrics(terms, outputs)
-
-
 def _stateless_run(model, function, trainable, non_trainable, metric_values):
-    """`function()` with the model's variables set to the given values; returns
-    its result and the new non-trainable and metric values."""
+    """`function()`'s result on the given variable values, and the new
+    non-trainable and metric values."""
     tracked = model.non_trainable_variables + model.metrics_variables
     variables = model.trainable_variables + tracked
     values = [*trainable, *non_trainable, *metric_values]
@@ -109,18 +106,3 @@ def _jax_train_step(model, state, data):
         optimizer_values, gradients, trainable
     )
     return logs, (trainable, new[0], optimizer_values, new[1])
-
-
-def _jax_test_step(model, state, data):
-    trainable, non_trainable, metric_values = state
-    logs, *new = _stateless_run(
-        model, lambda: _evaluate(model, data), trainable, non_trainable, metric_values
-    )
-    return logs, (trainable, *new)
-
-
-_TRAIN_STEPS = {
-    "tensorflow": _tensorflow_train_step,
-    "jax": _jax_train_step,
-    "torch": _torch_train_step,
-}
