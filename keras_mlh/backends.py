@@ -1,9 +1,7 @@
-"""Which Keras backends keras-mlh runs on, checked before Keras is imported.
+"""Which Keras backends keras-mlh runs on, checked before Keras is imported
+(Keras fails on a missing backend package with a bare `ModuleNotFoundError`)."""
 
-Keras fails on a missing backend package with a bare `ModuleNotFoundError`;
-`layers`, `losses` and `models` call `check_keras_backend()` first instead.
-"""
-
+import contextlib
 import importlib.util
 import json
 import os
@@ -17,26 +15,12 @@ SUPPORTED = {
 }
 
 
-def keras_backend_name():
-    """The imported Keras's backend, else `KERAS_BACKEND`, else `keras.json`'s."""
-    keras = sys.modules.get("keras")
-    if keras is not None and hasattr(keras, "backend"):
-        return keras.backend.backend()
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")
-    try:
-        with open(os.path.join(home, "keras.json")) as file:
-            return json.load(file).get("backend") or "tensorflow"
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
-
-
 def check_keras_backend(name=None):
     """Raises a `ValueError` naming what to install unless keras-mlh can train.
 
     Args:
-        name: a backend name; `None` means `keras_backend_name()`.
+        name: a backend name; `None`: the imported Keras's, else
+            `KERAS_BACKEND`, else `keras.json`'s.
 
     Returns:
         The backend name.
@@ -45,7 +29,16 @@ def check_keras_backend(name=None):
     >>> check_keras_backend("tensorflow")
     'tensorflow'
     """
-    name = keras_backend_name() if name is None else name
+    keras = sys.modules.get("keras")
+    if name is None and keras is not None and hasattr(keras, "backend"):
+        name = keras.backend.backend()
+    elif name is None:
+        name = os.environ.get("KERAS_BACKEND")
+        home = os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            with open(os.path.join(home, "keras.json")) as file:
+                name = name or json.load(file).get("backend")
+        name = name or "tensorflow"
     if name not in SUPPORTED:
         raise ValueError(
             f"keras-mlh trains on the Keras backends {sorted(SUPPORTED)}; "

@@ -1,7 +1,5 @@
-"""The guard of every output (`check_output`) and of model files.
-
-The atomic writes live in `keras_mlh_runtime.files`, re-exported here.
-"""
+"""The guard of every output (`check_output`) and of model files; the atomic
+writes of `keras_mlh_runtime.files`, re-exported."""
 
 import contextlib
 import os
@@ -41,35 +39,21 @@ def check_model_file(path, fix="save the model with model.save('model.keras')"):
     return path
 
 
-def check_output(
-    path,
-    inputs=(),
-    overwrite=False,
-    kind="file",
-    companions=(),
-    marker=None,
-    what="output",
-    overwrite_flag="--overwrite",
-    not_inside=(),
-):
-    """The guard of every output: checks that writing `path` loses nothing.
+def check_output(path, inputs=(), overwrite=False, kind="file", companions=(),
+                 marker=None, what="output", overwrite_flag="--overwrite",
+                 not_inside=()):  # fmt: skip
+    """Checks, creating nothing, that writing the output `path` loses nothing.
 
-    An existing output is replaced only with `overwrite`; an output is never
-    (even with `overwrite`) one of the `inputs` (by real path), an output
-    folder never holds one, and no output goes inside a `not_inside` folder.
-    Creates nothing; runs before any slow work.
+    No output is (even with `overwrite`) one of the `inputs` by real path, or
+    lies inside a `not_inside` folder, and no output folder holds an input. An
+    existing output is replaced only with `overwrite`; a folder only when empty
+    or holding `marker`, the file each of ours has (another is the user's).
 
     Args:
-        path: the output file or folder.
         inputs: the paths the command reads (`None` entries skipped).
-        overwrite: whether existing outputs may be replaced.
-        kind: `"file"`, or `"folder"`: replaced only when empty or holding
-            `marker`, the file every such folder of ours has.
+        kind: `"file"` or `"folder"`.
         companions: further files written with `path`.
-        marker: see `kind`.
-        what: what the output is, for messages (e.g. `"run folder"`).
-        overwrite_flag: how the caller spells `overwrite`, for messages.
-        not_inside: folders the output must not be written into.
+        what, overwrite_flag: the output and its overwrite option, for messages.
 
     Returns:
         The absolute path.
@@ -81,13 +65,12 @@ def check_output(
     path = os.path.abspath(os.fspath(path))
     outputs = [path, *(os.path.abspath(os.fspath(c)) for c in companions)]
     for source in (os.fspath(i) for i in inputs if i is not None):
-        for output in outputs:
-            if _same_file(output, source):
-                raise ValueError(
-                    f"Refusing to write {output!r}: it is an input of this command "
-                    f"({source!r}), and writing it would destroy it. Choose "
-                    "another output."
-                )
+        for output in (o for o in outputs if _same_file(o, source)):
+            raise ValueError(
+                f"Refusing to write {output!r}: it is an input of this command "
+                f"({source!r}), and writing it would destroy it. Choose "
+                "another output."
+            )
         if kind == "folder" and _is_inside(source, path):
             raise ValueError(
                 f"Refusing to write {path!r}: it holds {source!r}, an input of "
@@ -101,7 +84,19 @@ def check_output(
                 "this command; choose an output outside it."
             )
     if kind == "folder":
-        return _check_folder(path, overwrite, marker, what, overwrite_flag)
+        path = check_writable(path, kind="folder")
+        full = os.path.isdir(path) and os.listdir(path)
+        if full and not overwrite:
+            raise ValueError(
+                f"{path!r} is not empty; choose a new folder or pass "
+                f"{overwrite_flag} to replace an earlier {what}."
+            )
+        if full and not os.path.isfile(os.path.join(path, marker)):
+            raise ValueError(
+                f"Refusing to replace {path!r}: it is not a keras-mlh {what} "
+                f"(no {marker}), and replacing deletes it. Choose a new folder."
+            )
+        return path
     for output in outputs:
         check_writable(output, kind="file")
         if os.path.exists(output) and not os.path.isfile(output):
@@ -109,8 +104,7 @@ def check_output(
             raise ValueError(
                 f"{output!r} is not a regular file; give the name of a file to write."
             )
-        # lexists: a dangling link is an existing name too.
-        if os.path.lexists(output) and not overwrite:
+        if os.path.lexists(output) and not overwrite:  # a dangling link too
             raise ValueError(
                 f"{output!r} exists; pass {overwrite_flag} to replace it, or "
                 "choose another name."
@@ -118,31 +112,12 @@ def check_output(
     return path
 
 
-def _check_folder(path, overwrite, marker, what, overwrite_flag):
-    # A non-empty folder without `marker` is the user's own.
-    path = check_writable(path, kind="folder")
-    if os.path.isdir(path) and os.listdir(path):
-        if not overwrite:
-            raise ValueError(
-                f"{path!r} is not empty; choose a new folder or pass "
-                f"{overwrite_flag} to replace an earlier {what}."
-            )
-        if not os.path.isfile(os.path.join(path, marker)):
-            raise ValueError(
-                f"Refusing to replace {path!r}: it is not a keras-mlh {what} "
-                f"(no {marker}), and replacing deletes it. Choose a new folder."
-            )
-    return path
-
-
-def _same_file(a, b):
-    """Whether `a` and `b` are one file or folder (by real path, or inode)."""
+def _same_file(a, b):  # by real path, or inode (hard links)
     with contextlib.suppress(OSError):  # either missing
         return os.path.samefile(a, b)
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _is_inside(path, folder):
-    """Whether `path` lies inside `folder` (real paths), not being it."""
+def _is_inside(path, folder):  # real paths, `folder` itself excluded
     path, folder = os.path.realpath(path), os.path.realpath(folder)
     return path.startswith(folder.rstrip(os.sep) + os.sep)

@@ -2,7 +2,9 @@
 
 A run folder holds `model.keras`, `history.json`, `split.npz` and `run.json`.
 A run trains in a staging folder beside it (`.keras-mlh-train-NAME`), backed up
-after every epoch, so `train(..., resume=True)` continues it after a kill.
+after every epoch by `RunBackup`, so `train(..., resume=True)` continues it
+after a kill. The model, its seed and the recipe are built in one fixed order
+(a fixed seed trains to the same weights).
 """
 
 import json
@@ -12,10 +14,12 @@ import shutil
 import numpy as np
 
 from keras_mlh import files
-from keras_mlh.datasets import FileHashingData
+from keras_mlh.datasets import FileHashingData, HashingData
+from keras_mlh.datasets.holdout import hold_out_validation
+from keras_mlh.datasets.image_pipeline import decode_failure
 from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
-from keras_mlh.encoding import FILE_SPLIT_KEY
-from keras_mlh.run_training import BACKUP_FOLDER, fit_run, read_log
+from keras_mlh.encoding import FILE_SPLIT_KEY, INFERENCE_BATCH_SIZE
+from keras_mlh.training import default_training
 from keras_mlh.version import __version__
 from keras_mlh_runtime.code_files import load_npz
 
@@ -23,28 +27,16 @@ MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.npz"
 RUN_FILE = "run.json"
+# In the staging folder: `RunBackup`'s record (each epoch's logs, the seconds,
+# what a resumed run must share) and its `BackupAndRestore` backup.
+LOG_FILE = "epochs.json"
+BACKUP_FOLDER = "backup"
 
 
-def train(
-    folder,
-    data,
-    *,
-    source=None,
-    bits=32,
-    mode="mlh",
-    backbone=SMALL_BACKBONE,
-    backbone_weights=None,
-    augment=False,
-    epochs=None,
-    learning_rate=None,
-    seed=0,
-    val_split=None,
-    val_every=5,
-    verbose=1,
-    resume=False,
-    overwrite=False,
-    command=None,
-):
+def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACKBONE,
+          backbone_weights=None, augment=False, epochs=None, learning_rate=None,
+          seed=0, val_split=None, val_every=5, verbose=1, resume=False,
+          overwrite=False, command=None):  # fmt: skip
     """Trains an MLH model with the default recipe and writes a run folder.
 
     Args:
@@ -58,7 +50,6 @@ def train(
         val_split: images held out (count or fraction) to keep the epoch of
             the best validation mAP, or `None`.
         val_every: validation mAP (into the history) every N epochs; 0 never.
-        verbose: `fit`'s verbosity.
         resume: continue the interrupted run of `folder` (same settings, data).
         overwrite: replace an earlier run, and discard an interrupted one.
         command: the command line, recorded in `run.json`.
@@ -85,7 +76,7 @@ def train(
     stage = stage_of(out)
     if not resume:  # nothing to resume there (checked), or `overwrite`
         shutil.rmtree(stage, ignore_errors=True)
-    trained = fit_run(stage, data, source, settings, verbose, resume, command)
+    trained = _fit(stage, data, source, settings, verbose, resume, command)
     with files.atomic_folder(out) as work:
         run_info = _write_run_folder(work, out, settings, source, **trained)
     shutil.rmtree(stage, ignore_errors=True)
@@ -115,7 +106,7 @@ def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=F
             "done) can be resumed: rerun the command with --resume; or pass "
             "--overwrite to discard it and start afresh."
         )
-    out = files.check_output(
+    return files.check_output(
         out,
         inputs=inputs,
         overwrite=overwrite or resume,  # resumed: a run that had --overwrite
@@ -124,14 +115,13 @@ def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=F
         what="run folder",
         not_inside=not_inside,
     )
-    files.check_writable(out)
-    return out
 
 
 def stage_of(out):
     """The staging folder of the run folder `out` (absolute)."""
-    name = f"{files.TEMP_PREFIX}train-{os.path.basename(out)}"
-    return os.path.join(os.path.dirname(out), name)
+    return os.path.join(
+        os.path.dirname(out), f"{files.TEMP_PREFIX}train-{os.path.basename(out)}"
+    )
 
 
 def epochs_done(folder):
@@ -143,6 +133,146 @@ def epochs_done(folder):
     return max(map(len, read_log(stage)["history"].values()), default=0)
 
 
+def read_log(stage):
+    """The record `RunBackup` keeps in `stage` (`history`, `seconds`, ...);
+    damaged: an error (the run is not lost)."""
+    path = os.path.join(stage, LOG_FILE)
+    if not os.path.exists(path):
+        return {"history": {}, "seconds": 0.0}
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        return {**record, "history": dict(record["history"]),
+                "seconds": float(record["seconds"])}  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"The epoch log {path!r} is damaged, so the run cannot be resumed; "
+            "restore it, or start afresh with --overwrite."
+        ) from None
+
+
+def _fit(stage, data, source, settings, verbose, resume, command):
+    """Builds, compiles and fits the model of a run in its staging folder."""
+    import keras
+
+    from keras_mlh.callbacks import RetrievalMetricsCallback
+    from keras_mlh.callbacks.run_backup import RunBackup
+    from keras_mlh.models import MLH
+
+    keras.utils.set_random_seed(settings["seed"])
+    backbone = settings["backbone"]
+    model = MLH(
+        num_classes=data.num_classes,
+        bits=settings["bits"],
+        mode=settings["mode"],
+        backbone=None if backbone == SMALL_BACKBONE else backbone,
+        backbone_weights=settings["backbone_weights"],
+        augmentation="default" if settings["augment"] else None,
+    )
+    validation = None
+    if settings["val_split"] is not None:
+        try:
+            validation = hold_out_validation(
+                data, settings["val_split"], seed=settings["seed"]
+            )
+        except ValueError as error:
+            raise ValueError(f"--val-split: {error}") from None
+        data = validation.data  # trains without the held-out images
+    recipe = default_training(
+        epochs=settings["epochs"],
+        steps_per_epoch=len(data.train),
+        learning_rate=settings["learning_rate"],
+    )
+    model.compile(optimizer=recipe.optimizer)
+    record = _stage_record(stage, settings, recipe.epochs, data, source,
+                           resume, command)  # fmt: skip
+    streamed = not isinstance(data, HashingData)
+    if validation is not None:
+        # The package's protocol: val mAP on images held out of the training
+        # set picks the epoch kept; the test queries never pick anything.
+        queries, database = validation.queries, validation.database
+    else:
+        queries = (data.query if streamed else data.x_query, data.y_query)
+        database = (data.database if streamed else data.x_database, data.y_database)
+    metrics = [
+        RetrievalMetricsCallback(
+            queries, database, every_n_epochs=settings["val_every"] or 1,
+            batch_size=max(data.batch_size, INFERENCE_BATCH_SIZE), verbose=0,
+        )
+    ] if settings["val_every"] or validation is not None else []  # fmt: skip
+    monitor = None if validation is None else "val_map"
+    backup = RunBackup(stage, monitor, record)
+    print(
+        f"Training MLH (mode={settings['mode']}, {settings['bits']} bits, "
+        f"backbone={backbone}) on {source.get('kind')}: {len(data.y_train)} "
+        f"training, {len(data.y_database)} database images {data.image_shape}"
+        f"{' (streamed from disk)' if streamed else ''}, {len(data.y_query)} "
+        f"queries, {data.num_classes} classes, "
+        f"{recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''}"
+    )
+    try:
+        model.fit(
+            data.train, epochs=recipe.epochs, verbose=verbose,
+            callbacks=[*metrics, backup],
+        )  # fmt: skip
+    except BaseException as error:
+        if not (resume or backup.backed_up):  # no epoch to resume from
+            shutil.rmtree(stage, ignore_errors=True)
+        failure = isinstance(error, Exception) and decode_failure(error)
+        if streamed and failure:  # an image file that cannot be decoded
+            raise ValueError(str(failure)) from None
+        raise
+    return dict(model=model, logs=backup.history, seconds=backup.seconds(),
+                command=record["command"], data=data, validation=validation,
+                selection=_selection(backup, validation,
+                                     settings["val_split"]))  # fmt: skip
+
+
+def _stage_record(stage, settings, epochs, data, source, resume, command):
+    """What a resumed run must share with the interrupted one (checked when
+    resumed), and the run's first command."""
+    recorded = {**settings, "epochs": epochs, "source": source,
+                "batch_size": data.batch_size, "num_classes": int(data.num_classes),
+                "image_shape": [int(d) for d in data.image_shape], "counts": [
+                    len(data.y_train), len(data.y_query), len(data.y_database)]}  # fmt: skip
+    recorded = json.loads(json.dumps(recorded))  # as stored: lists, not tuples
+    if not resume:
+        return {"settings": recorded, "command": command}
+    stored = read_log(stage)
+    old = stored.get("settings") or {}
+    changed = [key for key in recorded if old.get(key) != recorded[key]]
+    if changed:
+        key = changed[0]
+        raise ValueError(
+            f"The interrupted run in {stage!r} was started with other settings or "
+            f"data ({key}: {old.get(key)!r} then, {recorded[key]!r} now); resume "
+            "with the same ones, or start afresh with --overwrite."
+        )
+    return {"settings": recorded, "command": stored.get("command")}
+
+
+def _selection(backup, validation, val_split):
+    """Loads the best epoch by val mAP (with validation); its record."""
+    best = backup.restore_best() if validation is not None else None
+    if best is None:
+        if "val_map" in backup.history:
+            print(f"Validation mAP@all at the end: {backup.history['val_map'][-1]:.4f}")
+        return None
+    queries = int(len(validation.queries[1]))
+    print(
+        f"Kept epoch {best['epoch']}: best validation mAP@all {best['value']:.4f} "
+        f"on {queries} images held out of training"
+    )
+    return {
+        "val_split": val_split,
+        "num_val_queries": queries,
+        "num_val_database": int(len(validation.database[1])),
+        "best_epoch": best["epoch"],
+        "best_val_map": best["value"],
+        "kept": "the weights of the best epoch by val_map",
+    }
+
+
 def _write_run_folder(
     work, out, settings, source, model, logs, seconds, command, data, validation,
     selection,
@@ -150,43 +280,35 @@ def _write_run_folder(
     """Writes the run folder's files into `work` (`data` as trained on)."""
     model.save(os.path.join(work, MODEL_FILE))
     files.write_json(logs, os.path.join(work, HISTORY_FILE))
-    save_npz(
-        os.path.join(work, SPLIT_FILE),
-        **split_arrays(data, validation, source.get("unseen_classes")),
-    )
+    split = split_arrays(data, validation, source.get("unseen_classes"))
+    with open(os.path.join(work, SPLIT_FILE), "wb") as f:  # exactly this name
+        np.savez_compressed(f, **split)
+    image_recipe = None
+    if hasattr(data, "resize_to"):
+        recipe = ImageRecipe(data.image_size, data.resize_to, data.horizontal_flip)
+        image_recipe = recipe.run_info(data.color_mode)
     run_info = {
-        "format": "keras-mlh-run",
-        "keras_mlh_version": __version__,
-        "command": command,
-        "source": source,
+        "format": "keras-mlh-run", "keras_mlh_version": __version__,
+        "command": command, "source": source,
         **{key: settings[key] for key in ("bits", "mode", "backbone")},
         "backbone_weights": settings["backbone_weights"] or "none",
         "augment": settings["augment"],
         "epochs": len(next(iter(logs.values()))) if logs else settings["epochs"],
-        "batch_size": data.batch_size,
-        "learning_rate": settings["learning_rate"],
-        "seed": settings["seed"],
-        "num_classes": int(data.num_classes),
+        "batch_size": data.batch_size, "learning_rate": settings["learning_rate"],
+        "seed": settings["seed"], "num_classes": int(data.num_classes),
         "class_names": data.class_names,
         "image_shape": [int(d) for d in data.image_shape],
-        "multi_label": bool(data.multi_label),
-        "num_train": int(len(data.y_train)),
+        "multi_label": bool(data.multi_label), "num_train": int(len(data.y_train)),
         "num_queries": int(len(data.y_query)),
         "num_database": int(len(data.y_database)),
         "database_is_training_set": not isinstance(data, FileHashingData)
         or np.array_equal(data.train_paths, data.database_paths),
-        "validation": selection,
-        "unseen_classes": source.get("unseen_classes"),
-        "image_recipe": ImageRecipe(
-            data.image_size, data.resize_to, data.horizontal_flip
-        ).run_info(data.color_mode)
-        if hasattr(data, "resize_to")
-        else None,
-        "train_seconds": round(seconds, 3),
+        "validation": selection, "unseen_classes": source.get("unseen_classes"),
+        "image_recipe": image_recipe, "train_seconds": round(seconds, 3),
         "final_logs": {key: values[-1] for key, values in logs.items()},
         "files": {"model": MODEL_FILE, "history": HISTORY_FILE, "split": SPLIT_FILE},
         "folder": out,
-    }
+    }  # fmt: skip
     files.write_json(run_info, os.path.join(work, RUN_FILE))
     return run_info
 
@@ -257,22 +379,12 @@ def load_history(path):
     try:
         with open(path) as f:
             history = json.load(f)
+        if not isinstance(history, dict) or not all(
+            isinstance(v, list) for v in history.values()
+        ):
+            raise ValueError("not a JSON object of per-epoch lists, as train writes")
     except (OSError, ValueError) as error:
         raise ValueError(
             f"Cannot read the training history {path!r}: {error}"
         ) from None
-    lists = isinstance(history, dict) and all(
-        isinstance(v, list) for v in history.values()
-    )
-    if not lists:
-        raise ValueError(
-            f"{path!r} is not a training history (a JSON object of per-epoch "
-            "lists, as `keras-mlh train` writes)."
-        )
     return history
-
-
-def save_npz(path, **arrays):
-    """Writes arrays, compressed, to exactly `path` (`np.savez` would add `.npz`)."""
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)

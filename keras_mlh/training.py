@@ -1,7 +1,7 @@
 """The default training recipe that `keras-mlh train`, the examples and the
 benchmarks share. Keras is imported only when a recipe is made."""
 
-import dataclasses
+import collections
 
 # 30, not 15: on the protocols' validation splits (32 bits, 3 paired seeds)
 # 30 epochs raised MLH's mean mAP by 0.8 points over the four MNIST-5k
@@ -9,13 +9,8 @@ import dataclasses
 DEFAULT_EPOCHS = 30
 DEFAULT_LEARNING_RATE = 1e-3
 
-
-@dataclasses.dataclass
-class TrainingRecipe:
-    """A `keras.optimizers.Optimizer` and the `epochs` its schedule is made for."""
-
-    optimizer: object
-    epochs: int
+# A `keras.optimizers.Optimizer` and the `epochs` its schedule is made for.
+TrainingRecipe = collections.namedtuple("TrainingRecipe", ["optimizer", "epochs"])
 
 
 def default_training(epochs=None, steps_per_epoch=None, learning_rate=None):
@@ -23,8 +18,7 @@ def default_training(epochs=None, steps_per_epoch=None, learning_rate=None):
 
     Args:
         epochs: defaults to `DEFAULT_EPOCHS`.
-        steps_per_epoch: batches per epoch, for the schedule; without it the
-            learning rate is constant.
+        steps_per_epoch: batches per epoch; without it the rate is constant.
         learning_rate: peak learning rate, `DEFAULT_LEARNING_RATE` by default.
 
     Returns:

@@ -252,7 +252,7 @@ def test_bad_list_files_fail_in_one_line_before_training(tmp_path, edit, message
 def test_a_split_of_100000_file_backed_images_stays_under_20_mb(tmp_path):
     """The paths-and-labels split.npz of an ImageNet-100-sized run."""
     from keras_mlh.datasets import FileHashingData
-    from keras_mlh.runs import save_npz, split_arrays
+    from keras_mlh.runs import split_arrays
 
     rng = np.random.default_rng(0)
     n, classes = 100_000, 100
@@ -269,7 +269,7 @@ def test_a_split_of_100000_file_backed_images_stays_under_20_mb(tmp_path):
         database_paths=paths, y_database=multi_hot,
         num_classes=classes, image_root=root,
     )  # fmt: skip
-    save_npz(tmp_path / "split.npz", **split_arrays(data))
+    np.savez_compressed(tmp_path / "split.npz", **split_arrays(data))
     size = (tmp_path / "split.npz").stat().st_size
     assert size < 20 * 2**20, f"{size / 2**20:.1f} MiB"
     with np.load(tmp_path / "split.npz") as split:

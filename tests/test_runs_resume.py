@@ -220,14 +220,12 @@ def test_run_backup_keeps_the_best_epoch_and_drops_a_killed_epoch_s_files(tmp_pa
     fit = {"epochs": EPOCHS, "batch_size": 4, "verbose": 0}
     first, seen = model(), Scripted(stop_at=3)
     with pytest.raises(KeyboardInterrupt):
-        first.fit(
-            x, y, callbacks=[seen, *RunBackup(tmp_path, "val_map").callbacks], **fit
-        )
+        first.fit(x, y, callbacks=[seen, RunBackup(tmp_path, "val_map")], **fit)
     # A killed epoch 4 that had written its (better) best file and its log.
     (tmp_path / "best-4.weights.h5").write_bytes(b"partial")
     resumed, again = model(), Scripted()
     backup = RunBackup(tmp_path, "val_map")
-    resumed.fit(x, y, callbacks=[again, *backup.callbacks], **fit)
+    resumed.fit(x, y, callbacks=[again, backup], **fit)
     assert sorted(again.after) == [4, 5]  # epochs 1-3 were not trained again
     assert backup.history["val_map"] == SCORES
     assert backup.restore_best() == {"epoch": 2, "value": 0.5}

@@ -10,22 +10,16 @@ from keras_mlh_runtime.errors import check_positive_int
 
 
 class RetrievalMetricsCallback(keras.callbacks.Callback):
-    """Computes validation mAP@K during `fit` and writes it into the logs.
+    """Writes validation mAP@K into the logs during `fit`, as `logs[name]`.
 
-    Every `every_n_epochs` epochs (and at the last), `logs[name]` gets mAP@K
-    for `EarlyStopping`, `ModelCheckpoint` and `History`; the epochs between
-    repeat the last value, so monitors always find the key.
+    Computed every `every_n_epochs` epochs and at the last; the epochs between
+    repeat the last value, so `EarlyStopping` or `ModelCheckpoint` always find it.
 
     Args:
-        query_data: `(images, labels)` of the queries, the images an array or
-            a batched dataset (encoded batch by batch); or a dataset of
-            `(images, labels)` (its labels read in one pass).
-        database_data: the same for the items searched; `None` uses the
-            queries (each query then also finds itself).
+        query_data: `(images, labels)`, the images an array or a batched
+            dataset; or a dataset of `(images, labels)`.
+        database_data: the same for the items searched; `None`: the queries.
         k: mAP cut-off; `None` for mAP@all.
-        every_n_epochs: how often to evaluate.
-        name: log key.
-        batch_size: encoding batch size.
         verbose: print the value when computed.
 
     Example:
@@ -80,19 +74,15 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
             return self.model.encode(images, batch_size=self.batch_size)
         # Batch by batch, never all pixels in memory; rebatched, as one predict
         # call per small batch is slow.
+        size = self.batch_size
+        batches = images.rebatch(size).as_numpy_iterator()
         return np.concatenate(
-            [
-                self.model.encode(
-                    batch[0] if isinstance(batch, tuple) else batch,
-                    batch_size=self.batch_size,
-                )
-                for batch in images.rebatch(self.batch_size).as_numpy_iterator()
-            ]
-        )
+            [self.model.encode(b[0] if isinstance(b, tuple) else b, batch_size=size)
+             for b in batches]
+        )  # fmt: skip
 
 
 def _pair(data, name):
-    """`(images, labels)` of one side, checked."""
     if is_tf_dataset(data):
         labels = [np.asarray(y) for _, y in data.as_numpy_iterator()]
         if not labels:
