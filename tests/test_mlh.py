@@ -266,6 +266,11 @@ def test_custom_functional_backbone(small_mnist, tmp_path):
     )
 
 
+# Once, under TensorFlow: what keras_mlh adds to a named backbone (the name
+# lookup, weights=None, the Resizing layer, the saved config) is Python; the
+# backbone's compile (~60 CPU-s on JAX) is Keras's own MobileNetV3, and the
+# backend's train step with batch-norm state runs in every test above.
+@ONCE
 def test_keras_applications_backbone_offline_with_resizing(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 20, 20, 3)).astype("uint8")
