@@ -19,20 +19,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh test
-.venv/bin/ruff check .
-# The Beam batch encoder's own environment (tests/test_beam_encode.py).
-bash scripts/venv_beam.sh
-KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -n 2 --dist loadfile -q "$@"
-[ $# -eq 0 ] || exit 0
-
-for backend in ${KERAS_MLH_BACKENDS-jax torch}; do
+backends=""
+[ $# -ne 0 ] || backends="${KERAS_MLH_BACKENDS-jax torch}"
+# The backend environments install (mostly unpacking wheels) while ruff and
+# the TensorFlow run go on; each logs to .venv-BACKEND.log.
+installs=()
+for backend in $backends; do
   case "$backend" in
     jax) packages="jax jaxlib" ;;
     torch) packages="torch==2.13.0" ;;
     *) echo "scripts/test.sh: unknown backend $backend (use jax or torch)" >&2; exit 2 ;;
   esac
   (VENV=".venv-$backend" BASE_VENV=.venv BACKEND_PACKAGES="$packages"
-   source scripts/_venv.sh)
+   source scripts/_venv.sh) > ".venv-$backend.log" 2>&1 &
+  installs+=($!)
+done
+.venv/bin/ruff check .
+# The Beam batch encoder's own environment (tests/test_beam_encode.py).
+bash scripts/venv_beam.sh
+KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -n 2 --dist loadfile -q "$@"
+
+for i in "${!installs[@]}"; do
+  backend=$(echo $backends | cut -d" " -f$((i + 1)))
+  wait "${installs[$i]}" || { cat ".venv-$backend.log" >&2; exit 1; }
+done
+for backend in $backends; do
   echo "== KERAS_BACKEND=$backend"
   KERAS_BACKEND="$backend" ".venv-$backend/bin/python" -m pytest -n 2 \
     --dist loadfile -q -m "not backend_independent and not end_to_end"

@@ -94,6 +94,10 @@ def weights(path):
         return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
 
 
+# Process-level: kill -9 of a training process, then the same call again. What
+# the resume rests on (RunBackup with BackupAndRestore) is tested in-process on
+# every backend below, so the kill runs once, under TensorFlow.
+@pytest.mark.end_to_end
 def test_kill_9_then_resume_continues_after_the_last_epoch_and_keeps_the_best(
     tmp_path,
 ):
@@ -154,6 +158,7 @@ def test_resume_needs_an_interrupted_run(tmp_path, capsys):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.end_to_end  # `keras-mlh train` in a child process
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs setrlimit")
 def test_disk_full_while_training_fails_in_one_line_and_keeps_nothing(tmp_path):
     import resource
