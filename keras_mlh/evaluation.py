@@ -16,8 +16,7 @@ from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"
 EVAL_FOLDER = "eval"
-PLOTS = ("pr_curve", "precision_at_k", "bit_balance", "history")
-PLOT_FILES = {name: f"{name}.png" for name in PLOTS}
+PLOTS = ("pr_curve", "precision_at_k", "bit_balance", "history")  # each a NAME.png
 
 
 def bit_balance(codes, name="codes"):
@@ -25,7 +24,7 @@ def bit_balance(codes, name="codes"):
 
     Args:
         codes: packed uint8, ±1 or 0/1 codes `(n, bits)`.
-        name: the argument's name in error messages.
+        name: the argument's name, for messages.
 
     Example:
     >>> bit_balance([[1, -1, 1, 1, 1, 1, 1, 1], [1, 1, -1, 1, 1, 1, 1, 1]])[:3]
@@ -53,13 +52,12 @@ def retrieval_report(
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
         query_labels, database_labels: class ids `(n,)` or multi-hot rows.
-        k: mAP cut-off; `None` ranks the whole database (mAP@all).
+        k, tie_breaking: as in `mean_average_precision`.
         cutoffs: the K of precision@K and recall@K (beyond the database: dropped).
         out_dir: writes `report.json` and the PNG plots there, all or none.
-        history: a `keras.callbacks.History` or its dict to plot, or `None`.
+        history: a `keras.callbacks.History` or its dict to plot.
         radius: Hamming radius of the precision within radius (inclusive).
-        tie_breaking: `"stable"` or `"average"`, as in `mean_average_precision`.
-        metadata: extra JSON-safe entries; its keys must not be report keys.
+        metadata: extra JSON-safe entries, none named as a report entry.
 
     Returns:
         A JSON-serializable dict of the numbers (`None` where undefined), the
@@ -100,9 +98,7 @@ def retrieval_report(
     }
     clashes = sorted(set(metadata or {}) & {*report, "plots", "files"})
     if clashes:
-        raise ValueError(
-            f"`metadata` must not replace report entries; rename {clashes}."
-        )
+        raise ValueError(f"`metadata` must not replace the report's {clashes}.")
     report.update(metadata or {})
     if out_dir is not None:
         _write_report(report, curve, database_codes, out_dir, history)
@@ -114,8 +110,8 @@ def _write_report(report, curve, database_codes, out_dir, history):
     from keras_mlh import plot
 
     plots = [name for name in PLOTS if history or name != "history"]
-    report["plots"] = [PLOT_FILES[name] for name in plots]
-    names = {**{k: PLOT_FILES[k] for k in plots}, "report": REPORT_FILE}
+    report["plots"] = [f"{name}.png" for name in plots]
+    names = {**{k: f"{k}.png" for k in plots}, "report": REPORT_FILE}
     report["files"] = {k: os.path.join(out_dir, name) for k, name in names.items()}
     with contextlib.ExitStack() as stack:
         # Each file is renamed into place once all are written, in the reverse
@@ -180,7 +176,7 @@ def evaluate_run(
         os.path.join(out, REPORT_FILE),
         inputs=[model, data, history],
         overwrite=overwrite,
-        companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
+        companions=[os.path.join(out, f"{name}.png") for name in PLOTS],
     )
     split, history = runs.load_split(data), runs.load_history(history)
     from keras_mlh.models import load_model

@@ -19,10 +19,9 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     """Checks labels as the model and the metrics take them.
 
     Args:
-        labels: class ids `(n,)` / `(n, 1)` in `[0, num_classes)`, or
-            multi-hot `(n, num_classes)` rows of 0/1.
+        labels: class ids `(n,)` / `(n, 1)`, or multi-hot 0/1 rows.
         num_classes: `None` checks neither the id range nor the width.
-        num_images: the number of labels expected, if given.
+        num_images: the number of labels expected.
         name: the argument's name, for messages.
 
     Returns:
@@ -33,15 +32,10 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     array([2, 0])
     """
     array = np.asarray(labels)
-    if array.dtype.kind not in "biuf":  # bool, int, uint, float
+    if array.dtype.kind not in "biuf" or array.ndim not in (1, 2):  # bool, numbers
         raise ValueError(
-            f"`{name}` must be integer class ids or a multi-hot 0/1 array. "
-            f"Received: dtype={array.dtype}"
-        )
-    if array.ndim not in (1, 2):
-        raise ValueError(
-            f"`{name}` must be class ids (n,) or multi-hot (n, num_classes). "
-            f"Received: shape={array.shape}"
+            f"`{name}` must be class ids (n,) or multi-hot 0/1 rows (n, num_classes)."
+            f" Received: dtype={array.dtype}, shape={array.shape}"
         )
     if num_images is not None and len(array) != num_images:
         raise ValueError(
@@ -51,17 +45,14 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     if array.ndim == 2 and is_class_id_column(array.shape):
         array = array[:, 0]
     if array.ndim == 1:
-        if np.issubdtype(array.dtype, np.floating):
-            bad = array[~(np.isfinite(array) & (array == np.round(array)))]
-            bad = bad if bad.size else array[np.abs(array) >= 2.0**63]
-            if bad.size:
-                raise ValueError(
-                    f"`{name}` class ids must be whole numbers that fit in int64 "
-                    f"(no NaN or infinity). Received e.g. {bad[0]!r}"
-                )
-        elif array.dtype == np.uint64 and array.size and array.max() > 2**63 - 1:
+        fits = array.dtype != np.uint64 or not array.size or array.max() < 2**63
+        if array.dtype.kind == "f":
+            fits = np.all(np.isfinite(array) & (array == np.round(array)))
+            fits = fits and not np.any(np.abs(array) >= 2.0**63)
+        if not fits:
             raise ValueError(
-                f"`{name}` class ids must fit in int64. Received: {array.max()}"
+                f"`{name}` class ids must be whole numbers that fit in int64 (no NaN "
+                "or infinity): renumber them."
             )
         ids = array.astype(np.int64)
         if num_classes is not None and (
@@ -88,9 +79,8 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
 
 
 def infer_num_classes(labels):
-    """The number of classes of class ids (the largest + 1; 1 for none) or of
-    multi-hot rows (their width); a `ValueError` for a stray id (more than
-    `max(distinct ids, 10)` ids below it unused).
+    """The number of classes of class ids (the largest + 1) or multi-hot rows;
+    a `ValueError` for a stray id (more than `max(distinct ids, 10)` unused).
 
     Example:
     >>> infer_num_classes(np.array([0, 3, 1]))
@@ -110,9 +100,7 @@ def infer_num_classes(labels):
         where = int(np.argmax(labels.reshape(-1)))
         raise ValueError(
             f"Label {int(largest)} (label #{where}) implies {num_classes} classes, "
-            f"but only {present} distinct class ids are present: class ids must run "
-            "from 0 to num_classes - 1. Renumber them densely (e.g. "
-            "`np.unique(labels, return_inverse=True)`), or pass num_classes if "
-            "the unused classes are meant."
+            f"but only {present} distinct class ids are present. Renumber them "
+            "densely (`np.unique(labels, return_inverse=True)`), or pass num_classes."
         )
     return num_classes
