@@ -48,8 +48,7 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
     if bits < 63 and num_classes > 2**bits:
         raise ValueError(
             f"Cannot build {num_classes} distinct hash centers with {bits} bits: "
-            f"there are only {2**bits} distinct codes. Use more bits. "
-            f"Received: num_classes={num_classes}, bits={bits}"
+            f"there are only {2**bits} distinct codes. Use more bits."
         )
     total, volume, d = 2**bits, 0, 0
     while num_classes * volume < total:
@@ -66,7 +65,7 @@ def _gram_blocks(centers):
 
 
 def min_hamming_distance(centers: np.ndarray) -> int:
-    """Smallest pairwise Hamming distance between ±1 rows (`bits` if one row)."""
+    """Smallest pairwise Hamming distance of ±1 rows (`bits` for one row)."""
     bits = np.shape(centers)[1]
     largest = -bits
     for start, gram in _gram_blocks(centers):
@@ -107,12 +106,9 @@ def hash_centers(
     target = gilbert_varshamov_distance(num_classes, bits)  # checks both
     if num_classes > MAX_CLASSES:
         raise ValueError(
-            f"num_classes={num_classes} is more classes than hash centers are "
-            f"built for (at most {MAX_CLASSES}); such a count nearly always comes "
-            "from sparse or stray class ids. Class ids must run from 0 to "
-            "num_classes - 1: renumber them densely, e.g. with "
-            "`np.unique(labels, return_inverse=True)`. "
-            f"Received: num_classes={num_classes}, bits={bits}"
+            f"num_classes={num_classes} is over the limit of hash centers (at most "
+            f"{MAX_CLASSES}): renumber sparse class ids densely, e.g. with "
+            "`np.unique(labels, return_inverse=True)`."
         )
     # Hadamard rows are bits/2 apart, which misses the target only for very
     # few classes (e.g. 2 classes of 8 bits, where complements are better).
