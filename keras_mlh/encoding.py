@@ -58,13 +58,9 @@ def encode_file(
     if not output.lower().endswith((".npy", ".npz")):
         raise ValueError(f"The codes file must end in .npy or .npz; got {output!r}.")
     _check_inputs(model, images)
-    files.check_output(
-        output,
-        inputs=[model, images],
-        overwrite=overwrite,
-        # Codes written among the images would be read as part of them.
-        not_inside=[images] if os.path.isdir(images) else [],
-    )
+    # Codes written among the images would be read as part of them.
+    inside = [images] if os.path.isdir(images) else []
+    files.check_output(output, [model, images], overwrite, not_inside=inside)
     # Entered first: an unwritable output fails before the model is loaded.
     with files.atomic_path(output, make_folders=True) as temp:
         codes, found, mlh = encode_path(model, images, key, batch_size, verbose)
@@ -145,21 +141,13 @@ def split_images(arrays, key, image_shape, path):
             )
         size = tuple(int(s) for s in image_shape[:2])
         resize_to = tuple(int(s) for s in arrays.get("resize_to", size))
-        images = file_images(
-            arrays[f"{role}_paths"].astype(str),
-            image_shape,
-            None if resize_to == size else resize_to,
-            path,
-            root=str(arrays[FILE_SPLIT_KEY]),
-        )
+        resize_to = None if resize_to == size else resize_to
+        paths, root = arrays[f"{role}_paths"].astype(str), str(arrays[FILE_SPLIT_KEY])
+        images = file_images(paths, image_shape, resize_to, path, root)
         images.labels = arrays.get(f"y_{role}")
         return images
-    key = code_files.pick(
-        arrays,
-        (key,) if key else code_files.IMAGE_KEYS,
-        path,
-        "save images with np.savez(FILE, images=images) or name the array with --key.",
-    )
+    fix = "save images with np.savez(FILE, images=images) or name the array with --key."
+    key = code_files.pick(arrays, (key,) if key else code_files.IMAGE_KEYS, path, fix)
     try:
         pixels = validate_images(arrays[key], image_shape, name=key)
     except ValueError as error:

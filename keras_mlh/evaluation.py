@@ -74,6 +74,7 @@ def retrieval_report(
     n = len(database_codes)
     ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
     balance = bit_balance(database_codes, name="database_codes")
+    within = metrics.precision_within_radius(*args, radius=radius)
     report = {
         "map": mean_average_precision(*args, k=k, tie_breaking=tie_breaking),
         "map_k": "all" if k is None else int(k),
@@ -83,16 +84,10 @@ def retrieval_report(
         "bits": int(len(balance)),
         "precision_at_k": {str(c): v for c, v in precision_at_k(*args, ks).items()},
         "recall_at_k": {str(c): v for c, v in recall_at_k(*args, ks).items()},
-        "precision_within_radius": {
-            "radius": int(radius),
-            "value": metrics.precision_within_radius(*args, radius=radius),
-        },
-        "pr_curve": {
-            "radius": [int(r) for r in curve["radius"]],
-            **{  # NaN (no query retrieves anything) -> None
-                key: [float(v) if np.isfinite(v) else None for v in curve[key]]
-                for key in ("precision", "recall")
-            },
+        "precision_within_radius": {"radius": int(radius), "value": within},
+        "pr_curve": {  # NaN (no query retrieves anything) -> None
+            key: [v.item() if np.isfinite(v) else None for v in curve[key]]
+            for key in ("radius", "precision", "recall")
         },
         "bit_balance_mean_abs_deviation": float(np.abs(balance - 0.5).mean()),
     }
@@ -147,8 +142,7 @@ def evaluate_run(
     Args:
         run: a run folder of `keras-mlh train`, or `None` with `model` and `data`.
         model: the `.keras` file; default `RUN/model.keras`.
-        data: an `.npz` with `x_query`, `y_query`, `x_database`, `y_database`
-            (or their paths); default `RUN/split.npz`.
+        data: the split `.npz` (queries and database); default `RUN/split.npz`.
         out: the report's folder; default `RUN/eval` (`./eval` without a run).
         k, cutoffs, radius, tie_breaking: as in `retrieval_report`.
 
@@ -172,12 +166,9 @@ def evaluate_run(
     out = os.path.abspath(out or os.path.join(run or os.curdir, EVAL_FOLDER))
     history = os.path.join(run, runs.HISTORY_FILE) if run else None
     check_model_file(model, fix=encoding.MODEL_FIX)
-    check_output(
-        os.path.join(out, REPORT_FILE),
-        inputs=[model, data, history],
-        overwrite=overwrite,
-        companions=[os.path.join(out, f"{name}.png") for name in PLOTS],
-    )
+    plots = [os.path.join(out, f"{name}.png") for name in PLOTS]
+    report = os.path.join(out, REPORT_FILE)
+    check_output(report, [model, data, history], overwrite, companions=plots)
     split, history = runs.load_split(data), runs.load_history(history)
     from keras_mlh.models import load_model
 

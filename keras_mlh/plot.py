@@ -1,7 +1,5 @@
-"""PNG plots of retrieval quality and training (matplotlib, Agg backend).
-
-Each function draws on its own `Figure` (never pyplot's global state), writes
-a PNG of `figsize * DPI` pixels to `path` (creating its folder), returns `path`.
+"""PNG plots of retrieval quality and training: each function draws on its own
+`Figure` (never pyplot's global state), writes `path` and returns it.
 
 Example:
 >>> plot_pr_curve({"mlh": curve, "center": other}, "pr.png")  # doctest: +SKIP
@@ -70,8 +68,7 @@ def plot_precision_at_k(values, path, title="Precision@K"):
     """Precision@K against K.
 
     Args:
-        values: `{k: precision}` (`precision_at_k` of a list), or a dict of
-            name -> such dict.
+        values: `{k: precision}` (`precision_at_k` of a list), or name -> such.
     """
 
     def points(result):
@@ -85,13 +82,10 @@ def plot_precision_at_k(values, path, title="Precision@K"):
 
 
 def plot_history(history, path, title="Training"):
-    """Loss terms (left) and mAP / bit balance (right) per epoch of a
-    `keras.callbacks.History` or its `.history` dict."""
+    """Loss terms and mAP / bit balance per epoch of a `History` or its dict."""
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
-        raise ValueError(
-            "`history` must be a keras History or a non-empty dict of lists."
-        )
+        raise ValueError("`history` must be a History or a non-empty dict of lists.")
     figure = Figure(figsize=(11, 4.2), dpi=DPI)
     losses = _axes(figure, "epoch", "loss", ylim=None, position=(1, 2, 1))
     losses.set_yscale("log")

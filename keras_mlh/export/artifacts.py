@@ -114,8 +114,6 @@ def finish_onnx(path, metadata):
         value.type.tensor_type.shape.dim[1].dim_value = widths[value.name]
     for value in [*graph.input, *graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    onnx.helper.set_model_props(
-        proto,
-        {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
-    )
+    props = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    onnx.helper.set_model_props(proto, props)
     onnx.save(proto, path)

@@ -124,8 +124,7 @@ def _write(model, out_dir, formats, opset, atol, images, resize_to):
 
 def _check_arguments(formats, opset, atol):
     """`formats` as a tuple, `opset` (for ONNX) and `atol`, checked."""
-    if isinstance(formats, str):
-        formats = (formats,)
+    formats = (formats,) if isinstance(formats, str) else formats
     try:
         formats = tuple(dict.fromkeys(formats))
     except TypeError:
