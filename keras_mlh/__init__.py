@@ -14,7 +14,6 @@ import sys
 
 from keras_mlh.version import __version__ as __version__
 
-# Headline name -> module that defines it.
 _PUBLIC = {
     name: module
     for module, names in {

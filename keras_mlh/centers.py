@@ -15,8 +15,6 @@ from keras_mlh_runtime.errors import check_positive_int
 # ImageNet-21k has 21,841 classes; a larger count nearly always comes from
 # sparse or stray label ids, and the search costs about `classes**2 * bits`.
 MAX_CLASSES = 25000
-# Rows of the Gram matrix computed at once (memory: _BLOCK * classes floats).
-_BLOCK = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +58,8 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
 def _gram_blocks(centers):
     """Yields `(start, rows @ centers.T)` per block of rows of ±1 centers."""
     exact = np.asarray(centers, dtype=np.float32)  # exact: |inner| <= bits
-    for start in range(0, len(exact), _BLOCK):
-        yield start, exact[start : start + _BLOCK] @ exact.T
+    for start in range(0, len(exact), 1024):  # memory: 1024 * classes floats
+        yield start, exact[start : start + 1024] @ exact.T
 
 
 def min_hamming_distance(centers: np.ndarray) -> int:
@@ -200,11 +198,8 @@ def _flip_excess(centers, row, limit):
 
 
 class _ClosePairs:
-    """Pairs `(i, j)`, `i < j`, of centers with inner product above `limit`.
-
-    `score()` is `(largest inner product or limit, summed excess)`;
-    `closest_pair()` the first such pair in row-major order (as `argmax`).
-    """
+    """Pairs `(i, j)`, `i < j`, of centers with inner product above `limit`;
+    `score()` is `(largest inner product or limit, summed excess)`."""
 
     def __init__(self, centers, limit):
         self.limit, self.excess, self.pairs, self.heap = limit, 0, {}, []
@@ -229,7 +224,7 @@ class _ClosePairs:
         top = self._top()
         return (self.limit if top is None else -top[0], self.excess)
 
-    def closest_pair(self):
+    def closest_pair(self):  # the first in row-major order, as `argmax`
         return self._top()[1:]
 
     def update(self, row, before, after):

@@ -1,6 +1,5 @@
-"""Images -> codes: `open_images` reads an `.npy`, `.npz` or image folder,
-`encode_images` encodes it, `encode_path` loads a model and does both, and
-`encode_file` (`keras-mlh encode`) writes the codes file."""
+"""Images -> codes: `open_images` reads them, `encode_images` encodes them,
+`encode_path` does both, `encode_file` (`keras-mlh encode`) saves the codes."""
 
 import dataclasses
 import json
@@ -117,7 +116,7 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
                 f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {path!r} "
                 "or its subfolders."
             )
-        return file_images(found, image_shape, run_resize_to(model_path), path, path)
+        return file_images(found, image_shape, run_resize_to(model_path), path)
     if path.lower().endswith(".npy"):
         arrays = {"images": code_files.load_npy(path, what)}
         return split_images(arrays, "images", image_shape, path)
@@ -143,7 +142,7 @@ def split_images(arrays, key, image_shape, path):
         resize_to = tuple(int(s) for s in arrays.get("resize_to", size))
         resize_to = None if resize_to == size else resize_to
         paths, root = arrays[f"{role}_paths"].astype(str), str(arrays[FILE_SPLIT_KEY])
-        images = file_images(paths, image_shape, resize_to, path, root)
+        images = file_images(paths, image_shape, resize_to, root)
         images.labels = arrays.get(f"y_{role}")
         return images
     fix = "save images with np.savez(FILE, images=images) or name the array with --key."
@@ -178,13 +177,13 @@ def run_resize_to(model_path):
     return ImageRecipe.resize_of_run_info(recipe)
 
 
-def file_images(paths, image_shape, resize_to=None, where=None, root=None):
+def file_images(paths, image_shape, resize_to=None, root=None):
     """`Images` of image files (under `root`), every header checked first."""
     height, width, channels = image_shape
     if channels not in (1, 3, 4):
         raise ValueError(
-            f"The model takes {channels}-channel images; image files in "
-            f"{where or 'the list'!r} read as 1, 3 or 4 channels. Pass an .npy/.npz array instead."
+            f"The model takes {channels}-channel images; image files read as 1, 3 "
+            "or 4 channels. Pass an .npy/.npz array instead."
         )
     found = paths if root is None else [os.path.join(root, p) for p in paths]
     try:
@@ -210,6 +209,7 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
     Args:
         model: the `keras_mlh.MLH` model.
         verbose: show a progress bar (for more than one batch).
+        what: what the images are, for the progress line.
 
     Example:
     >>> codes = encode_images(model, open_images("x.npy", (28, 28, 1)), 256)  # doctest: +SKIP

@@ -1,6 +1,5 @@
-"""A full retrieval evaluation in one call: numbers as JSON, plots as PNG, of
-codes (`retrieval_report`) or of a run folder (`evaluate_run`, `keras-mlh
-evaluate`). numpy, numba and matplotlib only: no TensorFlow or faiss."""
+"""A full retrieval evaluation in one call, numbers as JSON and plots as PNG, of
+codes (`retrieval_report`) or of a run folder (`evaluate_run`, `keras-mlh evaluate`)."""
 
 import contextlib
 import os
@@ -60,8 +59,8 @@ def retrieval_report(
         metadata: extra JSON-safe entries, none named as a report entry.
 
     Returns:
-        A JSON-serializable dict of the numbers (`None` where undefined), the
-        `metadata` entries and, with `out_dir`, `plots` and `files`.
+        A JSON-safe dict of the numbers (`None` where undefined), `metadata`
+        and, with `out_dir`, `plots` and `files`.
 
     Example:
     >>> codes, labels = np.where(np.eye(4, 16) > 0, 1, -1), np.arange(4)

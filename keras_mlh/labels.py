@@ -34,8 +34,8 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     array = np.asarray(labels)
     if array.dtype.kind not in "biuf" or array.ndim not in (1, 2):  # bool, numbers
         raise ValueError(
-            f"`{name}` must be class ids (n,) or multi-hot 0/1 rows (n, num_classes)."
-            f" Received: dtype={array.dtype}, shape={array.shape}"
+            f"`{name}` must be integer class ids (n,) or multi-hot 0/1 rows (n, "
+            f"num_classes). Received: dtype={array.dtype}, shape={array.shape}"
         )
     if num_images is not None and len(array) != num_images:
         raise ValueError(
@@ -55,13 +55,11 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
                 "or infinity): renumber them."
             )
         ids = array.astype(np.int64)
-        if num_classes is not None and (
-            ids.size and (ids.min() < 0 or ids.max() >= num_classes)
-        ):
+        low, high = (ids.min(), ids.max()) if ids.size else (0, -1)
+        if num_classes is not None and (low < 0 or high >= num_classes):
             raise ValueError(
-                f"`{name}` must be class ids in [0, {num_classes}) for "
-                f"num_classes={num_classes}. Received: min={ids.min()}, "
-                f"max={ids.max()}. Pass num_classes={ids.max() + 1} or remap."
+                f"`{name}` must be class ids in [0, {num_classes}); got {low} to "
+                f"{high}. Pass num_classes={high + 1} or renumber them."
             )
         return ids
     if num_classes is not None and array.shape[1] != num_classes:
@@ -89,11 +87,10 @@ def infer_num_classes(labels):
     labels = np.asarray(labels)
     if labels.ndim == 2 and not is_class_id_column(labels.shape):
         return int(labels.shape[1])
-    if not (labels.size and np.issubdtype(labels.dtype, np.number)):
+    numbers = labels.size and np.issubdtype(labels.dtype, np.number)
+    largest = np.max(labels) if numbers else np.nan
+    if not np.isfinite(largest):  # no labels, or ones check_labels refuses
         return 1
-    largest = np.max(labels)
-    if not np.isfinite(largest):
-        return 1  # check_labels refuses it
     num_classes = int(largest) + 1
     present = len(np.unique(labels))
     if largest == int(largest) and num_classes - present > max(present, 10):

@@ -31,7 +31,7 @@ def _save(figure, path):
     return path
 
 
-def _precision_lines(values, name, points, path, xlabel, title, marker, xlim=None):
+def _lines(values, name, points, path, xlabel, title, marker, xlim=None):
     """One precision line per result (`values`: one, or a dict label -> result)."""
     if not isinstance(values, dict):
         raise ValueError(f"`{name}` must be a dict, or a dict of name -> dict.")
@@ -60,8 +60,7 @@ def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
         keep = np.isfinite(precision)
         return np.asarray(curve["recall"], dtype=float)[keep], precision[keep]
 
-    xlim = (0, 1.02)
-    return _precision_lines(curves, "curves", points, path, "recall", title, ".", xlim)
+    return _lines(curves, "curves", points, path, "recall", title, ".", (0, 1.02))
 
 
 def plot_precision_at_k(values, path, title="Precision@K"):
@@ -77,8 +76,7 @@ def plot_precision_at_k(values, path, title="Precision@K"):
         ks = sorted(result)
         return ks, [result[k] for k in ks]
 
-    xlabel = "K (items retrieved)"
-    return _precision_lines(values, "values", points, path, xlabel, title, "o")
+    return _lines(values, "values", points, path, "K (items retrieved)", title, "o")
 
 
 def plot_history(history, path, title="Training"):

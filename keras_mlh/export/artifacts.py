@@ -50,24 +50,18 @@ def keras_export(model, folder, formats, opset):
     }
     exported = keras.Model(images, outputs, name="mlh_export")
     spec = keras.InputSpec(shape=exported.input_shape, dtype="float32", name=INPUT_NAME)
+    options = {"input_signature": [spec], "verbose": False}
     if "saved_model" in formats:
         path = os.path.join(folder, contract.SAVED_MODEL_DIR)
-        exported.export(
-            path, format="tf_saved_model", input_signature=[spec], verbose=False
-        )
+        exported.export(path, format="tf_saved_model", **options)
     if "onnx" in formats:
         logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines
         try:
             with warnings.catch_warnings():
                 # Notes on traced constants: the validation checks the file.
                 warnings.simplefilter("ignore")
-                exported.export(
-                    os.path.join(folder, contract.ONNX_FILE),
-                    format="onnx",
-                    input_signature=[spec],
-                    opset_version=opset,
-                    verbose=False,
-                )
+                path = os.path.join(folder, contract.ONNX_FILE)
+                exported.export(path, format="onnx", opset_version=opset, **options)
         except Exception as error:  # the converters raise many types
             raise ValueError(
                 f"Keras could not convert the encoder to ONNX opset {opset}: "

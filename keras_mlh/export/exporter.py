@@ -1,6 +1,5 @@
-"""Export a trained MLH model as a validated SavedModel and ONNX hash encoder:
-written into a temporary folder (`artifacts`), renamed into place once each
-export matches the Keras encoder on sample images (batches of one and of all)."""
+"""Export an MLH encoder (`artifacts`), renamed into place once each format
+matches the Keras encoder on sample images (batches of one and of all)."""
 
 import math
 import numbers
@@ -52,13 +51,11 @@ def export_encoder(
         overwrite_flag: how the caller spells `overwrite`, for messages.
 
     Returns:
-        The metadata written; `metadata["validation"][format]` holds
-        `max_abs_diff`, `bit_agreement`, `packed_matches_codes`.
+        The metadata written, with `validation[format]`'s `max_abs_diff`,
+        `bit_agreement` and `packed_matches_codes`.
 
     Example:
-    >>> data = keras_mlh.datasets.mnist5k()  # doctest: +SKIP
-    >>> meta = export_encoder(model, "mnist_encoder", sample_images=data.x_query)  # doctest: +SKIP
-    >>> meta["validation"]["onnx"]["bit_agreement"]  # doctest: +SKIP
+    >>> export_encoder(model, "encoder")["validation"]["onnx"]["bit_agreement"]  # doctest: +SKIP
     1.0
     """
     source, samples = (

@@ -67,9 +67,8 @@ def _ratio(numerator, denominator):
 
 
 def _expected_precision_sum(items, relevant, before_items, before_relevant, harmonic):
-    """E[sum of precision at relevant positions] of a tie group of `items`
-    with `relevant` relevant ones, placed in random order after
-    `before_items` items of which `before_relevant` are relevant."""
+    """E[sum of precision at relevant positions] of `items` tied items (`relevant`
+    relevant) in random order after `before_items` (`before_relevant`) ones."""
     items = np.asarray(items, dtype=np.float64)
     relevant = np.asarray(relevant, dtype=np.float64)
     slope = np.where(items > 1, (relevant - 1) / np.maximum(items - 1, 1), 0.0)
@@ -168,8 +167,7 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
     precision_sum, precision_count = np.zeros(width), np.zeros(width)
     recall_sum, recall_count = np.zeros(width), 0
     for items, hits, *_ in ranking.blocks():
-        retrieved = np.cumsum(items, axis=1)
-        found = np.cumsum(hits, axis=1)
+        retrieved, found = np.cumsum(items, axis=1), np.cumsum(hits, axis=1)
         precision_sum += _ratio(found, retrieved).sum(0)
         precision_count += (retrieved > 0).sum(0)
         recall_sum += _ratio(found, found[:, -1:]).sum(0)
