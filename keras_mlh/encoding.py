@@ -58,8 +58,7 @@ def encode_file(
         raise ValueError(f"The codes file must end in .npy or .npz; got {output!r}.")
     _check_inputs(model, images)
     # Codes written among the images would be read as part of them.
-    inside = [images] if os.path.isdir(images) else []
-    files.check_output(output, [model, images], overwrite, not_inside=inside)
+    files.check_output(output, [model, images], overwrite, not_inside=[images])
     # Entered first: an unwritable output fails before the model is loaded.
     with files.atomic_path(output, make_folders=True) as temp:
         codes, found, mlh = encode_path(model, images, key, batch_size, verbose)

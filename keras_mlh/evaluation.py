@@ -49,9 +49,7 @@ def retrieval_report(
     """mAP@K, P@K, R@K, the PR curve, precision within a radius, bit balance.
 
     Args:
-        query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
-        query_labels, database_labels: class ids `(n,)` or multi-hot rows.
-        k, tie_breaking: as in `mean_average_precision`.
+        k, tie_breaking, codes and labels: as in `mean_average_precision`.
         cutoffs: the K of precision@K and recall@K (beyond the database: dropped).
         out_dir: writes `report.json` and the PNG plots there, all or none.
         history: a `keras.callbacks.History` or its dict to plot.
@@ -90,8 +88,7 @@ def retrieval_report(
         },
         "bit_balance_mean_abs_deviation": float(np.abs(balance - 0.5).mean()),
     }
-    clashes = sorted(set(metadata or {}) & {*report, "plots", "files"})
-    if clashes:
+    if clashes := sorted(set(metadata or {}) & {*report, "plots", "files"}):
         raise ValueError(f"`metadata` must not replace the report's {clashes}.")
     report.update(metadata or {})
     if out_dir is not None:

@@ -93,11 +93,10 @@ def export_under_tensorflow(model, folder, formats, opset):
 def finish_onnx(path, metadata):
     """Names the outputs (Keras flattens the dict in key order, so they are the
     sorted names), their widths and the batch dimension; adds `metadata`."""
-    bits = metadata["bits"]
     import onnx
 
     proto = onnx.load(path)
-    graph = proto.graph
+    graph, bits = proto.graph, metadata["bits"]
     names = dict(zip([o.name for o in graph.output], sorted(OUTPUT_NAMES), strict=True))
     for node in graph.node:
         node.input[:] = [names.get(n, n) for n in node.input]

@@ -62,7 +62,6 @@ def export_encoder(
         os.fspath(v) if isinstance(v, (str, os.PathLike)) else None
         for v in (model_or_path, sample_images)
     )
-    # Never a folder holding an input: replacing the folder would delete it.
     out_dir = files.check_output(
         out_dir,
         inputs=[source, samples],
