@@ -1,8 +1,7 @@
 """keras-mlh: Mutual Learning for Hashing in Keras 3.
 
-Submodules and headline names load on first use (PEP 562), so the
-TensorFlow-free parts stay light; with Keras imported first the classes
-register here, and `keras.saving.load_model` works in a fresh process.
+Names load on first use (PEP 562); with Keras imported first the classes
+register, so `keras.saving.load_model` works in a fresh process.
 
 Example:
 >>> import keras, keras_mlh
@@ -15,7 +14,6 @@ import sys
 
 from keras_mlh.version import __version__ as __version__
 
-# Headline name -> module that defines it.
 _PUBLIC = {
     name: module
     for module, names in {

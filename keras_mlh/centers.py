@@ -15,8 +15,6 @@ from keras_mlh_runtime.errors import check_positive_int
 # ImageNet-21k has 21,841 classes; a larger count nearly always comes from
 # sparse or stray label ids, and the search costs about `classes**2 * bits`.
 MAX_CLASSES = 25000
-# Rows of the Gram matrix computed at once (memory: _BLOCK * classes floats).
-_BLOCK = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +46,7 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
     if bits < 63 and num_classes > 2**bits:
         raise ValueError(
             f"Cannot build {num_classes} distinct hash centers with {bits} bits: "
-            f"there are only {2**bits} distinct codes. Use more bits. "
-            f"Received: num_classes={num_classes}, bits={bits}"
+            f"there are only {2**bits} distinct codes. Use more bits."
         )
     total, volume, d = 2**bits, 0, 0
     while num_classes * volume < total:
@@ -61,12 +58,12 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
 def _gram_blocks(centers):
     """Yields `(start, rows @ centers.T)` per block of rows of ±1 centers."""
     exact = np.asarray(centers, dtype=np.float32)  # exact: |inner| <= bits
-    for start in range(0, len(exact), _BLOCK):
-        yield start, exact[start : start + _BLOCK] @ exact.T
+    for start in range(0, len(exact), 1024):  # memory: 1024 * classes floats
+        yield start, exact[start : start + 1024] @ exact.T
 
 
 def min_hamming_distance(centers: np.ndarray) -> int:
-    """Smallest pairwise Hamming distance between ±1 rows (`bits` if one row)."""
+    """Smallest pairwise Hamming distance of ±1 rows (`bits` for one row)."""
     bits = np.shape(centers)[1]
     largest = -bits
     for start, gram in _gram_blocks(centers):
@@ -107,12 +104,9 @@ def hash_centers(
     target = gilbert_varshamov_distance(num_classes, bits)  # checks both
     if num_classes > MAX_CLASSES:
         raise ValueError(
-            f"num_classes={num_classes} is more classes than hash centers are "
-            f"built for (at most {MAX_CLASSES}); such a count nearly always comes "
-            "from sparse or stray class ids. Class ids must run from 0 to "
-            "num_classes - 1: renumber them densely, e.g. with "
-            "`np.unique(labels, return_inverse=True)`. "
-            f"Received: num_classes={num_classes}, bits={bits}"
+            f"num_classes={num_classes} is over the limit of hash centers (at most "
+            f"{MAX_CLASSES}): renumber sparse class ids densely, e.g. with "
+            "`np.unique(labels, return_inverse=True)`."
         )
     # Hadamard rows are bits/2 apart, which misses the target only for very
     # few classes (e.g. 2 classes of 8 bits, where complements are better).
@@ -204,11 +198,8 @@ def _flip_excess(centers, row, limit):
 
 
 class _ClosePairs:
-    """Pairs `(i, j)`, `i < j`, of centers with inner product above `limit`.
-
-    `score()` is `(largest inner product or limit, summed excess)`;
-    `closest_pair()` the first such pair in row-major order (as `argmax`).
-    """
+    """Pairs `(i, j)`, `i < j`, of centers with inner product above `limit`;
+    `score()` is `(largest inner product or limit, summed excess)`."""
 
     def __init__(self, centers, limit):
         self.limit, self.excess, self.pairs, self.heap = limit, 0, {}, []
@@ -233,7 +224,7 @@ class _ClosePairs:
         top = self._top()
         return (self.limit if top is None else -top[0], self.excess)
 
-    def closest_pair(self):
+    def closest_pair(self):  # the first in row-major order, as `argmax`
         return self._top()[1:]
 
     def update(self, row, before, after):

@@ -1,6 +1,5 @@
-"""Images -> codes: `open_images` reads an `.npy`, `.npz` or image folder,
-`encode_images` encodes it, `encode_path` loads a model and does both, and
-`encode_file` (`keras-mlh encode`) writes the codes file."""
+"""Images -> codes: `open_images` reads them, `encode_images` encodes them,
+`encode_path` does both, `encode_file` (`keras-mlh encode`) saves the codes."""
 
 import dataclasses
 import json
@@ -19,9 +18,7 @@ from keras_mlh_runtime.errors import first_line, validate_images
 
 LABEL_KEYS = ("labels", "y")
 INFERENCE_BATCH_SIZE = 256
-# A file-backed split (of folder or list-file data) names its images by path:
-# `x_query` -> `query_paths`, and so on.
-FILE_SPLIT_KEY = "image_root"
+FILE_SPLIT_KEY = "image_root"  # a split of image files: `query_paths`, not `x_query`
 MODEL_FIX = "pass the model.keras of a run folder made by `keras-mlh train`"
 
 
@@ -49,8 +46,7 @@ def encode_file(
     """Encodes images with a saved model into the codes file `output`, atomically.
 
     Args:
-        output: `.npy` (packed codes) or `.npz` (codes, ids, bits, paths or
-            labels); the other arguments as in `encode_path`.
+        output: `.npy` (packed codes) or `.npz` (with ids, paths or labels).
 
     Returns:
         `(count, bits)` of the codes written.
@@ -59,18 +55,10 @@ def encode_file(
     >>> encode_file("run/model.keras", "photos/", "codes.npz")  # doctest: +SKIP
     """
     if not output.lower().endswith((".npy", ".npz")):
-        raise ValueError(
-            f"The codes file must end in .npy (packed codes only) or .npz (codes, "
-            f"ids, paths); got {output!r}."
-        )
+        raise ValueError(f"The codes file must end in .npy or .npz; got {output!r}.")
     _check_inputs(model, images)
-    files.check_output(
-        output,
-        inputs=[model, images],
-        overwrite=overwrite,
-        # Codes written among the images would be read as part of them.
-        not_inside=[images] if os.path.isdir(images) else [],
-    )
+    # Codes written among the images would be read as part of them.
+    files.check_output(output, [model, images], overwrite, not_inside=[images])
     # Entered first: an unwritable output fails before the model is loaded.
     with files.atomic_path(output, make_folders=True) as temp:
         codes, found, mlh = encode_path(model, images, key, batch_size, verbose)
@@ -112,10 +100,8 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
     """`Images` from an `.npy`, an `.npz` or a folder, checked against a model.
 
     Args:
-        path: an `.npy`, an `.npz` (read by `split_images`) or a folder searched
-            recursively for image files, resized to `image_shape`.
-        image_shape: the model's `(height, width, channels)`.
-        key: the array of an `.npz` holding the images.
+        path: an `.npy`, an `.npz` (see `split_images`) or a folder of images.
+        key: the `.npz` array of the images.
         what: what the images are, for messages.
         model_path: folder images get the resize and central crop of its run.
 
@@ -129,24 +115,20 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
                 f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {path!r} "
                 "or its subfolders."
             )
-        return file_images(found, image_shape, run_resize_to(model_path), path, path)
+        return file_images(found, image_shape, run_resize_to(model_path), path)
     if path.lower().endswith(".npy"):
         arrays = {"images": code_files.load_npy(path, what)}
         return split_images(arrays, "images", image_shape, path)
     if path.lower().endswith(".npz"):
         return split_images(code_files.load_npz(path, what), key, image_shape, path)
-    if not os.path.exists(path):
-        raise ValueError(f"{what} not found: {path!r}.")
     raise ValueError(
         f"{what} must be an .npy or .npz file or a folder of image files; got {path!r}."
     )
 
 
 def split_images(arrays, key, image_shape, path):
-    """`Images` of the arrays of the file `path`: the array `key` (`None`: the
-    first of `images`, `x`, `x_query`) with `ids` and labels (`labels`, `y`, or
-    `y_query` for `x_query`), or the files of a file-backed split (`x_query`:
-    `query_paths`, with `y_query`) resized and cropped as in training."""
+    """`Images` of the array `key` of an `.npz` with its ids and labels, or the
+    image files of a file-backed split (`x_query`: `query_paths`)."""
     if FILE_SPLIT_KEY in arrays:
         role = (key or "x_query").removeprefix("x_")
         if f"{role}_paths" not in arrays:
@@ -157,21 +139,13 @@ def split_images(arrays, key, image_shape, path):
             )
         size = tuple(int(s) for s in image_shape[:2])
         resize_to = tuple(int(s) for s in arrays.get("resize_to", size))
-        images = file_images(
-            arrays[f"{role}_paths"].astype(str),
-            image_shape,
-            None if resize_to == size else resize_to,
-            path,
-            root=str(arrays[FILE_SPLIT_KEY]),
-        )
+        resize_to = None if resize_to == size else resize_to
+        paths, root = arrays[f"{role}_paths"].astype(str), str(arrays[FILE_SPLIT_KEY])
+        images = file_images(paths, image_shape, resize_to, root)
         images.labels = arrays.get(f"y_{role}")
         return images
-    key = code_files.pick(
-        arrays,
-        (key,) if key else code_files.IMAGE_KEYS,
-        path,
-        "save images with np.savez(FILE, images=images) or name the array with --key.",
-    )
+    fix = "save images with np.savez(FILE, images=images) or name the array with --key."
+    key = code_files.pick(arrays, (key,) if key else code_files.IMAGE_KEYS, path, fix)
     try:
         pixels = validate_images(arrays[key], image_shape, name=key)
     except ValueError as error:
@@ -191,30 +165,24 @@ def split_images(arrays, key, image_shape, path):
 
 
 def run_resize_to(model_path):
-    """The resize before the crop of the run holding `model_path`, from its
-    `run.json`; `None` without one, or for a straight resize."""
+    """The resize before the crop of the run of `model_path`, or `None`."""
     if model_path is None:
         return None
-    folder = os.path.dirname(os.path.abspath(model_path))
     try:
-        with open(os.path.join(folder, "run.json")) as f:
-            info = json.load(f)
-    except (OSError, ValueError):
+        with open(os.path.join(os.path.dirname(model_path), "run.json")) as f:
+            recipe = json.load(f)["image_recipe"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    recipe = info.get("image_recipe") if isinstance(info, dict) else None
     return ImageRecipe.resize_of_run_info(recipe)
 
 
-def file_images(paths, image_shape, resize_to=None, where=None, root=None):
-    """`Images` of image files (with `root`: `paths` under it, kept as `paths`),
-    every header checked before any is decoded; `resize_to`: the size before a
-    central crop, `where`: for messages."""
+def file_images(paths, image_shape, resize_to=None, root=None):
+    """`Images` of image files (under `root`), every header checked first."""
     height, width, channels = image_shape
     if channels not in (1, 3, 4):
         raise ValueError(
-            f"The model takes {channels}-channel images; image files in "
-            f"{where or 'the image files'!r} can only be read as 1 (grayscale), 3 "
-            "(RGB) or 4 (RGBA) channels. Pass an .npy/.npz array instead."
+            f"The model takes {channels}-channel images; image files read as 1, 3 "
+            "or 4 channels. Pass an .npy/.npz array instead."
         )
     found = paths if root is None else [os.path.join(root, p) for p in paths]
     try:
@@ -256,8 +224,7 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
             bar.update(min((batch + 1) * batch_size, images.count))
 
         callbacks.append(keras.callbacks.LambdaCallback(on_predict_batch_end=update))
-    # One `predict` over all batches (one per batch would halve the throughput),
-    # read ahead in a thread.
+    # One `predict` over all batches: one per batch would halve the throughput.
     batches = ((pixels,) for pixels in read_ahead(images.chunks(batch_size), depth=2))
     steps = -(-images.count // batch_size)
     outputs = model.predict(batches, steps=steps, verbose=0, callbacks=callbacks)

@@ -1,6 +1,5 @@
-"""A full retrieval evaluation in one call: numbers as JSON, plots as PNG, of
-codes (`retrieval_report`) or of a run folder (`evaluate_run`, `keras-mlh
-evaluate`). numpy, numba and matplotlib only: no TensorFlow or faiss."""
+"""A full retrieval evaluation in one call, numbers as JSON and plots as PNG, of
+codes (`retrieval_report`) or of a run folder (`evaluate_run`, `keras-mlh evaluate`)."""
 
 import contextlib
 import os
@@ -16,8 +15,7 @@ from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
 REPORT_FILE = "report.json"
 EVAL_FOLDER = "eval"
-PLOTS = ("pr_curve", "precision_at_k", "bit_balance", "history")
-PLOT_FILES = {name: f"{name}.png" for name in PLOTS}
+PLOTS = ("pr_curve", "precision_at_k", "bit_balance", "history")  # each a NAME.png
 
 
 def bit_balance(codes, name="codes"):
@@ -25,7 +23,7 @@ def bit_balance(codes, name="codes"):
 
     Args:
         codes: packed uint8, ±1 or 0/1 codes `(n, bits)`.
-        name: the argument's name in error messages.
+        name: the argument's name, for messages.
 
     Example:
     >>> bit_balance([[1, -1, 1, 1, 1, 1, 1, 1], [1, 1, -1, 1, 1, 1, 1, 1]])[:3]
@@ -51,19 +49,16 @@ def retrieval_report(
     """mAP@K, P@K, R@K, the PR curve, precision within a radius, bit balance.
 
     Args:
-        query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
-        query_labels, database_labels: class ids `(n,)` or multi-hot rows.
-        k: mAP cut-off; `None` ranks the whole database (mAP@all).
+        k, tie_breaking, codes and labels: as in `mean_average_precision`.
         cutoffs: the K of precision@K and recall@K (beyond the database: dropped).
         out_dir: writes `report.json` and the PNG plots there, all or none.
-        history: a `keras.callbacks.History` or its dict to plot, or `None`.
+        history: a `keras.callbacks.History` or its dict to plot.
         radius: Hamming radius of the precision within radius (inclusive).
-        tie_breaking: `"stable"` or `"average"`, as in `mean_average_precision`.
-        metadata: extra JSON-safe entries; its keys must not be report keys.
+        metadata: extra JSON-safe entries, none named as a report entry.
 
     Returns:
-        A JSON-serializable dict of the numbers (`None` where undefined), the
-        `metadata` entries and, with `out_dir`, `plots` and `files`.
+        A JSON-safe dict of the numbers (`None` where undefined), `metadata`
+        and, with `out_dir`, `plots` and `files`.
 
     Example:
     >>> codes, labels = np.where(np.eye(4, 16) > 0, 1, -1), np.arange(4)
@@ -76,6 +71,7 @@ def retrieval_report(
     n = len(database_codes)
     ks = sorted({int(c) for c in cutoffs if int(c) <= n}) or [n]
     balance = bit_balance(database_codes, name="database_codes")
+    within = metrics.precision_within_radius(*args, radius=radius)
     report = {
         "map": mean_average_precision(*args, k=k, tie_breaking=tie_breaking),
         "map_k": "all" if k is None else int(k),
@@ -85,24 +81,15 @@ def retrieval_report(
         "bits": int(len(balance)),
         "precision_at_k": {str(c): v for c, v in precision_at_k(*args, ks).items()},
         "recall_at_k": {str(c): v for c, v in recall_at_k(*args, ks).items()},
-        "precision_within_radius": {
-            "radius": int(radius),
-            "value": metrics.precision_within_radius(*args, radius=radius),
-        },
-        "pr_curve": {
-            "radius": [int(r) for r in curve["radius"]],
-            **{  # NaN (no query retrieves anything) -> None
-                key: [float(v) if np.isfinite(v) else None for v in curve[key]]
-                for key in ("precision", "recall")
-            },
+        "precision_within_radius": {"radius": int(radius), "value": within},
+        "pr_curve": {  # NaN (no query retrieves anything) -> None
+            key: [v.item() if np.isfinite(v) else None for v in curve[key]]
+            for key in ("radius", "precision", "recall")
         },
         "bit_balance_mean_abs_deviation": float(np.abs(balance - 0.5).mean()),
     }
-    clashes = sorted(set(metadata or {}) & {*report, "plots", "files"})
-    if clashes:
-        raise ValueError(
-            f"`metadata` must not replace report entries; rename {clashes}."
-        )
+    if clashes := sorted(set(metadata or {}) & {*report, "plots", "files"}):
+        raise ValueError(f"`metadata` must not replace the report's {clashes}.")
     report.update(metadata or {})
     if out_dir is not None:
         _write_report(report, curve, database_codes, out_dir, history)
@@ -114,8 +101,8 @@ def _write_report(report, curve, database_codes, out_dir, history):
     from keras_mlh import plot
 
     plots = [name for name in PLOTS if history or name != "history"]
-    report["plots"] = [PLOT_FILES[name] for name in plots]
-    names = {**{k: PLOT_FILES[k] for k in plots}, "report": REPORT_FILE}
+    report["plots"] = [f"{name}.png" for name in plots]
+    names = {**{k: f"{k}.png" for k in plots}, "report": REPORT_FILE}
     report["files"] = {k: os.path.join(out_dir, name) for k, name in names.items()}
     with contextlib.ExitStack() as stack:
         # Each file is renamed into place once all are written, in the reverse
@@ -151,8 +138,7 @@ def evaluate_run(
     Args:
         run: a run folder of `keras-mlh train`, or `None` with `model` and `data`.
         model: the `.keras` file; default `RUN/model.keras`.
-        data: an `.npz` with `x_query`, `y_query`, `x_database`, `y_database`
-            (or their paths); default `RUN/split.npz`.
+        data: the split `.npz` (queries and database); default `RUN/split.npz`.
         out: the report's folder; default `RUN/eval` (`./eval` without a run).
         k, cutoffs, radius, tie_breaking: as in `retrieval_report`.
 
@@ -176,12 +162,9 @@ def evaluate_run(
     out = os.path.abspath(out or os.path.join(run or os.curdir, EVAL_FOLDER))
     history = os.path.join(run, runs.HISTORY_FILE) if run else None
     check_model_file(model, fix=encoding.MODEL_FIX)
-    check_output(
-        os.path.join(out, REPORT_FILE),
-        inputs=[model, data, history],
-        overwrite=overwrite,
-        companions=[os.path.join(out, name) for name in PLOT_FILES.values()],
-    )
+    plots = [os.path.join(out, f"{name}.png") for name in PLOTS]
+    report = os.path.join(out, REPORT_FILE)
+    check_output(report, [model, data, history], overwrite, companions=plots)
     split, history = runs.load_split(data), runs.load_history(history)
     from keras_mlh.models import load_model
 

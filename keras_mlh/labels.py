@@ -19,10 +19,9 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     """Checks labels as the model and the metrics take them.
 
     Args:
-        labels: class ids `(n,)` / `(n, 1)` in `[0, num_classes)`, or
-            multi-hot `(n, num_classes)` rows of 0/1.
+        labels: class ids `(n,)` / `(n, 1)`, or multi-hot 0/1 rows.
         num_classes: `None` checks neither the id range nor the width.
-        num_images: the number of labels expected, if given.
+        num_images: the number of labels expected.
         name: the argument's name, for messages.
 
     Returns:
@@ -33,15 +32,10 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     array([2, 0])
     """
     array = np.asarray(labels)
-    if array.dtype.kind not in "biuf":  # bool, int, uint, float
+    if array.dtype.kind not in "biuf" or array.ndim not in (1, 2):  # bool, numbers
         raise ValueError(
-            f"`{name}` must be integer class ids or a multi-hot 0/1 array. "
-            f"Received: dtype={array.dtype}"
-        )
-    if array.ndim not in (1, 2):
-        raise ValueError(
-            f"`{name}` must be class ids (n,) or multi-hot (n, num_classes). "
-            f"Received: shape={array.shape}"
+            f"`{name}` must be integer class ids (n,) or multi-hot 0/1 rows (n, "
+            f"num_classes). Received: dtype={array.dtype}, shape={array.shape}"
         )
     if num_images is not None and len(array) != num_images:
         raise ValueError(
@@ -51,26 +45,21 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     if array.ndim == 2 and is_class_id_column(array.shape):
         array = array[:, 0]
     if array.ndim == 1:
-        if np.issubdtype(array.dtype, np.floating):
-            bad = array[~(np.isfinite(array) & (array == np.round(array)))]
-            bad = bad if bad.size else array[np.abs(array) >= 2.0**63]
-            if bad.size:
-                raise ValueError(
-                    f"`{name}` class ids must be whole numbers that fit in int64 "
-                    f"(no NaN or infinity). Received e.g. {bad[0]!r}"
-                )
-        elif array.dtype == np.uint64 and array.size and array.max() > 2**63 - 1:
+        fits = array.dtype != np.uint64 or not array.size or array.max() < 2**63
+        if array.dtype.kind == "f":
+            fits = np.all(np.isfinite(array) & (array == np.round(array)))
+            fits = fits and not np.any(np.abs(array) >= 2.0**63)
+        if not fits:
             raise ValueError(
-                f"`{name}` class ids must fit in int64. Received: {array.max()}"
+                f"`{name}` class ids must be whole numbers that fit in int64 (no NaN "
+                "or infinity): renumber them."
             )
         ids = array.astype(np.int64)
-        if num_classes is not None and (
-            ids.size and (ids.min() < 0 or ids.max() >= num_classes)
-        ):
+        low, high = (ids.min(), ids.max()) if ids.size else (0, -1)
+        if num_classes is not None and (low < 0 or high >= num_classes):
             raise ValueError(
-                f"`{name}` must be class ids in [0, {num_classes}) for "
-                f"num_classes={num_classes}. Received: min={ids.min()}, "
-                f"max={ids.max()}. Pass num_classes={ids.max() + 1} or remap."
+                f"`{name}` must be class ids in [0, {num_classes}); got {low} to "
+                f"{high}. Pass num_classes={high + 1} or renumber them."
             )
         return ids
     if num_classes is not None and array.shape[1] != num_classes:
@@ -88,9 +77,8 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
 
 
 def infer_num_classes(labels):
-    """The number of classes of class ids (the largest + 1; 1 for none) or of
-    multi-hot rows (their width); a `ValueError` for a stray id (more than
-    `max(distinct ids, 10)` ids below it unused).
+    """The number of classes of class ids (the largest + 1) or multi-hot rows;
+    a `ValueError` for a stray id (more than `max(distinct ids, 10)` unused).
 
     Example:
     >>> infer_num_classes(np.array([0, 3, 1]))
@@ -99,20 +87,17 @@ def infer_num_classes(labels):
     labels = np.asarray(labels)
     if labels.ndim == 2 and not is_class_id_column(labels.shape):
         return int(labels.shape[1])
-    if not (labels.size and np.issubdtype(labels.dtype, np.number)):
+    numbers = labels.size and np.issubdtype(labels.dtype, np.number)
+    largest = np.max(labels) if numbers else np.nan
+    if not np.isfinite(largest):  # no labels, or ones check_labels refuses
         return 1
-    largest = np.max(labels)
-    if not np.isfinite(largest):
-        return 1  # check_labels refuses it
     num_classes = int(largest) + 1
     present = len(np.unique(labels))
     if largest == int(largest) and num_classes - present > max(present, 10):
         where = int(np.argmax(labels.reshape(-1)))
         raise ValueError(
             f"Label {int(largest)} (label #{where}) implies {num_classes} classes, "
-            f"but only {present} distinct class ids are present: class ids must run "
-            "from 0 to num_classes - 1. Renumber them densely (e.g. "
-            "`np.unique(labels, return_inverse=True)`), or pass num_classes if "
-            "the unused classes are meant."
+            f"but only {present} distinct class ids are present. Renumber them "
+            "densely (`np.unique(labels, return_inverse=True)`), or pass num_classes."
         )
     return num_classes

@@ -1,7 +1,5 @@
-"""PNG plots of retrieval quality and training (matplotlib, Agg backend).
-
-Each function draws on its own `Figure` (never pyplot's global state), writes
-a PNG of `figsize * DPI` pixels to `path` (creating its folder), returns `path`.
+"""PNG plots of retrieval quality and training: each function draws on its own
+`Figure` (never pyplot's global state), writes `path` and returns it.
 
 Example:
 >>> plot_pr_curve({"mlh": curve, "center": other}, "pr.png")  # doctest: +SKIP
@@ -33,7 +31,7 @@ def _save(figure, path):
     return path
 
 
-def _precision_lines(values, name, points, path, xlabel, title, marker, xlim=None):
+def _lines(values, name, points, path, xlabel, title, marker, xlim=None):
     """One precision line per result (`values`: one, or a dict label -> result)."""
     if not isinstance(values, dict):
         raise ValueError(f"`{name}` must be a dict, or a dict of name -> dict.")
@@ -62,16 +60,14 @@ def plot_pr_curve(curves, path, title="Precision-recall over Hamming radius"):
         keep = np.isfinite(precision)
         return np.asarray(curve["recall"], dtype=float)[keep], precision[keep]
 
-    xlim = (0, 1.02)
-    return _precision_lines(curves, "curves", points, path, "recall", title, ".", xlim)
+    return _lines(curves, "curves", points, path, "recall", title, ".", (0, 1.02))
 
 
 def plot_precision_at_k(values, path, title="Precision@K"):
     """Precision@K against K.
 
     Args:
-        values: `{k: precision}` (`precision_at_k` of a list), or a dict of
-            name -> such dict.
+        values: `{k: precision}` (`precision_at_k` of a list), or name -> such.
     """
 
     def points(result):
@@ -80,18 +76,14 @@ def plot_precision_at_k(values, path, title="Precision@K"):
         ks = sorted(result)
         return ks, [result[k] for k in ks]
 
-    xlabel = "K (items retrieved)"
-    return _precision_lines(values, "values", points, path, xlabel, title, "o")
+    return _lines(values, "values", points, path, "K (items retrieved)", title, "o")
 
 
 def plot_history(history, path, title="Training"):
-    """Loss terms (left) and mAP / bit balance (right) per epoch of a
-    `keras.callbacks.History` or its `.history` dict."""
+    """Loss terms and mAP / bit balance per epoch of a `History` or its dict."""
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
-        raise ValueError(
-            "`history` must be a keras History or a non-empty dict of lists."
-        )
+        raise ValueError("`history` must be a History or a non-empty dict of lists.")
     figure = Figure(figsize=(11, 4.2), dpi=DPI)
     losses = _axes(figure, "epoch", "loss", ylim=None, position=(1, 2, 1))
     losses.set_yscale("log")

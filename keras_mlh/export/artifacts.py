@@ -1,8 +1,5 @@
-"""The encoder's files, written by Keras's own exporter (`Model.export`).
-
-A format `Model.export` cannot write on this backend (`KERAS_FORMATS`) is
-written by it under TensorFlow, from the model's `.keras` file, in a subprocess.
-"""
+"""The encoder's files, written by `Model.export`: under TensorFlow, in a
+subprocess, for a format it cannot write on this backend (`KERAS_FORMATS`)."""
 
 import json
 import logging
@@ -14,19 +11,13 @@ import warnings
 
 import numpy as np
 
-from keras_mlh_runtime.contract import (
-    INPUT_NAME,
-    ONNX_FILE,
-    OUTPUT_NAMES,
-    SAVED_MODEL_DIR,
-)
+from keras_mlh_runtime import contract
+from keras_mlh_runtime.contract import INPUT_NAME, OUTPUT_NAMES
 from keras_mlh_runtime.errors import first_line
 
 MIN_OPSET = 17
-# The formats `Model.export` writes a valid file of, per backend (Keras 3.15).
-# On JAX, jax2onnx 0.17 writes a MaxPool of a 4-D window, which onnxruntime
-# refuses ("Unsupported pooling size"); on PyTorch, a SavedModel needs
-# torch_xla, which has no build for torch 2.13.
+# What `Model.export` writes validly per backend (Keras 3.15): jax2onnx 0.17's
+# 4-D MaxPool fails in onnxruntime; torch's SavedModel needs torch_xla.
 KERAS_FORMATS = {
     "tensorflow": ("saved_model", "onnx"),
     "jax": ("saved_model",),
@@ -41,12 +32,8 @@ keras_export(load_model(path), folder, formats, int(opset))"""
 
 
 def keras_export(model, folder, formats, opset):
-    """Writes `formats` of `model`'s encoder into `folder` with `Model.export`.
-
-    The graph adds `codes` (int8 ±1) and `packed` (uint8, bit j of each byte
-    weighing 2**j: `keras_mlh_runtime.codes.BIT_ORDER`) to
-    `model.build_encoder()` in `keras.ops`, the same on every backend.
-    """
+    """Writes `formats` of the encoder, with int8 ±1 `codes` and `packed` codes
+    (bit j of a byte weighs 2**j: `BIT_ORDER`), into `folder`."""
     import keras
     from keras import ops
 
@@ -63,24 +50,18 @@ def keras_export(model, folder, formats, opset):
     }
     exported = keras.Model(images, outputs, name="mlh_export")
     spec = keras.InputSpec(shape=exported.input_shape, dtype="float32", name=INPUT_NAME)
+    options = {"input_signature": [spec], "verbose": False}
     if "saved_model" in formats:
-        path = os.path.join(folder, SAVED_MODEL_DIR)
-        exported.export(
-            path, format="tf_saved_model", input_signature=[spec], verbose=False
-        )
+        path = os.path.join(folder, contract.SAVED_MODEL_DIR)
+        exported.export(path, format="tf_saved_model", **options)
     if "onnx" in formats:
         logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines
         try:
             with warnings.catch_warnings():
                 # Notes on traced constants: the validation checks the file.
                 warnings.simplefilter("ignore")
-                exported.export(
-                    os.path.join(folder, ONNX_FILE),
-                    format="onnx",
-                    input_signature=[spec],
-                    opset_version=opset,
-                    verbose=False,
-                )
+                path = os.path.join(folder, contract.ONNX_FILE)
+                exported.export(path, format="onnx", opset_version=opset, **options)
         except Exception as error:  # the converters raise many types
             raise ValueError(
                 f"Keras could not convert the encoder to ONNX opset {opset}: "
@@ -95,13 +76,9 @@ def export_under_tensorflow(model, folder, formats, opset):
         model_path = os.path.join(scratch, "model.keras")
         model.save(model_path)
         argv = [model_path, folder, str(opset or MIN_OPSET), *formats]
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
-        result = subprocess.run(
-            [sys.executable, "-c", _WORKER, *argv],
-            capture_output=True,
-            text=True,
-            env={**env, "KERAS_BACKEND": "tensorflow"},
-        )
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ, "KERAS_BACKEND": "tensorflow"}
+        command = [sys.executable, "-c", _WORKER, *argv]
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         # The worker's uncaught exception is the last line of its stderr.
         last = (result.stderr.strip().splitlines() or [""])[-1]
@@ -116,11 +93,10 @@ def export_under_tensorflow(model, folder, formats, opset):
 def finish_onnx(path, metadata):
     """Names the outputs (Keras flattens the dict in key order, so they are the
     sorted names), their widths and the batch dimension; adds `metadata`."""
-    bits = metadata["bits"]
     import onnx
 
     proto = onnx.load(path)
-    graph = proto.graph
+    graph, bits = proto.graph, metadata["bits"]
     names = dict(zip([o.name for o in graph.output], sorted(OUTPUT_NAMES), strict=True))
     for node in graph.node:
         node.input[:] = [names.get(n, n) for n in node.input]
@@ -131,8 +107,6 @@ def finish_onnx(path, metadata):
         value.type.tensor_type.shape.dim[1].dim_value = widths[value.name]
     for value in [*graph.input, *graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    onnx.helper.set_model_props(
-        proto,
-        {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
-    )
+    props = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    onnx.helper.set_model_props(proto, props)
     onnx.save(proto, path)

@@ -30,8 +30,7 @@ def _popcount(typingctx, value):
 
 
 def njit_cached(function):
-    """numba.njit, cached on disk where numba can write; a read-only install
-    compiles once per process instead of failing at import."""
+    """numba.njit, cached on disk unless the install is read-only."""
     try:
         return numba.njit(nogil=True, cache=True)(function)
     except RuntimeError:
@@ -40,9 +39,8 @@ def njit_cached(function):
 
 @njit_cached
 def _rank_rows(queries, database, query_keys, database_keys, multi_hot, cuts, out):
-    """Fills `out`, `HammingRanking.blocks`' arrays, for these query rows.
-    `database` and `database_keys` are word-major `(words, n)`: item loops
-    vectorize."""
+    """Fills `out` (as `HammingRanking.blocks`) for these query rows; the
+    database's arrays are word-major `(words, n)`, so item loops vectorize."""
     items, hits, found, sums = out
     count = database.shape[1]
     width = items.shape[1]
@@ -133,8 +131,8 @@ class HammingRanking:
         self.num_queries, self.num_items = len(queries), len(database)
         if not self.num_queries or not self.num_items:
             raise ValueError(
-                f"Ranking needs at least one query code and one database code. "
-                f"Received: {self.num_queries} queries, {self.num_items} database codes."
+                f"Ranking needs at least one query and one database code; got "
+                f"{self.num_queries} and {self.num_items}."
             )
         query_labels = check_labels(
             query_labels, num_images=self.num_queries, name="query_labels"
@@ -161,12 +159,10 @@ class HammingRanking:
         self.query_keys, self.database_keys = keys[0], keys[1].T.copy()
 
     def blocks(self, cuts=()):
-        """Yields `(items, hits, found, precision_sums)` per block of queries, in
-        query order: per query row, `items` / `hits[row, d]` the items / relevant
-        items at distance `d`; per cut-off `c` (positive, at most the database
-        size; none skips the ranking scan), `found[row, c]` the relevant items in
-        the top `cuts[c]` and `precision_sums[row, c]` the precision summed at
-        them."""
+        """Yields `(items, hits, found, precision_sums)` per block of queries:
+        `items` / `hits[row, d]` the items / relevant ones at distance `d`,
+        `found[row, c]` the relevant ones in the top `cuts[c]` (none: no ranking
+        scan) and `precision_sums[row, c]` the precision summed at them."""
         cuts = np.asarray(cuts, dtype=np.int64).reshape(-1)
         threads = _threads()
         with ThreadPoolExecutor(threads) as pool:

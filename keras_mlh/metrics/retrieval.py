@@ -27,14 +27,12 @@ def mean_average_precision(
     k=None,
     tie_breaking="stable",
 ):
-    """mAP@k over Hamming ranking (the HashNet/CSQ/DeepHash convention).
-
-    Per query, the mean precision at the relevant items in the top k (0 if none).
+    """mAP@k over Hamming ranking, as HashNet, CSQ and DeepHash compute it: per
+    query, the mean precision at the relevant items in the top k (0 if none).
 
     Args:
         query_codes, database_codes: ±1 codes `(n, bits)` or packed uint8.
-        query_labels, database_labels: class ids `(n,)` / `(n, 1)` or
-            multi-hot 0/1 rows `(n, classes)`.
+        query_labels, database_labels: class ids `(n,)` or multi-hot 0/1 rows.
         k: cut-off; `None` ranks the whole database (mAP@all).
         tie_breaking: `"stable"` (database order) or `"average"` (expected AP
             over random orders of tied items).
@@ -43,10 +41,8 @@ def mean_average_precision(
         mAP as a Python float.
 
     Example:
-    >>> centers = np.where(np.eye(4, 16) > 0, 1, -1)  # one code per class
-    >>> db_labels, q_labels = np.arange(40) % 4, np.arange(8) % 4
-    >>> db_codes, q_codes = centers[db_labels], centers[q_labels]
-    >>> mean_average_precision(q_codes, q_labels, db_codes, db_labels, k=1000)
+    >>> codes, labels = np.where(np.eye(4, 16) > 0, 1, -1), np.arange(4)
+    >>> mean_average_precision(codes, labels, codes, labels, k=1000)
     1.0
     """
     if tie_breaking not in TIE_BREAKING:
@@ -56,9 +52,7 @@ def mean_average_precision(
     ranking = HammingRanking(query_codes, query_labels, database_codes, database_labels)
     k = _check_k(k, ranking.num_items)
     if tie_breaking == "average":
-        scores = [
-            _tie_averaged_ap(items, hits, k) for items, hits, *_ in ranking.blocks()
-        ]
+        scores = [_tie_averaged_ap(i, hits, k) for i, hits, *_ in ranking.blocks()]
         return float(np.mean(np.concatenate(scores)))
     total = 0.0
     for _, _, found, sums in ranking.blocks(cuts=[k]):
@@ -73,9 +67,8 @@ def _ratio(numerator, denominator):
 
 
 def _expected_precision_sum(items, relevant, before_items, before_relevant, harmonic):
-    """E[sum of precision at relevant positions] of a tie group of `items`
-    with `relevant` relevant ones, placed in random order after
-    `before_items` items of which `before_relevant` are relevant."""
+    """E[sum of precision at relevant positions] of `items` tied items (`relevant`
+    relevant) in random order after `before_items` (`before_relevant`) ones."""
     items = np.asarray(items, dtype=np.float64)
     relevant = np.asarray(relevant, dtype=np.float64)
     slope = np.where(items > 1, (relevant - 1) / np.maximum(items - 1, 1), 0.0)
@@ -129,9 +122,7 @@ def precision_at_k(query_codes, query_labels, database_codes, database_labels, k
     """Mean precision of the top-k items (stable tie-breaking).
 
     Args:
-        query_codes, query_labels, database_codes, database_labels: as in
-            `mean_average_precision`.
-        k: a cut-off or a list of them.
+        k: a cut-off or a list of them; the others as in `mean_average_precision`.
 
     Returns:
         A float for one `k`, else a dict `{k: precision}`.
@@ -176,16 +167,13 @@ def precision_recall_curve(query_codes, query_labels, database_codes, database_l
     precision_sum, precision_count = np.zeros(width), np.zeros(width)
     recall_sum, recall_count = np.zeros(width), 0
     for items, hits, *_ in ranking.blocks():
-        retrieved = np.cumsum(items, axis=1)
-        found = np.cumsum(hits, axis=1)
+        retrieved, found = np.cumsum(items, axis=1), np.cumsum(hits, axis=1)
         precision_sum += _ratio(found, retrieved).sum(0)
         precision_count += (retrieved > 0).sum(0)
         recall_sum += _ratio(found, found[:, -1:]).sum(0)
         recall_count += int((found[:, -1] > 0).sum())
-    nan = np.full(width, np.nan)
-    precision = np.divide(
-        precision_sum, precision_count, out=nan, where=precision_count > 0
-    )
+    nan, counted = np.full(width, np.nan), precision_count > 0
+    precision = np.divide(precision_sum, precision_count, out=nan, where=counted)
     recall = recall_sum / max(recall_count, 1)
     return {"radius": np.arange(width), "precision": precision, "recall": recall}
 
