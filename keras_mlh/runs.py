@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_mlh import files
 from keras_mlh.datasets import FileHashingData
-from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
+from keras_mlh.datasets.image_pipeline import SMALL_BACKBONE, ImageRecipe
 from keras_mlh.encoding import FILE_SPLIT_KEY
 from keras_mlh.run_training import BACKUP_FOLDER, fit_run, read_log
 from keras_mlh.version import __version__

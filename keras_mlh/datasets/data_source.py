@@ -5,7 +5,7 @@ import inspect
 import os
 
 from keras_mlh import datasets  # looked up at call time: tests replace loaders
-from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
+from keras_mlh.datasets.image_pipeline import SMALL_BACKBONE, ImageRecipe
 from keras_mlh.encoding import LABEL_KEYS
 from keras_mlh_runtime.code_files import IMAGE_KEYS, load_npz, pick
 
@@ -103,7 +103,7 @@ def training_data(
 
 def _drop_unseen(data, unseen_classes):
     """`data` without the unseen classes' training images, and their ids."""
-    from keras_mlh.datasets.holdout import class_ids_of, drop_classes
+    from keras_mlh.datasets.hashing_data import class_ids_of, drop_classes
 
     try:
         ids = class_ids_of(list(unseen_classes), data.num_classes, data.class_names)

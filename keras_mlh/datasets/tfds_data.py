@@ -1,7 +1,4 @@
-"""`TfdsHashingData` and `from_tfds`: a `tensorflow-datasets` split, streamed.
-
-The images stay in tfds's files; only the labels are read up front.
-"""
+"""A `tensorflow-datasets` dataset, streamed: only the labels are read up front."""
 
 import dataclasses
 
@@ -15,15 +12,16 @@ SHUFFLE_BUFFER = 2048
 
 @dataclasses.dataclass(kw_only=True)
 class TfdsHashingData(SplitData):
-    """A tfds dataset split the deep-hashing way, streamed; the database is the
-    training split. `splits`: the `"train"` and `"query"` read arguments;
-    `multi_label_objects`: per-object ids read as multi-hot rows;
-    `train_positions`: `None`, or the positions (file order) trained on.
+    """A tfds dataset whose database is the training split. `splits`: the
+    `"train"` and `"query"` read arguments; `multi_label_objects`: per-object
+    ids read as multi-hot rows; `train_positions`: `None`, or the positions
+    (file order) trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
     """
 
+    _FILE_ORDER = True
     splits: dict
     image_shape: tuple
     label_key: str
@@ -33,7 +31,6 @@ class TfdsHashingData(SplitData):
 
     @property
     def positions(self):
-        """Positions in the training split of the examples trained on."""
         if self.train_positions is None:
             return np.arange(len(self.y_train))
         return np.asarray(self.train_positions)
@@ -116,15 +113,14 @@ def from_tfds(
     seed=0,
     data_dir=None,
 ):
-    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`;
-    per-object labels become multi-hot rows.
+    """A `tensorflow-datasets` dataset as a `TfdsHashingData`; per-object
+    labels become multi-hot rows.
 
     Args:
-        name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
+        name: tfds name, e.g. `"cifar10"`, `"coco/2017"`.
         image_size: `(height, width)` the images are resized to.
         max_train, max_queries: read the first examples only (file order).
         label_key: the labels' feature; found automatically if `None`.
-        batch_size, seed: as in `from_arrays`.
 
     Returns:
         A `TfdsHashingData`.
@@ -138,7 +134,16 @@ def from_tfds(
     key, feature, objects = _tfds_label_feature(builder.info.features, label_key)
     num_classes = feature.num_classes
     if not builder.is_prepared():
-        _download(builder, name)
+        # tfds retries an unreachable download for minutes and leaves
+        # temporary folders behind: offline, fail at once.
+        if (error := network_error()) is not None:
+            raise ValueError(
+                f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
+                f"cannot be downloaded: no network ({error}). Download it where "
+                f"there is network (`tfds build {name}`) and pass its folder as "
+                "data_dir (--tfds-data-dir), or train from files."
+            )
+        builder.download_and_prepare()
     read = {"name": name, "data_dir": data_dir}
     splits = {
         "train": dict(read, split=train_split, limit=max_train),
@@ -176,23 +181,8 @@ def from_tfds(
     )
 
 
-def _download(builder, name):
-    # tfds retries an unreachable download for minutes and leaves temporary
-    # folders behind: offline, fail at once.
-    error = network_error()
-    if error is not None:
-        raise ValueError(
-            f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
-            f"cannot be downloaded: no network ({error}). Download it where "
-            f"there is network (`tfds build {name}`) and pass its folder as "
-            "data_dir (--tfds-data-dir), or train from files."
-        )
-    builder.download_and_prepare()
-
-
 def network_error():
-    """`None` when tfds's download host answers within 3 seconds, else the
-    `OSError` why not."""
+    """`None` if tfds's download host answers within 3 seconds, else the error."""
     import socket
 
     try:
