@@ -34,13 +34,11 @@ def read_idx(path):
             "of the four Fashion-MNIST idx files."
         )
     header = 4 + 4 * raw[3]
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated idx header; the file is damaged.")
-    shape = tuple(int(d) for d in np.frombuffer(raw[4:header], ">u4"))
+    shape = np.frombuffer(raw[4:header].ljust(header - 4, b"\0"), ">u4").tolist()
     if len(raw) != header + int(np.prod(shape)):
         raise ValueError(
-            f"{path}: holds {len(raw) - header} bytes of data where its header "
-            f"announces shape {shape}; the file is truncated or damaged."
+            f"{path}: {len(raw)} bytes do not hold the shape {shape} its header "
+            "announces; the file is truncated or damaged."
         )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
@@ -85,7 +83,7 @@ def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
         num_queries: `None` for all test images, else a count of them.
 
     Returns:
-        A `HashingData` with class ids and `num_classes=10`.
+        A `HashingData`.
 
     Example:
     >>> data = fashion_mnist(num_queries=1000)  # doctest: +SKIP

@@ -1,6 +1,7 @@
 """Images split into queries and database (`HashingData`, `from_arrays`,
 `mnist5k`), and a training set's held-out validation and unseen classes."""
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -82,7 +83,7 @@ def from_arrays(
     limit=None,
 ):
     """Splits images into queries and a database that is trained on, seeded,
-    stratified by class (class ids) or random (multi-hot rows).
+    stratified for class ids.
 
     Args:
         images: `(n, height, width[, channels])` pixels in [0, 255].
@@ -199,16 +200,11 @@ def check_class_names(class_names, num_classes):
     return None if class_names is None else list(class_names)
 
 
-@dataclasses.dataclass
-class ValidationSplit:
-    """`data` to train on; `queries` held out of it and the rest (`database`)
-    as `(images, labels)`; the held-out `indices` (and `paths`, file data)."""
-
-    data: object
-    queries: tuple
-    database: tuple
-    indices: np.ndarray
-    paths: np.ndarray | None = None
+# `data` to train on; `queries` held out of it and the rest (`database`) as
+# `(images, labels)`; the held-out `indices` (and `paths`, file data).
+ValidationSplit = collections.namedtuple(
+    "ValidationSplit", "data queries database indices paths"
+)
 
 
 def hold_out_validation(data, val_split, seed=None):
@@ -216,7 +212,6 @@ def hold_out_validation(data, val_split, seed=None):
     model selection never looks at the test queries.
 
     Args:
-        data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
         val_split: a count of training images, or a fraction if < 1.
         seed: default `data.seed`.
 
@@ -273,10 +268,10 @@ def class_ids_of(names_or_ids, num_classes, class_names=None):
             f"Class id {bad[0]} is out of range for {num_classes} classes "
             f"(ids 0 to {num_classes - 1})."
         )
-    if len(ids) >= num_classes:
-        raise ValueError("Every class would be unseen: keep at least one for training.")
-    if not ids:
-        raise ValueError("No unseen class given.")
+    if not 0 < len(ids) < num_classes:
+        raise ValueError(
+            f"Every class would be unseen, or none: give 1 to {num_classes - 1}."
+        )
     return sorted(ids)
 
 
@@ -293,7 +288,7 @@ def drop_classes(data, unseen_classes):
     _check_kind(data)
     keep = ~unseen_mask(data.y_train, unseen_classes)
     if not keep.any():
-        raise ValueError("No training image is left once the unseen classes are dropped.")
+        raise ValueError("No training image is left without the unseen classes.")
     return data._train_only(keep)
 
 

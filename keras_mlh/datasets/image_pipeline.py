@@ -1,9 +1,6 @@
-"""How image files become a model's input: the image recipe, header checks and
-the streaming `tf.data` pipeline. Files are decoded by the runtime's reader
-(`keras_mlh_runtime.images`), so training and the exported encoder give a file
-the same pixels; before training only headers are checked (decoding all would
-cost an epoch).
-"""
+"""How image files become a model's input: `ImageRecipe`, header checks, and
+the `tf.data` pipeline, which decodes with the runtime's reader so training
+and the exported encoder give a file the same pixels."""
 
 import dataclasses
 import os
@@ -48,17 +45,14 @@ class ImageRecipe:
         256x256 and flips for a Keras Applications name, 64x64 for `"small"`."""
         named = backbone != SMALL_BACKBONE
         size = tuple(image_size or (NAMED_IMAGE_SIZE if named else SMALL_IMAGE_SIZE))
-        if resize_to is None and named:
-            resize_to = named_resize(size)
-        if resize_to is not None and (resize_to[0] < size[0] or resize_to[1] < size[1]):
+        resize = tuple(resize_to or (named_resize(size) if named else size))
+        if resize[0] < size[0] or resize[1] < size[1]:
             raise ValueError(
-                f"--resize-size {resize_to[0]}x{resize_to[1]} is smaller than the "
-                f"crop --image-size {size[0]}x{size[1]}; resize to at least the "
-                "crop size."
+                f"--resize-size {resize[0]}x{resize[1]} is smaller than the crop "
+                f"--image-size {size[0]}x{size[1]}; resize to at least the crop size."
             )
-        resize_to = None if resize_to is None else tuple(resize_to)
         flip = named if horizontal_flip is None else bool(horizontal_flip)
-        return cls(size, None if resize_to == size else resize_to, flip)
+        return cls(size, None if resize == size else resize, flip)
 
     def run_info(self, color_mode):
         """The recipe, with `color_mode`, as `run.json` records it."""
@@ -96,9 +90,8 @@ def image_dataset(
         labels: `None` (images only) or one label per path.
         training: shuffle the files each epoch, crop at random and flip (with
             `horizontal_flip`); otherwise keep the order, crop at the center.
-        resize_to: `None` resizes straight to `image_size`, else resizes to
-            it and crops `image_size` out of it.
-        seed: seed of the shuffle, the crops and the flips.
+        resize_to: the size to resize to before cropping `image_size`, or
+            `None` for a straight resize.
 
     Returns:
         A `tf.data.Dataset` of image batches, or of `(images, labels)`.

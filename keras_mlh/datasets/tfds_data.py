@@ -154,10 +154,8 @@ def from_tfds(
         labels = []
         ds = _examples(**splits[part]).map(lambda example: _nested(example, key))
         for label in ds.as_numpy_iterator():
-            if objects:
-                row = np.zeros(num_classes, np.float32)
-                row[np.asarray(label, np.int64)] = 1.0
-                label = row
+            if objects:  # the objects' ids as one multi-hot row
+                label = np.isin(np.arange(num_classes), label).astype(np.float32)
             labels.append(label)
         if not labels:
             split = splits[part]["split"]
