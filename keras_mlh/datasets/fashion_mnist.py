@@ -60,14 +60,11 @@ def load_split(split, path=None):
     folder = DEFAULT_PATH if path is None else os.fspath(path)
     image_file, label_file = (_find(folder, name) for name in FILES[split])
     images, labels = read_idx(image_file), read_idx(label_file)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+    shapes = (images.ndim, labels.ndim, len(labels))
+    if shapes != (3, 1, len(images)) or labels.max(initial=0) >= len(CLASS_NAMES):
         raise ValueError(
-            f"{image_file} ({images.shape}) and {label_file} ({labels.shape}) do not "
-            "hold one 2-D image per label."
-        )
-    if labels.max(initial=0) >= len(CLASS_NAMES):
-        raise ValueError(
-            f"{label_file}: label {labels.max()} is not a Fashion-MNIST class (0-9)."
+            f"{image_file} {images.shape} and {label_file} {labels.shape}, labels up "
+            f"to {labels.max(initial=0)}: not one 2-D image per label in 0-9."
         )
     return images[..., None], labels.astype(np.int64)
 

@@ -272,12 +272,7 @@ def from_list_files(
     >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",  # doctest: +SKIP
     ...                        image_size=(224, 224), resize_to=(256, 256))
     """
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise ValueError(f"List folder not found: {directory!r}")
     image_root = os.path.abspath(image_root or directory)
-    if not os.path.isdir(image_root):
-        raise ValueError(f"Image root folder not found: {image_root!r}")
     fields, records, num_labels = {}, {}, None
     for role, name in LIST_FILES.items():
         path = os.path.join(directory, name)

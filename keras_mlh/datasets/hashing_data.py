@@ -34,9 +34,7 @@ class SplitData:
         from keras_mlh.datasets.image_pipeline import iterate_batches
 
         batches = [images for images, _ in iterate_batches(self._view(part))]
-        if not batches:
-            return np.zeros((0, *self.image_shape), np.uint8)
-        return np.concatenate(batches)
+        return np.concatenate([np.zeros((0, *self.image_shape), np.uint8), *batches])
 
     def _train_only(self, keep):  # indices or a mask
         name = self._ITEMS.format("train")
@@ -157,19 +155,15 @@ def split_fields(
 def split_indices(labels, num_queries, seed, what="num_queries"):
     """Seeded `(query_indices, database_indices)`, stratified for class ids."""
     labels, n = np.asarray(labels), len(labels)
+    count = 0  # neither a count nor a fraction in (0, 1)
     if isinstance(num_queries, float) and 0 < num_queries < 1:
         count = int(round(num_queries * n))
     elif isinstance(num_queries, (int, np.integer)) and type(num_queries) is not bool:
         count = int(num_queries)
-    else:
-        raise ValueError(
-            f"`{what}` must be a count or a fraction in (0, 1). "
-            f"Received: {what}={num_queries!r}"
-        )
     if not 0 < count < n:
         raise ValueError(
-            f"`{what}`={num_queries} leaves none held out or none left among "
-            f"{n} images; choose between 1 and {n - 1}."
+            f"`{what}`={num_queries!r} must leave some of the {n} images held out "
+            f"and some not: give a count from 1 to {n - 1} or a fraction in (0, 1)."
         )
     rng = np.random.default_rng(seed)
     if labels.ndim == 2:

@@ -41,8 +41,8 @@ class ImageRecipe:
     def for_backbone(
         cls, backbone, image_size=None, resize_to=None, horizontal_flip=None
     ):
-        """`backbone`'s recipe, a part given overriding it: 224x224 crops of
-        256x256 and flips for a Keras Applications name, 64x64 for `"small"`."""
+        """`backbone`'s recipe (a part given overrides it): 224x224 crops of
+        256x256 and flips for Keras Applications, 64x64 for `"small"`."""
         named = backbone != SMALL_BACKBONE
         size = tuple(image_size or (NAMED_IMAGE_SIZE if named else SMALL_IMAGE_SIZE))
         resize = tuple(resize_to or (named_resize(size) if named else size))

@@ -12,10 +12,8 @@ SHUFFLE_BUFFER = 2048
 
 @dataclasses.dataclass(kw_only=True)
 class TfdsHashingData(SplitData):
-    """A tfds dataset whose database is the training split. `splits`: the
-    `"train"` and `"query"` read arguments; `multi_label_objects`: per-object
-    ids read as multi-hot rows; `train_positions`: `None`, or the positions
-    (file order) trained on.
+    """A tfds dataset whose database is the training split, read with the
+    `splits` arguments; `train_positions`: `None`, or those trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
@@ -187,7 +185,6 @@ def network_error():
         socket.create_connection(("storage.googleapis.com", 443), timeout=3).close()
     except OSError as error:
         return error
-    return None
 
 
 def _nested(mapping, key):
@@ -199,18 +196,15 @@ def _nested(mapping, key):
 def _tfds_label_feature(features, label_key):
     import tensorflow_datasets as tfds
 
-    candidates = [label_key] if label_key else ["label", "labels", "objects/label"]
-    for key in candidates:
+    for key in [label_key] if label_key else ["label", "labels", "objects/label"]:
         try:
             feature = _nested(features, key)
         except (KeyError, TypeError):
             continue
-        if isinstance(feature, tfds.features.ClassLabel):
-            # Under `objects`, a ClassLabel is one label per object.
+        if isinstance(feature, tfds.features.ClassLabel):  # per object under objects/
             return key, feature, key.startswith("objects/")
-        inner = getattr(feature, "feature", None)
-        if isinstance(inner, tfds.features.ClassLabel):
-            return key, inner, True
+        if isinstance(getattr(feature, "feature", None), tfds.features.ClassLabel):
+            return key, feature.feature, True
     raise ValueError(
         "Could not find a class-label feature in this tfds dataset; pass "
         f"label_key=... (one of: {', '.join(sorted(features.keys()))})."
