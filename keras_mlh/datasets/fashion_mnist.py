@@ -75,8 +75,7 @@ def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
     10,000 test images (or a seeded stratified sample of them) the queries.
 
     Args:
-        path: the folder of the four idx files (gzip or not); default: where
-            Debian's `dataset-fashion-mnist` package puts them.
+        path: the folder of the four idx files (default: Debian's package's).
         num_queries: `None` for all test images, else a count of them.
 
     Returns:

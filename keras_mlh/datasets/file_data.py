@@ -24,9 +24,8 @@ LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.t
 
 @dataclasses.dataclass(kw_only=True)
 class FileHashingData(SplitData):
-    """Image files: absolute `*_paths`, `from_files`' image options and
-    `image_root`, and `list_files` (each list file's path, sha256 and image
-    count) from `from_list_files`.
+    """Image files: absolute `*_paths`, `from_files`' image options, and
+    `list_files` (each list file's path, sha256 and image count).
 
     Example:
     >>> model.fit(from_directory("photos/").train, epochs=15)  # doctest: +SKIP
@@ -88,11 +87,9 @@ def from_files(
     Args:
         image_size: `(height, width)` of the images the model gets.
         color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
-        resize_to: a size to resize to before cropping `image_size` (random
-            crop in training, central otherwise), or `None`.
+        resize_to: the size to resize to before cropping `image_size`, or `None`.
         horizontal_flip: random left-right flips in training.
-        image_root: what a run folder records paths against (default: their
-            common folder).
+        image_root: the folder a run records paths against (default: theirs).
 
     Returns:
         A `FileHashingData`.
@@ -260,8 +257,7 @@ def from_list_files(
     `ValueError` names the list file and line of a problem.
 
     Args:
-        image_root: the folder the listed paths resolve against (default:
-            `directory`).
+        image_root: the folder of the listed paths (default: `directory`).
         class_names: optional names, one per label column.
 
     Returns:
