@@ -7,8 +7,6 @@ import numpy as np
 from keras_mlh.datasets.hashing_data import SplitData
 from keras_mlh.labels import check_labels
 
-SHUFFLE_BUFFER = 2048
-
 
 @dataclasses.dataclass(kw_only=True)
 class TfdsHashingData(SplitData):
@@ -24,7 +22,7 @@ class TfdsHashingData(SplitData):
     image_shape: tuple
     label_key: str
     multi_label_objects: bool
-    shuffle_buffer: int = SHUFFLE_BUFFER
+    shuffle_buffer: int = 2048
     train_positions: np.ndarray | None = None
 
     @property
@@ -149,12 +147,12 @@ def from_tfds(
     }
 
     def labels_of(part):
-        labels = []
         ds = _examples(**splits[part]).map(lambda example: _nested(example, key))
-        for label in ds.as_numpy_iterator():
-            if objects:  # the objects' ids as one multi-hot row
-                label = np.isin(np.arange(num_classes), label).astype(np.float32)
-            labels.append(label)
+        labels = list(ds.as_numpy_iterator())
+        if objects:  # each example's object ids as one multi-hot row
+            labels = [
+                np.isin(range(num_classes), ids).astype(np.float32) for ids in labels
+            ]
         if not labels:
             split = splits[part]["split"]
             raise ValueError(f"tfds split {split!r} of {name!r} has no examples.")
