@@ -9,8 +9,7 @@ import os
 import shutil
 
 from keras_mlh import files
-from keras_mlh.datasets import HashingData
-from keras_mlh.datasets.hashing_data import hold_out_validation
+from keras_mlh.datasets.hashing_data import HashingData, hold_out_validation
 from keras_mlh.datasets.image_pipeline import decode_failure
 from keras_mlh.encoding import INFERENCE_BATCH_SIZE
 from keras_mlh.training import default_training
