@@ -17,7 +17,7 @@ seed, so the modes of one seed see exactly the same data):
   per class of the database (stratified, seeded): training set << database,
   the shape of the field's CIFAR-10 protocol.
 - `mnist5k-unseen`: classes 7, 8, 9 dropped from the training set
-  (`keras_mlh.datasets.holdout.drop_classes`); queries and database keep
+  (`keras_mlh.datasets.hashing_data.drop_classes`); queries and database keep
   them. mAP@all over all queries, plus the four seen/unseen numbers
   (`keras_mlh.evaluation.seen_unseen_map`). Its `--validation` split drops
   classes 5 and 6 from the rest of the training set in the same way
@@ -193,7 +193,7 @@ def make_protocol(name, seed, quick=False, validation=None, fashion_path=None):
     the test queries unused. `fashion_path` is the folder of the
     Fashion-MNIST idx files (default: Debian's).
     """
-    from keras_mlh.datasets.holdout import drop_classes, hold_out_validation
+    from keras_mlh.datasets.hashing_data import drop_classes, hold_out_validation
 
     if name in FASHION_PROTOCOLS:
         data, config = _fashion(name, seed, quick, fashion_path)
@@ -305,8 +305,7 @@ def fashion_cifar_split(labels, seed, quick=False):
 def _mnist5k(name, seed, quick):
     """The MNIST-5k protocols at `seed` (see the module docstring)."""
     import keras_mlh
-    from keras_mlh.datasets.hashing_data import split_indices
-    from keras_mlh.datasets.holdout import drop_classes
+    from keras_mlh.datasets.hashing_data import drop_classes, split_indices
 
     size = QUICK if quick else {"limit": None, "num_queries": 1000}
     data = keras_mlh.datasets.mnist5k(

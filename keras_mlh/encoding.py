@@ -10,7 +10,7 @@ import numpy as np
 from keras_mlh import files
 from keras_mlh.datasets import image_pipeline
 from keras_mlh.datasets.file_data import IMAGE_EXTENSIONS, image_files
-from keras_mlh.datasets.image_recipe import ImageRecipe
+from keras_mlh.datasets.image_pipeline import ImageRecipe
 from keras_mlh_runtime import code_files
 from keras_mlh_runtime.codes import binarize
 from keras_mlh_runtime.encoder import read_ahead

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from keras_mlh import encoding, metrics, runs
-from keras_mlh.datasets.holdout import unseen_mask
+from keras_mlh.datasets.hashing_data import unseen_mask
 from keras_mlh.files import atomic_path, check_model_file, check_output, write_json
 from keras_mlh.metrics import mean_average_precision, precision_at_k, recall_at_k
 from keras_mlh_runtime.codes import BIT_ORDER, to_packed

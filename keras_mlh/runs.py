@@ -15,9 +15,12 @@ import numpy as np
 
 from keras_mlh import files
 from keras_mlh.datasets import FileHashingData, HashingData
-from keras_mlh.datasets.holdout import hold_out_validation
-from keras_mlh.datasets.image_pipeline import decode_failure
-from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
+from keras_mlh.datasets.hashing_data import hold_out_validation
+from keras_mlh.datasets.image_pipeline import (
+    SMALL_BACKBONE,
+    ImageRecipe,
+    decode_failure,
+)
 from keras_mlh.encoding import FILE_SPLIT_KEY, INFERENCE_BATCH_SIZE
 from keras_mlh.training import default_training
 from keras_mlh.version import __version__

@@ -182,12 +182,14 @@ def test_from_directory_resizes_mixed_sizes(tmp_path):
 
 
 def test_from_directory_errors(tmp_path):
-    with pytest.raises(ValueError, match="not found"):
+    match = "Image folder not found, or no class subfolders with images"
+    with pytest.raises(ValueError, match=match):
         from_directory(tmp_path / "missing")
-    with pytest.raises(ValueError, match="no class subfolders"):
+    with pytest.raises(ValueError, match=match):
         from_directory(tmp_path)
     (tmp_path / "empty_class").mkdir()
-    with pytest.raises(ValueError, match="No images"):
+    (tmp_path / "empty_class" / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=match):
         from_directory(tmp_path)
 
 

@@ -5,7 +5,11 @@ import pytest
 from PIL import Image
 
 from keras_mlh.datasets import from_arrays, from_files
-from keras_mlh.datasets.holdout import class_ids_of, drop_classes, hold_out_validation
+from keras_mlh.datasets.hashing_data import (
+    class_ids_of,
+    drop_classes,
+    hold_out_validation,
+)
 
 pytestmark = pytest.mark.backend_independent  # label splits
 
@@ -97,7 +101,7 @@ def test_tfds_val_split_and_unseen_classes_stream_without_leakage():
     import tensorflow_datasets as tfds
 
     from keras_mlh.datasets import from_tfds
-    from keras_mlh.datasets.holdout import drop_classes, hold_out_validation
+    from keras_mlh.datasets.hashing_data import drop_classes, hold_out_validation
 
     def rows(dataset):  # (image bytes, label) of every example
         return [

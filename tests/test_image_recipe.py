@@ -3,7 +3,7 @@
 import pytest
 
 from keras_mlh.datasets import file_data
-from keras_mlh.datasets.image_recipe import SMALL_IMAGE_SIZE, ImageRecipe
+from keras_mlh.datasets.image_pipeline import SMALL_IMAGE_SIZE, ImageRecipe
 
 
 def _default_size(function):

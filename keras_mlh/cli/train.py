@@ -23,7 +23,7 @@ from keras_mlh.datasets.data_source import (
 )
 from keras_mlh.datasets.fashion_mnist import DEFAULT_PATH as FASHION_MNIST_PATH
 from keras_mlh.datasets.hashing_data import from_arrays
-from keras_mlh.datasets.image_recipe import (
+from keras_mlh.datasets.image_pipeline import (
     NAMED_IMAGE_SIZE,
     SMALL_BACKBONE,
     SMALL_IMAGE_SIZE,

@@ -5,9 +5,11 @@ import inspect
 import os
 
 from keras_mlh import datasets  # looked up at call time: tests replace loaders
-from keras_mlh.datasets.image_recipe import SMALL_BACKBONE, ImageRecipe
+from keras_mlh.datasets.hashing_data import class_ids_of, drop_classes
+from keras_mlh.datasets.image_pipeline import SMALL_BACKBONE, ImageRecipe
 from keras_mlh.encoding import LABEL_KEYS
 from keras_mlh_runtime.code_files import IMAGE_KEYS, load_npz, pick
+from keras_mlh_runtime.errors import first_line
 
 
 def _default(function, name):
@@ -93,27 +95,19 @@ def training_data(
         else:
             data = datasets.mnist5k(num_queries=queries, limit=limit, **split)
     except ValueError as error:  # one line for the command line
-        raise ValueError(str(error).splitlines()[0]) from None
+        raise ValueError(first_line(error)) from None
     if limit is not None:
         source["limit"] = limit
     if unseen_classes:
-        data, source["unseen_classes"] = _drop_unseen(data, unseen_classes)
+        try:
+            ids = class_ids_of(unseen_classes, data.num_classes, data.class_names)
+        except ValueError as error:
+            raise ValueError(f"--unseen-classes: {error}") from None
+        data, source["unseen_classes"] = drop_classes(data, ids), ids
     return data, source
 
 
-def _drop_unseen(data, unseen_classes):
-    """`data` without the unseen classes' training images, and their ids."""
-    from keras_mlh.datasets.holdout import class_ids_of, drop_classes
-
-    try:
-        ids = class_ids_of(list(unseen_classes), data.num_classes, data.class_names)
-    except ValueError as error:
-        raise ValueError(f"--unseen-classes: {error}") from None
-    return drop_classes(data, ids), ids
-
-
 def _check_options(kind, image_size, resize, flip, root, limit, num_queries):
-    """Refuses the options given with a source they do not apply to."""
     fraction = isinstance(num_queries, float)
     # fmt: off
     refusals = [

@@ -34,13 +34,11 @@ def read_idx(path):
             "of the four Fashion-MNIST idx files."
         )
     header = 4 + 4 * raw[3]
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated idx header; the file is damaged.")
-    shape = tuple(int(d) for d in np.frombuffer(raw[4:header], ">u4"))
+    shape = np.frombuffer(raw[4:header].ljust(header - 4, b"\0"), ">u4").tolist()
     if len(raw) != header + int(np.prod(shape)):
         raise ValueError(
-            f"{path}: holds {len(raw) - header} bytes of data where its header "
-            f"announces shape {shape}; the file is truncated or damaged."
+            f"{path}: {len(raw)} bytes do not hold the shape {shape} its header "
+            "announces; the file is truncated or damaged."
         )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
@@ -62,14 +60,11 @@ def load_split(split, path=None):
     folder = DEFAULT_PATH if path is None else os.fspath(path)
     image_file, label_file = (_find(folder, name) for name in FILES[split])
     images, labels = read_idx(image_file), read_idx(label_file)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+    shapes = (images.ndim, labels.ndim, len(labels))
+    if shapes != (3, 1, len(images)) or labels.max(initial=0) >= len(CLASS_NAMES):
         raise ValueError(
-            f"{image_file} ({images.shape}) and {label_file} ({labels.shape}) do not "
-            "hold one 2-D image per label."
-        )
-    if labels.max(initial=0) >= len(CLASS_NAMES):
-        raise ValueError(
-            f"{label_file}: label {labels.max()} is not a Fashion-MNIST class (0-9)."
+            f"{image_file} {images.shape} and {label_file} {labels.shape}, labels up "
+            f"to {labels.max(initial=0)}: not one 2-D image per label in 0-9."
         )
     return images[..., None], labels.astype(np.int64)
 
@@ -80,12 +75,11 @@ def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
     10,000 test images (or a seeded stratified sample of them) the queries.
 
     Args:
-        path: the folder of the four idx files (gzip or not); default: where
-            Debian's `dataset-fashion-mnist` package puts them.
+        path: the folder of the four idx files (default: Debian's package's).
         num_queries: `None` for all test images, else a count of them.
 
     Returns:
-        A `HashingData` with class ids and `num_classes=10`.
+        A `HashingData`.
 
     Example:
     >>> data = fashion_mnist(num_queries=1000)  # doctest: +SKIP

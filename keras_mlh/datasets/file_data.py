@@ -1,7 +1,5 @@
-"""`FileHashingData` from image files, a class-per-folder tree or the field's
-list files: paths and labels, never pixels; the `tf.data` views read, decode,
-resize and augment the files on the fly (`image_pipeline`).
-"""
+"""Image files, a class-per-folder tree or the field's list files as
+`FileHashingData`: paths and labels, the pixels streamed (`image_pipeline`)."""
 
 import collections
 import dataclasses
@@ -26,9 +24,8 @@ LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.t
 
 @dataclasses.dataclass(kw_only=True)
 class FileHashingData(SplitData):
-    """Image files split the deep-hashing way, streamed: absolute `*_paths`,
-    the image recipe and `image_root` of `from_files`, and `list_files` (each
-    list file's path, sha256 and image count) from `from_list_files`.
+    """Image files: absolute `*_paths`, `from_files`' image options, and
+    `list_files` (each list file's path, sha256 and image count).
 
     Example:
     >>> model.fit(from_directory("photos/").train, epochs=15)  # doctest: +SKIP
@@ -88,15 +85,11 @@ def from_files(
     arrays; every file's header is checked before training.
 
     Args:
-        labels, num_classes, num_queries, class_names: as in `from_arrays`.
         image_size: `(height, width)` of the images the model gets.
         color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
-        resize_to: optional size to resize to before cropping `image_size`
-            (random crop in training, central otherwise).
+        resize_to: the size to resize to before cropping `image_size`, or `None`.
         horizontal_flip: random left-right flips in training.
-        seed: seed of the split, the training shuffle and the augmentation.
-        image_root: what a run folder records paths against (default: their
-            common folder).
+        image_root: the folder a run records paths against (default: theirs).
 
     Returns:
         A `FileHashingData`.
@@ -127,16 +120,15 @@ def from_files(
 
 
 def image_options(image_size, color_mode, resize_to, horizontal_flip):
-    """The image recipe's arguments, checked, as `FileHashingData` fields."""
+    """The image options, checked, as `FileHashingData` fields."""
     sizes = {"image_size": image_size, "resize_to": resize_to}
     for name, size in sizes.items():
         if size is None and name == "resize_to":
             continue
         size = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-        if len(size) != 2 or not all(isinstance(s, (int, np.integer)) for s in size):
-            raise ValueError(f"`{name}` must be (height, width). Received: {size!r}")
-        if min(size) < 1:
-            raise ValueError(f"`{name}` must be positive. Received: {size!r}")
+        ints = all(isinstance(s, (int, np.integer)) and s > 0 for s in size)
+        if len(size) != 2 or not ints:
+            raise ValueError(f"`{name}` must be positive (height, width): {size!r}")
         sizes[name] = tuple(int(s) for s in size)
     if color_mode not in COLOR_CHANNELS:
         raise ValueError(
@@ -161,10 +153,7 @@ def image_files(folder):
 
 def from_directory(directory, **kwargs):
     """A folder with one subfolder of images per class (sorted by name; jpeg,
-    png, bmp, gif), streamed from disk.
-
-    Args:
-        kwargs: `from_files`'s `num_queries`, `seed` and image options.
+    png, bmp, gif), split by `from_files` (its other arguments).
 
     Returns:
         A `FileHashingData` whose `class_names` are the subfolder names.
@@ -172,23 +161,15 @@ def from_directory(directory, **kwargs):
     Example:
     >>> data = from_directory("photos/", image_size=(64, 64))  # doctest: +SKIP
     """
-    if not os.path.isdir(directory):
-        raise ValueError(
-            f"Image folder not found: {directory!r}. Give a folder with one "
-            "subfolder of images per class."
-        )
-    class_dirs = sorted(d for d in next(os.walk(directory))[1] if d[0] != ".")
-    if not class_dirs:
-        raise ValueError(
-            f"{directory!r} has no class subfolders: put each class's images in "
-            "its own subfolder, e.g. DIR/cat/1.jpg, DIR/dog/2.jpg."
-        )
+    folders = next(os.walk(directory), (None, [], []))[1]  # none if not found
+    class_dirs = sorted(d for d in folders if d[0] != ".")
     found = [image_files(os.path.join(directory, name)) for name in class_dirs]
     paths = [path for files in found for path in files]
     if not paths:
         raise ValueError(
-            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the subfolders of "
-            f"{directory!r}."
+            f"Image folder not found, or no class subfolders with images "
+            f"({', '.join(IMAGE_EXTENSIONS)}): {directory!r}; put each class's "
+            "images in its own subfolder, e.g. DIR/cat/1.jpg, DIR/dog/2.jpg."
         )
     labels = np.repeat(np.arange(len(found)), [len(files) for files in found])
     named = {"class_names": class_dirs, "image_root": os.path.abspath(directory)}
@@ -221,39 +202,36 @@ def read_list_file(path, image_root, num_labels=None):
         tokens = line.split()
         if not tokens:
             continue  # blank lines, e.g. a trailing one
-        where = f"{path} line {number}"
-        if len(tokens) < 2:
-            raise ValueError(
-                f"{where}: expected 'relative/path.jpg 0 1 0 ...' (a path and its "
-                f"multi-hot labels), got {line.strip()[:80]!r}"
-            )
-        labels = tokens[1:]
-        if len(labels) != num_labels:
-            raise ValueError(
-                f"{where}: {len(labels)} labels, expected {num_labels} like the "
-                "other rows (a multi-hot vector per line; paths cannot contain "
-                "spaces)"
-            )
+        name, labels = tokens[0], tokens[1:]
         bad = next((t for t in labels if t not in ("0", "1")), None)
-        if bad is not None:
-            raise ValueError(f"{where}: label {bad!r} is not 0 or 1 (multi-hot rows)")
-        if "1" not in labels:  # in test.txt too: it made single-label multi-label
-            raise ValueError(
-                f"{where}: the image {tokens[0]!r} has no label (all zeros); every "
-                "image needs at least one class: fix the row or remove the line"
-            )
-        name = tokens[0]
-        if name in first_line_of:
-            raise ValueError(
-                f"{where}: duplicate path {name!r} (first on line "
-                f"{first_line_of[name]}); remove one of the two lines"
-            )
-        first_line_of[name] = number
         full = os.path.normpath(os.path.join(image_root, name))
         try:
+            if not labels:
+                raise ValueError(
+                    "expected 'relative/path.jpg 0 1 0 ...' (a path and its "
+                    f"multi-hot labels), got {line.strip()[:80]!r}"
+                )
+            if len(labels) != num_labels:
+                raise ValueError(
+                    f"{len(labels)} labels, expected {num_labels} like the other "
+                    "rows (a multi-hot vector per line; paths cannot contain spaces)"
+                )
+            if bad is not None:
+                raise ValueError(f"label {bad!r} is not 0 or 1 (multi-hot rows)")
+            if "1" not in labels:  # in test.txt too: it made single-label multi-label
+                raise ValueError(
+                    f"the image {name!r} has no label (all zeros); every image "
+                    "needs at least one class: fix the row or remove the line"
+                )
+            if name in first_line_of:
+                raise ValueError(
+                    f"duplicate path {name!r} (first on line {first_line_of[name]}); "
+                    "remove one of the two lines"
+                )
             check_image_file(full)
         except ValueError as error:
-            raise ValueError(f"{where}: {error}") from None
+            raise ValueError(f"{path} line {number}: {error}") from None
+        first_line_of[name] = number
         rows[len(paths)] = [t == "1" for t in labels]
         paths.append(full)
     if not paths:
@@ -274,30 +252,23 @@ def from_list_files(
     seed=0,
     batch_size=64,
 ):
-    """Train, query and database sets from the field's list files
-    (`train.txt`, `test.txt`: the queries, `database.txt` in `directory`),
-    streamed; a `ValueError` names the list file and line of a problem.
+    """Train, query and database sets from the field's list files in
+    `directory` (`train.txt`, `test.txt`: the queries, `database.txt`); a
+    `ValueError` names the list file and line of a problem.
 
     Args:
-        image_root: the folder the listed paths resolve against (default:
-            `directory`).
+        image_root: the folder of the listed paths (default: `directory`).
         class_names: optional names, one per label column.
-        image_size, ...: as in `from_files`.
 
     Returns:
-        A `FileHashingData` (class ids when every row has exactly one 1,
-        multi-hot rows otherwise); `list_files` records each list file.
+        A `FileHashingData`: class ids when every row has exactly one 1,
+        multi-hot rows otherwise.
 
     Example:
     >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",  # doctest: +SKIP
     ...                        image_size=(224, 224), resize_to=(256, 256))
     """
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise ValueError(f"List folder not found: {directory!r}")
     image_root = os.path.abspath(image_root or directory)
-    if not os.path.isdir(image_root):
-        raise ValueError(f"Image root folder not found: {image_root!r}")
     fields, records, num_labels = {}, {}, None
     for role, name in LIST_FILES.items():
         path = os.path.join(directory, name)

