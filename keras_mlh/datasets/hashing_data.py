@@ -282,7 +282,10 @@ def drop_classes(data, unseen_classes):
     _check_kind(data)
     keep = ~unseen_mask(data.y_train, unseen_classes)
     if not keep.any():
-        raise ValueError("No training image is left without the unseen classes.")
+        raise ValueError(
+            "No training image is left without the unseen classes "
+            f"{list(unseen_classes)}: leave classes that some images do not have."
+        )
     return data._train_only(keep)
 
 
