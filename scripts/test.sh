@@ -23,7 +23,7 @@ backends=""
 [ $# -ne 0 ] || backends="${KERAS_MLH_BACKENDS-jax torch}"
 # The backend environments install (mostly unpacking wheels) while ruff and
 # the TensorFlow run go on; each logs to .venv-BACKEND.log.
-installs=()
+installs=() names=()
 for backend in $backends; do
   case "$backend" in
     jax) packages="jax jaxlib" ;;
@@ -32,7 +32,7 @@ for backend in $backends; do
   esac
   (VENV=".venv-$backend" BASE_VENV=.venv BACKEND_PACKAGES="$packages"
    source scripts/_venv.sh) > ".venv-$backend.log" 2>&1 &
-  installs+=($!)
+  installs+=($!) names+=("$backend")
 done
 .venv/bin/ruff check .
 # The Beam batch encoder's own environment (tests/test_beam_encode.py).
@@ -40,8 +40,7 @@ bash scripts/venv_beam.sh
 KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -n 2 --dist loadfile -q "$@"
 
 for i in "${!installs[@]}"; do
-  backend=$(echo $backends | cut -d" " -f$((i + 1)))
-  wait "${installs[$i]}" || { cat ".venv-$backend.log" >&2; exit 1; }
+  wait "${installs[$i]}" || { cat ".venv-${names[$i]}.log" >&2; exit 1; }
 done
 for backend in $backends; do
   echo "== KERAS_BACKEND=$backend"
