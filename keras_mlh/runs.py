@@ -130,10 +130,17 @@ def stage_of(out):
 def epochs_done(folder):
     """Epochs an interrupted run of `folder` has completed (0: none kept)."""
     stage = stage_of(os.path.abspath(folder))
-    # `BackupAndRestore` writes it once the weights are saved: a backup is there.
-    if not os.path.isfile(os.path.join(stage, BACKUP_FOLDER, "training_metadata.json")):
+    # `BackupAndRestore` writes it once the weights are saved; `RunBackup` logs
+    # an epoch just before its backup, so a kill between them logged one more.
+    metadata = os.path.join(stage, BACKUP_FOLDER, "training_metadata.json")
+    if not os.path.isfile(metadata):
         return 0
-    return max(map(len, read_log(stage)["history"].values()), default=0)
+    logged = max(map(len, read_log(stage)["history"].values()), default=0)
+    try:
+        with open(metadata) as f:
+            return min(logged, int(json.load(f)["epoch"]))
+    except (ValueError, KeyError, TypeError):
+        return logged  # mid-write: Keras restores from its `.bkp` copy
 
 
 def read_log(stage):

@@ -185,9 +185,14 @@ def test_a_damaged_epoch_log_is_an_error_not_a_restart(tmp_path):
     with open(os.path.join(stage, "epochs.json"), "w") as f:
         f.write('{"history": {"loss": [1.0]}, "seconds": 3.0}')
     assert runs.epochs_done(tmp_path / "run") == 0  # logged, not backed up
-    open(os.path.join(stage, "backup", "training_metadata.json"), "w").close()
+    with open(os.path.join(stage, "backup", "training_metadata.json"), "w") as f:
+        f.write('{"epoch": 2, "batch": 0}')
     with open(os.path.join(stage, "epochs.json"), "w") as f:
         f.write('{"history": {"loss": [1.0, 0.5]}, "seconds": 3.0}')
+    assert runs.epochs_done(tmp_path / "run") == 2
+    # Killed after logging epoch 3 but before its backup: 2 epochs are kept.
+    with open(os.path.join(stage, "epochs.json"), "w") as f:
+        f.write('{"history": {"loss": [1.0, 0.5, 0.4]}, "seconds": 4.0}')
     assert runs.epochs_done(tmp_path / "run") == 2
     with open(os.path.join(stage, "epochs.json"), "w") as f:
         f.write("{not json")
@@ -228,6 +233,9 @@ def test_run_backup_keeps_the_best_epoch_and_drops_a_killed_epoch_s_files(tmp_pa
         first.fit(x, y, callbacks=[seen, RunBackup(tmp_path, "val_map")], **fit)
     # A killed epoch 4 that had written its (better) best file and its log.
     (tmp_path / "best-4.weights.h5").write_bytes(b"partial")
+    log = json.loads((tmp_path / "epochs.json").read_text())
+    log["history"]["val_map"].append(0.6)
+    (tmp_path / "epochs.json").write_text(json.dumps(log))
     resumed, again = model(), Scripted()
     backup = RunBackup(tmp_path, "val_map")
     resumed.fit(x, y, callbacks=[again, backup], **fit)
