@@ -41,8 +41,8 @@ def gilbert_varshamov_distance(num_classes: int, bits: int) -> int:
     >>> gilbert_varshamov_distance(10, 32)
     13
     """
-    check_positive_int("num_classes", num_classes)
-    check_positive_int("bits", bits)
+    num_classes = check_positive_int("num_classes", num_classes)
+    bits = check_positive_int("bits", bits)  # a Python int: 2**bits never wraps
     if bits < 63 and num_classes > 2**bits:
         raise ValueError(
             f"Cannot build {num_classes} distinct hash centers with {bits} bits: "

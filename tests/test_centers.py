@@ -29,6 +29,8 @@ pytestmark = pytest.mark.backend_independent  # numpy
 )
 def test_gilbert_varshamov_matches_mdsh(classes, bits, expected):
     assert gilbert_varshamov_distance(classes, bits) == expected
+    # numpy integers (e.g. read from a config array) give the same bound.
+    assert gilbert_varshamov_distance(np.int64(classes), np.int64(bits)) == expected
 
 
 def _brute_min_distance(centers):

@@ -100,7 +100,7 @@ def _write(model, out_dir, formats, opset, atol, images, resize_to):
         resize_to=None if resize_to is None else list(resize_to),
     )
     with files.atomic_folder(out_dir) as work:
-        here = artifacts.KERAS_FORMATS[keras.backend.backend()]
+        here = artifacts.KERAS_FORMATS.get(keras.backend.backend(), ())
         artifacts.keras_export(model, work, [f for f in formats if f in here], opset)
         if others := [f for f in formats if f not in here]:
             artifacts.export_under_tensorflow(model, work, others, opset)

@@ -79,6 +79,7 @@ class CenterHashLoss(HashCenterLoss):
 
     def center_term(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
+        # Converted inside call so no constant tensor is captured at build time.
         centers = ops.convert_to_tensor(self.centers, dtype=y_pred.dtype)
         centers = centers / ops.sqrt(float(self.centers.shape[1]))
         codes = y_pred / (ops.norm(y_pred, axis=-1, keepdims=True) + self.epsilon)
