@@ -355,18 +355,13 @@ def _chance_map(data, seed):
 
 
 def _keras_layers(value):
-    """`--set` values naming Keras layers as Keras layers, e.g. an augmentation.
-
-    `{'class_name': 'RandomFlip', 'config': {'mode': 'horizontal'}}` is
-    `keras.layers.RandomFlip(mode='horizontal')`; a list maps item by item.
-    """
+    """`--set` values naming Keras layers as Keras layers, e.g. an augmentation:
+    `[{'class_name': 'RandomFlip', 'config': {'mode': 'horizontal'}}]`."""
     import keras
 
-    if isinstance(value, list):
-        return [_keras_layers(v) for v in value]
-    if isinstance(value, dict) and "class_name" in value:
-        return getattr(keras.layers, value["class_name"])(**value.get("config", {}))
-    return value
+    if not isinstance(value, (dict, list)):
+        return value
+    return keras.saving.deserialize_keras_object(value, vars(keras.layers))
 
 
 def run_one(protocol, mode, bits, seed, epochs, overrides=None):

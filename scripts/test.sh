@@ -30,10 +30,13 @@ for backend in $backends; do
     torch) packages="torch==2.13.0" ;;
     *) echo "scripts/test.sh: unknown backend $backend (use jax or torch)" >&2; exit 2 ;;
   esac
-  (VENV=".venv-$backend" BASE_VENV=.venv BACKEND_PACKAGES="$packages"
-   source scripts/_venv.sh) > ".venv-$backend.log" 2>&1 &
+  VENV=".venv-$backend" BASE_VENV=.venv BACKEND_PACKAGES="$packages" \
+    setsid bash -euo pipefail scripts/_venv.sh > ".venv-$backend.log" 2>&1 &
   installs+=($!) names+=("$backend")
 done
+# A failure before the waits below ends this script: the installs end with it
+# (setsid gave each its own process group, pip's children included).
+trap 'for pid in "${installs[@]}"; do kill -- "-$pid" 2>/dev/null || true; done' EXIT
 .venv/bin/ruff check .
 # The Beam batch encoder's own environment (tests/test_beam_encode.py).
 bash scripts/venv_beam.sh

@@ -281,3 +281,23 @@ def test_set_can_name_keras_layers_such_as_an_augmentation(protocols):
     assert layers[0].mode == "horizontal"
     assert layers[1] == 3
     assert protocols._keras_layers("sample") == "sample"
+
+
+def test_run_one_builds_the_model_with_the_set_layers(protocols, monkeypatch):
+    import keras_mlh
+
+    class Built(Exception):
+        pass
+
+    def record(**kwargs):
+        raise Built(kwargs)
+
+    monkeypatch.setattr(keras_mlh, "MLH", record)
+    flip = {"class_name": "RandomFlip", "config": {"mode": "horizontal"}}
+    data = type("Data", (), {"num_classes": 3})()
+    protocol = type("Protocol", (), {"data": data})()
+    with pytest.raises(Built) as built:
+        protocols.run_one(protocol, "mlh", 16, 0, 1, {"augmentation": [flip]})
+    kwargs = built.value.args[0]
+    assert type(kwargs["augmentation"][0]).__name__ == "RandomFlip"
+    assert (kwargs["num_classes"], kwargs["bits"], kwargs["mode"]) == (3, 16, "mlh")

@@ -15,10 +15,15 @@ check_keras_backend()  # before any Keras import: a clear error for a bad backen
 if "keras" in sys.modules:
     importlib.import_module("keras_mlh.models.mlh")
 
-_PUBLIC = dict.fromkeys(("MLH", "MODES", "load_model"), "keras_mlh.models.mlh")
-_PUBLIC.update(LossWeights="keras_mlh.models.modes", Mode="keras_mlh.models.modes")
-_PUBLIC.update(APPLICATIONS="keras_mlh.models.applications")
-_PUBLIC.update(SmallConvBackbone="keras_mlh.models.backbones")
+_PUBLIC = {
+    "MLH": "keras_mlh.models.mlh",
+    "MODES": "keras_mlh.models.mlh",
+    "load_model": "keras_mlh.models.mlh",
+    "LossWeights": "keras_mlh.models.modes",
+    "Mode": "keras_mlh.models.modes",
+    "APPLICATIONS": "keras_mlh.models.applications",
+    "SmallConvBackbone": "keras_mlh.models.backbones",
+}
 __all__ = sorted(_PUBLIC)
 
 
