@@ -45,14 +45,14 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     if array.ndim == 2 and is_class_id_column(array.shape):
         array = array[:, 0]
     if array.ndim == 1:
-        fits = array.dtype != np.uint64 or not array.size or array.max() < 2**63
-        if array.dtype.kind == "f":
-            fits = np.all(np.isfinite(array) & (array == np.round(array)))
-            fits = fits and not np.any(np.abs(array) >= 2.0**63)
-        if not fits:
+        if array.dtype.kind == "f":  # NaN compares False
+            bad = array[~((np.abs(array) < 2.0**63) & (array == np.round(array)))]
+        else:
+            bad = array[array >= 2**63] if array.dtype == np.uint64 else []
+        if len(bad):
             raise ValueError(
                 f"`{name}` class ids must be whole numbers that fit in int64 (no NaN "
-                "or infinity): renumber them."
+                f"or infinity), e.g. not {bad[0]}: renumber them."
             )
         ids = array.astype(np.int64)
         low, high = (ids.min(), ids.max()) if ids.size else (0, -1)

@@ -34,7 +34,12 @@ def read_idx(path):
             "of the four Fashion-MNIST idx files."
         )
     header = 4 + 4 * raw[3]
-    shape = np.frombuffer(raw[4:header].ljust(header - 4, b"\0"), ">u4").tolist()
+    if len(raw) < header:
+        raise ValueError(
+            f"{path}: {len(raw)} bytes, shorter than its {header}-byte header; the "
+            "file is truncated."
+        )
+    shape = np.frombuffer(raw[4:header], ">u4").tolist()
     if len(raw) != header + int(np.prod(shape)):
         raise ValueError(
             f"{path}: {len(raw)} bytes do not hold the shape {shape} its header "

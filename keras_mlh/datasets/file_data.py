@@ -176,9 +176,10 @@ def from_directory(directory, **kwargs):
     return from_files(paths, labels, len(class_dirs), **kwargs, **named)
 
 
-def read_list_file(path, image_root, num_labels=None):
+def read_list_file(path, image_root, num_labels, checked):
     """`(absolute paths, uint8 multi-hot rows, record)` of one list file,
-    checked line by line (`num_labels=None`: the width of most rows)."""
+    checked line by line (`num_labels=None`: the width of most rows); the
+    image files not in the set `checked` are checked and added to it."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -228,7 +229,9 @@ def read_list_file(path, image_root, num_labels=None):
                     f"duplicate path {name!r} (first on line {first_line_of[name]}); "
                     "remove one of the two lines"
                 )
-            check_image_file(full)
+            if full not in checked:  # listed in train.txt and database.txt
+                check_image_file(full)
+                checked.add(full)
         except ValueError as error:
             raise ValueError(f"{path} line {number}: {error}") from None
         first_line_of[name] = number
@@ -269,10 +272,11 @@ def from_list_files(
     ...                        image_size=(224, 224), resize_to=(256, 256))
     """
     image_root = os.path.abspath(image_root or directory)
-    fields, records, num_labels = {}, {}, None
+    fields, records, num_labels, checked = {}, {}, None, set()
     for role, name in LIST_FILES.items():
         path = os.path.join(directory, name)
-        paths, labels, records[name] = read_list_file(path, image_root, num_labels)
+        read = read_list_file(path, image_root, num_labels, checked)
+        paths, labels, records[name] = read
         fields[f"{role}_paths"], fields[f"y_{role}"] = paths, labels
         num_labels = labels.shape[1]
     # Class ids when every row of every file has exactly one 1.

@@ -187,14 +187,14 @@ def check_image_file(path):
     from PIL import Image
 
     path = str(os.fspath(path))  # np.str_ would show as np.str_('...')
+    if not os.path.exists(path):  # or under a file (a.jpg/b.jpg): no size below
+        raise ValueError(f"image file not found: {path!r}")
     try:
         with Image.open(path) as image:
             check_opened(image, path)  # float pixels, decompression bombs
             return image.format.lower()
     except ValueError:
         raise
-    except FileNotFoundError:
-        raise ValueError(f"image file not found: {path!r}") from None
     except Exception as error:  # Pillow's header parsers raise many kinds
         if os.path.getsize(path) == 0:
             problem = "is empty; remove or replace it"
