@@ -1,5 +1,4 @@
-"""Labels (numpy only): `(n,)` and `(n, 1)` are class ids (one multi-hot column
-would make all items relevant), `(n, classes)` multi-hot 0/1 rows."""
+"""Labels: class ids `(n,)` or `(n, 1)`, or multi-hot 0/1 rows `(n, classes)`."""
 
 import numpy as np
 
@@ -77,8 +76,7 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
 
 
 def infer_num_classes(labels):
-    """The number of classes of class ids (the largest + 1) or multi-hot rows;
-    a `ValueError` for a stray id (more than `max(distinct ids, 10)` unused).
+    """The number of classes of class ids (largest + 1, dense) or multi-hot rows.
 
     Example:
     >>> infer_num_classes(np.array([0, 3, 1]))

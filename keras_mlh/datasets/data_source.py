@@ -46,10 +46,9 @@ def training_data(
     tfds_data_dir=None,
     unseen_classes=None,
 ):
-    """The training data of a run and a JSON-safe description of its source,
-    from `keras-mlh train`'s data options (see `docs/cli.md`): at most one of
-    `npz`, `folder`, `lists`, `fashion_mnist`, `tfds` (none: MNIST-5k). An
-    option given with a source it does not apply to is refused.
+    """A run's data and a JSON-safe record of its source from `keras-mlh train`'s
+    options (`docs/cli.md`): one of `npz`, `folder`, `lists`, `fashion_mnist`,
+    `tfds`, or none (MNIST-5k).
 
     Example:
     >>> data, source = training_data(limit=500, num_queries=100)

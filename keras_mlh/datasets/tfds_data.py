@@ -10,8 +10,7 @@ from keras_mlh.labels import check_labels
 
 @dataclasses.dataclass(kw_only=True)
 class TfdsHashingData(SplitData):
-    """A tfds dataset whose database is the training split, read with the
-    `splits` arguments; `train_positions`: `None`, or those trained on.
+    """A tfds dataset (database: the training split); `train_positions`: trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
@@ -109,8 +108,7 @@ def from_tfds(
     seed=0,
     data_dir=None,
 ):
-    """A `tensorflow-datasets` dataset as a `TfdsHashingData`; per-object
-    labels become multi-hot rows.
+    """A `tensorflow-datasets` dataset; per-object labels become multi-hot rows.
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"coco/2017"`.
