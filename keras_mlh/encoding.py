@@ -162,12 +162,10 @@ def split_images(arrays, key, image_shape, path):
 
 def run_resize_to(model_path):
     """The resize before the crop of the run of `model_path`, or `None`."""
-    if model_path is None:
-        return None
     try:
         with open(os.path.join(os.path.dirname(model_path), "run.json")) as f:
             size = json.load(f)["image_recipe"]["resize_to"]
-    except (OSError, ValueError, KeyError, TypeError):  # not a run's
+    except (OSError, ValueError, KeyError, TypeError):  # no model_path, or no run's
         return None
     valid = isinstance(size, list) and len(size) == 2
     return tuple(size) if valid and all(isinstance(s, int) for s in size) else None
@@ -198,7 +196,6 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
     """±1 int8 codes `(images.count, bits)` of all `Images`, in order.
 
     Args:
-        model: the `keras_mlh.MLH` model.
         verbose: show a progress bar (for more than one batch).
         what: what the images are, for the progress line.
 

@@ -53,6 +53,7 @@ def test_run_info_round_trips_its_resize(recipe, expected, tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"image_recipe": recipe}))
     assert run_resize_to(str(tmp_path / "model.keras")) == expected
     assert run_resize_to(str(tmp_path / "elsewhere" / "model.keras")) is None
+    assert run_resize_to(None) is None
 
 
 def test_run_info_records_the_crop():

@@ -95,7 +95,6 @@ def from_files(
     paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
     if len(paths) == 0:
         raise ValueError("`paths` is empty: pass at least two image files.")
-    labels = np.asarray(labels)
     fields = split_fields(
         paths, labels, num_classes, num_queries, seed, class_names, "{}_paths"
     )
@@ -266,9 +265,8 @@ def from_list_files(
     for role, name in LIST_FILES.items():
         path = os.path.join(directory, name)
         read = read_list_file(path, image_root, num_labels, checked)
-        paths, labels, records[name] = read
-        fields[f"{role}_paths"], fields[f"y_{role}"] = paths, labels
-        num_labels = labels.shape[1]
+        fields[f"{role}_paths"], fields[f"y_{role}"], records[name] = read
+        num_labels = fields[f"y_{role}"].shape[1]
     # Class ids when every row of every file has exactly one 1.
     single = all((fields[f"y_{r}"].sum(axis=1) == 1).all() for r in LIST_FILES)
     for key in (f"y_{role}" for role in LIST_FILES):

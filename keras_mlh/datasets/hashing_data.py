@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_mlh.datasets.image_pipeline import iterate_batches
 from keras_mlh.labels import check_labels, infer_num_classes
 from keras_mlh_runtime.errors import check_positive_int, validate_images
 
@@ -29,8 +30,6 @@ class SplitData:
     database = property(lambda self: self._view("database"))
 
     def _decoded(self, part):  # small streamed sets only
-        from keras_mlh.datasets.image_pipeline import iterate_batches
-
         batches = [images for images, _ in iterate_batches(self._view(part))]
         return np.concatenate([np.zeros((0, *self.image_shape), np.uint8), *batches])
 
@@ -52,10 +51,7 @@ class HashingData(SplitData):
     x_train: np.ndarray
     x_query: np.ndarray
     x_database: np.ndarray
-
-    @property
-    def image_shape(self):
-        return tuple(self.x_train.shape[1:])
+    image_shape = property(lambda self: tuple(self.x_train.shape[1:]))
 
     def _view(self, part, training=False):
         import tensorflow as tf
@@ -121,9 +117,7 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
     images, labels = mnist_data()
     images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
     names = [str(d) for d in range(10)]
-    return from_arrays(
-        images, labels.astype(np.int64), 10, num_queries, seed, batch_size, names, limit
-    )
+    return from_arrays(images, labels, 10, num_queries, seed, batch_size, names, limit)
 
 
 def split_fields(

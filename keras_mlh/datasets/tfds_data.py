@@ -46,8 +46,7 @@ class TfdsHashingData(SplitData):
         import tensorflow as tf
 
         positions = self.train_positions if training else positions
-        # A subset is picked by position in the fixed file order, so its
-        # files are not shuffled: the bounded buffer shuffles alone.
+        # A subset is picked by position in file order: the buffer shuffles alone.
         read = self.splits["query" if part == "query" else "train"]
         ds = _examples(**read, training=training and positions is None, seed=self.seed)
         if positions is not None:
@@ -128,8 +127,7 @@ def from_tfds(
     key, feature, objects = _tfds_label_feature(builder.info.features, label_key)
     num_classes = feature.num_classes
     if not builder.is_prepared():
-        # tfds retries an unreachable download for minutes and leaves
-        # temporary folders behind: offline, fail at once.
+        # tfds retries a download for minutes, leaving temporary folders behind.
         if (error := network_error()) is not None:
             raise ValueError(
                 f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
