@@ -1,5 +1,5 @@
-"""Images -> codes: `open_images` reads them, `encode_images` encodes them,
-`encode_path` does both, `encode_file` (`keras-mlh encode`) saves the codes."""
+"""Images -> codes: `open_images`, `encode_images`, both (`encode_path`), and
+`encode_file` (`keras-mlh encode`), which saves them."""
 
 import dataclasses
 import json
@@ -10,7 +10,6 @@ import numpy as np
 from keras_mlh import files
 from keras_mlh.datasets import image_pipeline
 from keras_mlh.datasets.file_data import IMAGE_EXTENSIONS, image_files
-from keras_mlh.datasets.image_pipeline import ImageRecipe
 from keras_mlh_runtime import code_files
 from keras_mlh_runtime.codes import binarize
 from keras_mlh_runtime.encoder import read_ahead
@@ -24,8 +23,7 @@ MODEL_FIX = "pass the model.keras of a run folder made by `keras-mlh train`"
 
 @dataclasses.dataclass
 class Images:
-    """`count` images, yielded in order `size` at a time by `chunks(size)`, with
-    `paths` (relative), `ids` and `labels` where the source has them."""
+    """`count` images in order, `size` at a time by `chunks(size)`; optional data."""
 
     count: int
     chunks: object
@@ -100,7 +98,6 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
     """`Images` from an `.npy`, an `.npz` or a folder, checked against a model.
 
     Args:
-        path: an `.npy`, an `.npz` (see `split_images`) or a folder of images.
         key: the `.npz` array of the images.
         what: what the images are, for messages.
         model_path: folder images get the resize and central crop of its run.
@@ -127,8 +124,7 @@ def open_images(path, image_shape, key=None, what="Images", model_path=None):
 
 
 def split_images(arrays, key, image_shape, path):
-    """`Images` of the array `key` of an `.npz` with its ids and labels, or the
-    image files of a file-backed split (`x_query`: `query_paths`)."""
+    """`Images` of an `.npz`'s array `key`, or of a split's files (`query_paths`)."""
     if FILE_SPLIT_KEY in arrays:
         role = (key or "x_query").removeprefix("x_")
         if f"{role}_paths" not in arrays:
@@ -166,14 +162,13 @@ def split_images(arrays, key, image_shape, path):
 
 def run_resize_to(model_path):
     """The resize before the crop of the run of `model_path`, or `None`."""
-    if model_path is None:
-        return None
     try:
         with open(os.path.join(os.path.dirname(model_path), "run.json")) as f:
-            recipe = json.load(f)["image_recipe"]
-    except (OSError, ValueError, KeyError, TypeError):
+            size = json.load(f)["image_recipe"]["resize_to"]
+    except (OSError, ValueError, KeyError, TypeError):  # no model_path, or no run's
         return None
-    return ImageRecipe.resize_of_run_info(recipe)
+    valid = isinstance(size, list) and len(size) == 2
+    return tuple(size) if valid and all(isinstance(s, int) for s in size) else None
 
 
 def file_images(paths, image_shape, resize_to=None, root=None):
@@ -185,19 +180,14 @@ def file_images(paths, image_shape, resize_to=None, root=None):
             "or 4 channels. Pass an .npy/.npz array instead."
         )
     found = paths if root is None else [os.path.join(root, p) for p in paths]
-    try:
-        image_pipeline.check_image_files(found)
-    except ValueError as error:
-        raise ValueError(first_line(error)) from None
+    for path in found:
+        image_pipeline.check_image_file(path)
 
     def chunks(size):
         dataset = image_pipeline.image_dataset(
             found, None, (height, width), channels, size, resize_to=resize_to
         )
-        try:
-            yield from image_pipeline.iterate_batches(dataset)
-        except ValueError as error:
-            raise ValueError(first_line(error)) from None
+        yield from image_pipeline.iterate_batches(dataset)
 
     return Images(len(found), chunks, None if root is None else np.asarray(paths))
 
@@ -206,7 +196,6 @@ def encode_images(model, images, batch_size, verbose=0, what="images"):
     """±1 int8 codes `(images.count, bits)` of all `Images`, in order.
 
     Args:
-        model: the `keras_mlh.MLH` model.
         verbose: show a progress bar (for more than one batch).
         what: what the images are, for the progress line.
 

@@ -1,5 +1,4 @@
-"""Labels (numpy only): `(n,)` and `(n, 1)` are class ids (one multi-hot column
-would make all items relevant), `(n, classes)` multi-hot 0/1 rows."""
+"""Labels: class ids `(n,)` or `(n, 1)`, or multi-hot 0/1 rows `(n, classes)`."""
 
 import numpy as np
 
@@ -45,14 +44,14 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
     if array.ndim == 2 and is_class_id_column(array.shape):
         array = array[:, 0]
     if array.ndim == 1:
-        fits = array.dtype != np.uint64 or not array.size or array.max() < 2**63
-        if array.dtype.kind == "f":
-            fits = np.all(np.isfinite(array) & (array == np.round(array)))
-            fits = fits and not np.any(np.abs(array) >= 2.0**63)
-        if not fits:
+        if array.dtype.kind == "f":  # NaN compares False
+            bad = array[~((np.abs(array) < 2.0**63) & (array == np.round(array)))]
+        else:
+            bad = array[array >= 2**63] if array.dtype == np.uint64 else []
+        if len(bad):
             raise ValueError(
                 f"`{name}` class ids must be whole numbers that fit in int64 (no NaN "
-                "or infinity): renumber them."
+                f"or infinity), e.g. not {bad[0]}: renumber them."
             )
         ids = array.astype(np.int64)
         low, high = (ids.min(), ids.max()) if ids.size else (0, -1)
@@ -77,8 +76,7 @@ def check_labels(labels, num_classes=None, num_images=None, name="labels"):
 
 
 def infer_num_classes(labels):
-    """The number of classes of class ids (the largest + 1) or multi-hot rows;
-    a `ValueError` for a stray id (more than `max(distinct ids, 10)` unused).
+    """The number of classes of class ids (largest + 1, dense) or multi-hot rows.
 
     Example:
     >>> infer_num_classes(np.array([0, 3, 1]))

@@ -306,6 +306,19 @@ def test_the_standard_image_recipe_and_its_options(
     assert (seen["image_size"], seen["resize_to"], seen["horizontal_flip"]) == expected
 
 
+def test_a_loaders_error_keeps_its_full_message(tmp_path, monkeypatch):
+    """The command line shortens it to one line (`cli.errors.one_line`), once."""
+    import keras_mlh.datasets
+    from keras_mlh.datasets.data_source import training_data
+
+    def refuse(folder, **kwargs):
+        raise ValueError("bad folder\n  details for --debug")
+
+    monkeypatch.setattr(keras_mlh.datasets, "from_directory", refuse)
+    with pytest.raises(ValueError, match="bad folder\n  details for --debug"):
+        training_data(folder=str(tmp_path))
+
+
 def test_a_resize_smaller_than_the_crop_is_refused(tmp_path):
     images, _ = make_images(tmp_path, count=6)
     result = keras_mlh(

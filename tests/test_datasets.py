@@ -50,7 +50,9 @@ def test_check_labels_ids_and_multi_hot():
         (np.zeros((2, 4)), {}, "3 columns"),  # wrong multi-hot width
         (np.array([[0, 2, 1]]), {}, "only 0 and 1"),
         (np.zeros((2, 2, 2)), {}, "class ids"),  # wrong rank
-        ([0.5, 1.0], {}, "whole numbers"),
+        ([1.0, 0.5], {}, r"whole numbers .*, e\.g\. not 0\.5"),
+        ([1.0, np.inf], {}, "e.g. not inf"),
+        (np.array([1, 2**63], np.uint64), {}, "e.g. not 9223372036854775808"),
         (np.array(["a", "b"]), {}, "integer class ids"),
         ([0, 1, 2], {"num_images": 2}, "2 images but 3"),
     ],

@@ -84,6 +84,13 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
         read_idx(path)
 
 
+def test_a_truncated_header_is_refused_by_name(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(b"\0\0\x08\x03" + bytes(5))  # 3 sizes announced, 1.25 given
+    with pytest.raises(ValueError, match=r"idx3-ubyte: 9 bytes, shorter than its 16"):
+        read_idx(path)
+
+
 def test_images_and_labels_must_pair_up(tmp_path):
     make_folder(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(39))

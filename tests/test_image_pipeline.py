@@ -123,6 +123,12 @@ def test_check_image_file_refuses(content, match, tmp_path):
         check_image_file(path)
 
 
+def test_a_path_under_a_file_is_not_found(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"image file not found: '.*a\.png/b\.png'"):
+        check_image_file(tmp_path / "a.png" / "b.png")
+
+
 def test_check_image_file_takes_what_pillow_reads_but_float(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint16)).save(tmp_path / "deep.png")
     assert check_image_file(tmp_path / "deep.png") == "png"

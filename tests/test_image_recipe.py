@@ -36,11 +36,27 @@ def test_a_resize_smaller_than_the_crop_is_refused():
         ImageRecipe.for_backbone("small", image_size=(32, 32), resize_to=(16, 40))
 
 
-def test_run_info_round_trips_its_resize():
-    recipe = ImageRecipe.for_backbone("resnet50")
-    info = recipe.run_info("rgb")
+@pytest.mark.parametrize(
+    "recipe, expected",
+    [
+        (ImageRecipe.for_backbone("resnet50").run_info("rgb"), (256, 256)),
+        (ImageRecipe().run_info("rgb"), None),
+        ({"resize_to": ["256", 256]}, None),
+        (None, None),
+    ],
+)
+def test_run_info_round_trips_its_resize(recipe, expected, tmp_path):
+    import json
+
+    from keras_mlh.encoding import run_resize_to
+
+    (tmp_path / "run.json").write_text(json.dumps({"image_recipe": recipe}))
+    assert run_resize_to(str(tmp_path / "model.keras")) == expected
+    assert run_resize_to(str(tmp_path / "elsewhere" / "model.keras")) is None
+    assert run_resize_to(None) is None
+
+
+def test_run_info_records_the_crop():
+    info = ImageRecipe.for_backbone("resnet50").run_info("rgb")
     assert info["crop"] == "random in training, central otherwise"
-    assert ImageRecipe.resize_of_run_info(info) == (256, 256)
-    assert ImageRecipe.resize_of_run_info(ImageRecipe().run_info("rgb")) is None
-    assert ImageRecipe.resize_of_run_info({"resize_to": ["256", 256]}) is None
-    assert ImageRecipe.resize_of_run_info(None) is None
+    assert ImageRecipe().run_info("rgb")["crop"] is None

@@ -131,3 +131,13 @@ def test_an_unreadable_image_is_found_before_training(tmp_path):
         ValueError, match=r"train.txt line 6: image file .*5.png' is empty"
     ):
         from_list_files(tmp_path)
+
+
+def test_an_image_in_two_list_files_is_checked_once(tmp_path, monkeypatch):
+    from keras_mlh.datasets import file_data
+
+    cifar_like(tmp_path)  # train.txt: 6 of database.txt's 12; test.txt: 4 more
+    checked = []
+    monkeypatch.setattr(file_data, "check_image_file", lambda p: checked.append(p))
+    from_list_files(tmp_path, image_size=(8, 8))
+    assert len(checked) == len(set(checked)) == 16

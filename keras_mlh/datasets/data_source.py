@@ -9,7 +9,6 @@ from keras_mlh.datasets.hashing_data import class_ids_of, drop_classes
 from keras_mlh.datasets.image_pipeline import SMALL_BACKBONE, ImageRecipe
 from keras_mlh.encoding import LABEL_KEYS
 from keras_mlh_runtime.code_files import IMAGE_KEYS, load_npz, pick
-from keras_mlh_runtime.errors import first_line
 
 
 def _default(function, name):
@@ -47,10 +46,9 @@ def training_data(
     tfds_data_dir=None,
     unseen_classes=None,
 ):
-    """The training data of a run and a JSON-safe description of its source,
-    from `keras-mlh train`'s data options (see `docs/cli.md`): at most one of
-    `npz`, `folder`, `lists`, `fashion_mnist`, `tfds` (none: MNIST-5k). An
-    option given with a source it does not apply to is refused.
+    """A run's data and a JSON-safe record of its source from `keras-mlh train`'s
+    options (`docs/cli.md`): one of `npz`, `folder`, `lists`, `fashion_mnist`,
+    `tfds`, or none (MNIST-5k).
 
     Example:
     >>> data, source = training_data(limit=500, num_queries=100)
@@ -70,32 +68,29 @@ def training_data(
     source = {"kind": kind}
     if kind != "tfds" and kind in given:
         source["path"] = os.path.abspath(given[kind])
-    try:
-        if tfds:
-            data = datasets.from_tfds(
-                tfds,
-                train_split=tfds_train_split,
-                query_split=tfds_query_split,
-                image_size=image_size or TFDS_IMAGE_SIZE,
-                max_train=limit,
-                max_queries=num_queries or TFDS_NUM_QUERIES,
-                data_dir=tfds_data_dir,
-                **split,
-            )
-            source["name"] = tfds
-        elif lists:
-            data = datasets.from_list_files(lists, image_root, **files)
-            source.update(image_root=data.image_root, list_files=data.list_files)
-        elif folder:
-            data = datasets.from_directory(folder, num_queries=queries, **files)
-        elif fashion_mnist:
-            data = datasets.fashion_mnist(fashion_mnist, num_queries, **split)
-        elif npz:
-            data = _npz(npz, num_queries=queries, limit=limit, **split)
-        else:
-            data = datasets.mnist5k(num_queries=queries, limit=limit, **split)
-    except ValueError as error:  # one line for the command line
-        raise ValueError(first_line(error)) from None
+    if tfds:
+        data = datasets.from_tfds(
+            tfds,
+            train_split=tfds_train_split,
+            query_split=tfds_query_split,
+            image_size=image_size or TFDS_IMAGE_SIZE,
+            max_train=limit,
+            max_queries=num_queries or TFDS_NUM_QUERIES,
+            data_dir=tfds_data_dir,
+            **split,
+        )
+        source["name"] = tfds
+    elif lists:
+        data = datasets.from_list_files(lists, image_root, **files)
+        source.update(image_root=data.image_root, list_files=data.list_files)
+    elif folder:
+        data = datasets.from_directory(folder, num_queries=queries, **files)
+    elif fashion_mnist:
+        data = datasets.fashion_mnist(fashion_mnist, num_queries, **split)
+    elif npz:
+        data = _npz(npz, num_queries=queries, limit=limit, **split)
+    else:
+        data = datasets.mnist5k(num_queries=queries, limit=limit, **split)
     if limit is not None:
         source["limit"] = limit
     if unseen_classes:

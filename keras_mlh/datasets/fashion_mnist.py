@@ -11,10 +11,6 @@ from keras_mlh.datasets.hashing_data import HashingData, split_indices
 DEFAULT_PATH = "/usr/share/datasets/fashion-mnist"
 _NAMES = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
 CLASS_NAMES = tuple(_NAMES.split(","))
-FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 
 
 def read_idx(path):
@@ -34,7 +30,12 @@ def read_idx(path):
             "of the four Fashion-MNIST idx files."
         )
     header = 4 + 4 * raw[3]
-    shape = np.frombuffer(raw[4:header].ljust(header - 4, b"\0"), ">u4").tolist()
+    if len(raw) < header:
+        raise ValueError(
+            f"{path}: {len(raw)} bytes, shorter than its {header}-byte header; the "
+            "file is truncated."
+        )
+    shape = np.frombuffer(raw[4:header], ">u4").tolist()
     if len(raw) != header + int(np.prod(shape)):
         raise ValueError(
             f"{path}: {len(raw)} bytes do not hold the shape {shape} its header "
@@ -44,8 +45,7 @@ def read_idx(path):
 
 
 def _find(folder, name):
-    for candidate in (name, name + ".gz"):
-        path = os.path.join(folder, candidate)
+    for path in (os.path.join(folder, name + end) for end in ("", ".gz")):
         if os.path.isfile(path):
             return path
     raise ValueError(
@@ -55,24 +55,8 @@ def _find(folder, name):
     )
 
 
-def load_split(split, path=None):
-    """uint8 images `(n, 28, 28, 1)` and int64 labels of a split's idx files."""
-    folder = DEFAULT_PATH if path is None else os.fspath(path)
-    image_file, label_file = (_find(folder, name) for name in FILES[split])
-    images, labels = read_idx(image_file), read_idx(label_file)
-    shapes = (images.ndim, labels.ndim, len(labels))
-    if shapes != (3, 1, len(images)) or labels.max(initial=0) >= len(CLASS_NAMES):
-        raise ValueError(
-            f"{image_file} {images.shape} and {label_file} {labels.shape}, labels up "
-            f"to {labels.max(initial=0)}: not one 2-D image per label in 0-9."
-        )
-    return images[..., None], labels.astype(np.int64)
-
-
 def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
-    """Fashion-MNIST (28x28x1 uint8, 10 classes) from its idx files, offline:
-    the 60,000 training images are the training set and the database, the
-    10,000 test images (or a seeded stratified sample of them) the queries.
+    """Fashion-MNIST from its idx files: 60,000 training images, test queries.
 
     Args:
         path: the folder of the four idx files (default: Debian's package's).
@@ -84,8 +68,20 @@ def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
     Example:
     >>> data = fashion_mnist(num_queries=1000)  # doctest: +SKIP
     """
-    x_train, y_train = load_split("train", path)
-    x_test, y_test = load_split("test", path)
+    folder = DEFAULT_PATH if path is None else os.fspath(path)
+    splits = []
+    for prefix in ("train", "t10k"):
+        image_file = _find(folder, f"{prefix}-images-idx3-ubyte")
+        label_file = _find(folder, f"{prefix}-labels-idx1-ubyte")
+        images, labels = read_idx(image_file), read_idx(label_file)
+        shapes = (images.ndim, labels.ndim, len(labels))
+        if shapes != (3, 1, len(images)) or labels.max(initial=0) >= len(CLASS_NAMES):
+            raise ValueError(
+                f"{image_file} {images.shape} and {label_file} {labels.shape}, labels "
+                f"up to {labels.max(initial=0)}: not one 2-D image per label in 0-9."
+            )
+        splits.append((images[..., None], labels.astype(np.int64)))
+    (x_train, y_train), (x_test, y_test) = splits
     if num_queries is not None:
         picked, _ = split_indices(y_test, num_queries, seed)
         x_test, y_test = x_test[picked], y_test[picked]

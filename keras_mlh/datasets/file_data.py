@@ -1,5 +1,4 @@
-"""Image files, a class-per-folder tree or the field's list files as
-`FileHashingData`: paths and labels, the pixels streamed (`image_pipeline`)."""
+"""Image files, class folders or list files as `FileHashingData` (paths, labels)."""
 
 import collections
 import dataclasses
@@ -12,7 +11,6 @@ from keras_mlh.datasets.hashing_data import SplitData, check_class_names, split_
 from keras_mlh.datasets.image_pipeline import (
     COLOR_CHANNELS,
     check_image_file,
-    check_image_files,
     image_dataset,
 )
 
@@ -24,8 +22,7 @@ LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.t
 
 @dataclasses.dataclass(kw_only=True)
 class FileHashingData(SplitData):
-    """Image files: absolute `*_paths`, `from_files`' image options, and
-    `list_files` (each list file's path, sha256 and image count).
+    """Image files (absolute `*_paths`), their recipe and `list_files` records.
 
     Example:
     >>> model.fit(from_directory("photos/").train, epochs=15)  # doctest: +SKIP
@@ -50,10 +47,8 @@ class FileHashingData(SplitData):
         """`image_dataset` of any files (and labels) with this data's recipe."""
         names = ("image_size", "resize_to", "horizontal_flip", "batch_size", "seed")
         recipe = {name: getattr(self, name) for name in names}
-        channels = COLOR_CHANNELS[self.color_mode]
-        return image_dataset(
-            paths, labels, channels=channels, training=training, **recipe
-        )
+        recipe["channels"] = COLOR_CHANNELS[self.color_mode]
+        return image_dataset(paths, labels, training=training, **recipe)
 
     def _view(self, part, training=False):
         paths, labels = getattr(self, f"{part}_paths"), getattr(self, f"y_{part}")
@@ -81,8 +76,7 @@ def from_files(
     class_names=None,
     image_root=None,
 ):
-    """Splits image files (any format Pillow reads) as `from_arrays` splits
-    arrays; every file's header is checked before training.
+    """Splits image files as `from_arrays` splits arrays, every header checked.
 
     Args:
         image_size: `(height, width)` of the images the model gets.
@@ -101,12 +95,12 @@ def from_files(
     paths = np.asarray([os.path.abspath(os.fspath(p)) for p in paths])
     if len(paths) == 0:
         raise ValueError("`paths` is empty: pass at least two image files.")
-    labels = np.asarray(labels)
     fields = split_fields(
         paths, labels, num_classes, num_queries, seed, class_names, "{}_paths"
     )
     options = image_options(image_size, color_mode, resize_to, horizontal_flip)
-    check_image_files(paths)
+    for path in paths:
+        check_image_file(path)
     if image_root is None:  # the deepest folder holding every path
         image_root = os.path.commonpath(list(paths))
         image_root = os.path.dirname(image_root) if image_root in paths else image_root
@@ -152,8 +146,7 @@ def image_files(folder):
 
 
 def from_directory(directory, **kwargs):
-    """A folder with one subfolder of images per class (sorted by name; jpeg,
-    png, bmp, gif), split by `from_files` (its other arguments).
+    """A folder of one image subfolder per class, split by `from_files` (kwargs).
 
     Returns:
         A `FileHashingData` whose `class_names` are the subfolder names.
@@ -176,9 +169,9 @@ def from_directory(directory, **kwargs):
     return from_files(paths, labels, len(class_dirs), **kwargs, **named)
 
 
-def read_list_file(path, image_root, num_labels=None):
-    """`(absolute paths, uint8 multi-hot rows, record)` of one list file,
-    checked line by line (`num_labels=None`: the width of most rows)."""
+def read_list_file(path, image_root, num_labels, checked):
+    """`(absolute paths, uint8 multi-hot rows, record)` of one list file, checked;
+    `num_labels=None`: most rows' width; `checked`: the image files checked."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -228,7 +221,9 @@ def read_list_file(path, image_root, num_labels=None):
                     f"duplicate path {name!r} (first on line {first_line_of[name]}); "
                     "remove one of the two lines"
                 )
-            check_image_file(full)
+            if full not in checked:  # listed in train.txt and database.txt
+                check_image_file(full)
+                checked.add(full)
         except ValueError as error:
             raise ValueError(f"{path} line {number}: {error}") from None
         first_line_of[name] = number
@@ -252,35 +247,31 @@ def from_list_files(
     seed=0,
     batch_size=64,
 ):
-    """Train, query and database sets from the field's list files in
-    `directory` (`train.txt`, `test.txt`: the queries, `database.txt`); a
-    `ValueError` names the list file and line of a problem.
+    """The sets of `directory`'s `train.txt`, `test.txt` (queries), `database.txt`.
 
     Args:
         image_root: the folder of the listed paths (default: `directory`).
         class_names: optional names, one per label column.
 
     Returns:
-        A `FileHashingData`: class ids when every row has exactly one 1,
-        multi-hot rows otherwise.
+        A `FileHashingData`: class ids if every row has one 1, else multi-hot.
 
     Example:
     >>> data = from_list_files("lists/cifar10", image_root="images/cifar10",  # doctest: +SKIP
     ...                        image_size=(224, 224), resize_to=(256, 256))
     """
     image_root = os.path.abspath(image_root or directory)
-    fields, records, num_labels = {}, {}, None
+    fields, records, num_labels, checked = {}, {}, None, set()
     for role, name in LIST_FILES.items():
         path = os.path.join(directory, name)
-        paths, labels, records[name] = read_list_file(path, image_root, num_labels)
-        fields[f"{role}_paths"], fields[f"y_{role}"] = paths, labels
-        num_labels = labels.shape[1]
+        read = read_list_file(path, image_root, num_labels, checked)
+        fields[f"{role}_paths"], fields[f"y_{role}"], records[name] = read
+        num_labels = fields[f"y_{role}"].shape[1]
     # Class ids when every row of every file has exactly one 1.
     single = all((fields[f"y_{r}"].sum(axis=1) == 1).all() for r in LIST_FILES)
-    for role in LIST_FILES:
-        rows = fields[f"y_{role}"]
-        ids = rows.argmax(axis=1).astype(np.int64)
-        fields[f"y_{role}"] = ids if single else rows.astype(np.float32)
+    for key in (f"y_{role}" for role in LIST_FILES):
+        rows = fields[key]
+        fields[key] = rows.argmax(axis=1) if single else rows.astype(np.float32)
     return FileHashingData(
         **fields,
         num_classes=int(num_labels),

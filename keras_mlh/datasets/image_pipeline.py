@@ -1,6 +1,4 @@
-"""How image files become a model's input: `ImageRecipe`, header checks, and
-the `tf.data` pipeline, which decodes with the runtime's reader so training
-and the exported encoder give a file the same pixels."""
+"""Image files as a model's input, decoded by the runtime's reader (as served)."""
 
 import dataclasses
 import os
@@ -25,8 +23,7 @@ def named_resize(size):
 
 @dataclasses.dataclass(frozen=True)
 class ImageRecipe:
-    """The image size a model gets, the resize before its crop (`None`: a
-    straight resize), and flips of training images.
+    """The image size, the resize before its crop (`None`: none), training flips.
 
     Example:
     >>> ImageRecipe.for_backbone("resnet50")
@@ -41,8 +38,7 @@ class ImageRecipe:
     def for_backbone(
         cls, backbone, image_size=None, resize_to=None, horizontal_flip=None
     ):
-        """`backbone`'s recipe (a part given overrides it): 224x224 crops of
-        256x256 and flips for Keras Applications, 64x64 for `"small"`."""
+        """`backbone`'s recipe (224 of 256, flips; small: 64), parts overridden."""
         named = backbone != SMALL_BACKBONE
         size = tuple(image_size or (NAMED_IMAGE_SIZE if named else SMALL_IMAGE_SIZE))
         resize = tuple(resize_to or (named_resize(size) if named else size))
@@ -65,13 +61,6 @@ class ImageRecipe:
             "color_mode": color_mode,
         }
 
-    @staticmethod
-    def resize_of_run_info(info):
-        """The `resize_to` of a `run.json`'s `image_recipe`; `None` if odd."""
-        size = info.get("resize_to") if isinstance(info, dict) else None
-        valid = isinstance(size, list) and len(size) == 2
-        return tuple(size) if valid and all(isinstance(s, int) for s in size) else None
-
 
 def image_dataset(
     paths,
@@ -88,10 +77,8 @@ def image_dataset(
 
     Args:
         labels: `None` (images only) or one label per path.
-        training: shuffle the files each epoch, crop at random and flip (with
-            `horizontal_flip`); otherwise keep the order, crop at the center.
-        resize_to: the size to resize to before cropping `image_size`, or
-            `None` for a straight resize.
+        training: shuffle, crop at random, flip; else file order, central crop.
+        resize_to: the size to resize to before cropping `image_size`, or `None`.
 
     Returns:
         A `tf.data.Dataset` of image batches, or of `(images, labels)`.
@@ -122,11 +109,10 @@ def image_dataset(
 
     size = resize_to or (height, width)
 
-    def decode(contents, path):
+    def decode(contents, path):  # float pixels, rounded after crop and flip
         return decode_planes(contents, channels, size, name=path.decode())
 
     def load(item, random_seed):
-        # Float pixels from the runtime's reader, rounded after crop and flip.
         image = tf.numpy_function(
             decode, [tf.io.read_file(item[0]), item[0]], tf.float32, stateful=False
         )
@@ -187,14 +173,14 @@ def check_image_file(path):
     from PIL import Image
 
     path = str(os.fspath(path))  # np.str_ would show as np.str_('...')
+    if not os.path.exists(path):  # or under a file (a.jpg/b.jpg): no size below
+        raise ValueError(f"image file not found: {path!r}")
     try:
         with Image.open(path) as image:
             check_opened(image, path)  # float pixels, decompression bombs
             return image.format.lower()
     except ValueError:
         raise
-    except FileNotFoundError:
-        raise ValueError(f"image file not found: {path!r}") from None
     except Exception as error:  # Pillow's header parsers raise many kinds
         if os.path.getsize(path) == 0:
             problem = "is empty; remove or replace it"
@@ -209,8 +195,3 @@ def check_image_file(path):
             problem = f"is truncated or corrupt ({type(error).__name__}: "
             problem += f"{first_line(error)}); replace it"
         raise ValueError(f"image file {path!r} {problem}") from None
-
-
-def check_image_files(paths):
-    for path in paths:
-        check_image_file(path)

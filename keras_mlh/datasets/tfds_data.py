@@ -10,8 +10,7 @@ from keras_mlh.labels import check_labels
 
 @dataclasses.dataclass(kw_only=True)
 class TfdsHashingData(SplitData):
-    """A tfds dataset whose database is the training split, read with the
-    `splits` arguments; `train_positions`: `None`, or those trained on.
+    """A tfds dataset (database: the training split); `train_positions`: trained on.
 
     Example:
     >>> data = from_tfds("cifar10", max_train=10_000)  # doctest: +SKIP
@@ -47,8 +46,7 @@ class TfdsHashingData(SplitData):
         import tensorflow as tf
 
         positions = self.train_positions if training else positions
-        # A subset is picked by position in the fixed file order, so its
-        # files are not shuffled: the bounded buffer shuffles alone.
+        # A subset is picked by position in file order: the buffer shuffles alone.
         read = self.splits["query" if part == "query" else "train"]
         ds = _examples(**read, training=training and positions is None, seed=self.seed)
         if positions is not None:
@@ -109,8 +107,7 @@ def from_tfds(
     seed=0,
     data_dir=None,
 ):
-    """A `tensorflow-datasets` dataset as a `TfdsHashingData`; per-object
-    labels become multi-hot rows.
+    """A `tensorflow-datasets` dataset; per-object labels become multi-hot rows.
 
     Args:
         name: tfds name, e.g. `"cifar10"`, `"coco/2017"`.
@@ -130,8 +127,7 @@ def from_tfds(
     key, feature, objects = _tfds_label_feature(builder.info.features, label_key)
     num_classes = feature.num_classes
     if not builder.is_prepared():
-        # tfds retries an unreachable download for minutes and leaves
-        # temporary folders behind: offline, fail at once.
+        # tfds retries a download for minutes, leaving temporary folders behind.
         if (error := network_error()) is not None:
             raise ValueError(
                 f"The tfds dataset {name!r} is not in {builder.data_dir!r} and "
