@@ -75,11 +75,11 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
                     val_every=val_every)  # fmt: skip
     source = source or {}
     inputs = [source.get("path"), source.get("image_root")]
-    out = check_run_folder(folder, inputs=inputs, overwrite=overwrite, resume=resume)
+    out, log = _check_run_folder(folder, inputs, (), overwrite, resume)
     stage = stage_of(out)
     if not resume:  # nothing to resume there (checked), or `overwrite`
         shutil.rmtree(stage, ignore_errors=True)
-    trained = _fit(stage, data, source, settings, verbose, resume, command)
+    trained = _fit(stage, data, source, settings, verbose, log, command)
     with files.atomic_folder(out) as work:
         run_info = _write_run_folder(work, out, settings, source, **trained)
     shutil.rmtree(stage, ignore_errors=True)
@@ -89,13 +89,18 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
 def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=False):
     """The absolute path of `folder`, checked to become a run folder that
     writes over no `inputs` and into no `not_inside` folder; creates nothing."""
+    return _check_run_folder(folder, inputs, not_inside, overwrite, resume)[0]
+
+
+def _check_run_folder(folder, inputs, not_inside, overwrite, resume):
+    """`check_run_folder`'s path, and the epoch log to resume from (or `None`)."""
     if resume and overwrite:
         raise ValueError(
             "--resume continues an interrupted run and --overwrite starts afresh; "
             "give one of them."
         )
     out = os.path.abspath(folder)
-    done = 0 if overwrite else epochs_done(out)
+    done, log = (0, None) if overwrite else _interrupted(out)
     if resume and not done:
         if os.path.isfile(os.path.join(out, RUN_FILE)):
             raise ValueError(f"{out!r} is a finished run folder; nothing to resume.")
@@ -109,7 +114,7 @@ def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=F
             "done) can be resumed: rerun the command with --resume; or pass "
             "--overwrite to discard it and start afresh."
         )
-    return files.check_output(
+    out = files.check_output(
         out,
         inputs=inputs,
         overwrite=overwrite or resume,  # resumed: a run that had --overwrite
@@ -118,6 +123,7 @@ def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=F
         what="run folder",
         not_inside=not_inside,
     )
+    return out, log if resume else None
 
 
 def stage_of(out):
@@ -129,18 +135,24 @@ def stage_of(out):
 
 def epochs_done(folder):
     """Epochs an interrupted run of `folder` has completed (0: none kept)."""
-    stage = stage_of(os.path.abspath(folder))
+    return _interrupted(os.path.abspath(folder))[0]
+
+
+def _interrupted(out):
+    """`(epochs_done, read_log)` of the interrupted run of `out`, or `(0, None)`."""
+    stage = stage_of(out)
     # `BackupAndRestore` writes it once the weights are saved; `RunBackup` logs
     # an epoch just before its backup, so a kill between them logged one more.
     metadata = os.path.join(stage, BACKUP_FOLDER, "training_metadata.json")
     if not os.path.isfile(metadata):
-        return 0
-    logged = max(map(len, read_log(stage)["history"].values()), default=0)
+        return 0, None
+    log = read_log(stage)
+    logged = max(map(len, log["history"].values()), default=0)
     try:
         with open(metadata) as f:
-            return min(logged, int(json.load(f)["epoch"]))
+            return min(logged, int(json.load(f)["epoch"])), log
     except (ValueError, KeyError, TypeError):
-        return logged  # mid-write: Keras restores from its `.bkp` copy
+        return logged, log  # mid-write: Keras restores from its `.bkp` copy
 
 
 def read_log(stage):
@@ -161,7 +173,7 @@ def read_log(stage):
         ) from None
 
 
-def _fit(stage, data, source, settings, verbose, resume, command):
+def _fit(stage, data, source, settings, verbose, log, command):
     """Builds, compiles and fits the model of a run in its staging folder."""
     import keras
 
@@ -195,7 +207,7 @@ def _fit(stage, data, source, settings, verbose, resume, command):
     )
     model.compile(optimizer=recipe.optimizer)
     record = _stage_record(stage, settings, recipe.epochs, data, source,
-                           resume, command)  # fmt: skip
+                           log, command)  # fmt: skip
     streamed = not isinstance(data, HashingData)
     if validation is not None:
         # The package's protocol: val mAP on images held out of the training
@@ -226,7 +238,7 @@ def _fit(stage, data, source, settings, verbose, resume, command):
             callbacks=[*metrics, backup],
         )  # fmt: skip
     except BaseException as error:
-        if not (resume or backup.backed_up):  # no epoch to resume from
+        if not (log or backup.backed_up):  # no epoch to resume from
             shutil.rmtree(stage, ignore_errors=True)
         failure = isinstance(error, Exception) and decode_failure(error)
         if streamed and failure:  # an image file that cannot be decoded
@@ -238,18 +250,17 @@ def _fit(stage, data, source, settings, verbose, resume, command):
                                      settings["val_split"]))  # fmt: skip
 
 
-def _stage_record(stage, settings, epochs, data, source, resume, command):
-    """What a resumed run must share with the interrupted one (checked when
-    resumed), and the run's first command."""
+def _stage_record(stage, settings, epochs, data, source, log, command):
+    """`RunBackup`'s record: the epoch `log` to resume (checked to share the
+    settings and data), or a fresh one with the run's first command."""
     recorded = {**settings, "epochs": epochs, "source": source,
                 "batch_size": data.batch_size, "num_classes": int(data.num_classes),
                 "image_shape": [int(d) for d in data.image_shape], "counts": [
                     len(data.y_train), len(data.y_query), len(data.y_database)]}  # fmt: skip
     recorded = json.loads(json.dumps(recorded))  # as stored: lists, not tuples
-    if not resume:
-        return {"settings": recorded, "command": command}
-    stored = read_log(stage)
-    old = stored.get("settings") or {}
+    if log is None:
+        return {"history": {}, "seconds": 0.0, "settings": recorded, "command": command}
+    old = log.get("settings") or {}
     changed = [key for key in recorded if old.get(key) != recorded[key]]
     if changed:
         key = changed[0]
@@ -258,7 +269,7 @@ def _stage_record(stage, settings, epochs, data, source, resume, command):
             f"data ({key}: {old.get(key)!r} then, {recorded[key]!r} now); resume "
             "with the same ones, or start afresh with --overwrite."
         )
-    return {"settings": recorded, "command": stored.get("command")}
+    return {**log, "settings": recorded, "command": log.get("command")}
 
 
 def _selection(backup, validation, val_split):

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_mlh.encoding import Images, encode_images
 from keras_mlh.labels import check_labels
 from keras_mlh.metrics import mean_average_precision
 from keras_mlh.models.inputs import is_tf_dataset
@@ -59,8 +60,8 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         last = self.params.get("epochs") == epoch + 1
         if (epoch + 1) % self.every_n_epochs == 0 or last or self.last_value is None:
-            queries = self._encode(self.query_images)
-            database = self._encode(self.database_images)
+            queries = self._encode(self.query_images, len(self.query_labels))
+            database = self._encode(self.database_images, len(self.database_labels))
             self.last_value = mean_average_precision(
                 queries, self.query_labels, database, self.database_labels, k=self.k
             )
@@ -69,17 +70,15 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
         if logs is not None:
             logs[self.name] = self.last_value
 
-    def _encode(self, images):
+    def _encode(self, images, count):
         if not is_tf_dataset(images):
             return self.model.encode(images, batch_size=self.batch_size)
-        # Batch by batch, never all pixels in memory; rebatched, as one predict
-        # call per small batch is slow.
-        size = self.batch_size
-        batches = images.rebatch(size).as_numpy_iterator()
-        return np.concatenate(
-            [self.model.encode(b[0] if isinstance(b, tuple) else b, batch_size=size)
-             for b in batches]
-        )  # fmt: skip
+
+        def chunks(size):  # never all pixels in memory
+            for batch in images.rebatch(size).as_numpy_iterator():
+                yield batch[0] if isinstance(batch, tuple) else batch
+
+        return encode_images(self.model, Images(count, chunks), self.batch_size)
 
 
 def _pair(data, name):

@@ -27,7 +27,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         folder: a folder of this run only (created when needed).
         monitor: `None`, or a log to maximize (`"val_map"`): the weights of
             its best epoch (the earlier of a tie) are kept for `restore_best()`.
-        record: JSON-safe values stored with the logs (see `runs.read_log`).
+        record: the record to go on from (as `runs.read_log`'s, JSON-safe
+            entries added); default: `folder`'s.
 
     Example:
     >>> backup = RunBackup("runs/.stage", monitor="val_map")  # doctest: +SKIP
@@ -43,7 +44,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             delete_checkpoint=False,  # the caller removes `folder` when done
         )
         self.folder, self.monitor = folder, monitor
-        self.record = record = {**read_log(folder), **(record or {})}
+        self.record = record = record or read_log(folder)
         self.history, self.earlier_seconds = record["history"], record["seconds"]
         self.resumed_at = None
         self.backed_up = 0  # epochs backed up by this session

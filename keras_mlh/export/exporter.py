@@ -15,6 +15,9 @@ from keras_mlh_runtime.codes import pack_codes
 from keras_mlh_runtime.contract import INPUT_NAME, OUTPUT_DTYPES, OUTPUT_NAMES
 from keras_mlh_runtime.errors import check_int_in_range, first_line, validate_images
 
+# The share of an export's bits that must equal the Keras model's.
+MIN_BIT_AGREEMENT = 0.999
+
 
 class ExportValidationError(ValueError):
     """An exported encoder disagrees with the Keras model it came from."""
@@ -184,7 +187,9 @@ def _validate(encoder, folder, formats, images, atol):
     """`metadata.json`'s `validation`, or raises `ExportValidationError`."""
     batches = [images[:1], images]  # two batch sizes
     reference = np.concatenate([keras_embedding(encoder, b) for b in batches])
-    results = dict(num_images=len(images), atol=atol, min_bit_agreement=0.999)
+    results = dict(
+        num_images=len(images), atol=atol, min_bit_agreement=MIN_BIT_AGREEMENT
+    )
     for name in formats:
         run = _run_onnx if name == "onnx" else _run_saved_model
         per_name = zip(*run(folder, batches), strict=True)  # the batches' arrays
@@ -239,12 +244,13 @@ def _compare(name, outputs, reference, atol):
         packed_ok = False
     diff = float(np.max(np.abs(embedding - reference)))
     agreement = float(np.mean(codes == np.where(reference >= 0, 1, -1)))
-    if not (diff <= atol and agreement >= 0.999 and packed_ok):  # NaN too
+    if not (diff <= atol and agreement >= MIN_BIT_AGREEMENT and packed_ok):  # NaN too
         raise ExportValidationError(
             f"The {name} export disagrees with the Keras model: embedding off by "
             f"{diff:.3g} (atol={atol:g}), {100 * agreement:.3f}% of bits agree "
-            f"(need 99.9%), packed matches codes: {packed_ok}. Nothing was written;"
-            " re-export, or pass a larger `atol` for float round-off."
+            f"(need {100 * MIN_BIT_AGREEMENT:g}%), packed matches codes: "
+            f"{packed_ok}. Nothing was written; re-export, or pass a larger "
+            "`atol` for float round-off."
         )
     return dict(
         max_abs_diff=diff, bit_agreement=agreement, packed_matches_codes=packed_ok
