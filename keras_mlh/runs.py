@@ -1,11 +1,7 @@
-"""Run folders: `train` writes one (what `keras-mlh train` runs), the rest read it.
-
-A run folder holds `model.keras`, `history.json`, `split.npz` and `run.json`.
-A run trains in a staging folder beside it (`.keras-mlh-train-NAME`), backed up
-after every epoch by `RunBackup`, so `train(..., resume=True)` continues it
-after a kill. The model, its seed and the recipe are built in one fixed order
-(a fixed seed trains to the same weights).
-"""
+"""Run folders (`model.keras`, `history.json`, `split.npz`, `run.json`): `train`
+writes one (`keras-mlh train`), the rest read it. A run trains in a staging
+folder beside it, backed up after every epoch by `RunBackup`, so
+`train(..., resume=True)` continues it after a kill."""
 
 import json
 import os
@@ -21,10 +17,9 @@ from keras_mlh.datasets.image_pipeline import (
     ImageRecipe,
     decode_failure,
 )
-from keras_mlh.encoding import FILE_SPLIT_KEY, INFERENCE_BATCH_SIZE
+from keras_mlh.encoding import INFERENCE_BATCH_SIZE
 from keras_mlh.training import default_training
 from keras_mlh.version import __version__
-from keras_mlh_runtime.code_files import load_npz
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
@@ -43,15 +38,13 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
     """Trains an MLH model with the default recipe and writes a run folder.
 
     Args:
-        folder: the run folder; an earlier run is replaced only with `overwrite`.
         data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
         source: JSON-safe description of the data for `run.json`.
         bits, mode, backbone, backbone_weights: the model (as `MLH`'s).
         augment: random translations and rotations in training.
         epochs, learning_rate: the recipe's (`None`: its defaults).
         seed: seed of the weights and of the validation hold-out.
-        val_split: images held out (count or fraction) to keep the epoch of
-            the best validation mAP, or `None`.
+        val_split: images held out (count or fraction) to pick the epoch kept.
         val_every: validation mAP (into the history) every N epochs; 0 never.
         resume: continue the interrupted run of `folder` (same settings, data).
         overwrite: replace an earlier run, and discard an interrupted one.
@@ -156,8 +149,7 @@ def _interrupted(out):
 
 
 def read_log(stage):
-    """The record `RunBackup` keeps in `stage` (`history`, `seconds`, ...);
-    damaged: an error (the run is not lost)."""
+    """`RunBackup`'s record in `stage` (`history`, `seconds`, ...); damaged: an error."""
     path = os.path.join(stage, LOG_FILE)
     if not os.path.exists(path):
         return {"history": {}, "seconds": 0.0}
@@ -181,6 +173,7 @@ def _fit(stage, data, source, settings, verbose, log, command):
     from keras_mlh.callbacks.run_backup import RunBackup
     from keras_mlh.models import MLH
 
+    # The seed, the model, then the recipe: a fixed seed trains to the same weights.
     keras.utils.set_random_seed(settings["seed"])
     backbone = settings["backbone"]
     model = MLH(
@@ -222,8 +215,7 @@ def _fit(stage, data, source, settings, verbose, log, command):
             batch_size=max(data.batch_size, INFERENCE_BATCH_SIZE), verbose=0,
         )
     ] if settings["val_every"] or validation is not None else []  # fmt: skip
-    monitor = None if validation is None else "val_map"
-    backup = RunBackup(stage, monitor, record)
+    backup = RunBackup(stage, None if validation is None else "val_map", record)
     print(
         f"Training MLH (mode={settings['mode']}, {settings['bits']} bits, "
         f"backbone={backbone}) on {source.get('kind')}: {len(data.y_train)} "
@@ -251,8 +243,7 @@ def _fit(stage, data, source, settings, verbose, log, command):
 
 
 def _stage_record(stage, settings, epochs, data, source, log, command):
-    """`RunBackup`'s record: the epoch `log` to resume (checked to share the
-    settings and data), or a fresh one with the run's first command."""
+    """`RunBackup`'s record: fresh, or the `log` resumed (same settings, data)."""
     recorded = {**settings, "epochs": epochs, "source": source,
                 "batch_size": data.batch_size, "num_classes": int(data.num_classes),
                 "image_shape": [int(d) for d in data.image_shape], "counts": [
@@ -322,8 +313,7 @@ def _write_run_folder(
         "multi_label": bool(data.multi_label), "num_train": int(len(data.y_train)),
         "num_queries": int(len(data.y_query)),
         "num_database": int(len(data.y_database)),
-        "database_is_training_set": not isinstance(data, FileHashingData)
-        or np.array_equal(data.train_paths, data.database_paths),
+        "database_is_training_set": "train_paths" not in split,
         "validation": selection, "unseen_classes": source.get("unseen_classes"),
         "image_recipe": image_recipe, "train_seconds": round(seconds, 3),
         "final_logs": {key: values[-1] for key, values in logs.items()},
@@ -335,8 +325,7 @@ def _write_run_folder(
 
 
 def split_arrays(data, validation=None, unseen_classes=None):
-    """The arrays of a run folder's `split.npz`: pixels or image paths, labels,
-    and the `validation` hold-out and `unseen_classes` when given."""
+    """The arrays of a run folder's `split.npz` (pixels or image paths)."""
     split = {"num_classes": np.int64(data.num_classes)}
     file_backed = isinstance(data, FileHashingData)
 
@@ -368,44 +357,3 @@ def split_arrays(data, validation=None, unseen_classes=None):
     if unseen_classes:
         split["unseen_classes"] = np.array(unseen_classes, dtype=np.int64)
     return split
-
-
-def load_split(path):
-    """The arrays of a split file, checked for the four evaluation arrays."""
-    arrays = load_npz(path, "Evaluation data")
-    sides = ("query", "database")
-    names = [f"{s}_paths" if FILE_SPLIT_KEY in arrays else f"x_{s}" for s in sides]
-    keys = (names[0], "y_query", names[1], "y_database")
-    missing = [key for key in keys if key not in arrays]
-    if missing:
-        raise ValueError(
-            f"{path!r} lacks {', '.join(missing)}: evaluation needs "
-            f"{', '.join(keys)}, as in the split.npz of a run folder."
-        )
-    for side, name in zip(sides, names, strict=True):
-        images, labels = arrays[name], arrays[f"y_{side}"]
-        if labels.ndim == 0 or images.ndim == 0 or len(labels) != len(images):
-            raise ValueError(
-                f"{path!r}: y_{side} has {labels.shape[0] if labels.ndim else 0} "
-                f"labels but {name} {images.shape[0] if images.ndim else 0} "
-                "images; give one label (or multi-hot row) per image."
-            )
-    return arrays
-
-
-def load_history(path):
-    """The per-epoch logs of a run's `history.json` at `path`, or `None`."""
-    if path is None or not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            history = json.load(f)
-        if not isinstance(history, dict) or not all(
-            isinstance(v, list) for v in history.values()
-        ):
-            raise ValueError("not a JSON object of per-epoch lists, as train writes")
-    except (OSError, ValueError) as error:
-        raise ValueError(
-            f"Cannot read the training history {path!r}: {error}"
-        ) from None
-    return history

@@ -79,7 +79,21 @@ def export_encoder(
     if samples is not None and not os.path.exists(samples):
         raise ValueError(f"Sample images not found: {samples!r}.")
     formats, opset, atol = _check_arguments(formats, opset, atol)
-    model, shape = _load(model_or_path, source)
+    from keras_mlh.models import MLH, load_model
+
+    model = model_or_path if source is None else load_model(source)
+    if not isinstance(model, MLH):
+        raise ValueError(
+            "`model_or_path` must be a keras_mlh.MLH model or the path of its "
+            f".keras file. Received: {type(model).__name__}"
+        )
+    shape = model.image_shape
+    if shape is None or any(d is None for d in shape):
+        raise ValueError(
+            f"The model's image shape must be fully known to export it; got {shape}. "
+            "Train the model, or call model.build((None, height, width, channels))."
+        )
+    shape = tuple(int(d) for d in shape)
     resize_to = contract.check_resize_to(resize_to, shape)
     images = None
     if validate:
@@ -143,25 +157,6 @@ def _check_arguments(formats, opset, atol):
     if not (number and 0 < atol < math.inf):
         raise ValueError(f"`atol` must be a positive number. Received: atol={atol!r}")
     return formats, opset if "onnx" in formats else None, float(atol)
-
-
-def _load(model_or_path, source):
-    """The MLH model and its image shape, checked."""
-    from keras_mlh.models import MLH, load_model
-
-    model = model_or_path if source is None else load_model(source)
-    if not isinstance(model, MLH):
-        raise ValueError(
-            "`model_or_path` must be a keras_mlh.MLH model or the path of its "
-            f".keras file. Received: {type(model).__name__}"
-        )
-    shape = model.image_shape
-    if shape is None or any(d is None for d in shape):
-        raise ValueError(
-            f"The model's image shape must be fully known to export it; got {shape}. "
-            "Train the model, or call model.build((None, height, width, channels))."
-        )
-    return model, tuple(int(d) for d in shape)
 
 
 def _sample(sample_images, image_shape, key, max_samples, model_path):
