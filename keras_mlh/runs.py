@@ -252,9 +252,8 @@ def _stage_record(stage, settings, epochs, data, source, log, command):
     if log is None:
         return {"history": {}, "seconds": 0.0, "settings": recorded, "command": command}
     old = log.get("settings") or {}
-    changed = [key for key in recorded if old.get(key) != recorded[key]]
-    if changed:
-        key = changed[0]
+    key = next((key for key in recorded if old.get(key) != recorded[key]), None)
+    if key is not None:
         raise ValueError(
             f"The interrupted run in {stage!r} was started with other settings or "
             f"data ({key}: {old.get(key)!r} then, {recorded[key]!r} now); resume "
