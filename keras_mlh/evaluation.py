@@ -2,6 +2,7 @@
 codes (`retrieval_report`) or of a run folder (`evaluate_run`, `keras-mlh evaluate`)."""
 
 import contextlib
+import json
 import os
 
 import numpy as np
@@ -10,6 +11,7 @@ from keras_mlh import encoding, metrics, runs
 from keras_mlh.datasets.hashing_data import unseen_mask
 from keras_mlh.files import atomic_path, check_model_file, check_output, write_json
 from keras_mlh.metrics import mean_average_precision, precision_at_k, recall_at_k
+from keras_mlh_runtime.code_files import load_npz
 from keras_mlh_runtime.codes import BIT_ORDER, to_packed
 
 DEFAULT_CUTOFFS = (1, 10, 50, 100, 500, 1000)
@@ -23,7 +25,6 @@ def bit_balance(codes, name="codes"):
 
     Args:
         codes: packed uint8, ±1 or 0/1 codes `(n, bits)`.
-        name: the argument's name, for messages.
 
     Example:
     >>> bit_balance([[1, -1, 1, 1, 1, 1, 1, 1], [1, 1, -1, 1, 1, 1, 1, 1]])[:3]
@@ -165,7 +166,7 @@ def evaluate_run(
     plots = [os.path.join(out, f"{name}.png") for name in PLOTS]
     report = os.path.join(out, REPORT_FILE)
     check_output(report, [model, data, history], overwrite, companions=plots)
-    split, history = runs.load_split(data), runs.load_history(history)
+    split, history = load_split(data), load_history(history)
     from keras_mlh.models import load_model
 
     mlh = load_model(model)
@@ -181,6 +182,48 @@ def evaluate_run(
     return retrieval_report(
         *args, k, cutoffs, out, history, radius, tie_breaking, metadata
     )
+
+
+def load_split(path):
+    """The arrays of a split file, checked for the four evaluation arrays."""
+    arrays = load_npz(path, "Evaluation data")
+    sides = ("query", "database")
+    file_split = encoding.FILE_SPLIT_KEY in arrays
+    names = [f"{s}_paths" if file_split else f"x_{s}" for s in sides]
+    keys = (names[0], "y_query", names[1], "y_database")
+    missing = [key for key in keys if key not in arrays]
+    if missing:
+        raise ValueError(
+            f"{path!r} lacks {', '.join(missing)}: evaluation needs "
+            f"{', '.join(keys)}, as in the split.npz of a run folder."
+        )
+    for side, name in zip(sides, names, strict=True):
+        images, labels = arrays[name], arrays[f"y_{side}"]
+        if labels.ndim == 0 or images.ndim == 0 or len(labels) != len(images):
+            raise ValueError(
+                f"{path!r}: y_{side} has {labels.shape[0] if labels.ndim else 0} "
+                f"labels but {name} {images.shape[0] if images.ndim else 0} "
+                "images; give one label (or multi-hot row) per image."
+            )
+    return arrays
+
+
+def load_history(path):
+    """The per-epoch logs of a run's `history.json` at `path`, or `None`."""
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            history = json.load(f)
+        if not isinstance(history, dict) or not all(
+            isinstance(v, list) for v in history.values()
+        ):
+            raise ValueError("not a JSON object of per-epoch lists, as train writes")
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"Cannot read the training history {path!r}: {error}"
+        ) from None
+    return history
 
 
 def seen_unseen_map(

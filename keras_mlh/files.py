@@ -5,28 +5,15 @@ import contextlib
 import os
 import zipfile
 
-from keras_mlh_runtime.files import (
-    TEMP_PREFIX,
-    atomic_folder,
-    atomic_path,
-    check_writable,
-    write_json,
-)
-
-__all__ = [
-    "TEMP_PREFIX",
-    "atomic_folder",
-    "atomic_path",
-    "check_model_file",
-    "check_output",
-    "check_writable",
-    "write_json",
-]
+from keras_mlh_runtime.files import TEMP_PREFIX as TEMP_PREFIX
+from keras_mlh_runtime.files import atomic_folder as atomic_folder
+from keras_mlh_runtime.files import atomic_path as atomic_path
+from keras_mlh_runtime.files import check_writable as check_writable
+from keras_mlh_runtime.files import write_json as write_json
 
 
 def check_model_file(path, fix="save the model with model.save('model.keras')"):
-    """`path` as a string, once it is a `.keras` (zip) file; `fix` ends the
-    messages. Runs before any slow import."""
+    """`path` as a string, checked to be a `.keras` (zip) file; `fix` ends errors."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"Model file {path!r} is a folder, not a file; {fix}.")

@@ -1,11 +1,7 @@
-"""Run folders: `train` writes one (what `keras-mlh train` runs), the rest read it.
-
-A run folder holds `model.keras`, `history.json`, `split.npz` and `run.json`.
-A run trains in a staging folder beside it (`.keras-mlh-train-NAME`), backed up
-after every epoch by `RunBackup`, so `train(..., resume=True)` continues it
-after a kill. The model, its seed and the recipe are built in one fixed order
-(a fixed seed trains to the same weights).
-"""
+"""Run folders (`model.keras`, `history.json`, `split.npz`, `run.json`): `train`
+writes one (`keras-mlh train`), the rest read it. A run trains in a staging
+folder beside it, backed up after every epoch by `RunBackup`, so
+`train(..., resume=True)` continues it after a kill."""
 
 import json
 import os
@@ -21,10 +17,9 @@ from keras_mlh.datasets.image_pipeline import (
     ImageRecipe,
     decode_failure,
 )
-from keras_mlh.encoding import FILE_SPLIT_KEY, INFERENCE_BATCH_SIZE
+from keras_mlh.encoding import INFERENCE_BATCH_SIZE
 from keras_mlh.training import default_training
 from keras_mlh.version import __version__
-from keras_mlh_runtime.code_files import load_npz
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
@@ -43,15 +38,13 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
     """Trains an MLH model with the default recipe and writes a run folder.
 
     Args:
-        folder: the run folder; an earlier run is replaced only with `overwrite`.
         data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
         source: JSON-safe description of the data for `run.json`.
         bits, mode, backbone, backbone_weights: the model (as `MLH`'s).
         augment: random translations and rotations in training.
         epochs, learning_rate: the recipe's (`None`: its defaults).
         seed: seed of the weights and of the validation hold-out.
-        val_split: images held out (count or fraction) to keep the epoch of
-            the best validation mAP, or `None`.
+        val_split: images held out (count or fraction) to pick the epoch kept.
         val_every: validation mAP (into the history) every N epochs; 0 never.
         resume: continue the interrupted run of `folder` (same settings, data).
         overwrite: replace an earlier run, and discard an interrupted one.
@@ -75,11 +68,11 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
                     val_every=val_every)  # fmt: skip
     source = source or {}
     inputs = [source.get("path"), source.get("image_root")]
-    out = check_run_folder(folder, inputs=inputs, overwrite=overwrite, resume=resume)
+    out, log = _check_run_folder(folder, inputs, (), overwrite, resume)
     stage = stage_of(out)
     if not resume:  # nothing to resume there (checked), or `overwrite`
         shutil.rmtree(stage, ignore_errors=True)
-    trained = _fit(stage, data, source, settings, verbose, resume, command)
+    trained = _fit(stage, data, source, settings, verbose, log, command)
     with files.atomic_folder(out) as work:
         run_info = _write_run_folder(work, out, settings, source, **trained)
     shutil.rmtree(stage, ignore_errors=True)
@@ -89,13 +82,18 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
 def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=False):
     """The absolute path of `folder`, checked to become a run folder that
     writes over no `inputs` and into no `not_inside` folder; creates nothing."""
+    return _check_run_folder(folder, inputs, not_inside, overwrite, resume)[0]
+
+
+def _check_run_folder(folder, inputs, not_inside, overwrite, resume):
+    """`check_run_folder`'s path, and the epoch log to resume from (or `None`)."""
     if resume and overwrite:
         raise ValueError(
             "--resume continues an interrupted run and --overwrite starts afresh; "
             "give one of them."
         )
     out = os.path.abspath(folder)
-    done = 0 if overwrite else epochs_done(out)
+    done, log = (0, None) if overwrite else _interrupted(out)
     if resume and not done:
         if os.path.isfile(os.path.join(out, RUN_FILE)):
             raise ValueError(f"{out!r} is a finished run folder; nothing to resume.")
@@ -109,7 +107,7 @@ def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=F
             "done) can be resumed: rerun the command with --resume; or pass "
             "--overwrite to discard it and start afresh."
         )
-    return files.check_output(
+    out = files.check_output(
         out,
         inputs=inputs,
         overwrite=overwrite or resume,  # resumed: a run that had --overwrite
@@ -118,6 +116,7 @@ def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=F
         what="run folder",
         not_inside=not_inside,
     )
+    return out, log if resume else None
 
 
 def stage_of(out):
@@ -129,23 +128,28 @@ def stage_of(out):
 
 def epochs_done(folder):
     """Epochs an interrupted run of `folder` has completed (0: none kept)."""
-    stage = stage_of(os.path.abspath(folder))
+    return _interrupted(os.path.abspath(folder))[0]
+
+
+def _interrupted(out):
+    """`(epochs_done, read_log)` of the interrupted run of `out`, or `(0, None)`."""
+    stage = stage_of(out)
     # `BackupAndRestore` writes it once the weights are saved; `RunBackup` logs
     # an epoch just before its backup, so a kill between them logged one more.
     metadata = os.path.join(stage, BACKUP_FOLDER, "training_metadata.json")
     if not os.path.isfile(metadata):
-        return 0
-    logged = max(map(len, read_log(stage)["history"].values()), default=0)
+        return 0, None
+    log = read_log(stage)
+    logged = max(map(len, log["history"].values()), default=0)
     try:
         with open(metadata) as f:
-            return min(logged, int(json.load(f)["epoch"]))
+            return min(logged, int(json.load(f)["epoch"])), log
     except (ValueError, KeyError, TypeError):
-        return logged  # mid-write: Keras restores from its `.bkp` copy
+        return logged, log  # mid-write: Keras restores from its `.bkp` copy
 
 
 def read_log(stage):
-    """The record `RunBackup` keeps in `stage` (`history`, `seconds`, ...);
-    damaged: an error (the run is not lost)."""
+    """`RunBackup`'s record in `stage` (`history`, `seconds`, ...); damaged: an error."""
     path = os.path.join(stage, LOG_FILE)
     if not os.path.exists(path):
         return {"history": {}, "seconds": 0.0}
@@ -161,7 +165,7 @@ def read_log(stage):
         ) from None
 
 
-def _fit(stage, data, source, settings, verbose, resume, command):
+def _fit(stage, data, source, settings, verbose, log, command):
     """Builds, compiles and fits the model of a run in its staging folder."""
     import keras
 
@@ -169,6 +173,7 @@ def _fit(stage, data, source, settings, verbose, resume, command):
     from keras_mlh.callbacks.run_backup import RunBackup
     from keras_mlh.models import MLH
 
+    # The seed, the model, then the recipe: a fixed seed trains to the same weights.
     keras.utils.set_random_seed(settings["seed"])
     backbone = settings["backbone"]
     model = MLH(
@@ -195,7 +200,7 @@ def _fit(stage, data, source, settings, verbose, resume, command):
     )
     model.compile(optimizer=recipe.optimizer)
     record = _stage_record(stage, settings, recipe.epochs, data, source,
-                           resume, command)  # fmt: skip
+                           log, command)  # fmt: skip
     streamed = not isinstance(data, HashingData)
     if validation is not None:
         # The package's protocol: val mAP on images held out of the training
@@ -210,8 +215,7 @@ def _fit(stage, data, source, settings, verbose, resume, command):
             batch_size=max(data.batch_size, INFERENCE_BATCH_SIZE), verbose=0,
         )
     ] if settings["val_every"] or validation is not None else []  # fmt: skip
-    monitor = None if validation is None else "val_map"
-    backup = RunBackup(stage, monitor, record)
+    backup = RunBackup(stage, None if validation is None else "val_map", record)
     print(
         f"Training MLH (mode={settings['mode']}, {settings['bits']} bits, "
         f"backbone={backbone}) on {source.get('kind')}: {len(data.y_train)} "
@@ -226,7 +230,7 @@ def _fit(stage, data, source, settings, verbose, resume, command):
             callbacks=[*metrics, backup],
         )  # fmt: skip
     except BaseException as error:
-        if not (resume or backup.backed_up):  # no epoch to resume from
+        if not (log or backup.backed_up):  # no epoch to resume from
             shutil.rmtree(stage, ignore_errors=True)
         failure = isinstance(error, Exception) and decode_failure(error)
         if streamed and failure:  # an image file that cannot be decoded
@@ -238,27 +242,24 @@ def _fit(stage, data, source, settings, verbose, resume, command):
                                      settings["val_split"]))  # fmt: skip
 
 
-def _stage_record(stage, settings, epochs, data, source, resume, command):
-    """What a resumed run must share with the interrupted one (checked when
-    resumed), and the run's first command."""
+def _stage_record(stage, settings, epochs, data, source, log, command):
+    """`RunBackup`'s record: fresh, or the `log` resumed (same settings, data)."""
     recorded = {**settings, "epochs": epochs, "source": source,
                 "batch_size": data.batch_size, "num_classes": int(data.num_classes),
                 "image_shape": [int(d) for d in data.image_shape], "counts": [
                     len(data.y_train), len(data.y_query), len(data.y_database)]}  # fmt: skip
     recorded = json.loads(json.dumps(recorded))  # as stored: lists, not tuples
-    if not resume:
-        return {"settings": recorded, "command": command}
-    stored = read_log(stage)
-    old = stored.get("settings") or {}
-    changed = [key for key in recorded if old.get(key) != recorded[key]]
-    if changed:
-        key = changed[0]
+    if log is None:
+        return {"history": {}, "seconds": 0.0, "settings": recorded, "command": command}
+    old = log.get("settings") or {}
+    key = next((key for key in recorded if old.get(key) != recorded[key]), None)
+    if key is not None:
         raise ValueError(
             f"The interrupted run in {stage!r} was started with other settings or "
             f"data ({key}: {old.get(key)!r} then, {recorded[key]!r} now); resume "
             "with the same ones, or start afresh with --overwrite."
         )
-    return {"settings": recorded, "command": stored.get("command")}
+    return {**log, "settings": recorded, "command": log.get("command")}
 
 
 def _selection(backup, validation, val_split):
@@ -311,8 +312,7 @@ def _write_run_folder(
         "multi_label": bool(data.multi_label), "num_train": int(len(data.y_train)),
         "num_queries": int(len(data.y_query)),
         "num_database": int(len(data.y_database)),
-        "database_is_training_set": not isinstance(data, FileHashingData)
-        or np.array_equal(data.train_paths, data.database_paths),
+        "database_is_training_set": "train_paths" not in split,
         "validation": selection, "unseen_classes": source.get("unseen_classes"),
         "image_recipe": image_recipe, "train_seconds": round(seconds, 3),
         "final_logs": {key: values[-1] for key, values in logs.items()},
@@ -324,8 +324,7 @@ def _write_run_folder(
 
 
 def split_arrays(data, validation=None, unseen_classes=None):
-    """The arrays of a run folder's `split.npz`: pixels or image paths, labels,
-    and the `validation` hold-out and `unseen_classes` when given."""
+    """The arrays of a run folder's `split.npz` (pixels or image paths)."""
     split = {"num_classes": np.int64(data.num_classes)}
     file_backed = isinstance(data, FileHashingData)
 
@@ -357,44 +356,3 @@ def split_arrays(data, validation=None, unseen_classes=None):
     if unseen_classes:
         split["unseen_classes"] = np.array(unseen_classes, dtype=np.int64)
     return split
-
-
-def load_split(path):
-    """The arrays of a split file, checked for the four evaluation arrays."""
-    arrays = load_npz(path, "Evaluation data")
-    sides = ("query", "database")
-    names = [f"{s}_paths" if FILE_SPLIT_KEY in arrays else f"x_{s}" for s in sides]
-    keys = (names[0], "y_query", names[1], "y_database")
-    missing = [key for key in keys if key not in arrays]
-    if missing:
-        raise ValueError(
-            f"{path!r} lacks {', '.join(missing)}: evaluation needs "
-            f"{', '.join(keys)}, as in the split.npz of a run folder."
-        )
-    for side, name in zip(sides, names, strict=True):
-        images, labels = arrays[name], arrays[f"y_{side}"]
-        if labels.ndim == 0 or images.ndim == 0 or len(labels) != len(images):
-            raise ValueError(
-                f"{path!r}: y_{side} has {labels.shape[0] if labels.ndim else 0} "
-                f"labels but {name} {images.shape[0] if images.ndim else 0} "
-                "images; give one label (or multi-hot row) per image."
-            )
-    return arrays
-
-
-def load_history(path):
-    """The per-epoch logs of a run's `history.json` at `path`, or `None`."""
-    if path is None or not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            history = json.load(f)
-        if not isinstance(history, dict) or not all(
-            isinstance(v, list) for v in history.values()
-        ):
-            raise ValueError("not a JSON object of per-epoch lists, as train writes")
-    except (OSError, ValueError) as error:
-        raise ValueError(
-            f"Cannot read the training history {path!r}: {error}"
-        ) from None
-    return history

@@ -22,8 +22,7 @@ def default_training(epochs=None, steps_per_epoch=None, learning_rate=None):
         learning_rate: peak learning rate, `DEFAULT_LEARNING_RATE` by default.
 
     Returns:
-        A `TrainingRecipe`: `model.compile(optimizer=recipe.optimizer)`, then
-        `model.fit(data.train, epochs=recipe.epochs)`.
+        A `TrainingRecipe` for `compile(optimizer=...)` and `fit(epochs=...)`.
 
     Example:
     >>> recipe = default_training(epochs=10, steps_per_epoch=63)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_mlh import MLH
-from keras_mlh.callbacks import RetrievalMetricsCallback
+from keras_mlh.callbacks import RetrievalMetricsCallback, retrieval_metrics
 from keras_mlh.metrics import mean_average_precision
 
 
@@ -27,6 +27,33 @@ def test_val_map_in_logs_every_n_epochs_and_early_stopping(small_mnist):
     )
     assert values[-1] == pytest.approx(expected)  # the last epoch is always computed
     assert 0.1 < values[-1] <= 1.0
+
+
+def test_a_streamed_validation_set_goes_through_the_one_encode_loop(
+    small_mnist, monkeypatch
+):
+    import tensorflow as tf
+
+    x_query, y_query = small_mnist.x_query, small_mnist.y_query
+    x_database, y_database = small_mnist.x_database[:300], small_mnist.y_database[:300]
+    queries = tf.data.Dataset.from_tensor_slices((x_query, y_query)).batch(7)
+    database = (tf.data.Dataset.from_tensor_slices(x_database).batch(50), y_database)
+    counts, encode_images = [], retrieval_metrics.encode_images
+
+    def counted(model, images, batch_size):
+        counts.append(images.count)
+        return encode_images(model, images, batch_size)
+
+    monkeypatch.setattr(retrieval_metrics, "encode_images", counted)
+    callback = RetrievalMetricsCallback(queries, database, batch_size=32, verbose=0)
+    model = MLH(num_classes=10, bits=16)
+    model.compile()
+    history = model.fit(small_mnist.train, epochs=1, verbose=0, callbacks=[callback])
+    assert counts == [len(y_query), len(y_database)]
+    expected = mean_average_precision(
+        model.encode(x_query), y_query, model.encode(x_database), y_database
+    )
+    assert history.history["val_map"] == [pytest.approx(expected)]
 
 
 def test_skipped_epochs_repeat_the_last_value(small_mnist):

@@ -188,6 +188,18 @@ def test_failed_validation_leaves_no_folder(mnist_mlh, monkeypatch, tmp_path):
     assert os.listdir(tmp_path) == []  # no temporary folders either
 
 
+def test_every_export_needs_min_bit_agreement(monkeypatch, tmp_path):
+    import keras_mlh
+
+    model = keras_mlh.MLH(num_classes=4, bits=8)
+    model.build((None, 16, 16, 3))
+    metadata = export_encoder(model, tmp_path / "out", formats="onnx")
+    assert metadata["validation"]["min_bit_agreement"] == exporter.MIN_BIT_AGREEMENT
+    monkeypatch.setattr(exporter, "MIN_BIT_AGREEMENT", 1.5)  # beyond every export
+    with pytest.raises(ExportValidationError, match=r"agree \(need 150%\)"):
+        export_encoder(model, tmp_path / "again", formats="onnx")
+
+
 def test_failed_validation_keeps_the_previous_export(mnist_mlh, monkeypatch, tmp_path):
     out = tmp_path / "encoder"
     out.mkdir()

@@ -245,3 +245,35 @@ def test_run_backup_keeps_the_best_epoch_and_drops_a_killed_epoch_s_files(tmp_pa
     for got, expected in zip(resumed.get_weights(), seen.after[2], strict=True):
         np.testing.assert_array_equal(got, expected)
     assert sorted(p.name for p in tmp_path.glob("best-*")) == ["best-2.weights.h5"]
+
+
+def test_a_resume_reads_the_epoch_log_once_and_refuses_other_settings(
+    small_mnist, tmp_path, monkeypatch
+):
+    from keras_mlh.callbacks import run_backup
+
+    out, end = tmp_path / "run", run_backup.RunBackup.on_epoch_end
+    train = dict(data=small_mnist, epochs=2, val_every=0, verbose=0)
+
+    def stop(self, epoch, logs=None):
+        end(self, epoch, logs)
+        raise KeyboardInterrupt  # after epoch 1 is backed up
+
+    with monkeypatch.context() as patched:
+        patched.setattr(run_backup.RunBackup, "on_epoch_end", stop)
+        with pytest.raises(KeyboardInterrupt):
+            runs.train(out, bits=16, **train)
+    reads, read_log = [], runs.read_log
+
+    def counted(stage):
+        reads.append(stage)
+        return read_log(stage)
+
+    monkeypatch.setattr(runs, "read_log", counted)
+    monkeypatch.setattr(run_backup, "read_log", counted)
+    with pytest.raises(ValueError, match=r"\(bits: 16 then, 32 now\); resume with"):
+        runs.train(out, bits=32, resume=True, **train)
+    assert len(reads) == 1
+    info = runs.train(out, bits=16, resume=True, **train)
+    assert len(reads) == 2  # once per resume
+    assert info["epochs"] == 2 and info["bits"] == 16

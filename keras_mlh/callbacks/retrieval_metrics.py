@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_mlh.encoding import Images, encode_images
 from keras_mlh.labels import check_labels
 from keras_mlh.metrics import mean_average_precision
 from keras_mlh.models.inputs import is_tf_dataset
@@ -40,12 +41,9 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
     ):
         super().__init__()
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
-        self.query_images, self.query_labels = _pair(query_data, "query_data")
-        self.database_images, self.database_labels = (
-            (self.query_images, self.query_labels)
-            if database_data is None
-            else _pair(database_data, "database_data")
-        )
+        self.queries = self.database = _pair(query_data, "query_data")
+        if database_data is not None:
+            self.database = _pair(database_data, "database_data")
         self.k, self.name, self.batch_size, self.verbose = k, name, batch_size, verbose
         self.last_value = None
 
@@ -59,27 +57,24 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         last = self.params.get("epochs") == epoch + 1
         if (epoch + 1) % self.every_n_epochs == 0 or last or self.last_value is None:
-            queries = self._encode(self.query_images)
-            database = self._encode(self.database_images)
+            codes = [self._encode(*pair) for pair in (self.queries, self.database)]
             self.last_value = mean_average_precision(
-                queries, self.query_labels, database, self.database_labels, k=self.k
+                codes[0], self.queries[1], codes[1], self.database[1], k=self.k
             )
             if self.verbose:
                 print(f"\nEpoch {epoch + 1}: {self.name} = {self.last_value:.4f}")
         if logs is not None:
             logs[self.name] = self.last_value
 
-    def _encode(self, images):
+    def _encode(self, images, labels):
         if not is_tf_dataset(images):
             return self.model.encode(images, batch_size=self.batch_size)
-        # Batch by batch, never all pixels in memory; rebatched, as one predict
-        # call per small batch is slow.
-        size = self.batch_size
-        batches = images.rebatch(size).as_numpy_iterator()
-        return np.concatenate(
-            [self.model.encode(b[0] if isinstance(b, tuple) else b, batch_size=size)
-             for b in batches]
-        )  # fmt: skip
+
+        def chunks(size):  # never all pixels in memory
+            for batch in images.rebatch(size).as_numpy_iterator():
+                yield batch[0] if isinstance(batch, tuple) else batch
+
+        return encode_images(self.model, Images(len(labels), chunks), self.batch_size)
 
 
 def _pair(data, name):

@@ -16,18 +16,16 @@ BEST_FILE = "best-{epoch}.weights.h5"
 class RunBackup(keras.callbacks.BackupAndRestore):
     """Backs up a run after every epoch; a new `fit` on `folder` resumes it.
 
-    A run killed (even by `kill -9`) continues after its last completed epoch
-    from `BackupAndRestore`'s backup (`folder/backup`). `folder` also keeps each
-    epoch's logs and the training seconds (`epochs.json`, replaced atomically
-    before each backup) and, with a `monitor`, the best epoch's weights, so a
-    resumed run keeps the best epoch of the whole run. Pass it to `fit` after
-    the callbacks that add to the logs (`RetrievalMetricsCallback`).
+    A run killed (even by `kill -9`) continues after its last backed-up epoch;
+    `folder` also keeps each epoch's logs and seconds (`epochs.json`) and, with
+    `monitor`, the best epoch's weights. Pass it to `fit` after the callbacks
+    that add to the logs (`RetrievalMetricsCallback`).
 
     Args:
         folder: a folder of this run only (created when needed).
         monitor: `None`, or a log to maximize (`"val_map"`): the weights of
             its best epoch (the earlier of a tie) are kept for `restore_best()`.
-        record: JSON-safe values stored with the logs (see `runs.read_log`).
+        record: `runs.read_log`'s record to go on from; default: `folder`'s.
 
     Example:
     >>> backup = RunBackup("runs/.stage", monitor="val_map")  # doctest: +SKIP
@@ -43,7 +41,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             delete_checkpoint=False,  # the caller removes `folder` when done
         )
         self.folder, self.monitor = folder, monitor
-        self.record = record = {**read_log(folder), **(record or {})}
+        self.record = record = record or read_log(folder)
         self.history, self.earlier_seconds = record["history"], record["seconds"]
         self.resumed_at = None
         self.backed_up = 0  # epochs backed up by this session

@@ -32,8 +32,7 @@ keras_export(load_model(path), folder, formats, int(opset))"""
 
 
 def keras_export(model, folder, formats, opset):
-    """Writes `formats` of the encoder, with int8 ±1 `codes` and `packed` codes
-    (bit j of a byte weighs 2**j: `BIT_ORDER`), into `folder`."""
+    """Writes `formats` of the encoder, `codes` and `packed` (`BIT_ORDER`) out."""
     import keras
     from keras import ops
 
@@ -91,12 +90,12 @@ def export_under_tensorflow(model, folder, formats, opset):
 
 
 def finish_onnx(path, metadata):
-    """Names the outputs (Keras flattens the dict in key order, so they are the
-    sorted names), their widths and the batch dimension; adds `metadata`."""
+    """Names the outputs, their widths and the batch dimension; adds `metadata`."""
     import onnx
 
     proto = onnx.load(path)
     graph, bits = proto.graph, metadata["bits"]
+    # Keras flattens the outputs in key order: the graph's are the sorted names.
     names = dict(zip([o.name for o in graph.output], sorted(OUTPUT_NAMES), strict=True))
     for node in graph.node:
         node.input[:] = [names.get(n, n) for n in node.input]

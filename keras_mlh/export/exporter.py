@@ -15,6 +15,9 @@ from keras_mlh_runtime.codes import pack_codes
 from keras_mlh_runtime.contract import INPUT_NAME, OUTPUT_DTYPES, OUTPUT_NAMES
 from keras_mlh_runtime.errors import check_int_in_range, first_line, validate_images
 
+# The share of an export's bits that must equal the Keras model's.
+MIN_BIT_AGREEMENT = 0.999
+
 
 class ExportValidationError(ValueError):
     """An exported encoder disagrees with the Keras model it came from."""
@@ -76,7 +79,21 @@ def export_encoder(
     if samples is not None and not os.path.exists(samples):
         raise ValueError(f"Sample images not found: {samples!r}.")
     formats, opset, atol = _check_arguments(formats, opset, atol)
-    model, shape = _load(model_or_path, source)
+    from keras_mlh.models import MLH, load_model
+
+    model = model_or_path if source is None else load_model(source)
+    if not isinstance(model, MLH):
+        raise ValueError(
+            "`model_or_path` must be a keras_mlh.MLH model or the path of its "
+            f".keras file. Received: {type(model).__name__}"
+        )
+    shape = model.image_shape
+    if shape is None or any(d is None for d in shape):
+        raise ValueError(
+            f"The model's image shape must be fully known to export it; got {shape}. "
+            "Train the model, or call model.build((None, height, width, channels))."
+        )
+    shape = tuple(int(d) for d in shape)
     resize_to = contract.check_resize_to(resize_to, shape)
     images = None
     if validate:
@@ -142,25 +159,6 @@ def _check_arguments(formats, opset, atol):
     return formats, opset if "onnx" in formats else None, float(atol)
 
 
-def _load(model_or_path, source):
-    """The MLH model and its image shape, checked."""
-    from keras_mlh.models import MLH, load_model
-
-    model = model_or_path if source is None else load_model(source)
-    if not isinstance(model, MLH):
-        raise ValueError(
-            "`model_or_path` must be a keras_mlh.MLH model or the path of its "
-            f".keras file. Received: {type(model).__name__}"
-        )
-    shape = model.image_shape
-    if shape is None or any(d is None for d in shape):
-        raise ValueError(
-            f"The model's image shape must be fully known to export it; got {shape}. "
-            "Train the model, or call model.build((None, height, width, channels))."
-        )
-    return model, tuple(int(d) for d in shape)
-
-
 def _sample(sample_images, image_shape, key, max_samples, model_path):
     if sample_images is None:
         shape = (64, *image_shape)
@@ -184,7 +182,9 @@ def _validate(encoder, folder, formats, images, atol):
     """`metadata.json`'s `validation`, or raises `ExportValidationError`."""
     batches = [images[:1], images]  # two batch sizes
     reference = np.concatenate([keras_embedding(encoder, b) for b in batches])
-    results = dict(num_images=len(images), atol=atol, min_bit_agreement=0.999)
+    results = dict(
+        num_images=len(images), atol=atol, min_bit_agreement=MIN_BIT_AGREEMENT
+    )
     for name in formats:
         run = _run_onnx if name == "onnx" else _run_saved_model
         per_name = zip(*run(folder, batches), strict=True)  # the batches' arrays
@@ -239,12 +239,13 @@ def _compare(name, outputs, reference, atol):
         packed_ok = False
     diff = float(np.max(np.abs(embedding - reference)))
     agreement = float(np.mean(codes == np.where(reference >= 0, 1, -1)))
-    if not (diff <= atol and agreement >= 0.999 and packed_ok):  # NaN too
+    if not (diff <= atol and agreement >= MIN_BIT_AGREEMENT and packed_ok):  # NaN too
         raise ExportValidationError(
             f"The {name} export disagrees with the Keras model: embedding off by "
             f"{diff:.3g} (atol={atol:g}), {100 * agreement:.3f}% of bits agree "
-            f"(need 99.9%), packed matches codes: {packed_ok}. Nothing was written;"
-            " re-export, or pass a larger `atol` for float round-off."
+            f"(need {100 * MIN_BIT_AGREEMENT:g}%), packed matches codes: "
+            f"{packed_ok}. Nothing was written; re-export, or pass a larger "
+            "`atol` for float round-off."
         )
     return dict(
         max_abs_diff=diff, bit_agreement=agreement, packed_matches_codes=packed_ok
