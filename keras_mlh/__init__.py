@@ -29,7 +29,7 @@ _PUBLIC = {
     for name in names.split()
 }
 _SUBMODULES = set(
-    "augmentation callbacks centers cli datasets evaluation export labels "
+    "callbacks centers cli datasets evaluation export labels "
     "layers losses metrics models plot training".split()
 )
 

@@ -32,7 +32,7 @@ BACKUP_FOLDER = "backup"
 
 
 def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACKBONE,
-          backbone_weights=None, augment=False, epochs=None, learning_rate=None,
+          backbone_weights=None, epochs=None, learning_rate=None,
           seed=0, val_split=None, val_every=5, verbose=1, resume=False,
           overwrite=False, command=None):  # fmt: skip
     """Trains an MLH model with the default recipe and writes a run folder.
@@ -41,7 +41,6 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
         data: a `HashingData`, `FileHashingData` or `TfdsHashingData`.
         source: JSON-safe description of the data for `run.json`.
         bits, mode, backbone, backbone_weights: the model (as `MLH`'s).
-        augment: random translations and rotations in training.
         epochs, learning_rate: the recipe's (`None`: its defaults).
         seed: seed of the weights and of the validation hold-out.
         val_split: images held out (count or fraction) to pick the epoch kept.
@@ -62,7 +61,7 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
     >>> info["epochs"], sorted(os.listdir("runs/tiny"))
     (1, ['history.json', 'model.keras', 'run.json', 'split.npz'])
     """
-    settings = dict(bits=bits, mode=mode, backbone=backbone, augment=augment,
+    settings = dict(bits=bits, mode=mode, backbone=backbone,
                     backbone_weights=backbone_weights, epochs=epochs, seed=seed,
                     learning_rate=learning_rate, val_split=val_split,
                     val_every=val_every)  # fmt: skip
@@ -182,7 +181,6 @@ def _fit(stage, data, source, settings, verbose, log, command):
         mode=settings["mode"],
         backbone=None if backbone == SMALL_BACKBONE else backbone,
         backbone_weights=settings["backbone_weights"],
-        augmentation="default" if settings["augment"] else None,
     )
     validation = None
     if settings["val_split"] is not None:
@@ -303,7 +301,6 @@ def _write_run_folder(
         "command": command, "source": source,
         **{key: settings[key] for key in ("bits", "mode", "backbone")},
         "backbone_weights": settings["backbone_weights"] or "none",
-        "augment": settings["augment"],
         "epochs": len(next(iter(logs.values()))) if logs else settings["epochs"],
         "batch_size": data.batch_size, "learning_rate": settings["learning_rate"],
         "seed": settings["seed"], "num_classes": int(data.num_classes),

@@ -174,7 +174,11 @@ def test_multi_label_training_with_multi_hot_labels(small_mnist):
         {},
         {"mode": "pairwise"},
         {"mode": "csq"},
-        {"mode": "mlh_no_moh", "augmentation": "default", "top_k": None},
+        {
+            "mode": "mlh_no_moh",
+            "augmentation": keras.layers.RandomFlip(),
+            "top_k": None,
+        },
         {"top_k": 2, "num_experts": 3, "augmentation": [keras.layers.RandomZoom(0.1)]},
         {"center_weight": 3.0, "center_loss_normalization": "sample"},
     ],

@@ -85,8 +85,6 @@ def add_arguments(parser):
         help="imagenet downloads pretrained weights (needs network); a named "
         "backbone gets raw 0..255 pixels and its own ImageNet preprocessing "
         "(default: none)")
-    add("--augment", action="store_true",
-        help="random translations and rotations during training")
     add("--learning-rate", type=options.positive_float,
         help=f"default: {DEFAULT_LEARNING_RATE:g}")
     options.add_batch_size(parser, default_of(from_arrays, "batch_size"), help=None)
@@ -227,6 +225,6 @@ DATA_OPTIONS = (
     "seed", "batch_size", "tfds_train_split", "tfds_query_split", "tfds_data_dir",
 )  # fmt: skip
 RUN_OPTIONS = (
-    "bits", "mode", "backbone", "augment", "epochs", "learning_rate", "seed",
+    "bits", "mode", "backbone", "epochs", "learning_rate", "seed",
     "val_split", "val_every", "verbose",
 )  # fmt: skip

@@ -6,7 +6,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mlh.augmentation import augmentation_layer
 from keras_mlh.centers import hash_centers
 from keras_mlh.files import check_model_file
 from keras_mlh.layers.hash_layer import HashLayer, MixtureOfHashExperts
@@ -40,7 +39,7 @@ class MLH(keras.Model):
         center_weight, pairwise_weight, mutual_weight: `None` takes the mode's
             (0.25, 1, 2 for MLH).
         retrieval_branch: one of the mode's branches; `None` picks the first.
-        augmentation: `None`, `"default"`, a Keras layer or a list of layers.
+        augmentation: `None`, a Keras layer or a list of layers, run in training.
         image_size: optional `(height, width)` the model resizes images to.
         input_scale, input_offset: the backbone gets `pixels * input_scale +
             input_offset`; `None` scale: 1/255, or 1 for a named backbone.
@@ -103,10 +102,14 @@ class MLH(keras.Model):
         self._named_backbone = backbone is None or isinstance(backbone, str)
         self._backbone_name = backbone if self._named_backbone else None
         self.backbone = None if self._named_backbone else backbone
-        self._augmentation_name = (
-            augmentation if isinstance(augmentation, str) else None
-        )
-        self.augmentation = augmentation_layer(augmentation)
+        if isinstance(augmentation, (list, tuple)):
+            augmentation = keras.Sequential(list(augmentation), name="augmentation")
+        if not isinstance(augmentation, (keras.layers.Layer, type(None))):
+            raise ValueError(
+                "`augmentation` must be None, a Keras layer or a list of layers. "
+                f"Received: {augmentation!r}"
+            )
+        self.augmentation = augmentation
         self.rescaling = keras.layers.Rescaling(
             self.input_scale, self.input_offset, name="rescaling"
         )
@@ -278,7 +281,7 @@ class MLH(keras.Model):
             if self._named_backbone
             else serialize(self.backbone),
             "backbone_weights": None,  # Weights are saved with the model.
-            "augmentation": self._augmentation_name or serialize(self.augmentation),
+            "augmentation": serialize(self.augmentation),
             "image_size": list(self.image_size) if self.image_size else None,
         }
 
