@@ -73,17 +73,6 @@ def min_hamming_distance(centers: np.ndarray) -> int:
     return (bits - largest) // 2
 
 
-def check_centers(centers):
-    """Centers as the losses take them: float32 `(num_classes, bits)` of ±1."""
-    centers = np.asarray(centers, dtype="float32")
-    if centers.ndim != 2 or not np.all(np.abs(centers) == 1):
-        raise ValueError(
-            "`centers` must be a (num_classes, bits) array of ±1 values, e.g. "
-            f"from `keras_mlh.hash_centers`. Received: shape={centers.shape}"
-        )
-    return centers
-
-
 def hash_centers(
     num_classes: int, bits: int, seed: int = 0, max_iterations: int = 20000
 ) -> HashCenters:

@@ -67,7 +67,7 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
                     val_every=val_every)  # fmt: skip
     source = source or {}
     inputs = [source.get("path"), source.get("image_root")]
-    out, log = _check_run_folder(folder, inputs, (), overwrite, resume)
+    out, log = check_run_folder(folder, inputs, (), overwrite, resume)
     stage = stage_of(out)
     if not resume:  # nothing to resume there (checked), or `overwrite`
         shutil.rmtree(stage, ignore_errors=True)
@@ -79,13 +79,8 @@ def train(folder, data, *, source=None, bits=32, mode="mlh", backbone=SMALL_BACK
 
 
 def check_run_folder(folder, inputs=(), not_inside=(), overwrite=False, resume=False):
-    """The absolute path of `folder`, checked to become a run folder that
-    writes over no `inputs` and into no `not_inside` folder; creates nothing."""
-    return _check_run_folder(folder, inputs, not_inside, overwrite, resume)[0]
-
-
-def _check_run_folder(folder, inputs, not_inside, overwrite, resume):
-    """`check_run_folder`'s path, and the epoch log to resume from (or `None`)."""
+    """`(absolute path, epoch log to resume or None)` of `folder`, checked to become
+    a run folder writing over no `inputs`, into no `not_inside`; creates nothing."""
     if resume and overwrite:
         raise ValueError(
             "--resume continues an interrupted run and --overwrite starts afresh; "
@@ -250,11 +245,12 @@ def _stage_record(stage, settings, epochs, data, source, log, command):
     if log is None:
         return {"history": {}, "seconds": 0.0, "settings": recorded, "command": command}
     old = log.get("settings") or {}
-    key = next((key for key in recorded if old.get(key) != recorded[key]), None)
+    keys = {**old, **recorded}  # a setting only one of them has differs too
+    key = next((k for k in keys if old.get(k) != recorded.get(k)), None)
     if key is not None:
         raise ValueError(
             f"The interrupted run in {stage!r} was started with other settings or "
-            f"data ({key}: {old.get(key)!r} then, {recorded[key]!r} now); resume "
+            f"data ({key}: {old.get(key)!r} then, {recorded.get(key)!r} now); resume "
             "with the same ones, or start afresh with --overwrite."
         )
     return {**log, "settings": recorded, "command": log.get("command")}

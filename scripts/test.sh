@@ -24,6 +24,9 @@ backends=""
 # The backend environments install (mostly unpacking wheels) while ruff and
 # the TensorFlow run go on; each logs to .venv-BACKEND.log.
 installs=() names=()
+# Any failure before the waits below ends this script: the installs end with it
+# (setsid gave each its own process group, pip's children included).
+trap 'for pid in "${installs[@]}"; do kill -- "-$pid" 2>/dev/null || true; done' EXIT
 for backend in $backends; do
   case "$backend" in
     jax) packages="jax jaxlib" ;;
@@ -34,9 +37,6 @@ for backend in $backends; do
     setsid bash -euo pipefail scripts/_venv.sh > ".venv-$backend.log" 2>&1 &
   installs+=($!) names+=("$backend")
 done
-# A failure before the waits below ends this script: the installs end with it
-# (setsid gave each its own process group, pip's children included).
-trap 'for pid in "${installs[@]}"; do kill -- "-$pid" 2>/dev/null || true; done' EXIT
 .venv/bin/ruff check .
 # The Beam batch encoder's own environment (tests/test_beam_encode.py).
 bash scripts/venv_beam.sh

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_mlh import MLH
 from keras_mlh.callbacks import RetrievalMetricsCallback, retrieval_metrics
@@ -32,8 +33,6 @@ def test_val_map_in_logs_every_n_epochs_and_early_stopping(small_mnist):
 def test_a_streamed_validation_set_goes_through_the_one_encode_loop(
     small_mnist, monkeypatch
 ):
-    import tensorflow as tf
-
     x_query, y_query = small_mnist.x_query, small_mnist.y_query
     x_database, y_database = small_mnist.x_database[:300], small_mnist.y_database[:300]
     queries = tf.data.Dataset.from_tensor_slices((x_query, y_query)).batch(7)
@@ -89,6 +88,18 @@ def test_bad_arguments():
         RetrievalMetricsCallback(images)
     with pytest.raises(ValueError, match="4 images but 2"):
         RetrievalMetricsCallback((images, labels[:2]))
+    # A streamed set must hold one image per label, whatever its batching.
+    model = MLH(num_classes=4, bits=8)
+    model.build((None, 8, 8, 1))
+    for count, match in ((50, "more images but 48"), (40, "40 images but 48")):
+        streamed = tf.data.Dataset.from_tensor_slices(np.zeros((count, 8, 8, 1)))
+        callback = RetrievalMetricsCallback(
+            (streamed.batch(16), np.arange(48) % 4), batch_size=16, verbose=0
+        )
+        callback.set_model(model)
+        callback.set_params({"epochs": 1})
+        with pytest.raises(ValueError, match=match):
+            callback.on_epoch_end(0)
     model = keras.Sequential([keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="encode"):

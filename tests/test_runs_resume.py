@@ -274,6 +274,13 @@ def test_a_resume_reads_the_epoch_log_once_and_refuses_other_settings(
     with pytest.raises(ValueError, match=r"\(bits: 16 then, 32 now\); resume with"):
         runs.train(out, bits=32, resume=True, **train)
     assert len(reads) == 1
+    # A setting the run was started with that no longer exists differs too.
+    log = read_log(runs.stage_of(str(out)))
+    settings = dict(log["settings"])
+    runs._stage_record("stage", settings, 2, small_mnist, {}, log, None)  # the same
+    log["settings"]["augment"] = True
+    with pytest.raises(ValueError, match=r"\(augment: True then, None now\)"):
+        runs._stage_record("stage", settings, 2, small_mnist, {}, log, None)
     info = runs.train(out, bits=16, resume=True, **train)
     assert len(reads) == 2  # once per resume
     assert info["epochs"] == 2 and info["bits"] == 16

@@ -70,11 +70,25 @@ class RetrievalMetricsCallback(keras.callbacks.Callback):
         if not is_tf_dataset(images):
             return self.model.encode(images, batch_size=self.batch_size)
 
-        def chunks(size):  # never all pixels in memory
-            for batch in images.rebatch(size).as_numpy_iterator():
-                yield batch[0] if isinstance(batch, tuple) else batch
+        seen = 0  # images read, checked once `predict` is done with them
 
-        return encode_images(self.model, Images(len(labels), chunks), self.batch_size)
+        def chunks(size):  # never all pixels in memory
+            nonlocal seen
+            batches = images.rebatch(size).as_numpy_iterator()
+            for batch in batches:
+                pixels = batch[0] if isinstance(batch, tuple) else batch
+                seen += len(pixels)
+                if seen == len(labels) and next(batches, None) is not None:
+                    seen += 1  # a batch more than `predict` takes: more images
+                yield pixels
+
+        codes = encode_images(self.model, Images(len(labels), chunks), self.batch_size)
+        if seen != len(labels):
+            raise ValueError(
+                f"A streamed set holds {'more' if seen > len(labels) else seen} "
+                f"images but {len(labels)} labels; give one label per image."
+            )
+        return codes
 
 
 def _pair(data, name):

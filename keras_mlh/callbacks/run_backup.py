@@ -25,7 +25,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         folder: a folder of this run only (created when needed).
         monitor: `None`, or a log to maximize (`"val_map"`): the weights of
             its best epoch (the earlier of a tie) are kept for `restore_best()`.
-        record: `runs.read_log`'s record to go on from; default: `folder`'s.
+        record: a `runs.read_log` record (`history`, `seconds`, ...); `folder`'s.
 
     Example:
     >>> backup = RunBackup("runs/.stage", monitor="val_map")  # doctest: +SKIP

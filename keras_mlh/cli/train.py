@@ -176,7 +176,7 @@ def run(args):
         if args.resume:
             raise ValueError("--resume needs the --out of the interrupted run.")
         args.out = os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
-    out = runs.check_run_folder(
+    out, _ = runs.check_run_folder(
         args.out,
         inputs=[args.npz, args.folder, args.tfds_data_dir, args.lists,
                 args.image_root, args.fashion_mnist],

@@ -79,13 +79,12 @@ class HashLayer(keras.layers.Layer):
         return (input_shape[0], self.num_branches, self.bits)
 
     def get_config(self):
-        initializer = keras.initializers.serialize(self.kernel_initializer)
         return {
             **super().get_config(),
             "bits": self.bits,
             "num_branches": self.num_branches,
             "batch_norm": self.batch_norm,
-            "kernel_initializer": initializer,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
 
 

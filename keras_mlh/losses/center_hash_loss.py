@@ -4,8 +4,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mlh.centers import check_centers
-
 NORMALIZATIONS = ("sample", "sample_class")
 
 
@@ -14,7 +12,12 @@ class HashCenterLoss(keras.losses.Loss):
 
     def __init__(self, centers, quantization_weight, epsilon, **kwargs):
         super().__init__(**kwargs)
-        self.centers = check_centers(centers)
+        self.centers = np.asarray(centers, dtype="float32")
+        if self.centers.ndim != 2 or not np.all(np.abs(self.centers) == 1):
+            raise ValueError(
+                "`centers` must be a (num_classes, bits) array of ±1 values, e.g. "
+                f"from `keras_mlh.hash_centers`. Received: shape={self.centers.shape}"
+            )
         self.quantization_weight = float(quantization_weight)
         self.epsilon = float(epsilon)
 
