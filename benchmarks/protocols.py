@@ -359,9 +359,11 @@ def _keras_layers(value):
     `[{'class_name': 'RandomFlip', 'config': {'mode': 'horizontal'}}]`."""
     import keras
 
-    if not isinstance(value, (dict, list)):
-        return value
-    return keras.saving.deserialize_keras_object(value, vars(keras.layers))
+    if isinstance(value, list):
+        return [_keras_layers(v) for v in value]
+    if isinstance(value, dict):  # a layer's config, never a string
+        return keras.saving.deserialize_keras_object(value, vars(keras.layers))
+    return value
 
 
 def run_one(protocol, mode, bits, seed, epochs, overrides=None):

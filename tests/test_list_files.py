@@ -95,6 +95,7 @@ def _break(root, name, line, text):
         ("database.txt", 3, "img/2.png 0 1", r"database.txt line 3: 2 labels, expected 3"),
         ("train.txt", 1, "img/0.png 1 0 0 1", r"train.txt line 1: 4 labels, expected 3"),
         ("train.txt", None, "img/1.png 0 1 0", r"train.txt line 7: duplicate path 'img/1.png' \(first on line 2\)"),
+        ("train.txt", None, "./img/1.png 0 1 0", r"train.txt line 7: duplicate path './img/1.png' \(first on line 2\)"),
         ("train.txt", 2, "img/1.png 0 2 0", r"train.txt line 2: label '2' is not 0 or 1"),
         ("train.txt", 2, "img/1.png", r"train.txt line 2: expected 'relative/path.jpg"),
         ("test.txt", 1, "notes.txt 1 0 0", r"test.txt line 1: image file .*notes.txt' is not an image Pillow"),

@@ -281,6 +281,7 @@ def test_set_can_name_keras_layers_such_as_an_augmentation(protocols):
     assert layers[0].mode == "horizontal"
     assert layers[1] == 3
     assert protocols._keras_layers("sample") == "sample"
+    assert protocols._keras_layers(["Dense", 0.5]) == ["Dense", 0.5]
 
 
 def test_run_one_builds_the_model_with_the_set_layers(protocols, monkeypatch):

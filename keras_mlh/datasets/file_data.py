@@ -216,9 +216,9 @@ def read_list_file(path, image_root, num_labels, checked):
                     f"the image {name!r} has no label (all zeros); every image "
                     "needs at least one class: fix the row or remove the line"
                 )
-            if name in first_line_of:
+            if full in first_line_of:  # `a.png` and `./a.png` too
                 raise ValueError(
-                    f"duplicate path {name!r} (first on line {first_line_of[name]}); "
+                    f"duplicate path {name!r} (first on line {first_line_of[full]}); "
                     "remove one of the two lines"
                 )
             if full not in checked:  # listed in train.txt and database.txt
@@ -226,7 +226,7 @@ def read_list_file(path, image_root, num_labels, checked):
                 checked.add(full)
         except ValueError as error:
             raise ValueError(f"{path} line {number}: {error}") from None
-        first_line_of[name] = number
+        first_line_of[full] = number
         rows[len(paths)] = [t == "1" for t in labels]
         paths.append(full)
     if not paths:
