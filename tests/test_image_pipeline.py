@@ -127,6 +127,9 @@ def test_a_path_under_a_file_is_not_found(tmp_path):
     (tmp_path / "a.png").write_bytes(b"")
     with pytest.raises(ValueError, match=r"image file not found: '.*a\.png/b\.png'"):
         check_image_file(tmp_path / "a.png" / "b.png")
+    (tmp_path / "folder.png").mkdir()  # not "check its permissions"
+    with pytest.raises(ValueError, match=r"folder\.png' \(missing, or a folder\)"):
+        check_image_file(tmp_path / "folder.png")
 
 
 def test_check_image_file_takes_what_pillow_reads_but_float(tmp_path):

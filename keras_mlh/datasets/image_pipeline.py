@@ -173,8 +173,8 @@ def check_image_file(path):
     from PIL import Image
 
     path = str(os.fspath(path))  # np.str_ would show as np.str_('...')
-    if not os.path.exists(path):  # or under a file (a.jpg/b.jpg): no size below
-        raise ValueError(f"image file not found: {path!r}")
+    if not os.path.isfile(path):  # a folder, or under a file (a.jpg/b.jpg) too
+        raise ValueError(f"image file not found: {path!r} (missing, or a folder)")
     try:
         with Image.open(path) as image:
             check_opened(image, path)  # float pixels, decompression bombs
@@ -189,7 +189,7 @@ def check_image_file(path):
         elif isinstance(error, Image.DecompressionBombError):  # twice the limit
             problem = f"is too large ({first_line(error)}); shrink it, or raise "
             problem += "PIL.Image.MAX_IMAGE_PIXELS if it is trusted"
-        elif isinstance(error, (PermissionError, IsADirectoryError)):
+        elif isinstance(error, PermissionError):
             problem = f"cannot be read ({error.strerror}); check its permissions"
         else:
             problem = f"is truncated or corrupt ({type(error).__name__}: "
