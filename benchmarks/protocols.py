@@ -354,11 +354,16 @@ def _chance_map(data, seed):
     return mean_average_precision(q, data.y_query, db, data.y_database)
 
 
-def _keras_layers(value):
+def _keras_layers(value, name=None):
     """`--set` values naming Keras layers as Keras layers, e.g. an augmentation:
-    `[{'class_name': 'RandomFlip', 'config': {'mode': 'horizontal'}}]`."""
+    `[{'class_name': 'RandomFlip', 'config': {'mode': 'horizontal'}}]`; a
+    `backbone` dict is the default CNN's arguments (`{'filters': [64, 128, 256]}`)."""
     import keras
 
+    if name == "backbone" and isinstance(value, dict):
+        from keras_mlh.models.backbones import SmallConvBackbone
+
+        return SmallConvBackbone(**value)
     if isinstance(value, list):
         return [_keras_layers(v) for v in value]
     if isinstance(value, dict):  # a layer's config, never a string
@@ -384,7 +389,7 @@ def run_one(protocol, mode, bits, seed, epochs, overrides=None):
         num_classes=data.num_classes,
         bits=bits,
         mode=mode,
-        **{k: _keras_layers(v) for k, v in (overrides or {}).items()},
+        **{k: _keras_layers(v, k) for k, v in (overrides or {}).items()},
     )
     recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
     model.compile(optimizer=recipe.optimizer)

@@ -282,6 +282,11 @@ def test_set_can_name_keras_layers_such_as_an_augmentation(protocols):
     assert layers[1] == 3
     assert protocols._keras_layers("sample") == "sample"
     assert protocols._keras_layers(["Dense", 0.5]) == ["Dense", 0.5]
+    backbone = protocols._keras_layers({"filters": [8, 16]}, "backbone")
+    assert [layer.filters for layer in backbone.layers if "conv" in layer.name] == [
+        8,
+        16,
+    ]
 
 
 def test_run_one_builds_the_model_with_the_set_layers(protocols, monkeypatch):
