@@ -385,11 +385,12 @@ def run_one(protocol, mode, bits, seed, epochs, overrides=None):
 
     data = protocol.data
     keras.utils.set_random_seed(seed)
-    arguments = {k: _keras_layers(v, k) for k, v in (overrides or {}).items()}
-    model_class = keras_mlh.MLH
-    if "pairwise_bank" in arguments:  # an experiment: benchmarks/dpsh_bank.py
-        from dpsh_bank import BankMLH as model_class
-    model = model_class(num_classes=data.num_classes, bits=bits, mode=mode, **arguments)
+    model = keras_mlh.MLH(
+        num_classes=data.num_classes,
+        bits=bits,
+        mode=mode,
+        **{k: _keras_layers(v, k) for k, v in (overrides or {}).items()},
+    )
     recipe = default_training(epochs=epochs, steps_per_epoch=len(data.train))
     model.compile(optimizer=recipe.optimizer)
     start = time.perf_counter()
