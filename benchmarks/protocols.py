@@ -429,6 +429,8 @@ def run_one(protocol, mode, bits, seed, epochs, overrides=None):
         for k, v in model.get_config().items()
         if k not in ("name", "trainable", "dtype")
     }
+    if isinstance((overrides or {}).get("backbone"), dict):  # not 10 KB of layers
+        model_config["backbone"] = overrides["backbone"]
     row["config"] = {
         "protocol": protocol.config,
         "model": model_config,

@@ -305,3 +305,12 @@ def test_run_one_builds_the_model_with_the_set_layers(protocols, monkeypatch):
     kwargs = built.value.args[0]
     assert type(kwargs["augmentation"][0]).__name__ == "RandomFlip"
     assert (kwargs["num_classes"], kwargs["bits"], kwargs["mode"]) == (3, 16, "mlh")
+
+
+@pytest.mark.end_to_end
+def test_a_backbone_row_records_its_arguments_not_its_layers(protocols):
+    protocol = protocols.make_protocol("mnist5k-full", 0, quick=True)
+    backbone = {"filters": [4, 8], "feature_dim": 16}
+    row = protocols.run_one(protocol, "center", 16, 0, 1, {"backbone": backbone})
+    assert row["config"]["model"]["backbone"] == backbone
+    assert len(json.dumps(row)) < 4000
