@@ -424,16 +424,9 @@ def run_one(protocol, mode, bits, seed, epochs, overrides=None):
             )
             for branch in model.branches
         }
-    model_config = {
-        k: v
-        for k, v in model.get_config().items()
-        if k not in ("name", "trainable", "dtype")
-    }
-    if isinstance((overrides or {}).get("backbone"), dict):  # not 10 KB of layers
-        model_config["backbone"] = overrides["backbone"]
     row["config"] = {
         "protocol": protocol.config,
-        "model": model_config,
+        "model": _model_config(model, overrides or {}),
         "training": {
             "recipe": "keras_mlh.training.default_training",
             "epochs": recipe.epochs,
@@ -442,6 +435,17 @@ def run_one(protocol, mode, bits, seed, epochs, overrides=None):
         },
     }
     return row
+
+
+def _model_config(model, overrides):
+    """The row's model config; a `--set backbone={...}` stays those arguments."""
+    config = model.get_config()
+    config = {
+        k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")
+    }
+    if isinstance(overrides.get("backbone"), dict):  # not 10 KB of layer configs
+        config["backbone"] = overrides["backbone"]
+    return config
 
 
 def parse_args(argv=None):
