@@ -360,7 +360,7 @@ def _keras_layers(value, name=None):
     `backbone` dict is the default CNN's arguments (`{'filters': [64, 128, 256]}`)."""
     import keras
 
-    if name == "backbone" and isinstance(value, dict):
+    if name == "backbone" and isinstance(value, dict) and "class_name" not in value:
         from keras_mlh.models.backbones import SmallConvBackbone
 
         return SmallConvBackbone(**value)

@@ -31,8 +31,9 @@ def test_val_map_in_logs_every_n_epochs_and_early_stopping(small_mnist):
 
 
 # Once (under TensorFlow): the callback's streaming is numpy around
-# `encode_images`; test_val_map_in_logs_every_n_epochs_and_early_stopping runs
-# the callback inside fit on every backend.
+# `encode_images`, which tests/test_cli_encode.py streams on every backend;
+# test_val_map_in_logs_every_n_epochs_and_early_stopping runs the callback
+# inside fit on every backend.
 @pytest.mark.backend_independent
 def test_a_streamed_validation_set_goes_through_the_one_encode_loop(
     small_mnist, monkeypatch

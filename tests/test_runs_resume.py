@@ -247,9 +247,10 @@ def test_run_backup_keeps_the_best_epoch_and_drops_a_killed_epoch_s_files(tmp_pa
     assert sorted(p.name for p in tmp_path.glob("best-*")) == ["best-2.weights.h5"]
 
 
-# Once (under TensorFlow): the run's bookkeeping is Python around `fit`;
-# test_run_backup_keeps_the_best_epoch_and_drops_a_killed_epoch_s_files resumes
-# on every backend.
+# Once (under TensorFlow): the run's bookkeeping is Python around `fit`; an
+# MLH model resumes on every backend in tests/test_mlh.py
+# (test_backup_and_restore_resumes_after_interruption), and RunBackup in
+# test_run_backup_keeps_the_best_epoch_and_drops_a_killed_epoch_s_files.
 @pytest.mark.backend_independent
 def test_a_resume_reads_the_epoch_log_once_and_refuses_other_settings(
     small_mnist, tmp_path, monkeypatch
