@@ -175,6 +175,11 @@ def test_bad_resize_to(resize_to, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+# The next four are the exporter's folder and threshold plumbing, run once
+# (under TensorFlow); exporting and validating on each backend is
+# test_export_from_this_backend_is_validated_against_this_backend
+# (tests/test_backends.py).
+@pytest.mark.backend_independent
 def test_failed_validation_leaves_no_folder(mnist_mlh, monkeypatch, tmp_path):
     real = exporter.keras_embedding
     # A Keras reference with every sign flipped: no export can agree with it.
@@ -188,6 +193,7 @@ def test_failed_validation_leaves_no_folder(mnist_mlh, monkeypatch, tmp_path):
     assert os.listdir(tmp_path) == []  # no temporary folders either
 
 
+@pytest.mark.backend_independent
 def test_every_export_needs_min_bit_agreement(monkeypatch, tmp_path):
     import keras_mlh
 
@@ -200,6 +206,7 @@ def test_every_export_needs_min_bit_agreement(monkeypatch, tmp_path):
         export_encoder(model, tmp_path / "again", formats="onnx")
 
 
+@pytest.mark.backend_independent
 def test_failed_validation_keeps_the_previous_export(mnist_mlh, monkeypatch, tmp_path):
     out = tmp_path / "encoder"
     out.mkdir()
@@ -216,6 +223,7 @@ def test_failed_validation_keeps_the_previous_export(mnist_mlh, monkeypatch, tmp
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.backend_independent
 def test_overwrite_replaces_an_earlier_export(mnist_mlh, tmp_path):
     out = tmp_path / "encoder"
     out.mkdir()
