@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from keras_mlh.datasets.hashing_data import HashingData, split_indices
+from keras_mlh.datasets.hashing_data import HashingData, split_indices, validate_images
 
 # Where Debian's `dataset-fashion-mnist` package installs the idx files.
 DEFAULT_PATH = "/usr/share/datasets/fashion-mnist"
@@ -74,14 +74,14 @@ def fashion_mnist(path=None, num_queries=None, seed=0, batch_size=64):
         image_file = _find(folder, f"{prefix}-images-idx3-ubyte")
         label_file = _find(folder, f"{prefix}-labels-idx1-ubyte")
         images, labels = read_idx(image_file), read_idx(label_file)
-        shapes = (images.ndim, labels.ndim, len(labels) or -1)  # -1: no image
+        shapes = (images.ndim, labels.ndim, len(labels))
         if shapes != (3, 1, len(images)) or labels.max(initial=0) >= len(CLASS_NAMES):
             raise ValueError(
                 f"{image_file} {images.shape} and {label_file} {labels.shape}, labels "
-                f"up to {labels.max(initial=0)}: need 2-D images (1 or more), a label "
-                "in 0-9 each."
+                f"up to {labels.max(initial=0)}: not one 2-D image per label in 0-9."
             )
-        splits.append((images[..., None], labels.astype(np.int64)))
+        images = validate_images(images, name=image_file)  # no image: refused
+        splits.append((images, labels.astype(np.int64)))
     (x_train, y_train), (x_test, y_test) = splits
     if num_queries is not None:
         picked, _ = split_indices(y_test, num_queries, seed)
