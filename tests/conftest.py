@@ -17,12 +17,16 @@ def mnist5k():
 
 @pytest.fixture(scope="session")
 def small_mnist(mnist5k):
-    """800 training and 200 query digits: enough for mechanics, fast on 2 cores."""
+    """768 training and 192 query digits: enough for mechanics, fast on 2 cores.
+
+    Both are whole 64-image batches: a last, smaller batch would be one more
+    compile of each step on JAX.
+    """
     from keras_mlh.datasets import from_arrays
 
-    images = np.concatenate([mnist5k.x_train[:800], mnist5k.x_query[:200]])
-    labels = np.concatenate([mnist5k.y_train[:800], mnist5k.y_query[:200]])
-    return from_arrays(images, labels, num_classes=10, num_queries=200, seed=1)
+    images = np.concatenate([mnist5k.x_train[:768], mnist5k.x_query[:192]])
+    labels = np.concatenate([mnist5k.y_train[:768], mnist5k.y_query[:192]])
+    return from_arrays(images, labels, num_classes=10, num_queries=192, seed=1)
 
 
 @pytest.fixture

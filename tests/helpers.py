@@ -10,6 +10,7 @@ Keras is imported by the checks that use it: `import_blocker` serves tests
 of the Keras-free parts too.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -181,3 +182,28 @@ def import_blocker(modules):
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, _Block())\n"
     )
+
+
+def check_onnx_graph(path, input_shape, bits, opset):
+    """The exported ONNX graph's contract with the runtime: one `images` input,
+    a named `batch` dimension, the opset, and the encoder's metadata."""
+    import onnx
+    import onnxruntime as ort
+
+    proto = onnx.load(path)
+    assert {o.domain: o.version for o in proto.opset_import}[""] == opset
+    dims = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*proto.graph.input, *proto.graph.output]
+    }
+    assert dims == {
+        "images": ["batch", *input_shape],
+        "embedding": ["batch", bits],
+        "codes": ["batch", bits],
+        "packed": ["batch", bits // 8],
+    }
+    assert len(proto.graph.input) == 1  # no constant became an input
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    props = session.get_modelmeta().custom_metadata_map
+    assert props["format"] == "keras-mlh-encoder"
+    assert json.loads(props["bits"]) == bits

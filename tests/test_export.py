@@ -6,10 +6,19 @@ import os
 
 import numpy as np
 import pytest
+from helpers import check_onnx_graph
 
 from keras_mlh.export import ExportValidationError, export_encoder, exporter
 from keras_mlh.files import TEMP_PREFIX
 from keras_mlh_runtime.codes import pack_codes
+
+# Once, under TensorFlow: the exporter's folders, metadata, checks and the
+# converted graph are the same from every backend (JAX and PyTorch models are
+# written by a TensorFlow worker from their .keras file). Exporting a model
+# and validating it against the backend that trained it is
+# test_export_from_this_backend_is_validated_against_this_backend
+# (tests/test_backends.py), on every backend.
+pytestmark = pytest.mark.backend_independent
 
 
 def _leftovers(folder):
@@ -51,28 +60,8 @@ def test_export_writes_folder_and_metadata(mnist_export, mnist_mlh):
 
 
 def test_onnx_graph_has_named_batch_dim_opset_and_metadata(mnist_export):
-    import onnx
-    import onnxruntime as ort
-
     folder, _ = mnist_export
-    proto = onnx.load(folder / "model.onnx")
-    assert {o.domain: o.version for o in proto.opset_import}[""] == 17
-    dims = {
-        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-        for v in [*proto.graph.input, *proto.graph.output]
-    }
-    assert dims == {
-        "images": ["batch", 28, 28, 1],
-        "embedding": ["batch", 32],
-        "codes": ["batch", 32],
-        "packed": ["batch", 4],
-    }
-    assert len(proto.graph.input) == 1  # no constant became an input
-    session = ort.InferenceSession(
-        str(folder / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
-    props = session.get_modelmeta().custom_metadata_map
-    assert props["format"] == "keras-mlh-encoder" and json.loads(props["bits"]) == 32
+    check_onnx_graph(folder / "model.onnx", [28, 28, 1], bits=32, opset=17)
 
 
 def test_exported_codes_equal_keras_codes_on_mnist_queries(
@@ -175,11 +164,6 @@ def test_bad_resize_to(resize_to, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-# The next four are the exporter's folder and threshold plumbing, run once
-# (under TensorFlow); exporting and validating on each backend is
-# test_export_from_this_backend_is_validated_against_this_backend
-# (tests/test_backends.py).
-@pytest.mark.backend_independent
 def test_failed_validation_leaves_no_folder(mnist_mlh, monkeypatch, tmp_path):
     real = exporter.keras_embedding
     # A Keras reference with every sign flipped: no export can agree with it.
@@ -193,7 +177,6 @@ def test_failed_validation_leaves_no_folder(mnist_mlh, monkeypatch, tmp_path):
     assert os.listdir(tmp_path) == []  # no temporary folders either
 
 
-@pytest.mark.backend_independent
 def test_every_export_needs_min_bit_agreement(monkeypatch, tmp_path):
     import keras_mlh
 
@@ -206,7 +189,6 @@ def test_every_export_needs_min_bit_agreement(monkeypatch, tmp_path):
         export_encoder(model, tmp_path / "again", formats="onnx")
 
 
-@pytest.mark.backend_independent
 def test_failed_validation_keeps_the_previous_export(mnist_mlh, monkeypatch, tmp_path):
     out = tmp_path / "encoder"
     out.mkdir()
@@ -223,7 +205,6 @@ def test_failed_validation_keeps_the_previous_export(mnist_mlh, monkeypatch, tmp
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.backend_independent
 def test_overwrite_replaces_an_earlier_export(mnist_mlh, tmp_path):
     out = tmp_path / "encoder"
     out.mkdir()
