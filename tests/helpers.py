@@ -3,7 +3,8 @@
 `run_layer_test` calls a layer and checks the shape and dtype of what it
 returns, `run_serialization_test` the `get_config`/`from_config` round trip
 (and that Keras finds the class by its registered name), `run_saving_test`
-a `.keras` save and reload, and `import_blocker` is the code that makes a
+a `.keras` save and reload, `keras_mlh` and `error_line` a command run as
+a user runs it and its one-line error, and `import_blocker` is the code that makes a
 fresh Python refuse to import some modules.
 
 Keras is imported by the checks that use it: `import_blocker` serves tests
@@ -136,6 +137,49 @@ def run_python(code, *args, backend=None, timeout=120):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result
+
+
+def keras_mlh(*args, cwd, expect=0, **run_kwargs):
+    """Runs `python -m keras_mlh.cli ARGS` as a user would and checks its exit code
+    (`expect=None`: any code); `run_kwargs` go to `subprocess.run`.
+
+    The environment is this one less the test session's TensorFlow logging
+    settings: TensorFlow's own log lines stay on stderr, as a user sees them.
+
+    Returns:
+        The `subprocess.CompletedProcess`, with text `stdout` and `stderr`.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_mlh.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        **{"timeout": 600, **run_kwargs},
+    )
+    assert expect is None or result.returncode == expect, (
+        f"exit {result.returncode} != {expect}\nstdout:\n{result.stdout[-3000:]}\n"
+        f"stderr:\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+def error_line(result):
+    """The command's error message: the last stderr line, with no traceback.
+
+    TensorFlow may log a few lines of its own when it is imported; the
+    command's message is the single line after them.
+    """
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines, "nothing on stderr"
+    assert lines[-1].startswith("keras-mlh: error: "), lines[-1]
+    return lines[-1]
 
 
 def center_loss_batch(multi_label, first_classes, rng):

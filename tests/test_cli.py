@@ -16,6 +16,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import error_line, keras_mlh
 
 from keras_mlh import cli
 from keras_mlh.cli import io as cli_io
@@ -25,42 +26,6 @@ from keras_mlh.export import exporter
 pytestmark = pytest.mark.end_to_end  # the commands as a user runs them
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# As a user runs it: no TensorFlow logging settings of the test session.
-ENV = {
-    key: value
-    for key, value in os.environ.items()
-    if key not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
-}
-
-
-def keras_mlh(*args, cwd, expect=0):
-    """Runs `python -m keras_mlh.cli ARGS` and checks its exit code."""
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_mlh.cli", *map(str, args)],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == expect, (
-        f"exit {result.returncode} != {expect}\nstdout:\n{result.stdout[-3000:]}\n"
-        f"stderr:\n{result.stderr[-3000:]}"
-    )
-    return result
-
-
-def error_line(result):
-    """The error message: the last stderr line, with no traceback before it.
-
-    TensorFlow may log a few lines of its own when it is imported; the
-    command's message is the single line after them.
-    """
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert lines, "nothing on stderr"
-    assert lines[-1].startswith("keras-mlh: error: "), lines[-1]
-    return lines[-1]
 
 
 def leftovers(folder):
@@ -685,11 +650,9 @@ def test_a_failed_rebuild_keeps_the_previous_index_with_its_paths(paths_codes):
     def tiny_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_mlh.cli", "index", "build", "more.npz",
-         "f.index", "--overwrite", "--kind", "hnsw"],
-        cwd=work, env=ENV, capture_output=True, text=True, timeout=120,
-        preexec_fn=tiny_files,
+    result = keras_mlh(
+        "index", "build", "more.npz", "f.index", "--overwrite", "--kind", "hnsw",
+        cwd=work, expect=None, timeout=120, preexec_fn=tiny_files,
     )  # fmt: skip
     assert result.returncode != 0
     index = HammingIndex.load(work / "f.index")
@@ -900,13 +863,10 @@ def test_a_full_disk_in_faiss_names_the_index_not_a_temporary(tmp_path):
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_mlh.cli", "index", "build", "codes.npy",
-         "f.index", "--kind", "hnsw"],
-        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
-        preexec_fn=limit,
+    result = keras_mlh(
+        "index", "build", "codes.npy", "f.index", "--kind", "hnsw",
+        cwd=tmp_path, expect=1, timeout=120, preexec_fn=limit,
     )  # fmt: skip
-    assert result.returncode == 1
     line = error_line(result)
     assert f"Cannot write {str(tmp_path / 'f.index')!r}: File too large" in line
     assert sorted(os.listdir(tmp_path)) == ["codes.npy"]

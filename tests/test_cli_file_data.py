@@ -7,35 +7,13 @@ never pixels, and evaluate / encode / export read the files again.
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import error_line, keras_mlh
 from PIL import Image
 
 pytestmark = pytest.mark.end_to_end  # the commands on files, as a user runs them
-
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def keras_mlh(*args, cwd, expect=0):
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_mlh.cli", *map(str, args)],
-        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == expect, (
-        f"exit {result.returncode} != {expect}\nstdout:\n{result.stdout[-3000:]}\n"
-        f"stderr:\n{result.stderr[-3000:]}"
-    )
-    return result
-
-
-def error_line(result):
-    assert "Traceback" not in result.stderr, result.stderr
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("keras-mlh: error: "), line
-    return line
 
 
 def make_images(root, count=60, classes=3, size=32):
