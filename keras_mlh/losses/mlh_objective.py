@@ -91,12 +91,9 @@ class MLHObjective:
             terms["pairwise_loss"] = ops.mean(self.pairwise_loss(y, u_p))
         if "mutual_loss" in self.term_names:
             u_c, u_p = u["center"], u["pairwise"]
-            import os
-            direction = os.environ.get("MLH_EXP_MUTUAL", "both")
-            to_c = ops.mean(self.mutual_loss(ops.stop_gradient(u_p), u_c))
-            to_p = ops.mean(self.mutual_loss(ops.stop_gradient(u_c), u_p))
-            terms["mutual_loss"] = {"both": to_c + to_p, "to_center": to_c,
-                                    "to_center2": 2.0 * to_c}[direction]
+            terms["mutual_loss"] = ops.mean(
+                self.mutual_loss(ops.stop_gradient(u_p), u_c)
+            ) + ops.mean(self.mutual_loss(ops.stop_gradient(u_c), u_p))
         if "csq_loss" in self.term_names:
             terms["csq_loss"] = ops.mean(self.csq_loss(labels, u["csq"]))
         total = ops.zeros((), "float32")

@@ -184,12 +184,6 @@ class MLH(keras.Model):
             references = {"codes": gather(outputs["pairwise"]), "labels": gather(y)}
         total, terms = self.objective(outputs, y, references)
         loss = total  # and in training the layers' losses, e.g. regularizers
-        import os
-        warmup = float(os.environ.get("MLH_EXP_WARMUP", "0"))
-        if training and warmup > 0 and "mutual_loss" in terms:
-            step = ops.cast(self.optimizer.iterations, "float32")
-            ramp = ops.minimum(1.0, step / warmup)
-            loss = loss + (ramp - 1.0) * self.mutual_weight * terms["mutual_loss"]
         if training and self.losses:
             loss = loss + ops.sum(ops.stack(self.losses))
         return loss, {"loss": total, **terms}, outputs
