@@ -894,13 +894,16 @@ def main(argv=None):
                 ]
                 if not todo:
                     continue
-                protocol = make_protocol(
-                    name,
-                    seed,
-                    quick=args.quick,
-                    validation=args.validation,
-                    fashion_path=args.fashion_mnist,
-                )
+                try:
+                    protocol = make_protocol(
+                        name,
+                        seed,
+                        quick=args.quick,
+                        validation=args.validation,
+                        fashion_path=args.fashion_mnist,
+                    )
+                except ValueError as error:  # e.g. a --validation over --quick's size
+                    raise SystemExit(f"protocols.py: error: {name}: {error}") from None
                 for mode in todo:
                     row = run_one(protocol, mode, bits, seed, epochs, overrides)
                     row["setting"] = args.setting

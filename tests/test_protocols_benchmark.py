@@ -169,7 +169,7 @@ def test_validation_queries_are_held_out_of_the_training_set(protocols):
 
 
 @pytest.mark.backend_independent
-def test_validation_with_a_held_out_database_trains_on_neither(protocols):
+def test_validation_with_a_held_out_database_trains_on_neither(protocols, tmp_path):
     whole = protocols.make_protocol("mnist5k-full", seed=2, quick=True, validation=30)
     split = protocols.make_protocol(
         "mnist5k-full", seed=2, quick=True, validation="30+40"
@@ -186,6 +186,11 @@ def test_validation_with_a_held_out_database_trains_on_neither(protocols):
     assert protocols.parse_args(["--validation", "500"]).validation == 500
     with pytest.raises(SystemExit):
         protocols.parse_args(["--validation", "30+0"])
+    # More held out than --quick trains on: one line, no traceback, no rows.
+    argv = ["--quick", "--validation", "1000+2000", "--protocols", "mnist5k-full"]
+    with pytest.raises(SystemExit, match="error: mnist5k-full: .* held out"):
+        protocols.main([*argv, "--out", str(tmp_path)])
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.backend_independent
