@@ -202,6 +202,14 @@ def make_protocol(name, seed, quick=False, validation=None, fashion_path=None):
     unseen = UNSEEN_CLASSES if name == "mnist5k-unseen" else ()
     if validation:
         num_queries, num_database = _validation_sizes(validation)
+        held_out, size = num_queries + num_database, len(data.x_train)
+        if num_queries >= 1 and held_out >= size:  # counts, not a fraction
+            quick = " --quick" if quick else ""
+            raise SystemExit(
+                f"protocols.py: error: --validation {validation} holds out "
+                f"{held_out} images, but {name}{quick} trains on {size}: "
+                "hold out fewer."
+            )
         split = hold_out_validation(data, num_queries, seed=seed)
         train, database = split.data, split.database
         searched = "searched against the rest"
@@ -894,16 +902,13 @@ def main(argv=None):
                 ]
                 if not todo:
                     continue
-                try:
-                    protocol = make_protocol(
-                        name,
-                        seed,
-                        quick=args.quick,
-                        validation=args.validation,
-                        fashion_path=args.fashion_mnist,
-                    )
-                except ValueError as error:  # e.g. a --validation over --quick's size
-                    raise SystemExit(f"protocols.py: error: {name}: {error}") from None
+                protocol = make_protocol(
+                    name,
+                    seed,
+                    quick=args.quick,
+                    validation=args.validation,
+                    fashion_path=args.fashion_mnist,
+                )
                 for mode in todo:
                     row = run_one(protocol, mode, bits, seed, epochs, overrides)
                     row["setting"] = args.setting
