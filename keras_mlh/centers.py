@@ -100,7 +100,7 @@ def hash_centers(
     # Hadamard rows are bits/2 apart, which misses the target only for very
     # few classes (e.g. 2 classes of 8 bits, where complements are better).
     if bits & (bits - 1) == 0 and num_classes <= 2 * bits and bits // 2 >= target:
-        hadamard = np.ones((1, 1), dtype=np.int64)
+        hadamard = np.ones((1, 1), dtype=np.int8)
         while len(hadamard) < bits:
             hadamard = np.block([[hadamard, hadamard], [hadamard, -hadamard]])
         centers = np.concatenate([hadamard, -hadamard])[:num_classes]
@@ -108,7 +108,6 @@ def hash_centers(
     else:
         centers = _search_centers(num_classes, bits, target, seed, max_iterations)
         method = "search"
-    centers = centers.astype(np.int8)
     reached = min_hamming_distance(centers)
     if reached < target:
         warnings.warn(

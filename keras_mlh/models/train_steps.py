@@ -48,14 +48,9 @@ def train_step(model, *args):
 def test_step(model, *args):
     """The evaluation step: objective and metrics, no gradient."""
     if keras.backend.backend() == "jax":
-        state, data = args
-        trainable, non_trainable, metric_values = state
+        (trainable, *state), data = args  # state: non-trainable, metric values
         logs, *new = _stateless_run(
-            model,
-            lambda: _evaluate(model, data),
-            trainable,
-            non_trainable,
-            metric_values,
+            model, lambda: _evaluate(model, data), trainable, *state
         )
         return logs, (trainable, *new)
     return _evaluate(model, args[0])
