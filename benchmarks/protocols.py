@@ -204,11 +204,10 @@ def make_protocol(name, seed, quick=False, validation=None, fashion_path=None):
         num_queries, num_database = _validation_sizes(validation)
         held_out, size = num_queries + num_database, len(data.x_train)
         if num_queries >= 1 and held_out >= size:  # counts, not a fraction
-            quick = " --quick" if quick else ""
             raise SystemExit(
                 f"protocols.py: error: --validation {validation} holds out "
-                f"{held_out} images, but {name}{quick} trains on {size}: "
-                "hold out fewer."
+                f"{held_out} images, but {name}{' --quick' if quick else ''} "
+                f"trains on {size}: hold out fewer."
             )
         split = hold_out_validation(data, num_queries, seed=seed)
         train, database = split.data, split.database

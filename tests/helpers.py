@@ -4,8 +4,9 @@
 returns, `run_serialization_test` the `get_config`/`from_config` round trip
 (and that Keras finds the class by its registered name), `run_saving_test`
 a `.keras` save and reload, `keras_mlh` and `error_line` a command run as
-a user runs it and its one-line error, and `import_blocker` is the code that makes a
-fresh Python refuse to import some modules.
+a user runs it and its one-line error, `check_onnx_graph` an exported ONNX
+graph's contract, and `import_blocker` is the code that makes a fresh Python
+refuse to import some modules.
 
 Keras is imported by the checks that use it: `import_blocker` serves tests
 of the Keras-free parts too.
@@ -139,7 +140,7 @@ def run_python(code, *args, backend=None, timeout=120):
     return result
 
 
-def keras_mlh(*args, cwd, expect=0, **run_kwargs):
+def keras_mlh(*args, cwd, expect=0, timeout=600, **run_kwargs):
     """Runs `python -m keras_mlh.cli ARGS` as a user would and checks its exit code
     (`expect=None`: any code); `run_kwargs` go to `subprocess.run`.
 
@@ -160,7 +161,8 @@ def keras_mlh(*args, cwd, expect=0, **run_kwargs):
         env=env,
         capture_output=True,
         text=True,
-        **{"timeout": 600, **run_kwargs},
+        timeout=timeout,
+        **run_kwargs,
     )
     assert expect is None or result.returncode == expect, (
         f"exit {result.returncode} != {expect}\nstdout:\n{result.stdout[-3000:]}\n"
